@@ -1,0 +1,171 @@
+//! Wiring: `Application::build` opens the store, binds both listeners (port 0
+//! in tests) and builds the shared state; `run` serves until the cancellation
+//! token fires, then finishes in-flight requests and stops the worker.
+
+use crate::config::Settings;
+use crate::inbound::batcher::Batcher;
+use crate::metrics::Metrics;
+use crate::secret::redact_url;
+use crate::state::{AppState, Inner};
+use crate::store;
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub struct Application {
+    public: TcpListener,
+    internal: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let inbound = settings.inbound_credentials()?;
+        let finpay_creds = settings.finpay_credentials()?;
+        let db = &settings.database;
+        tracing::info!(database = %redact_url(db.url.expose()), "opening the store");
+        let store = store::connect(db.url.expose(), db.max_connections, db.acquire_timeout_secs)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact_url(db.url.expose())))?;
+        if db.migrate_on_start {
+            store.migrate().await.context("applying migrations")?;
+        }
+        if inbound.is_none() {
+            tracing::warn!(
+                "SNAP endpoints are DISABLED: set FINPAY_QRIS__INBOUND__CLIENT_ID, __CLIENT_SECRET and __PUBLIC_KEY \
+                 (token and notify answer 5xx General Error until then)"
+            );
+        }
+        if settings.api.keys.iter().all(|k| k.is_empty()) {
+            tracing::error!(
+                "internal API is DISABLED: set FINPAY_QRIS__API__KEYS (comma-separated); /api/v1 answers 503 until then"
+            );
+        }
+        let metrics = Arc::new(Metrics::default());
+        let observer_metrics = metrics.clone();
+        let batcher = Batcher::start(
+            store.clone(),
+            settings.server.writers,
+            settings.server.max_batch,
+            Some(Arc::new(move |n| observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64))),
+        );
+        let finpay = finpay_creds.map(|c| Arc::new(crate::finpay::FinpayClient::new(c, &settings.finpay, metrics.clone())));
+        let public = TcpListener::bind(&settings.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (FINPAY_QRIS__SERVER__LISTEN)", settings.server.listen))?;
+        let internal = TcpListener::bind(&settings.api.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (FINPAY_QRIS__API__LISTEN)", settings.api.listen))?;
+        let state = AppState::new(Inner {
+            settings,
+            store,
+            inbound,
+            tokens: Default::default(),
+            batcher,
+            metrics,
+            finpay,
+        });
+        Ok(Self { public, internal, state })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `cancel` fires; then stops accepting, finishes in-flight
+    /// requests (bounded by `server.shutdown_grace_secs`) and returns.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let Application { public, internal, state } = self;
+        tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
+        let workers = crate::worker::spawn(state.clone(), cancel.clone());
+        tokio::spawn(housekeeping(state.clone(), cancel.clone()));
+
+        let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
+        let internal_app = with_layers(crate::api::router(state.clone()), state.clone());
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs());
+        let c1 = cancel.clone();
+        let c2 = cancel.clone();
+        let public_srv = axum::serve(public, public_app).with_graceful_shutdown(async move { c1.cancelled().await });
+        let internal_srv = axum::serve(internal, internal_app).with_graceful_shutdown(async move { c2.cancelled().await });
+        let both = async { tokio::try_join!(async { public_srv.await }, async { internal_srv.await }) };
+        tokio::select! {
+            r = both => { r?; }
+            _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("shutdown grace period over; dropping remaining connections");
+            }
+        }
+        for w in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        tracing::info!("finpay-qris stopped");
+        Ok(())
+    }
+}
+
+impl Settings {
+    pub fn shutdown_grace_secs(&self) -> u64 {
+        self.server.shutdown_grace_secs
+    }
+}
+
+fn with_layers(router: Router, state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .layer(middleware::from_fn_with_state(state, record_latency))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+                let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                let ext = req.headers().get("x-external-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), route = %route, request_id = %rid, external_id = %ext)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(CatchPanicLayer::new())
+}
+
+async fn record_latency(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    st.metrics.observe_duration("finpay_qris_http_request_duration_seconds", &[("route", &route)], started.elapsed());
+    resp
+}
+
+/// Purges expired tokens and samples pool usage.
+async fn housekeeping(state: AppState, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (used, idle) = state.store.pool_usage();
+        state.metrics.set_gauge("finpay_qris_db_pool_connections", &[("state", "in_use")], used as f64);
+        state.metrics.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], idle as f64);
+        // Keep expired tokens a day for forensics, then drop them.
+        if let Err(e) = state.store.purge_expired_tokens(store::now() - chrono::Duration::days(1)).await {
+            tracing::debug!(error = %e, "token purge skipped");
+        }
+    }
+}

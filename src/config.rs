@@ -1,0 +1,442 @@
+//! Layered, validated configuration.
+//!
+//! Built-in defaults, then an optional TOML file (`--config PATH` or
+//! `FINPAY_QRIS_CONFIG`), then `DATABASE_URL`, then `FINPAY_QRIS__SECTION__KEY`
+//! environment variables, which win. [`Settings::load`] only reads;
+//! the typed, parsed form (keys decoded, modes checked) comes from the
+//! `validate*` methods, whose errors always name the offending key.
+
+use crate::secret::Secret;
+use crate::snap::keys;
+use crate::snap::signature::HmacKey;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the key as an operator would set it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: env_name(key),
+            message: message.into(),
+        }
+    }
+}
+
+/// `inbound.client_id` → `FINPAY_QRIS__INBOUND__CLIENT_ID`.
+pub fn env_name(dotted: &str) -> String {
+    format!("FINPAY_QRIS__{}", dotted.replace('.', "__").to_uppercase())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub inbound: InboundSettings,
+    pub finpay: FinpaySettings,
+    pub worker: WorkerSettings,
+    pub api: ApiSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Public listener: SNAP token + notify endpoints and health.
+    pub listen: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Group commit: most notifications committed in one transaction.
+    pub max_batch: usize,
+    /// Group commit: concurrent writer transactions.
+    pub writers: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureMode {
+    Symmetric,
+    Asymmetric,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalIdFormat {
+    /// ASPI v1.0.2: alphanumeric (and `-`), up to 36 characters.
+    Alphanumeric,
+    /// Finpay's pages: digits only, up to 32.
+    Numeric,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InboundSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub public_key: Option<Secret>,
+    pub public_key_next: Option<Secret>,
+    pub signature: SignatureMode,
+    pub timestamp_tolerance_secs: u64,
+    pub token_ttl_secs: u64,
+    pub token_path: String,
+    pub notify_paths: Vec<String>,
+    pub external_id_format: ExternalIdFormat,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FinpaySettings {
+    pub base_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub private_key: Option<Secret>,
+    pub merchant_id: Option<String>,
+    pub sub_merchant_id: Option<String>,
+    pub terminal_id: Option<String>,
+    pub channel_id: String,
+    pub origin: String,
+    pub token_path: String,
+    pub generate_path: String,
+    pub query_path: String,
+    pub refund_path: String,
+    /// Where Finpay should deliver notifications (`callback_payment`).
+    pub callback_url: Option<String>,
+    /// `snake` (`qr_type`, `callback_payment`) or `camel` (`qrType`, `callbackUrl`).
+    pub additional_info_style: String,
+    /// Whether query requests carry the `amount` object (Indonesian hub page).
+    pub query_sends_amount: bool,
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    /// `None`: on exactly when Finpay credentials are configured.
+    pub enabled: Option<bool>,
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+    pub lease_secs: u64,
+    /// First query this long after creation.
+    pub first_check_secs: u64,
+    /// Each later interval is multiplied by this factor ...
+    pub backoff_factor: f64,
+    /// ... up to this cap.
+    pub max_interval_secs: u64,
+    /// After `valid_until + grace` with no final answer the payment expires.
+    pub grace_secs: u64,
+    pub expire_after_grace: bool,
+    /// Default QR validity when the merchant gives none.
+    pub default_validity_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    pub listen: String,
+    pub keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: String,
+    pub level: String,
+}
+
+const DEFAULTS: &[(&str, &str)] = &[
+    ("server.listen", "127.0.0.1:8080"),
+    ("server.body_limit_bytes", "65536"),
+    ("server.request_timeout_secs", "10"),
+    ("server.max_batch", "256"),
+    ("server.writers", "3"),
+    ("server.shutdown_grace_secs", "20"),
+    ("database.url", "sqlite://data/finpay-qris.db"),
+    ("database.max_connections", "16"),
+    ("database.acquire_timeout_secs", "3"),
+    ("database.migrate_on_start", "true"),
+    ("inbound.signature", "symmetric"),
+    ("inbound.timestamp_tolerance_secs", "300"),
+    ("inbound.token_ttl_secs", "900"),
+    ("inbound.token_path", "/v1.0/access-token/b2b"),
+    ("inbound.external_id_format", "alphanumeric"),
+    ("finpay.channel_id", "95221"),
+    ("finpay.origin", "localhost"),
+    ("finpay.token_path", "/snap/oauth/v1.0/access-token/b2b"),
+    ("finpay.generate_path", "/pg/payment/card/v1.0/qr/qr-mpm-generate"),
+    ("finpay.query_path", "/pg/payment/card/v1.0/qr/qr-mpm-query"),
+    ("finpay.refund_path", "/pg/payment/card/v1.0/qr/qr-mpm-refund"),
+    ("finpay.additional_info_style", "snake"),
+    ("finpay.query_sends_amount", "false"),
+    ("finpay.timeout_secs", "15"),
+    ("finpay.connect_timeout_secs", "5"),
+    ("worker.poll_interval_ms", "1000"),
+    ("worker.batch_size", "16"),
+    ("worker.lease_secs", "60"),
+    ("worker.first_check_secs", "30"),
+    ("worker.backoff_factor", "2.0"),
+    ("worker.max_interval_secs", "600"),
+    ("worker.grace_secs", "600"),
+    ("worker.expire_after_grace", "true"),
+    ("worker.default_validity_secs", "900"),
+    ("api.listen", "127.0.0.1:8081"),
+    ("log.format", "pretty"),
+    ("log.level", "info"),
+];
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["inbound.notify_paths", "api.keys"];
+
+impl Settings {
+    /// Loads defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut b = config::Config::builder();
+        for (k, v) in DEFAULTS {
+            b = b
+                .set_default(*k, *v)
+                .map_err(|e| ConfigError::new(k, e.to_string()))?;
+        }
+        b = b
+            .set_default("inbound.notify_paths", vec!["/v1.0/qr/qr-mpm-notify"])
+            .and_then(|b| b.set_default("api.keys", Vec::<String>::new()))
+            .map_err(|e| ConfigError::new("inbound.notify_paths", e.to_string()))?;
+        let file = file.map(PathBuf::from).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "FINPAY_QRIS_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(ConfigError {
+                    key: "--config / FINPAY_QRIS_CONFIG".into(),
+                    message: format!("file {} does not exist", path.display()),
+                });
+            }
+            b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        }
+        if let Some((_, url)) = env.iter().find(|(k, _)| k == "DATABASE_URL") {
+            b = b
+                .set_override("database.url", url.as_str())
+                .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
+        }
+        for (k, v) in &env {
+            let Some(rest) = k.strip_prefix("FINPAY_QRIS__") else {
+                continue;
+            };
+            let dotted = rest.to_lowercase().replace("__", ".");
+            b = if LIST_KEYS.contains(&dotted.as_str()) {
+                let items: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                b.set_override(dotted.as_str(), items)
+            } else {
+                b.set_override(dotted.as_str(), v.as_str())
+            }
+            .map_err(|e| ConfigError {
+                key: k.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let cfg = b.build().map_err(|e| ConfigError {
+            key: "configuration".into(),
+            message: e.to_string(),
+        })?;
+        let settings: Settings = cfg.try_deserialize().map_err(|e| {
+            let msg = e.to_string();
+            // The config crate names the dotted key in its message; turn it into the env name.
+            let key = DEFAULTS
+                .iter()
+                .map(|(k, _)| *k)
+                .chain(LIST_KEYS.iter().copied())
+                .find(|k| msg.contains(k))
+                .map(env_name)
+                .unwrap_or_else(|| "configuration".into());
+            ConfigError { key, message: msg }
+        })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks that hold whatever is enabled.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new("server.listen", "expected HOST:PORT, e.g. 127.0.0.1:8080"));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new("api.listen", "expected HOST:PORT, e.g. 127.0.0.1:8081"));
+        }
+        if self.server.max_batch == 0 || self.server.writers == 0 {
+            return Err(ConfigError::new("server.max_batch", "max_batch and writers must be at least 1"));
+        }
+        if self.inbound.timestamp_tolerance_secs == 0 {
+            return Err(ConfigError::new("inbound.timestamp_tolerance_secs", "must be at least 1"));
+        }
+        if self.inbound.token_ttl_secs < 60 {
+            return Err(ConfigError::new("inbound.token_ttl_secs", "must be at least 60"));
+        }
+        for p in std::iter::once(&self.inbound.token_path).chain(&self.inbound.notify_paths) {
+            if !p.starts_with('/') {
+                return Err(ConfigError::new("inbound.notify_paths", format!("path {p:?} must start with '/'")));
+            }
+        }
+        if self.inbound.notify_paths.is_empty() {
+            return Err(ConfigError::new("inbound.notify_paths", "at least one path is needed"));
+        }
+        if !(self.worker.backoff_factor >= 1.0 && self.worker.backoff_factor <= 10.0) {
+            return Err(ConfigError::new("worker.backoff_factor", "must be between 1.0 and 10.0"));
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(ConfigError::new("log.format", "expected `pretty` or `json`"));
+        }
+        if !matches!(self.finpay.additional_info_style.as_str(), "snake" | "camel") {
+            return Err(ConfigError::new("finpay.additional_info_style", "expected `snake` or `camel`"));
+        }
+        Ok(())
+    }
+
+    /// The verified inbound credentials, `None` when not configured at all
+    /// (the SNAP endpoints then answer General Error).
+    pub fn inbound_credentials(&self) -> Result<Option<InboundCredentials>, ConfigError> {
+        let i = &self.inbound;
+        let client_id = i.client_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let secret = i.client_secret.as_ref().filter(|s| !s.is_empty());
+        let key = i.public_key.as_ref().filter(|s| !s.is_empty());
+        let Some(client_id) = client_id else {
+            if secret.is_some() || key.is_some() {
+                return Err(ConfigError::new("inbound.client_id", "is required when other inbound credentials are set"));
+            }
+            return Ok(None);
+        };
+        let Some(key) = key else {
+            return Err(ConfigError::new("inbound.public_key", "Finpay's RSA public key is required (it signs token requests)"));
+        };
+        let mut public_keys = vec![load_public_key("inbound.public_key", key)?];
+        if let Some(next) = i.public_key_next.as_ref().filter(|s| !s.is_empty()) {
+            public_keys.push(load_public_key("inbound.public_key_next", next)?);
+        }
+        let hmac = match (i.signature, secret) {
+            (SignatureMode::Symmetric, None) => {
+                return Err(ConfigError::new("inbound.client_secret", "is required with inbound.signature = symmetric"));
+            }
+            (_, Some(s)) => Some(HmacKey::new(s.expose().as_bytes())),
+            (SignatureMode::Asymmetric, None) => None,
+        };
+        Ok(Some(InboundCredentials {
+            client_id: client_id.to_string(),
+            hmac,
+            public_keys,
+        }))
+    }
+
+    /// Outbound Finpay credentials, `None` when not configured.
+    pub fn finpay_credentials(&self) -> Result<Option<FinpayCredentials>, ConfigError> {
+        let f = &self.finpay;
+        let required = [
+            ("finpay.base_url", f.base_url.clone()),
+            ("finpay.client_id", f.client_id.clone()),
+            ("finpay.client_secret", f.client_secret.as_ref().map(|s| s.expose().to_string())),
+            ("finpay.private_key", f.private_key.as_ref().map(|s| s.expose().to_string())),
+            ("finpay.merchant_id", f.merchant_id.clone()),
+        ];
+        let present: Vec<_> = required
+            .iter()
+            .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
+            .collect();
+        if present.is_empty() {
+            return Ok(None);
+        }
+        if let Some((k, _)) = required
+            .iter()
+            .find(|(_, v)| v.as_deref().is_none_or(|v| v.trim().is_empty()))
+        {
+            return Err(ConfigError::new(k, "is required when any Finpay credential is set"));
+        }
+        let base_url = f.base_url.clone().unwrap_or_default();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::new("finpay.base_url", "must start with http:// or https://"));
+        }
+        let pem = f.private_key.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
+        let private_key = load_private_key("finpay.private_key", &Secret::new(pem))?;
+        Ok(Some(FinpayCredentials {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            client_id: f.client_id.clone().unwrap_or_default(),
+            hmac: HmacKey::new(
+                f.client_secret.as_ref().map(|s| s.expose()).unwrap_or_default().as_bytes(),
+            ),
+            private_key,
+        }))
+    }
+
+    pub fn worker_enabled(&self, finpay_configured: bool) -> bool {
+        self.worker.enabled.unwrap_or(finpay_configured) && finpay_configured
+    }
+}
+
+/// Inbound (Finpay → us) verification material.
+#[derive(Clone, Debug)]
+pub struct InboundCredentials {
+    pub client_id: String,
+    pub hmac: Option<HmacKey>,
+    /// Active key first, then the rotation key.
+    pub public_keys: Vec<RsaPublicKey>,
+}
+
+/// Outbound (us → Finpay) signing material.
+#[derive(Clone)]
+pub struct FinpayCredentials {
+    pub base_url: String,
+    pub client_id: String,
+    pub hmac: HmacKey,
+    pub private_key: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for FinpayCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinpayCredentials")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .field("hmac", &"<redacted>")
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A key is given inline (PEM text) or as a path to a PEM file.
+fn pem_text(key: &str, value: &Secret) -> Result<String, ConfigError> {
+    let v = value.expose().trim();
+    if v.contains("-----BEGIN") {
+        return Ok(v.to_string());
+    }
+    std::fs::read_to_string(v)
+        .map_err(|e| ConfigError::new(key, format!("neither inline PEM nor a readable file path ({e})")))
+}
+
+pub fn load_public_key(key: &str, value: &Secret) -> Result<RsaPublicKey, ConfigError> {
+    keys::parse_public_key(&pem_text(key, value)?).map_err(|e| ConfigError::new(key, e.to_string()))
+}
+
+pub fn load_private_key(key: &str, value: &Secret) -> Result<RsaPrivateKey, ConfigError> {
+    keys::parse_private_key(&pem_text(key, value)?).map_err(|e| ConfigError::new(key, e.to_string()))
+}

@@ -1,0 +1,43 @@
+//! What Finpay said about a payment, from a notification or a query.
+
+use crate::snap::notify::{Amount, NotifyBody, TransactionStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObservationSource {
+    Notification,
+    Query,
+}
+
+impl ObservationSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Notification => "notification",
+            Self::Query => "query",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub source: ObservationSource,
+    pub original_reference_no: Option<String>,
+    pub original_partner_reference_no: Option<String>,
+    pub status: TransactionStatus,
+    pub status_desc: Option<String>,
+    pub amount: Option<Amount>,
+    pub paid_time: Option<String>,
+}
+
+impl Observation {
+    pub fn from_notification(n: &NotifyBody) -> Self {
+        Self {
+            source: ObservationSource::Notification,
+            original_reference_no: Some(n.original_reference_no.clone()),
+            original_partner_reference_no: n.original_partner_reference_no.clone(),
+            status: n.latest_transaction_status,
+            status_desc: n.transaction_status_desc.clone(),
+            amount: Some(n.amount.clone()),
+            paid_time: n.paid_time.clone(),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The SNAP error boundary: every answer of the SNAP endpoints, good or bad,
+//! is a `{responseCode, responseMessage}` body whose HTTP status is the
+//! code's first three digits.
+
+use crate::snap::codes::SnapStatus;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug, Clone)]
+pub struct SnapError(pub SnapStatus);
+
+impl From<SnapStatus> for SnapError {
+    fn from(s: SnapStatus) -> Self {
+        Self(s)
+    }
+}
+
+pub fn snap_response(status: &SnapStatus, extra: Option<serde_json::Value>) -> Response {
+    let mut body = serde_json::json!({
+        "responseCode": status.code(),
+        "responseMessage": status.message,
+    });
+    if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (extra, body.as_object_mut()) {
+        obj.extend(extra);
+    }
+    let http = StatusCode::from_u16(status.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (http, Json(body)).into_response();
+    let ts = crate::snap::timestamp::format_jakarta(chrono::Utc::now());
+    if let Ok(v) = HeaderValue::from_str(&ts) {
+        resp.headers_mut().insert("x-timestamp", v);
+    }
+    resp
+}
+
+impl IntoResponse for SnapError {
+    fn into_response(self) -> Response {
+        snap_response(&self.0, None)
+    }
+}

@@ -1,0 +1,40 @@
+//! Reading SNAP headers with the precise error for each problem.
+
+use crate::snap::codes::SnapStatus;
+use axum::http::HeaderMap;
+
+/// A mandatory header's value: missing → `400xx02`, not visible ASCII → `400xx01`.
+pub fn required<'a>(headers: &'a HeaderMap, name: &str, service: u8) -> Result<&'a str, SnapStatus> {
+    match headers.get(name) {
+        None => Err(SnapStatus::invalid_mandatory_field(service, name)),
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.trim().is_empty() => Ok(s),
+            Ok(_) => Err(SnapStatus::invalid_mandatory_field(service, name)),
+            Err(_) => Err(SnapStatus::invalid_field_format(service, name)),
+        },
+    }
+}
+
+/// `Content-Type` must be JSON (`application/json`, optionally with parameters).
+pub fn json_content_type(headers: &HeaderMap, service: u8) -> Result<(), SnapStatus> {
+    let ct = required(headers, "Content-Type", service)?;
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(SnapStatus::invalid_field_format(service, "Content-Type"))
+    }
+}
+
+/// The headers as JSON for the audit record, without credentials.
+pub fn headers_for_audit(headers: &HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if matches!(n, "authorization" | "cookie" | "proxy-authorization") {
+            continue;
+        }
+        map.insert(n.to_string(), serde_json::Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    serde_json::Value::Object(map).to_string()
+}

@@ -1,0 +1,199 @@
+//! `POST {notify_path}`: QR MPM payment notify (service 52), Finpay → us.
+//!
+//! Order of checks: headers present and well-formed, bearer token (symmetric
+//! mode), signature over the bytes as received, clock, then the body. Only a
+//! verified notification reaches the store, and `2005200` is answered only
+//! after the transaction holding it has committed.
+
+use super::body::{read_limited, BodyError};
+use super::error::{snap_response, SnapError};
+use super::headers::{headers_for_audit, json_content_type, required};
+use super::tokens::TokenCheck;
+use crate::config::{ExternalIdFormat, SignatureMode};
+use crate::domain::Observation;
+use crate::snap::codes::{service, SnapStatus};
+use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify, FieldError};
+use crate::snap::{body as snap_body, signature, timestamp};
+use crate::state::AppState;
+use crate::store::{IngestOutcome, InboundNotification};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const SVC: u8 = service::NOTIFY;
+
+pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let span = tracing::info_span!("notify", external_id = %external_id);
+    let result = tracing::Instrument::instrument(receive_inner(&st, &uri, &headers, body), span.clone()).await;
+    let (status, extra) = match result {
+        Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
+        Ok(Answer::Replay { code, message }) => {
+            st.metrics.inc("finpay_qris_duplicate_notifications_total", &[]);
+            let status = crate::snap::codes::parse_code(&code)
+                .map(|c| SnapStatus { http: c.http, service: c.service, case: c.case, message: message.clone() })
+                .unwrap_or_else(|| SnapStatus::successful(SVC));
+            (status, None)
+        }
+        Err(e) => {
+            if e.0.http == 401 {
+                let reason = if e.0.case == 1 { "invalid_token" } else { auth_reason(&e.0.message) };
+                st.metrics.inc("finpay_qris_auth_failures_total", &[("endpoint", "notify"), ("reason", reason)]);
+            }
+            span.in_scope(|| tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused"));
+            (e.0, None)
+        }
+    };
+    st.metrics.inc("finpay_qris_notifications_total", &[("code", &status.code())]);
+    snap_response(&status, extra)
+}
+
+fn auth_reason(message: &str) -> &'static str {
+    if message.contains("Signature") {
+        "invalid_signature"
+    } else if message.contains("Timestamp") {
+        "stale_timestamp"
+    } else if message.contains("Unknown Client") {
+        "unknown_client"
+    } else {
+        "other"
+    }
+}
+
+enum Answer {
+    Fresh,
+    Replay { code: String, message: String },
+}
+
+async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body) -> Result<Answer, SnapError> {
+    let Some(creds) = st.inbound.as_ref() else {
+        return Err(SnapStatus::general_error(SVC).into());
+    };
+    let cfg = &st.settings.inbound;
+    let symmetric = cfg.signature == SignatureMode::Symmetric;
+
+    // 1. Headers: all present, then each well-formed.
+    json_content_type(headers, SVC)?;
+    let bearer = if symmetric { Some(required(headers, "Authorization", SVC)?) } else { None };
+    let ts_header = required(headers, "X-TIMESTAMP", SVC)?;
+    let sig = required(headers, "X-SIGNATURE", SVC)?;
+    let partner_id = required(headers, "X-PARTNER-ID", SVC)?;
+    let external_id = required(headers, "X-EXTERNAL-ID", SVC)?;
+    let channel_id = required(headers, "CHANNEL-ID", SVC)?;
+    let token = match bearer {
+        Some(b) => Some(
+            b.strip_prefix("Bearer ")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| SnapStatus::invalid_field_format(SVC, "Authorization"))?,
+        ),
+        None => None,
+    };
+    let ts = timestamp::parse(ts_header).map_err(|_| SnapStatus::invalid_field_format(SVC, "X-TIMESTAMP"))?;
+    if !check_partner_id(partner_id) {
+        return Err(SnapStatus::invalid_field_format(SVC, "X-PARTNER-ID").into());
+    }
+    if !check_external_id(external_id, cfg.external_id_format == ExternalIdFormat::Numeric) {
+        return Err(SnapStatus::invalid_field_format(SVC, "X-EXTERNAL-ID").into());
+    }
+    if !check_channel_id(channel_id) {
+        return Err(SnapStatus::invalid_field_format(SVC, "CHANNEL-ID").into());
+    }
+    if partner_id != creds.client_id {
+        return Err(SnapStatus::unauthorized(SVC, "Unknown Client").into());
+    }
+
+    // 2. The bearer token must be one we issued to this client, unexpired.
+    let now = crate::store::now();
+    if let Some(token) = token {
+        match st.tokens.check(st.store.as_ref(), token, &creds.client_id, now).await {
+            Ok(TokenCheck::Valid) => {}
+            Ok(TokenCheck::Invalid) => return Err(SnapStatus::invalid_token(SVC).into()),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return Err(SnapStatus::general_error(SVC).into());
+            }
+        }
+    }
+
+    // 3. The body, bounded in size and time; then the signature over exactly those bytes.
+    let s = &st.settings.server;
+    let bytes = match read_limited(body, s.body_limit_bytes, Duration::from_secs(s.request_timeout_secs)).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(SnapStatus::bad_request(SVC, Some(&format!("Body larger than {} bytes", s.body_limit_bytes))).into())
+        }
+        Err(BodyError::TimedOut | BodyError::Broken) => {
+            return Err(SnapStatus::bad_request(SVC, Some("Body not received in time")).into())
+        }
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
+    let hash = snap_body::body_hash(&bytes);
+    let verification = match (token, &creds.hmac) {
+        (Some(token), Some(key)) if symmetric => {
+            let to_sign = signature::symmetric_string_to_sign("POST", path, token, &hash, ts_header);
+            if !key.verify(&to_sign, sig) {
+                tracing::debug!(path, body_hash = %hash, timestamp = ts_header, "symmetric signature did not verify");
+                return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
+            }
+            "symmetric:HMAC-SHA512".to_string()
+        }
+        _ => {
+            let to_sign = signature::asymmetric_string_to_sign("POST", path, &hash, ts_header);
+            let which = creds.public_keys.iter().position(|k| signature::rsa_verify(k, &to_sign, sig));
+            match which {
+                Some(0) => "asymmetric:SHA256withRSA:public_key".to_string(),
+                Some(_) => "asymmetric:SHA256withRSA:public_key_next".to_string(),
+                None => {
+                    tracing::debug!(string_to_sign = %to_sign, "asymmetric signature did not verify");
+                    return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
+                }
+            }
+        }
+    };
+
+    // 4. A genuine request can still be a replay of an old capture.
+    if let Err(skew) = timestamp::check_skew(ts, now, cfg.timestamp_tolerance_secs) {
+        return Err(SnapStatus::unauthorized(SVC, &format!("Invalid Timestamp: {skew}")).into());
+    }
+
+    // 5. Only now is the body parsed.
+    let parsed = parse_notify(&bytes).map_err(|e| match e {
+        FieldError::Missing(f) => SnapStatus::invalid_mandatory_field(SVC, &f),
+        FieldError::Format(f) => SnapStatus::invalid_field_format(SVC, &f),
+        FieldError::NotJson(why) => SnapStatus::bad_request(SVC, Some(&why)),
+    })?;
+    let raw_body = String::from_utf8(bytes.to_vec())
+        .map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;
+
+    let item = InboundNotification {
+        partner_id: partner_id.to_string(),
+        external_id: external_id.to_string(),
+        jakarta_day: timestamp::jakarta_day(now),
+        body_sha256: Sha256::digest(&bytes).to_vec(),
+        raw_body,
+        headers_json: headers_for_audit(headers),
+        verification,
+        received_at: now,
+        observation: Observation::from_notification(&parsed),
+    };
+    let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
+    match tokio::time::timeout(deadline, st.batcher.submit(item)).await {
+        Err(_) => Err(SnapStatus::timeout(SVC).into()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "notification not stored; answering General Error so Finpay retries");
+            Err(SnapStatus::general_error(SVC).into())
+        }
+        Ok(Ok(IngestOutcome::Applied(applied))) => {
+            tracing::info!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
+            Ok(Answer::Fresh)
+        }
+        Ok(Ok(IngestOutcome::Duplicate { response_code, response_message })) => {
+            Ok(Answer::Replay { code: response_code, message: response_message })
+        }
+        Ok(Ok(IngestOutcome::Conflict)) => Err(SnapStatus::conflict(SVC).into()),
+    }
+}

@@ -1,0 +1,104 @@
+//! `POST {token_path}`: SNAP Access Token B2B (service 73), Finpay → us.
+//!
+//! Finpay signs `clientId|X-TIMESTAMP` with its RSA key; we verify with its
+//! public key (either active key, for rotation), check the clock, and issue an
+//! opaque 256-bit bearer token of which only the hash is stored.
+
+use super::body::{read_limited, BodyError};
+use super::error::{snap_response, SnapError};
+use super::headers::{json_content_type, required};
+use super::tokens::{new_token, token_hash};
+use crate::snap::codes::{service, SnapStatus};
+use crate::snap::{signature, timestamp};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+const SVC: u8 = service::TOKEN;
+
+pub async fn issue(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match issue_inner(&st, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let code = e.0.code();
+            if e.0.http == 401 {
+                st.metrics.inc("finpay_qris_auth_failures_total", &[("endpoint", "token"), ("reason", &e.0.message)]);
+            }
+            tracing::info!(response_code = %code, message = %e.0.message, "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, SnapError> {
+    let Some(creds) = st.inbound.as_ref() else {
+        return Err(SnapStatus::general_error(SVC).into());
+    };
+    json_content_type(headers, SVC)?;
+    let ts_header = required(headers, "X-TIMESTAMP", SVC)?;
+    let client_key = required(headers, "X-CLIENT-KEY", SVC)?;
+    let sig = required(headers, "X-SIGNATURE", SVC)?;
+    let ts = timestamp::parse(ts_header).map_err(|_| SnapStatus::invalid_field_format(SVC, "X-TIMESTAMP"))?;
+
+    let s = &st.settings.server;
+    let bytes = match read_limited(body, s.body_limit_bytes, Duration::from_secs(s.request_timeout_secs)).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(SnapStatus::bad_request(SVC, Some(&format!("Body larger than {} bytes", s.body_limit_bytes))).into())
+        }
+        Err(BodyError::TimedOut | BodyError::Broken) => {
+            return Err(SnapStatus::bad_request(SVC, Some("Body not received in time")).into())
+        }
+    };
+
+    if client_key != creds.client_id {
+        return Err(SnapStatus::unauthorized(SVC, "Unknown Client").into());
+    }
+    let to_sign = signature::token_string_to_sign(client_key, ts_header);
+    let keys: Vec<&rsa::RsaPublicKey> = creds.public_keys.iter().collect();
+    if !signature::rsa_verify_any(&keys, &to_sign, sig) {
+        tracing::debug!(string_to_sign = %to_sign, "token signature did not verify");
+        return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
+    }
+    let now = crate::store::now();
+    if let Err(skew) = timestamp::check_skew(ts, now, st.settings.inbound.timestamp_tolerance_secs) {
+        return Err(SnapStatus::unauthorized(SVC, &format!("Invalid Timestamp: {skew}")).into());
+    }
+
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not JSON")))?;
+    let Some(obj) = parsed.as_object() else {
+        return Err(SnapStatus::bad_request(SVC, Some("Body is not a JSON object")).into());
+    };
+    match obj.get("grantType") {
+        None | Some(serde_json::Value::Null) => return Err(SnapStatus::invalid_mandatory_field(SVC, "grantType").into()),
+        Some(serde_json::Value::String(g)) if g == "client_credentials" => {}
+        Some(_) => return Err(SnapStatus::invalid_field_format(SVC, "grantType").into()),
+    }
+
+    let ttl = st.settings.inbound.token_ttl_secs;
+    let token = new_token();
+    let hash = token_hash(&token);
+    let expires_at = now + chrono::Duration::seconds(ttl as i64);
+    if let Err(e) = st.store.insert_token(&hash, &creds.client_id, now, expires_at).await {
+        tracing::error!(error = %e, "could not store an issued token");
+        return Err(SnapStatus::general_error(SVC).into());
+    }
+    st.tokens.remember(hash, &creds.client_id, expires_at);
+    st.metrics.inc("finpay_qris_tokens_issued_total", &[]);
+    let mut resp = snap_response(
+        &SnapStatus::successful(SVC),
+        Some(serde_json::json!({
+            "accessToken": token,
+            "tokenType": "Bearer",
+            "expiresIn": ttl.to_string(),
+        })),
+    );
+    if let Ok(v) = HeaderValue::from_str(&creds.client_id) {
+        resp.headers_mut().insert("x-client-key", v);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,27 @@
+//! finpay-qris: a merchant-side service for Finpay's SNAP QRIS API.
+//!
+//! - [`snap`]: the SNAP protocol, pure (no I/O).
+//! - [`inbound`]: what Finpay calls: B2B token and `qr-mpm-notify`.
+//! - [`finpay`]: what we call at Finpay; [`worker`]: reconciliation.
+//! - [`api`]: the internal REST API; [`store`]: PostgreSQL and SQLite.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod finpay;
+pub mod inbound;
+pub mod loadgen;
+pub mod metrics;
+pub mod secret;
+pub mod simulator;
+pub mod snap;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+pub use app::Application;
+pub use config::Settings;

@@ -1,0 +1,269 @@
+//! Parsing of Finpay `qr-mpm-notify` bodies, plus the SNAP header checks the HTTP
+//! layer runs before it.
+//!
+//! Call [`parse_notify`] only on bytes whose signature has been verified. Fields are
+//! extracted by hand from a `serde_json::Value` so every error names the offending
+//! field, which maps directly onto SNAP's `Invalid Field Format {field}` and
+//! `Invalid Mandatory Field {field}` answers. Money is parsed as exact integers.
+
+use serde_json::{Map, Value};
+
+use crate::snap::codes::SnapStatus;
+
+/// Which field of a notify body was wrong, named as in the JSON (`amount.value`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("missing mandatory field {0}")]
+    Missing(String),
+    #[error("invalid format of field {0}")]
+    Format(String),
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+}
+
+impl FieldError {
+    /// The SNAP answer for this error (`400xx02`, `400xx01` or `400xx00`).
+    pub fn snap_status(&self, service: u8) -> SnapStatus {
+        match self {
+            FieldError::Missing(field) => SnapStatus::invalid_mandatory_field(service, field),
+            FieldError::Format(field) => SnapStatus::invalid_field_format(service, field),
+            FieldError::NotJson(_) => {
+                SnapStatus::bad_request(service, Some("Body is not valid JSON"))
+            }
+        }
+    }
+}
+
+/// `latestTransactionStatus`. Finpay documents `00`–`07`; other PJPs add `08` Expiry
+/// and `09` Rejected, so any other two digits are kept rather than refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Copy)]
+pub enum TransactionStatus {
+    Success,
+    Initiated,
+    Paying,
+    Pending,
+    Refunded,
+    Cancelled,
+    Failed,
+    NotFound,
+    /// Any other two ASCII digits, as received.
+    Other([u8; 2]),
+}
+
+impl TransactionStatus {
+    /// Parses exactly two ASCII digits.
+    pub fn from_code(code: &str) -> Option<Self> {
+        let &[a, b] = code.as_bytes() else {
+            return None;
+        };
+        if !(a.is_ascii_digit() && b.is_ascii_digit()) {
+            return None;
+        }
+        Some(match code {
+            "00" => Self::Success,
+            "01" => Self::Initiated,
+            "02" => Self::Paying,
+            "03" => Self::Pending,
+            "04" => Self::Refunded,
+            "05" => Self::Cancelled,
+            "06" => Self::Failed,
+            "07" => Self::NotFound,
+            _ => Self::Other([a, b]),
+        })
+    }
+
+    pub fn code(&self) -> String {
+        let code = match self {
+            Self::Success => "00",
+            Self::Initiated => "01",
+            Self::Paying => "02",
+            Self::Pending => "03",
+            Self::Refunded => "04",
+            Self::Cancelled => "05",
+            Self::Failed => "06",
+            Self::NotFound => "07",
+            Self::Other(bytes) => return bytes.iter().copied().map(char::from).collect(),
+        };
+        code.to_owned()
+    }
+}
+
+/// A SNAP amount in minor units (cents/sen), e.g. `"12345678.00"` IDR → 1234567800.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    pub minor: i64,
+    pub currency: String,
+}
+
+impl Amount {
+    /// Parses SNAP's `String(16,2)`: 1–14 digits, `.`, exactly 2 digits; no sign,
+    /// separators or exponent. `currency` must be 3 uppercase ASCII letters.
+    /// The error is the name of the bad sub-field: `"value"` or `"currency"`.
+    pub fn parse(value: &str, currency: &str) -> Result<Amount, &'static str> {
+        let (whole, fraction) = value.split_once('.').ok_or("value")?;
+        let digits_ok = |s: &str, min: usize, max: usize| {
+            (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits_ok(whole, 1, 14) || !digits_ok(fraction, 2, 2) {
+            return Err("value");
+        }
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err("currency");
+        }
+        // At most 16 digits, so the i64 cannot overflow; checked anyway.
+        let minor = whole
+            .bytes()
+            .chain(fraction.bytes())
+            .try_fold(0i64, |acc, d| {
+                acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+            })
+            .ok_or("value")?;
+        Ok(Amount {
+            minor,
+            currency: currency.to_owned(),
+        })
+    }
+
+    /// Renders the SNAP value string, e.g. `"12345678.00"`.
+    pub fn value_string(&self) -> String {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+/// The fields of a `qr-mpm-notify` body this service acts on.
+#[derive(Debug, Clone)]
+pub struct NotifyBody {
+    pub original_reference_no: String,
+    pub original_partner_reference_no: Option<String>,
+    pub latest_transaction_status: TransactionStatus,
+    pub transaction_status_desc: Option<String>,
+    pub amount: Amount,
+    pub transaction_date: Option<String>,
+    pub additional_info: Option<Value>,
+    pub paid_time: Option<String>,
+}
+
+/// Parses a verified notify body. Unknown fields are ignored (the caller stores the raw
+/// body); JSON `null` counts as absent.
+pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| FieldError::NotJson(e.to_string()))?;
+    let obj = value.as_object().ok_or_else(|| format_err("body"))?;
+
+    let original_reference_no = required_str(obj, "originalReferenceNo", "originalReferenceNo")?;
+    if original_reference_no.chars().count() > 64 {
+        return Err(format_err("originalReferenceNo"));
+    }
+    // Finpay's field table spells it `originalPartnerReferanceNo`; its samples do not.
+    let partner_key = ["originalPartnerReferenceNo", "originalPartnerReferanceNo"]
+        .into_iter()
+        .find(|k| present(obj, k).is_some())
+        .unwrap_or("originalPartnerReferenceNo");
+    // An empty reference is treated as absent: static-QR payments have none, and
+    // refusing the notify would only make Finpay retry a real payment.
+    let original_partner_reference_no =
+        optional_str(obj, partner_key, partner_key)?.filter(|s| !s.is_empty());
+    if original_partner_reference_no.is_some_and(|s| s.chars().count() > 64) {
+        return Err(format_err(partner_key));
+    }
+
+    let status = required_str(obj, "latestTransactionStatus", "latestTransactionStatus")?;
+    let latest_transaction_status = TransactionStatus::from_code(status)
+        .ok_or_else(|| format_err("latestTransactionStatus"))?;
+
+    let transaction_status_desc =
+        optional_str(obj, "transactionStatusDesc", "transactionStatusDesc")?;
+    // SNAP says max 50; be lenient, it is free text we only store.
+    if transaction_status_desc.is_some_and(|s| s.chars().count() > 256) {
+        return Err(format_err("transactionStatusDesc"));
+    }
+
+    let amount_obj = match present(obj, "amount") {
+        None => return Err(FieldError::Missing("amount".into())),
+        Some(v) => v.as_object().ok_or_else(|| format_err("amount"))?,
+    };
+    let value = required_str(amount_obj, "value", "amount.value")?;
+    let currency = required_str(amount_obj, "currency", "amount.currency")?;
+    let amount =
+        Amount::parse(value, currency).map_err(|sub| format_err(&format!("amount.{sub}")))?;
+
+    let transaction_date = optional_str(obj, "transactionDate", "transactionDate")?;
+
+    let additional_info = match present(obj, "additionalInfo") {
+        None => None,
+        Some(v) => Some(v.as_object().ok_or_else(|| format_err("additionalInfo"))?),
+    };
+    let paid_time = match additional_info {
+        Some(info) => optional_str(info, "paidTime", "additionalInfo.paidTime")?,
+        None => None,
+    };
+
+    Ok(NotifyBody {
+        original_reference_no: original_reference_no.to_owned(),
+        original_partner_reference_no: original_partner_reference_no.map(str::to_owned),
+        latest_transaction_status,
+        transaction_status_desc: transaction_status_desc.map(str::to_owned),
+        amount,
+        transaction_date: transaction_date.map(str::to_owned),
+        additional_info: additional_info.cloned().map(Value::Object),
+        paid_time: paid_time.map(str::to_owned),
+    })
+}
+
+fn format_err(field: &str) -> FieldError {
+    FieldError::Format(field.to_owned())
+}
+
+/// The value under `key`, treating JSON `null` as absent.
+fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+/// A string if present; any other JSON type is a format error for `field`.
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a str>, FieldError> {
+    match present(obj, key) {
+        None => Ok(None),
+        Some(v) => v.as_str().map(Some).ok_or_else(|| format_err(field)),
+    }
+}
+
+/// A mandatory non-empty string: absent, `null` or `""` is missing.
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<&'a str, FieldError> {
+    match optional_str(obj, key, field)? {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(FieldError::Missing(field.to_owned())),
+    }
+}
+
+/// `X-EXTERNAL-ID`: ASPI v1.0.2 allows 36 alphanumerics (we also allow `-` for UUIDs);
+/// Finpay documents numeric, at most 32, which `numeric_only` enforces.
+pub fn check_external_id(s: &str, numeric_only: bool) -> bool {
+    if numeric_only {
+        (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        (1..=36).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }
+}
+
+/// `X-PARTNER-ID`: 1–36 printable ASCII characters without spaces.
+pub fn check_partner_id(s: &str) -> bool {
+    (1..=36).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `CHANNEL-ID`: 1–5 ASCII alphanumerics.
+pub fn check_channel_id(s: &str) -> bool {
+    (1..=5).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! What every handler and task shares.
+
+use crate::config::{InboundCredentials, Settings};
+use crate::inbound::batcher::Batcher;
+use crate::inbound::tokens::TokenCache;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use std::ops::Deref;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    /// `None`: the SNAP endpoints are disabled (no inbound credentials).
+    pub inbound: Option<InboundCredentials>,
+    pub tokens: TokenCache,
+    pub batcher: Batcher,
+    pub metrics: Arc<Metrics>,
+    /// `None`: no Finpay credentials; calls to Finpay are unavailable.
+    pub finpay: Option<Arc<crate::finpay::FinpayClient>>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

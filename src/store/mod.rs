@@ -1,0 +1,143 @@
+//! Storage behind one interface, with a PostgreSQL and an SQLite implementation
+//! chosen from the database URL.
+//!
+//! The database owns the invariants: the unique key on
+//! `(partner_id, external_id, jakarta_day)` makes notification storage
+//! idempotent across replicas; status changes are guarded `UPDATE … WHERE
+//! status = $old` under a row lock; worker claims are leases taken with
+//! `FOR UPDATE SKIP LOCKED` (PostgreSQL) or inside an immediate transaction
+//! (SQLite, one writer at a time).
+
+mod postgres;
+mod sql;
+mod sqlite;
+mod types;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (pool timeout, connection
+    /// refused or lost). Callers answer "try again later".
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A unique key already holds this value.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+            sqlx::Error::Database(db) => {
+                // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions;
+                // SQLITE_BUSY (5) when another process holds the write lock too long.
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                if code.starts_with("08") || code.starts_with("57P") || code == "5" || code == "517" {
+                    StoreError::Unavailable(e)
+                } else {
+                    StoreError::Database(e)
+                }
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    async fn migrate(&self) -> Result<()>;
+    async fn ping(&self) -> Result<()>;
+    /// Connections in use and idle, for metrics.
+    fn pool_usage(&self) -> (u32, u32);
+
+    // ---- access tokens we issued (only their SHA-256 is stored) ----
+    async fn insert_token(&self, token_sha256: &[u8], client_id: &str, issued_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()>;
+    /// `(client_id, expires_at)` of a token we issued.
+    async fn find_token(&self, token_sha256: &[u8]) -> Result<Option<(String, DateTime<Utc>)>>;
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    // ---- notifications ----
+    /// Stores every notification of the batch and applies its effect in ONE
+    /// transaction; an outcome per item, in order. Nothing is visible (or
+    /// acknowledged) before the commit.
+    async fn ingest_notifications(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>>;
+
+    // ---- payments ----
+    async fn insert_payment(&self, p: &NewPayment) -> Result<Payment>;
+    /// By our id, or by `partnerReferenceNo`.
+    async fn get_payment(&self, id_or_reference: &str) -> Result<Option<Payment>>;
+    async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>>;
+    async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>>;
+    async fn add_event(&self, payment_id: &str, kind: &str, detail: &serde_json::Value) -> Result<()>;
+    /// Records Finpay's generate answer on a payment we created.
+    async fn attach_generated(&self, payment_id: &str, g: &GeneratedQr) -> Result<Payment>;
+    async fn count_notifications(&self) -> Result<i64>;
+
+    // ---- reconciliation ----
+    /// Leases up to `limit` open payments whose check is due.
+    async fn claim_due(&self, owner: &str, now: DateTime<Utc>, lease_secs: u64, limit: i64) -> Result<Vec<Payment>>;
+    /// Leases one payment now (refresh-on-read), if nobody else holds it.
+    async fn claim_one(&self, payment_id: &str, owner: &str, now: DateTime<Utc>, lease_secs: u64) -> Result<Option<Payment>>;
+    /// Applies a query answer through the same path as a notification, records
+    /// the attempt, sets the next check and releases the lease.
+    async fn apply_query(&self, payment_id: &str, owner: &str, result: &QueryResult, now: DateTime<Utc>) -> Result<Applied>;
+    /// Open → expired, guarded, releasing the lease.
+    async fn expire_payment(&self, payment_id: &str, owner: &str, reason: &str, now: DateTime<Utc>) -> Result<bool>;
+}
+
+/// Opens the store the URL names: `postgres://…` or `sqlite://…`.
+pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections, acquire_timeout_secs).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections, acquire_timeout_secs).await?))
+    } else {
+        Err(StoreError::Invalid(
+            "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+        ))
+    }
+}
+
+/// Now, truncated to whole milliseconds so that both backends store and
+/// compare the same instant (SQLite keeps RFC 3339 text).
+pub fn now() -> DateTime<Utc> {
+    truncate(Utc::now())
+}
+
+pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}

@@ -1,0 +1,55 @@
+//! PostgreSQL: production; several replicas may share one database.
+
+use super::Result;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
+            // A connection that died with the server is noticed before use.
+            .test_before_acquire(true)
+            .connect_lazy_with(opts);
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
+    pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;
+
+    pub(crate) fn sql(s: &'static str) -> Cow<'static, str> {
+        Cow::Borrowed(s)
+    }
+
+    pub(crate) fn sql_owned(s: String) -> Cow<'static, str> {
+        Cow::Owned(s)
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn run_migrations(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+super::sql::sql_store!(PgStore, Postgres);
