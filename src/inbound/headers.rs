@@ -4,7 +4,13 @@ use crate::snap::codes::SnapStatus;
 use axum::http::HeaderMap;
 
 /// A mandatory header's value: missing → `400xx02`, not visible ASCII → `400xx01`.
+///
+/// A security header sent twice is refused as malformed: which copy was
+/// signed would otherwise be a guess.
 pub fn required<'a>(headers: &'a HeaderMap, name: &str, service: u8) -> Result<&'a str, SnapStatus> {
+    if headers.get_all(name).iter().nth(1).is_some() {
+        return Err(SnapStatus::invalid_field_format(service, name));
+    }
     match headers.get(name) {
         None => Err(SnapStatus::invalid_mandatory_field(service, name)),
         Some(v) => match v.to_str() {

@@ -30,4 +30,6 @@ pub use signature::{
     asymmetric_string_to_sign, rsa_sign, rsa_verify, rsa_verify_any, symmetric_string_to_sign,
     token_string_to_sign, HmacKey,
 };
-pub use timestamp::{check_skew, format_jakarta, jakarta_day, Skew, TimestampError};
+pub use timestamp::{
+    check_skew, format_jakarta, jakarta_day, parse as parse_timestamp, Skew, TimestampError,
+};

@@ -8,11 +8,14 @@
 //! `FOR UPDATE SKIP LOCKED` (PostgreSQL) or inside an immediate transaction
 //! (SQLite, one writer at a time).
 
+mod api_store;
 mod postgres;
 mod sql;
+mod sql_api;
 mod sqlite;
 mod types;
 
+pub use api_store::ApiStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -77,7 +80,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ApiStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

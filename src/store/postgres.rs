@@ -53,3 +53,4 @@ impl PgStore {
 }
 
 super::sql::sql_store!(PgStore, Postgres);
+super::sql_api::sql_api_store!(PgStore, Postgres);

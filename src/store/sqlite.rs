@@ -68,3 +68,4 @@ impl SqliteStore {
 }
 
 super::sql::sql_store!(SqliteStore, Sqlite);
+super::sql_api::sql_api_store!(SqliteStore, Sqlite);

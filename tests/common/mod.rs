@@ -1,0 +1,244 @@
+//! Test harness shared by the integration tests: a fresh database per test on
+//! each backend, the whole application on port 0, and SNAP signing helpers.
+#![allow(dead_code)]
+
+use finpay_qris::snap::{body, keys, signature, timestamp};
+use finpay_qris::{Application, Settings};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+pub const CLIENT_ID: &str = "FINPAY-PARTNER-ID";
+pub const CLIENT_SECRET: &str = "TEST-ONLY-client-secret-0123456789";
+pub const NOTIFY_PATH: &str = "/v1.0/qr/qr-mpm-notify";
+pub const TOKEN_PATH: &str = "/v1.0/access-token/b2b";
+pub const API_KEY: &str = "test-api-key-0123456789";
+
+/// The test-only key from snap-protocol.md §8.2 (Finpay's side in tests).
+pub const FINPAY_PRIVATE_KEY: &str = include_str!("test_private_key.pem");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::common::postgres_available().await {
+                        super::$name($crate::common::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// PostgreSQL tests run when the server answers; under `CI=true` they must
+/// run, so an unreachable server fails the test instead of skipping it.
+pub async fn postgres_available() -> bool {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect(&pg_admin_url()).await {
+        Ok(c) => {
+            let _ = c.close().await;
+            true
+        }
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but PostgreSQL at {} is unreachable: {e}", pg_admin_url());
+            }
+            eprintln!("skipping PostgreSQL test: {e}");
+            false
+        }
+    }
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/test.db", dir.path().display());
+                Self { url, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await.expect("postgres");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create database");
+                let base = pg_admin_url();
+                let root = base.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(base);
+                Self { url: format!("{root}/{name}"), _dir: None }
+            }
+        }
+    }
+}
+
+/// Environment for a test application: inbound credentials with the §8 test
+/// key, API key, both listeners on port 0.
+pub fn base_env(db_url: &str) -> Vec<(String, String)> {
+    let public = keys::public_key_pem(&keys::parse_private_key(FINPAY_PRIVATE_KEY).unwrap().to_public_key());
+    [
+        ("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0"),
+        ("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0"),
+        ("FINPAY_QRIS__DATABASE__URL", db_url),
+        ("FINPAY_QRIS__DATABASE__MAX_CONNECTIONS", "8"),
+        ("FINPAY_QRIS__INBOUND__CLIENT_ID", CLIENT_ID),
+        ("FINPAY_QRIS__INBOUND__CLIENT_SECRET", CLIENT_SECRET),
+        ("FINPAY_QRIS__INBOUND__PUBLIC_KEY", public.as_str()),
+        ("FINPAY_QRIS__API__KEYS", API_KEY),
+        ("FINPAY_QRIS__WORKER__ENABLED", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub internal: SocketAddr,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    pub cancel: CancellationToken,
+    pub state: finpay_qris::state::AppState,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// `tweak` edits the environment before the settings are loaded.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Vec<(String, String)>)) -> Self {
+        let db = TestDb::new(backend).await;
+        let mut env = base_env(&db.url);
+        tweak(&mut env);
+        Self::spawn_env(db, env).await
+    }
+
+    pub async fn spawn_env(db: TestDb, env: Vec<(String, String)>) -> Self {
+        let settings = Settings::load_from(None, env).expect("settings");
+        let app = Application::build(settings).await.expect("application");
+        let addr = app.public_addr();
+        let internal = app.internal_addr();
+        let state = app.state();
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        let handle = tokio::spawn(async move {
+            app.run(c).await.expect("application run");
+        });
+        Self { addr, internal, db, http: reqwest::Client::new(), cancel, state, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.internal, path)
+    }
+
+    /// Obtains a bearer token the way Finpay does.
+    pub async fn token(&self) -> String {
+        let resp = self.token_request(CLIENT_ID, &now_ts()).await;
+        assert_eq!(resp.status(), 200);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        v["accessToken"].as_str().expect("accessToken").to_string()
+    }
+
+    pub async fn token_request(&self, client_id: &str, ts: &str) -> reqwest::Response {
+        let key = finpay_key();
+        let sig = signature::rsa_sign(&key, &signature::token_string_to_sign(client_id, ts));
+        self.http
+            .post(self.url(TOKEN_PATH))
+            .header("Content-Type", "application/json")
+            .header("X-TIMESTAMP", ts)
+            .header("X-CLIENT-KEY", client_id)
+            .header("X-SIGNATURE", sig)
+            .body(r#"{"grantType":"client_credentials"}"#)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a notification signed as Finpay would (symmetric).
+    pub async fn notify(&self, token: &str, external_id: &str, body: &str) -> (u16, serde_json::Value) {
+        let req = signed_notify(&self.http, &self.url(NOTIFY_PATH), NOTIFY_PATH, token, external_id, body, &now_ts());
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.handle).await;
+    }
+}
+
+pub fn finpay_key() -> rsa::RsaPrivateKey {
+    keys::parse_private_key(FINPAY_PRIVATE_KEY).unwrap()
+}
+
+pub fn now_ts() -> String {
+    timestamp::format_jakarta(chrono::Utc::now())
+}
+
+pub fn signed_notify(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    token: &str,
+    external_id: &str,
+    body: &str,
+    ts: &str,
+) -> reqwest::RequestBuilder {
+    let hash = body::body_hash(body.as_bytes());
+    let sts = signature::symmetric_string_to_sign("POST", path, token, &hash, ts);
+    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts);
+    http.post(url)
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-TIMESTAMP", ts)
+        .header("X-SIGNATURE", sig)
+        .header("X-PARTNER-ID", CLIENT_ID)
+        .header("X-EXTERNAL-ID", external_id)
+        .header("CHANNEL-ID", "95221")
+        .body(body.to_string())
+}
+
+/// A Finpay-shaped notification body.
+pub fn notify_body(partner_ref: &str, reference: &str, status: &str, amount: &str) -> String {
+    format!(
+        r#"{{"originalReferenceNo":"{reference}","originalPartnerReferenceNo":"{partner_ref}","latestTransactionStatus":"{status}","transactionStatusDesc":"success","amount":{{"value":"{amount}","currency":"IDR"}},"additionalInfo":{{"merchantName":"WARTEG","rrn":"000019001390","paidTime":"2024-06-07T10:03:54+07:00"}}}}"#
+    )
+}
+
+pub fn unique_digits() -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..24).map(|_| char::from(b'0' + r.gen_range(0..10u8))).collect()
+}

@@ -1,0 +1,516 @@
+//! The SNAP receiver over real HTTP, on both backends: the B2B token
+//! endpoint and `qr-mpm-notify`.
+
+mod common;
+
+use common::*;
+use finpay_qris::snap::{body, signature};
+use finpay_qris::store::NewPayment;
+use serde_json::Value;
+
+/// snap-protocol.md §8.2 V3: the published notify sample, token and signature.
+const V3_TOKEN: &str = "gp9HjjEj813Y9JGoqwOeOPWbnt4CUpvIJbU1mMU4a11MNDZ7Sg5u9a";
+const V3_TIMESTAMP: &str = "2024-06-07T10:03:55+07:00";
+const V3_SIGNATURE: &str = "Hg462Fq/P13QFIxSYa0TaaaEdQOIkcF0fkno/Xqpcn6aOXfeq5KwfCmUItemmh8dRFICK7x/1vd27iSLoJkJpA==";
+const V3_PRETTY: &str = r#"{
+"originalReferenceNo":"2020102977770000000009",
+"originalPartnerReferenceNo":"2020102900000000000001",
+"latestTransactionStatus":"00",
+"transactionStatusDesc":"success",
+"amount":{"value":"12345678.00","currency":"IDR"},
+"additionalInfo":{
+"cust_name": "CANDRA GUNAWAN GAHO",
+"merchantName": "BB011 WARTEG MUSTIKA",
+"rrn": "000019001390",
+"nns_issuer": "93600014",
+"nns_acquirer": "93600777",
+"mpan": "9360077732302230011",
+"cpan": "9360001410190013903",
+"nmid": "ID1023249949984",
+"sof_id": "qr_statis",
+"invoice": "2020102900000000000001",
+"issuer": "BCA",
+"acquirer": "Finpay",
+"note": "Transaction Remark",
+"merchantId":"FM1234567700",
+"FeeAmount":{"value":"1234.00","currency":"IDR"},
+"paidTime":"2024-06-07T10:03:54+07:00",
+"qr_type": "12",
+"tips_indikator": "00"
+}
+}"#;
+
+fn code(v: &Value) -> &str {
+    v["responseCode"].as_str().unwrap_or("")
+}
+
+async fn store_token(app: &TestApp, token: &str, client: &str, valid_for_secs: i64) {
+    let now = finpay_qris::store::now();
+    app.state
+        .store
+        .insert_token(
+            &finpay_qris::inbound::tokens::token_hash(token),
+            client,
+            now - chrono::Duration::seconds(1000),
+            now + chrono::Duration::seconds(valid_for_secs),
+        )
+        .await
+        .unwrap();
+}
+
+async fn the_published_v3_notification_is_accepted_as_sent(b: Backend) {
+    // The sample is from 2024: widen the clock window so only the signature is judged.
+    let app = TestApp::spawn_with(b, |env| {
+        env.push(("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS".into(), "1000000000".into()))
+    })
+    .await;
+    store_token(&app, V3_TOKEN, CLIENT_ID, 600).await;
+    let resp = app
+        .http
+        .post(app.url(NOTIFY_PATH))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {V3_TOKEN}"))
+        .header("X-TIMESTAMP", V3_TIMESTAMP)
+        .header("X-SIGNATURE", V3_SIGNATURE)
+        .header("X-PARTNER-ID", CLIENT_ID)
+        .header("X-EXTERNAL-ID", "41807553358950093184")
+        .header("CHANNEL-ID", "95221")
+        .body(V3_PRETTY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "2005200");
+    assert_eq!(v["responseMessage"], "Successful");
+    let p = app.state.store.get_payment("2020102900000000000001").await.unwrap().expect("static payment created");
+    assert_eq!(p.status.as_str(), "paid");
+    assert_eq!(p.amount_minor, 1_234_567_800);
+    assert_eq!(p.origin, "notification");
+    app.stop().await;
+}
+
+async fn token_endpoint_issues_a_bearer_token_for_finpay(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let resp = app.token_request(CLIENT_ID, &now_ts()).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-timestamp").is_some());
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "2007300");
+    assert_eq!(v["tokenType"], "Bearer");
+    assert_eq!(v["expiresIn"], "900");
+    let token = v["accessToken"].as_str().unwrap();
+    assert!(token.len() >= 43, "at least 256 bits");
+    // Only the hash is stored.
+    let hash = finpay_qris::inbound::tokens::token_hash(token);
+    assert!(app.state.store.find_token(&hash).await.unwrap().is_some());
+    assert!(app.state.store.find_token(token.as_bytes()).await.unwrap().is_none());
+    app.stop().await;
+}
+
+async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let ts = now_ts();
+    // Wrong client key.
+    let v: Value = app.token_request("SOMEONE-ELSE", &ts).await.json().await.unwrap();
+    assert_eq!(code(&v), "4017300");
+    assert_eq!(v["responseMessage"], "Unauthorized. Unknown Client");
+    // Signature by another key.
+    let other = finpay_qris::snap::keys::generate_private_key();
+    let sig = signature::rsa_sign(&other, &signature::token_string_to_sign(CLIENT_ID, &ts));
+    let send = |sig: String, ts: String, body: &'static str, ct: &'static str| {
+        app.http
+            .post(app.url(TOKEN_PATH))
+            .header("Content-Type", ct)
+            .header("X-TIMESTAMP", ts)
+            .header("X-CLIENT-KEY", CLIENT_ID)
+            .header("X-SIGNATURE", sig)
+            .body(body)
+            .send()
+    };
+    let r = send(sig, ts.clone(), r#"{"grantType":"client_credentials"}"#, "application/json").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "4017300");
+    assert_eq!(v["responseMessage"], "Unauthorized. Invalid Signature");
+    let good = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(CLIENT_ID, &ts));
+    for (body, expected) in [
+        (r#"{"grantType":"password"}"#, "4007301"),
+        (r#"{"other":1}"#, "4007302"),
+        (r#"not json"#, "4007300"),
+    ] {
+        let r = send(good.clone(), ts.clone(), body, "application/json").await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(code(&r.json::<Value>().await.unwrap()), expected, "{body}");
+    }
+    // A stale timestamp, correctly signed.
+    let stale = finpay_qris::snap::timestamp::format_jakarta(chrono::Utc::now() - chrono::Duration::seconds(3600));
+    let sig = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(CLIENT_ID, &stale));
+    let r = send(sig, stale, r#"{"grantType":"client_credentials"}"#, "application/json").await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Missing header.
+    let r = app.http.post(app.url(TOKEN_PATH)).header("Content-Type", "application/json").body("{}").send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(code(&v), "4007302");
+    assert_eq!(v["responseMessage"], "Invalid Mandatory Field X-TIMESTAMP");
+    app.stop().await;
+}
+
+async fn the_rotation_key_is_accepted_on_token_requests(b: Backend) {
+    let next = finpay_qris::snap::keys::generate_private_key();
+    let next_pem = finpay_qris::snap::keys::public_key_pem(&next.to_public_key());
+    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__INBOUND__PUBLIC_KEY_NEXT".into(), next_pem))).await;
+    let ts = now_ts();
+    let sig = signature::rsa_sign(&next, &signature::token_string_to_sign(CLIENT_ID, &ts));
+    let r = app
+        .http
+        .post(app.url(TOKEN_PATH))
+        .header("Content-Type", "application/json")
+        .header("X-TIMESTAMP", &ts)
+        .header("X-CLIENT-KEY", CLIENT_ID)
+        .header("X-SIGNATURE", sig)
+        .body(r#"{"grantType":"client_credentials"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+async fn a_paid_notification_settles_a_generated_payment_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let now = finpay_qris::store::now();
+    let p = app
+        .state
+        .store
+        .insert_payment(&NewPayment {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_reference_no: "INV-1001".into(),
+            amount_minor: 1_000_000,
+            currency: "IDR".into(),
+            note: None,
+            valid_until: now + chrono::Duration::seconds(900),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let token = app.token().await;
+    let body = notify_body("INV-1001", "FP-1001", "00", "10000.00");
+    let (status, v) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!((status, code(&v)), (200, "2005200"));
+    // Finpay retrying the settlement with a new X-EXTERNAL-ID: acknowledged, no second effect.
+    let (status, v) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!((status, code(&v)), (200, "2005200"));
+    let paid = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
+    assert_eq!(paid.status.as_str(), "paid");
+    assert_eq!(paid.reference_no.as_deref(), Some("FP-1001"));
+    let events = app.state.store.payment_events(&p.id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "status_changed").count(), 1);
+    assert_eq!(events.iter().filter(|e| e.kind == "notification").count(), 2);
+    app.stop().await;
+}
+
+async fn a_later_status_never_leaves_a_terminal_state(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "00", "5000.00")).await;
+    assert_eq!(code(&v), "2005200");
+    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "06", "5000.00")).await;
+    assert_eq!(code(&v), "2005200", "acknowledged, but not applied");
+    let p = app.state.store.get_payment("INV-T").await.unwrap().unwrap();
+    assert_eq!(p.status.as_str(), "paid");
+    assert!(app.state.store.payment_events(&p.id).await.unwrap().iter().any(|e| e.kind == "ignored"));
+    app.stop().await;
+}
+
+async fn a_contradicting_amount_is_stored_and_flagged_not_applied(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "03", "5000.00")).await;
+    assert_eq!(code(&v), "2005200");
+    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "00", "4000.00")).await;
+    assert_eq!(code(&v), "2005200");
+    let p = app.state.store.get_payment("INV-M").await.unwrap().unwrap();
+    assert_eq!(p.status.as_str(), "pending");
+    assert!(p.flagged.as_deref().unwrap_or("").contains("40.00") || p.flagged.is_some());
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 2);
+    app.stop().await;
+}
+
+async fn same_external_id_and_body_is_answered_as_the_first_time(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let ext = unique_digits();
+    let body = notify_body("INV-D", "FP-D", "00", "1500.00");
+    let first = app.notify(&token, &ext, &body).await;
+    let second = app.notify(&token, &ext, &body).await;
+    assert_eq!(first, second);
+    assert_eq!(code(&first.1), "2005200");
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 1);
+    // Same key, other body.
+    let (status, v) = app.notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00")).await;
+    assert_eq!((status, code(&v)), (409, "4095200"));
+    app.stop().await;
+}
+
+async fn identical_deliveries_at_the_same_moment_have_one_effect(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let ext = unique_digits();
+    let body = notify_body("INV-C", "FP-C", "00", "2500.00");
+    let ts = now_ts();
+    let sends = (0..16).map(|_| {
+        signed_notify(&app.http, &app.url(NOTIFY_PATH), NOTIFY_PATH, &token, &ext, &body, &ts).send()
+    });
+    for r in futures::future::join_all(sends).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(code(&r.json::<Value>().await.unwrap()), "2005200");
+    }
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 1);
+    let p = app.state.store.get_payment("INV-C").await.unwrap().unwrap();
+    let events = app.state.store.payment_events(&p.id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "notification").count(), 1);
+    app.stop().await;
+}
+
+async fn bodies_are_verified_as_received_not_re_serialized(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    // Non-ASCII, escaped slashes, a \u escape and spaces inside strings, pretty-printed by the sender.
+    let body = "{\n  \"originalReferenceNo\" : \"FP-U\",\n  \"originalPartnerReferenceNo\": \"INV-U\",\n  \"latestTransactionStatus\": \"00\",\n  \"transactionStatusDesc\": \"sukses  dibayar\",\n  \"amount\": { \"value\": \"750.00\", \"currency\": \"IDR\" },\n  \"additionalInfo\": { \"cust_name\": \"D\u{e9}d\u{e9} Caf\\u00e9\", \"callback\": \"https:\\/\\/shop.example\\/cb\" }\n}";
+    let (status, v) = app.notify(&token, &unique_digits(), body).await;
+    assert_eq!((status, code(&v)), (200, "2005200"), "{v}");
+    // The same body signed over a re-serialized form is refused.
+    let reserialized = serde_json::to_string(&serde_json::from_str::<Value>(body).unwrap()).unwrap();
+    let ts = now_ts();
+    let hash = body::body_hash(reserialized.as_bytes());
+    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes())
+        .sign(&signature::symmetric_string_to_sign("POST", NOTIFY_PATH, &token, &hash, &ts));
+    let r = app
+        .http
+        .post(app.url(NOTIFY_PATH))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-TIMESTAMP", &ts)
+        .header("X-SIGNATURE", sig)
+        .header("X-PARTNER-ID", CLIENT_ID)
+        .header("X-EXTERNAL-ID", unique_digits())
+        .header("CHANNEL-ID", "95221")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(code(&r.json::<Value>().await.unwrap()), "4015200");
+    app.stop().await;
+}
+
+async fn the_signed_path_includes_the_query_string(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let path = format!("{NOTIFY_PATH}?merchant=7");
+    let body = notify_body("INV-Q", "FP-Q", "00", "100.00");
+    let r = signed_notify(&app.http, &app.url(&path), &path, &token, &unique_digits(), &body, &now_ts())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Signed without the query string: refused.
+    let r = signed_notify(&app.http, &app.url(&path), NOTIFY_PATH, &token, &unique_digits(), &body, &now_ts())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let body = notify_body("INV-X", "FP-X", "00", "100.00");
+    let url = app.url(NOTIFY_PATH);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let ok = |ts: &str| signed_notify(&app.http, &url, NOTIFY_PATH, &token, &unique_digits(), &body, ts);
+
+    // Bad signature: signed with another secret.
+    let ts = now_ts();
+    let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, &token, &body::body_hash(body.as_bytes()), &ts);
+    let forged = signature::HmacKey::new(b"guessed-secret").sign(&sts);
+    let (s, v) = send(build(&app, &token, &body, &[("X-SIGNATURE", forged), ("X-TIMESTAMP", ts)])).await;
+    assert_eq!((s, code(&v)), (401, "4015200"));
+    assert_eq!(v["responseMessage"], "Unauthorized. Invalid Signature");
+    // Stale and future timestamps, correctly signed.
+    for secs in [-3600i64, 3600] {
+        let ts = finpay_qris::snap::timestamp::format_jakarta(chrono::Utc::now() + chrono::Duration::seconds(secs));
+        let (s, v) = send(ok(&ts)).await;
+        assert_eq!((s, code(&v)), (401, "4015200"), "{secs}");
+        assert!(v["responseMessage"].as_str().unwrap().contains("Timestamp"));
+    }
+    // Timestamp forms: Z and milliseconds are accepted when signed verbatim.
+    let z = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let (s, _) = send(ok(&z)).await;
+    assert_eq!(s, 200);
+    // Unknown, expired and foreign tokens.
+    for (t, valid) in [("never-issued", 0), ("expired-token", -10)] {
+        if valid != 0 {
+            store_token(&app, t, CLIENT_ID, valid).await;
+        }
+        let req = signed_notify(&app.http, &url, NOTIFY_PATH, t, &unique_digits(), &body, &now_ts());
+        let (s, v) = send(req).await;
+        assert_eq!((s, code(&v)), (401, "4015201"), "{t}");
+        assert_eq!(v["responseMessage"], "Invalid Token (B2B)");
+    }
+    store_token(&app, "other-client-token", "ANOTHER-CLIENT", 600).await;
+    let req = signed_notify(&app.http, &url, NOTIFY_PATH, "other-client-token", &unique_digits(), &body, &now_ts());
+    assert_eq!(code(&send(req).await.1), "4015201");
+    // Missing and malformed headers.
+    for h in ["X-TIMESTAMP", "X-SIGNATURE", "X-PARTNER-ID", "X-EXTERNAL-ID", "CHANNEL-ID", "Authorization"] {
+        let mut req = app.http.post(&url).header("Content-Type", "application/json");
+        for (k, v) in [
+            ("Authorization", format!("Bearer {token}")),
+            ("X-TIMESTAMP", now_ts()),
+            ("X-SIGNATURE", "AAAA".to_string()),
+            ("X-PARTNER-ID", CLIENT_ID.to_string()),
+            ("X-EXTERNAL-ID", unique_digits()),
+            ("CHANNEL-ID", "95221".to_string()),
+        ] {
+            if k != h {
+                req = req.header(k, v);
+            }
+        }
+        let (s, v) = send(req.body(body.clone())).await;
+        assert_eq!((s, code(&v)), (400, "4005202"), "{h}");
+        assert_eq!(v["responseMessage"], format!("Invalid Mandatory Field {h}"));
+    }
+    for (h, bad) in [("X-TIMESTAMP", "07/06/2024 10:03"), ("X-EXTERNAL-ID", "not valid!"), ("Authorization", "Basic abc")] {
+        let (s, v) = send(build(&app, &token, &body, &[(h, bad.to_string())])).await;
+        assert_eq!((s, code(&v)), (400, "4005201"), "{h}");
+        assert_eq!(v["responseMessage"], format!("Invalid Field Format {h}"));
+    }
+    // A security header sent twice is refused, whichever copy is genuine.
+    let (s, v) = send(ok(&now_ts()).header("X-SIGNATURE", "AAAA")).await;
+    assert_eq!((s, code(&v)), (400, "4005201"));
+    // Wrong content type.
+    let (s, v) = send(build(&app, &token, &body, &[("Content-Type", "text/plain".to_string())])).await;
+    assert_eq!((s, code(&v)), (400, "4005201"));
+    assert_eq!(v["responseMessage"], "Invalid Field Format Content-Type");
+    app.stop().await;
+}
+
+/// A correctly signed notification with some headers replaced.
+fn build(app: &TestApp, token: &str, body: &str, replace: &[(&str, String)]) -> reqwest::RequestBuilder {
+    let ts = replace.iter().find(|(k, _)| *k == "X-TIMESTAMP").map(|(_, v)| v.clone()).unwrap_or_else(now_ts);
+    let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, token, &body::body_hash(body.as_bytes()), &ts);
+    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts);
+    let mut headers = vec![
+        ("Content-Type", "application/json".to_string()),
+        ("Authorization", format!("Bearer {token}")),
+        ("X-TIMESTAMP", ts.clone()),
+        ("X-SIGNATURE", sig),
+        ("X-PARTNER-ID", CLIENT_ID.to_string()),
+        ("X-EXTERNAL-ID", unique_digits()),
+        ("CHANNEL-ID", "95221".to_string()),
+    ];
+    for (k, v) in replace {
+        if let Some(slot) = headers.iter_mut().find(|(name, _)| name == k) {
+            slot.1 = v.clone();
+        }
+    }
+    let mut req = app.http.post(app.url(NOTIFY_PATH));
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    req.body(body.to_string())
+}
+
+async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let cases = [
+        (r#"{"originalPartnerReferenceNo":"A","latestTransactionStatus":"00","amount":{"value":"1.00","currency":"IDR"}}"#, "4005202", "originalReferenceNo"),
+        (r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.5","currency":"IDR"}}"#, "4005201", "amount.value"),
+        (r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.50"}}"#, "4005202", "amount.currency"),
+        (r#"{"originalReferenceNo":"R","amount":{"value":"1.50","currency":"IDR"}}"#, "4005202", "latestTransactionStatus"),
+    ];
+    for (body, expected, field) in cases {
+        let (s, v) = app.notify(&token, &unique_digits(), body).await;
+        assert_eq!((s, code(&v)), (400, expected), "{body}");
+        assert!(v["responseMessage"].as_str().unwrap().contains(field), "{v}");
+    }
+    let (s, v) = app.notify(&token, &unique_digits(), "[1,2").await;
+    assert_eq!((s, code(&v)), (400, "4005200"));
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 0);
+    app.stop().await;
+}
+
+async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
+    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES".into(), "4096".into()))).await;
+    let token = app.token().await;
+    let filler = "x".repeat(8000);
+    let body = format!(
+        r#"{{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{{"value":"1.00","currency":"IDR"}},"additionalInfo":{{"pad":"{filler}"}}}}"#
+    );
+    let (s, v) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!((s, code(&v)), (400, "4005200"));
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 0);
+    app.stop().await;
+}
+
+async fn asymmetric_mode_verifies_finpays_rsa_signature_without_a_token(b: Backend) {
+    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__INBOUND__SIGNATURE".into(), "asymmetric".into()))).await;
+    let body = notify_body("INV-A", "FP-A", "00", "100.00");
+    let ts = now_ts();
+    let sts = signature::asymmetric_string_to_sign("POST", NOTIFY_PATH, &body::body_hash(body.as_bytes()), &ts);
+    let req = |sig: String| {
+        app.http
+            .post(app.url(NOTIFY_PATH))
+            .header("Content-Type", "application/json")
+            .header("X-TIMESTAMP", &ts)
+            .header("X-SIGNATURE", sig)
+            .header("X-PARTNER-ID", CLIENT_ID)
+            .header("X-EXTERNAL-ID", unique_digits())
+            .header("CHANNEL-ID", "95221")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(req(signature::rsa_sign(&finpay_key(), &sts)).await.unwrap().status(), 200);
+    let other = finpay_qris::snap::keys::generate_private_key();
+    assert_eq!(req(signature::rsa_sign(&other, &sts)).await.unwrap().status(), 401);
+    app.stop().await;
+}
+
+async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up(b: Backend) {
+    let app = TestApp::spawn_with(b, |env| env.retain(|(k, _)| !k.starts_with("FINPAY_QRIS__INBOUND__"))).await;
+    assert_eq!(app.http.get(app.url("/health/live")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), 200);
+    let r = app.token_request(CLIENT_ID, &now_ts()).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(code(&r.json::<Value>().await.unwrap()), "5007300");
+    let (s, v) = app.notify("t", &unique_digits(), "{}").await;
+    assert_eq!((s, code(&v)), (500, "5005200"));
+    app.stop().await;
+}
+
+on_both_backends!(
+    the_published_v3_notification_is_accepted_as_sent,
+    token_endpoint_issues_a_bearer_token_for_finpay,
+    token_endpoint_refuses_bad_requests_with_precise_codes,
+    the_rotation_key_is_accepted_on_token_requests,
+    a_paid_notification_settles_a_generated_payment_once,
+    a_later_status_never_leaves_a_terminal_state,
+    a_contradicting_amount_is_stored_and_flagged_not_applied,
+    same_external_id_and_body_is_answered_as_the_first_time,
+    identical_deliveries_at_the_same_moment_have_one_effect,
+    bodies_are_verified_as_received_not_re_serialized,
+    the_signed_path_includes_the_query_string,
+    forged_stale_and_malformed_notifications_are_refused_precisely,
+    signed_bodies_with_bad_fields_name_the_field,
+    an_oversized_body_is_refused_without_being_stored,
+    asymmetric_mode_verifies_finpays_rsa_signature_without_a_token,
+    without_inbound_credentials_snap_answers_general_error_and_health_is_up,
+);
