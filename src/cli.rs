@@ -14,6 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run the service (the default).
     Serve,
@@ -44,6 +45,7 @@ pub struct KeygenArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum SignCommand {
     /// Headers for an access-token request: X-SIGNATURE = SHA256withRSA(clientId|X-TIMESTAMP).
     Token {

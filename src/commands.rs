@@ -162,7 +162,7 @@ fn sign(cmd: SignCommand) -> anyhow::Result<()> {
                 (0..20).map(|_| char::from(b'0' + r.gen_range(0..10u8))).collect()
             });
             println!("# body sha256 (minified): {hash}");
-            println!("# stringToSign: {}", redact_token(&to_sign, token.as_deref()));
+            println!("# stringToSign: {to_sign}");
             let mut hs = vec![
                 ("Content-Type".to_string(), "application/json".to_string()),
                 ("X-TIMESTAMP".into(), ts.clone()),
@@ -186,11 +186,4 @@ fn sign(cmd: SignCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn redact_token(s: &str, token: Option<&str>) -> String {
-    match token {
-        Some(t) if !t.is_empty() => s.replace(t, "<token>"),
-        _ => s.to_string(),
-    }
 }

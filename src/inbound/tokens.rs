@@ -15,9 +15,12 @@ use std::sync::RwLock;
 
 const CACHE_LIMIT: usize = 10_000;
 
+/// Token hash → (client id, expiry).
+type Known = HashMap<[u8; 32], (String, DateTime<Utc>)>;
+
 #[derive(Default)]
 pub struct TokenCache {
-    known: RwLock<HashMap<[u8; 32], (String, DateTime<Utc>)>>,
+    known: RwLock<Known>,
 }
 
 pub fn token_hash(token: &str) -> [u8; 32] {
