@@ -440,3 +440,102 @@ pub fn load_public_key(key: &str, value: &Secret) -> Result<RsaPublicKey, Config
 pub fn load_private_key(key: &str, value: &Secret) -> Result<RsaPrivateKey, ConfigError> {
     keys::parse_private_key(&pem_text(key, value)?).map_err(|e| ConfigError::new(key, e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.api.listen, "127.0.0.1:8081");
+        assert_eq!(s.inbound.notify_paths, vec!["/v1.0/qr/qr-mpm-notify"]);
+        assert_eq!(s.inbound.signature, SignatureMode::Symmetric);
+        assert!(s.database.url.expose().starts_with("sqlite://data/"));
+        assert!(s.inbound_credentials().unwrap().is_none());
+        assert!(s.finpay_credentials().unwrap().is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\nmax_batch = 7\n[inbound]\ntimestamp_tolerance_secs = 60\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:9100"),
+                ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/a, /b"),
+                ("FINPAY_QRIS__API__KEYS", "k1,k2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:9100");
+        assert_eq!(s.server.max_batch, 7);
+        assert_eq!(s.inbound.timestamp_tolerance_secs, 60);
+        assert_eq!(s.inbound.notify_paths, vec!["/a", "/b"]);
+        assert_eq!(s.api.keys.len(), 2);
+    }
+
+    #[test]
+    fn database_url_is_read_from_database_url_unless_ours_is_set() {
+        let s = Settings::load_from(None, env(&[("DATABASE_URL", "postgres://a@h/db")])).unwrap();
+        assert_eq!(s.database.url.expose(), "postgres://a@h/db");
+        let s = Settings::load_from(
+            None,
+            env(&[("DATABASE_URL", "postgres://a@h/db"), ("FINPAY_QRIS__DATABASE__URL", "sqlite://x.db")]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url.expose(), "sqlite://x.db");
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_with_its_key() {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__LISTEN", "nowhere")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTEN");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__SIGNATURE", "rot13")])).unwrap_err();
+        assert!(e.to_string().contains("signature"), "{e}");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
+    }
+
+    #[test]
+    fn partial_inbound_credentials_name_the_missing_key() {
+        let s = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", "X")])).unwrap();
+        assert_eq!(s.inbound_credentials().unwrap_err().key, "FINPAY_QRIS__INBOUND__PUBLIC_KEY");
+        let s = Settings::load_from(
+            None,
+            env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", "X"), ("FINPAY_QRIS__INBOUND__PUBLIC_KEY", "/does/not/exist.pem")]),
+        )
+        .unwrap();
+        let e = s.inbound_credentials().unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__INBOUND__PUBLIC_KEY");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("FINPAY_QRIS__INBOUND__CLIENT_SECRET", "super-secret-value"),
+                ("FINPAY_QRIS__API__KEYS", "api-key-value"),
+                ("FINPAY_QRIS__DATABASE__URL", "postgres://u:db-password@h/db"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{s:?}");
+        for secret in ["super-secret-value", "api-key-value", "db-password"] {
+            assert!(!dbg.contains(secret), "{secret} leaked");
+        }
+    }
+}
