@@ -95,6 +95,8 @@ pub struct InboundSettings {
     pub token_path: String,
     pub notify_paths: Vec<String>,
     pub external_id_format: ExternalIdFormat,
+    /// Encoding of a received HMAC: `base64` (ASPI), `hex` (Finpay's outline) or `any`.
+    pub hmac_encoding: crate::snap::signature::MacEncoding,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +173,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("inbound.token_ttl_secs", "900"),
     ("inbound.token_path", "/v1.0/access-token/b2b"),
     ("inbound.external_id_format", "alphanumeric"),
+    ("inbound.hmac_encoding", "any"),
     ("finpay.channel_id", "95221"),
     ("finpay.origin", "localhost"),
     ("finpay.token_path", "/snap/oauth/v1.0/access-token/b2b"),

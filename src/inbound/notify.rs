@@ -135,7 +135,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
     let verification = match (token, &creds.hmac) {
         (Some(token), Some(key)) if symmetric => {
             let to_sign = signature::symmetric_string_to_sign("POST", path, token, &hash, ts_header);
-            if !key.verify(&to_sign, sig) {
+            if !key.verify_encoded(&to_sign, sig, cfg.hmac_encoding) {
                 tracing::debug!(path, body_hash = %hash, timestamp = ts_header, "symmetric signature did not verify");
                 return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
             }

@@ -47,6 +47,15 @@ pub fn asymmetric_string_to_sign(
     format!("{method}:{path}:{body_hash}:{timestamp}")
 }
 
+/// How a received HMAC is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacEncoding {
+    Base64,
+    Hex,
+    Any,
+}
+
 /// HMAC-SHA512 keyed once with the client secret; each use clones the keyed state,
 /// which skips re-hashing the key pads on every request.
 #[derive(Clone)]
@@ -68,12 +77,26 @@ impl HmacKey {
     /// True when `signature_b64` is the standard-Base64 MAC of `msg`. The MAC bytes are
     /// compared in constant time; malformed Base64 or a wrong length is simply false.
     pub fn verify(&self, msg: &str, signature_b64: &str) -> bool {
-        let Ok(received) = STANDARD.decode(signature_b64) else {
+        self.verify_encoded(msg, signature_b64, MacEncoding::Base64)
+    }
+
+    /// Like [`HmacKey::verify`], with the received encoding chosen by configuration.
+    /// ASPI and every SDK use Base64; Finpay's signature page also describes
+    /// "lowercase hexadecimal", so both can be accepted (`Any`). Either way the
+    /// decoded MAC bytes are compared in constant time.
+    pub fn verify_encoded(&self, msg: &str, received: &str, encoding: MacEncoding) -> bool {
+        let is_hex = received.len() == 128 && received.bytes().all(|b| b.is_ascii_hexdigit());
+        let decoded = match (encoding, is_hex) {
+            (MacEncoding::Hex, true) | (MacEncoding::Any, true) => hex::decode(received).ok(),
+            (MacEncoding::Hex, false) => None,
+            (MacEncoding::Base64 | MacEncoding::Any, _) => STANDARD.decode(received).ok(),
+        };
+        let Some(decoded) = decoded else {
             return false;
         };
         let mut mac = self.0.clone();
         mac.update(msg.as_bytes());
-        mac.verify_slice(&received).is_ok()
+        mac.verify_slice(&decoded).is_ok()
     }
 }
 
@@ -93,6 +116,24 @@ fn rfc2104_key_block(secret: &[u8]) -> Key<Hmac<Sha512>> {
         *slot = *byte;
     }
     block
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    #[test]
+    fn a_hex_encoded_mac_is_accepted_only_when_configured() {
+        let key = HmacKey::new(b"secret");
+        let b64 = key.sign("msg");
+        let hexed = hex::encode(STANDARD.decode(&b64).unwrap());
+        assert!(key.verify_encoded("msg", &hexed, MacEncoding::Any));
+        assert!(key.verify_encoded("msg", &hexed, MacEncoding::Hex));
+        assert!(!key.verify_encoded("msg", &hexed, MacEncoding::Base64));
+        assert!(key.verify_encoded("msg", &b64, MacEncoding::Any));
+        assert!(!key.verify_encoded("msg", &b64, MacEncoding::Hex));
+        assert!(!key.verify_encoded("other", &hexed, MacEncoding::Any));
+    }
 }
 
 impl fmt::Debug for HmacKey {
