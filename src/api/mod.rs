@@ -1,18 +1,82 @@
-//! The internal listener: metrics and (soon) the merchant REST API.
+//! The internal listener: the merchant REST API under `/api/v1` (API keys,
+//! problem-details errors, OpenAPI at `/api/v1/openapi.json`), plus metrics
+//! and health, which need no key.
+//!
+//! - [`create`], [`payments`], [`refunds`], [`qr`]: the handlers;
+//! - [`auth`]: API keys; [`idempotency`]: `Idempotency-Key`;
+//! - [`error`], [`extract`]: one error shape for everything, bad input included;
+//! - [`model`], [`money`], [`payment_request`]: what goes in and out;
+//! - [`upstream`]: the calls to Finpay and to reconciliation.
+
+pub mod auth;
+pub mod create;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod model;
+pub mod money;
+pub mod openapi;
+pub mod payment_request;
+pub mod payments;
+pub mod qr;
+pub mod refunds;
+pub mod upstream;
 
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
-use axum::Router;
+use axum::{middleware, Extension, Router};
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Request bodies of the API are small JSON objects.
+const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    let (api, _) = api_router(state.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health/live", get(crate::inbound::live))
         .route("/health/ready", get(crate::inbound::ready))
         .with_state(state)
+        .nest("/api/v1", api)
+}
+
+/// Every `/api/v1` route, registered together with its OpenAPI operation.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(create::create_payment, payments::list_payments))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::list_events))
+        .routes(routes!(refunds::create_refund, refunds::list_refunds))
+        .routes(routes!(qr::qr_svg))
+        .routes(routes!(qr::qr_png))
+        .routes(routes!(openapi::document))
+}
+
+/// The `/api/v1` router (paths relative to it) and its OpenAPI document.
+pub fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (routes, doc) = api_routes().split_for_parts();
+    let json = doc.to_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "OpenAPI document could not be serialized");
+        "{}".into()
+    });
+    let keys = auth::ApiKeys::new(&state.settings.api.keys);
+    let router = routes
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(Extension(openapi::Document(Arc::new(json))))
+        .layer(middleware::from_fn_with_state(keys, auth::require_key))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    (router, doc)
 }
 
 async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }

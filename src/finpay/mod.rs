@@ -1,9 +1,9 @@
 //! SNAP client for Finpay: what we call at Finpay (`qr-mpm-generate`,
 //! `qr-mpm-query`, `qr-mpm-refund`, and the B2B access token they need).
 //!
-//! - [`token`]: the access token, cached, refreshed before expiry, one
+//! - `token`: the access token, cached, refreshed before expiry, one
 //!   refresh shared by all concurrent callers.
-//! - [`transport`]: one signed POST (headers, HMAC over the exact bytes sent)
+//! - `transport`: one signed POST (headers, HMAC over the exact bytes sent)
 //!   and how an answer is judged.
 //! - [`wire`]: request bodies in Finpay's field order, lenient answer parsing.
 //!
@@ -110,7 +110,11 @@ pub enum FinpayError {
     Unavailable(String),
     /// Finpay answered with a non-success SNAP code.
     #[error("Finpay refused: HTTP {http}, responseCode {response_code} ({message})")]
-    Rejected { http: u16, response_code: String, message: String },
+    Rejected {
+        http: u16,
+        response_code: String,
+        message: String,
+    },
     /// An answer we cannot read (not JSON, fields missing).
     #[error("unreadable answer from Finpay: {0}")]
     InvalidResponse(String),

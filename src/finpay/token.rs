@@ -8,12 +8,16 @@
 //! of each trying again against a Finpay that is down.
 
 use super::FinpayError;
+use serde_json::Value;
 use std::future::Future;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Refresh this long before the announced expiry ...
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// Used when `expiresIn` is missing or not a number of seconds.
+const DEFAULT_EXPIRES_IN: u64 = 900;
 
 /// A token as Finpay issued it.
 pub(super) struct Issued {
@@ -74,7 +78,10 @@ impl TokenSlot {
             Ok(issued) => {
                 let refresh_at = Instant::now() + refresh_after(issued.expires_in);
                 if let Ok(mut cur) = self.current.write() {
-                    *cur = Some(Cached { token: issued.token.clone(), refresh_at });
+                    *cur = Some(Cached {
+                        token: issued.token.clone(),
+                        refresh_at,
+                    });
                 }
                 Ok(issued.token)
             }
@@ -98,14 +105,53 @@ impl TokenSlot {
     }
 }
 
+/// Reads a successful token answer.
+pub(super) fn parse_token(body: Value) -> Result<Issued, FinpayError> {
+    let token = body
+        .get("accessToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(FinpayError::InvalidResponse("token answer without accessToken".into()));
+    };
+    Ok(Issued {
+        token: token.to_string(),
+        expires_in: Duration::from_secs(expires_in(body.get("expiresIn"))),
+    })
+}
+
+/// `expiresIn`: the standard says a string (`"900"`), Finpay's OpenAPI an
+/// integer (`900`); anything else means the default.
+pub(super) fn expires_in(v: Option<&Value>) -> u64 {
+    let secs = match v {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    secs.filter(|s| *s > 0).unwrap_or(DEFAULT_EXPIRES_IN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
     fn issued(token: &str) -> Result<Issued, FinpayError> {
-        Ok(Issued { token: token.into(), expires_in: Duration::from_secs(900) })
+        Ok(Issued {
+            token: token.into(),
+            expires_in: Duration::from_secs(900),
+        })
+    }
+
+    #[test]
+    fn expires_in_accepts_numbers_and_numeric_strings() {
+        assert_eq!(expires_in(Some(&json!(900))), 900);
+        assert_eq!(expires_in(Some(&json!("600"))), 600);
+        assert_eq!(expires_in(Some(&json!("2024-05-13 08:47:36 +0000 UTC"))), 900);
+        assert_eq!(expires_in(Some(&json!(-5))), 900);
+        assert_eq!(expires_in(None), 900);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! signed transactional POSTs (HMAC over exactly the bytes sent), with the
 //! metrics every call records and the rule by which an answer is judged.
 
-use super::token::Issued;
+use super::token::{parse_token, Issued};
 use super::FinpayError;
 use crate::config::{FinpayCredentials, FinpaySettings};
 use crate::metrics::Metrics;
@@ -20,8 +20,6 @@ const JAKARTA: chrono::FixedOffset = match chrono::FixedOffset::east_opt(7 * 360
     Some(offset) => offset,
     None => panic!("UTC+7 is a valid offset"),
 };
-/// Used when `expiresIn` is missing or not a number of seconds.
-const DEFAULT_EXPIRES_IN: u64 = 900;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Op {
@@ -54,7 +52,11 @@ impl Answer {
     }
 
     fn message(&self) -> String {
-        self.body.get("responseMessage").and_then(Value::as_str).unwrap_or_default().to_string()
+        self.body
+            .get("responseMessage")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// `401xx01` / `401xx03`: the token is unknown or expired at Finpay.
@@ -68,14 +70,17 @@ impl Answer {
     pub fn judge(self) -> Result<Answer, FinpayError> {
         if self.http >= 500 {
             let code = self.code().unwrap_or("-").to_string();
-            return Err(FinpayError::Unavailable(format!("HTTP {}, responseCode {code}", self.http)));
+            return Err(FinpayError::Unavailable(format!(
+                "HTTP {}, responseCode {code}",
+                self.http
+            )));
         }
         let parsed = self.code().and_then(parse_code);
         match parsed {
             Some(c) if c.is_success() && (200..300).contains(&self.http) => Ok(self),
-            None if (200..300).contains(&self.http) => {
-                Err(FinpayError::InvalidResponse("HTTP 2xx without a valid responseCode".into()))
-            }
+            None if (200..300).contains(&self.http) => Err(FinpayError::InvalidResponse(
+                "HTTP 2xx without a valid responseCode".into(),
+            )),
             _ => Err(FinpayError::Rejected {
                 http: self.http,
                 response_code: self.code().unwrap_or_default().to_string(),
@@ -106,17 +111,29 @@ impl Transport {
                 tracing::error!(error = %e, "HTTP client options refused; using defaults (timeouts still apply per request)");
                 reqwest::Client::new()
             });
-        Self { http, creds, settings: settings.clone(), metrics, timeout }
+        Self {
+            http,
+            creds,
+            settings: settings.clone(),
+            metrics,
+            timeout,
+        }
     }
 
     pub fn count_error(&self, op: Op, kind: &str) {
-        self.metrics.inc("finpay_qris_finpay_errors_total", &[("op", op.as_str()), ("kind", kind)]);
+        self.metrics.inc(
+            "finpay_qris_finpay_errors_total",
+            &[("op", op.as_str()), ("kind", kind)],
+        );
     }
 
     /// `POST {token_path}` with `X-SIGNATURE = SHA256withRSA(clientId|X-TIMESTAMP)`.
     pub async fn fetch_token(&self) -> Result<Issued, FinpayError> {
         let ts = timestamp::format_jakarta(chrono::Utc::now());
-        let signature = rsa_sign(&self.creds.private_key, &token_string_to_sign(&self.creds.client_id, &ts));
+        let signature = rsa_sign(
+            &self.creds.private_key,
+            &token_string_to_sign(&self.creds.client_id, &ts),
+        );
         let url = format!("{}{}", self.creds.base_url, self.settings.token_path);
         let req = self
             .http
@@ -127,7 +144,11 @@ impl Transport {
             .header("X-CLIENT-KEY", &self.creds.client_id)
             .header("X-SIGNATURE", signature)
             .body(r#"{"grantType":"client_credentials"}"#);
-        let result = self.exchange(Op::Token, req).await.and_then(Answer::judge).and_then(parse_token);
+        let result = self
+            .exchange(Op::Token, req)
+            .await
+            .and_then(Answer::judge)
+            .and_then(|a| parse_token(a.body));
         if let Err(e) = &result {
             self.count_error(Op::Token, e.kind());
             tracing::warn!(error = %e, "could not obtain a Finpay access token");
@@ -139,7 +160,8 @@ impl Transport {
     /// the path signed is the full path of that URL, base path included.
     pub async fn post_signed(&self, op: Op, path: &str, body: &[u8], token: &str) -> Result<Answer, FinpayError> {
         let url = format!("{}{}", self.creds.base_url, path);
-        let parsed = reqwest::Url::parse(&url).map_err(|e| FinpayError::Unavailable(format!("bad Finpay URL {url}: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|e| FinpayError::Unavailable(format!("bad Finpay URL {url}: {e}")))?;
         let signed_path = match parsed.query() {
             Some(q) => format!("{}?{q}", parsed.path()),
             None => parsed.path().to_string(),
@@ -180,18 +202,26 @@ impl Transport {
             let mut bytes = Vec::new();
             while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
                 if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(FinpayError::InvalidResponse(format!("answer larger than {MAX_ANSWER_BYTES} bytes")));
+                    return Err(FinpayError::InvalidResponse(format!(
+                        "answer larger than {MAX_ANSWER_BYTES} bytes"
+                    )));
                 }
                 bytes.extend_from_slice(&chunk);
             }
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(body) => Ok(Answer { http, body }),
                 Err(_) if http >= 500 => Err(FinpayError::Unavailable(format!("HTTP {http}"))),
-                Err(e) => Err(FinpayError::InvalidResponse(format!("HTTP {http}, body is not JSON: {e}"))),
+                Err(e) => Err(FinpayError::InvalidResponse(format!(
+                    "HTTP {http}, body is not JSON: {e}"
+                ))),
             }
         }
         .await;
-        self.metrics.observe_duration("finpay_qris_finpay_request_duration_seconds", &[("op", op.as_str())], started.elapsed());
+        self.metrics.observe_duration(
+            "finpay_qris_finpay_request_duration_seconds",
+            &[("op", op.as_str())],
+            started.elapsed(),
+        );
         result
     }
 }
@@ -207,25 +237,6 @@ fn transport_error(e: reqwest::Error) -> FinpayError {
         tracing::debug!(error = %e, "Finpay exchange broke off; its outcome is unknown");
         FinpayError::Timeout
     }
-}
-
-fn parse_token(answer: Answer) -> Result<Issued, FinpayError> {
-    let token = answer.body.get("accessToken").and_then(Value::as_str).filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return Err(FinpayError::InvalidResponse("token answer without accessToken".into()));
-    };
-    Ok(Issued { token: token.to_string(), expires_in: Duration::from_secs(expires_in(answer.body.get("expiresIn"))) })
-}
-
-/// `expiresIn`: the standard says a string (`"900"`), Finpay's OpenAPI an
-/// integer (`900`); anything else means the default.
-pub(super) fn expires_in(v: Option<&Value>) -> u64 {
-    let secs = match v {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    };
-    secs.filter(|s| *s > 0).unwrap_or(DEFAULT_EXPIRES_IN)
 }
 
 /// `X-EXTERNAL-ID`: 32 digits, Finpay's limit. The Jakarta date and time to
@@ -250,15 +261,6 @@ mod tests {
     }
 
     #[test]
-    fn expires_in_accepts_numbers_and_numeric_strings() {
-        assert_eq!(expires_in(Some(&json!(900))), 900);
-        assert_eq!(expires_in(Some(&json!("600"))), 600);
-        assert_eq!(expires_in(Some(&json!("2024-05-13 08:47:36 +0000 UTC"))), 900);
-        assert_eq!(expires_in(Some(&json!(-5))), 900);
-        assert_eq!(expires_in(None), 900);
-    }
-
-    #[test]
     fn external_ids_are_32_digits_and_differ() {
         let now = chrono::Utc::now();
         let (a, b) = (external_id(now), external_id(now));
@@ -275,12 +277,25 @@ mod tests {
 
     #[test]
     fn answers_are_judged_by_http_status_and_case_code() {
-        let rejected = answer(404, json!({"responseCode": "4045101", "responseMessage": "Transaction Not Found"})).judge();
+        let rejected = answer(
+            404,
+            json!({"responseCode": "4045101", "responseMessage": "Transaction Not Found"}),
+        )
+        .judge();
         assert!(matches!(rejected, Err(FinpayError::Rejected { http: 404, .. })));
-        assert!(matches!(answer(503, json!({})).judge(), Err(FinpayError::Unavailable(_))));
-        assert!(matches!(answer(200, json!({"x": 1})).judge(), Err(FinpayError::InvalidResponse(_))));
+        assert!(matches!(
+            answer(503, json!({})).judge(),
+            Err(FinpayError::Unavailable(_))
+        ));
+        assert!(matches!(
+            answer(200, json!({"x": 1})).judge(),
+            Err(FinpayError::InvalidResponse(_))
+        ));
         // A success code on a non-2xx status is not a success.
-        assert!(matches!(answer(400, json!({"responseCode": "2005300"})).judge(), Err(FinpayError::Rejected { .. })));
+        assert!(matches!(
+            answer(400, json!({"responseCode": "2005300"})).judge(),
+            Err(FinpayError::Rejected { .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! inside `additionalInfo`, swapped or renamed reference fields).
 
 use super::transport::Answer;
-use super::{FinpayError, GenerateRequest, GenerateResponse, QueryRequest, QueryResponse, RefundRequest, RefundResponse, Tips};
+use super::{
+    FinpayError, GenerateRequest, GenerateResponse, QueryRequest, QueryResponse, RefundRequest, RefundResponse, Tips,
+};
 use crate::config::FinpaySettings;
 use crate::domain::{Observation, ObservationSource};
 use crate::snap::notify::{Amount, TransactionStatus};
@@ -27,7 +29,10 @@ struct Money {
 
 impl From<&Amount> for Money {
     fn from(a: &Amount) -> Self {
-        Self { value: a.value_string(), currency: a.currency.clone() }
+        Self {
+            value: a.value_string(),
+            currency: a.currency.clone(),
+        }
     }
 }
 
@@ -121,7 +126,10 @@ pub fn generate_body(req: &GenerateRequest, s: &FinpaySettings) -> Vec<u8> {
     to_bytes(&GenerateBody {
         partner_reference_no: &req.partner_reference_no,
         amount: (&req.amount).into(),
-        fee_amount: Money { value: "0.00".into(), currency: req.amount.currency.clone() },
+        fee_amount: Money {
+            value: "0.00".into(),
+            currency: req.amount.currency.clone(),
+        },
         merchant_id: merchant_id(s),
         sub_merchant_id: s.sub_merchant_id.as_deref(),
         terminal_id: s.terminal_id.as_deref(),
@@ -160,7 +168,8 @@ pub fn refund_body(req: &RefundRequest, s: &FinpaySettings) -> Vec<u8> {
 
 /// The first non-empty string among `keys` (spellings of one field).
 fn text<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+    keys.iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
 }
 
 fn info_text<'a>(body: &'a Value, keys: &[&str]) -> Option<&'a str> {
@@ -176,14 +185,17 @@ pub(super) fn parse_generate(answer: Answer) -> Result<GenerateResponse, FinpayE
     let qr_content = text(&body, &["qrContent", "qr_content"])
         .ok_or_else(|| FinpayError::InvalidResponse("generate succeeded without qrContent".into()))?
         .to_string();
-    let validity = text(&body, &["validityPeriod"]).or_else(|| info_text(&body, &["validityPeriod", "validity_period"]));
+    let validity =
+        text(&body, &["validityPeriod"]).or_else(|| info_text(&body, &["validityPeriod", "validity_period"]));
     Ok(GenerateResponse {
         response_code: response_code(&body),
         reference_no: text(&body, &["referenceNo"]).map(str::to_string),
         qr_content,
         qr_url: text(&body, &["qrUrl", "qr_url"]).map(str::to_string),
         // Informational only (we sent the validity); an odd format is not worth failing over.
-        valid_until: validity.and_then(|v| timestamp::parse(v).ok()).map(|t| t.with_timezone(&chrono::Utc)),
+        valid_until: validity
+            .and_then(|v| timestamp::parse(v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
         raw: body,
     })
 }
@@ -200,7 +212,10 @@ pub(super) fn parse_query(answer: Answer, req: &QueryRequest) -> Result<QueryRes
         Some(a) => {
             let value = text(a, &["value"]).unwrap_or_default();
             let currency = text(a, &["currency"]).unwrap_or_default();
-            Some(Amount::parse(value, currency).map_err(|f| FinpayError::InvalidResponse(format!("amount.{f} unreadable")))?)
+            Some(
+                Amount::parse(value, currency)
+                    .map_err(|f| FinpayError::InvalidResponse(format!("amount.{f} unreadable")))?,
+            )
         }
     };
     let observation = Observation {
@@ -208,15 +223,26 @@ pub(super) fn parse_query(answer: Answer, req: &QueryRequest) -> Result<QueryRes
         original_reference_no: text(&body, &["originalReferenceNo", "referenceNo"])
             .map(str::to_string)
             .or_else(|| req.original_reference_no.clone()),
-        original_partner_reference_no: text(&body, &["originalPartnerReferenceNo", "originalPartnerReferanceNo", "partnerReferenceNo"])
-            .map(str::to_string)
-            .or_else(|| req.original_partner_reference_no.clone()),
+        original_partner_reference_no: text(
+            &body,
+            &[
+                "originalPartnerReferenceNo",
+                "originalPartnerReferanceNo",
+                "partnerReferenceNo",
+            ],
+        )
+        .map(str::to_string)
+        .or_else(|| req.original_partner_reference_no.clone()),
         status,
         status_desc: text(&body, &["transactionStatusDesc"]).map(str::to_string),
         amount,
         paid_time: info_text(&body, &["paidTime", "paid_time"]).map(str::to_string),
     };
-    Ok(QueryResponse { response_code: response_code(&body), observation, raw: body })
+    Ok(QueryResponse {
+        response_code: response_code(&body),
+        observation,
+        raw: body,
+    })
 }
 
 pub(super) fn parse_refund(answer: Answer) -> Result<RefundResponse, FinpayError> {

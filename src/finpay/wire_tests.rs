@@ -12,14 +12,19 @@ fn settings(extra: &[(&str, &str)]) -> FinpaySettings {
 }
 
 fn idr(minor: i64) -> Amount {
-    Amount { minor, currency: "IDR".into() }
+    Amount {
+        minor,
+        currency: "IDR".into(),
+    }
 }
 
 fn generate_request() -> GenerateRequest {
     GenerateRequest {
         partner_reference_no: "INV112024033108340012600007".into(),
         amount: idr(1_000_000),
-        valid_until: chrono::DateTime::parse_from_rfc3339("2024-04-17T12:03:38+07:00").unwrap().to_utc(),
+        valid_until: chrono::DateTime::parse_from_rfc3339("2024-04-17T12:03:38+07:00")
+            .unwrap()
+            .to_utc(),
         note: None,
         tips: None,
     }
@@ -27,7 +32,10 @@ fn generate_request() -> GenerateRequest {
 
 #[test]
 fn generate_body_follows_finpays_field_order_with_snake_case_info() {
-    let s = settings(&[("FINPAY_QRIS__FINPAY__CALLBACK_URL", "https://m.example/v1.0/qr/qr-mpm-notify")]);
+    let s = settings(&[(
+        "FINPAY_QRIS__FINPAY__CALLBACK_URL",
+        "https://m.example/v1.0/qr/qr-mpm-notify",
+    )]);
     let body = String::from_utf8(generate_body(&generate_request(), &s)).unwrap();
     assert_eq!(
         body,
@@ -41,7 +49,10 @@ fn camel_case_style_reproduces_the_docs_finpay_sample_body() {
     // negative validity offset, which our +07:00 timestamps never produce.
     let s = settings(&[
         ("FINPAY_QRIS__FINPAY__ADDITIONAL_INFO_STYLE", "camel"),
-        ("FINPAY_QRIS__FINPAY__CALLBACK_URL", "https://demos.finnet.co.id/apiqrismerchanct/qr/callback-qris-static/index.php"),
+        (
+            "FINPAY_QRIS__FINPAY__CALLBACK_URL",
+            "https://demos.finnet.co.id/apiqrismerchanct/qr/callback-qris-static/index.php",
+        ),
     ]);
     let body = String::from_utf8(generate_body(&generate_request(), &s)).unwrap();
     assert_eq!(
@@ -109,11 +120,18 @@ fn generate_answers_are_read_with_validity_at_either_place() {
     let nested = parse_generate(ok(json!({"responseCode": "2004700", "qrContent": "000201", "qrUrl": "https://q", "additionalInfo": {"validity_period": "2024-04-17T12:03:38+07:00"}}))).unwrap();
     assert!(nested.valid_until.is_some());
     assert_eq!(nested.qr_url.as_deref(), Some("https://q"));
-    assert!(matches!(parse_generate(ok(json!({"responseCode": "2004700"}))), Err(FinpayError::InvalidResponse(_))));
+    assert!(matches!(
+        parse_generate(ok(json!({"responseCode": "2004700"}))),
+        Err(FinpayError::InvalidResponse(_))
+    ));
 }
 
 fn query_request() -> QueryRequest {
-    QueryRequest { original_partner_reference_no: Some("P1".into()), original_reference_no: None, amount: idr(100) }
+    QueryRequest {
+        original_partner_reference_no: Some("P1".into()),
+        original_reference_no: None,
+        amount: idr(100),
+    }
 }
 
 #[test]
@@ -134,12 +152,19 @@ fn query_answers_become_observations() {
 
 #[test]
 fn query_answers_missing_fields_fall_back_or_fail_loudly() {
-    let minimal = parse_query(ok(json!({"responseCode": "2005100", "transactionStatus": "03"})), &query_request()).unwrap();
+    let minimal = parse_query(
+        ok(json!({"responseCode": "2005100", "transactionStatus": "03"})),
+        &query_request(),
+    )
+    .unwrap();
     assert_eq!(minimal.observation.status, TransactionStatus::Pending);
     assert_eq!(minimal.observation.original_partner_reference_no.as_deref(), Some("P1"));
     assert_eq!(minimal.observation.amount, None);
     let no_status = parse_query(ok(json!({"responseCode": "2005300"})), &query_request());
     assert!(matches!(no_status, Err(FinpayError::InvalidResponse(_))));
     let bad_amount = json!({"responseCode": "2005300", "latestTransactionStatus": "00", "amount": {"value": "1,00", "currency": "IDR"}});
-    assert!(matches!(parse_query(ok(bad_amount), &query_request()), Err(FinpayError::InvalidResponse(_))));
+    assert!(matches!(
+        parse_query(ok(bad_amount), &query_request()),
+        Err(FinpayError::InvalidResponse(_))
+    ));
 }

@@ -15,7 +15,7 @@ mod sql_api;
 mod sqlite;
 mod types;
 
-pub use api_store::ApiStore;
+pub use api_store::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -7,6 +7,9 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Group commit with set-based statements (`ingest_notifications` for batches).
+mod bulk;
+
 pub struct PgStore {
     pub(crate) pool: PgPool,
 }

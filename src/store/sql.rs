@@ -201,6 +201,24 @@ macro_rules! sql_store {
                 Ok(Applied { payment_id: payment.id, created: false, from: Some(payment.status), to, decision })
             }
 
+            /// The whole batch in one transaction, one notification after the other.
+            async fn ingest_one_by_one(&self, batch: &[InboundNotification]) -> crate::store::Result<Vec<IngestOutcome>> {
+                // Keys in a fixed order, so two replicas inserting overlapping
+                // batches wait on each other instead of deadlocking.
+                let mut order: Vec<usize> = (0..batch.len()).collect();
+                order.sort_by(|&a, &b| {
+                    let (x, y) = (&batch[a], &batch[b]);
+                    (&x.partner_id, &x.external_id, x.jakarta_day).cmp(&(&y.partner_id, &y.external_id, y.jakarta_day))
+                });
+                let mut tx = self.begin().await?;
+                let mut out: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+                for i in order {
+                    out[i] = Some(Self::ingest_in(&mut tx, &batch[i]).await?);
+                }
+                tx.commit().await?;
+                Ok(out.into_iter().map(|o| o.unwrap_or(IngestOutcome::Conflict)).collect())
+            }
+
             async fn ingest_in(
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 n: &InboundNotification,
@@ -321,20 +339,15 @@ macro_rules! sql_store {
                 &self,
                 batch: &[InboundNotification],
             ) -> crate::store::Result<Vec<IngestOutcome>> {
-                // Keys in a fixed order, so two replicas inserting overlapping
-                // batches wait on each other instead of deadlocking.
-                let mut order: Vec<usize> = (0..batch.len()).collect();
-                order.sort_by(|&a, &b| {
-                    let (x, y) = (&batch[a], &batch[b]);
-                    (&x.partner_id, &x.external_id, x.jakarta_day).cmp(&(&y.partner_id, &y.external_id, y.jakarta_day))
-                });
-                let mut tx = self.begin().await?;
-                let mut out: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
-                for i in order {
-                    out[i] = Some(Self::ingest_in(&mut tx, &batch[i]).await?);
+                // PostgreSQL stores a batch with a few set-based statements
+                // (store/postgres/bulk.rs), with the same effects as the
+                // item-by-item path below, which SQLite and single items use.
+                if batch.len() > 1 {
+                    if let Some(pg) = (self as &dyn std::any::Any).downcast_ref::<crate::store::PgStore>() {
+                        return pg.ingest_bulk(batch).await;
+                    }
                 }
-                tx.commit().await?;
-                Ok(out.into_iter().map(|o| o.unwrap_or(IngestOutcome::Conflict)).collect())
+                self.ingest_one_by_one(batch).await
             }
 
             async fn insert_payment(&self, p: &NewPayment) -> crate::store::Result<Payment> {

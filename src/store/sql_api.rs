@@ -1,10 +1,463 @@
 //! SQL for [`ApiStore`](super::ApiStore), shared by both backends (same
-//! conventions as `sql.rs`).
+//! conventions as `sql.rs`, whose expansion in the same module provides
+//! `PAYMENT_COLUMNS` and `Self::insert_event`). The items sit in an anonymous
+//! `const` block so that their imports cannot collide with `sql.rs`'s.
 
 macro_rules! sql_api_store {
     ($Store:ident, $Db:ty) => {
-        #[async_trait::async_trait]
-        impl crate::store::ApiStore for $Store {}
+        const _: () = {
+            use crate::domain::PaymentStatus;
+            use crate::store::api_store::{
+                IdempotencyClaim, IdempotencyRef, NewRefund, Refund, RefundOutcome, RefundReservation,
+            };
+            use crate::store::{NewPayment, Payment, StoreError};
+            use chrono::{DateTime, Utc};
+            use serde_json::json;
+
+            const REFUND_COLUMNS: &str = "id, payment_id, partner_refund_no, amount_minor, reason, status, reference_no, \
+                 response_code, created_at, updated_at";
+
+            type IdempotencyRow = (Vec<u8>, Option<i32>, Option<String>, Option<String>, Option<DateTime<Utc>>);
+
+            impl $Store {
+                async fn refund_by_partner_no(
+                    conn: &mut <$Db as sqlx::Database>::Connection,
+                    partner_refund_no: &str,
+                ) -> crate::store::Result<Option<Refund>> {
+                    let sql = Self::sql_owned(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE partner_refund_no = $1"));
+                    Ok(sqlx::query_as(&sql).bind(partner_refund_no).fetch_optional(&mut *conn).await?)
+                }
+
+                async fn name_resource(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    key: Option<&IdempotencyRef>,
+                    resource_id: &str,
+                ) -> crate::store::Result<()> {
+                    if let Some(k) = key {
+                        sqlx::query(&Self::sql(
+                            "UPDATE api_idempotency SET resource_id = $1 WHERE scope = $2 AND \"key\" = $3 AND status_code IS NULL",
+                        ))
+                        .bind(resource_id)
+                        .bind(&k.scope)
+                        .bind(&k.key)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl crate::store::ApiStore for $Store {
+                async fn idempotency_claim(
+                    &self,
+                    key: &IdempotencyRef,
+                    request_sha256: &[u8],
+                    locked_until: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> crate::store::Result<IdempotencyClaim> {
+                    // A release may delete the row between our insert and our read: try again.
+                    for _ in 0..3 {
+                        let inserted = sqlx::query(&Self::sql(
+                            "INSERT INTO api_idempotency (scope, \"key\", request_sha256, created_at, locked_until) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        ))
+                        .bind(&key.scope)
+                        .bind(&key.key)
+                        .bind(request_sha256)
+                        .bind(now)
+                        .bind(locked_until)
+                        .execute(&self.pool)
+                        .await?;
+                        if inserted.rows_affected() == 1 {
+                            return Ok(IdempotencyClaim::Claimed { resource_id: None });
+                        }
+                        let row: Option<IdempotencyRow> = sqlx::query_as(&Self::sql(
+                            "SELECT request_sha256, status_code, response_body, resource_id, locked_until \
+                             FROM api_idempotency WHERE scope = $1 AND \"key\" = $2",
+                        ))
+                        .bind(&key.scope)
+                        .bind(&key.key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        let Some((hash, status, body, resource_id, lock)) = row else {
+                            continue;
+                        };
+                        if hash != request_sha256 {
+                            return Ok(IdempotencyClaim::Mismatch);
+                        }
+                        if let Some(code) = status {
+                            return Ok(IdempotencyClaim::Completed {
+                                status_code: u16::try_from(code).unwrap_or(500),
+                                body: body.unwrap_or_default(),
+                            });
+                        }
+                        if lock.is_some_and(|t| t > now) {
+                            return Ok(IdempotencyClaim::InProgress);
+                        }
+                        // Released, or its holder died: take it over, one taker only.
+                        let taken = sqlx::query(&Self::sql(
+                            "UPDATE api_idempotency SET locked_until = $1 WHERE scope = $2 AND \"key\" = $3 \
+                             AND status_code IS NULL AND (locked_until IS NULL OR locked_until <= $4)",
+                        ))
+                        .bind(locked_until)
+                        .bind(&key.scope)
+                        .bind(&key.key)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        return Ok(if taken.rows_affected() == 1 {
+                            IdempotencyClaim::Claimed { resource_id }
+                        } else {
+                            IdempotencyClaim::InProgress
+                        });
+                    }
+                    Ok(IdempotencyClaim::InProgress)
+                }
+
+                async fn idempotency_complete(
+                    &self,
+                    key: &IdempotencyRef,
+                    status_code: u16,
+                    body: &str,
+                ) -> crate::store::Result<()> {
+                    sqlx::query(&Self::sql(
+                        "UPDATE api_idempotency SET status_code = $1, response_body = $2, locked_until = NULL \
+                         WHERE scope = $3 AND \"key\" = $4 AND status_code IS NULL",
+                    ))
+                    .bind(i32::from(status_code))
+                    .bind(body)
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn idempotency_release(&self, key: &IdempotencyRef) -> crate::store::Result<()> {
+                    let mut tx = self.begin().await?;
+                    sqlx::query(&Self::sql(
+                        "DELETE FROM api_idempotency WHERE scope = $1 AND \"key\" = $2 AND status_code IS NULL \
+                         AND resource_id IS NULL",
+                    ))
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(&Self::sql(
+                        "UPDATE api_idempotency SET locked_until = NULL WHERE scope = $1 AND \"key\" = $2 AND status_code IS NULL",
+                    ))
+                    .bind(&key.scope)
+                    .bind(&key.key)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn purge_idempotency(&self, before: DateTime<Utc>) -> crate::store::Result<u64> {
+                    Ok(sqlx::query(&Self::sql(
+                        "DELETE FROM api_idempotency WHERE created_at < $1 AND status_code IS NOT NULL",
+                    ))
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+                }
+
+                async fn create_api_payment(
+                    &self,
+                    p: &NewPayment,
+                    next_check_at: DateTime<Utc>,
+                    idempotency: Option<&IdempotencyRef>,
+                ) -> crate::store::Result<Payment> {
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, note, \
+                         valid_until, created_at, updated_at, next_check_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', 'generated', $5, $6, $7, $7, $8) RETURNING {PAYMENT_COLUMNS}"
+                    ));
+                    let mut tx = self.begin().await?;
+                    let row: Payment = sqlx::query_as(&sql)
+                        .bind(&p.id)
+                        .bind(&p.partner_reference_no)
+                        .bind(p.amount_minor)
+                        .bind(&p.currency)
+                        .bind(p.note.as_deref())
+                        .bind(p.valid_until)
+                        .bind(p.created_at)
+                        .bind(next_check_at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let detail = json!({
+                        "from": "api",
+                        "status": "pending",
+                        "amount": crate::domain::status::format_minor(p.amount_minor),
+                        "partnerReferenceNo": p.partner_reference_no,
+                    });
+                    Self::insert_event(&mut tx, &row.id, "created", &detail, p.created_at).await?;
+                    Self::name_resource(&mut tx, idempotency, &row.id).await?;
+                    tx.commit().await?;
+                    Ok(row)
+                }
+
+                async fn fail_generation(
+                    &self,
+                    payment_id: &str,
+                    detail: &serde_json::Value,
+                ) -> crate::store::Result<Option<Payment>> {
+                    let now = crate::store::now();
+                    let select = Self::sql_owned(format!(
+                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let update = Self::sql_owned(format!(
+                        "UPDATE payments SET status = 'failed', next_check_at = NULL, updated_at = $1 \
+                         WHERE id = $2 AND status = $3 AND qr_content IS NULL RETURNING {PAYMENT_COLUMNS}"
+                    ));
+                    let mut tx = self.begin().await?;
+                    let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
+                    let Some(current) = current.filter(|p| p.status.is_open() && p.qr_content.is_none()) else {
+                        return Ok(None);
+                    };
+                    let failed: Option<Payment> = sqlx::query_as(&update)
+                        .bind(now)
+                        .bind(payment_id)
+                        .bind(current.status.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if failed.is_some() {
+                        Self::insert_event(&mut tx, payment_id, "generate_failed", detail, now).await?;
+                        let change = json!({"from": current.status.as_str(), "to": "failed", "by": "api"});
+                        Self::insert_event(&mut tx, payment_id, "status_changed", &change, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(failed)
+                }
+
+                async fn generation_unknown(
+                    &self,
+                    payment_id: &str,
+                    next_check_at: DateTime<Utc>,
+                    detail: &serde_json::Value,
+                ) -> crate::store::Result<()> {
+                    let now = crate::store::now();
+                    let mut tx = self.begin().await?;
+                    sqlx::query(&Self::sql(
+                        "UPDATE payments SET next_check_at = $1, updated_at = $2 \
+                         WHERE id = $3 AND status IN ('initiated', 'pending', 'paying')",
+                    ))
+                    .bind(next_check_at)
+                    .bind(now)
+                    .bind(payment_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::insert_event(&mut tx, payment_id, "generate_unknown", detail, now).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn reserve_refund(
+                    &self,
+                    r: &NewRefund,
+                    idempotency: Option<&IdempotencyRef>,
+                ) -> crate::store::Result<RefundReservation> {
+                    let mut tx = self.begin().await?;
+                    if let Some(existing) = Self::refund_by_partner_no(&mut *tx, &r.partner_refund_no).await? {
+                        return Ok(RefundReservation::Existing(existing));
+                    }
+                    let select = Self::sql_owned(format!(
+                        "SELECT status, amount_minor, refunded_minor FROM payments WHERE id = $1{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let payment: Option<(String, i64, i64)> =
+                        sqlx::query_as(&select).bind(&r.payment_id).fetch_optional(&mut *tx).await?;
+                    let Some((status, amount, refunded)) = payment else {
+                        return Ok(RefundReservation::PaymentNotFound);
+                    };
+                    // The invariant itself: this statement alone decides whether the amount fits.
+                    let reserved = sqlx::query(&Self::sql(
+                        "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
+                         WHERE id = $3 AND status = 'paid' AND refunded_minor + $1 <= amount_minor",
+                    ))
+                    .bind(r.amount_minor)
+                    .bind(r.created_at)
+                    .bind(&r.payment_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if reserved.rows_affected() != 1 {
+                        let status = PaymentStatus::parse(&status)
+                            .ok_or_else(|| StoreError::Invalid(format!("unknown payment status {status:?}")))?;
+                        return Ok(if status == PaymentStatus::Paid {
+                            RefundReservation::ExceedsRefundable { refundable_minor: amount - refunded }
+                        } else {
+                            RefundReservation::NotRefundable { status }
+                        });
+                    }
+                    let insert = Self::sql_owned(format!(
+                        "INSERT INTO refunds (id, payment_id, partner_refund_no, amount_minor, reason, status, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) RETURNING {REFUND_COLUMNS}"
+                    ));
+                    let inserted: Result<Refund, sqlx::Error> = sqlx::query_as(&insert)
+                        .bind(&r.id)
+                        .bind(&r.payment_id)
+                        .bind(&r.partner_refund_no)
+                        .bind(r.amount_minor)
+                        .bind(&r.reason)
+                        .bind(r.created_at)
+                        .fetch_one(&mut *tx)
+                        .await;
+                    let refund = match inserted.map_err(StoreError::from) {
+                        Ok(refund) => refund,
+                        Err(StoreError::Conflict(_)) => {
+                            // Same partnerRefundNo inserted concurrently: undo our reservation, answer with theirs.
+                            tx.rollback().await?;
+                            let mut conn = self.pool.acquire().await?;
+                            return match Self::refund_by_partner_no(&mut conn, &r.partner_refund_no).await? {
+                                Some(existing) => Ok(RefundReservation::Existing(existing)),
+                                None => Err(StoreError::Invalid("refund vanished after a conflict".into())),
+                            };
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let detail = json!({
+                        "refundId": refund.id,
+                        "partnerRefundNo": refund.partner_refund_no,
+                        "amount": crate::domain::status::format_minor(refund.amount_minor),
+                        "reason": refund.reason,
+                    });
+                    Self::insert_event(&mut tx, &r.payment_id, "refund_requested", &detail, r.created_at).await?;
+                    Self::name_resource(&mut tx, idempotency, &refund.id).await?;
+                    tx.commit().await?;
+                    Ok(RefundReservation::Reserved(refund))
+                }
+
+                async fn complete_refund(&self, refund_id: &str, outcome: &RefundOutcome) -> crate::store::Result<Refund> {
+                    let now = crate::store::now();
+                    let by_id = Self::sql_owned(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"));
+                    let mut tx = self.begin().await?;
+                    let refund: Refund = sqlx::query_as(&by_id)
+                        .bind(refund_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    if refund.status != "pending" {
+                        return Ok(refund);
+                    }
+                    // Lock the payment first: completions of one payment's refunds run one at a time,
+                    // so the "fully refunded" sum below sees every earlier completion.
+                    let lock = Self::sql_owned(format!(
+                        "SELECT status, amount_minor FROM payments WHERE id = $1{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let (status, amount): (String, i64) =
+                        sqlx::query_as(&lock).bind(&refund.payment_id).fetch_one(&mut *tx).await?;
+                    let base = json!({
+                        "refundId": refund.id,
+                        "partnerRefundNo": refund.partner_refund_no,
+                        "amount": crate::domain::status::format_minor(refund.amount_minor),
+                    });
+                    let with = |extra: serde_json::Value| {
+                        let mut d = base.clone();
+                        if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
+                            d.extend(extra.clone());
+                        }
+                        d
+                    };
+                    match outcome {
+                        RefundOutcome::Succeeded { reference_no, response_code } => {
+                            let done = sqlx::query(&Self::sql(
+                                "UPDATE refunds SET status = 'succeeded', reference_no = $1, response_code = $2, \
+                                 updated_at = $3 WHERE id = $4 AND status = 'pending'",
+                            ))
+                            .bind(reference_no.as_deref())
+                            .bind(response_code.as_deref())
+                            .bind(now)
+                            .bind(refund_id)
+                            .execute(&mut *tx)
+                            .await?;
+                            if done.rows_affected() == 1 {
+                                let detail = with(json!({"referenceNo": reference_no, "responseCode": response_code}));
+                                Self::insert_event(&mut tx, &refund.payment_id, "refund_succeeded", &detail, now).await?;
+                                let refunded: i64 = sqlx::query_scalar(&Self::sql(
+                                    "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds \
+                                     WHERE payment_id = $1 AND status = 'succeeded'",
+                                ))
+                                .bind(&refund.payment_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                if refunded >= amount && status == "paid" {
+                                    let moved = sqlx::query(&Self::sql(
+                                        "UPDATE payments SET status = 'refunded', next_check_at = NULL, updated_at = $1 \
+                                         WHERE id = $2 AND status = 'paid'",
+                                    ))
+                                    .bind(now)
+                                    .bind(&refund.payment_id)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                    if moved.rows_affected() == 1 {
+                                        let change = json!({"from": "paid", "to": "refunded", "by": "refund"});
+                                        Self::insert_event(&mut tx, &refund.payment_id, "status_changed", &change, now).await?;
+                                    }
+                                }
+                            }
+                        }
+                        RefundOutcome::Rejected { response_code, message } => {
+                            let done = sqlx::query(&Self::sql(
+                                "UPDATE refunds SET status = 'failed', response_code = $1, updated_at = $2 \
+                                 WHERE id = $3 AND status = 'pending'",
+                            ))
+                            .bind(response_code.as_deref())
+                            .bind(now)
+                            .bind(refund_id)
+                            .execute(&mut *tx)
+                            .await?;
+                            if done.rows_affected() == 1 {
+                                sqlx::query(&Self::sql(
+                                    "UPDATE payments SET refunded_minor = refunded_minor - $1, updated_at = $2 \
+                                     WHERE id = $3 AND refunded_minor >= $1",
+                                ))
+                                .bind(refund.amount_minor)
+                                .bind(now)
+                                .bind(&refund.payment_id)
+                                .execute(&mut *tx)
+                                .await?;
+                                let detail = with(json!({"responseCode": response_code, "message": message}));
+                                Self::insert_event(&mut tx, &refund.payment_id, "refund_failed", &detail, now).await?;
+                            }
+                        }
+                        RefundOutcome::Unknown { reason } => {
+                            sqlx::query(&Self::sql("UPDATE refunds SET updated_at = $1 WHERE id = $2"))
+                                .bind(now)
+                                .bind(refund_id)
+                                .execute(&mut *tx)
+                                .await?;
+                            let detail = with(json!({"reason": reason}));
+                            Self::insert_event(&mut tx, &refund.payment_id, "refund_unknown", &detail, now).await?;
+                        }
+                    }
+                    let refund: Refund = sqlx::query_as(&by_id).bind(refund_id).fetch_one(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(refund)
+                }
+
+                async fn get_refund(&self, refund_id: &str) -> crate::store::Result<Option<Refund>> {
+                    let sql = Self::sql_owned(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"));
+                    Ok(sqlx::query_as(&sql).bind(refund_id).fetch_optional(&self.pool).await?)
+                }
+
+                async fn find_refund_by_partner_no(&self, partner_refund_no: &str) -> crate::store::Result<Option<Refund>> {
+                    let mut conn = self.pool.acquire().await?;
+                    Self::refund_by_partner_no(&mut conn, partner_refund_no).await
+                }
+
+                async fn list_refunds(&self, payment_id: &str) -> crate::store::Result<Vec<Refund>> {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id"
+                    ));
+                    Ok(sqlx::query_as(&sql).bind(payment_id).fetch_all(&self.pool).await?)
+                }
+            }
+        };
     };
 }
 

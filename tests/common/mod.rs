@@ -242,3 +242,172 @@ pub fn unique_digits() -> String {
     let mut r = rand::thread_rng();
     (0..24).map(|_| char::from(b'0' + r.gen_range(0..10u8))).collect()
 }
+
+// ---- Finpay simulator and reconciliation helpers ----
+
+use finpay_qris::simulator::{self, SimConfig, SimHandle};
+use std::time::Duration;
+
+/// Our (the merchant's) identity at the simulated Finpay.
+pub const MERCHANT_CLIENT_ID: &str = "MERCHANT-AT-FINPAY";
+pub const MERCHANT_CLIENT_SECRET: &str = "TEST-ONLY-merchant-secret-9876543210";
+pub const MERCHANT_ID: &str = "FM2103300001";
+
+/// The merchant's RSA key, generated once per test binary (a key of its own,
+/// so a mix-up with Finpay's key cannot go unnoticed).
+pub fn merchant_key() -> rsa::RsaPrivateKey {
+    static KEY: std::sync::OnceLock<rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(keys::generate_private_key).clone()
+}
+
+/// A simulated Finpay for a [`TestApp`]: it trusts [`merchant_key`], signs
+/// its token requests with the §8 test key (which `base_env` trusts) and
+/// notifies with `CLIENT_ID` / `CLIENT_SECRET`.
+pub async fn spawn_simulator(tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
+    let mut cfg = SimConfig::new(
+        MERCHANT_CLIENT_ID,
+        MERCHANT_CLIENT_SECRET,
+        merchant_key().to_public_key(),
+        finpay_key(),
+        CLIENT_ID,
+        CLIENT_SECRET,
+    );
+    cfg.merchant_id = Some(MERCHANT_ID.into());
+    cfg.notify_backoff_ms = 100;
+    tweak(&mut cfg);
+    simulator::spawn(cfg).await.expect("simulator")
+}
+
+/// Sets `key` in `env`, replacing an earlier value.
+pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_string(), value.to_string()));
+}
+
+/// Points the service at `sim`, with the worker on at test speed: polls
+/// every 50 ms, first check 1 s, intervals ×2 up to 2 s, grace 1 s.
+pub fn finpay_env(env: &mut Vec<(String, String)>, sim_base_url: &str) {
+    let pem = keys::private_key_pem(&merchant_key());
+    for (k, v) in [
+        ("FINPAY_QRIS__FINPAY__BASE_URL", sim_base_url),
+        ("FINPAY_QRIS__FINPAY__CLIENT_ID", MERCHANT_CLIENT_ID),
+        ("FINPAY_QRIS__FINPAY__CLIENT_SECRET", MERCHANT_CLIENT_SECRET),
+        ("FINPAY_QRIS__FINPAY__PRIVATE_KEY", pem.as_str()),
+        ("FINPAY_QRIS__FINPAY__MERCHANT_ID", MERCHANT_ID),
+        ("FINPAY_QRIS__FINPAY__SUB_MERCHANT_ID", "FM2007160001"),
+        ("FINPAY_QRIS__FINPAY__TERMINAL_ID", "213141251124"),
+        ("FINPAY_QRIS__FINPAY__TIMEOUT_SECS", "5"),
+        ("FINPAY_QRIS__FINPAY__CONNECT_TIMEOUT_SECS", "2"),
+        ("FINPAY_QRIS__WORKER__ENABLED", "true"),
+        ("FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "50"),
+        ("FINPAY_QRIS__WORKER__FIRST_CHECK_SECS", "1"),
+        ("FINPAY_QRIS__WORKER__BACKOFF_FACTOR", "2.0"),
+        ("FINPAY_QRIS__WORKER__MAX_INTERVAL_SECS", "2"),
+        ("FINPAY_QRIS__WORKER__LEASE_SECS", "10"),
+        ("FINPAY_QRIS__WORKER__GRACE_SECS", "1"),
+        ("FINPAY_QRIS__WORKER__BATCH_SIZE", "8"),
+    ] {
+        set_env(env, k, v);
+    }
+}
+
+/// A [`TestApp`] wired to `sim` (which then notifies this app).
+pub async fn spawn_app_with_sim(
+    backend: Backend,
+    sim: &SimHandle,
+    tweak: impl FnOnce(&mut Vec<(String, String)>),
+) -> TestApp {
+    let app = TestApp::spawn_with(backend, |env| {
+        finpay_env(env, sim.base_url());
+        tweak(env);
+    })
+    .await;
+    sim.set_merchant(&app.url(NOTIFY_PATH), &app.url(TOKEN_PATH));
+    app
+}
+
+impl TestDb {
+    /// Another handle on the same database, for a second application.
+    /// The original must outlive it (it owns the SQLite directory).
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+}
+
+/// Creates a payment as the API does: the row, Finpay's generate, the QR
+/// attached with its first check `first_check` from now.
+pub async fn create_payment(
+    app: &TestApp,
+    amount_minor: i64,
+    validity: Duration,
+    first_check: Duration,
+) -> finpay_qris::store::Payment {
+    use finpay_qris::finpay::GenerateRequest;
+    use finpay_qris::snap::notify::Amount;
+    use finpay_qris::store::{self, GeneratedQr, NewPayment};
+    let now = store::now();
+    let valid_until = now + chrono::Duration::from_std(validity).unwrap();
+    let new = NewPayment {
+        id: uuid::Uuid::now_v7().to_string(),
+        partner_reference_no: format!("INV{}", unique_digits()),
+        amount_minor,
+        currency: "IDR".into(),
+        note: Some("test".into()),
+        valid_until,
+        created_at: now,
+    };
+    let p = app.state.store.insert_payment(&new).await.expect("insert payment");
+    let finpay = app.state.finpay.as_ref().expect("Finpay is configured");
+    let g = finpay
+        .generate(&GenerateRequest {
+            partner_reference_no: new.partner_reference_no.clone(),
+            amount: Amount {
+                minor: amount_minor,
+                currency: "IDR".into(),
+            },
+            valid_until,
+            note: new.note.clone(),
+            tips: None,
+        })
+        .await
+        .expect("generate");
+    let qr = GeneratedQr {
+        reference_no: g.reference_no,
+        qr_content: g.qr_content,
+        qr_url: g.qr_url,
+        valid_until: g.valid_until,
+        next_check_at: now + chrono::Duration::from_std(first_check).unwrap(),
+    };
+    app.state.store.attach_generated(&p.id, &qr).await.expect("attach QR")
+}
+
+/// Polls `probe` until it yields a value; panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The payment's events of `kind`, their details parsed.
+pub async fn events_of(app: &TestApp, payment_id: &str, kind: &str) -> Vec<serde_json::Value> {
+    let events = app.state.store.payment_events(payment_id).await.expect("events");
+    events
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null))
+        .collect()
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Throughput benchmark of the notify path, with the database's own ceiling measured
+# in the same run:
+#   1. builds the release binary;
+#   2. creates a fresh PostgreSQL database, migrates it, seeds $PAYMENTS payments;
+#   3. runs pgbench with bench/pgbench_notify.sql ($PGB_CLIENTS clients, $DURATION s,
+#      durable: synchronous_commit=on, the server's default);
+#   4. starts `finpay-qris serve` on that database with keys generated for the run,
+#      runs `finpay-qris loadgen` at each of $CONNS connections (payments reset to
+#      pending before each run), samples the server's RSS mid-run (ps);
+#   5. the same loadgen runs on an SQLite file;
+#   6. prints a table with the ratio to the pgbench figure.
+#
+# Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=100000)
+#        DURATION=20 CONNS=64 bench/run.sh
+# Needs: cargo, psql, pgbench, sqlite3, curl, python3; PostgreSQL at $PGHOST:$PGPORT
+# (user postgres, trust). It never stops or reconfigures the PostgreSQL server; it
+# only creates and drops the database $BENCH_DB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+BENCH_DB=${BENCH_DB:-finpay_bench}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-"16 64 256"}
+PAYMENTS=${PAYMENTS:-100000}
+PGB_CLIENTS=${PGB_CLIENTS:-16}
+DUPLICATES=${DUPLICATES:-0.1}   # extra 64-connection run with this fraction of replays; 0 to skip
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=${PORT:-$(free_port)}
+API_PORT=${API_PORT:-$(free_port)}
+CLIENT_ID=FINPAY-BENCH
+SECRET=bench-only-secret-0123456789abcdef
+export PGHOST PGPORT PGUSER
+
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+BIN="$TARGET_DIR/release/finpay-qris"
+WORK=$(mktemp -d /tmp/finpay-bench.XXXXXX)
+SERVER_PID=""
+ROWS="$WORK/rows.tsv"
+: >"$ROWS"
+
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    psql -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '>> %s\n' "$*" >&2; }
+
+log "building release binary"
+cargo build --release --quiet
+
+PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$BENCH_DB"
+SQLITE_URL="sqlite://$WORK/bench.db"
+
+log "fresh database $BENCH_DB, $PAYMENTS payments"
+psql -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
+DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
+psql -q -d "$BENCH_DB" -c "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+    SELECT 'bench-' || g, 'PRN' || g, 1000000, 'IDR', 'pending', 'generated', now(), now() FROM generate_series(1, $PAYMENTS) g"
+psql -q -d "$BENCH_DB" -c "VACUUM ANALYZE" -c "CHECKPOINT"
+
+pg_reset() {
+    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events" \
+        -c "UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, reference_no = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at" \
+        -c "VACUUM ANALYZE" -c "CHECKPOINT"
+}
+
+log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit'))"
+pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+cat "$WORK/pgbench.txt" >&2
+PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
+[[ -n "$PGB_TPS" ]] || { echo "could not read the pgbench figure" >&2; exit 1; }
+pg_reset
+
+"$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
+
+start_server() { # $1 database URL, $2 log file
+    env FINPAY_QRIS__SERVER__LISTEN="127.0.0.1:$PORT" \
+        FINPAY_QRIS__API__LISTEN="127.0.0.1:$API_PORT" \
+        FINPAY_QRIS__DATABASE__URL="$1" \
+        FINPAY_QRIS__INBOUND__CLIENT_ID="$CLIENT_ID" \
+        FINPAY_QRIS__INBOUND__CLIENT_SECRET="$SECRET" \
+        FINPAY_QRIS__INBOUND__PUBLIC_KEY="$WORK/finpay_public.pem" \
+        FINPAY_QRIS__WORKER__ENABLED=false \
+        "$BIN" serve >"$2" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+        if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "server did not become ready; log:" >&2
+    cat "$2" >&2
+    exit 1
+}
+
+stop_server() {
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+    echo "$hwm"
+}
+
+run_load() { # $1 backend, $2 connections, $3 duplicates fraction
+    local out="$WORK/loadgen-$1-$2-$3.txt" rss
+    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
+        --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
+        --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
+    local lg=$!
+    sleep "$(python3 -c "print($WARMUP + $DURATION / 2)")"
+    rss=$(ps -o rss= -p "$SERVER_PID" | tr -d ' ')
+    wait "$lg" || true
+    cat "$out" >&2
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$(tail -n 1 "$out")" >>"$ROWS"
+}
+
+log "PostgreSQL: finpay-qris serve + loadgen"
+start_server "$PG_URL" "$WORK/server-pg.log"
+for c in $CONNS; do
+    log "PostgreSQL, $c connections"
+    pg_reset
+    run_load postgres "$c" 0
+done
+if [[ "$DUPLICATES" != "0" ]]; then
+    log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays"
+    pg_reset
+    run_load postgres 64 "$DUPLICATES"
+fi
+PG_HWM=$(stop_server)
+
+log "SQLite: finpay-qris serve + loadgen"
+DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
+sqlite3 "$WORK/bench.db" "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
+    INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+    SELECT 'bench-' || n, 'PRN' || n, 1000000, 'IDR', 'pending', 'generated',
+           strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g; ANALYZE;"
+sqlite_reset() {
+    sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "DELETE FROM notifications; DELETE FROM payment_events;
+        UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, reference_no = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at;
+        PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+}
+start_server "$SQLITE_URL" "$WORK/server-sqlite.log"
+for c in $CONNS; do
+    log "SQLite, $c connections"
+    sqlite_reset
+    run_load sqlite "$c" 0
+done
+SQLITE_HWM=$(stop_server)
+
+python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" <<'EOF'
+import json, sys
+rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+print()
+print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS")
+print()
+print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for line in open(rows_path):
+    backend, conns, dups, rss, js = line.rstrip("\n").split("\t", 4)
+    try:
+        r = json.loads(js)
+    except ValueError:
+        print(f"| {backend} | {conns} | {dups} | loadgen failed: {js} |")
+        continue
+    print(f"| {backend} | {conns} | {float(dups):.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
+          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['unexpected']} | {int(rss) / 1024:.1f} |")
+print()
+print(f"peak RSS (VmHWM) of the server: PostgreSQL run {pg_hwm / 1024:.1f} MiB, SQLite run {sqlite_hwm / 1024:.1f} MiB")
+EOF

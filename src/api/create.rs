@@ -1,0 +1,243 @@
+//! `POST /api/v1/payments`: a dynamic QR payment.
+//!
+//! Order of effects: the payment row first (`pending`, scheduled for a
+//! reconciliation check), then Finpay's generate, then the QR on the row.
+//! A definite refusal fails the payment; an unknown outcome (timeout, 5xx)
+//! leaves it pending for the worker, and a retry of the same request (same
+//! `Idempotency-Key`, or the same `partnerReferenceNo`) calls generate again
+//! with the same `partnerReferenceNo`, which Finpay treats as the same QR.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::ApiJson;
+use super::idempotency::{self, Begin, Reply};
+use super::model::PaymentView;
+use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
+use super::upstream;
+use crate::finpay::GenerateRequest;
+use crate::snap::notify::Amount;
+use crate::state::AppState;
+use crate::store::{GeneratedQr, IdempotencyRef, NewPayment, Payment, StoreError};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+const ROUTE: &str = "POST /api/v1/payments";
+/// A generate whose outcome is unknown is checked this soon by the worker.
+const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Create a QR payment
+///
+/// Inserts the payment, asks Finpay for its QR and returns it. Send an
+/// `Idempotency-Key` so that retries (after a timeout, a lost connection)
+/// return the same payment instead of creating another.
+#[utoipa::path(
+    post,
+    path = "/payments",
+    tag = "payments",
+    request_body = CreatePaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer")),
+    responses(
+        (status = 201, description = "Created: the QR is ready", body = PaymentView),
+        (status = 200, description = "This partnerReferenceNo already has this payment: here it is", body = PaymentView),
+        (status = 400, description = "Unreadable body or header", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "partnerReferenceNo used for another payment, or the same Idempotency-Key is in flight", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Finpay refused (payment failed) or failed (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Finpay or the database is not available", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Finpay did not answer in time (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_payment(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreatePaymentRequest>,
+) -> Result<Response, ApiError> {
+    let spec = PaymentSpec::parse(body, crate::store::now(), &st.settings.worker)?;
+    upstream::finpay(&st)?;
+    let key = idempotency::key_from(&headers, &caller, ROUTE)?;
+    let mut resume = None;
+    if let Some(k) = &key {
+        match idempotency::begin(&st, k, &idempotency::fingerprint(&spec.canonical())).await? {
+            Begin::Answer(resp) => return Ok(resp),
+            Begin::Proceed { resource_id } => resume = resource_id,
+        }
+    }
+    // Run to the end, answer recorded, even if the caller hangs up: the effects must be recorded.
+    let task = tokio::spawn({
+        let st = st.clone();
+        async move {
+            let reply = run(&st, &spec, key.as_ref(), resume).await;
+            if let Some(k) = &key {
+                idempotency::finish(&st, k, &reply).await;
+            }
+            reply
+        }
+    });
+    let reply = task.await.unwrap_or_else(|e| {
+        // The key (if any) stays locked until it expires; a retry then resumes.
+        tracing::error!(error = %e, "payment creation task failed");
+        Reply::error(ApiError::internal(), false)
+    });
+    Ok(reply.into_response())
+}
+
+async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, resume: Option<String>) -> Reply {
+    let payment = match resume {
+        Some(id) => match st.store.get_payment(&id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Reply::error(ApiError::internal(), false),
+            Err(e) => return Reply::error(e.into(), false),
+        },
+        None => match insert(st, spec, key).await {
+            Ok(Inserted::New(p)) => p,
+            Ok(Inserted::Existing(p)) => return finish_existing(st, spec, p).await,
+            Err(e) => return Reply::error(e, false),
+        },
+    };
+    generate(st, spec, payment, StatusCode::CREATED).await
+}
+
+enum Inserted {
+    New(Payment),
+    /// The `partnerReferenceNo` was taken already.
+    Existing(Payment),
+}
+
+async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>) -> Result<Inserted, ApiError> {
+    let now = crate::store::now();
+    let id = uuid::Uuid::now_v7();
+    let new = NewPayment {
+        id: id.to_string(),
+        // Ours by default: the id's 32 hex digits, unique and Finpay-safe.
+        partner_reference_no: spec
+            .partner_reference_no
+            .clone()
+            .unwrap_or_else(|| id.simple().to_string()),
+        amount_minor: spec.amount_minor,
+        currency: "IDR".into(),
+        note: spec.note.clone(),
+        valid_until: spec.valid_until,
+        created_at: now,
+    };
+    let first_check = after(now, st.settings.worker.first_check_secs);
+    match st.store.create_api_payment(&new, first_check, key).await {
+        Ok(p) => {
+            tracing::info!(payment_id = %p.id, partner_reference_no = %new.partner_reference_no, "payment created");
+            Ok(Inserted::New(p))
+        }
+        Err(StoreError::Conflict(_)) => match st.store.get_payment(&new.partner_reference_no).await? {
+            Some(p) => Ok(Inserted::Existing(p)),
+            None => Err(ApiError::internal()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A request naming a `partnerReferenceNo` that exists: the same payment is
+/// answered (and its QR generated if an earlier attempt did not get it);
+/// another payment is a conflict.
+async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply {
+    let same = p.origin == "generated"
+        && p.partner_reference_no.as_deref() == spec.partner_reference_no.as_deref()
+        && p.amount_minor == spec.amount_minor
+        && p.currency == "IDR";
+    if !same {
+        let e = ApiError::conflict(
+            "partner-reference-taken",
+            "partnerReferenceNo already used",
+            "another payment already has this partnerReferenceNo; choose a new one",
+        )
+        .field("partnerReferenceNo")
+        .payment(&p.id);
+        return Reply::error(e, true);
+    }
+    generate(st, spec, p, StatusCode::OK).await
+}
+
+/// Gets the payment its QR (unless it has one) and answers with it.
+async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode) -> Reply {
+    if p.qr_content.is_some() {
+        return Reply::json(done, &PaymentView::from(&p));
+    }
+    if !p.status.is_open() {
+        let e = ApiError::conflict(
+            "payment-not-generated",
+            "Payment has no QR",
+            format!(
+                "the payment is {} and its QR was never generated; create a new payment",
+                p.status
+            ),
+        )
+        .payment(&p.id);
+        return Reply::error(e, true);
+    }
+    let now = crate::store::now();
+    let Some(valid_until) = p.valid_until.filter(|t| *t > after(now, 10)) else {
+        let e = ApiError::conflict(
+            "payment-not-generated",
+            "Payment has no QR",
+            "the payment's validity ended before its QR could be generated; create a new payment",
+        )
+        .payment(&p.id);
+        return Reply::error(e, true);
+    };
+    let finpay = match upstream::finpay(st) {
+        Ok(f) => f,
+        Err(e) => return Reply::error(e.payment(&p.id), false),
+    };
+    let req = GenerateRequest {
+        partner_reference_no: p.partner_reference_no.clone().unwrap_or_default(),
+        amount: Amount {
+            minor: p.amount_minor,
+            currency: p.currency.clone(),
+        },
+        valid_until,
+        note: p.note.clone(),
+        tips: spec.tips.clone(),
+    };
+    match finpay.generate(&req).await {
+        Ok(g) => {
+            let qr = GeneratedQr {
+                reference_no: g.reference_no,
+                qr_content: g.qr_content,
+                qr_url: g.qr_url,
+                valid_until: g.valid_until,
+                next_check_at: after(crate::store::now(), st.settings.worker.first_check_secs),
+            };
+            match st.store.attach_generated(&p.id, &qr).await {
+                Ok(p) => Reply::json(done, &PaymentView::from(&p)),
+                Err(e) => {
+                    tracing::error!(payment_id = %p.id, error = %e, "Finpay generated the QR but it could not be stored");
+                    Reply::error(ApiError::from(e).payment(&p.id), false)
+                }
+            }
+        }
+        Err(e) if upstream::definitely_refused(&e) => {
+            tracing::warn!(payment_id = %p.id, error = %e, "Finpay refused to generate the QR");
+            if let Err(se) = st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
+                return Reply::error(ApiError::from(se).payment(&p.id), false);
+            }
+            Reply::error(
+                ApiError::finpay(&e, "Finpay refused to generate the QR; the payment is failed").payment(&p.id),
+                true,
+            )
+        }
+        Err(e) => {
+            tracing::warn!(payment_id = %p.id, error = %e, "generate outcome unknown; the worker will check");
+            let detail = upstream::describe(&e);
+            if let Err(se) = st
+                .store
+                .generation_unknown(&p.id, crate::store::now() + RECHECK_SOON, &detail)
+                .await
+            {
+                tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");
+            }
+            let what = "the QR's outcome is unknown; the payment stays pending: retry the same request to resume it";
+            Reply::error(ApiError::finpay(&e, what).payment(&p.id), false)
+        }
+    }
+}

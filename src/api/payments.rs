@@ -1,0 +1,224 @@
+//! Reading payments: one (optionally refreshed from Finpay), a filtered
+//! page, and a payment's audit trail.
+
+use super::error::{ApiError, Problem};
+use super::extract::{ApiPath, ApiQuery};
+use super::model::{EventList, EventView, PaymentPage, PaymentView};
+use super::upstream;
+use crate::domain::PaymentStatus;
+use crate::state::AppState;
+use crate::store::{Payment, PaymentFilter};
+use axum::extract::State;
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+/// The payment named by our id or its `partnerReferenceNo`, or 404.
+pub async fn find(st: &AppState, id: &str) -> Result<Payment, ApiError> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(ApiError::payment_not_found(id));
+    }
+    st.store
+        .get_payment(id)
+        .await?
+        .ok_or_else(|| ApiError::payment_not_found(id))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// `true`: ask Finpay now (the reconciliation code path) before answering.
+    #[param(value_type = Option<bool>)]
+    refresh: Option<String>,
+}
+
+/// Get a payment
+///
+/// By our `id` or by its `partnerReferenceNo`.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo"), GetParams),
+    responses(
+        (status = 200, description = "The payment", body = PaymentView),
+        (status = 400, description = "Bad `refresh` value", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A refresh of this payment is already running", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Finpay failed the refresh", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Finpay is not configured (refresh)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Finpay did not answer the refresh in time", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_payment(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<GetParams>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let refresh = match q.refresh.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("refresh must be true or false").field("refresh")),
+    };
+    let mut payment = find(&st, &id).await?;
+    if refresh {
+        payment = upstream::refresh(&st, &payment).await?;
+    }
+    Ok(Json(PaymentView::from(&payment)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only payments in this status.
+    #[param(value_type = Option<super::model::Status>)]
+    status: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[serde(alias = "created_from")]
+    #[param(format = DateTime)]
+    created_from: Option<String>,
+    /// Created before (RFC 3339, exclusive).
+    #[serde(alias = "created_to")]
+    #[param(format = DateTime)]
+    created_to: Option<String>,
+    /// Exactly this partnerReferenceNo or Finpay referenceNo.
+    reference: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List payments
+///
+/// Newest first, in pages: follow `nextCursor` until it is absent. Pages are
+/// keyed on the ids (which sort by creation time), so payments created while
+/// you page never shift the pages: nothing is skipped or repeated.
+#[utoipa::path(
+    get,
+    path = "/payments",
+    tag = "payments",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of payments, newest first", body = PaymentPage),
+        (status = 400, description = "A bad filter, limit or cursor (see `field`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_payments(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<PaymentPage>, ApiError> {
+    let bad = |field: &str, msg: &str| ApiError::bad_request(msg.to_string()).field(field);
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| PaymentStatus::parse(s).ok_or_else(|| bad("status", "unknown status")))
+        .transpose()?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| bad("limit", "must be a whole number from 1 to 200"))?,
+    };
+    let before_id = q
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c).ok_or_else(|| bad("cursor", "not a cursor this API gave")))
+        .transpose()?;
+    let filter = PaymentFilter {
+        status,
+        created_from: q
+            .created_from
+            .as_deref()
+            .map(|t| time(t).ok_or_else(|| bad("createdFrom", "must be an RFC 3339 time")))
+            .transpose()?,
+        created_to: q
+            .created_to
+            .as_deref()
+            .map(|t| time(t).ok_or_else(|| bad("createdTo", "must be an RFC 3339 time")))
+            .transpose()?,
+        reference: q.reference.filter(|r| !r.is_empty()),
+        before_id,
+        // One more than asked: whether it comes back says if there is a next page.
+        limit: limit + 1,
+    };
+    let mut rows = st.store.list_payments(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|p| encode_cursor(&p.id))
+    } else {
+        None
+    };
+    Ok(Json(PaymentPage {
+        items: rows.iter().map(PaymentView::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The cursor is the last id of the page, opaque to clients.
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(c: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(c).ok()?;
+    let id = String::from_utf8(bytes).ok()?;
+    uuid::Uuid::parse_str(&id).ok().map(|_| id)
+}
+
+/// A payment's audit trail
+///
+/// Oldest first: creation, QR generation, notifications received (with how
+/// they were verified), reconciliation attempts, refunds and status changes.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}/events",
+    tag = "payments",
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
+    responses(
+        (status = 200, description = "The audit trail, oldest first", body = EventList),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_events(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EventList>, ApiError> {
+    let payment = find(&st, &id).await?;
+    let events = st.store.payment_events(&payment.id).await?;
+    Ok(Json(EventList {
+        items: events.iter().map(EventView::from).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor(&encode_cursor("x' OR 1=1 --")), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! Refunds: `POST` and `GET /api/v1/payments/{id}/refunds`.
+//!
+//! The amount is reserved in the database (guarded update of the payment's
+//! `refunded_minor`, in the transaction that stores the refund as `pending`)
+//! before Finpay is asked, so concurrent refunds can never exceed the
+//! payment. A definite refusal releases the reservation; success keeps it
+//! (and the payment becomes `refunded` once fully refunded); an unknown
+//! outcome keeps the refund pending: retrying the same request (same
+//! `Idempotency-Key` or `partnerRefundNo`) asks Finpay again with the same
+//! `partnerRefundNo`.
+
+use super::auth::Caller;
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, ApiPath};
+use super::idempotency::{self, Begin, Reply};
+use super::model::{RefundList, RefundView};
+use super::money::parse_positive;
+use super::payment_request::check_reference;
+use super::payments::find;
+use super::upstream;
+use crate::finpay::RefundRequest;
+use crate::snap::notify::Amount;
+use crate::state::AppState;
+use crate::store::{IdempotencyRef, NewRefund, Payment, Refund, RefundOutcome, RefundReservation};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRefundRequest {
+    /// The amount to refund (all or part of what is left), as a decimal string.
+    #[schema(example = "2500.00")]
+    pub amount: String,
+    /// Why; sent to Finpay (1–256 characters).
+    #[schema(example = "Item out of stock")]
+    pub reason: String,
+    /// Your reference for the refund (1–64 of `A-Z a-z 0-9 - _`); generated
+    /// when absent. Reusing it returns the same refund.
+    #[schema(example = "RF-2024-000045")]
+    pub partner_refund_no: Option<String>,
+}
+
+struct RefundSpec {
+    amount_minor: i64,
+    reason: String,
+    partner_refund_no: Option<String>,
+}
+
+impl RefundSpec {
+    fn parse(r: CreateRefundRequest) -> Result<Self, ApiError> {
+        let amount_minor = parse_positive(&r.amount).map_err(|m| ApiError::validation("amount", m))?;
+        let reason = r.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > 256 || reason.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "reason",
+                "1 to 256 characters, no control characters",
+            ));
+        }
+        if let Some(no) = &r.partner_refund_no {
+            check_reference(no).map_err(|m| ApiError::validation("partnerRefundNo", m))?;
+        }
+        Ok(Self {
+            amount_minor,
+            reason,
+            partner_refund_no: r.partner_refund_no,
+        })
+    }
+
+    fn canonical(&self) -> serde_json::Value {
+        json!({"amount": self.amount_minor, "reason": self.reason, "partnerRefundNo": self.partner_refund_no})
+    }
+}
+
+/// Refund a paid payment
+///
+/// Full or partial. Send an `Idempotency-Key` (or your own `partnerRefundNo`)
+/// so that a retry never refunds twice.
+#[utoipa::path(
+    post,
+    path = "/payments/{id}/refunds",
+    tag = "refunds",
+    request_body = CreateRefundRequest,
+    params(
+        ("id" = String, Path, description = "Our id, or the partnerReferenceNo"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer"),
+    ),
+    responses(
+        (status = 201, description = "Refunded", body = RefundView),
+        (status = 200, description = "This partnerRefundNo already names this refund: here it is", body = RefundView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid, more than what is left to refund, partnerRefundNo used for another refund, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Finpay refused (refund failed, amount released) or failed (outcome unknown: retry)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Finpay or the database is not available", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Finpay did not answer in time (refund pending: retry)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_refund(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateRefundRequest>,
+) -> Result<Response, ApiError> {
+    let spec = RefundSpec::parse(body)?;
+    let payment = find(&st, &id).await?;
+    upstream::finpay(&st)?;
+    let route = format!("POST /api/v1/payments/{}/refunds", payment.id);
+    let key = idempotency::key_from(&headers, &caller, &route)?;
+    let mut resume = None;
+    if let Some(k) = &key {
+        match idempotency::begin(&st, k, &idempotency::fingerprint(&spec.canonical())).await? {
+            Begin::Answer(resp) => return Ok(resp),
+            Begin::Proceed { resource_id } => resume = resource_id,
+        }
+    }
+    // Run to the end, answer recorded, even if the caller hangs up: the effects must be recorded.
+    let task = tokio::spawn({
+        let st = st.clone();
+        async move {
+            let reply = run(&st, payment, spec, key.as_ref(), resume).await;
+            if let Some(k) = &key {
+                idempotency::finish(&st, k, &reply).await;
+            }
+            reply
+        }
+    });
+    let reply = task.await.unwrap_or_else(|e| {
+        // The key (if any) stays locked until it expires; a retry then resumes.
+        tracing::error!(error = %e, "refund task failed");
+        Reply::error(ApiError::internal(), false)
+    });
+    Ok(reply.into_response())
+}
+
+async fn run(
+    st: &AppState,
+    p: Payment,
+    spec: RefundSpec,
+    key: Option<&IdempotencyRef>,
+    resume: Option<String>,
+) -> Reply {
+    let (refund, done) = match resume {
+        Some(id) => match st.store.get_refund(&id).await {
+            Ok(Some(r)) => (r, StatusCode::CREATED),
+            Ok(None) => return Reply::error(ApiError::internal(), false),
+            Err(e) => return Reply::error(e.into(), false),
+        },
+        None => match reserve(st, &p, spec, key).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        },
+    };
+    if refund.status != "pending" {
+        return settled_answer(&refund, &p, done);
+    }
+    let finpay = match upstream::finpay(st) {
+        Ok(f) => f,
+        Err(e) => return Reply::error(e.refund(&refund.id), false),
+    };
+    let req = RefundRequest {
+        original_partner_reference_no: p.partner_reference_no.clone(),
+        original_reference_no: p.reference_no.clone(),
+        partner_refund_no: refund.partner_refund_no.clone(),
+        amount: Amount {
+            minor: refund.amount_minor,
+            currency: p.currency.clone(),
+        },
+        reason: refund.reason.clone(),
+    };
+    let (outcome, error) = match finpay.refund(&req).await {
+        Ok(r) => (
+            RefundOutcome::Succeeded {
+                reference_no: r.reference_no,
+                response_code: Some(r.response_code),
+            },
+            None,
+        ),
+        Err(e) if upstream::definitely_refused(&e) => {
+            let outcome = RefundOutcome::Rejected {
+                response_code: upstream::response_code(&e),
+                message: e.to_string(),
+            };
+            (outcome, Some(e))
+        }
+        Err(e) => (RefundOutcome::Unknown { reason: e.to_string() }, Some(e)),
+    };
+    let stored = match st.store.complete_refund(&refund.id, &outcome).await {
+        Ok(r) => r,
+        Err(se) => {
+            tracing::error!(refund_id = %refund.id, error = %se, ?outcome, "could not record Finpay's answer to a refund");
+            return Reply::error(ApiError::from(se).refund(&refund.id), false);
+        }
+    };
+    match (error, stored.status.as_str()) {
+        (None, _) | (Some(_), "succeeded") => settled_answer(&stored, &p, done),
+        (Some(e), "failed") => {
+            tracing::warn!(refund_id = %stored.id, error = %e, "Finpay refused the refund");
+            let what = "Finpay refused the refund; the amount can be refunded again";
+            Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), true)
+        }
+        (Some(e), _) => {
+            tracing::warn!(refund_id = %stored.id, error = %e, "refund outcome unknown; it stays pending");
+            let what =
+                "the refund's outcome is unknown; it stays pending with its amount reserved: retry the same request";
+            Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), false)
+        }
+    }
+}
+
+/// Reserves the amount; `Err` is the answer when nothing was reserved.
+async fn reserve(
+    st: &AppState,
+    p: &Payment,
+    spec: RefundSpec,
+    key: Option<&IdempotencyRef>,
+) -> Result<(Refund, StatusCode), Reply> {
+    let id = uuid::Uuid::now_v7();
+    let new = NewRefund {
+        id: id.to_string(),
+        payment_id: p.id.clone(),
+        partner_refund_no: spec
+            .partner_refund_no
+            .clone()
+            .unwrap_or_else(|| id.simple().to_string()),
+        amount_minor: spec.amount_minor,
+        reason: spec.reason.clone(),
+        created_at: crate::store::now(),
+    };
+    let conflict = |slug: &str, title: &str, detail: String| {
+        Reply::error(ApiError::conflict(slug, title, detail).payment(&p.id), true)
+    };
+    match st.store.reserve_refund(&new, key).await {
+        Ok(RefundReservation::Reserved(r)) => {
+            tracing::info!(refund_id = %r.id, payment_id = %p.id, amount_minor = r.amount_minor, "refund reserved");
+            Ok((r, StatusCode::CREATED))
+        }
+        Ok(RefundReservation::Existing(r)) if r.payment_id == p.id && r.amount_minor == spec.amount_minor => {
+            Ok((r, StatusCode::OK))
+        }
+        Ok(RefundReservation::Existing(_)) => Err(Reply::error(
+            ApiError::conflict(
+                "partner-refund-taken",
+                "partnerRefundNo already used",
+                "another refund already has this partnerRefundNo",
+            )
+            .field("partnerRefundNo")
+            .payment(&p.id),
+            true,
+        )),
+        Ok(RefundReservation::PaymentNotFound) => Err(Reply::error(ApiError::payment_not_found(&p.id), true)),
+        Ok(RefundReservation::NotRefundable { status }) => Err(conflict(
+            "payment-not-refundable",
+            "Payment not refundable",
+            format!("only paid payments can be refunded; this one is {status}"),
+        )),
+        Ok(RefundReservation::ExceedsRefundable { refundable_minor }) => Err(Reply::error(
+            ApiError::conflict(
+                "refund-exceeds-refundable",
+                "Refund exceeds the refundable amount",
+                format!(
+                    "at most {} can still be refunded",
+                    super::money::render(refundable_minor.max(0))
+                ),
+            )
+            .field("amount")
+            .payment(&p.id),
+            true,
+        )),
+        Err(e) => Err(Reply::error(e.into(), false)),
+    }
+}
+
+/// The answer for a refund whose fate is known.
+fn settled_answer(r: &Refund, p: &Payment, done: StatusCode) -> Reply {
+    if r.status == "failed" {
+        let e = ApiError::new(StatusCode::BAD_GATEWAY, "finpay-rejected", "Finpay refused the request")
+            .detail("Finpay refused this refund; the amount can be refunded again with a new partnerRefundNo")
+            .finpay_code(r.response_code.clone())
+            .payment(&p.id)
+            .refund(&r.id);
+        return Reply::error(e, true);
+    }
+    Reply::json(done, &RefundView::new(r, &p.currency))
+}
+
+/// A payment's refunds
+///
+/// Oldest first, whatever their status.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}/refunds",
+    tag = "refunds",
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
+    responses(
+        (status = 200, description = "The refunds, oldest first", body = RefundList),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_refunds(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RefundList>, ApiError> {
+    let payment = find(&st, &id).await?;
+    let refunds = st.store.list_refunds(&payment.id).await?;
+    Ok(Json(RefundList {
+        items: refunds.iter().map(|r| RefundView::new(r, &payment.currency)).collect(),
+    }))
+}

@@ -1,0 +1,53 @@
+//! The API's two outside calls, in one place: Finpay (through
+//! [`FinpayClient`](crate::finpay::FinpayClient)) and the reconciliation code
+//! path (refresh-on-read).
+
+use super::error::ApiError;
+use crate::finpay::{FinpayClient, FinpayError};
+use crate::state::AppState;
+use crate::store::Payment;
+use std::sync::Arc;
+
+/// Finpay, or 503 when it is not configured.
+pub fn finpay(st: &AppState) -> Result<Arc<FinpayClient>, ApiError> {
+    st.finpay.clone().ok_or_else(ApiError::finpay_not_configured)
+}
+
+/// Whether Finpay definitely did NOT carry the request out: a 4xx refusal.
+/// Everything else (timeout, 5xx, an unreadable answer, 409 "duplicate", 429
+/// "slow down", a 2xx with a non-success code) leaves the outcome unknown.
+pub fn definitely_refused(e: &FinpayError) -> bool {
+    matches!(e, FinpayError::Rejected { http, .. } if (400..500).contains(http) && !matches!(http, 408 | 409 | 425 | 429))
+}
+
+/// Finpay's `responseCode`, when it gave one.
+pub fn response_code(e: &FinpayError) -> Option<String> {
+    match e {
+        FinpayError::Rejected { response_code, .. } if !response_code.is_empty() => Some(response_code.clone()),
+        _ => None,
+    }
+}
+
+/// For the audit trail.
+pub fn describe(e: &FinpayError) -> serde_json::Value {
+    serde_json::json!({"error": e.kind(), "responseCode": response_code(e), "message": e.to_string()})
+}
+
+/// Asks Finpay about the payment now, through the reconciliation code path,
+/// and returns it as updated.
+pub async fn refresh(st: &AppState, payment: &Payment) -> Result<Payment, ApiError> {
+    use crate::worker::ReconcileError as E;
+    match crate::worker::reconcile_one(st, &payment.id).await {
+        Ok(p) => Ok(p),
+        Err(E::NotFound) => Err(ApiError::payment_not_found(&payment.id)),
+        Err(E::NotConfigured) => Err(ApiError::finpay_not_configured()),
+        Err(E::Busy) => Err(ApiError::conflict(
+            "refresh-in-progress",
+            "Refresh in progress",
+            "the payment is being reconciled right now; read it again in a moment",
+        )
+        .payment(&payment.id)),
+        Err(E::Finpay(e)) => Err(ApiError::finpay(&e, "asking Finpay about the payment").payment(&payment.id)),
+        Err(E::Store(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,171 @@
+//! One scheduled check of one claimed payment: ask Finpay, apply the answer
+//! through the store's single state-machine path, schedule the next check or
+//! expire the payment. Every attempt is recorded in `payment_events`.
+
+use super::answer::{about, error_code, is_final, outcome_label, query_request};
+use super::schedule::{expiry_deadline, next_check};
+use crate::finpay::{FinpayClient, QueryResponse};
+use crate::state::AppState;
+use crate::store::{self, Payment, QueryResult, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// Checks one payment this worker has leased, finishing by `deadline` (well
+/// inside the lease, so the answer is applied while the lease is still ours).
+pub async fn check_claimed(state: &AppState, finpay: &FinpayClient, owner: &str, payment: Payment, deadline: Instant) {
+    let now = store::now();
+    if let Some(due) = payment.next_check_at {
+        let lag = (now - due).num_milliseconds().max(0) as f64 / 1000.0;
+        state.metrics.observe("finpay_qris_reconcile_lag_seconds", &[], lag);
+    }
+    let span = tracing::info_span!("reconcile", payment_id = %payment.id, attempt = payment.check_attempts + 1);
+    let work = tracing::Instrument::instrument(check(state, finpay, owner, &payment, now), span.clone());
+    let outcome = match tokio::time::timeout_at(deadline, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            let e = "error: no answer from Finpay before the lease ran short".to_string();
+            record_error(state, owner, &payment, None, None, e, store::now()).await
+        }
+    };
+    span.in_scope(|| tracing::debug!(outcome, "reconciliation attempt done"));
+    state
+        .metrics
+        .inc("finpay_qris_reconcile_attempts_total", &[("outcome", outcome)]);
+}
+
+async fn check(state: &AppState, finpay: &FinpayClient, owner: &str, p: &Payment, now: DateTime<Utc>) -> &'static str {
+    let w = &state.settings.worker;
+    let deadline = expiry_deadline(p, w);
+    let past_deadline = now >= deadline;
+    let attempt = u32::try_from(p.check_attempts).unwrap_or(0).saturating_add(1);
+    let answer = finpay.query(&query_request(p)).await.and_then(|q| about(p, q));
+    let now = store::now();
+    match answer {
+        Ok(q) if past_deadline && !is_final(q.observation.status) => {
+            if w.expire_after_grace {
+                let why = format!(
+                    "no final answer by valid_until + grace (Finpay: responseCode {}, latestTransactionStatus {})",
+                    q.response_code,
+                    q.observation.status.code()
+                );
+                expire(state, owner, p, &why, now).await
+            } else {
+                // Past the deadline and told not to expire: record the answer, stop asking.
+                apply(state, owner, p, q, None, now).await
+            }
+        }
+        Ok(q) => {
+            // A final answer past the deadline that did not settle the payment
+            // (an amount mismatch) is left for a human rather than polled forever.
+            let next = (!past_deadline).then(|| next_check(attempt, now, deadline, w));
+            apply(state, owner, p, q, next, now).await
+        }
+        // Finpay has no such transaction and the QR's time is over: nothing can be paid any more.
+        Err(e) if past_deadline && e.is_not_found() && w.expire_after_grace => {
+            let why = format!("no final answer by valid_until + grace (Finpay: {e})");
+            expire(state, owner, p, &why, now).await
+        }
+        Err(e) => {
+            // Not knowing is not an answer: a payment is never expired while Finpay cannot be asked.
+            tracing::warn!(error = %e, "reconciliation query failed; backing off");
+            let next = next_check(attempt, now, deadline, w).max(now + chrono::Duration::seconds(1));
+            record_error(state, owner, p, Some(next), error_code(&e), format!("error: {e}"), now).await
+        }
+    }
+}
+
+async fn apply(
+    state: &AppState,
+    owner: &str,
+    p: &Payment,
+    q: QueryResponse,
+    next_check_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> &'static str {
+    let result = QueryResult {
+        observation: Some(q.observation),
+        response_code: Some(q.response_code),
+        outcome: "answered".into(),
+        next_check_at,
+    };
+    match state.store.apply_query(&p.id, owner, &result, now).await {
+        Ok(applied) => {
+            if applied.from != Some(applied.to) {
+                tracing::info!(from = ?applied.from, to = %applied.to, "reconciliation changed the payment");
+            }
+            outcome_label(&applied.decision)
+        }
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// Records a failed attempt and releases the lease; the payment is asked
+/// about again at `next` (the current schedule when `None`).
+async fn record_error(
+    state: &AppState,
+    owner: &str,
+    p: &Payment,
+    next: Option<DateTime<Utc>>,
+    response_code: Option<String>,
+    outcome: String,
+    now: DateTime<Utc>,
+) -> &'static str {
+    let next = next.or_else(|| {
+        let attempt = u32::try_from(p.check_attempts).unwrap_or(0).saturating_add(1);
+        Some(next_check(
+            attempt,
+            now,
+            expiry_deadline(p, &state.settings.worker),
+            &state.settings.worker,
+        ))
+    });
+    let result = QueryResult {
+        observation: None,
+        response_code,
+        outcome,
+        next_check_at: next,
+    };
+    match state.store.apply_query(&p.id, owner, &result, now).await {
+        Ok(_) => "error",
+        Err(e) => store_failure(&e),
+    }
+}
+
+async fn expire(state: &AppState, owner: &str, p: &Payment, why: &str, now: DateTime<Utc>) -> &'static str {
+    let attempt = json!({"attempt": p.check_attempts + 1, "outcome": "final check before expiry", "detail": why});
+    if let Err(e) = state.store.add_event(&p.id, "query", &attempt).await {
+        tracing::warn!(error = %e, "could not record the final check");
+    }
+    match state.store.expire_payment(&p.id, owner, why, now).await {
+        Ok(true) => {
+            tracing::info!(reason = why, "payment expired");
+            "expired"
+        }
+        Ok(false) => {
+            // Settled meanwhile (a notification won the race): just give the lease back.
+            let release = QueryResult {
+                observation: None,
+                response_code: None,
+                outcome: "superseded".into(),
+                next_check_at: None,
+            };
+            if let Err(e) = state.store.apply_query(&p.id, owner, &release, now).await {
+                tracing::debug!(error = %e, "lease not released after a superseded expiry");
+            }
+            "unchanged"
+        }
+        Err(e) => store_failure(&e),
+    }
+}
+
+fn store_failure(e: &StoreError) -> &'static str {
+    if matches!(e, StoreError::Conflict(_)) {
+        // The lease ran out and another worker took the payment over; its answer counts.
+        tracing::warn!(error = %e, "lease lost before the answer was applied");
+        "lease_lost"
+    } else {
+        tracing::warn!(error = %e, "could not record the reconciliation attempt");
+        "store_error"
+    }
+}

@@ -1,0 +1,14 @@
+//! The internal REST API over HTTP, on both backends: auth, validation and
+//! the problem shape, reads and pagination, QR images, idempotency, and
+//! creation and refunds against the Finpay simulator.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod support;
+
+mod auth;
+mod create;
+mod openapi;
+mod reads;
+mod refunds;

@@ -1,0 +1,283 @@
+//! Reading: one payment, filtered pages, the audit trail, QR images.
+
+use crate::common::{Backend, TestApp};
+use crate::support::{attach_qr, get, insert_payment, kind};
+use std::collections::HashSet;
+
+async fn an_unknown_payment_is_a_404_problem(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in ["", "/events", "/refunds", "/qr.svg", "/qr.png"] {
+        let p = get(&app, &format!("/api/v1/payments/no-such-payment{path}"))
+            .await
+            .problem(404);
+        assert_eq!(kind(&p), "payment-not-found", "{path}");
+    }
+    app.stop().await;
+}
+
+async fn a_payment_is_found_by_id_or_partner_reference(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let p = insert_payment(&app, 1_250_050).await;
+    for key in [p.id.clone(), p.partner_reference_no.clone().unwrap()] {
+        let r = get(&app, &format!("/api/v1/payments/{key}")).await;
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        assert_eq!(v["id"], p.id.as_str());
+        assert_eq!(v["amount"], "12500.50", "amounts are exact decimal strings");
+        assert_eq!(v["currency"], "IDR");
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["refundedAmount"], "0.00");
+        assert_eq!(v["refundableAmount"], "0.00");
+        assert!(v.get("leaseOwner").is_none(), "internal fields stay internal");
+    }
+    let p = get(&app, &format!("/api/v1/payments/{}?refresh=maybe", p.id))
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "refresh");
+    app.stop().await;
+}
+
+async fn refresh_without_finpay_is_503(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let p = insert_payment(&app, 10000).await;
+    let p = get(&app, &format!("/api/v1/payments/{}?refresh=true", p.id))
+        .await
+        .problem(503);
+    assert_eq!(kind(&p), "not-configured");
+    app.stop().await;
+}
+
+async fn list_filters_by_status_reference_and_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = insert_payment(&app, 10000).await;
+    let b = attach_qr(&app, &insert_payment(&app, 20000).await, "QR-B").await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let c = insert_payment(&app, 30000).await;
+    let ids = |path: &str| {
+        let app = &app;
+        let path = path.to_string();
+        async move {
+            let r = get(app, &path).await;
+            assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.bytes));
+            r.json()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids("/api/v1/payments").await,
+        vec![c.id.clone(), b.id.clone(), a.id.clone()],
+        "newest first"
+    );
+    let rn = b.reference_no.clone().unwrap();
+    assert_eq!(
+        ids(&format!("/api/v1/payments?reference={rn}")).await,
+        vec![b.id.clone()]
+    );
+    let prn = a.partner_reference_no.clone().unwrap();
+    assert_eq!(
+        ids(&format!("/api/v1/payments?reference={prn}")).await,
+        vec![a.id.clone()]
+    );
+    assert_eq!(ids("/api/v1/payments?status=pending&limit=1").await, vec![c.id.clone()]);
+    assert!(ids("/api/v1/payments?status=paid").await.is_empty());
+    let t = urlencode(&between.to_rfc3339());
+    assert_eq!(
+        ids(&format!("/api/v1/payments?createdFrom={t}")).await,
+        vec![c.id.clone()]
+    );
+    assert_eq!(
+        ids(&format!("/api/v1/payments?createdTo={t}")).await,
+        vec![b.id.clone(), a.id.clone()]
+    );
+    assert_eq!(
+        ids(&format!("/api/v1/payments?created_to={t}")).await.len(),
+        2,
+        "snake_case is accepted too"
+    );
+    for (query, field) in [
+        ("status=done", "status"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=abc", "cursor"),
+        ("createdFrom=yesterday", "createdFrom"),
+        ("colour=red", "colour"),
+    ] {
+        let p = get(&app, &format!("/api/v1/payments?{query}")).await.problem(400);
+        assert_eq!(p["field"], field, "{query}: {p}");
+    }
+    app.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// Follows `nextCursor` to the end; returns the ids in order.
+async fn page_through(app: &TestApp, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/payments?limit={limit}&cursor={c}"),
+            None => format!("/api/v1/payments?limit={limit}"),
+        };
+        let r = get(app, &path).await;
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        let items = v["items"].as_array().unwrap();
+        assert!(items.len() <= limit);
+        seen.extend(items.iter().map(|p| p["id"].as_str().unwrap().to_string()));
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return seen,
+        }
+    }
+}
+
+async fn pages_follow_the_cursor_to_the_end(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(insert_payment(&app, 100 + i).await.id);
+    }
+    ids.reverse();
+    assert_eq!(page_through(&app, 3).await, ids);
+    assert_eq!(
+        page_through(&app, 7).await,
+        ids,
+        "an exactly full last page has no next cursor"
+    );
+    app.stop().await;
+}
+
+async fn pagination_neither_skips_nor_repeats_under_concurrent_inserts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut before = Vec::new();
+    for i in 0..25 {
+        before.push(insert_payment(&app, 100 + i).await.id);
+    }
+    let inserter = {
+        let store = app.state.store.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                let id = uuid::Uuid::now_v7();
+                let now = finpay_qris::store::now();
+                let p = finpay_qris::store::NewPayment {
+                    id: id.to_string(),
+                    partner_reference_no: format!("C{}", id.simple()),
+                    amount_minor: 1_000 + i,
+                    currency: "IDR".into(),
+                    note: None,
+                    valid_until: now + chrono::Duration::minutes(5),
+                    created_at: now,
+                };
+                ids.push(store.insert_payment(&p).await.unwrap().id);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            ids
+        })
+    };
+    let seen = page_through(&app, 4).await;
+    let inserted = inserter.await.unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no payment is listed twice");
+    for id in &before {
+        assert!(
+            unique.contains(id),
+            "payment {id}, there before paging began, was skipped"
+        );
+    }
+    let known: HashSet<&String> = before.iter().chain(&inserted).collect();
+    assert!(seen.iter().all(|id| known.contains(id)));
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "strictly newest first");
+    app.stop().await;
+}
+
+async fn events_are_the_audit_trail_oldest_first_as_json(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let p = insert_payment(&app, 50000).await;
+    attach_qr(&app, &p, "QR").await;
+    app.state
+        .store
+        .add_event(&p.id, "note", &serde_json::json!({"by": "test", "n": 1}))
+        .await
+        .unwrap();
+    let r = get(
+        &app,
+        &format!("/api/v1/payments/{}/events", p.partner_reference_no.unwrap()),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let items = r.json()["items"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["created", "generated", "note"]);
+    assert_eq!(
+        items[2]["detail"],
+        serde_json::json!({"by": "test", "n": 1}),
+        "detail is JSON, not a string"
+    );
+    assert!(items[0]["createdAt"].as_str().is_some());
+    app.stop().await;
+}
+
+async fn qr_images_render_the_stored_qr_content(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let content = "00020101021226590013ID.CO.QRIS.WWW011893600914000000000102150000000000000000303UMI5204541153033605406100.005802ID5907WARTEG 6007JAKARTA6304ABCD";
+    let p = attach_qr(&app, &insert_payment(&app, 10000).await, content).await;
+    let svg = get(&app, &format!("/api/v1/payments/{}/qr.svg", p.id)).await;
+    assert_eq!(svg.status, 200);
+    assert_eq!(svg.content_type(), "image/svg+xml");
+    let text = String::from_utf8(svg.bytes.clone()).unwrap();
+    assert!(text.contains("<svg") && text.contains("</svg>"));
+    let png = get(&app, &format!("/api/v1/payments/{}/qr.png?scale=2", p.id)).await;
+    assert_eq!(png.status, 200);
+    assert_eq!(png.content_type(), "image/png");
+    let info = png::Decoder::new(std::io::Cursor::new(png.bytes.clone()))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    let modules = qrcode::QrCode::with_error_correction_level(content, qrcode::EcLevel::M)
+        .unwrap()
+        .width() as u32;
+    assert_eq!((info.width, info.height), ((modules + 8) * 2, (modules + 8) * 2));
+    for bad in ["0", "17", "x"] {
+        let p = get(&app, &format!("/api/v1/payments/{}/qr.png?scale={bad}", p.id))
+            .await
+            .problem(400);
+        assert_eq!(p["field"], "scale");
+    }
+    app.stop().await;
+}
+
+async fn a_payment_without_a_qr_has_no_qr_image(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let p = insert_payment(&app, 10000).await;
+    for ext in ["svg", "png"] {
+        let problem = get(&app, &format!("/api/v1/payments/{}/qr.{ext}", p.id))
+            .await
+            .problem(404);
+        assert_eq!(kind(&problem), "qr-not-found");
+        assert_eq!(problem["paymentId"], p.id.as_str());
+    }
+    app.stop().await;
+}
+
+crate::on_both_backends!(
+    an_unknown_payment_is_a_404_problem,
+    a_payment_is_found_by_id_or_partner_reference,
+    refresh_without_finpay_is_503,
+    list_filters_by_status_reference_and_time,
+    pages_follow_the_cursor_to_the_end,
+    pagination_neither_skips_nor_repeats_under_concurrent_inserts,
+    events_are_the_audit_trail_oldest_first_as_json,
+    qr_images_render_the_stored_qr_content,
+    a_payment_without_a_qr_has_no_qr_image,
+);

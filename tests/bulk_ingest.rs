@@ -1,0 +1,289 @@
+//! PostgreSQL stores a batch of notifications with set-based statements
+//! (`store/postgres/bulk.rs`). These properties hold it to the item-by-item
+//! path: random batches (duplicates, conflicting bodies, several notifications
+//! for one payment, static-QR payments, every status, contradicting amounts)
+//! are stored in one database a batch at a time and in another one
+//! notification at a time, in the order the item-by-item path takes them; the
+//! answers, payments, events and notification rows must be the same.
+
+mod common;
+
+use common::*;
+use finpay_qris::domain::Observation;
+use finpay_qris::snap::notify::{Amount, TransactionStatus};
+use finpay_qris::store::{IngestOutcome, InboundNotification, NewPayment, Store};
+use proptest::prelude::*;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+struct Dbs {
+    rt: tokio::runtime::Runtime,
+    item_by_item: Arc<dyn Store>,
+    bulk: Arc<dyn Store>,
+    urls: (String, String),
+}
+
+/// Two fresh databases shared by all cases (each case uses its own references).
+fn dbs() -> Option<&'static Dbs> {
+    static DBS: OnceLock<Option<Dbs>> = OnceLock::new();
+    DBS.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (a, b) = rt.block_on(async {
+            if !postgres_available().await {
+                return None;
+            }
+            let a = TestDb::new(Backend::Postgres).await.url;
+            let b = TestDb::new(Backend::Postgres).await.url;
+            Some((a, b))
+        })?;
+        let (sa, sb) = rt.block_on(async {
+            let sa = finpay_qris::store::connect(&a, 4, 5).await.unwrap();
+            let sb = finpay_qris::store::connect(&b, 4, 5).await.unwrap();
+            sa.migrate().await.unwrap();
+            sb.migrate().await.unwrap();
+            (sa, sb)
+        });
+        Some(Dbs { rt, item_by_item: sa, bulk: sb, urls: (a, b) })
+    })
+    .as_ref()
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    ext: u8,
+    /// 0..4: our payment INV-k / Finpay's FP-k; 4..6: a static QR known only by Finpay's reference.
+    payment: u8,
+    status: &'static str,
+    amount: &'static str,
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    (
+        0u8..8,
+        0u8..6,
+        prop::sample::select(vec!["00", "01", "02", "03", "04", "05", "06", "07", "08"]),
+        prop::sample::select(vec!["1000.00", "1000.00", "2500.00"]),
+    )
+        .prop_map(|(ext, payment, status, amount)| Item { ext, payment, status, amount })
+}
+
+fn notification(case: &str, it: &Item, at: chrono::DateTime<chrono::Utc>) -> InboundNotification {
+    let (prn, rn) = if it.payment < 4 {
+        (Some(format!("{case}INV-{}", it.payment)), format!("{case}FP-{}", it.payment))
+    } else {
+        (None, format!("{case}FPS-{}", it.payment))
+    };
+    let status = TransactionStatus::from_code(it.status).unwrap();
+    let raw_body = format!(
+        r#"{{"originalReferenceNo":"{rn}","originalPartnerReferenceNo":{},"latestTransactionStatus":"{}","amount":{{"value":"{}","currency":"IDR"}}}}"#,
+        prn.as_ref().map(|p| format!("\"{p}\"")).unwrap_or_else(|| "null".into()),
+        it.status,
+        it.amount
+    );
+    InboundNotification {
+        partner_id: CLIENT_ID.into(),
+        external_id: format!("{case}X{}", it.ext),
+        jakarta_day: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        body_sha256: Sha256::digest(raw_body.as_bytes()).to_vec(),
+        raw_body,
+        headers_json: "{}".into(),
+        verification: "symmetric:HMAC-SHA512".into(),
+        received_at: at,
+        observation: Observation {
+            source: finpay_qris::domain::ObservationSource::Notification,
+            original_reference_no: Some(rn),
+            original_partner_reference_no: prn,
+            status,
+            status_desc: Some("desc".into()),
+            amount: Some(Amount::parse(it.amount, "IDR").unwrap()),
+            paid_time: None,
+        },
+    }
+}
+
+/// An outcome with the payment named by its references instead of its id.
+async fn canonical(store: &dyn Store, o: IngestOutcome) -> String {
+    match o {
+        IngestOutcome::Applied(mut a) => {
+            let p = store.get_payment(&a.payment_id).await.unwrap().unwrap();
+            a.payment_id = format!("{:?}/{:?}", p.partner_reference_no, p.reference_no);
+            format!("{a:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Everything the case wrote, with ids replaced by references.
+async fn snapshot(url: &str, case: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let like = format!("{case}%");
+    let mut out = Vec::new();
+    let payments = sqlx::query(
+        "SELECT partner_reference_no, reference_no, amount_minor, currency, status, origin, paid_at, flagged, \
+         finpay_status, created_at, updated_at, next_check_at, check_attempts, refunded_minor \
+         FROM payments WHERE partner_reference_no LIKE $1 OR reference_no LIKE $1 \
+         ORDER BY partner_reference_no NULLS LAST, reference_no",
+    )
+    .bind(&like)
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for r in payments {
+        out.push(format!(
+            "payment {:?} {:?} {} {} {} {} {:?} {:?} {:?} {} {} {:?} {} {}",
+            r.get::<Option<String>, _>(0),
+            r.get::<Option<String>, _>(1),
+            r.get::<i64, _>(2),
+            r.get::<String, _>(3),
+            r.get::<String, _>(4),
+            r.get::<String, _>(5),
+            r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(6),
+            r.get::<Option<String>, _>(7),
+            r.get::<Option<String>, _>(8),
+            r.get::<chrono::DateTime<chrono::Utc>, _>(9),
+            r.get::<chrono::DateTime<chrono::Utc>, _>(10),
+            r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(11),
+            r.get::<i32, _>(12),
+            r.get::<i64, _>(13),
+        ));
+    }
+    let ext_of: HashMap<i64, String> = sqlx::query("SELECT id, external_id FROM notifications WHERE external_id LIKE $1")
+        .bind(&like)
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let events = sqlx::query(
+        "SELECT e.kind, e.detail, e.created_at, p.partner_reference_no, p.reference_no FROM payment_events e \
+         JOIN payments p ON p.id = e.payment_id WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY e.id",
+    )
+    .bind(&like)
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for r in events {
+        let mut detail: serde_json::Value = serde_json::from_str(&r.get::<String, _>(1)).unwrap();
+        if let Some(id) = detail.get("notificationId").and_then(|v| v.as_i64()) {
+            detail["notificationId"] = serde_json::Value::String(ext_of[&id].clone());
+        }
+        out.push(format!(
+            "event {} {} {} {:?} {:?}",
+            r.get::<String, _>(0),
+            detail,
+            r.get::<chrono::DateTime<chrono::Utc>, _>(2),
+            r.get::<Option<String>, _>(3),
+            r.get::<Option<String>, _>(4),
+        ));
+    }
+    let notifications = sqlx::query(
+        "SELECT n.external_id, n.body_sha256, n.outcome, n.response_code, n.response_message, n.received_at, \
+         p.partner_reference_no, p.reference_no FROM notifications n LEFT JOIN payments p ON p.id = n.payment_id \
+         WHERE n.external_id LIKE $1 ORDER BY n.external_id",
+    )
+    .bind(&like)
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for r in notifications {
+        out.push(format!(
+            "notification {} {} {} {} {} {} {:?} {:?}",
+            r.get::<String, _>(0),
+            hex::encode(r.get::<Vec<u8>, _>(1)),
+            r.get::<String, _>(2),
+            r.get::<String, _>(3),
+            r.get::<String, _>(4),
+            r.get::<chrono::DateTime<chrono::Utc>, _>(5),
+            r.get::<Option<String>, _>(6),
+            r.get::<Option<String>, _>(7),
+        ));
+    }
+    let _ = c.close().await;
+    out
+}
+
+async fn seed(store: &dyn Store, case: &str, base: chrono::DateTime<chrono::Utc>) {
+    // INV-0 and INV-1 were generated by us; INV-2 and INV-3 arrive as static payments.
+    for k in 0..2 {
+        store
+            .insert_payment(&NewPayment {
+                id: format!("{case}pay-{k}"),
+                partner_reference_no: format!("{case}INV-{k}"),
+                amount_minor: 100_000,
+                currency: "IDR".into(),
+                note: None,
+                valid_until: base + chrono::Duration::seconds(900),
+                created_at: base,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+static CASE: AtomicUsize = AtomicUsize::new(0);
+
+fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
+    let Some(dbs) = dbs() else { return Ok(()) };
+    let case = format!("c{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+    dbs.rt.block_on(async {
+        let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+        seed(dbs.item_by_item.as_ref(), &case, base).await;
+        seed(dbs.bulk.as_ref(), &case, base).await;
+        let mut tick = 0i64;
+        for batch in batches {
+            let items: Vec<InboundNotification> = batch
+                .iter()
+                .map(|it| {
+                    tick += 1;
+                    notification(&case, it, base + chrono::Duration::milliseconds(tick))
+                })
+                .collect();
+            // Reference: one at a time, in the item-by-item path's (stable) key order.
+            let mut order: Vec<usize> = (0..items.len()).collect();
+            order.sort_by(|&a, &b| items[a].external_id.cmp(&items[b].external_id));
+            let mut expected = vec![String::new(); items.len()];
+            for i in order {
+                let mut one = dbs.item_by_item.ingest_notifications(std::slice::from_ref(&items[i])).await.unwrap();
+                expected[i] = canonical(dbs.item_by_item.as_ref(), one.pop().unwrap()).await;
+            }
+            let got = dbs.bulk.ingest_notifications(&items).await.unwrap();
+            let mut actual = Vec::new();
+            for o in got {
+                actual.push(canonical(dbs.bulk.as_ref(), o).await);
+            }
+            prop_assert_eq!(&actual, &expected, "answers differ for batch {:?}", batch);
+        }
+        let a = snapshot(&dbs.urls.0, &case).await;
+        let b = snapshot(&dbs.urls.1, &case).await;
+        prop_assert_eq!(b, a);
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_batch_stored_in_bulk_has_the_effects_of_storing_it_item_by_item(
+        batches in prop::collection::vec(prop::collection::vec(item(), 2..12), 1..4)
+    ) {
+        check(batches)?;
+    }
+}
+
+#[test]
+fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
+    let it = |ext, payment, status| Item { ext, payment, status, amount: "1000.00" };
+    check(vec![
+        vec![it(1, 0, "03"), it(2, 4, "00")],
+        // ext 1 again with the same body (duplicate), ext 2 with another body (conflict),
+        // twice the same new key in one batch, and a settlement of INV-0.
+        vec![it(1, 0, "03"), it(2, 4, "06"), it(3, 0, "00"), it(3, 0, "00"), it(4, 0, "00"), it(4, 0, "06")],
+    ])
+    .unwrap();
+}

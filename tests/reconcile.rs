@@ -1,0 +1,308 @@
+//! Reconciliation over real HTTP: the service, its worker and the simulated
+//! Finpay, on both storage backends.
+
+mod common;
+
+use common::*;
+use finpay_qris::domain::PaymentStatus;
+use finpay_qris::store::{self, Payment, QueryResult};
+use finpay_qris::worker::{reconcile_one, ReconcileError};
+use std::time::Duration;
+
+on_both_backends!(
+    generated_payment_is_paid_by_the_notification,
+    dropped_notification_is_found_by_the_worker,
+    finpay_5xx_makes_the_worker_back_off_and_then_recover,
+    expired_token_is_refreshed_transparently,
+    payment_that_never_completes_expires_after_validity_and_grace,
+    two_workers_apply_each_payment_once,
+    refresh_on_read_applies_the_answer_and_respects_leases,
+);
+
+const IDR_10K: i64 = 1_000_000;
+const LONG: Duration = Duration::from_secs(300);
+
+async fn status_of(app: &TestApp, id: &str) -> Payment {
+    app.state.store.get_payment(id).await.unwrap().expect("payment exists")
+}
+
+async fn wait_for_status(app: &TestApp, id: &str, want: PaymentStatus, timeout: Duration) -> Payment {
+    eventually(&format!("payment {id} to become {want}"), timeout, || async {
+        let p = status_of(app, id).await;
+        (p.status == want).then_some(p)
+    })
+    .await
+}
+
+fn attempts(app: &TestApp, outcome: &str) -> u64 {
+    app.state
+        .metrics
+        .counter("finpay_qris_reconcile_attempts_total", &[("outcome", outcome)])
+}
+
+async fn generated_payment_is_paid_by_the_notification(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    // First check far away: only the notification can settle this payment.
+    let p = create_payment(&app, IDR_10K, LONG, LONG).await;
+    let prn = p.partner_reference_no.clone().unwrap();
+    assert_eq!(p.status, PaymentStatus::Pending);
+    assert!(p.reference_no.is_some(), "Finpay's referenceNo is stored");
+    finpay_qris::simulator::qris::parse(p.qr_content.as_deref().unwrap()).expect("a well-formed QRIS payload");
+
+    sim.pay(&prn).unwrap();
+    let paid = wait_for_status(&app, &p.id, PaymentStatus::Paid, Duration::from_secs(10)).await;
+
+    assert!(paid.paid_at.is_some());
+    let changes = events_of(&app, &p.id, "status_changed").await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["by"], "notification");
+    let delivered = eventually(
+        "the simulator to record the acknowledgement",
+        Duration::from_secs(5),
+        || async { sim.notifications().into_iter().find(|n| n.delivered) },
+    )
+    .await;
+    assert_eq!(delivered.last_response_code.as_deref(), Some("2005200"));
+    assert_eq!(delivered.attempts, 1);
+    assert_eq!(sim.stats().query_requests, 0, "no query was needed");
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn dropped_notification_is_found_by_the_worker(backend: Backend) {
+    let sim = spawn_simulator(|c| c.faults.drop_notifications = true).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    let p = create_payment(&app, IDR_10K, LONG, Duration::from_secs(1)).await;
+    sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+
+    let paid = wait_for_status(&app, &p.id, PaymentStatus::Paid, Duration::from_secs(10)).await;
+
+    assert!(sim.notifications()[0].dropped);
+    assert_eq!(paid.next_check_at, None, "a settled payment is no longer checked");
+    let changes = events_of(&app, &p.id, "status_changed").await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["by"], "query");
+    let queries = events_of(&app, &p.id, "query").await;
+    assert_eq!(queries.last().unwrap()["responseCode"], "2005300");
+    assert!(attempts(&app, "applied") >= 1);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn finpay_5xx_makes_the_worker_back_off_and_then_recover(backend: Backend) {
+    let sim = spawn_simulator(|c| {
+        c.faults.fail_query = true;
+        c.faults.drop_notifications = true;
+    })
+    .await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    let p = create_payment(&app, IDR_10K, LONG, Duration::ZERO).await;
+
+    let errors = eventually("two failed attempts", Duration::from_secs(10), || async {
+        let failed: Vec<_> = app
+            .state
+            .store
+            .payment_events(&p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "query" && e.detail.contains("\"error: "))
+            .collect();
+        (failed.len() >= 2).then_some(failed)
+    })
+    .await;
+
+    // The worker polls every 50 ms; after a failure it waits the backed-off interval (2 s ± 10 %).
+    let gap = (errors[1].created_at - errors[0].created_at).num_milliseconds();
+    assert!(gap >= 1500, "second attempt only {gap} ms after the first");
+    assert_eq!(status_of(&app, &p.id).await.status, PaymentStatus::Pending);
+    // Each attempt's query was itself retried by the client.
+    assert!(sim.stats().injected_failures >= 6, "{:?}", sim.stats());
+    assert!(attempts(&app, "error") >= 2);
+    let kinds = [("op", "query"), ("kind", "unavailable")];
+    assert!(app.state.metrics.counter("finpay_qris_finpay_errors_total", &kinds) >= 2);
+
+    sim.update_faults(|f| f.fail_query = false);
+    sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+    wait_for_status(&app, &p.id, PaymentStatus::Paid, Duration::from_secs(10)).await;
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn expired_token_is_refreshed_transparently(backend: Backend) {
+    let sim = spawn_simulator(|c| {
+        c.faults.drop_notifications = true;
+        // Finpay kills tokens after 1 s although it announces 900 s.
+        c.faults.token_lifetime_secs = Some(1);
+    })
+    .await;
+    let app = spawn_app_with_sim(backend, &sim, |env| {
+        set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")
+    })
+    .await;
+    let p = create_payment(&app, IDR_10K, LONG, LONG).await;
+    sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+    assert_eq!(sim.stats().token_requests, 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let refreshed = reconcile_one(&app.state, &p.id)
+        .await
+        .expect("the call succeeds after one refresh");
+
+    assert_eq!(refreshed.status, PaymentStatus::Paid);
+    let stats = sim.stats();
+    assert_eq!(stats.invalid_token_answers, 1, "{stats:?}");
+    assert_eq!(stats.token_requests, 2, "{stats:?}");
+    let kinds = [("op", "query"), ("kind", "invalid_token")];
+    assert_eq!(app.state.metrics.counter("finpay_qris_finpay_errors_total", &kinds), 1);
+
+    // Tokens revoked outright: the same, once more.
+    sim.revoke_tokens();
+    reconcile_one(&app.state, &p.id).await.expect("refreshed again");
+    assert_eq!(sim.stats().token_requests, 3);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn payment_that_never_completes_expires_after_validity_and_grace(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    // Two seconds: X-TIMESTAMP-style validity has whole seconds, and it must still be ahead when Finpay reads it.
+    let p = create_payment(&app, IDR_10K, Duration::from_secs(2), Duration::ZERO).await;
+    let deadline = p.valid_until.unwrap() + chrono::Duration::seconds(1);
+
+    let expired = wait_for_status(&app, &p.id, PaymentStatus::Expired, Duration::from_secs(10)).await;
+
+    assert!(
+        expired.updated_at >= deadline,
+        "expired at {} before {deadline}",
+        expired.updated_at
+    );
+    let changes = events_of(&app, &p.id, "status_changed").await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["to"], "expired");
+    assert_eq!(changes[0]["by"], "worker");
+    let queries = events_of(&app, &p.id, "query").await;
+    assert!(
+        queries.iter().any(|q| q["outcome"] == "final check before expiry"),
+        "{queries:?}"
+    );
+    assert!(sim.payment(p.partner_reference_no.as_deref().unwrap()).unwrap().queries >= 2);
+    assert_eq!(expired.next_check_at, None);
+    assert!(attempts(&app, "expired") == 1);
+    // Nothing is asked about an expired payment any more.
+    let asked = sim.stats().query_requests;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.stats().query_requests, asked);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn two_workers_apply_each_payment_once(backend: Backend) {
+    let sim = spawn_simulator(|c| {
+        c.faults.drop_notifications = true;
+        // Slow answers: overlapping queries for one payment would be seen.
+        c.faults.query_delay_ms = 40;
+    })
+    .await;
+    let small_batches = |env: &mut Vec<(String, String)>| set_env(env, "FINPAY_QRIS__WORKER__BATCH_SIZE", "2");
+    let a = spawn_app_with_sim(backend, &sim, small_batches).await;
+    let mut env = base_env(&a.db.url);
+    finpay_env(&mut env, sim.base_url());
+    small_batches(&mut env);
+    let b = TestApp::spawn_env(a.db.shared(), env).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let p = create_payment(&a, IDR_10K, LONG, Duration::from_secs(1)).await;
+        sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+        ids.push(p.id);
+    }
+    for id in &ids {
+        wait_for_status(&a, id, PaymentStatus::Paid, Duration::from_secs(15)).await;
+    }
+
+    for id in &ids {
+        let changes = events_of(&a, id, "status_changed").await;
+        assert_eq!(changes.len(), 1, "payment {id}: {changes:?}");
+    }
+    assert_eq!(
+        sim.stats().concurrent_queries,
+        0,
+        "two workers queried one payment at once"
+    );
+    assert_eq!(attempts(&a, "applied") + attempts(&b, "applied"), 8);
+    assert_eq!(attempts(&a, "lease_lost") + attempts(&b, "lease_lost"), 0);
+    b.stop().await;
+    a.stop().await;
+    sim.shutdown().await;
+}
+
+async fn refresh_on_read_applies_the_answer_and_respects_leases(backend: Backend) {
+    let sim = spawn_simulator(|c| c.faults.drop_notifications = true).await;
+    let app = spawn_app_with_sim(backend, &sim, |env| {
+        set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")
+    })
+    .await;
+    let p = create_payment(&app, IDR_10K, LONG, LONG).await;
+    sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+
+    // Someone else holds the lease: the refresh does not query at all.
+    let other = "another-worker";
+    app.state
+        .store
+        .claim_one(&p.id, other, store::now(), 60)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert!(matches!(
+        reconcile_one(&app.state, &p.id).await,
+        Err(ReconcileError::Busy)
+    ));
+    assert_eq!(sim.stats().query_requests, 0);
+    let release = QueryResult {
+        observation: None,
+        response_code: None,
+        outcome: "test release".into(),
+        next_check_at: p.next_check_at,
+    };
+    app.state
+        .store
+        .apply_query(&p.id, other, &release, store::now())
+        .await
+        .unwrap();
+
+    // By partnerReferenceNo, as the API allows.
+    let fresh = reconcile_one(&app.state, p.partner_reference_no.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fresh.status, PaymentStatus::Paid);
+    assert_eq!(fresh.lease_owner, None, "the lease is released");
+    assert_eq!(events_of(&app, &p.id, "status_changed").await[0]["by"], "query");
+
+    assert!(matches!(
+        reconcile_one(&app.state, "no-such-payment").await,
+        Err(ReconcileError::NotFound)
+    ));
+    sim.update_faults(|f| f.fail_query = true);
+    let down = reconcile_one(&app.state, &p.id).await;
+    assert!(
+        matches!(down, Err(ReconcileError::Finpay(ref e)) if e.is_transient()),
+        "{down:?}"
+    );
+    assert_eq!(
+        status_of(&app, &p.id).await.lease_owner,
+        None,
+        "released after a failure too"
+    );
+    app.stop().await;
+
+    let unconfigured = TestApp::spawn(backend).await;
+    assert!(matches!(
+        reconcile_one(&unconfigured.state, &p.id).await,
+        Err(ReconcileError::NotConfigured)
+    ));
+    unconfigured.stop().await;
+    sim.shutdown().await;
+}
