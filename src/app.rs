@@ -167,5 +167,9 @@ async fn housekeeping(state: AppState, cancel: CancellationToken) {
         if let Err(e) = state.store.purge_expired_tokens(store::now() - chrono::Duration::days(1)).await {
             tracing::debug!(error = %e, "token purge skipped");
         }
+        // Idempotency keys protect retries for a day; then they are dropped.
+        if let Err(e) = state.store.purge_idempotency(store::now() - chrono::Duration::days(1)).await {
+            tracing::debug!(error = %e, "idempotency purge skipped");
+        }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use finpay_qris::domain::PaymentStatus;
-use finpay_qris::store::{self, Payment, QueryResult};
+use finpay_qris::store::{self, QueryResult};
 use finpay_qris::worker::{reconcile_one, ReconcileError};
 use std::time::Duration;
 
@@ -15,30 +15,11 @@ on_both_backends!(
     finpay_5xx_makes_the_worker_back_off_and_then_recover,
     expired_token_is_refreshed_transparently,
     payment_that_never_completes_expires_after_validity_and_grace,
-    two_workers_apply_each_payment_once,
     refresh_on_read_applies_the_answer_and_respects_leases,
 );
 
 const IDR_10K: i64 = 1_000_000;
 const LONG: Duration = Duration::from_secs(300);
-
-async fn status_of(app: &TestApp, id: &str) -> Payment {
-    app.state.store.get_payment(id).await.unwrap().expect("payment exists")
-}
-
-async fn wait_for_status(app: &TestApp, id: &str, want: PaymentStatus, timeout: Duration) -> Payment {
-    eventually(&format!("payment {id} to become {want}"), timeout, || async {
-        let p = status_of(app, id).await;
-        (p.status == want).then_some(p)
-    })
-    .await
-}
-
-fn attempts(app: &TestApp, outcome: &str) -> u64 {
-    app.state
-        .metrics
-        .counter("finpay_qris_reconcile_attempts_total", &[("outcome", outcome)])
-}
 
 async fn generated_payment_is_paid_by_the_notification(backend: Backend) {
     let sim = spawn_simulator(|_| {}).await;
@@ -85,7 +66,7 @@ async fn dropped_notification_is_found_by_the_worker(backend: Backend) {
     assert_eq!(changes[0]["by"], "query");
     let queries = events_of(&app, &p.id, "query").await;
     assert_eq!(queries.last().unwrap()["responseCode"], "2005300");
-    assert!(attempts(&app, "applied") >= 1);
+    assert!(reconcile_attempts(&app, "applied") >= 1);
     app.stop().await;
     sim.shutdown().await;
 }
@@ -119,7 +100,7 @@ async fn finpay_5xx_makes_the_worker_back_off_and_then_recover(backend: Backend)
     assert_eq!(status_of(&app, &p.id).await.status, PaymentStatus::Pending);
     // Each attempt's query was itself retried by the client.
     assert!(sim.stats().injected_failures >= 6, "{:?}", sim.stats());
-    assert!(attempts(&app, "error") >= 2);
+    assert!(reconcile_attempts(&app, "error") >= 2);
     let kinds = [("op", "query"), ("kind", "unavailable")];
     assert!(app.state.metrics.counter("finpay_qris_finpay_errors_total", &kinds) >= 2);
 
@@ -190,52 +171,12 @@ async fn payment_that_never_completes_expires_after_validity_and_grace(backend: 
     );
     assert!(sim.payment(p.partner_reference_no.as_deref().unwrap()).unwrap().queries >= 2);
     assert_eq!(expired.next_check_at, None);
-    assert!(attempts(&app, "expired") == 1);
+    assert!(reconcile_attempts(&app, "expired") == 1);
     // Nothing is asked about an expired payment any more.
     let asked = sim.stats().query_requests;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.stats().query_requests, asked);
     app.stop().await;
-    sim.shutdown().await;
-}
-
-async fn two_workers_apply_each_payment_once(backend: Backend) {
-    let sim = spawn_simulator(|c| {
-        c.faults.drop_notifications = true;
-        // Slow answers: overlapping queries for one payment would be seen.
-        c.faults.query_delay_ms = 40;
-    })
-    .await;
-    let small_batches = |env: &mut Vec<(String, String)>| set_env(env, "FINPAY_QRIS__WORKER__BATCH_SIZE", "2");
-    let a = spawn_app_with_sim(backend, &sim, small_batches).await;
-    let mut env = base_env(&a.db.url);
-    finpay_env(&mut env, sim.base_url());
-    small_batches(&mut env);
-    let b = TestApp::spawn_env(a.db.shared(), env).await;
-
-    let mut ids = Vec::new();
-    for _ in 0..8 {
-        let p = create_payment(&a, IDR_10K, LONG, Duration::from_secs(1)).await;
-        sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
-        ids.push(p.id);
-    }
-    for id in &ids {
-        wait_for_status(&a, id, PaymentStatus::Paid, Duration::from_secs(15)).await;
-    }
-
-    for id in &ids {
-        let changes = events_of(&a, id, "status_changed").await;
-        assert_eq!(changes.len(), 1, "payment {id}: {changes:?}");
-    }
-    assert_eq!(
-        sim.stats().concurrent_queries,
-        0,
-        "two workers queried one payment at once"
-    );
-    assert_eq!(attempts(&a, "applied") + attempts(&b, "applied"), 8);
-    assert_eq!(attempts(&a, "lease_lost") + attempts(&b, "lease_lost"), 0);
-    b.stop().await;
-    a.stop().await;
     sim.shutdown().await;
 }
 

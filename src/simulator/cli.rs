@@ -19,13 +19,16 @@ pub struct SimulatorArgs {
     /// The merchant service's public base URL (notifications and its token endpoint).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub merchant_url: String,
+    /// Path of the merchant's notify endpoint (used when a QR names no callback URL).
     #[arg(long, default_value = "/v1.0/qr/qr-mpm-notify")]
     pub merchant_notify_path: String,
+    /// Path of the merchant's B2B token endpoint.
     #[arg(long, default_value = DEFAULT_MERCHANT_TOKEN_PATH)]
     pub merchant_token_path: String,
     /// Without --init-dir: the merchant's client id at Finpay.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Without --init-dir: the secret keying the merchant's request signatures.
     #[arg(long, env = "FINPAY_SIM_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
     /// Without --init-dir: the merchant's RSA public key (PEM file or inline PEM).
@@ -34,9 +37,10 @@ pub struct SimulatorArgs {
     /// Without --init-dir: the simulator's ("Finpay's") RSA private key.
     #[arg(long)]
     pub finpay_private_key: Option<String>,
-    /// Without --init-dir: Finpay's client id at the merchant, and the notification secret.
+    /// Without --init-dir: Finpay's client id at the merchant (X-PARTNER-ID of notifications).
     #[arg(long)]
     pub notify_client_id: Option<String>,
+    /// Without --init-dir: the secret keying notification signatures.
     #[arg(long, env = "FINPAY_SIM_NOTIFY_CLIENT_SECRET", hide_env_values = true)]
     pub notify_client_secret: Option<String>,
     /// Prefix of every SNAP path, e.g. `/pg`.
@@ -48,11 +52,13 @@ pub struct SimulatorArgs {
     /// Fault: wait this long before notifying.
     #[arg(long, default_value_t = 0)]
     pub notify_delay_ms: u64,
-    /// Fault: answer 500 on generate / query / refund.
+    /// Fault: answer 500 General Error on generate.
     #[arg(long)]
     pub fail_generate: bool,
+    /// Fault: answer 500 General Error on query.
     #[arg(long)]
     pub fail_query: bool,
+    /// Fault: answer 500 General Error on refund.
     #[arg(long)]
     pub fail_refund: bool,
     /// Fault: query always answers 03 (pending).

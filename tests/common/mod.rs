@@ -411,3 +411,29 @@ pub async fn events_of(app: &TestApp, payment_id: &str, kind: &str) -> Vec<serde
         .map(|e| serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null))
         .collect()
 }
+
+/// The payment as stored now.
+pub async fn status_of(app: &TestApp, id: &str) -> finpay_qris::store::Payment {
+    app.state.store.get_payment(id).await.unwrap().expect("payment exists")
+}
+
+/// Polls until the payment has status `want`.
+pub async fn wait_for_status(
+    app: &TestApp,
+    id: &str,
+    want: finpay_qris::domain::PaymentStatus,
+    timeout: Duration,
+) -> finpay_qris::store::Payment {
+    eventually(&format!("payment {id} to become {want}"), timeout, || async {
+        let p = status_of(app, id).await;
+        (p.status == want).then_some(p)
+    })
+    .await
+}
+
+/// `finpay_qris_reconcile_attempts_total{outcome}` of one application.
+pub fn reconcile_attempts(app: &TestApp, outcome: &str) -> u64 {
+    app.state
+        .metrics
+        .counter("finpay_qris_reconcile_attempts_total", &[("outcome", outcome)])
+}
