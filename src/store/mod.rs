@@ -54,7 +54,10 @@ impl From<sqlx::Error> for StoreError {
                 // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions;
                 // SQLITE_BUSY (5) when another process holds the write lock too long.
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                if code.starts_with("08") || code.starts_with("57P") || code == "5" || code == "517" {
+                // SQLite reports extended codes; the low byte is the primary code
+                // (5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR, 14 SQLITE_CANTOPEN).
+                let sqlite_unavailable = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 14));
+                if code.starts_with("08") || code.starts_with("57P") || code == "53300" || sqlite_unavailable {
                     StoreError::Unavailable(e)
                 } else {
                     StoreError::Database(e)

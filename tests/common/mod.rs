@@ -2,6 +2,8 @@
 //! each backend, the whole application on port 0, and SNAP signing helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use finpay_qris::snap::{body, keys, signature, timestamp};
 use finpay_qris::{Application, Settings};
 use std::net::SocketAddr;

@@ -1,0 +1,161 @@
+//! `kill -9` under load: every notification answered `2005200` survives
+//! exactly once, resending everything (as Finpay's retries would) has no
+//! second effect, and nothing is left half-written.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_server(db_url: &str, port: u16) -> Child {
+    let env = base_env(db_url);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_finpay-qris"));
+    cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("FINPAY_QRIS__SERVER__LISTEN", format!("127.0.0.1:{port}"));
+    cmd.env("FINPAY_QRIS__API__LISTEN", format!("127.0.0.1:{}", free_port()));
+    cmd.spawn().expect("start finpay-qris")
+}
+
+async fn wait_ready(http: &reqwest::Client, port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/health/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn token(http: &reqwest::Client, port: u16) -> String {
+    let ts = now_ts();
+    let sig = finpay_qris::snap::signature::rsa_sign(
+        &finpay_key(),
+        &finpay_qris::snap::signature::token_string_to_sign(CLIENT_ID, &ts),
+    );
+    let r = http
+        .post(format!("http://127.0.0.1:{port}{TOKEN_PATH}"))
+        .header("Content-Type", "application/json")
+        .header("X-TIMESTAMP", ts)
+        .header("X-CLIENT-KEY", CLIENT_ID)
+        .header("X-SIGNATURE", sig)
+        .body(r#"{"grantType":"client_credentials"}"#)
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string()
+}
+
+async fn query_i64(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+async fn stored_ids(url: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let sql = "SELECT external_id FROM notifications";
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
+async fn acknowledged_notifications_survive_kill_9_exactly_once(b: Backend) {
+    let db = TestDb::new(b).await;
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let mut server = start_server(&db.url, port);
+    wait_ready(&http, port).await;
+    let tok = token(&http, port).await;
+
+    // (external id, body, answered 2005200?)
+    let sent: Arc<Mutex<Vec<(String, String, bool)>>> = Arc::default();
+    let url = format!("http://127.0.0.1:{port}{NOTIFY_PATH}");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (http, url, tok, sent) = (http.clone(), url.clone(), tok.clone(), sent.clone());
+            tokio::spawn(async move {
+                loop {
+                    let ext = unique_digits();
+                    let body = notify_body(&format!("INV{ext}"), &format!("FP{ext}"), "00", "1000.00");
+                    let req = signed_notify(&http, &url, NOTIFY_PATH, &tok, &ext, &body, &now_ts());
+                    let answer = req.timeout(Duration::from_secs(5)).send().await;
+                    let acked = match answer {
+                        Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["responseCode"] == "2005200"),
+                        Err(_) => false,
+                    };
+                    sent.lock().unwrap().push((ext, body, acked));
+                    if !acked {
+                        return; // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().expect("kill -9"); // SIGKILL on Unix: no shutdown, no flush
+    let _ = server.wait();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let sent = sent.lock().unwrap().clone();
+    let acked: Vec<_> = sent.iter().filter(|s| s.2).collect();
+    assert!(acked.len() > 10, "the load ran before the kill ({} acknowledged)", acked.len());
+
+    // Every acknowledged notification is there exactly once.
+    let stored = stored_ids(&db.url).await;
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "a notification is stored twice");
+    for (ext, _, _) in &acked {
+        assert!(stored.contains(ext), "acknowledged {ext} was lost");
+    }
+
+    // Restart on the same database; Finpay resends everything.
+    let port2 = free_port();
+    let mut server = start_server(&db.url, port2);
+    wait_ready(&http, port2).await;
+    // The token issued before the crash is still valid: it lives in the database.
+    let url2 = format!("http://127.0.0.1:{port2}{NOTIFY_PATH}");
+    for (ext, body, _) in &sent {
+        let r = signed_notify(&http, &url2, NOTIFY_PATH, &tok, ext, body, &now_ts()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{ext}");
+        assert_eq!(r.json::<Value>().await.unwrap()["responseCode"], "2005200");
+    }
+    let n = sent.len() as i64;
+    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM notifications").await, n);
+    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payments").await, n);
+    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payment_events WHERE kind = 'notification'").await, n);
+    // Nothing half-written.
+    assert_eq!(
+        query_i64(&db.url, "SELECT COUNT(*) FROM notifications WHERE payment_id IS NULL OR outcome = 'pending'").await,
+        0
+    );
+    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payments WHERE status <> 'paid'").await, 0);
+    server.kill().unwrap();
+    let _ = server.wait();
+}
+
+on_both_backends!(acknowledged_notifications_survive_kill_9_exactly_once);
