@@ -102,13 +102,16 @@ impl Application {
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
         let internal_app = with_layers(crate::api::router(state.clone()), state.clone());
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs());
-        let c1 = cancel.clone();
-        let c2 = cancel.clone();
-        let public_srv = axum::serve(public, public_app).with_graceful_shutdown(async move { c1.cancelled().await });
-        let internal_srv = axum::serve(internal, internal_app).with_graceful_shutdown(async move { c2.cancelled().await });
-        let both = async { tokio::try_join!(async { public_srv.await }, async { internal_srv.await }) };
+        // Slow senders get this long to deliver their request head.
+        let header_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
+        let both = async {
+            tokio::join!(
+                crate::serve::serve(public, public_app, cancel.clone(), header_timeout),
+                crate::serve::serve(internal, internal_app, cancel.clone(), header_timeout),
+            )
+        };
         tokio::select! {
-            r = both => { r?; }
+            _ = both => {}
             _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("shutdown grace period over; dropping remaining connections");
             }

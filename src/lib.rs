@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod loadgen;
 pub mod metrics;
 pub mod secret;
+pub mod serve;
 pub mod simulator;
 pub mod snap;
 pub mod state;

@@ -132,3 +132,24 @@ fn a_slow_body_is_cut_off_by_the_request_deadline() {
         app.stop().await;
     });
 }
+
+#[test]
+fn a_client_trickling_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let app = TestApp::spawn_with(Backend::Sqlite, |env| {
+            env.push(("FINPAY_QRIS__SERVER__REQUEST_TIMEOUT_SECS".into(), "1".into()))
+        })
+        .await;
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(b"POST /v1.0/qr/qr-mpm-notify HTTP/1.1\r\nHost: x\r\nX-TIMESTAMP: 2").await.unwrap();
+        // The head never completes: the server hangs up on its own.
+        let mut buf = vec![0u8; 1024];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await;
+        let n = read.expect("the server must not wait forever").unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+        app.stop().await;
+    });
+}
