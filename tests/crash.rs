@@ -40,21 +40,7 @@ async fn wait_ready(http: &reqwest::Client, port: u16) {
 }
 
 async fn token(http: &reqwest::Client, port: u16) -> String {
-    let ts = now_ts();
-    let sig = finpay_qris::snap::signature::rsa_sign(
-        &finpay_key(),
-        &finpay_qris::snap::signature::token_string_to_sign(CLIENT_ID, &ts),
-    );
-    let r = http
-        .post(format!("http://127.0.0.1:{port}{TOKEN_PATH}"))
-        .header("Content-Type", "application/json")
-        .header("X-TIMESTAMP", ts)
-        .header("X-CLIENT-KEY", CLIENT_ID)
-        .header("X-SIGNATURE", sig)
-        .body(r#"{"grantType":"client_credentials"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = token_request_at(http, &format!("http://127.0.0.1:{port}{TOKEN_PATH}"), CLIENT_ID, &now_ts()).await;
     r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string()
 }
 

@@ -5,7 +5,7 @@
 //! verified notification reaches the store, and `2005200` is answered only
 //! after the transaction holding it has committed.
 
-use super::body::{read_limited, BodyError};
+use super::body::read_snap_body;
 use super::error::{snap_response, SnapError};
 use super::headers::{headers_for_audit, json_content_type, required};
 use super::tokens::TokenCheck;
@@ -120,16 +120,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
     }
 
     // 3. The body, bounded in size and time; then the signature over exactly those bytes.
-    let s = &st.settings.server;
-    let bytes = match read_limited(body, s.body_limit_bytes, Duration::from_secs(s.request_timeout_secs)).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Err(SnapStatus::bad_request(SVC, Some(&format!("Body larger than {} bytes", s.body_limit_bytes))).into())
-        }
-        Err(BodyError::TimedOut | BodyError::Broken) => {
-            return Err(SnapStatus::bad_request(SVC, Some("Body not received in time")).into())
-        }
-    };
+    let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
     let hash = snap_body::body_hash(&bytes);
     let verification = match (token, &creds.hmac) {

@@ -4,7 +4,7 @@
 //! public key (either active key, for rotation), check the clock, and issue an
 //! opaque 256-bit bearer token of which only the hash is stored.
 
-use super::body::{read_limited, BodyError};
+use super::body::read_snap_body;
 use super::error::{snap_response, SnapError};
 use super::headers::{json_content_type, required};
 use super::tokens::{new_token, token_hash};
@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use std::time::Duration;
 
 const SVC: u8 = service::TOKEN;
 
@@ -43,16 +42,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<R
     let sig = required(headers, "X-SIGNATURE", SVC)?;
     let ts = timestamp::parse(ts_header).map_err(|_| SnapStatus::invalid_field_format(SVC, "X-TIMESTAMP"))?;
 
-    let s = &st.settings.server;
-    let bytes = match read_limited(body, s.body_limit_bytes, Duration::from_secs(s.request_timeout_secs)).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Err(SnapStatus::bad_request(SVC, Some(&format!("Body larger than {} bytes", s.body_limit_bytes))).into())
-        }
-        Err(BodyError::TimedOut | BodyError::Broken) => {
-            return Err(SnapStatus::bad_request(SVC, Some("Body not received in time")).into())
-        }
-    };
+    let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
 
     if client_key != creds.client_id {
         return Err(SnapStatus::unauthorized(SVC, "Unknown Client").into());

@@ -173,18 +173,7 @@ impl TestApp {
     }
 
     pub async fn token_request(&self, client_id: &str, ts: &str) -> reqwest::Response {
-        let key = finpay_key();
-        let sig = signature::rsa_sign(&key, &signature::token_string_to_sign(client_id, ts));
-        self.http
-            .post(self.url(TOKEN_PATH))
-            .header("Content-Type", "application/json")
-            .header("X-TIMESTAMP", ts)
-            .header("X-CLIENT-KEY", client_id)
-            .header("X-SIGNATURE", sig)
-            .body(r#"{"grantType":"client_credentials"}"#)
-            .send()
-            .await
-            .unwrap()
+        token_request_at(&self.http, &self.url(TOKEN_PATH), client_id, ts).await
     }
 
     /// Sends a notification signed as Finpay would (symmetric).
@@ -199,6 +188,20 @@ impl TestApp {
         self.cancel.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.handle).await;
     }
+}
+
+/// A token request signed with Finpay's (test) key, sent to `url`.
+pub async fn token_request_at(http: &reqwest::Client, url: &str, client_id: &str, ts: &str) -> reqwest::Response {
+    let sig = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(client_id, ts));
+    http.post(url)
+        .header("Content-Type", "application/json")
+        .header("X-TIMESTAMP", ts)
+        .header("X-CLIENT-KEY", client_id)
+        .header("X-SIGNATURE", sig)
+        .body(r#"{"grantType":"client_credentials"}"#)
+        .send()
+        .await
+        .unwrap()
 }
 
 pub fn finpay_key() -> rsa::RsaPrivateKey {
