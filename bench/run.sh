@@ -28,13 +28,17 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-"16 64 256"}
 PAYMENTS=${PAYMENTS:-100000}
 PGB_CLIENTS=${PGB_CLIENTS:-16}
+# Both pgbench and the server connect over TCP to 127.0.0.1 with this sslmode
+# (the same for both, so the comparison is fair); `prefer` measures with TLS.
+PGSSLMODE=${PGSSLMODE:-disable}
 DUPLICATES=${DUPLICATES:-0.1}   # extra 64-connection run with this fraction of replays; 0 to skip
+LOG_LEVEL=${LOG_LEVEL:-info}     # the service's default; per-request lines are logged at info
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=${PORT:-$(free_port)}
 API_PORT=${API_PORT:-$(free_port)}
 CLIENT_ID=FINPAY-BENCH
 SECRET=bench-only-secret-0123456789abcdef
-export PGHOST PGPORT PGUSER
+export PGHOST PGPORT PGUSER PGSSLMODE
 
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 BIN="$TARGET_DIR/release/finpay-qris"
@@ -58,23 +62,24 @@ log() { printf '>> %s\n' "$*" >&2; }
 log "building release binary"
 cargo build --release --quiet
 
-PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$BENCH_DB"
+PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$BENCH_DB?sslmode=$PGSSLMODE"
 SQLITE_URL="sqlite://$WORK/bench.db"
 
 log "fresh database $BENCH_DB, $PAYMENTS payments"
 psql -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
 DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
-psql -q -d "$BENCH_DB" -c "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, created_at, updated_at)
-    SELECT 'bench-' || g, 'PRN' || g, 1000000, 'IDR', 'pending', 'generated', now(), now() FROM generate_series(1, $PAYMENTS) g"
+# Payments as generated through Finpay: our reference PRNn, Finpay's FPn (what loadgen's notifications name).
+psql -q -d "$BENCH_DB" -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+    SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now() FROM generate_series(1, $PAYMENTS) g"
 psql -q -d "$BENCH_DB" -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
 pg_reset() {
     psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events" \
-        -c "UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, reference_no = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at" \
+        -c "UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at" \
         -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
 
-log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit'))"
+log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE"
 pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
 cat "$WORK/pgbench.txt" >&2
 PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
@@ -91,6 +96,7 @@ start_server() { # $1 database URL, $2 log file
         FINPAY_QRIS__INBOUND__CLIENT_SECRET="$SECRET" \
         FINPAY_QRIS__INBOUND__PUBLIC_KEY="$WORK/finpay_public.pem" \
         FINPAY_QRIS__WORKER__ENABLED=false \
+        FINPAY_QRIS__LOG__LEVEL="$LOG_LEVEL" \
         "$BIN" serve >"$2" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
@@ -112,17 +118,25 @@ stop_server() {
     echo "$hwm"
 }
 
+batches() { # "committed-notifications transactions" so far, from the server's metrics
+    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_notify_batch_size_sum/ {s=$2} /^finpay_qris_notify_batch_size_count/ {c=$2} END {print s+0, c+0}'
+}
+
 run_load() { # $1 backend, $2 connections, $3 duplicates fraction
-    local out="$WORK/loadgen-$1-$2-$3.txt" rss
+    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after
     "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
         --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
     local lg=$!
+    before=$(batches)
     sleep "$(python3 -c "print($WARMUP + $DURATION / 2)")"
     rss=$(ps -o rss= -p "$SERVER_PID" | tr -d ' ')
     wait "$lg" || true
+    after=$(batches)
     cat "$out" >&2
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$(tail -n 1 "$out")" >>"$ROWS"
+    local per_batch
+    per_batch=$(echo "$before $after" | awk '{ if ($4 > $2) printf "%.1f", ($3 - $1) / ($4 - $2); else print "-" }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
 log "PostgreSQL: finpay-qris serve + loadgen"
@@ -142,12 +156,12 @@ PG_HWM=$(stop_server)
 log "SQLite: finpay-qris serve + loadgen"
 DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
 sqlite3 "$WORK/bench.db" "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
-    INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, created_at, updated_at)
-    SELECT 'bench-' || n, 'PRN' || n, 1000000, 'IDR', 'pending', 'generated',
-           strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g; ANALYZE;"
+    INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+    SELECT 'bench-' || n, 'PRN' || n, 'FP' || n, 1000000, 'IDR', 'pending', 'generated',
+           strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g;"
 sqlite_reset() {
     sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "DELETE FROM notifications; DELETE FROM payment_events;
-        UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, reference_no = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at;
+        UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at;
         PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 }
 start_server "$SQLITE_URL" "$WORK/server-sqlite.log"
@@ -164,17 +178,17 @@ rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]
 print()
 print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS")
 print()
-print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for line in open(rows_path):
-    backend, conns, dups, rss, js = line.rstrip("\n").split("\t", 4)
+    backend, conns, dups, rss, per_batch, js = line.rstrip("\n").split("\t", 5)
     try:
         r = json.loads(js)
     except ValueError:
         print(f"| {backend} | {conns} | {dups} | loadgen failed: {js} |")
         continue
     print(f"| {backend} | {conns} | {float(dups):.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
-          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['unexpected']} | {int(rss) / 1024:.1f} |")
+          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['unexpected']} | {int(rss) / 1024:.1f} | {per_batch} |")
 print()
 print(f"peak RSS (VmHWM) of the server: PostgreSQL run {pg_hwm / 1024:.1f} MiB, SQLite run {sqlite_hwm / 1024:.1f} MiB")
 EOF

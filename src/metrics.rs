@@ -1,6 +1,9 @@
 //! Prometheus metrics, rendered as text at `GET /metrics` on the internal
-//! listener. Counters and histograms are kept in a small registry of our own:
-//! label sets are few and known, and the text format is simple.
+//! listener. Counters, gauges and histograms are kept in a small registry of
+//! our own: label sets are few and known, and the text format is simple.
+//!
+//! Recording is on the request path, so it allocates only the first time a
+//! series is seen: a series is found by comparing its labels as `&str`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -8,24 +11,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency buckets in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+/// Notifications per committed transaction.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// How late a reconciliation check ran, in seconds.
+const LAG_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
-    gauges: Mutex<BTreeMap<(&'static str, Labels), f64>>,
-    histograms: Mutex<BTreeMap<(&'static str, Labels), Histogram>>,
-}
-
+/// The metrics this service exposes: name, type, help. Only these are rendered.
 const HELP: &[(&str, &str, &str)] = &[
     ("finpay_qris_notifications_total", "counter", "Notifications answered, by SNAP responseCode."),
     ("finpay_qris_auth_failures_total", "counter", "Token and signature failures on SNAP endpoints, by reason."),
@@ -37,8 +29,57 @@ const HELP: &[(&str, &str, &str)] = &[
     ("finpay_qris_reconcile_lag_seconds", "histogram", "How late a due reconciliation check ran."),
     ("finpay_qris_finpay_request_duration_seconds", "histogram", "Calls to Finpay, by operation."),
     ("finpay_qris_finpay_errors_total", "counter", "Failed calls to Finpay, by operation and kind."),
-    ("finpay_qris_db_pool_connections", "gauge", "Database pool connections, by state."),
+    ("finpay_qris_db_pool_connections", "gauge", "Database pool connections, by state (sampled when scraped)."),
 ];
+
+fn buckets(name: &str) -> &'static [f64] {
+    match name {
+        "finpay_qris_notify_batch_size" => BATCH_BUCKETS,
+        "finpay_qris_reconcile_lag_seconds" => LAG_BUCKETS,
+        _ => LATENCY_BUCKETS,
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The series of one metric, found by their labels.
+type Family<T> = Vec<(Labels, T)>;
+
+struct Histogram {
+    /// Non-cumulative count per bucket; rendered cumulatively.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<&'static str, Family<u64>>>,
+    gauges: Mutex<BTreeMap<&'static str, Family<f64>>>,
+    histograms: Mutex<BTreeMap<&'static str, Family<Histogram>>>,
+}
+
+fn same(labels: &Labels, wanted: &[(&'static str, &str)]) -> bool {
+    labels.len() == wanted.len() && labels.iter().zip(wanted).all(|((k, v), (wk, wv))| k == wk && v == wv)
+}
+
+/// The series with these labels, created on first use.
+fn series<'a, T>(
+    map: &'a mut BTreeMap<&'static str, Family<T>>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    new: impl FnOnce() -> T,
+) -> &'a mut T {
+    let family = map.entry(name).or_default();
+    let at = match family.iter().position(|(l, _)| same(l, labels)) {
+        Some(at) => at,
+        None => {
+            family.push((labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect(), new()));
+            family.len() - 1
+        }
+    };
+    &mut family[at].1
+}
 
 impl Metrics {
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
@@ -46,26 +87,23 @@ impl Metrics {
     }
 
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
-        let key = (name, own(labels));
         if let Ok(mut m) = self.counters.lock() {
-            *m.entry(key).or_default() += n;
+            *series(&mut m, name, labels, || 0) += n;
         }
     }
 
     pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
         if let Ok(mut m) = self.gauges.lock() {
-            m.insert((name, own(labels)), v);
+            *series(&mut m, name, labels, || 0.0) = v;
         }
     }
 
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        let key = (name, own(labels));
+        let bounds = buckets(name);
         if let Ok(mut m) = self.histograms.lock() {
-            let h = m.entry(key).or_default();
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if value <= *b {
-                    h.counts[i] += 1;
-                }
+            let h = series(&mut m, name, labels, || Histogram { counts: vec![0; bounds.len()], sum: 0.0, count: 0 });
+            if let Some(i) = bounds.iter().position(|b| value <= *b) {
+                h.counts[i] += 1;
             }
             h.sum += value;
             h.count += 1;
@@ -76,11 +114,18 @@ impl Metrics {
         self.observe(name, labels, d.as_secs_f64());
     }
 
+    /// Database pool usage, sampled by whoever knows the pool (the `/metrics`
+    /// handler just before rendering, so a scrape always sees the present).
+    pub fn record_pool(&self, in_use: u32, idle: u32) {
+        self.set_gauge("finpay_qris_db_pool_connections", &[("state", "in_use")], f64::from(in_use));
+        self.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], f64::from(idle));
+    }
+
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
         self.counters
             .lock()
             .ok()
-            .and_then(|m| m.get(&(name, own(labels))).copied())
+            .and_then(|m| m.get(name).and_then(|f| f.iter().find(|(l, _)| same(l, labels)).map(|(_, v)| *v)))
             .unwrap_or(0)
     }
 
@@ -92,28 +137,30 @@ impl Metrics {
             match *kind {
                 "counter" => {
                     if let Ok(m) = self.counters.lock() {
-                        for ((n, labels), v) in m.iter().filter(|((n, _), _)| n == name) {
-                            let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+                        for (labels, v) in sorted(m.get(name)) {
+                            let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
                         }
                     }
                 }
                 "gauge" => {
                     if let Ok(m) = self.gauges.lock() {
-                        for ((n, labels), v) in m.iter().filter(|((n, _), _)| n == name) {
-                            let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+                        for (labels, v) in sorted(m.get(name)) {
+                            let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
                         }
                     }
                 }
                 _ => {
                     if let Ok(m) = self.histograms.lock() {
-                        for ((n, labels), h) in m.iter().filter(|((n, _), _)| n == name) {
-                            for (i, b) in BUCKETS.iter().enumerate() {
+                        for (labels, h) in sorted(m.get(name)) {
+                            let mut cumulative = 0;
+                            for (b, n) in buckets(name).iter().zip(&h.counts) {
+                                cumulative += n;
                                 let le = b.to_string();
-                                let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some(&le)), h.counts[i]);
+                                let _ = writeln!(out, "{name}_bucket{} {cumulative}", fmt_labels(labels, Some(&le)));
                             }
-                            let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
-                            let _ = writeln!(out, "{n}_sum{} {}", fmt_labels(labels, None), h.sum);
-                            let _ = writeln!(out, "{n}_count{} {}", fmt_labels(labels, None), h.count);
+                            let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
+                            let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels, None), h.sum);
+                            let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels, None), h.count);
                         }
                     }
                 }
@@ -123,8 +170,11 @@ impl Metrics {
     }
 }
 
-fn own(labels: &[(&'static str, &str)]) -> Labels {
-    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+/// A family's series in label order, for a stable exposition.
+fn sorted<T>(family: Option<&Family<T>>) -> Vec<&(Labels, T)> {
+    let mut v: Vec<&(Labels, T)> = family.map(|f| f.iter().collect()).unwrap_or_default();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
@@ -151,10 +201,39 @@ mod tests {
         let m = Metrics::default();
         m.inc("finpay_qris_notifications_total", &[("code", "2005200")]);
         m.inc("finpay_qris_notifications_total", &[("code", "2005200")]);
+        m.inc("finpay_qris_notifications_total", &[("code", "4015200")]);
         m.observe("finpay_qris_http_request_duration_seconds", &[("route", "notify")], 0.003);
         let text = m.render();
         assert!(text.contains("finpay_qris_notifications_total{code=\"2005200\"} 2"));
+        assert!(text.contains("finpay_qris_notifications_total{code=\"4015200\"} 1"));
         assert!(text.contains("finpay_qris_http_request_duration_seconds_bucket{route=\"notify\",le=\"0.005\"} 1"));
+        assert!(text.contains("finpay_qris_http_request_duration_seconds_bucket{route=\"notify\",le=\"10\"} 1"));
         assert!(text.contains("finpay_qris_http_request_duration_seconds_bucket{route=\"notify\",le=\"0.001\"} 0"));
+        assert_eq!(m.counter("finpay_qris_notifications_total", &[("code", "2005200")]), 2);
+    }
+
+    #[test]
+    fn batch_sizes_have_buckets_of_their_own() {
+        let m = Metrics::default();
+        for n in [1.0, 3.0, 40.0, 40.0, 1000.0] {
+            m.observe("finpay_qris_notify_batch_size", &[], n);
+        }
+        let text = m.render();
+        assert!(text.contains("finpay_qris_notify_batch_size_bucket{le=\"1\"} 1"));
+        assert!(text.contains("finpay_qris_notify_batch_size_bucket{le=\"4\"} 2"));
+        assert!(text.contains("finpay_qris_notify_batch_size_bucket{le=\"64\"} 4"));
+        assert!(text.contains("finpay_qris_notify_batch_size_bucket{le=\"512\"} 4"));
+        assert!(text.contains("finpay_qris_notify_batch_size_bucket{le=\"+Inf\"} 5"));
+        assert!(text.contains("finpay_qris_notify_batch_size_count 5"));
+    }
+
+    #[test]
+    fn pool_usage_is_a_gauge_by_state() {
+        let m = Metrics::default();
+        m.record_pool(3, 5);
+        m.record_pool(2, 6);
+        let text = m.render();
+        assert!(text.contains("finpay_qris_db_pool_connections{state=\"idle\"} 6"));
+        assert!(text.contains("finpay_qris_db_pool_connections{state=\"in_use\"} 2"));
     }
 }

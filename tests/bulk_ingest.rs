@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{IngestOutcome, InboundNotification, NewPayment, Store};
+use finpay_qris::store::{IngestOutcome, InboundNotification, NewPayment, PgStore, Store};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 
 struct Dbs {
     rt: tokio::runtime::Runtime,
-    item_by_item: Arc<dyn Store>,
-    bulk: Arc<dyn Store>,
+    item_by_item: Arc<PgStore>,
+    bulk: Arc<PgStore>,
     urls: (String, String),
 }
 
@@ -40,8 +40,8 @@ fn dbs() -> Option<&'static Dbs> {
             Some((a, b))
         })?;
         let (sa, sb) = rt.block_on(async {
-            let sa = finpay_qris::store::connect(&a, 4, 5).await.unwrap();
-            let sb = finpay_qris::store::connect(&b, 4, 5).await.unwrap();
+            let sa = Arc::new(PgStore::connect(&a, 4, 5).await.unwrap());
+            let sb = Arc::new(PgStore::connect(&b, 4, 5).await.unwrap());
             sa.migrate().await.unwrap();
             sb.migrate().await.unwrap();
             (sa, sb)
@@ -248,7 +248,7 @@ fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
             order.sort_by(|&a, &b| items[a].external_id.cmp(&items[b].external_id));
             let mut expected = vec![String::new(); items.len()];
             for i in order {
-                let mut one = dbs.item_by_item.ingest_notifications(std::slice::from_ref(&items[i])).await.unwrap();
+                let mut one = dbs.item_by_item.ingest_item_by_item(std::slice::from_ref(&items[i])).await.unwrap();
                 expected[i] = canonical(dbs.item_by_item.as_ref(), one.pop().unwrap()).await;
             }
             let got = dbs.bulk.ingest_notifications(&items).await.unwrap();
@@ -270,7 +270,7 @@ proptest! {
 
     #[test]
     fn a_batch_stored_in_bulk_has_the_effects_of_storing_it_item_by_item(
-        batches in prop::collection::vec(prop::collection::vec(item(), 2..12), 1..4)
+        batches in prop::collection::vec(prop::collection::vec(item(), 1..12), 1..4)
     ) {
         check(batches)?;
     }

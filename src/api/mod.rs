@@ -75,6 +75,9 @@ pub fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    // Pool usage is sampled now, so every scrape sees the present.
+    let (in_use, idle) = st.store.pool_usage();
+    st.metrics.record_pool(in_use, idle);
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -339,13 +339,12 @@ macro_rules! sql_store {
                 &self,
                 batch: &[InboundNotification],
             ) -> crate::store::Result<Vec<IngestOutcome>> {
-                // PostgreSQL stores a batch with a few set-based statements
+                // PostgreSQL stores a batch with two set-based statements
                 // (store/postgres/bulk.rs), with the same effects as the
-                // item-by-item path below, which SQLite and single items use.
-                if batch.len() > 1 {
-                    if let Some(pg) = (self as &dyn std::any::Any).downcast_ref::<crate::store::PgStore>() {
-                        return pg.ingest_bulk(batch).await;
-                    }
+                // item-by-item path below, which SQLite uses (and PostgreSQL
+                // falls back to when a concurrent writer got in the way).
+                if let Some(pg) = (self as &dyn std::any::Any).downcast_ref::<crate::store::PgStore>() {
+                    return pg.ingest_bulk(batch).await;
                 }
                 self.ingest_one_by_one(batch).await
             }

@@ -1,34 +1,39 @@
 //! Group commit on PostgreSQL with set-based statements.
 //!
 //! The item-by-item path (`ingest_in` in `store/sql.rs`) spends five to seven
-//! statements per notification. Here a batch costs four round trips, whatever
-//! its size: `BEGIN`, one read, one write, `COMMIT`.
+//! statements per notification, in one transaction per batch. Here a batch
+//! costs two statements, whatever its size, and no explicit transaction:
 //!
-//! 1. The read locks, in id order (`FOR UPDATE`), every payment the batch's
-//!    notifications name, and returns the stored rows that already hold any of
-//!    the batch's idempotency keys (their duplicates and conflicts are answered
+//! 1. The read finds every payment the batch's notifications name (with its
+//!    row version, `xmin`) and the stored rows that already hold any of the
+//!    batch's idempotency keys (their duplicates and conflicts are answered
 //!    from them).
 //! 2. Each new notification's effect is decided in Rust, in key order, with the
-//!    same `domain::decide` and the same rules as `apply_observation`, on the
-//!    locked rows, so a later notification of the batch sees an earlier one's
-//!    effect exactly as it would item by item.
-//! 3. The write is one statement whose data-modifying `WITH` clauses insert the
-//!    payments learnt from notifications, the notifications (with their payment
-//!    and outcome), the events, and update the changed payments, from `UNNEST`
-//!    arrays; it returns how many rows each part wrote.
+//!    same `domain::decide` and the same rules as `apply_observation`, on those
+//!    rows, so a later notification of the batch sees an earlier one's effect
+//!    exactly as it would item by item.
+//! 3. The write is one statement, hence one transaction, committed before its
+//!    answer (`fetch_*` reads up to `ReadyForQuery`, which PostgreSQL sends only
+//!    after the commit). It locks the payments the plan read, in id order,
+//!    *only if their version is still the one read*; inserts the payments learnt
+//!    from notifications, the notifications (with their payment and outcome) and
+//!    the events; updates the changed payments; and checks that every part
+//!    wrote exactly what the plan expected.
 //!
-//! The database checks every assumption the plan made: a key stored by another
-//! transaction since the read, or a payment created concurrently, makes an
-//! `ON CONFLICT DO NOTHING` write fewer rows than planned. Then the transaction
-//! is rolled back and the batch is stored item by item instead. Nobody is
-//! answered before the commit, so an abandoned plan told nobody anything.
+//! Any difference (a payment changed since the read, a key stored or a payment
+//! created by another transaction meanwhile) makes the statement fail with
+//! `division_by_zero` on purpose, which rolls the whole statement back; the
+//! batch is then stored item by item instead. This is optimistic concurrency
+//! control: the plan holds exactly when the statement commits, as if it had
+//! held the row locks from the read on. Nobody is answered before the commit,
+//! so an abandoned plan told nobody anything.
 
 use super::{PgStore, PAYMENT_COLUMNS};
 use crate::domain::{decide, Decision, PaymentStatus};
 use crate::store::{Applied, InboundNotification, IngestOutcome, Payment, Result, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
-use sqlx::{FromRow, Postgres, Row, Transaction};
+use sqlx::{FromRow, PgConnection, Row};
 use std::collections::HashMap;
 
 type Key = (String, String, NaiveDate);
@@ -41,6 +46,13 @@ fn key(n: &InboundNotification) -> Key {
 type Stored = (Vec<u8>, String, String);
 
 impl PgStore {
+    /// The item-by-item path, which the set-based one must match: for tests
+    /// that hold the two to the same effects (`tests/bulk_ingest.rs`).
+    #[doc(hidden)]
+    pub async fn ingest_item_by_item(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>> {
+        self.ingest_one_by_one(batch).await
+    }
+
     pub(in crate::store) async fn ingest_bulk(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>> {
         // Keys in a fixed order (as item by item), so that two replicas
         // inserting overlapping batches wait on each other instead of deadlocking.
@@ -57,39 +69,21 @@ impl PgStore {
             });
         }
 
-        let t0 = std::time::Instant::now();
-        let mut tx = self.begin().await?;
-        let t1 = std::time::Instant::now();
-        let (locked, existing) = read(&mut tx, batch, &leaders).await?;
-        let t2 = std::time::Instant::now();
+        // One connection for both statements (one pool check-out).
+        let mut conn = self.pool.acquire().await?;
+        let (rows, existing) = read(&mut conn, batch, &leaders).await?;
         let fresh: Vec<usize> = leaders.into_iter().filter(|&i| !existing.contains_key(&keys[i])).collect();
         let mut plan = Plan::default();
         if !fresh.is_empty() {
-            plan.load(locked);
+            plan.load(rows);
             for &i in &fresh {
                 plan.apply(i, &batch[i])?;
             }
-            let t3 = std::time::Instant::now();
-            let ok = plan.write(&mut tx, batch).await?;
-            PROF[3].fetch_add(t3.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            PROF[2].fetch_add((t3-t2).as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            if !ok {
-                tx.rollback().await?;
+            if !plan.write(&mut conn, batch).await? {
+                drop(conn);
                 tracing::debug!(batch = batch.len(), "bulk plan met a concurrent writer; storing item by item");
                 return self.ingest_one_by_one(batch).await;
             }
-        }
-        let t4 = std::time::Instant::now();
-        tx.commit().await?;
-        PROF[0].fetch_add((t1 - t0).as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        PROF[1].fetch_add((t2 - t1).as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        PROF[4].fetch_add(t4.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        PROF[5].fetch_add(t0.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        PROF[6].fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let n = PROF[7].fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n % 500 == 0 {
-            let v: Vec<u64> = PROF.iter().map(|a| a.swap(0, std::sync::atomic::Ordering::Relaxed)).collect();
-            eprintln!("PROF per batch us: begin {} read {} plan {} write {} commit {} total {} items/batch {}", v[0]/500, v[1]/500, v[2]/500, v[3]/500, v[4]/500, v[5]/500, v[6] as f64/500.0);
         }
 
         Ok((0..batch.len())
@@ -118,27 +112,26 @@ impl PgStore {
     }
 }
 
-/// Locks (in id order) every payment the leaders name, and finds the stored
-/// rows holding any of their keys: one round trip.
+/// Every payment the leaders name, with its row version, and the stored rows
+/// holding any of their keys: one statement, no locks.
 async fn read(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     batch: &[InboundNotification],
     leaders: &[usize],
-) -> Result<(Vec<Payment>, HashMap<Key, Stored>)> {
+) -> Result<(Vec<(Payment, String)>, HashMap<Key, Stored>)> {
     let obs = |i: &usize| &batch[*i].observation;
     let prns: Vec<&str> = leaders.iter().filter_map(|i| obs(i).original_partner_reference_no.as_deref()).collect();
     let rns: Vec<&str> = leaders.iter().filter_map(|i| obs(i).original_reference_no.as_deref()).collect();
-    // Two kinds of rows in one answer: `p` rows are locked payments, `n` rows
-    // stored notifications (the columns of the other kind are NULL).
+    // Two kinds of rows in one answer: `p` rows are payments, `n` rows stored
+    // notifications (the columns of the other kind are NULL).
     let sql = format!(
-        "WITH locked AS MATERIALIZED (SELECT {PAYMENT_COLUMNS} FROM payments \
-         WHERE partner_reference_no = ANY($4) OR reference_no = ANY($5) ORDER BY id FOR UPDATE) \
-         SELECT 'p' AS row_kind, locked.*, NULL::text AS n_partner_id, NULL::text AS n_external_id, \
-         NULL::date AS n_jakarta_day, NULL::bytea AS n_body_sha256, NULL::text AS n_response_code, \
-         NULL::text AS n_response_message FROM locked \
+        "SELECT 'p' AS row_kind, {PAYMENT_COLUMNS}, xmin::text AS row_version, NULL::text AS n_partner_id, \
+         NULL::text AS n_external_id, NULL::date AS n_jakarta_day, NULL::bytea AS n_body_sha256, \
+         NULL::text AS n_response_code, NULL::text AS n_response_message \
+         FROM payments WHERE partner_reference_no = ANY($4) OR reference_no = ANY($5) \
          UNION ALL \
-         SELECT 'n', {nulls}, n.partner_id, n.external_id, n.jakarta_day, n.body_sha256, n.response_code, n.response_message \
-         FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(partner_id, external_id, jakarta_day) \
+         SELECT 'n', {nulls}, NULL, n.partner_id, n.external_id, n.jakarta_day, n.body_sha256, n.response_code, \
+         n.response_message FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(partner_id, external_id, jakarta_day) \
          JOIN notifications n USING (partner_id, external_id, jakarta_day)",
         nulls = vec!["NULL"; PAYMENT_COLUMNS.split(',').count()].join(", ")
     );
@@ -148,13 +141,13 @@ async fn read(
         .bind(leaders.iter().map(|&i| batch[i].jakarta_day).collect::<Vec<_>>())
         .bind(prns)
         .bind(rns)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
-    let mut locked = Vec::new();
+    let mut payments = Vec::new();
     let mut stored = HashMap::new();
     for row in rows {
         if row.try_get::<&str, _>("row_kind")? == "p" {
-            locked.push(Payment::from_row(&row)?);
+            payments.push((Payment::from_row(&row)?, row.try_get("row_version")?));
         } else {
             stored.insert(
                 (row.try_get("n_partner_id")?, row.try_get("n_external_id")?, row.try_get("n_jakarta_day")?),
@@ -162,14 +155,15 @@ async fn read(
             );
         }
     }
-    Ok((locked, stored))
+    payments.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    Ok((payments, stored))
 }
 
-/// A payment as the plan sees it: the locked row plus the batch's effects so far.
+/// A payment as the plan sees it: the row as read plus the batch's effects so far.
 struct Slot {
     payment: Payment,
-    /// Status when locked; `None` for a payment this batch creates.
-    locked_status: Option<PaymentStatus>,
+    /// Status and row version as read; `None` for a payment this batch creates.
+    read: Option<(PaymentStatus, String)>,
     changed: bool,
 }
 
@@ -196,13 +190,15 @@ struct Plan {
     /// New notifications in key order: (batch index, payment slot, outcome).
     rows: Vec<(usize, usize, &'static str)>,
     applied: HashMap<usize, Applied>,
+    /// Our references that named no payment when read: still none at the write.
+    absent_partner_refs: Vec<String>,
 }
 
 impl Plan {
-    fn load(&mut self, locked: Vec<Payment>) {
-        for p in locked {
+    fn load(&mut self, read: Vec<(Payment, String)>) {
+        for (p, version) in read {
             let status = p.status;
-            self.add(Slot { payment: p, locked_status: Some(status), changed: false });
+            self.add(Slot { payment: p, read: Some((status, version)), changed: false });
         }
     }
 
@@ -231,6 +227,13 @@ impl Plan {
             .and_then(|k| self.by_partner_ref.get(k))
             .or_else(|| rn.and_then(|k| self.by_ref.get(k)))
             .copied();
+        if let Some(prn) = prn {
+            if !self.by_partner_ref.contains_key(prn) {
+                // Had a payment with this reference appeared meanwhile, item by
+                // item would have chosen it: the write checks it has not.
+                self.absent_partner_refs.push(prn.to_string());
+            }
+        }
         let Some(at) = found else {
             // A payment we never generated (static QR): learn it from the notification.
             let Some(amount) = obs.amount.as_ref() else {
@@ -261,7 +264,7 @@ impl Plan {
                 lease_until: None,
             };
             let payment_id = payment.id.clone();
-            let at = self.add(Slot { payment, locked_status: None, changed: true });
+            let at = self.add(Slot { payment, read: None, changed: true });
             self.events.push(Event { slot: at, kind: by, detail: Detail::Notification(i), at: now });
             self.events.push(Event {
                 slot: at,
@@ -332,11 +335,13 @@ impl Plan {
         Ok(())
     }
 
-    /// Writes the plan in one statement; `false` when the database disagreed
-    /// with an assumption (the caller rolls back).
-    async fn write(&self, tx: &mut Transaction<'static, Postgres>, batch: &[InboundNotification]) -> Result<bool> {
-        let created: Vec<&Payment> = self.slots.iter().filter(|s| s.locked_status.is_none()).map(|s| &s.payment).collect();
-        let changed: Vec<&Slot> = self.slots.iter().filter(|s| s.changed && s.locked_status.is_some()).collect();
+    /// Writes the plan in one statement (one transaction); `false` when the
+    /// database disagreed with an assumption, in which case nothing was written.
+    async fn write(&self, conn: &mut PgConnection, batch: &[InboundNotification]) -> Result<bool> {
+        let read: Vec<(&Slot, &(PaymentStatus, String))> =
+            self.slots.iter().filter_map(|s| s.read.as_ref().map(|r| (s, r))).collect();
+        let created: Vec<&Payment> = self.slots.iter().filter(|s| s.read.is_none()).map(|s| &s.payment).collect();
+        let changed: Vec<(&Slot, &(PaymentStatus, String))> = read.iter().filter(|(s, _)| s.changed).copied().collect();
         let rows = &self.rows;
         let n = |r: &(usize, usize, &str)| &batch[r.0];
         // A notification's own event names its row, whose id exists only once
@@ -351,8 +356,11 @@ impl Plan {
             Detail::Notification(i) => Some(&batch[i]),
             Detail::Json(_) => None,
         };
-        let (created_n, inserted_n, updated_n): (i64, i64, i64) = sqlx::query_as(
-            "WITH created AS ( \
+        let done = sqlx::query(
+            "WITH locked AS MATERIALIZED ( \
+               SELECT p.id FROM payments p JOIN UNNEST($40::text[], $41::text[]) AS v(id, version) ON p.id = v.id \
+               WHERE p.xmin = v.version::xid ORDER BY p.id FOR UPDATE OF p \
+             ), created AS ( \
                INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, \
                  paid_at, flagged, finpay_status, created_at, updated_at, next_check_at) \
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
@@ -384,7 +392,12 @@ impl Plan {
                WHERE payments.id = u.id AND payments.status = u.old_status \
                RETURNING 1 \
              ) \
-             SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM n), (SELECT count(*) FROM upd)",
+             SELECT 1 / (CASE WHEN (SELECT count(*) FROM locked) = cardinality($40::text[]) \
+               AND (SELECT count(*) FROM created) = cardinality($1::text[]) \
+               AND (SELECT count(*) FROM n) = cardinality($14::text[]) \
+               AND (SELECT count(*) FROM upd) = cardinality($31::text[]) \
+               AND NOT EXISTS (SELECT 1 FROM payments WHERE partner_reference_no = ANY($42::text[])) \
+             THEN 1 ELSE 0 END)",
         )
         // Payments learnt from notifications, in their state at the end of the batch.
         .bind(created.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
@@ -419,24 +432,28 @@ impl Plan {
         .bind(self.events.iter().map(|e| source(e).map(|n| n.partner_id.as_str())).collect::<Vec<_>>())
         .bind(self.events.iter().map(|e| source(e).map(|n| n.external_id.as_str())).collect::<Vec<_>>())
         .bind(self.events.iter().map(|e| source(e).map(|n| n.jakarta_day)).collect::<Vec<_>>())
-        // The locked payments the batch changed, guarded like item by item.
-        .bind(changed.iter().map(|s| s.payment.id.as_str()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.locked_status.map(|st| st.as_str())).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.reference_no.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.status.as_str()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.finpay_status.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.paid_at).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.flagged.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.next_check_at).collect::<Vec<_>>())
-        .bind(changed.iter().map(|s| s.payment.updated_at).collect::<Vec<_>>())
-        .fetch_one(&mut **tx)
-        .await?;
-        if updated_n != changed.len() as i64 {
-            return Err(StoreError::Invalid("a payment changed under its lock".into()));
+        // The payments the batch changed, guarded like item by item.
+        .bind(changed.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(_, (st, _))| st.as_str()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.reference_no.as_deref()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.status.as_str()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.finpay_status.as_deref()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.paid_at).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.flagged.as_deref()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.next_check_at).collect::<Vec<_>>())
+        .bind(changed.iter().map(|(s, _)| s.payment.updated_at).collect::<Vec<_>>())
+        // Every payment the plan read, locked in id order if still as read.
+        .bind(read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
+        .bind(read.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
+        .bind(&self.absent_partner_refs)
+        .execute(&mut *conn)
+        .await;
+        match done {
+            Ok(_) => Ok(true),
+            // The statement's own "the plan no longer holds" signal.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22012") => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        // Fewer rows than planned: another transaction stored one of these keys
-        // or created one of these payments since the read.
-        Ok(created_n == created.len() as i64 && inserted_n == rows.len() as i64)
     }
 }
 
@@ -451,5 +468,3 @@ fn notification_detail(n: &InboundNotification, notification_id: i64) -> String 
     })
     .to_string()
 }
-
-static PROF: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
