@@ -11,8 +11,11 @@
 #   5. the same loadgen runs on an SQLite file;
 #   6. prints a table with the ratio to the pgbench figure.
 #
-# Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=100000)
+# Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=100000 REPEAT=1)
+#        REPEAT=3 bench/run.sh     (the table then shows the median run of each point)
 #        DURATION=20 CONNS=64 bench/run.sh
+#        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
+# Other knobs: WARMUP, PGB_CLIENTS, DUPLICATES, LOG_LEVEL, PGSSLMODE, BACKENDS="postgres sqlite".
 # Needs: cargo, psql, pgbench, sqlite3, curl, python3; PostgreSQL at $PGHOST:$PGPORT
 # (user postgres, trust). It never stops or reconfigures the PostgreSQL server; it
 # only creates and drops the database $BENCH_DB.
@@ -33,6 +36,9 @@ PGB_CLIENTS=${PGB_CLIENTS:-16}
 PGSSLMODE=${PGSSLMODE:-disable}
 DUPLICATES=${DUPLICATES:-0.1}   # extra 64-connection run with this fraction of replays; 0 to skip
 LOG_LEVEL=${LOG_LEVEL:-info}     # the service's default; per-request lines are logged at info
+REPEAT=${REPEAT:-1}              # runs per point; the table shows the median run (by requests/s) and the range
+SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
+BACKENDS=${BACKENDS:-"postgres sqlite"}
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=${PORT:-$(free_port)}
 API_PORT=${API_PORT:-$(free_port)}
@@ -69,22 +75,38 @@ log "fresh database $BENCH_DB, $PAYMENTS payments"
 psql -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
 DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
 # Payments as generated through Finpay: our reference PRNn, Finpay's FPn (what loadgen's notifications name).
-psql -q -d "$BENCH_DB" -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
-    SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now() FROM generate_series(1, $PAYMENTS) g"
-psql -q -d "$BENCH_DB" -c "VACUUM ANALYZE" -c "CHECKPOINT"
-
+# Every run starts from the same freshly written tables (no bloat carried over from the run before).
 pg_reset() {
-    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events" \
-        -c "UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at" \
+    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events, refunds, payments" \
+        -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+            SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now()
+            FROM generate_series(1, $PAYMENTS) g" \
         -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
-
-log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE"
-pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
-cat "$WORK/pgbench.txt" >&2
-PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
-[[ -n "$PGB_TPS" ]] || { echo "could not read the pgbench figure" >&2; exit 1; }
 pg_reset
+
+sqlite_reset() {
+    sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "DELETE FROM notifications; DELETE FROM payment_events;
+        DELETE FROM refunds; DELETE FROM payments;
+        WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
+        INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+        SELECT 'bench-' || n, 'PRN' || n, 'FP' || n, 1000000, 'IDR', 'pending', 'generated',
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g;
+        PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+}
+
+log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, $REPEAT run(s)"
+PGB_RUNS=""
+for r in $(seq 1 "$REPEAT"); do
+    pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+    cat "$WORK/pgbench.txt" >&2
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
+    [[ -n "$tps" ]] || { echo "could not read the pgbench figure" >&2; exit 1; }
+    PGB_RUNS="$PGB_RUNS $tps"
+    pg_reset
+done
+# The median pgbench run is the reference.
+PGB_TPS=$(echo $PGB_RUNS | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')
 
 "$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
 
@@ -97,6 +119,7 @@ start_server() { # $1 database URL, $2 log file
         FINPAY_QRIS__INBOUND__PUBLIC_KEY="$WORK/finpay_public.pem" \
         FINPAY_QRIS__WORKER__ENABLED=false \
         FINPAY_QRIS__LOG__LEVEL="$LOG_LEVEL" \
+        $SERVER_ENV \
         "$BIN" serve >"$2" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
@@ -109,13 +132,11 @@ start_server() { # $1 database URL, $2 log file
     exit 1
 }
 
-stop_server() {
-    local hwm
-    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+stop_server() { # sets LAST_HWM: the server's peak RSS (kB)
+    LAST_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
     kill "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=""
-    echo "$hwm"
 }
 
 batches() { # "committed-notifications transactions" so far, from the server's metrics
@@ -139,56 +160,75 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
-log "PostgreSQL: finpay-qris serve + loadgen"
-start_server "$PG_URL" "$WORK/server-pg.log"
-for c in $CONNS; do
-    log "PostgreSQL, $c connections"
-    pg_reset
-    run_load postgres "$c" 0
-done
-if [[ "$DUPLICATES" != "0" ]]; then
-    log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays"
-    pg_reset
-    run_load postgres 64 "$DUPLICATES"
-fi
-PG_HWM=$(stop_server)
-
-log "SQLite: finpay-qris serve + loadgen"
-DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
-sqlite3 "$WORK/bench.db" "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
-    INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
-    SELECT 'bench-' || n, 'PRN' || n, 'FP' || n, 1000000, 'IDR', 'pending', 'generated',
-           strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g;"
-sqlite_reset() {
-    sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "DELETE FROM notifications; DELETE FROM payment_events;
-        UPDATE payments SET status = 'pending', finpay_status = NULL, paid_at = NULL, flagged = NULL, next_check_at = NULL, updated_at = created_at;
-        PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+# Each run: fresh tables, a freshly started server (so no run inherits the
+# previous one's connections, caches or cached plans), loadgen, stop.
+PG_HWM=0
+SQLITE_HWM=0
+point() { # $1 backend, $2 connections, $3 duplicates
+    local url
+    if [[ "$1" == postgres ]]; then pg_reset; url="$PG_URL"; else sqlite_reset; url="$SQLITE_URL"; fi
+    start_server "$url" "$WORK/server-$1.log"
+    run_load "$1" "$2" "$3"
+    stop_server
+    if [[ "$1" == postgres ]]; then
+        ((LAST_HWM > PG_HWM)) && PG_HWM=$LAST_HWM
+    else
+        ((LAST_HWM > SQLITE_HWM)) && SQLITE_HWM=$LAST_HWM
+    fi
+    return 0
 }
-start_server "$SQLITE_URL" "$WORK/server-sqlite.log"
-for c in $CONNS; do
-    log "SQLite, $c connections"
-    sqlite_reset
-    run_load sqlite "$c" 0
-done
-SQLITE_HWM=$(stop_server)
 
-python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" <<'EOF'
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+    for r in $(seq 1 "$REPEAT"); do
+        for c in $CONNS; do
+            log "PostgreSQL, $c connections (run $r)"
+            point postgres "$c" 0
+        done
+        if [[ "$DUPLICATES" != "0" ]]; then
+            log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays (run $r)"
+            point postgres 64 "$DUPLICATES"
+        fi
+    done
+fi
+
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+    DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
+    for r in $(seq 1 "$REPEAT"); do
+        for c in $CONNS; do
+            log "SQLite, $c connections (run $r)"
+            point sqlite "$c" 0
+        done
+    done
+fi
+
+python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" <<'EOF'
 import json, sys
 rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-print()
-print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS")
-print()
-print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+pgb_runs = [float(x) for x in sys.argv[6].split()]
+points = {}
 for line in open(rows_path):
     backend, conns, dups, rss, per_batch, js = line.rstrip("\n").split("\t", 5)
     try:
         r = json.loads(js)
     except ValueError:
-        print(f"| {backend} | {conns} | {dups} | loadgen failed: {js} |")
-        continue
-    print(f"| {backend} | {conns} | {float(dups):.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
-          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['unexpected']} | {int(rss) / 1024:.1f} | {per_batch} |")
+        r = None
+    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch))
 print()
-print(f"peak RSS (VmHWM) of the server: PostgreSQL run {pg_hwm / 1024:.1f} MiB, SQLite run {sqlite_hwm / 1024:.1f} MiB")
+print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
+print()
+print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit | runs (req/s) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for (backend, conns, dups), runs in points.items():
+    ok = sorted([x for x in runs if x[0] is not None], key=lambda x: x[0]["requests_per_sec"])
+    if not ok:
+        print(f"| {backend} | {conns} | {dups:.0%} | loadgen failed |")
+        continue
+    r, rss, per_batch = ok[len(ok) // 2]
+    bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
+    spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
+    print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
+          f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {bad} | {int(rss) / 1024:.1f} | {per_batch} | {spread} |")
+print()
+print(f"peak RSS (VmHWM) of the server, highest over the runs: PostgreSQL {pg_hwm / 1024:.1f} MiB, SQLite {sqlite_hwm / 1024:.1f} MiB")
+print("'not 2005200' sums every run of the point; the other columns are the median run's.")
 EOF

@@ -54,19 +54,30 @@ fn list(var: &str, default: &[usize]) -> Vec<usize> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let Ok(mut c) = sqlx::PgConnection::connect(&admin).await else {
         eprintln!("ingest bench: PostgreSQL at {admin} is not reachable; skipped");
         return;
     };
     let name = format!("finpay_ingest_bench_{}", std::process::id());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
-    let root = admin.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(admin.clone());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let root = admin
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_string())
+        .unwrap_or(admin.clone());
     let url = format!("{root}/{name}?sslmode=disable");
     {
         let store = finpay_qris::store::connect(&url, 8, 5).await.unwrap();
@@ -110,9 +121,15 @@ async fn run() {
                 }
                 let secs = started.elapsed().as_secs_f64();
                 let items = (rounds * size * writers) as f64;
-                println!("| {size} | {writers} | {:.0} | {:.0} |", items / secs, secs * 1e6 / rounds as f64);
+                println!(
+                    "| {size} | {writers} | {:.0} | {:.0} |",
+                    items / secs,
+                    secs * 1e6 / rounds as f64
+                );
             }
         }
     }
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut c).await;
+    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await;
 }

@@ -32,23 +32,39 @@ const PATH: &str = "/v1.0/qr/qr-mpm-notify";
 const PRIVATE_KEY: &str = include_str!("../tests/common/test_private_key.pem");
 
 fn verification(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let store = rt.block_on(finpay_qris::store::connect("sqlite::memory:", 1, 5)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(finpay_qris::store::connect("sqlite::memory:", 1, 5))
+        .unwrap();
     let cache = TokenCache::default();
-    cache.remember(token_hash(TOKEN), "FINPAY", chrono::Utc::now() + chrono::Duration::hours(1));
+    cache.remember(
+        token_hash(TOKEN),
+        "FINPAY",
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    );
     let now = chrono::Utc::now();
     c.bench_function("token check (hash + cache hit)", |b| {
-        b.iter(|| rt.block_on(cache.check(store.as_ref(), black_box(TOKEN), "FINPAY", now)).unwrap())
+        b.iter(|| {
+            rt.block_on(cache.check(store.as_ref(), black_box(TOKEN), "FINPAY", now))
+                .unwrap()
+        })
     });
 
-    c.bench_function("body hash (minify + sha256, 570 B pretty)", |b| b.iter(|| body::body_hash(black_box(BODY.as_bytes()))));
+    c.bench_function("body hash (minify + sha256, 570 B pretty)", |b| {
+        b.iter(|| body::body_hash(black_box(BODY.as_bytes())))
+    });
 
     let hash = body::body_hash(BODY.as_bytes());
     let hmac = signature::HmacKey::new(b"TEST-ONLY-client-secret-0123456789");
     let sts = signature::symmetric_string_to_sign("POST", PATH, TOKEN, &hash, TS);
     let mac = hmac.sign(&sts);
     assert!(hmac.verify(&sts, &mac));
-    c.bench_function("HMAC-SHA512 verify", |b| b.iter(|| hmac.verify(black_box(&sts), black_box(&mac))));
+    c.bench_function("HMAC-SHA512 verify", |b| {
+        b.iter(|| hmac.verify(black_box(&sts), black_box(&mac)))
+    });
 
     let private = keys::parse_private_key(PRIVATE_KEY).unwrap();
     let public = private.to_public_key();
@@ -67,7 +83,9 @@ fn verification(c: &mut Criterion) {
         })
     });
 
-    c.bench_function("notify body parse", |b| b.iter(|| notify::parse_notify(black_box(BODY.as_bytes())).unwrap()));
+    c.bench_function("notify body parse", |b| {
+        b.iter(|| notify::parse_notify(black_box(BODY.as_bytes())).unwrap())
+    });
 }
 
 criterion_group!(benches, verification);

@@ -58,12 +58,18 @@ impl Application {
             store.clone(),
             settings.server.writers,
             settings.server.max_batch,
-            Some(Arc::new(move |n| observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64))),
+            Some(Arc::new(move |n| {
+                observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64)
+            })),
         );
-        let finpay = finpay_creds.map(|c| Arc::new(crate::finpay::FinpayClient::new(c, &settings.finpay, metrics.clone())));
-        let public = TcpListener::bind(&settings.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (FINPAY_QRIS__SERVER__LISTEN)", settings.server.listen))?;
+        let finpay =
+            finpay_creds.map(|c| Arc::new(crate::finpay::FinpayClient::new(c, &settings.finpay, metrics.clone())));
+        let public = TcpListener::bind(&settings.server.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (FINPAY_QRIS__SERVER__LISTEN)",
+                settings.server.listen
+            )
+        })?;
         let internal = TcpListener::bind(&settings.api.listen)
             .await
             .with_context(|| format!("cannot listen on {} (FINPAY_QRIS__API__LISTEN)", settings.api.listen))?;
@@ -76,7 +82,11 @@ impl Application {
             metrics,
             finpay,
         });
-        Ok(Self { public, internal, state })
+        Ok(Self {
+            public,
+            internal,
+            state,
+        })
     }
 
     pub fn public_addr(&self) -> SocketAddr {
@@ -94,7 +104,11 @@ impl Application {
     /// Serves until `cancel` fires; then stops accepting, finishes in-flight
     /// requests (bounded by `server.shutdown_grace_secs`) and returns.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let Application { public, internal, state } = self;
+        let Application {
+            public,
+            internal,
+            state,
+        } = self;
         tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
         let workers = crate::worker::spawn(state.clone(), cancel.clone());
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
@@ -148,10 +162,18 @@ fn with_layers(router: Router, state: AppState) -> Router {
 }
 
 async fn record_latency(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let resp = next.run(req).await;
-    st.metrics.observe_duration("finpay_qris_http_request_duration_seconds", &[("route", &route)], started.elapsed());
+    st.metrics.observe_duration(
+        "finpay_qris_http_request_duration_seconds",
+        &[("route", &route)],
+        started.elapsed(),
+    );
     resp
 }
 
@@ -164,14 +186,26 @@ async fn housekeeping(state: AppState, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         let (used, idle) = state.store.pool_usage();
-        state.metrics.set_gauge("finpay_qris_db_pool_connections", &[("state", "in_use")], used as f64);
-        state.metrics.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], idle as f64);
+        state
+            .metrics
+            .set_gauge("finpay_qris_db_pool_connections", &[("state", "in_use")], used as f64);
+        state
+            .metrics
+            .set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], idle as f64);
         // Keep expired tokens a day for forensics, then drop them.
-        if let Err(e) = state.store.purge_expired_tokens(store::now() - chrono::Duration::days(1)).await {
+        if let Err(e) = state
+            .store
+            .purge_expired_tokens(store::now() - chrono::Duration::days(1))
+            .await
+        {
             tracing::debug!(error = %e, "token purge skipped");
         }
         // Idempotency keys protect retries for a day; then they are dropped.
-        if let Err(e) = state.store.purge_idempotency(store::now() - chrono::Duration::days(1)).await {
+        if let Err(e) = state
+            .store
+            .purge_idempotency(store::now() - chrono::Duration::days(1))
+            .await
+        {
             tracing::debug!(error = %e, "idempotency purge skipped");
         }
     }

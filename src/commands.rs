@@ -66,7 +66,11 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
     let private_path = args.out_dir.join(format!("{}_private.pem", args.name));
     let public_path = args.out_dir.join(format!("{}_public.pem", args.name));
     if !args.force && (private_path.exists() || public_path.exists()) {
-        bail!("{} or {} exists; pass --force to overwrite", private_path.display(), public_path.display());
+        bail!(
+            "{} or {} exists; pass --force to overwrite",
+            private_path.display(),
+            public_path.display()
+        );
     }
     let key = keys::generate_private_key();
     let public_pem = keys::public_key_pem(&key.to_public_key());
@@ -109,13 +113,21 @@ fn read_pem(value: &str) -> anyhow::Result<String> {
 fn sign(cmd: SignCommand) -> anyhow::Result<()> {
     let now = || timestamp::format_jakarta(chrono::Utc::now());
     match cmd {
-        SignCommand::Token { client_id, private_key, timestamp: ts, url, path } => {
+        SignCommand::Token {
+            client_id,
+            private_key,
+            timestamp: ts,
+            url,
+            path,
+        } => {
             let key = keys::parse_private_key(&read_pem(&private_key)?)?;
             let ts = ts.unwrap_or_else(now);
             let to_sign = signature::token_string_to_sign(&client_id, &ts);
             let sig = signature::rsa_sign(&key, &to_sign);
             println!("# stringToSign: {to_sign}");
-            println!("Content-Type: application/json\nX-TIMESTAMP: {ts}\nX-CLIENT-KEY: {client_id}\nX-SIGNATURE: {sig}\n");
+            println!(
+                "Content-Type: application/json\nX-TIMESTAMP: {ts}\nX-CLIENT-KEY: {client_id}\nX-SIGNATURE: {sig}\n"
+            );
             println!(
                 "curl -sS -X POST '{url}{path}' -H 'Content-Type: application/json' -H 'X-TIMESTAMP: {ts}' \\\n  -H 'X-CLIENT-KEY: {client_id}' -H 'X-SIGNATURE: {sig}' \\\n  -d '{{\"grantType\":\"client_credentials\"}}'"
             );

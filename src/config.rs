@@ -162,7 +162,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server.body_limit_bytes", "65536"),
     ("server.request_timeout_secs", "10"),
     ("server.max_batch", "256"),
-    ("server.writers", "3"),
+    ("server.writers", "2"),
     ("server.shutdown_grace_secs", "20"),
     ("database.url", "sqlite://data/finpay-qris.db"),
     ("database.max_connections", "16"),
@@ -215,9 +215,7 @@ impl Settings {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let mut b = config::Config::builder();
         for (k, v) in DEFAULTS {
-            b = b
-                .set_default(*k, *v)
-                .map_err(|e| ConfigError::new(k, e.to_string()))?;
+            b = b.set_default(*k, *v).map_err(|e| ConfigError::new(k, e.to_string()))?;
         }
         b = b
             .set_default("inbound.notify_paths", vec!["/v1.0/qr/qr-mpm-notify"])
@@ -285,36 +283,57 @@ impl Settings {
     /// Checks that hold whatever is enabled.
     fn check(&self) -> Result<(), ConfigError> {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::new("server.listen", "expected HOST:PORT, e.g. 127.0.0.1:8080"));
+            return Err(ConfigError::new(
+                "server.listen",
+                "expected HOST:PORT, e.g. 127.0.0.1:8080",
+            ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::new("api.listen", "expected HOST:PORT, e.g. 127.0.0.1:8081"));
+            return Err(ConfigError::new(
+                "api.listen",
+                "expected HOST:PORT, e.g. 127.0.0.1:8081",
+            ));
         }
         if self.server.max_batch == 0 || self.server.writers == 0 {
-            return Err(ConfigError::new("server.max_batch", "max_batch and writers must be at least 1"));
+            return Err(ConfigError::new(
+                "server.max_batch",
+                "max_batch and writers must be at least 1",
+            ));
         }
         if self.inbound.timestamp_tolerance_secs == 0 {
-            return Err(ConfigError::new("inbound.timestamp_tolerance_secs", "must be at least 1"));
+            return Err(ConfigError::new(
+                "inbound.timestamp_tolerance_secs",
+                "must be at least 1",
+            ));
         }
         if self.inbound.token_ttl_secs < 60 {
             return Err(ConfigError::new("inbound.token_ttl_secs", "must be at least 60"));
         }
         for p in std::iter::once(&self.inbound.token_path).chain(&self.inbound.notify_paths) {
             if !p.starts_with('/') {
-                return Err(ConfigError::new("inbound.notify_paths", format!("path {p:?} must start with '/'")));
+                return Err(ConfigError::new(
+                    "inbound.notify_paths",
+                    format!("path {p:?} must start with '/'"),
+                ));
             }
         }
         if self.inbound.notify_paths.is_empty() {
             return Err(ConfigError::new("inbound.notify_paths", "at least one path is needed"));
         }
         if !(self.worker.backoff_factor >= 1.0 && self.worker.backoff_factor <= 10.0) {
-            return Err(ConfigError::new("worker.backoff_factor", "must be between 1.0 and 10.0"));
+            return Err(ConfigError::new(
+                "worker.backoff_factor",
+                "must be between 1.0 and 10.0",
+            ));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(ConfigError::new("log.format", "expected `pretty` or `json`"));
         }
         if !matches!(self.finpay.additional_info_style.as_str(), "snake" | "camel") {
-            return Err(ConfigError::new("finpay.additional_info_style", "expected `snake` or `camel`"));
+            return Err(ConfigError::new(
+                "finpay.additional_info_style",
+                "expected `snake` or `camel`",
+            ));
         }
         Ok(())
     }
@@ -328,12 +347,18 @@ impl Settings {
         let key = i.public_key.as_ref().filter(|s| !s.is_empty());
         let Some(client_id) = client_id else {
             if secret.is_some() || key.is_some() {
-                return Err(ConfigError::new("inbound.client_id", "is required when other inbound credentials are set"));
+                return Err(ConfigError::new(
+                    "inbound.client_id",
+                    "is required when other inbound credentials are set",
+                ));
             }
             return Ok(None);
         };
         let Some(key) = key else {
-            return Err(ConfigError::new("inbound.public_key", "Finpay's RSA public key is required (it signs token requests)"));
+            return Err(ConfigError::new(
+                "inbound.public_key",
+                "Finpay's RSA public key is required (it signs token requests)",
+            ));
         };
         let mut public_keys = vec![load_public_key("inbound.public_key", key)?];
         if let Some(next) = i.public_key_next.as_ref().filter(|s| !s.is_empty()) {
@@ -341,7 +366,10 @@ impl Settings {
         }
         let hmac = match (i.signature, secret) {
             (SignatureMode::Symmetric, None) => {
-                return Err(ConfigError::new("inbound.client_secret", "is required with inbound.signature = symmetric"));
+                return Err(ConfigError::new(
+                    "inbound.client_secret",
+                    "is required with inbound.signature = symmetric",
+                ));
             }
             (_, Some(s)) => Some(HmacKey::new(s.expose().as_bytes())),
             (SignatureMode::Asymmetric, None) => None,
@@ -359,8 +387,14 @@ impl Settings {
         let required = [
             ("finpay.base_url", f.base_url.clone()),
             ("finpay.client_id", f.client_id.clone()),
-            ("finpay.client_secret", f.client_secret.as_ref().map(|s| s.expose().to_string())),
-            ("finpay.private_key", f.private_key.as_ref().map(|s| s.expose().to_string())),
+            (
+                "finpay.client_secret",
+                f.client_secret.as_ref().map(|s| s.expose().to_string()),
+            ),
+            (
+                "finpay.private_key",
+                f.private_key.as_ref().map(|s| s.expose().to_string()),
+            ),
             ("finpay.merchant_id", f.merchant_id.clone()),
         ];
         let present: Vec<_> = required
@@ -378,15 +412,26 @@ impl Settings {
         }
         let base_url = f.base_url.clone().unwrap_or_default();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ConfigError::new("finpay.base_url", "must start with http:// or https://"));
+            return Err(ConfigError::new(
+                "finpay.base_url",
+                "must start with http:// or https://",
+            ));
         }
-        let pem = f.private_key.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
+        let pem = f
+            .private_key
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default();
         let private_key = load_private_key("finpay.private_key", &Secret::new(pem))?;
         Ok(Some(FinpayCredentials {
             base_url: base_url.trim_end_matches('/').to_string(),
             client_id: f.client_id.clone().unwrap_or_default(),
             hmac: HmacKey::new(
-                f.client_secret.as_ref().map(|s| s.expose()).unwrap_or_default().as_bytes(),
+                f.client_secret
+                    .as_ref()
+                    .map(|s| s.expose())
+                    .unwrap_or_default()
+                    .as_bytes(),
             ),
             private_key,
         }))
@@ -495,7 +540,10 @@ mod tests {
         assert_eq!(s.database.url.expose(), "postgres://a@h/db");
         let s = Settings::load_from(
             None,
-            env(&[("DATABASE_URL", "postgres://a@h/db"), ("FINPAY_QRIS__DATABASE__URL", "sqlite://x.db")]),
+            env(&[
+                ("DATABASE_URL", "postgres://a@h/db"),
+                ("FINPAY_QRIS__DATABASE__URL", "sqlite://x.db"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.database.url.expose(), "sqlite://x.db");
@@ -507,18 +555,24 @@ mod tests {
         assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTEN");
         let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__SIGNATURE", "rot13")])).unwrap_err();
         assert!(e.to_string().contains("signature"), "{e}");
-        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")]))
-            .unwrap_err();
+        let e =
+            Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
     }
 
     #[test]
     fn partial_inbound_credentials_name_the_missing_key() {
         let s = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", "X")])).unwrap();
-        assert_eq!(s.inbound_credentials().unwrap_err().key, "FINPAY_QRIS__INBOUND__PUBLIC_KEY");
+        assert_eq!(
+            s.inbound_credentials().unwrap_err().key,
+            "FINPAY_QRIS__INBOUND__PUBLIC_KEY"
+        );
         let s = Settings::load_from(
             None,
-            env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", "X"), ("FINPAY_QRIS__INBOUND__PUBLIC_KEY", "/does/not/exist.pem")]),
+            env(&[
+                ("FINPAY_QRIS__INBOUND__CLIENT_ID", "X"),
+                ("FINPAY_QRIS__INBOUND__PUBLIC_KEY", "/does/not/exist.pem"),
+            ]),
         )
         .unwrap();
         let e = s.inbound_credentials().unwrap_err();

@@ -101,7 +101,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let threads = args.threads.max(1);
     // A runtime of our own, so the client's CPU is bounded by --threads.
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?;
         rt.block_on(drive(args))
     })
     .await??;
@@ -110,7 +113,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         report.connections, report.duration_secs, report.requests, report.duplicates_sent
     );
     println!("requests/s: {:.0}", report.requests_per_sec);
-    println!("latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", report.p50_ms, report.p99_ms, report.max_ms);
+    println!(
+        "latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        report.p50_ms, report.p99_ms, report.max_ms
+    );
     println!(
         "answers other than expected: {} (transport errors: {}) {:?}",
         report.unexpected, report.transport_errors, report.unexpected_codes
@@ -140,8 +146,15 @@ struct Plan {
 }
 
 pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
-    let authority = args.url.strip_prefix("http://").context("--url must start with http://")?.trim_end_matches('/');
-    let addr = tokio::net::lookup_host(authority).await?.next().context("--url host does not resolve")?;
+    let authority = args
+        .url
+        .strip_prefix("http://")
+        .context("--url must start with http://")?
+        .trim_end_matches('/');
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .context("--url host does not resolve")?;
     let key = keys::parse_private_key(&read_pem(&args.private_key)?)?;
     let token = obtain_token(&args, &key).await?;
     let bodies = (1..=args.payments.max(1))
@@ -345,7 +358,9 @@ async fn worker(plan: Arc<Plan>, w: usize, measure_from: Instant, end: Instant) 
             }
         }
         if measured {
-            tally.latencies_us.push((done - started).as_micros().min(u32::MAX as u128) as u32);
+            tally
+                .latencies_us
+                .push((done - started).as_micros().min(u32::MAX as u128) as u32);
             tally.duplicates += replay as u64;
         }
     }
@@ -363,7 +378,10 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Byt
 }
 
 /// Sends one request and returns the answer's `responseCode`.
-async fn send(sender: &mut http1::SendRequest<Full<Bytes>>, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<String> {
+async fn send(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> anyhow::Result<String> {
     sender.ready().await?;
     let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
@@ -403,13 +421,19 @@ mod tests {
 
     #[test]
     fn the_response_code_is_read_from_a_snap_answer() {
-        assert_eq!(response_code(br#"{"responseCode":"2005200","responseMessage":"Successful"}"#).as_deref(), Some("2005200"));
+        assert_eq!(
+            response_code(br#"{"responseCode":"2005200","responseMessage":"Successful"}"#).as_deref(),
+            Some("2005200")
+        );
         assert_eq!(response_code(b"not json"), None);
     }
 
     #[test]
     fn percentiles_come_from_the_sorted_latencies() {
-        let t = Tally { latencies_us: (1..=100).map(|i| i * 1000).collect(), ..Default::default() };
+        let t = Tally {
+            latencies_us: (1..=100).map(|i| i * 1000).collect(),
+            ..Default::default()
+        };
         let r = t.report(1, 1.0);
         assert_eq!((r.p50_ms, r.p99_ms, r.max_ms), (50.0, 99.0, 100.0));
         assert_eq!(r.requests, 100);

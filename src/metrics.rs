@@ -19,17 +19,61 @@ const LAG_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600
 
 /// The metrics this service exposes: name, type, help. Only these are rendered.
 const HELP: &[(&str, &str, &str)] = &[
-    ("finpay_qris_notifications_total", "counter", "Notifications answered, by SNAP responseCode."),
-    ("finpay_qris_auth_failures_total", "counter", "Token and signature failures on SNAP endpoints, by reason."),
-    ("finpay_qris_duplicate_notifications_total", "counter", "Duplicate notifications answered from the stored first answer."),
-    ("finpay_qris_tokens_issued_total", "counter", "B2B access tokens issued to Finpay."),
-    ("finpay_qris_notify_batch_size", "histogram", "Notifications committed per transaction (group commit)."),
-    ("finpay_qris_http_request_duration_seconds", "histogram", "Request latency by route."),
-    ("finpay_qris_reconcile_attempts_total", "counter", "Reconciliation queries, by outcome."),
-    ("finpay_qris_reconcile_lag_seconds", "histogram", "How late a due reconciliation check ran."),
-    ("finpay_qris_finpay_request_duration_seconds", "histogram", "Calls to Finpay, by operation."),
-    ("finpay_qris_finpay_errors_total", "counter", "Failed calls to Finpay, by operation and kind."),
-    ("finpay_qris_db_pool_connections", "gauge", "Database pool connections, by state (sampled when scraped)."),
+    (
+        "finpay_qris_notifications_total",
+        "counter",
+        "Notifications answered, by SNAP responseCode.",
+    ),
+    (
+        "finpay_qris_auth_failures_total",
+        "counter",
+        "Token and signature failures on SNAP endpoints, by reason.",
+    ),
+    (
+        "finpay_qris_duplicate_notifications_total",
+        "counter",
+        "Duplicate notifications answered from the stored first answer.",
+    ),
+    (
+        "finpay_qris_tokens_issued_total",
+        "counter",
+        "B2B access tokens issued to Finpay.",
+    ),
+    (
+        "finpay_qris_notify_batch_size",
+        "histogram",
+        "Notifications committed per transaction (group commit).",
+    ),
+    (
+        "finpay_qris_http_request_duration_seconds",
+        "histogram",
+        "Request latency by route.",
+    ),
+    (
+        "finpay_qris_reconcile_attempts_total",
+        "counter",
+        "Reconciliation queries, by outcome.",
+    ),
+    (
+        "finpay_qris_reconcile_lag_seconds",
+        "histogram",
+        "How late a due reconciliation check ran.",
+    ),
+    (
+        "finpay_qris_finpay_request_duration_seconds",
+        "histogram",
+        "Calls to Finpay, by operation.",
+    ),
+    (
+        "finpay_qris_finpay_errors_total",
+        "counter",
+        "Failed calls to Finpay, by operation and kind.",
+    ),
+    (
+        "finpay_qris_db_pool_connections",
+        "gauge",
+        "Database pool connections, by state (sampled when scraped).",
+    ),
 ];
 
 fn buckets(name: &str) -> &'static [f64] {
@@ -101,7 +145,11 @@ impl Metrics {
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
         let bounds = buckets(name);
         if let Ok(mut m) = self.histograms.lock() {
-            let h = series(&mut m, name, labels, || Histogram { counts: vec![0; bounds.len()], sum: 0.0, count: 0 });
+            let h = series(&mut m, name, labels, || Histogram {
+                counts: vec![0; bounds.len()],
+                sum: 0.0,
+                count: 0,
+            });
             if let Some(i) = bounds.iter().position(|b| value <= *b) {
                 h.counts[i] += 1;
             }
@@ -117,7 +165,11 @@ impl Metrics {
     /// Database pool usage, sampled by whoever knows the pool (the `/metrics`
     /// handler just before rendering, so a scrape always sees the present).
     pub fn record_pool(&self, in_use: u32, idle: u32) {
-        self.set_gauge("finpay_qris_db_pool_connections", &[("state", "in_use")], f64::from(in_use));
+        self.set_gauge(
+            "finpay_qris_db_pool_connections",
+            &[("state", "in_use")],
+            f64::from(in_use),
+        );
         self.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], f64::from(idle));
     }
 
@@ -125,7 +177,10 @@ impl Metrics {
         self.counters
             .lock()
             .ok()
-            .and_then(|m| m.get(name).and_then(|f| f.iter().find(|(l, _)| same(l, labels)).map(|(_, v)| *v)))
+            .and_then(|m| {
+                m.get(name)
+                    .and_then(|f| f.iter().find(|(l, _)| same(l, labels)).map(|(_, v)| *v))
+            })
             .unwrap_or(0)
     }
 
@@ -180,7 +235,12 @@ fn sorted<T>(family: Option<&Family<T>>) -> Vec<&(Labels, T)> {
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+            )
+        })
         .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
@@ -202,7 +262,11 @@ mod tests {
         m.inc("finpay_qris_notifications_total", &[("code", "2005200")]);
         m.inc("finpay_qris_notifications_total", &[("code", "2005200")]);
         m.inc("finpay_qris_notifications_total", &[("code", "4015200")]);
-        m.observe("finpay_qris_http_request_duration_seconds", &[("route", "notify")], 0.003);
+        m.observe(
+            "finpay_qris_http_request_duration_seconds",
+            &[("route", "notify")],
+            0.003,
+        );
         let text = m.render();
         assert!(text.contains("finpay_qris_notifications_total{code=\"2005200\"} 2"));
         assert!(text.contains("finpay_qris_notifications_total{code=\"4015200\"} 1"));

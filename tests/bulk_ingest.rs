@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{IngestOutcome, InboundNotification, NewPayment, PgStore, Store};
+use finpay_qris::store::{InboundNotification, IngestOutcome, NewPayment, PgStore, Store};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -30,7 +30,11 @@ struct Dbs {
 fn dbs() -> Option<&'static Dbs> {
     static DBS: OnceLock<Option<Dbs>> = OnceLock::new();
     DBS.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let (a, b) = rt.block_on(async {
             if !postgres_available().await {
                 return None;
@@ -46,7 +50,12 @@ fn dbs() -> Option<&'static Dbs> {
             sb.migrate().await.unwrap();
             (sa, sb)
         });
-        Some(Dbs { rt, item_by_item: sa, bulk: sb, urls: (a, b) })
+        Some(Dbs {
+            rt,
+            item_by_item: sa,
+            bulk: sb,
+            urls: (a, b),
+        })
     })
     .as_ref()
 }
@@ -67,19 +76,29 @@ fn item() -> impl Strategy<Value = Item> {
         prop::sample::select(vec!["00", "01", "02", "03", "04", "05", "06", "07", "08"]),
         prop::sample::select(vec!["1000.00", "1000.00", "2500.00"]),
     )
-        .prop_map(|(ext, payment, status, amount)| Item { ext, payment, status, amount })
+        .prop_map(|(ext, payment, status, amount)| Item {
+            ext,
+            payment,
+            status,
+            amount,
+        })
 }
 
 fn notification(case: &str, it: &Item, at: chrono::DateTime<chrono::Utc>) -> InboundNotification {
     let (prn, rn) = if it.payment < 4 {
-        (Some(format!("{case}INV-{}", it.payment)), format!("{case}FP-{}", it.payment))
+        (
+            Some(format!("{case}INV-{}", it.payment)),
+            format!("{case}FP-{}", it.payment),
+        )
     } else {
         (None, format!("{case}FPS-{}", it.payment))
     };
     let status = TransactionStatus::from_code(it.status).unwrap();
     let raw_body = format!(
         r#"{{"originalReferenceNo":"{rn}","originalPartnerReferenceNo":{},"latestTransactionStatus":"{}","amount":{{"value":"{}","currency":"IDR"}}}}"#,
-        prn.as_ref().map(|p| format!("\"{p}\"")).unwrap_or_else(|| "null".into()),
+        prn.as_ref()
+            .map(|p| format!("\"{p}\""))
+            .unwrap_or_else(|| "null".into()),
         it.status,
         it.amount
     );
@@ -151,14 +170,15 @@ async fn snapshot(url: &str, case: &str) -> Vec<String> {
             r.get::<i64, _>(13),
         ));
     }
-    let ext_of: HashMap<i64, String> = sqlx::query("SELECT id, external_id FROM notifications WHERE external_id LIKE $1")
-        .bind(&like)
-        .fetch_all(&mut c)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let ext_of: HashMap<i64, String> =
+        sqlx::query("SELECT id, external_id FROM notifications WHERE external_id LIKE $1")
+            .bind(&like)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     let events = sqlx::query(
         "SELECT e.kind, e.detail, e.created_at, p.partner_reference_no, p.reference_no FROM payment_events e \
          JOIN payments p ON p.id = e.payment_id WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY e.id",
@@ -248,7 +268,11 @@ fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
             order.sort_by(|&a, &b| items[a].external_id.cmp(&items[b].external_id));
             let mut expected = vec![String::new(); items.len()];
             for i in order {
-                let mut one = dbs.item_by_item.ingest_item_by_item(std::slice::from_ref(&items[i])).await.unwrap();
+                let mut one = dbs
+                    .item_by_item
+                    .ingest_item_by_item(std::slice::from_ref(&items[i]))
+                    .await
+                    .unwrap();
                 expected[i] = canonical(dbs.item_by_item.as_ref(), one.pop().unwrap()).await;
             }
             let got = dbs.bulk.ingest_notifications(&items).await.unwrap();
@@ -278,12 +302,103 @@ proptest! {
 
 #[test]
 fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
-    let it = |ext, payment, status| Item { ext, payment, status, amount: "1000.00" };
+    let it = |ext, payment, status| Item {
+        ext,
+        payment,
+        status,
+        amount: "1000.00",
+    };
     check(vec![
         vec![it(1, 0, "03"), it(2, 4, "00")],
         // ext 1 again with the same body (duplicate), ext 2 with another body (conflict),
         // twice the same new key in one batch, and a settlement of INV-0.
-        vec![it(1, 0, "03"), it(2, 4, "06"), it(3, 0, "00"), it(3, 0, "00"), it(4, 0, "00"), it(4, 0, "06")],
+        vec![
+            it(1, 0, "03"),
+            it(2, 4, "06"),
+            it(3, 0, "00"),
+            it(3, 0, "00"),
+            it(4, 0, "00"),
+            it(4, 0, "06"),
+        ],
     ])
     .unwrap();
+}
+
+/// Two writers (as two replicas would) store batches of distinct notifications
+/// for the same few payments at the same moment. Whatever the interleaving
+/// (a batch whose payments changed since it read them is stored item by item
+/// instead), every notification takes effect once and the status history of
+/// each payment is one unbroken chain.
+#[test]
+fn concurrent_batches_on_the_same_payments_keep_every_effect_once() {
+    let Some(dbs) = dbs() else { return };
+    let case = format!("k{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+    dbs.rt.block_on(async {
+        use sqlx::Connection;
+        let other = Arc::new(PgStore::connect(&dbs.urls.1, 4, 5).await.unwrap());
+        let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+        seed(dbs.bulk.as_ref(), &case, base).await;
+        let statuses = ["01", "02", "03", "00", "06", "02"];
+        let mut tick = 0i64;
+        let mut next = |ext: u32, k: u32| {
+            tick += 1;
+            let it = Item {
+                ext: 0,
+                payment: (k % 2) as u8,
+                status: statuses[(ext % 6) as usize],
+                amount: "1000.00",
+            };
+            let mut n = notification(&case, &it, base + chrono::Duration::milliseconds(tick));
+            n.external_id = format!("{case}E{ext}");
+            n
+        };
+        let mut ext = 0u32;
+        for round in 0..60u32 {
+            let a: Vec<_> = (0..5)
+                .map(|k| {
+                    ext += 1;
+                    next(ext, k + round)
+                })
+                .collect();
+            let b: Vec<_> = (0..5)
+                .map(|k| {
+                    ext += 1;
+                    next(ext, k + round + 1)
+                })
+                .collect();
+            let (ra, rb) = tokio::join!(dbs.bulk.ingest_notifications(&a), other.ingest_notifications(&b));
+            for o in ra.unwrap().into_iter().chain(rb.unwrap()) {
+                assert!(matches!(o, IngestOutcome::Applied(_)), "{o:?}");
+            }
+        }
+        let mut c = sqlx::PgConnection::connect(&dbs.urls.1).await.unwrap();
+        let like = format!("{case}%");
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE external_id LIKE $1")
+            .bind(&like)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(stored, i64::from(ext));
+        for k in 0..2 {
+            let p = dbs.bulk.get_payment(&format!("{case}INV-{k}")).await.unwrap().unwrap();
+            let events = dbs.bulk.payment_events(&p.id).await.unwrap();
+            let named: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE payment_id = $1")
+                .bind(&p.id)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(events.iter().filter(|e| e.kind == "notification").count() as i64, named);
+            let mut status = "pending".to_string();
+            for e in events.iter().filter(|e| e.kind == "status_changed") {
+                let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+                assert_eq!(
+                    d["from"],
+                    status.as_str(),
+                    "a transition from a stale status: {events:?}"
+                );
+                status = d["to"].as_str().unwrap().to_string();
+            }
+            assert_eq!(p.status.as_str(), status);
+        }
+    });
 }

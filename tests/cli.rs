@@ -22,7 +22,10 @@ fn keygen_writes_a_private_key_only_its_owner_can_read() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("merchant_private.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("merchant_private.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // A second run refuses to overwrite.
@@ -32,7 +35,11 @@ fn keygen_writes_a_private_key_only_its_owner_can_read() {
 
 #[test]
 fn a_bad_setting_stops_serve_with_a_message_naming_the_key() {
-    let out = bin().arg("serve").env("FINPAY_QRIS__SERVER__LISTEN", "not-an-address").output().unwrap();
+    let out = bin()
+        .arg("serve")
+        .env("FINPAY_QRIS__SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("FINPAY_QRIS__SERVER__LISTEN"), "{err}");
@@ -42,7 +49,11 @@ fn a_bad_setting_stops_serve_with_a_message_naming_the_key() {
 fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/sub/db.sqlite", dir.path().display());
-    let out = bin().arg("migrate").env("FINPAY_QRIS__DATABASE__URL", &url).output().unwrap();
+    let out = bin()
+        .arg("migrate")
+        .env("FINPAY_QRIS__DATABASE__URL", &url)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("sub/db.sqlite").exists());
 }
@@ -53,7 +64,17 @@ fn sign_prints_headers_that_verify() {
     let body = dir.path().join("b.json");
     std::fs::write(&body, "{ \"a\" : \"b c\" }").unwrap();
     let out = bin()
-        .args(["sign", "request", "--token", "T", "--secret", "S", "--partner-id", "P", "--timestamp"])
+        .args([
+            "sign",
+            "request",
+            "--token",
+            "T",
+            "--secret",
+            "S",
+            "--partner-id",
+            "P",
+            "--timestamp",
+        ])
         .arg("2024-06-07T10:03:55+07:00")
         .arg("--body-file")
         .arg(&body)

@@ -11,7 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_server(db_url: &str, port: u16) -> Child {
@@ -40,8 +44,17 @@ async fn wait_ready(http: &reqwest::Client, port: u16) {
 }
 
 async fn token(http: &reqwest::Client, port: u16) -> String {
-    let r = token_request_at(http, &format!("http://127.0.0.1:{port}{TOKEN_PATH}"), CLIENT_ID, &now_ts()).await;
-    r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string()
+    let r = token_request_at(
+        http,
+        &format!("http://127.0.0.1:{port}{TOKEN_PATH}"),
+        CLIENT_ID,
+        &now_ts(),
+    )
+    .await;
+    r.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn query_i64(url: &str, sql: &str) -> i64 {
@@ -107,7 +120,11 @@ async fn acknowledged_notifications_survive_kill_9_exactly_once(b: Backend) {
     }
     let sent = sent.lock().unwrap().clone();
     let acked: Vec<_> = sent.iter().filter(|s| s.2).collect();
-    assert!(acked.len() > 10, "the load ran before the kill ({} acknowledged)", acked.len());
+    assert!(
+        acked.len() > 10,
+        "the load ran before the kill ({} acknowledged)",
+        acked.len()
+    );
 
     // Every acknowledged notification is there exactly once.
     let stored = stored_ids(&db.url).await;
@@ -126,20 +143,37 @@ async fn acknowledged_notifications_survive_kill_9_exactly_once(b: Backend) {
     // The token issued before the crash is still valid: it lives in the database.
     let url2 = format!("http://127.0.0.1:{port2}{NOTIFY_PATH}");
     for (ext, body, _) in &sent {
-        let r = signed_notify(&http, &url2, NOTIFY_PATH, &tok, ext, body, &now_ts()).send().await.unwrap();
+        let r = signed_notify(&http, &url2, NOTIFY_PATH, &tok, ext, body, &now_ts())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{ext}");
         assert_eq!(r.json::<Value>().await.unwrap()["responseCode"], "2005200");
     }
     let n = sent.len() as i64;
     assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM notifications").await, n);
     assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payments").await, n);
-    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payment_events WHERE kind = 'notification'").await, n);
+    assert_eq!(
+        query_i64(
+            &db.url,
+            "SELECT COUNT(*) FROM payment_events WHERE kind = 'notification'"
+        )
+        .await,
+        n
+    );
     // Nothing half-written.
     assert_eq!(
-        query_i64(&db.url, "SELECT COUNT(*) FROM notifications WHERE payment_id IS NULL OR outcome = 'pending'").await,
+        query_i64(
+            &db.url,
+            "SELECT COUNT(*) FROM notifications WHERE payment_id IS NULL OR outcome = 'pending'"
+        )
+        .await,
         0
     );
-    assert_eq!(query_i64(&db.url, "SELECT COUNT(*) FROM payments WHERE status <> 'paid'").await, 0);
+    assert_eq!(
+        query_i64(&db.url, "SELECT COUNT(*) FROM payments WHERE status <> 'paid'").await,
+        0
+    );
     server.kill().unwrap();
     let _ = server.wait();
 }

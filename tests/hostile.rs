@@ -51,17 +51,37 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (body(), any::<bool>(), proptest::collection::vec((0usize..7, header_value()), 0..3))
+    (
+        body(),
+        any::<bool>(),
+        proptest::collection::vec((0usize..7, header_value()), 0..3),
+    )
         .prop_map(|(body, sign, broken)| Case { body, sign, broken })
 }
 
 #[test]
 fn arbitrary_requests_never_get_a_server_error() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let app = rt.block_on(TestApp::spawn(Backend::Sqlite));
     let token = rt.block_on(app.token());
-    let names = ["Content-Type", "Authorization", "X-TIMESTAMP", "X-SIGNATURE", "X-PARTNER-ID", "X-EXTERNAL-ID", "CHANNEL-ID"];
-    let mut runner = TestRunner::new(Config { cases: 400, failure_persistence: None, ..Config::default() });
+    let names = [
+        "Content-Type",
+        "Authorization",
+        "X-TIMESTAMP",
+        "X-SIGNATURE",
+        "X-PARTNER-ID",
+        "X-EXTERNAL-ID",
+        "CHANNEL-ID",
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 400,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&case(), |c| {
             let ts = now_ts();
@@ -108,7 +128,11 @@ fn arbitrary_requests_never_get_a_server_error() {
 #[test]
 fn a_slow_body_is_cut_off_by_the_request_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let app = TestApp::spawn_with(Backend::Sqlite, |env| {
             env.push(("FINPAY_QRIS__SERVER__REQUEST_TIMEOUT_SECS".into(), "1".into()))
@@ -136,14 +160,20 @@ fn a_slow_body_is_cut_off_by_the_request_deadline() {
 #[test]
 fn a_client_trickling_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let app = TestApp::spawn_with(Backend::Sqlite, |env| {
             env.push(("FINPAY_QRIS__SERVER__REQUEST_TIMEOUT_SECS".into(), "1".into()))
         })
         .await;
         let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        s.write_all(b"POST /v1.0/qr/qr-mpm-notify HTTP/1.1\r\nHost: x\r\nX-TIMESTAMP: 2").await.unwrap();
+        s.write_all(b"POST /v1.0/qr/qr-mpm-notify HTTP/1.1\r\nHost: x\r\nX-TIMESTAMP: 2")
+            .await
+            .unwrap();
         // The head never completes: the server hangs up on its own.
         let mut buf = vec![0u8; 1024];
         let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await;

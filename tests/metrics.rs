@@ -19,18 +19,39 @@ async fn metrics_expose_notifications_failures_duplicates_latency_batches_and_th
     let ext = unique_digits();
     let body = notify_body("INV-MET", "FP-MET", "00", "100.00");
     assert_eq!(app.notify(&token, &ext, &body).await.0, 200);
-    assert_eq!(app.notify(&token, &ext, &body).await.0, 200, "a duplicate, answered as the first time");
-    assert_eq!(app.notify(&token, &unique_digits(), &notify_body("INV-MET2", "FP-MET2", "03", "5.00")).await.0, 200);
+    assert_eq!(
+        app.notify(&token, &ext, &body).await.0,
+        200,
+        "a duplicate, answered as the first time"
+    );
+    assert_eq!(
+        app.notify(
+            &token,
+            &unique_digits(),
+            &notify_body("INV-MET2", "FP-MET2", "03", "5.00")
+        )
+        .await
+        .0,
+        200
+    );
     // A forged signature and an unknown token.
     let ts = now_ts();
     let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, &token, &body::body_hash(body.as_bytes()), &ts);
     let forged = signature::HmacKey::new(b"not-the-secret").sign(&sts);
     // A second X-SIGNATURE header is refused as malformed (4005201)...
-    let r = signed_notify(&app.http, &app.url(NOTIFY_PATH), NOTIFY_PATH, &token, &unique_digits(), &body, &ts)
-        .header("X-SIGNATURE", forged)
-        .send()
-        .await
-        .unwrap();
+    let r = signed_notify(
+        &app.http,
+        &app.url(NOTIFY_PATH),
+        NOTIFY_PATH,
+        &token,
+        &unique_digits(),
+        &body,
+        &ts,
+    )
+    .header("X-SIGNATURE", forged)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 400);
     // ... and the forged one alone does not verify (4015200).
     let r = app
@@ -53,19 +74,44 @@ async fn metrics_expose_notifications_failures_duplicates_latency_batches_and_th
 
     let resp = app.http.get(app.api_url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = resp.text().await.unwrap();
 
-    assert_eq!(sample(&text, r#"finpay_qris_notifications_total{code="2005200"}"#), Some(3.0), "{text}");
-    assert_eq!(sample(&text, r#"finpay_qris_notifications_total{code="4015200"}"#), Some(1.0));
-    assert_eq!(sample(&text, r#"finpay_qris_notifications_total{code="4015201"}"#), Some(1.0));
-    assert_eq!(sample(&text, r#"finpay_qris_notifications_total{code="4005201"}"#), Some(1.0));
-    assert_eq!(sample(&text, "finpay_qris_duplicate_notifications_total"), Some(1.0));
     assert_eq!(
-        sample(&text, r#"finpay_qris_auth_failures_total{endpoint="notify",reason="invalid_signature"}"#),
+        sample(&text, r#"finpay_qris_notifications_total{code="2005200"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"finpay_qris_notifications_total{code="4015200"}"#),
         Some(1.0)
     );
-    assert_eq!(sample(&text, r#"finpay_qris_auth_failures_total{endpoint="notify",reason="invalid_token"}"#), Some(1.0));
+    assert_eq!(
+        sample(&text, r#"finpay_qris_notifications_total{code="4015201"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"finpay_qris_notifications_total{code="4005201"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "finpay_qris_duplicate_notifications_total"), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            r#"finpay_qris_auth_failures_total{endpoint="notify",reason="invalid_signature"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"finpay_qris_auth_failures_total{endpoint="notify",reason="invalid_token"}"#
+        ),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "finpay_qris_tokens_issued_total"), Some(1.0));
     // Latency per route: every request above, the token one included.
     let notify_route = format!(r#"finpay_qris_http_request_duration_seconds_count{{route="{NOTIFY_PATH}"}}"#);
@@ -75,9 +121,15 @@ async fn metrics_expose_notifications_failures_duplicates_latency_batches_and_th
     // Group commit: the two new notifications and the duplicate went through batches.
     let batches = sample(&text, "finpay_qris_notify_batch_size_count").expect("batch sizes");
     let batched = sample(&text, "finpay_qris_notify_batch_size_sum").expect("batch sizes");
-    assert!((1.0..=3.0).contains(&batches) && batched == 3.0, "{batches} batches holding {batched} notifications");
+    assert!(
+        (1.0..=3.0).contains(&batches) && batched == 3.0,
+        "{batches} batches holding {batched} notifications"
+    );
     // Pool usage, sampled at scrape time.
-    assert!(sample(&text, r#"finpay_qris_db_pool_connections{state="idle"}"#).is_some(), "{text}");
+    assert!(
+        sample(&text, r#"finpay_qris_db_pool_connections{state="idle"}"#).is_some(),
+        "{text}"
+    );
     assert!(sample(&text, r#"finpay_qris_db_pool_connections{state="in_use"}"#).is_some());
     // Reconciliation and Finpay series are declared even before the worker has run.
     for name in [

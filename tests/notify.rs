@@ -61,7 +61,10 @@ async fn store_token(app: &TestApp, token: &str, client: &str, valid_for_secs: i
 async fn the_published_v3_notification_is_accepted_as_sent(b: Backend) {
     // The sample is from 2024: widen the clock window so only the signature is judged.
     let app = TestApp::spawn_with(b, |env| {
-        env.push(("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS".into(), "1000000000".into()))
+        env.push((
+            "FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS".into(),
+            "1000000000".into(),
+        ))
     })
     .await;
     store_token(&app, V3_TOKEN, CLIENT_ID, 600).await;
@@ -83,7 +86,13 @@ async fn the_published_v3_notification_is_accepted_as_sent(b: Backend) {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(code(&v), "2005200");
     assert_eq!(v["responseMessage"], "Successful");
-    let p = app.state.store.get_payment("2020102900000000000001").await.unwrap().expect("static payment created");
+    let p = app
+        .state
+        .store
+        .get_payment("2020102900000000000001")
+        .await
+        .unwrap()
+        .expect("static payment created");
     assert_eq!(p.status.as_str(), "paid");
     assert_eq!(p.amount_minor, 1_234_567_800);
     assert_eq!(p.origin, "notification");
@@ -128,7 +137,14 @@ async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
             .body(body)
             .send()
     };
-    let r = send(sig, ts.clone(), r#"{"grantType":"client_credentials"}"#, "application/json").await.unwrap();
+    let r = send(
+        sig,
+        ts.clone(),
+        r#"{"grantType":"client_credentials"}"#,
+        "application/json",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(code(&v), "4017300");
@@ -146,10 +162,19 @@ async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
     // A stale timestamp, correctly signed.
     let stale = finpay_qris::snap::timestamp::format_jakarta(chrono::Utc::now() - chrono::Duration::seconds(3600));
     let sig = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(CLIENT_ID, &stale));
-    let r = send(sig, stale, r#"{"grantType":"client_credentials"}"#, "application/json").await.unwrap();
+    let r = send(sig, stale, r#"{"grantType":"client_credentials"}"#, "application/json")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Missing header.
-    let r = app.http.post(app.url(TOKEN_PATH)).header("Content-Type", "application/json").body("{}").send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url(TOKEN_PATH))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(code(&v), "4007302");
     assert_eq!(v["responseMessage"], "Invalid Mandatory Field X-TIMESTAMP");
@@ -159,7 +184,10 @@ async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
 async fn the_rotation_key_is_accepted_on_token_requests(b: Backend) {
     let next = finpay_qris::snap::keys::generate_private_key();
     let next_pem = finpay_qris::snap::keys::public_key_pem(&next.to_public_key());
-    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__INBOUND__PUBLIC_KEY_NEXT".into(), next_pem))).await;
+    let app = TestApp::spawn_with(b, |env| {
+        env.push(("FINPAY_QRIS__INBOUND__PUBLIC_KEY_NEXT".into(), next_pem))
+    })
+    .await;
     let ts = now_ts();
     let sig = signature::rsa_sign(&next, &signature::token_string_to_sign(CLIENT_ID, &ts));
     let r = app
@@ -213,22 +241,37 @@ async fn a_paid_notification_settles_a_generated_payment_once(b: Backend) {
 async fn a_later_status_never_leaves_a_terminal_state(b: Backend) {
     let app = TestApp::spawn(b).await;
     let token = app.token().await;
-    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "00", "5000.00")).await;
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "00", "5000.00"))
+        .await;
     assert_eq!(code(&v), "2005200");
-    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "06", "5000.00")).await;
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-T", "FP-T", "06", "5000.00"))
+        .await;
     assert_eq!(code(&v), "2005200", "acknowledged, but not applied");
     let p = app.state.store.get_payment("INV-T").await.unwrap().unwrap();
     assert_eq!(p.status.as_str(), "paid");
-    assert!(app.state.store.payment_events(&p.id).await.unwrap().iter().any(|e| e.kind == "ignored"));
+    assert!(app
+        .state
+        .store
+        .payment_events(&p.id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "ignored"));
     app.stop().await;
 }
 
 async fn a_contradicting_amount_is_stored_and_flagged_not_applied(b: Backend) {
     let app = TestApp::spawn(b).await;
     let token = app.token().await;
-    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "03", "5000.00")).await;
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "03", "5000.00"))
+        .await;
     assert_eq!(code(&v), "2005200");
-    let (_, v) = app.notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "00", "4000.00")).await;
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-M", "FP-M", "00", "4000.00"))
+        .await;
     assert_eq!(code(&v), "2005200");
     let p = app.state.store.get_payment("INV-M").await.unwrap().unwrap();
     assert_eq!(p.status.as_str(), "pending");
@@ -248,7 +291,9 @@ async fn same_external_id_and_body_is_answered_as_the_first_time(b: Backend) {
     assert_eq!(code(&first.1), "2005200");
     assert_eq!(app.state.store.count_notifications().await.unwrap(), 1);
     // Same key, other body.
-    let (status, v) = app.notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00")).await;
+    let (status, v) = app
+        .notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00"))
+        .await;
     assert_eq!((status, code(&v)), (409, "4095200"));
     app.stop().await;
 }
@@ -259,9 +304,8 @@ async fn identical_deliveries_at_the_same_moment_have_one_effect(b: Backend) {
     let ext = unique_digits();
     let body = notify_body("INV-C", "FP-C", "00", "2500.00");
     let ts = now_ts();
-    let sends = (0..16).map(|_| {
-        signed_notify(&app.http, &app.url(NOTIFY_PATH), NOTIFY_PATH, &token, &ext, &body, &ts).send()
-    });
+    let sends =
+        (0..16).map(|_| signed_notify(&app.http, &app.url(NOTIFY_PATH), NOTIFY_PATH, &token, &ext, &body, &ts).send());
     for r in futures::future::join_all(sends).await {
         let r = r.unwrap();
         assert_eq!(r.status(), 200);
@@ -285,8 +329,13 @@ async fn bodies_are_verified_as_received_not_re_serialized(b: Backend) {
     let reserialized = serde_json::to_string(&serde_json::from_str::<Value>(body).unwrap()).unwrap();
     let ts = now_ts();
     let hash = body::body_hash(reserialized.as_bytes());
-    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes())
-        .sign(&signature::symmetric_string_to_sign("POST", NOTIFY_PATH, &token, &hash, &ts));
+    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&signature::symmetric_string_to_sign(
+        "POST",
+        NOTIFY_PATH,
+        &token,
+        &hash,
+        &ts,
+    ));
     let r = app
         .http
         .post(app.url(NOTIFY_PATH))
@@ -311,16 +360,32 @@ async fn the_signed_path_includes_the_query_string(b: Backend) {
     let token = app.token().await;
     let path = format!("{NOTIFY_PATH}?merchant=7");
     let body = notify_body("INV-Q", "FP-Q", "00", "100.00");
-    let r = signed_notify(&app.http, &app.url(&path), &path, &token, &unique_digits(), &body, &now_ts())
-        .send()
-        .await
-        .unwrap();
+    let r = signed_notify(
+        &app.http,
+        &app.url(&path),
+        &path,
+        &token,
+        &unique_digits(),
+        &body,
+        &now_ts(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     // Signed without the query string: refused.
-    let r = signed_notify(&app.http, &app.url(&path), NOTIFY_PATH, &token, &unique_digits(), &body, &now_ts())
-        .send()
-        .await
-        .unwrap();
+    let r = signed_notify(
+        &app.http,
+        &app.url(&path),
+        NOTIFY_PATH,
+        &token,
+        &unique_digits(),
+        &body,
+        &now_ts(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
@@ -341,7 +406,13 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
     let ts = now_ts();
     let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, &token, &body::body_hash(body.as_bytes()), &ts);
     let forged = signature::HmacKey::new(b"guessed-secret").sign(&sts);
-    let (s, v) = send(build(&app, &token, &body, &[("X-SIGNATURE", forged), ("X-TIMESTAMP", ts)])).await;
+    let (s, v) = send(build(
+        &app,
+        &token,
+        &body,
+        &[("X-SIGNATURE", forged), ("X-TIMESTAMP", ts)],
+    ))
+    .await;
     assert_eq!((s, code(&v)), (401, "4015200"));
     assert_eq!(v["responseMessage"], "Unauthorized. Invalid Signature");
     // Stale and future timestamps, correctly signed.
@@ -366,10 +437,25 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
         assert_eq!(v["responseMessage"], "Invalid Token (B2B)");
     }
     store_token(&app, "other-client-token", "ANOTHER-CLIENT", 600).await;
-    let req = signed_notify(&app.http, &url, NOTIFY_PATH, "other-client-token", &unique_digits(), &body, &now_ts());
+    let req = signed_notify(
+        &app.http,
+        &url,
+        NOTIFY_PATH,
+        "other-client-token",
+        &unique_digits(),
+        &body,
+        &now_ts(),
+    );
     assert_eq!(code(&send(req).await.1), "4015201");
     // Missing and malformed headers.
-    for h in ["X-TIMESTAMP", "X-SIGNATURE", "X-PARTNER-ID", "X-EXTERNAL-ID", "CHANNEL-ID", "Authorization"] {
+    for h in [
+        "X-TIMESTAMP",
+        "X-SIGNATURE",
+        "X-PARTNER-ID",
+        "X-EXTERNAL-ID",
+        "CHANNEL-ID",
+        "Authorization",
+    ] {
         let mut req = app.http.post(&url).header("Content-Type", "application/json");
         for (k, v) in [
             ("Authorization", format!("Bearer {token}")),
@@ -387,7 +473,11 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
         assert_eq!((s, code(&v)), (400, "4005202"), "{h}");
         assert_eq!(v["responseMessage"], format!("Invalid Mandatory Field {h}"));
     }
-    for (h, bad) in [("X-TIMESTAMP", "07/06/2024 10:03"), ("X-EXTERNAL-ID", "not valid!"), ("Authorization", "Basic abc")] {
+    for (h, bad) in [
+        ("X-TIMESTAMP", "07/06/2024 10:03"),
+        ("X-EXTERNAL-ID", "not valid!"),
+        ("Authorization", "Basic abc"),
+    ] {
         let (s, v) = send(build(&app, &token, &body, &[(h, bad.to_string())])).await;
         assert_eq!((s, code(&v)), (400, "4005201"), "{h}");
         assert_eq!(v["responseMessage"], format!("Invalid Field Format {h}"));
@@ -396,7 +486,13 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
     let (s, v) = send(ok(&now_ts()).header("X-SIGNATURE", "AAAA")).await;
     assert_eq!((s, code(&v)), (400, "4005201"));
     // Wrong content type.
-    let (s, v) = send(build(&app, &token, &body, &[("Content-Type", "text/plain".to_string())])).await;
+    let (s, v) = send(build(
+        &app,
+        &token,
+        &body,
+        &[("Content-Type", "text/plain".to_string())],
+    ))
+    .await;
     assert_eq!((s, code(&v)), (400, "4005201"));
     assert_eq!(v["responseMessage"], "Invalid Field Format Content-Type");
     app.stop().await;
@@ -404,7 +500,11 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
 
 /// A correctly signed notification with some headers replaced.
 fn build(app: &TestApp, token: &str, body: &str, replace: &[(&str, String)]) -> reqwest::RequestBuilder {
-    let ts = replace.iter().find(|(k, _)| *k == "X-TIMESTAMP").map(|(_, v)| v.clone()).unwrap_or_else(now_ts);
+    let ts = replace
+        .iter()
+        .find(|(k, _)| *k == "X-TIMESTAMP")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(now_ts);
     let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, token, &body::body_hash(body.as_bytes()), &ts);
     let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts);
     let mut headers = vec![
@@ -432,10 +532,26 @@ async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
     let app = TestApp::spawn(b).await;
     let token = app.token().await;
     let cases = [
-        (r#"{"originalPartnerReferenceNo":"A","latestTransactionStatus":"00","amount":{"value":"1.00","currency":"IDR"}}"#, "4005202", "originalReferenceNo"),
-        (r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.5","currency":"IDR"}}"#, "4005201", "amount.value"),
-        (r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.50"}}"#, "4005202", "amount.currency"),
-        (r#"{"originalReferenceNo":"R","amount":{"value":"1.50","currency":"IDR"}}"#, "4005202", "latestTransactionStatus"),
+        (
+            r#"{"originalPartnerReferenceNo":"A","latestTransactionStatus":"00","amount":{"value":"1.00","currency":"IDR"}}"#,
+            "4005202",
+            "originalReferenceNo",
+        ),
+        (
+            r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.5","currency":"IDR"}}"#,
+            "4005201",
+            "amount.value",
+        ),
+        (
+            r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"1.50"}}"#,
+            "4005202",
+            "amount.currency",
+        ),
+        (
+            r#"{"originalReferenceNo":"R","amount":{"value":"1.50","currency":"IDR"}}"#,
+            "4005202",
+            "latestTransactionStatus",
+        ),
     ];
     for (body, expected, field) in cases {
         let (s, v) = app.notify(&token, &unique_digits(), body).await;
@@ -449,7 +565,10 @@ async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
 }
 
 async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
-    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES".into(), "4096".into()))).await;
+    let app = TestApp::spawn_with(b, |env| {
+        env.push(("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES".into(), "4096".into()))
+    })
+    .await;
     let token = app.token().await;
     let filler = "x".repeat(8000);
     let body = format!(
@@ -462,7 +581,10 @@ async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
 }
 
 async fn asymmetric_mode_verifies_finpays_rsa_signature_without_a_token(b: Backend) {
-    let app = TestApp::spawn_with(b, |env| env.push(("FINPAY_QRIS__INBOUND__SIGNATURE".into(), "asymmetric".into()))).await;
+    let app = TestApp::spawn_with(b, |env| {
+        env.push(("FINPAY_QRIS__INBOUND__SIGNATURE".into(), "asymmetric".into()))
+    })
+    .await;
     let body = notify_body("INV-A", "FP-A", "00", "100.00");
     let ts = now_ts();
     let sts = signature::asymmetric_string_to_sign("POST", NOTIFY_PATH, &body::body_hash(body.as_bytes()), &ts);
@@ -478,7 +600,10 @@ async fn asymmetric_mode_verifies_finpays_rsa_signature_without_a_token(b: Backe
             .body(body.clone())
             .send()
     };
-    assert_eq!(req(signature::rsa_sign(&finpay_key(), &sts)).await.unwrap().status(), 200);
+    assert_eq!(
+        req(signature::rsa_sign(&finpay_key(), &sts)).await.unwrap().status(),
+        200
+    );
     let other = finpay_qris::snap::keys::generate_private_key();
     assert_eq!(req(signature::rsa_sign(&other, &sts)).await.unwrap().status(), 401);
     app.stop().await;
@@ -486,8 +611,14 @@ async fn asymmetric_mode_verifies_finpays_rsa_signature_without_a_token(b: Backe
 
 async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up(b: Backend) {
     let app = TestApp::spawn_with(b, |env| env.retain(|(k, _)| !k.starts_with("FINPAY_QRIS__INBOUND__"))).await;
-    assert_eq!(app.http.get(app.url("/health/live")).send().await.unwrap().status(), 200);
-    assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http.get(app.url("/health/live")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        app.http.get(app.url("/health/ready")).send().await.unwrap().status(),
+        200
+    );
     let r = app.token_request(CLIENT_ID, &now_ts()).await;
     assert_eq!(r.status(), 500);
     assert_eq!(code(&r.json::<Value>().await.unwrap()), "5007300");

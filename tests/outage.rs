@@ -16,16 +16,30 @@ use std::time::Duration;
 type Seen = Arc<Mutex<Vec<(String, u16, String)>>>;
 
 /// Sends distinct notifications from `workers` tasks until `stop` is set.
-fn load(app: &TestApp, token: &str, workers: usize, stop: Arc<std::sync::atomic::AtomicBool>, seen: Seen) -> Vec<tokio::task::JoinHandle<()>> {
+fn load(
+    app: &TestApp,
+    token: &str,
+    workers: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    seen: Seen,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..workers)
         .map(|_| {
-            let (http, url, token, stop, seen) = (app.http.clone(), app.url(NOTIFY_PATH), token.to_string(), stop.clone(), seen.clone());
+            let (http, url, token, stop, seen) = (
+                app.http.clone(),
+                app.url(NOTIFY_PATH),
+                token.to_string(),
+                stop.clone(),
+                seen.clone(),
+            );
             tokio::spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let ext = unique_digits();
                     let body = notify_body(&format!("INV{ext}"), &format!("FP{ext}"), "00", "1000.00");
                     let req = signed_notify(&http, &url, NOTIFY_PATH, &token, &ext, &body, &now_ts());
-                    let Ok(resp) = req.timeout(Duration::from_secs(30)).send().await else { continue };
+                    let Ok(resp) = req.timeout(Duration::from_secs(30)).send().await else {
+                        continue;
+                    };
                     let status = resp.status().as_u16();
                     let v: Value = resp.json().await.unwrap_or(Value::Null);
                     let code = v["responseCode"].as_str().unwrap_or("").to_string();
@@ -42,11 +56,21 @@ async fn stored_external_ids(app: &TestApp) -> HashSet<String> {
     if url.starts_with("postgres") {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar::<_, String>("SELECT external_id FROM notifications").fetch_all(&mut c).await.unwrap().into_iter().collect()
+        sqlx::query_scalar::<_, String>("SELECT external_id FROM notifications")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
     } else {
         use sqlx::Connection;
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar::<_, String>("SELECT external_id FROM notifications").fetch_all(&mut c).await.unwrap().into_iter().collect()
+        sqlx::query_scalar::<_, String>("SELECT external_id FROM notifications")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
     }
 }
 
@@ -88,7 +112,13 @@ async fn notifications_fail_closed_while_postgres_is_unreachable_and_recover() {
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // While it is down: General Error, never a 2xx; not ready.
-    let (status, v) = app.notify(&token, &unique_digits(), &notify_body("INV-DOWN", "FP-DOWN", "00", "1.00")).await;
+    let (status, v) = app
+        .notify(
+            &token,
+            &unique_digits(),
+            &notify_body("INV-DOWN", "FP-DOWN", "00", "1.00"),
+        )
+        .await;
     assert_eq!((status, v["responseCode"].as_str()), (500, Some("5005200")));
     let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
@@ -98,14 +128,19 @@ async fn notifications_fail_closed_while_postgres_is_unreachable_and_recover() {
     // Recovers without a restart.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, _) = app.notify(&token, &unique_digits(), &notify_body("INV-UP", "FP-UP", "00", "1.00")).await;
+        let (status, _) = app
+            .notify(&token, &unique_digits(), &notify_body("INV-UP", "FP-UP", "00", "1.00"))
+            .await;
         if status == 200 {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(app.http.get(app.url("/health/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http.get(app.url("/health/ready")).send().await.unwrap().status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in tasks {
@@ -114,7 +149,10 @@ async fn notifications_fail_closed_while_postgres_is_unreachable_and_recover() {
 
     let stored = stored_external_ids(&app).await;
     let (ok, refused) = check_answers(&seen.lock().unwrap(), &stored);
-    assert!(ok > 0 && refused > 0, "the load saw both sides of the outage ({ok} ok, {refused} refused)");
+    assert!(
+        ok > 0 && refused > 0,
+        "the load saw both sides of the outage ({ok} ok, {refused} refused)"
+    );
     app.stop().await;
 }
 
@@ -130,12 +168,16 @@ async fn notifications_fail_closed_while_sqlite_is_locked_and_recover() {
     // Another process takes the write lock and keeps it past the busy timeout.
     let mut locker = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
     locker.execute("BEGIN EXCLUSIVE").await.unwrap();
-    let (status, v) = app.notify(&token, &unique_digits(), &notify_body("INV-L", "FP-L", "00", "1.00")).await;
+    let (status, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-L", "FP-L", "00", "1.00"))
+        .await;
     assert_eq!((status, v["responseCode"].as_str()), (500, Some("5005200")));
     locker.execute("ROLLBACK").await.unwrap();
     drop(locker);
 
-    let (status, v) = app.notify(&token, &unique_digits(), &notify_body("INV-R", "FP-R", "00", "1.00")).await;
+    let (status, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-R", "FP-R", "00", "1.00"))
+        .await;
     assert_eq!((status, v["responseCode"].as_str()), (200, Some("2005200")));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in tasks {

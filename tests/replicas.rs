@@ -35,10 +35,20 @@ async fn two_replicas_apply_each_notification_once() {
     }
     assert_eq!(a.state.store.count_notifications().await.unwrap(), 40);
     for i in 0..40 {
-        let p = a.state.store.get_payment(&format!("INV-R{i}")).await.unwrap().expect("payment");
+        let p = a
+            .state
+            .store
+            .get_payment(&format!("INV-R{i}"))
+            .await
+            .unwrap()
+            .expect("payment");
         assert_eq!(p.status.as_str(), "paid");
         let events = a.state.store.payment_events(&p.id).await.unwrap();
-        assert_eq!(events.iter().filter(|e| e.kind == "notification").count(), 1, "INV-R{i}");
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "notification").count(),
+            1,
+            "INV-R{i}"
+        );
     }
     // Same id, another body: a conflict on either replica.
     let (ext, _) = &keys[0];

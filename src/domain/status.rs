@@ -155,18 +155,29 @@ mod tests {
     fn success_moves_a_pending_payment_to_paid() {
         assert_eq!(
             decide(PaymentStatus::Pending, AMT, T::Success, Some(AMT)),
-            Decision::Transition { to: PaymentStatus::Paid, flag: None }
+            Decision::Transition {
+                to: PaymentStatus::Paid,
+                flag: None
+            }
         );
     }
 
     #[test]
     fn a_second_success_has_no_second_effect() {
-        assert_eq!(decide(PaymentStatus::Paid, AMT, T::Success, Some(AMT)), Decision::Unchanged);
+        assert_eq!(
+            decide(PaymentStatus::Paid, AMT, T::Success, Some(AMT)),
+            Decision::Unchanged
+        );
     }
 
     #[test]
     fn terminal_states_stay_terminal() {
-        for from in [PaymentStatus::Paid, PaymentStatus::Failed, PaymentStatus::Cancelled, PaymentStatus::Refunded] {
+        for from in [
+            PaymentStatus::Paid,
+            PaymentStatus::Failed,
+            PaymentStatus::Cancelled,
+            PaymentStatus::Refunded,
+        ] {
             for obs in [T::Pending, T::Initiated, T::Paying, T::Failed, T::Cancelled] {
                 let d = decide(from, AMT, obs, None);
                 assert!(
@@ -181,7 +192,10 @@ mod tests {
     fn a_paid_payment_can_be_refunded() {
         assert!(matches!(
             decide(PaymentStatus::Paid, AMT, T::Refunded, None),
-            Decision::Transition { to: PaymentStatus::Refunded, .. }
+            Decision::Transition {
+                to: PaymentStatus::Refunded,
+                ..
+            }
         ));
     }
 
@@ -189,7 +203,10 @@ mod tests {
     fn a_success_after_local_expiry_wins_and_is_flagged() {
         assert!(matches!(
             decide(PaymentStatus::Expired, AMT, T::Success, None),
-            Decision::Transition { to: PaymentStatus::Paid, flag: Some(_) }
+            Decision::Transition {
+                to: PaymentStatus::Paid,
+                flag: Some(_)
+            }
         ));
     }
 
@@ -207,8 +224,14 @@ mod tests {
 
     #[test]
     fn not_found_and_unknown_codes_change_nothing() {
-        assert!(matches!(decide(PaymentStatus::Pending, AMT, T::NotFound, None), Decision::Ignored { .. }));
-        assert!(matches!(decide(PaymentStatus::Pending, AMT, T::Other(*b"08"), None), Decision::Ignored { .. }));
+        assert!(matches!(
+            decide(PaymentStatus::Pending, AMT, T::NotFound, None),
+            Decision::Ignored { .. }
+        ));
+        assert!(matches!(
+            decide(PaymentStatus::Pending, AMT, T::Other(*b"08"), None),
+            Decision::Ignored { .. }
+        ));
     }
 
     #[test]

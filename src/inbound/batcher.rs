@@ -12,7 +12,7 @@
 //! its items are retried one per transaction, so one odd notification cannot
 //! fail its neighbours.
 
-use crate::store::{IngestOutcome, InboundNotification, Store, StoreError};
+use crate::store::{InboundNotification, IngestOutcome, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -65,8 +65,11 @@ impl Batcher {
         if self.tx.send(Job { item, reply }).await.is_err() {
             return Err(Arc::new(StoreError::Invalid("notification writer stopped".into())));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Arc::new(StoreError::Invalid("notification writer dropped the request".into()))))
+        rx.await.unwrap_or_else(|_| {
+            Err(Arc::new(StoreError::Invalid(
+                "notification writer dropped the request".into(),
+            )))
+        })
     }
 }
 
@@ -90,7 +93,9 @@ async fn run_batch(store: &dyn Store, jobs: Vec<Job>) {
             for (item, reply) in items.iter().zip(replies) {
                 let one = store.ingest_notifications(std::slice::from_ref(item)).await;
                 let _ = reply.send(match one {
-                    Ok(mut v) => v.pop().ok_or_else(|| Arc::new(StoreError::Invalid("no outcome".into()))),
+                    Ok(mut v) => v
+                        .pop()
+                        .ok_or_else(|| Arc::new(StoreError::Invalid("no outcome".into()))),
                     Err(e) => {
                         tracing::error!(error = %e, external_id = %item.external_id, "storing notification failed");
                         Err(Arc::new(e))

@@ -31,10 +31,15 @@ pub async fn read_limited(body: Body, limit: usize, deadline: Duration) -> Resul
 /// The body of a SNAP request, or the `400xx00` answer naming why not.
 pub async fn read_snap_body(body: Body, server: &ServerSettings, service: u8) -> Result<Bytes, SnapStatus> {
     let deadline = Duration::from_secs(server.request_timeout_secs);
-    read_limited(body, server.body_limit_bytes, deadline).await.map_err(|e| match e {
-        BodyError::TooLarge => {
-            SnapStatus::bad_request(service, Some(&format!("Body larger than {} bytes", server.body_limit_bytes)))
-        }
-        BodyError::TimedOut | BodyError::Broken => SnapStatus::bad_request(service, Some("Body not received in time")),
-    })
+    read_limited(body, server.body_limit_bytes, deadline)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => SnapStatus::bad_request(
+                service,
+                Some(&format!("Body larger than {} bytes", server.body_limit_bytes)),
+            ),
+            BodyError::TimedOut | BodyError::Broken => {
+                SnapStatus::bad_request(service, Some("Body not received in time"))
+            }
+        })
 }

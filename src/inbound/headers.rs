@@ -40,7 +40,10 @@ pub fn headers_for_audit(headers: &HeaderMap) -> String {
         if matches!(n, "authorization" | "cookie" | "proxy-authorization") {
             continue;
         }
-        map.insert(n.to_string(), serde_json::Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        map.insert(
+            n.to_string(),
+            serde_json::Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        );
     }
     serde_json::Value::Object(map).to_string()
 }

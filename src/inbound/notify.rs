@@ -15,7 +15,7 @@ use crate::snap::codes::{service, SnapStatus};
 use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify, FieldError};
 use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
-use crate::store::{IngestOutcome, InboundNotification};
+use crate::store::{InboundNotification, IngestOutcome};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -26,7 +26,11 @@ use std::time::Duration;
 const SVC: u8 = service::NOTIFY;
 
 pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let external_id = headers
+        .get("x-external-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let span = tracing::info_span!("notify", external_id = %external_id);
     let result = tracing::Instrument::instrument(receive_inner(&st, &uri, &headers, body), span.clone()).await;
     let (status, extra) = match result {
@@ -34,20 +38,35 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
         Ok(Answer::Replay { code, message }) => {
             st.metrics.inc("finpay_qris_duplicate_notifications_total", &[]);
             let status = crate::snap::codes::parse_code(&code)
-                .map(|c| SnapStatus { http: c.http, service: c.service, case: c.case, message: message.clone() })
+                .map(|c| SnapStatus {
+                    http: c.http,
+                    service: c.service,
+                    case: c.case,
+                    message: message.clone(),
+                })
                 .unwrap_or_else(|| SnapStatus::successful(SVC));
             (status, None)
         }
         Err(e) => {
             if e.0.http == 401 {
-                let reason = if e.0.case == 1 { "invalid_token" } else { auth_reason(&e.0.message) };
-                st.metrics.inc("finpay_qris_auth_failures_total", &[("endpoint", "notify"), ("reason", reason)]);
+                let reason = if e.0.case == 1 {
+                    "invalid_token"
+                } else {
+                    auth_reason(&e.0.message)
+                };
+                st.metrics.inc(
+                    "finpay_qris_auth_failures_total",
+                    &[("endpoint", "notify"), ("reason", reason)],
+                );
             }
-            span.in_scope(|| tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused"));
+            span.in_scope(
+                || tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused"),
+            );
             (e.0, None)
         }
     };
-    st.metrics.inc("finpay_qris_notifications_total", &[("code", &status.code())]);
+    st.metrics
+        .inc("finpay_qris_notifications_total", &[("code", &status.code())]);
     snap_response(&status, extra)
 }
 
@@ -77,7 +96,11 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
 
     // 1. Headers: all present, then each well-formed.
     json_content_type(headers, SVC)?;
-    let bearer = if symmetric { Some(required(headers, "Authorization", SVC)?) } else { None };
+    let bearer = if symmetric {
+        Some(required(headers, "Authorization", SVC)?)
+    } else {
+        None
+    };
     let ts_header = required(headers, "X-TIMESTAMP", SVC)?;
     let sig = required(headers, "X-SIGNATURE", SVC)?;
     let partner_id = required(headers, "X-PARTNER-ID", SVC)?;
@@ -134,7 +157,10 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         }
         _ => {
             let to_sign = signature::asymmetric_string_to_sign("POST", path, &hash, ts_header);
-            let which = creds.public_keys.iter().position(|k| signature::rsa_verify(k, &to_sign, sig));
+            let which = creds
+                .public_keys
+                .iter()
+                .position(|k| signature::rsa_verify(k, &to_sign, sig));
             match which {
                 Some(0) => "asymmetric:SHA256withRSA:public_key".to_string(),
                 Some(_) => "asymmetric:SHA256withRSA:public_key_next".to_string(),
@@ -157,8 +183,8 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         FieldError::Format(f) => SnapStatus::invalid_field_format(SVC, &f),
         FieldError::NotJson(why) => SnapStatus::bad_request(SVC, Some(&why)),
     })?;
-    let raw_body = String::from_utf8(bytes.to_vec())
-        .map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;
+    let raw_body =
+        String::from_utf8(bytes.to_vec()).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;
 
     let item = InboundNotification {
         partner_id: partner_id.to_string(),
@@ -179,12 +205,16 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
             Err(SnapStatus::general_error(SVC).into())
         }
         Ok(Ok(IngestOutcome::Applied(applied))) => {
-            tracing::info!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
+            tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
             Ok(Answer::Fresh)
         }
-        Ok(Ok(IngestOutcome::Duplicate { response_code, response_message })) => {
-            Ok(Answer::Replay { code: response_code, message: response_message })
-        }
+        Ok(Ok(IngestOutcome::Duplicate {
+            response_code,
+            response_message,
+        })) => Ok(Answer::Replay {
+            code: response_code,
+            message: response_message,
+        }),
         Ok(Ok(IngestOutcome::Conflict)) => Err(SnapStatus::conflict(SVC).into()),
     }
 }

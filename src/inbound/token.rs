@@ -24,7 +24,10 @@ pub async fn issue(State(st): State<AppState>, headers: HeaderMap, body: Body) -
         Err(e) => {
             let code = e.0.code();
             if e.0.http == 401 {
-                st.metrics.inc("finpay_qris_auth_failures_total", &[("endpoint", "token"), ("reason", &e.0.message)]);
+                st.metrics.inc(
+                    "finpay_qris_auth_failures_total",
+                    &[("endpoint", "token"), ("reason", &e.0.message)],
+                );
             }
             tracing::info!(response_code = %code, message = %e.0.message, "token request refused");
             e.into_response()
@@ -64,7 +67,9 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<R
         return Err(SnapStatus::bad_request(SVC, Some("Body is not a JSON object")).into());
     };
     match obj.get("grantType") {
-        None | Some(serde_json::Value::Null) => return Err(SnapStatus::invalid_mandatory_field(SVC, "grantType").into()),
+        None | Some(serde_json::Value::Null) => {
+            return Err(SnapStatus::invalid_mandatory_field(SVC, "grantType").into())
+        }
         Some(serde_json::Value::String(g)) if g == "client_credentials" => {}
         Some(_) => return Err(SnapStatus::invalid_field_format(SVC, "grantType").into()),
     }

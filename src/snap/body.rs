@@ -113,10 +113,7 @@ mod tests {
     #[test]
     fn v2_body_with_php_escaped_slashes_hashes_differently() {
         let escaped = V2_BODY.replace('/', "\\/");
-        assert_eq!(
-            minify(escaped.as_bytes()),
-            Cow::Borrowed(escaped.as_bytes())
-        );
+        assert_eq!(minify(escaped.as_bytes()), Cow::Borrowed(escaped.as_bytes()));
         assert_eq!(
             body_hash(escaped.as_bytes()),
             "8dfa2e0a1d7b593fea5e5d55ff0a0780f2639666bf2834908ed757857b3fadd3"
@@ -167,10 +164,7 @@ mod tests {
     #[test]
     fn escaped_quotes_do_not_end_a_string() {
         let body = br#"{"a": "say \"hi there\" \\", "b": "x y"}"#;
-        assert_eq!(
-            &*minify(body),
-            &br#"{"a":"say \"hi there\" \\","b":"x y"}"#[..]
-        );
+        assert_eq!(&*minify(body), &br#"{"a":"say \"hi there\" \\","b":"x y"}"#[..]);
     }
 
     #[test]

@@ -7,9 +7,7 @@
 
 use rand::rngs::OsRng;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 
@@ -27,10 +25,7 @@ pub enum KeyError {
     #[error("encrypted private keys are not supported; export it unencrypted (e.g. `openssl pkcs8 -topk8 -nocrypt`)")]
     Encrypted,
     #[error("malformed {format} key: {reason}")]
-    Malformed {
-        format: &'static str,
-        reason: String,
-    },
+    Malformed { format: &'static str, reason: String },
     #[error("RSA key is {bits} bits; at least {min} bits are required")]
     TooSmall { bits: usize, min: usize },
 }
@@ -149,10 +144,7 @@ mod tests {
     #[test]
     fn env_var_style_escaped_newlines_and_surrounding_whitespace_are_tolerated() {
         let one_line = TEST_PRIVATE_KEY_PEM.trim().replace('\n', "\\n");
-        assert_eq!(
-            parse_private_key(&format!("  {one_line}\n\n")).unwrap(),
-            test_key()
-        );
+        assert_eq!(parse_private_key(&format!("  {one_line}\n\n")).unwrap(), test_key());
         let crlf = TEST_PUBLIC_KEY_PEM.replace('\n', "\r\n");
         assert!(parse_public_key(&format!("\n{crlf}")).is_ok());
         let escaped_crlf = TEST_PUBLIC_KEY_PEM.trim().replace('\n', "\\r\\n");
@@ -162,31 +154,14 @@ mod tests {
     #[test]
     fn wrong_kinds_of_input_get_clear_errors() {
         let err = parse_private_key(TEST_PUBLIC_KEY_PEM).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("expected PKCS#8 'BEGIN PRIVATE KEY'"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("expected PKCS#8 'BEGIN PRIVATE KEY'"), "{err}");
         let err = parse_public_key(TEST_PRIVATE_KEY_PEM).unwrap_err();
-        assert!(
-            err.to_string().contains("expected SPKI 'BEGIN PUBLIC KEY'"),
-            "{err}"
-        );
-        assert!(matches!(
-            parse_private_key(""),
-            Err(KeyError::NotPrivateKeyPem)
-        ));
-        let encrypted =
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----";
-        assert!(matches!(
-            parse_private_key(encrypted),
-            Err(KeyError::Encrypted)
-        ));
+        assert!(err.to_string().contains("expected SPKI 'BEGIN PUBLIC KEY'"), "{err}");
+        assert!(matches!(parse_private_key(""), Err(KeyError::NotPrivateKeyPem)));
+        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----";
+        assert!(matches!(parse_private_key(encrypted), Err(KeyError::Encrypted)));
         let truncated = &TEST_PRIVATE_KEY_PEM[..400];
-        assert!(matches!(
-            parse_private_key(truncated),
-            Err(KeyError::Malformed { .. })
-        ));
+        assert!(matches!(parse_private_key(truncated), Err(KeyError::Malformed { .. })));
     }
 
     #[test]
@@ -211,10 +186,7 @@ mod tests {
         let pem = private_key_pem(&small);
         assert!(matches!(
             parse_private_key(&pem),
-            Err(KeyError::TooSmall {
-                bits: 1024,
-                min: 2048
-            })
+            Err(KeyError::TooSmall { bits: 1024, min: 2048 })
         ));
         // Partners' public keys only need 1024 bits.
         assert!(parse_public_key(&public_key_pem(&small.to_public_key())).is_ok());

@@ -18,18 +18,13 @@ mod test_vectors;
 
 pub use body::{body_hash, minify};
 pub use codes::{parse_code, service, ParsedCode, SnapStatus};
-pub use keys::{
-    generate_private_key, parse_private_key, parse_public_key, private_key_pem, public_key_pem,
-    KeyError,
-};
+pub use keys::{generate_private_key, parse_private_key, parse_public_key, private_key_pem, public_key_pem, KeyError};
 pub use notify::{
-    check_channel_id, check_external_id, check_partner_id, parse_notify, Amount, FieldError,
-    NotifyBody, TransactionStatus,
+    check_channel_id, check_external_id, check_partner_id, parse_notify, Amount, FieldError, NotifyBody,
+    TransactionStatus,
 };
 pub use signature::{
-    asymmetric_string_to_sign, rsa_sign, rsa_verify, rsa_verify_any, symmetric_string_to_sign,
-    token_string_to_sign, HmacKey,
+    asymmetric_string_to_sign, rsa_sign, rsa_verify, rsa_verify_any, symmetric_string_to_sign, token_string_to_sign,
+    HmacKey,
 };
-pub use timestamp::{
-    check_skew, format_jakarta, jakarta_day, parse as parse_timestamp, Skew, TimestampError,
-};
+pub use timestamp::{check_skew, format_jakarta, jakarta_day, parse as parse_timestamp, Skew, TimestampError};

@@ -27,9 +27,7 @@ impl FieldError {
         match self {
             FieldError::Missing(field) => SnapStatus::invalid_mandatory_field(service, field),
             FieldError::Format(field) => SnapStatus::invalid_field_format(service, field),
-            FieldError::NotJson(_) => {
-                SnapStatus::bad_request(service, Some("Body is not valid JSON"))
-            }
+            FieldError::NotJson(_) => SnapStatus::bad_request(service, Some("Body is not valid JSON")),
         }
     }
 }
@@ -101,9 +99,8 @@ impl Amount {
     /// The error is the name of the bad sub-field: `"value"` or `"currency"`.
     pub fn parse(value: &str, currency: &str) -> Result<Amount, &'static str> {
         let (whole, fraction) = value.split_once('.').ok_or("value")?;
-        let digits_ok = |s: &str, min: usize, max: usize| {
-            (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-        };
+        let digits_ok =
+            |s: &str, min: usize, max: usize| (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
         if !digits_ok(whole, 1, 14) || !digits_ok(fraction, 2, 2) {
             return Err("value");
         }
@@ -114,9 +111,7 @@ impl Amount {
         let minor = whole
             .bytes()
             .chain(fraction.bytes())
-            .try_fold(0i64, |acc, d| {
-                acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
-            })
+            .try_fold(0i64, |acc, d| acc.checked_mul(10)?.checked_add(i64::from(d - b'0')))
             .ok_or("value")?;
         Ok(Amount {
             minor,
@@ -148,8 +143,7 @@ pub struct NotifyBody {
 /// Parses a verified notify body. Unknown fields are ignored (the caller stores the raw
 /// body); JSON `null` counts as absent.
 pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| FieldError::NotJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| FieldError::NotJson(e.to_string()))?;
     let obj = value.as_object().ok_or_else(|| format_err("body"))?;
 
     let original_reference_no = required_str(obj, "originalReferenceNo", "originalReferenceNo")?;
@@ -163,18 +157,16 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
         .unwrap_or("originalPartnerReferenceNo");
     // An empty reference is treated as absent: static-QR payments have none, and
     // refusing the notify would only make Finpay retry a real payment.
-    let original_partner_reference_no =
-        optional_str(obj, partner_key, partner_key)?.filter(|s| !s.is_empty());
+    let original_partner_reference_no = optional_str(obj, partner_key, partner_key)?.filter(|s| !s.is_empty());
     if original_partner_reference_no.is_some_and(|s| s.chars().count() > 64) {
         return Err(format_err(partner_key));
     }
 
     let status = required_str(obj, "latestTransactionStatus", "latestTransactionStatus")?;
-    let latest_transaction_status = TransactionStatus::from_code(status)
-        .ok_or_else(|| format_err("latestTransactionStatus"))?;
+    let latest_transaction_status =
+        TransactionStatus::from_code(status).ok_or_else(|| format_err("latestTransactionStatus"))?;
 
-    let transaction_status_desc =
-        optional_str(obj, "transactionStatusDesc", "transactionStatusDesc")?;
+    let transaction_status_desc = optional_str(obj, "transactionStatusDesc", "transactionStatusDesc")?;
     // SNAP says max 50; be lenient, it is free text we only store.
     if transaction_status_desc.is_some_and(|s| s.chars().count() > 256) {
         return Err(format_err("transactionStatusDesc"));
@@ -186,8 +178,7 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     };
     let value = required_str(amount_obj, "value", "amount.value")?;
     let currency = required_str(amount_obj, "currency", "amount.currency")?;
-    let amount =
-        Amount::parse(value, currency).map_err(|sub| format_err(&format!("amount.{sub}")))?;
+    let amount = Amount::parse(value, currency).map_err(|sub| format_err(&format!("amount.{sub}")))?;
 
     let transaction_date = optional_str(obj, "transactionDate", "transactionDate")?;
 
@@ -222,11 +213,7 @@ fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 }
 
 /// A string if present; any other JSON type is a format error for `field`.
-fn optional_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<Option<&'a str>, FieldError> {
+fn optional_str<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<Option<&'a str>, FieldError> {
     match present(obj, key) {
         None => Ok(None),
         Some(v) => v.as_str().map(Some).ok_or_else(|| format_err(field)),
@@ -234,11 +221,7 @@ fn optional_str<'a>(
 }
 
 /// A mandatory non-empty string: absent, `null` or `""` is missing.
-fn required_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<&'a str, FieldError> {
+fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a str, FieldError> {
     match optional_str(obj, key, field)? {
         Some(s) if !s.is_empty() => Ok(s),
         _ => Err(FieldError::Missing(field.to_owned())),

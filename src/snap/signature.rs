@@ -37,12 +37,7 @@ pub fn symmetric_string_to_sign(
 }
 
 /// `METHOD:EndpointUrl:hex(sha256(minify(body))):X-TIMESTAMP` (no token).
-pub fn asymmetric_string_to_sign(
-    method: &str,
-    path: &str,
-    body_hash: &str,
-    timestamp: &str,
-) -> String {
+pub fn asymmetric_string_to_sign(method: &str, path: &str, body_hash: &str, timestamp: &str) -> String {
     let method = method.to_ascii_uppercase();
     format!("{method}:{path}:{body_hash}:{timestamp}")
 }
@@ -163,8 +158,7 @@ pub fn rsa_verify(key: &RsaPublicKey, msg: &str, signature_b64: &str) -> bool {
         return false;
     };
     let digest = Sha256::digest(msg.as_bytes());
-    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
-        .is_ok()
+    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature).is_ok()
 }
 
 /// [`rsa_verify`] against several keys, so a partner can rotate keys without downtime.
@@ -173,10 +167,8 @@ pub fn rsa_verify_any(keys: &[&RsaPublicKey], msg: &str, signature_b64: &str) ->
         return false;
     };
     let digest = Sha256::digest(msg.as_bytes());
-    keys.iter().any(|key| {
-        key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
-            .is_ok()
-    })
+    keys.iter()
+        .any(|key| key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature).is_ok())
 }
 
 #[cfg(test)]
@@ -199,13 +191,7 @@ mod tests {
 
     fn v3_string_to_sign() -> String {
         let hash = body_hash(V3_BODY.as_bytes());
-        symmetric_string_to_sign(
-            "post",
-            "/v1.0/qr/qr-mpm-notify",
-            ACCESS_TOKEN,
-            &hash,
-            V3_TIMESTAMP,
-        )
+        symmetric_string_to_sign("post", "/v1.0/qr/qr-mpm-notify", ACCESS_TOKEN, &hash, V3_TIMESTAMP)
     }
 
     /// Flips one byte of the decoded signature and re-encodes it.
@@ -234,13 +220,7 @@ mod tests {
     fn v2_generate_string_to_sign_and_hmac_signature_match() {
         let hash = body_hash(V2_BODY.as_bytes());
         let path = "/pg/payment/card/v1.0/qr/qr-mpm-generate";
-        let sts = symmetric_string_to_sign(
-            "POST",
-            path,
-            ACCESS_TOKEN,
-            &hash,
-            "2024-04-17T12:03:38+07:00",
-        );
+        let sts = symmetric_string_to_sign("POST", path, ACCESS_TOKEN, &hash, "2024-04-17T12:03:38+07:00");
         assert_eq!(
             sts,
             "POST:/pg/payment/card/v1.0/qr/qr-mpm-generate:gp9HjjEj813Y9JGoqwOeOPWbnt4CUpvIJbU1mMU4a11MNDZ7Sg5u9a:732774096aa37f5c32f2c995827f401eeab9ac0df78c08b97de610bfa96decd9:2024-04-17T12:03:38+07:00"
@@ -264,21 +244,14 @@ mod tests {
     #[test]
     fn v3_pretty_body_yields_the_same_valid_signature_through_minify() {
         let hash = body_hash(V3_PRETTY.as_bytes());
-        let sts = symmetric_string_to_sign(
-            "POST",
-            "/v1.0/qr/qr-mpm-notify",
-            ACCESS_TOKEN,
-            &hash,
-            V3_TIMESTAMP,
-        );
+        let sts = symmetric_string_to_sign("POST", "/v1.0/qr/qr-mpm-notify", ACCESS_TOKEN, &hash, V3_TIMESTAMP);
         assert!(hmac_key().verify(&sts, V3_SIGNATURE));
     }
 
     #[test]
     fn v4_asymmetric_notify_signature_verifies_and_fails_with_a_flipped_byte() {
         let public = parse_public_key(TEST_PUBLIC_KEY_PEM).unwrap();
-        let sts =
-            asymmetric_string_to_sign("POST", "/v1.0/qr/qr-mpm-notify", V3_HASH, V3_TIMESTAMP);
+        let sts = asymmetric_string_to_sign("POST", "/v1.0/qr/qr-mpm-notify", V3_HASH, V3_TIMESTAMP);
         assert_eq!(
             sts,
             "POST:/v1.0/qr/qr-mpm-notify:3145a68d66e10e15f394d503473688671739af047eaa0f56602adbd48aea1008:2024-06-07T10:03:55+07:00"
@@ -292,14 +265,7 @@ mod tests {
     #[test]
     fn rsa_verify_rejects_garbage_without_panicking() {
         let public = parse_public_key(TEST_PUBLIC_KEY_PEM).unwrap();
-        for sig in [
-            "",
-            "not base64!",
-            "AAAA",
-            &V4_SIGNATURE[..100],
-            "=",
-            "QUJD\n",
-        ] {
+        for sig in ["", "not base64!", "AAAA", &V4_SIGNATURE[..100], "=", "QUJD\n"] {
             assert!(!rsa_verify(&public, "x", sig), "{sig:?}");
         }
     }
@@ -344,10 +310,7 @@ mod tests {
 
     #[test]
     fn method_is_upper_cased_in_both_strings_to_sign() {
-        assert_eq!(
-            asymmetric_string_to_sign("post", "/p", "h", "t"),
-            "POST:/p:h:t"
-        );
+        assert_eq!(asymmetric_string_to_sign("post", "/p", "h", "t"), "POST:/p:h:t");
         assert_eq!(
             symmetric_string_to_sign("get", "/p?a=1", "tok", "h", "t"),
             "GET:/p?a=1:tok:h:t"

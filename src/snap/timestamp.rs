@@ -41,8 +41,7 @@ fn parse_inner(b: &[u8]) -> Result<DateTime<FixedOffset>, &'static str> {
     let month = cur.digits(2)?;
     cur.expect(b'-')?;
     let day = cur.digits(2)?;
-    cur.expect(b'T')
-        .map_err(|_| "date and time must be separated by 'T'")?;
+    cur.expect(b'T').map_err(|_| "date and time must be separated by 'T'")?;
     let hour = cur.digits(2)?;
     cur.expect(b':')?;
     let minute = cur.digits(2)?;
@@ -71,8 +70,7 @@ fn parse_inner(b: &[u8]) -> Result<DateTime<FixedOffset>, &'static str> {
         Some(b'Z') => 0,
         Some(sign @ (b'+' | b'-')) => {
             let oh = cur.digits(2)?;
-            cur.expect(b':')
-                .map_err(|_| "offset must be written ±HH:MM")?;
+            cur.expect(b':').map_err(|_| "offset must be written ±HH:MM")?;
             let om = cur.digits(2)?;
             if oh > 23 || om > 59 {
                 return Err("offset out of range");
@@ -92,8 +90,7 @@ fn parse_inner(b: &[u8]) -> Result<DateTime<FixedOffset>, &'static str> {
 
     let date = NaiveDate::from_ymd_opt(i32::try_from(year).map_err(|_| "bad year")?, month, day)
         .ok_or("no such calendar date")?;
-    let time =
-        NaiveTime::from_hms_nano_opt(hour, minute, second, nanos).ok_or("no such time of day")?;
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos).ok_or("no such time of day")?;
     let offset = FixedOffset::east_opt(offset_secs).ok_or("offset out of range")?;
     offset
         .from_local_datetime(&NaiveDateTime::new(date, time))
@@ -140,9 +137,7 @@ impl Cursor<'_> {
 
 /// Formats `t` the way Finpay's samples do: `2024-04-17T12:03:38+07:00` (WIB, no millis).
 pub fn format_jakarta(t: DateTime<Utc>) -> String {
-    t.with_timezone(&JAKARTA)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
+    t.with_timezone(&JAKARTA).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
 /// The calendar day in Asia/Jakarta, which scopes `X-EXTERNAL-ID` uniqueness.
@@ -160,19 +155,10 @@ pub enum Skew {
 impl fmt::Display for Skew {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (secs, tolerance, direction) = match self {
-            Skew::TooOld {
-                secs,
-                tolerance_secs,
-            } => (secs, tolerance_secs, "in the past"),
-            Skew::InFuture {
-                secs,
-                tolerance_secs,
-            } => (secs, tolerance_secs, "in the future"),
+            Skew::TooOld { secs, tolerance_secs } => (secs, tolerance_secs, "in the past"),
+            Skew::InFuture { secs, tolerance_secs } => (secs, tolerance_secs, "in the future"),
         };
-        write!(
-            f,
-            "X-TIMESTAMP is {secs} s {direction} (tolerance {tolerance} s)"
-        )
+        write!(f, "X-TIMESTAMP is {secs} s {direction} (tolerance {tolerance} s)")
     }
 }
 
@@ -180,11 +166,7 @@ impl std::error::Error for Skew {}
 
 /// Accepts `ts` when it lies within `tolerance_secs` of `now` in either direction
 /// (the boundary itself is accepted). SNAP defines no window; callers configure one.
-pub fn check_skew(
-    ts: DateTime<FixedOffset>,
-    now: DateTime<Utc>,
-    tolerance_secs: u64,
-) -> Result<(), Skew> {
+pub fn check_skew(ts: DateTime<FixedOffset>, now: DateTime<Utc>, tolerance_secs: u64) -> Result<(), Skew> {
     // Milliseconds in i128: exact, and no overflow for any chrono date or tolerance.
     let age_ms = i128::from(now.signed_duration_since(ts).num_milliseconds());
     let tolerance_ms = i128::from(tolerance_secs) * 1000;

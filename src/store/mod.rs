@@ -91,7 +91,13 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     fn pool_usage(&self) -> (u32, u32);
 
     // ---- access tokens we issued (only their SHA-256 is stored) ----
-    async fn insert_token(&self, token_sha256: &[u8], client_id: &str, issued_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn insert_token(
+        &self,
+        token_sha256: &[u8],
+        client_id: &str,
+        issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
     /// `(client_id, expires_at)` of a token we issued.
     async fn find_token(&self, token_sha256: &[u8]) -> Result<Option<(String, DateTime<Utc>)>>;
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64>;
@@ -117,10 +123,22 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     /// Leases up to `limit` open payments whose check is due.
     async fn claim_due(&self, owner: &str, now: DateTime<Utc>, lease_secs: u64, limit: i64) -> Result<Vec<Payment>>;
     /// Leases one payment now (refresh-on-read), if nobody else holds it.
-    async fn claim_one(&self, payment_id: &str, owner: &str, now: DateTime<Utc>, lease_secs: u64) -> Result<Option<Payment>>;
+    async fn claim_one(
+        &self,
+        payment_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_secs: u64,
+    ) -> Result<Option<Payment>>;
     /// Applies a query answer through the same path as a notification, records
     /// the attempt, sets the next check and releases the lease.
-    async fn apply_query(&self, payment_id: &str, owner: &str, result: &QueryResult, now: DateTime<Utc>) -> Result<Applied>;
+    async fn apply_query(
+        &self,
+        payment_id: &str,
+        owner: &str,
+        result: &QueryResult,
+        now: DateTime<Utc>,
+    ) -> Result<Applied>;
     /// Open → expired, guarded, releasing the lease.
     async fn expire_payment(&self, payment_id: &str, owner: &str, reason: &str, now: DateTime<Utc>) -> Result<bool>;
 }
@@ -128,9 +146,13 @@ pub trait Store: ApiStore + Send + Sync + 'static {
 /// Opens the store the URL names: `postgres://…` or `sqlite://…`.
 pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, max_connections, acquire_timeout_secs).await?))
+        Ok(Arc::new(
+            PgStore::connect(url, max_connections, acquire_timeout_secs).await?,
+        ))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections, acquire_timeout_secs).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(url, max_connections, acquire_timeout_secs).await?,
+        ))
     } else {
         Err(StoreError::Invalid(
             "database URL must start with postgres://, postgresql:// or sqlite:".into(),

@@ -26,9 +26,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         if let Some(dir) = std::path::Path::new(opts.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    super::StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| super::StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
             }
         }
         let pool = SqlitePoolOptions::new()

@@ -104,7 +104,10 @@ pub enum IngestOutcome {
     /// First delivery: stored, effect applied.
     Applied(Applied),
     /// Same key, same body: answer as the first time, no second effect.
-    Duplicate { response_code: String, response_message: String },
+    Duplicate {
+        response_code: String,
+        response_message: String,
+    },
     /// Same key, another body.
     Conflict,
 }

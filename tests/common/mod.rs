@@ -90,10 +90,16 @@ impl TestDb {
                 use sqlx::Connection;
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
                 let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await.expect("postgres");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.expect("create database");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await
+                    .expect("create database");
                 let base = pg_admin_url();
                 let root = base.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(base);
-                Self { url: format!("{root}/{name}"), _dir: None }
+                Self {
+                    url: format!("{root}/{name}"),
+                    _dir: None,
+                }
             }
         }
     }
@@ -153,7 +159,15 @@ impl TestApp {
         let handle = tokio::spawn(async move {
             app.run(c).await.expect("application run");
         });
-        Self { addr, internal, db, http: reqwest::Client::new(), cancel, state, handle }
+        Self {
+            addr,
+            internal,
+            db,
+            http: reqwest::Client::new(),
+            cancel,
+            state,
+            handle,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -178,7 +192,15 @@ impl TestApp {
 
     /// Sends a notification signed as Finpay would (symmetric).
     pub async fn notify(&self, token: &str, external_id: &str, body: &str) -> (u16, serde_json::Value) {
-        let req = signed_notify(&self.http, &self.url(NOTIFY_PATH), NOTIFY_PATH, token, external_id, body, &now_ts());
+        let req = signed_notify(
+            &self.http,
+            &self.url(NOTIFY_PATH),
+            NOTIFY_PATH,
+            token,
+            external_id,
+            body,
+            &now_ts(),
+        );
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))

@@ -24,7 +24,9 @@ impl Proxy {
         let (c, k) = (cut.clone(), conns.clone());
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
                 if c.load(Ordering::SeqCst) {
                     drop(inbound); // refused: the "database" is down
                     continue;
@@ -38,7 +40,12 @@ impl Proxy {
             }
         })
         .abort_handle();
-        Proxy { addr, cut, conns, accept }
+        Proxy {
+            addr,
+            cut,
+            conns,
+            accept,
+        }
     }
 
     /// Drops every open connection and refuses new ones.

@@ -92,55 +92,22 @@ fn mandatory_fields_missing_null_or_empty_are_named() {
 #[test]
 fn present_fields_with_the_wrong_type_or_shape_are_format_errors() {
     let cases: [(&str, Value, &str); 10] = [
-        (
-            "originalReferenceNo",
-            json!(2020102977u64),
-            "originalReferenceNo",
-        ),
-        (
-            "originalReferenceNo",
-            json!("x".repeat(65)),
-            "originalReferenceNo",
-        ),
-        (
-            "originalPartnerReferenceNo",
-            json!(12),
-            "originalPartnerReferenceNo",
-        ),
-        (
-            "latestTransactionStatus",
-            json!(0),
-            "latestTransactionStatus",
-        ),
-        (
-            "latestTransactionStatus",
-            json!("0"),
-            "latestTransactionStatus",
-        ),
+        ("originalReferenceNo", json!(2020102977u64), "originalReferenceNo"),
+        ("originalReferenceNo", json!("x".repeat(65)), "originalReferenceNo"),
+        ("originalPartnerReferenceNo", json!(12), "originalPartnerReferenceNo"),
+        ("latestTransactionStatus", json!(0), "latestTransactionStatus"),
+        ("latestTransactionStatus", json!("0"), "latestTransactionStatus"),
         ("amount", json!("12345678.00"), "amount"),
-        (
-            "amount",
-            json!({"value": 100, "currency": "IDR"}),
-            "amount.value",
-        ),
-        (
-            "amount",
-            json!({"value": "100", "currency": "IDR"}),
-            "amount.value",
-        ),
-        (
-            "amount",
-            json!({"value": "1.00", "currency": "idr"}),
-            "amount.currency",
-        ),
+        ("amount", json!({"value": 100, "currency": "IDR"}), "amount.value"),
+        ("amount", json!({"value": "100", "currency": "IDR"}), "amount.value"),
+        ("amount", json!({"value": "1.00", "currency": "idr"}), "amount.currency"),
         ("additionalInfo", json!([1]), "additionalInfo"),
     ];
     for (key, value, field) in cases {
         let got = v3_with(|o| drop(o.insert(key.into(), value.clone())));
         assert_eq!(got.unwrap_err(), format(field), "{key} = {value}");
     }
-    let long_desc =
-        v3_with(|o| drop(o.insert("transactionStatusDesc".into(), json!("d".repeat(257)))));
+    let long_desc = v3_with(|o| drop(o.insert("transactionStatusDesc".into(), json!("d".repeat(257)))));
     assert_eq!(long_desc.unwrap_err(), format("transactionStatusDesc"));
     let bad_paid = v3_with(|o| drop(o.insert("additionalInfo".into(), json!({"paidTime": 1}))));
     assert_eq!(bad_paid.unwrap_err(), format("additionalInfo.paidTime"));
@@ -148,10 +115,7 @@ fn present_fields_with_the_wrong_type_or_shape_are_format_errors() {
 
 #[test]
 fn body_that_is_not_a_json_object_is_rejected() {
-    assert!(matches!(
-        parse_notify(b"{\"a\":"),
-        Err(FieldError::NotJson(_))
-    ));
+    assert!(matches!(parse_notify(b"{\"a\":"), Err(FieldError::NotJson(_))));
     assert!(matches!(parse_notify(b""), Err(FieldError::NotJson(_))));
     assert_eq!(parse_notify(b"[1,2]").unwrap_err(), format("body"));
     assert_eq!(parse_notify(b"\"x\"").unwrap_err(), format("body"));
@@ -167,21 +131,11 @@ fn minimal_body_parses_and_unknown_fields_are_tolerated() {
         "somethingNew": [1, 2, 3]
     }))
     .unwrap();
-    assert_eq!(
-        n.latest_transaction_status,
-        TransactionStatus::Other(*b"08")
-    );
+    assert_eq!(n.latest_transaction_status, TransactionStatus::Other(*b"08"));
     assert_eq!(n.amount.minor, 50);
+    assert_eq!(n.transaction_date.as_deref(), Some("2024-06-07T10:03:54+07:00"));
     assert_eq!(
-        n.transaction_date.as_deref(),
-        Some("2024-06-07T10:03:54+07:00")
-    );
-    assert_eq!(
-        (
-            n.additional_info,
-            n.paid_time,
-            n.original_partner_reference_no
-        ),
+        (n.additional_info, n.paid_time, n.original_partner_reference_no),
         (None, None, None)
     );
 }
@@ -189,9 +143,7 @@ fn minimal_body_parses_and_unknown_fields_are_tolerated() {
 #[test]
 fn field_errors_map_to_snap_codes() {
     assert_eq!(
-        FieldError::Missing("amount.value".into())
-            .snap_status(52)
-            .code(),
+        FieldError::Missing("amount.value".into()).snap_status(52).code(),
         "4005202"
     );
     let status = format("amount.value").snap_status(52);
@@ -199,10 +151,7 @@ fn field_errors_map_to_snap_codes() {
         (status.code().as_str(), status.message.as_str()),
         ("4005201", "Invalid Field Format amount.value")
     );
-    assert_eq!(
-        FieldError::NotJson("eof".into()).snap_status(52).code(),
-        "4005200"
-    );
+    assert_eq!(FieldError::NotJson("eof".into()).snap_status(52).code(), "4005200");
 }
 
 #[test]
@@ -229,10 +178,7 @@ fn transaction_status_codes_round_trip() {
 #[test]
 fn amounts_are_exact_minor_units() {
     let a = Amount::parse("12345678.00", "IDR").unwrap();
-    assert_eq!(
-        (a.minor, a.value_string()),
-        (1_234_567_800, "12345678.00".to_string())
-    );
+    assert_eq!((a.minor, a.value_string()), (1_234_567_800, "12345678.00".to_string()));
     assert_eq!(Amount::parse("0.01", "USD").unwrap().minor, 1);
     let max = Amount::parse("99999999999999.99", "IDR").unwrap();
     assert_eq!(
@@ -276,15 +222,9 @@ fn malformed_amounts_are_rejected() {
 
 #[test]
 fn external_id_rules_follow_aspi_and_finpay() {
-    assert!(check_external_id(
-        "550e8400-e29b-41d4-a716-446655440000",
-        false
-    ));
+    assert!(check_external_id("550e8400-e29b-41d4-a716-446655440000", false));
     assert!(check_external_id("41807553358950093184162180797837", true));
-    assert!(!check_external_id(
-        "418075533589500931841621807978371",
-        true
-    ));
+    assert!(!check_external_id("418075533589500931841621807978371", true));
     assert!(!check_external_id("ABC123", true));
     assert!(!check_external_id("", false));
     assert!(!check_external_id(&"a".repeat(37), false));

@@ -102,10 +102,7 @@ fn old_timestamp_is_too_old_with_a_readable_message() {
             tolerance_secs: 300
         }
     );
-    assert_eq!(
-        err.to_string(),
-        "X-TIMESTAMP is 412 s in the past (tolerance 300 s)"
-    );
+    assert_eq!(err.to_string(), "X-TIMESTAMP is 412 s in the past (tolerance 300 s)");
 }
 
 #[test]

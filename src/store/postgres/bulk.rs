@@ -72,7 +72,10 @@ impl PgStore {
         // One connection for both statements (one pool check-out).
         let mut conn = self.pool.acquire().await?;
         let (rows, existing) = read(&mut conn, batch, &leaders).await?;
-        let fresh: Vec<usize> = leaders.into_iter().filter(|&i| !existing.contains_key(&keys[i])).collect();
+        let fresh: Vec<usize> = leaders
+            .into_iter()
+            .filter(|&i| !existing.contains_key(&keys[i]))
+            .collect();
         let mut plan = Plan::default();
         if !fresh.is_empty() {
             plan.load(rows);
@@ -81,7 +84,10 @@ impl PgStore {
             }
             if !plan.write(&mut conn, batch).await? {
                 drop(conn);
-                tracing::debug!(batch = batch.len(), "bulk plan met a concurrent writer; storing item by item");
+                tracing::debug!(
+                    batch = batch.len(),
+                    "bulk plan met a concurrent writer; storing item by item"
+                );
                 return self.ingest_one_by_one(batch).await;
             }
         }
@@ -91,9 +97,10 @@ impl PgStore {
                 let n = &batch[i];
                 let leader = leader_of[&keys[i]];
                 match existing.get(&keys[i]) {
-                    Some((hash, code, message)) if *hash == n.body_sha256 => {
-                        IngestOutcome::Duplicate { response_code: code.clone(), response_message: message.clone() }
-                    }
+                    Some((hash, code, message)) if *hash == n.body_sha256 => IngestOutcome::Duplicate {
+                        response_code: code.clone(),
+                        response_message: message.clone(),
+                    },
                     Some(_) => IngestOutcome::Conflict,
                     None if leader == i => match plan.applied.remove(&i) {
                         Some(applied) => IngestOutcome::Applied(applied),
@@ -120,8 +127,14 @@ async fn read(
     leaders: &[usize],
 ) -> Result<(Vec<(Payment, String)>, HashMap<Key, Stored>)> {
     let obs = |i: &usize| &batch[*i].observation;
-    let prns: Vec<&str> = leaders.iter().filter_map(|i| obs(i).original_partner_reference_no.as_deref()).collect();
-    let rns: Vec<&str> = leaders.iter().filter_map(|i| obs(i).original_reference_no.as_deref()).collect();
+    let prns: Vec<&str> = leaders
+        .iter()
+        .filter_map(|i| obs(i).original_partner_reference_no.as_deref())
+        .collect();
+    let rns: Vec<&str> = leaders
+        .iter()
+        .filter_map(|i| obs(i).original_reference_no.as_deref())
+        .collect();
     // Two kinds of rows in one answer: `p` rows are payments, `n` rows stored
     // notifications (the columns of the other kind are NULL).
     let sql = format!(
@@ -136,8 +149,18 @@ async fn read(
         nulls = vec!["NULL"; PAYMENT_COLUMNS.split(',').count()].join(", ")
     );
     let rows = sqlx::query(&sql)
-        .bind(leaders.iter().map(|&i| batch[i].partner_id.as_str()).collect::<Vec<_>>())
-        .bind(leaders.iter().map(|&i| batch[i].external_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            leaders
+                .iter()
+                .map(|&i| batch[i].partner_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            leaders
+                .iter()
+                .map(|&i| batch[i].external_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(leaders.iter().map(|&i| batch[i].jakarta_day).collect::<Vec<_>>())
         .bind(prns)
         .bind(rns)
@@ -150,8 +173,16 @@ async fn read(
             payments.push((Payment::from_row(&row)?, row.try_get("row_version")?));
         } else {
             stored.insert(
-                (row.try_get("n_partner_id")?, row.try_get("n_external_id")?, row.try_get("n_jakarta_day")?),
-                (row.try_get("n_body_sha256")?, row.try_get("n_response_code")?, row.try_get("n_response_message")?),
+                (
+                    row.try_get("n_partner_id")?,
+                    row.try_get("n_external_id")?,
+                    row.try_get("n_jakarta_day")?,
+                ),
+                (
+                    row.try_get("n_body_sha256")?,
+                    row.try_get("n_response_code")?,
+                    row.try_get("n_response_message")?,
+                ),
             );
         }
     }
@@ -198,7 +229,11 @@ impl Plan {
     fn load(&mut self, read: Vec<(Payment, String)>) {
         for (p, version) in read {
             let status = p.status;
-            self.add(Slot { payment: p, read: Some((status, version)), changed: false });
+            self.add(Slot {
+                payment: p,
+                read: Some((status, version)),
+                changed: false,
+            });
         }
     }
 
@@ -264,8 +299,17 @@ impl Plan {
                 lease_until: None,
             };
             let payment_id = payment.id.clone();
-            let at = self.add(Slot { payment, read: None, changed: true });
-            self.events.push(Event { slot: at, kind: by, detail: Detail::Notification(i), at: now });
+            let at = self.add(Slot {
+                payment,
+                read: None,
+                changed: true,
+            });
+            self.events.push(Event {
+                slot: at,
+                kind: by,
+                detail: Detail::Notification(i),
+                at: now,
+            });
             self.events.push(Event {
                 slot: at,
                 kind: "created",
@@ -274,11 +318,25 @@ impl Plan {
             });
             self.rows.push((i, at, "applied"));
             let decision = Decision::Transition { to: status, flag: None };
-            self.applied.insert(i, Applied { payment_id, created: true, from: None, to: status, decision });
+            self.applied.insert(
+                i,
+                Applied {
+                    payment_id,
+                    created: true,
+                    from: None,
+                    to: status,
+                    decision,
+                },
+            );
             return Ok(());
         };
 
-        self.events.push(Event { slot: at, kind: by, detail: Detail::Notification(i), at: now });
+        self.events.push(Event {
+            slot: at,
+            kind: by,
+            detail: Detail::Notification(i),
+            at: now,
+        });
         if self.slots[at].payment.reference_no.is_none() {
             if let Some(rn) = rn {
                 self.slots[at].payment.reference_no = Some(rn.to_string());
@@ -290,7 +348,12 @@ impl Plan {
         let p = &mut slot.payment;
         let from = p.status;
         let observed_amount = obs.amount.as_ref().map(|a| (a.minor, a.currency.as_str()));
-        let decision = decide(p.status, (p.amount_minor, p.currency.as_str()), obs.status, observed_amount);
+        let decision = decide(
+            p.status,
+            (p.amount_minor, p.currency.as_str()),
+            obs.status,
+            observed_amount,
+        );
         let mut to = p.status;
         let event = match &decision {
             Decision::Transition { to: next, flag } => {
@@ -309,7 +372,10 @@ impl Plan {
                 p.updated_at = now;
                 slot.changed = true;
                 to = *next;
-                Some(("status_changed", json!({"from": from.as_str(), "to": next.as_str(), "by": by, "flag": flag})))
+                Some((
+                    "status_changed",
+                    json!({"from": from.as_str(), "to": next.as_str(), "by": by, "flag": flag}),
+                ))
             }
             Decision::Mismatch { reason } => {
                 p.flagged = Some(reason.clone());
@@ -321,7 +387,12 @@ impl Plan {
             Decision::Unchanged => None,
         };
         if let Some((kind, detail)) = event {
-            self.events.push(Event { slot: at, kind, detail: Detail::Json(detail), at: now });
+            self.events.push(Event {
+                slot: at,
+                kind,
+                detail: Detail::Json(detail),
+                at: now,
+            });
         }
         let outcome = match &decision {
             Decision::Transition { .. } => "applied",
@@ -331,16 +402,33 @@ impl Plan {
         };
         self.rows.push((i, at, outcome));
         let payment_id = p.id.clone();
-        self.applied.insert(i, Applied { payment_id, created: false, from: Some(from), to, decision });
+        self.applied.insert(
+            i,
+            Applied {
+                payment_id,
+                created: false,
+                from: Some(from),
+                to,
+                decision,
+            },
+        );
         Ok(())
     }
 
     /// Writes the plan in one statement (one transaction); `false` when the
     /// database disagreed with an assumption, in which case nothing was written.
     async fn write(&self, conn: &mut PgConnection, batch: &[InboundNotification]) -> Result<bool> {
-        let read: Vec<(&Slot, &(PaymentStatus, String))> =
-            self.slots.iter().filter_map(|s| s.read.as_ref().map(|r| (s, r))).collect();
-        let created: Vec<&Payment> = self.slots.iter().filter(|s| s.read.is_none()).map(|s| &s.payment).collect();
+        let read: Vec<(&Slot, &(PaymentStatus, String))> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.read.as_ref().map(|r| (s, r)))
+            .collect();
+        let created: Vec<&Payment> = self
+            .slots
+            .iter()
+            .filter(|s| s.read.is_none())
+            .map(|s| &s.payment)
+            .collect();
         let changed: Vec<(&Slot, &(PaymentStatus, String))> = read.iter().filter(|(s, _)| s.changed).copied().collect();
         let rows = &self.rows;
         let n = |r: &(usize, usize, &str)| &batch[r.0];
