@@ -54,9 +54,15 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::default());
         let observer_metrics = metrics.clone();
+        // SQLite takes one writer at a time: a second writer only waits on its lock
+        // (and past busy_timeout turns a batch into 5005200s), so it gets one.
+        let writers = match store.backend() {
+            store::Backend::Sqlite => 1,
+            store::Backend::Postgres => settings.server.writers,
+        };
         let batcher = Batcher::start(
             store.clone(),
-            settings.server.writers,
+            writers,
             settings.server.max_batch,
             Some(Arc::new(move |n| {
                 observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64)
