@@ -171,7 +171,13 @@ async fn notifications_fail_closed_while_sqlite_is_locked_and_recover() {
     let (status, v) = app
         .notify(&token, &unique_digits(), &notify_body("INV-L", "FP-L", "00", "1.00"))
         .await;
-    assert_eq!((status, v["responseCode"].as_str()), (500, Some("5005200")));
+    // General Error, or Timeout when the request also queued behind a batch that was
+    // itself waiting out the lock: either way a 5xx that makes Finpay retry, never a 2xx.
+    let answer = (status, v["responseCode"].as_str());
+    assert!(
+        answer == (500, Some("5005200")) || answer == (504, Some("5045200")),
+        "{answer:?}"
+    );
     locker.execute("ROLLBACK").await.unwrap();
     drop(locker);
 
