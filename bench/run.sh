@@ -85,9 +85,10 @@ pg_reset() {
 }
 pg_reset
 
-sqlite_reset() {
-    sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "DELETE FROM notifications; DELETE FROM payment_events;
-        DELETE FROM refunds; DELETE FROM payments;
+sqlite_reset() { # a fresh file each run (payments are never deleted: a trigger refuses it)
+    rm -f "$WORK/bench.db" "$WORK/bench.db-wal" "$WORK/bench.db-shm"
+    DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
+    sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "
         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
         INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
         SELECT 'bench-' || n, 'PRN' || n, 'FP' || n, 1000000, 'IDR', 'pending', 'generated',
@@ -192,7 +193,6 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
 fi
 
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
-    DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
     for r in $(seq 1 "$REPEAT"); do
         for c in $CONNS; do
             log "SQLite, $c connections (run $r)"

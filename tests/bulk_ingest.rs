@@ -402,3 +402,83 @@ fn concurrent_batches_on_the_same_payments_keep_every_effect_once() {
         }
     });
 }
+
+/// Rows of `payments` and `notifications` read so far by scans of either kind,
+/// as the statistics collector has them.
+async fn rows_read(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(seq_tup_read + COALESCE(idx_tup_fetch, 0)), 0)::bigint FROM pg_stat_user_tables \
+         WHERE relname IN ('payments', 'notifications')",
+    )
+    .fetch_one(&mut *c)
+    .await
+    .unwrap()
+}
+
+/// The writers keep their statements' plans for the life of a connection, so
+/// a plan made while the tables were empty (as after a fresh install, with
+/// statistics to match) must still find rows by key once the tables hold many
+/// thousands: storing a batch then reads a handful of rows, not the tables.
+#[test]
+fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was_made() {
+    let Some(dbs) = dbs() else { return };
+    dbs.rt.block_on(async {
+        use sqlx::Connection;
+        let db = TestDb::new(Backend::Postgres).await;
+        // One connection: the measured batch runs on the plans the first one made.
+        let store = PgStore::connect(&db.url, 1, 5).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
+        let case = "plan-";
+        let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+        seed(&store, case, base).await;
+        let it = |ext, payment, status| Item {
+            ext,
+            payment,
+            status,
+            amount: "1000.00",
+        };
+        store
+            .ingest_notifications(&[notification(case, &it(1, 0, "03"), base)])
+            .await
+            .unwrap();
+
+        for sql in [
+            "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, \
+             created_at, updated_at) SELECT 'grown-' || g, 'GROWN' || g, 'FPGROWN' || g, 100, 'IDR', 'pending', \
+             'generated', now(), now() FROM generate_series(1, 20000) g",
+            "INSERT INTO notifications (partner_id, external_id, jakarta_day, body_sha256, raw_body, headers, \
+             verification, outcome, response_code, response_message, received_at) SELECT 'FINPAY-TEST', 'grown' || g, \
+             DATE '2026-11-25', '\\x00', '{}', '{}', 'test', 'applied', '2005200', 'Successful', now() \
+             FROM generate_series(1, 20000) g",
+        ] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        // A backend reports its reads at most once a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let before = rows_read(&mut c).await;
+
+        // A duplicate, a new notification for a known payment and a static-QR payment.
+        let outcomes = store
+            .ingest_notifications(&[
+                notification(case, &it(1, 0, "03"), base),
+                notification(case, &it(2, 1, "00"), base),
+                notification(case, &it(3, 4, "00"), base),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(outcomes[0], IngestOutcome::Duplicate { .. }), "{outcomes:?}");
+        assert!(matches!(outcomes[1], IngestOutcome::Applied(_)), "{outcomes:?}");
+
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        let mut read = 0;
+        while read == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            read = rows_read(&mut c).await - before;
+        }
+        assert!(read > 0, "the batch's reads never reached the statistics");
+        assert!(read < 100, "storing 3 notifications read {read} rows");
+        let _ = c.close().await;
+    });
+}

@@ -627,7 +627,45 @@ async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up
     app.stop().await;
 }
 
+/// The audit trail (events, notifications) refers to payments, so the database
+/// refuses to delete one, whoever asks.
+async fn the_database_refuses_to_delete_a_payment(b: Backend) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(b).await;
+    let now = finpay_qris::store::now();
+    let p = app
+        .state
+        .store
+        .insert_payment(&NewPayment {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_reference_no: "INV-KEEP".into(),
+            amount_minor: 1_000,
+            currency: "IDR".into(),
+            note: None,
+            valid_until: now + chrono::Duration::seconds(900),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let delete = "DELETE FROM payments WHERE id = $1";
+    let refused = match b {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(delete).bind(&p.id).execute(&mut c).await.err()
+        }
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(delete).bind(&p.id).execute(&mut c).await.err()
+        }
+    };
+    let refused = refused.expect("deleting a payment must fail");
+    assert!(refused.to_string().contains("never deleted"), "{refused}");
+    assert!(app.state.store.get_payment(&p.id).await.unwrap().is_some());
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_database_refuses_to_delete_a_payment,
     the_published_v3_notification_is_accepted_as_sent,
     token_endpoint_issues_a_bearer_token_for_finpay,
     token_endpoint_refuses_bad_requests_with_precise_codes,

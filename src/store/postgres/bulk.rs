@@ -70,8 +70,8 @@ impl PgStore {
         }
 
         // One connection for both statements (one pool check-out).
-        let mut conn = self.pool.acquire().await?;
-        let (rows, existing) = read(&mut conn, batch, &leaders).await?;
+        let mut conn = self.ingest.acquire().await?;
+        let (rows, existing, ids) = read(&mut conn, batch, &leaders).await?;
         let fresh: Vec<usize> = leaders
             .into_iter()
             .filter(|&i| !existing.contains_key(&keys[i]))
@@ -82,7 +82,7 @@ impl PgStore {
             for &i in &fresh {
                 plan.apply(i, &batch[i])?;
             }
-            if !plan.write(&mut conn, batch).await? {
+            if !plan.write(&mut conn, batch, &ids).await? {
                 drop(conn);
                 tracing::debug!(
                     batch = batch.len(),
@@ -125,7 +125,7 @@ async fn read(
     conn: &mut PgConnection,
     batch: &[InboundNotification],
     leaders: &[usize],
-) -> Result<(Vec<(Payment, String)>, HashMap<Key, Stored>)> {
+) -> Result<(Vec<(Payment, String)>, HashMap<Key, Stored>, Vec<i64>)> {
     let obs = |i: &usize| &batch[*i].observation;
     let prns: Vec<&str> = leaders
         .iter()
@@ -135,18 +135,24 @@ async fn read(
         .iter()
         .filter_map(|i| obs(i).original_reference_no.as_deref())
         .collect();
-    // Two kinds of rows in one answer: `p` rows are payments, `n` rows stored
-    // notifications (the columns of the other kind are NULL).
+    // Three kinds of rows in one answer: `p` rows are payments, `n` stored
+    // notifications, `i` ids drawn from the notifications' sequence, one per
+    // leader (the columns of the other kinds are NULL). Drawing ids that a
+    // duplicate or an abandoned plan then leaves unused only leaves a gap.
+    let nulls = vec!["NULL"; PAYMENT_COLUMNS.split(',').count()].join(", ");
     let sql = format!(
         "SELECT 'p' AS row_kind, {PAYMENT_COLUMNS}, xmin::text AS row_version, NULL::text AS n_partner_id, \
          NULL::text AS n_external_id, NULL::date AS n_jakarta_day, NULL::bytea AS n_body_sha256, \
-         NULL::text AS n_response_code, NULL::text AS n_response_message \
+         NULL::text AS n_response_code, NULL::text AS n_response_message, NULL::bigint AS n_id \
          FROM payments WHERE partner_reference_no = ANY($4) OR reference_no = ANY($5) \
          UNION ALL \
          SELECT 'n', {nulls}, NULL, n.partner_id, n.external_id, n.jakarta_day, n.body_sha256, n.response_code, \
-         n.response_message FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(partner_id, external_id, jakarta_day) \
-         JOIN notifications n USING (partner_id, external_id, jakarta_day)",
-        nulls = vec!["NULL"; PAYMENT_COLUMNS.split(',').count()].join(", ")
+         n.response_message, NULL FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(partner_id, external_id, jakarta_day) \
+         CROSS JOIN LATERAL (SELECT * FROM notifications n WHERE n.partner_id = k.partner_id \
+           AND n.external_id = k.external_id AND n.jakarta_day = k.jakarta_day LIMIT 1) n \
+         UNION ALL \
+         SELECT 'i', {nulls}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, nextval('notifications_id_seq') \
+         FROM generate_series(1, cardinality($1::text[]))"
     );
     let rows = sqlx::query(&sql)
         .bind(
@@ -168,9 +174,13 @@ async fn read(
         .await?;
     let mut payments = Vec::new();
     let mut stored = HashMap::new();
+    let mut ids = Vec::with_capacity(leaders.len());
     for row in rows {
-        if row.try_get::<&str, _>("row_kind")? == "p" {
+        let kind: &str = row.try_get("row_kind")?;
+        if kind == "p" {
             payments.push((Payment::from_row(&row)?, row.try_get("row_version")?));
+        } else if kind == "i" {
+            ids.push(row.try_get("n_id")?);
         } else {
             stored.insert(
                 (
@@ -187,7 +197,8 @@ async fn read(
         }
     }
     payments.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    Ok((payments, stored))
+    ids.sort_unstable();
+    Ok((payments, stored, ids))
 }
 
 /// A payment as the plan sees it: the row as read plus the batch's effects so far.
@@ -417,7 +428,7 @@ impl Plan {
 
     /// Writes the plan in one statement (one transaction); `false` when the
     /// database disagreed with an assumption, in which case nothing was written.
-    async fn write(&self, conn: &mut PgConnection, batch: &[InboundNotification]) -> Result<bool> {
+    async fn write(&self, conn: &mut PgConnection, batch: &[InboundNotification], ids: &[i64]) -> Result<bool> {
         let read: Vec<(&Slot, &(PaymentStatus, String))> = self
             .slots
             .iter()
@@ -432,22 +443,18 @@ impl Plan {
         let changed: Vec<(&Slot, &(PaymentStatus, String))> = read.iter().filter(|(s, _)| s.changed).copied().collect();
         let rows = &self.rows;
         let n = |r: &(usize, usize, &str)| &batch[r.0];
-        // A notification's own event names its row, whose id exists only once
-        // inserted: the detail is rendered with id 0 and the statement puts the
-        // id in. The key `"notificationId":0` cannot occur inside a JSON string
-        // (its quotes would be escaped), so the replacement is exact.
+        // Each new notification gets one of the ids the read drew from the
+        // table's sequence, so its own event can name it without a join.
+        let id_of: HashMap<usize, i64> = rows.iter().map(|r| r.0).zip(ids.iter().copied()).collect();
         let detail_of = |e: &Event| match &e.detail {
             Detail::Json(v) => v.to_string(),
-            Detail::Notification(i) => notification_detail(&batch[*i], 0),
-        };
-        let source = |e: &Event| match e.detail {
-            Detail::Notification(i) => Some(&batch[i]),
-            Detail::Json(_) => None,
+            Detail::Notification(i) => notification_detail(&batch[*i], id_of[i]),
         };
         let done = sqlx::query(
             "WITH locked AS MATERIALIZED ( \
-               SELECT p.id FROM payments p JOIN UNNEST($40::text[], $41::text[]) AS v(id, version) ON p.id = v.id \
-               WHERE p.xmin = v.version::xid ORDER BY p.id FOR UPDATE OF p \
+               SELECT p.id, p.xmin::text AS version FROM payments p WHERE p.id = ANY($38) ORDER BY p.id FOR UPDATE \
+             ), unchanged AS ( \
+               SELECT 1 FROM locked JOIN UNNEST($38::text[], $39::text[]) AS v(id, version) USING (id, version) \
              ), created AS ( \
                INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, \
                  paid_at, flagged, finpay_status, created_at, updated_at, next_check_at) \
@@ -455,36 +462,31 @@ impl Plan {
                  $8::timestamptz[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[]) \
                ON CONFLICT DO NOTHING RETURNING 1 \
              ), n AS ( \
-               INSERT INTO notifications (partner_id, external_id, jakarta_day, body_sha256, raw_body, headers, verification, \
-                 payment_id, outcome, response_code, response_message, received_at) \
-               SELECT u.p, u.e, u.d, u.h, u.b, u.hd, u.v, u.pay, u.o, '2005200', 'Successful', u.r \
-               FROM UNNEST($14::text[], $15::text[], $16::date[], $17::bytea[], $18::text[], $19::text[], $20::text[], \
-                 $21::text[], $22::text[], $23::timestamptz[]) WITH ORDINALITY AS u(p, e, d, h, b, hd, v, pay, o, r, ord) \
-               ORDER BY u.ord \
+               INSERT INTO notifications (id, partner_id, external_id, jakarta_day, body_sha256, raw_body, headers, \
+                 verification, payment_id, outcome, response_code, response_message, received_at) \
+               SELECT u.id, u.p, u.e, u.d, u.h, u.b, u.hd, u.v, u.pay, u.o, '2005200', 'Successful', u.r \
+               FROM UNNEST($28::bigint[], $14::text[], $15::text[], $16::date[], $17::bytea[], $18::text[], $19::text[], \
+                 $20::text[], $21::text[], $22::text[], $23::timestamptz[]) AS u(id, p, e, d, h, b, hd, v, pay, o, r) \
                ON CONFLICT (partner_id, external_id, jakarta_day) DO NOTHING \
-               RETURNING id, partner_id, external_id, jakarta_day \
+               RETURNING 1 \
              ), ev AS ( \
                INSERT INTO payment_events (payment_id, kind, detail, created_at) \
-               SELECT e.p, e.k, CASE WHEN n.id IS NULL THEN e.d \
-                 ELSE replace(e.d, '\"notificationId\":0', '\"notificationId\":' || n.id) END, e.t \
-               FROM UNNEST($24::text[], $25::text[], $26::text[], $27::timestamptz[], $28::text[], $29::text[], $30::date[]) \
-                 WITH ORDINALITY AS e(p, k, d, t, np, ne, nd, ord) \
-               LEFT JOIN n ON n.partner_id = e.np AND n.external_id = e.ne AND n.jakarta_day = e.nd \
-               ORDER BY e.ord \
+               SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::timestamptz[]) \
                RETURNING 1 \
              ), upd AS ( \
                UPDATE payments SET reference_no = u.rn, status = u.status, finpay_status = u.fs, paid_at = u.paid_at, \
                  flagged = u.flagged, next_check_at = u.nca, updated_at = u.updated_at \
-               FROM UNNEST($31::text[], $32::text[], $33::text[], $34::text[], $35::text[], $36::timestamptz[], $37::text[], \
-                 $38::timestamptz[], $39::timestamptz[]) AS u(id, old_status, rn, status, fs, paid_at, flagged, nca, updated_at) \
-               WHERE payments.id = u.id AND payments.status = u.old_status \
+               FROM UNNEST($29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::timestamptz[], $35::text[], \
+                 $36::timestamptz[], $37::timestamptz[]) AS u(id, old_status, rn, status, fs, paid_at, flagged, nca, updated_at) \
+               WHERE payments.id = ANY($29) AND payments.id = u.id AND payments.status = u.old_status \
                RETURNING 1 \
              ) \
-             SELECT 1 / (CASE WHEN (SELECT count(*) FROM locked) = cardinality($40::text[]) \
+             SELECT 1 / (CASE WHEN (SELECT count(*) FROM unchanged) = cardinality($38::text[]) \
                AND (SELECT count(*) FROM created) = cardinality($1::text[]) \
                AND (SELECT count(*) FROM n) = cardinality($14::text[]) \
-               AND (SELECT count(*) FROM upd) = cardinality($31::text[]) \
-               AND NOT EXISTS (SELECT 1 FROM payments WHERE partner_reference_no = ANY($42::text[])) \
+               AND (SELECT count(*) FROM ev) = cardinality($24::text[]) \
+               AND (SELECT count(*) FROM upd) = cardinality($29::text[]) \
+               AND NOT EXISTS (SELECT 1 FROM payments WHERE partner_reference_no = ANY($40::text[])) \
              THEN 1 ELSE 0 END)",
         )
         // Payments learnt from notifications, in their state at the end of the batch.
@@ -517,9 +519,8 @@ impl Plan {
         .bind(self.events.iter().map(|e| e.kind).collect::<Vec<_>>())
         .bind(self.events.iter().map(detail_of).collect::<Vec<_>>())
         .bind(self.events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(self.events.iter().map(|e| source(e).map(|n| n.partner_id.as_str())).collect::<Vec<_>>())
-        .bind(self.events.iter().map(|e| source(e).map(|n| n.external_id.as_str())).collect::<Vec<_>>())
-        .bind(self.events.iter().map(|e| source(e).map(|n| n.jakarta_day)).collect::<Vec<_>>())
+        // The notifications' ids, drawn from their sequence by the read.
+        .bind(rows.iter().map(|r| id_of[&r.0]).collect::<Vec<_>>())
         // The payments the batch changed, guarded like item by item.
         .bind(changed.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
         .bind(changed.iter().map(|(_, (st, _))| st.as_str()).collect::<Vec<_>>())
