@@ -26,13 +26,8 @@ use std::time::Duration;
 const SVC: u8 = service::NOTIFY;
 
 pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let external_id = headers
-        .get("x-external-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let span = tracing::info_span!("notify", external_id = %external_id);
-    let result = tracing::Instrument::instrument(receive_inner(&st, &uri, &headers, body), span.clone()).await;
+    // Runs inside the request's span, which names the X-EXTERNAL-ID (app.rs).
+    let result = receive_inner(&st, &uri, &headers, body).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
         Ok(Answer::Replay { code, message }) => {
@@ -59,9 +54,7 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
                     &[("endpoint", "notify"), ("reason", reason)],
                 );
             }
-            span.in_scope(
-                || tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused"),
-            );
+            tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused");
             (e.0, None)
         }
     };
