@@ -25,24 +25,21 @@ macro_rules! sql_store {
                 partner_reference_no: Option<&str>,
                 reference_no: Option<&str>,
             ) -> crate::store::Result<Option<Payment>> {
-                let sql = format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE partner_reference_no = $1 OR reference_no = $2 ORDER BY id{}",
-                    Self::FOR_UPDATE
-                );
-                let sql = Self::sql_owned(sql);
-                let rows: Vec<Payment> = sqlx::query_as(&sql)
-                    .bind(partner_reference_no)
-                    .bind(reference_no)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                // Prefer the payment our own reference names.
-                let by_partner = rows
-                    .iter()
-                    .position(|p| partner_reference_no.is_some() && p.partner_reference_no.as_deref() == partner_reference_no);
-                Ok(match by_partner {
-                    Some(i) => rows.into_iter().nth(i),
-                    None => rows.into_iter().next(),
-                })
+                // Our own reference first, else Finpay's: two lookups, each on its
+                // unique index. (One `… = $1 OR … = $2` let SQLite's planner scan
+                // the whole table once ANALYZE had seen mostly NULL reference_no.)
+                for (column, value) in [("partner_reference_no", partner_reference_no), ("reference_no", reference_no)] {
+                    let Some(value) = value else { continue };
+                    let sql = Self::sql_owned(format!(
+                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE {column} = $1{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let found: Option<Payment> = sqlx::query_as(&sql).bind(value).fetch_optional(&mut **tx).await?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                Ok(None)
             }
 
             async fn insert_event(

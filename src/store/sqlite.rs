@@ -23,7 +23,11 @@ impl SqliteStore {
             // FULL: a commit survives power loss, as on PostgreSQL.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            // How long a statement waits for another connection's write lock:
+            // the same bound as waiting for a pooled connection
+            // (`database.acquire_timeout_secs`), after which the caller gets an
+            // error (notify: `5005200`, so Finpay retries) instead of hanging.
+            .busy_timeout(Duration::from_secs(acquire_timeout_secs.max(1)));
         if let Some(dir) = std::path::Path::new(opts.get_filename()).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)
