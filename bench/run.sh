@@ -98,12 +98,18 @@ sqlite_reset() { # a fresh file each run (payments are never deleted: a trigger 
 
 log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, $REPEAT run(s)"
 PGB_RUNS=""
+PGB_BUSY=""
 for r in $(seq 1 "$REPEAT"); do
+    s0=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
     pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+    s1=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
     cat "$WORK/pgbench.txt" >&2
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
     [[ -n "$tps" ]] || { echo "could not read the pgbench figure" >&2; exit 1; }
     PGB_RUNS="$PGB_RUNS $tps"
+    # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
+    PGB_BUSY="$PGB_BUSY $(echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
+        '{ printf "%s:%.0f", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }')"
     pg_reset
 done
 # The median pgbench run is the reference.
@@ -144,21 +150,42 @@ batches() { # "committed-notifications transactions" so far, from the server's m
     curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_notify_batch_size_sum/ {s=$2} /^finpay_qris_notify_batch_size_count/ {c=$2} END {print s+0, c+0}'
 }
 
+ticks() { # CPU clock ticks used so far by the given processes
+    local t=0 p
+    for p in "$@"; do
+        [[ -r "/proc/$p/stat" ]] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+
+cpu_sample() { # "server-ticks postgres-ticks loadgen-ticks idle-ticks all-ticks"
+    local idle_all
+    idle_all=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+    echo "$(ticks "$SERVER_PID") $(ticks $(pgrep -x postgres)) $(ticks "$1") $idle_all"
+}
+
 run_load() { # $1 backend, $2 connections, $3 duplicates fraction
-    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after
+    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1
     "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
         --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
     local lg=$!
     before=$(batches)
-    sleep "$(python3 -c "print($WARMUP + $DURATION / 2)")"
+    # CPU is sampled over the middle of the measured window (from 0.5 s in to
+    # 1 s before its end), RSS half-way through it.
+    sleep "$(python3 -c "print($WARMUP + 0.5)")"
+    cpu0="$(date +%s.%N) $(cpu_sample "$lg")"
+    sleep "$(python3 -c "print($DURATION / 2 - 0.5)")"
     rss=$(ps -o rss= -p "$SERVER_PID" | tr -d ' ')
+    sleep "$(python3 -c "print($DURATION / 2 - 1)")"
+    cpu1="$(date +%s.%N) $(cpu_sample "$lg")"
     wait "$lg" || true
     after=$(batches)
     cat "$out" >&2
     local per_batch
     per_batch=$(echo "$before $after" | awk '{ if ($4 > $2) printf "%.1f", ($3 - $1) / ($4 - $2); else print "-" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$cpu0" "$cpu1" \
+        "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
 # Each run: fresh tables, a freshly started server (so no run inherits the
@@ -201,33 +228,61 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     done
 fi
 
-python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" <<'EOF'
+python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" "$PGB_BUSY" <<'EOF'
 import json, sys
 rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 pgb_runs = [float(x) for x in sys.argv[6].split()]
+pgb_busy = dict((float(t), float(u)) for t, u in (x.split(":") for x in sys.argv[7].split())).get(pgb, float("nan"))
 points = {}
+import os
+hz = os.sysconf("SC_CLK_TCK")
+def cpu(c0, c1, r):
+    """Machine CPU per request (µs) of the server, PostgreSQL, loadgen, the rest; idle %."""
+    a, b = [float(x) for x in c0.split()], [float(x) for x in c1.split()]
+    secs = b[0] - a[0]
+    d = [(y - x) / hz for x, y in zip(a[1:], b[1:])]  # server, postgres, loadgen, idle, all (CPU seconds)
+    if r is None or secs <= 0 or d[4] <= 0:
+        return None
+    n = r["requests_per_sec"] * secs
+    us = lambda s: s * 1e6 / n
+    busy = d[4] - d[3]
+    return (us(d[0]), us(d[1]), us(d[2]), us(busy - d[0] - d[1] - d[2]), 100 * d[3] / d[4])
 for line in open(rows_path):
-    backend, conns, dups, rss, per_batch, js = line.rstrip("\n").split("\t", 5)
+    backend, conns, dups, rss, per_batch, c0, c1, js = line.rstrip("\n").split("\t", 7)
     try:
         r = json.loads(js)
     except ValueError:
         r = None
-    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch))
+    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r)))
 print()
 print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
 print()
 print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit | runs (req/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+cpu_rows = []
 for (backend, conns, dups), runs in points.items():
     ok = sorted([x for x in runs if x[0] is not None], key=lambda x: x[0]["requests_per_sec"])
     if not ok:
         print(f"| {backend} | {conns} | {dups:.0%} | loadgen failed |")
         continue
-    r, rss, per_batch = ok[len(ok) // 2]
+    r, rss, per_batch, c = ok[len(ok) // 2]
+    if c is not None:
+        cpu_rows.append((backend, conns, dups, c))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
     spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
     print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
           f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {bad} | {int(rss) / 1024:.1f} | {per_batch} | {spread} |")
+print()
+print("Machine CPU per request (µs, over the middle of the median run's window; 'rest' is the kernel's share not charged to")
+print("the three, e.g. softirq, and other processes), and the idle share of both cores:")
+print()
+print("| backend | connections | duplicates | server | database | loadgen | rest | all | idle % |")
+print("|---|---|---|---|---|---|---|---|---|")
+for backend, conns, dups, (s_, p_, l_, o_, idle) in cpu_rows:
+    db = f"{p_:,.0f}" if backend == "postgres" else "(in server)"
+    print(f"| {backend} | {conns} | {dups:.0%} | {s_:,.0f} | {db} | {l_:,.0f} | {o_:,.0f} | {s_ + p_ + l_ + o_:,.0f} | {idle:.0f} |")
+print()
+print(f"pgbench used {pgb_busy:,.0f} µs of machine CPU per transaction (busy time of both cores over its run, median run).")
 print()
 print(f"peak RSS (VmHWM) of the server, highest over the runs: PostgreSQL {pg_hwm / 1024:.1f} MiB, SQLite {sqlite_hwm / 1024:.1f} MiB")
 print("'not 2005200' sums every run of the point; the other columns are the median run's.")

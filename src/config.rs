@@ -162,7 +162,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server.body_limit_bytes", "65536"),
     ("server.request_timeout_secs", "10"),
     ("server.max_batch", "256"),
-    ("server.writers", "4"),
+    ("server.writers", "2"),
     ("server.shutdown_grace_secs", "20"),
     ("database.url", "sqlite://data/finpay-qris.db"),
     ("database.max_connections", "16"),

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use finpay_qris::snap::{body, signature};
-use finpay_qris::store::NewPayment;
 use serde_json::Value;
 
 /// snap-protocol.md §8.2 V3: the published notify sample, token and signature.
@@ -207,21 +206,7 @@ async fn the_rotation_key_is_accepted_on_token_requests(b: Backend) {
 
 async fn a_paid_notification_settles_a_generated_payment_once(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let now = finpay_qris::store::now();
-    let p = app
-        .state
-        .store
-        .insert_payment(&NewPayment {
-            id: uuid::Uuid::now_v7().to_string(),
-            partner_reference_no: "INV-1001".into(),
-            amount_minor: 1_000_000,
-            currency: "IDR".into(),
-            note: None,
-            valid_until: now + chrono::Duration::seconds(900),
-            created_at: now,
-        })
-        .await
-        .unwrap();
+    let p = insert_pending_payment(app.state.store.as_ref(), "INV-1001", 1_000_000).await;
     let token = app.token().await;
     let body = notify_body("INV-1001", "FP-1001", "00", "10000.00");
     let (status, v) = app.notify(&token, &unique_digits(), &body).await;
@@ -632,21 +617,7 @@ async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up
 async fn the_database_refuses_to_delete_a_payment(b: Backend) {
     use sqlx::Connection;
     let app = TestApp::spawn(b).await;
-    let now = finpay_qris::store::now();
-    let p = app
-        .state
-        .store
-        .insert_payment(&NewPayment {
-            id: uuid::Uuid::now_v7().to_string(),
-            partner_reference_no: "INV-KEEP".into(),
-            amount_minor: 1_000,
-            currency: "IDR".into(),
-            note: None,
-            valid_until: now + chrono::Duration::seconds(900),
-            created_at: now,
-        })
-        .await
-        .unwrap();
+    let p = insert_pending_payment(app.state.store.as_ref(), "INV-KEEP", 1_000).await;
     let delete = "DELETE FROM payments WHERE id = $1";
     let refused = match b {
         Backend::Postgres => {

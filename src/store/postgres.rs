@@ -27,13 +27,14 @@ impl PgStore {
         // grown, for as long as the connection lives (nothing invalidates the
         // plan when autovacuum is off or has not analyzed the table yet).
         let opts = base.clone().options([("plan_cache_mode", "force_custom_plan")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
-            // A connection that died with the server is noticed before use.
-            .test_before_acquire(true)
-            .connect_lazy_with(opts);
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
+        };
+        // A connection that died with the server is noticed before use.
+        let pool = pool_options().test_before_acquire(true).connect_lazy_with(opts);
         // The group-commit writers run two fixed statements per batch, a few
         // hundred times a second, so planning them each time would cost more
         // than running them. Their plans are made once and kept; that is safe
@@ -46,12 +47,7 @@ impl PgStore {
         // with the server fails its batch (answered 5005200, so Finpay retries)
         // and is discarded; no round trip is spent testing it before each batch.
         let ingest_opts = base.options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]);
-        let ingest = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
-            .test_before_acquire(false)
-            .connect_lazy_with(ingest_opts);
+        let ingest = pool_options().test_before_acquire(false).connect_lazy_with(ingest_opts);
         Ok(Self { pool, ingest })
     }
 

@@ -464,3 +464,24 @@ pub fn reconcile_attempts(app: &TestApp, outcome: &str) -> u64 {
         .metrics
         .counter("finpay_qris_reconcile_attempts_total", &[("outcome", outcome)])
 }
+
+/// A payment we generated, pending, stored directly (no Finpay call).
+pub async fn insert_pending_payment(
+    store: &dyn finpay_qris::store::Store,
+    partner_reference_no: &str,
+    amount_minor: i64,
+) -> finpay_qris::store::Payment {
+    let now = finpay_qris::store::now();
+    store
+        .insert_payment(&finpay_qris::store::NewPayment {
+            id: uuid::Uuid::now_v7().to_string(),
+            partner_reference_no: partner_reference_no.into(),
+            amount_minor,
+            currency: "IDR".into(),
+            note: None,
+            valid_until: now + chrono::Duration::seconds(900),
+            created_at: now,
+        })
+        .await
+        .expect("insert payment")
+}
