@@ -66,23 +66,13 @@ pub async fn create_payment(
             Begin::Proceed { resource_id } => resume = resource_id,
         }
     }
-    // Run to the end, answer recorded, even if the caller hangs up: the effects must be recorded.
-    let task = tokio::spawn({
-        let st = st.clone();
-        async move {
-            let reply = run(&st, &spec, key.as_ref(), resume).await;
-            if let Some(k) = &key {
-                idempotency::finish(&st, k, &reply).await;
-            }
-            reply
-        }
-    });
-    let reply = task.await.unwrap_or_else(|e| {
-        // The key (if any) stays locked until it expires; a retry then resumes.
-        tracing::error!(error = %e, "payment creation task failed");
-        Reply::error(ApiError::internal(), false)
-    });
-    Ok(reply.into_response())
+    let work = {
+        let (st, key) = (st.clone(), key.clone());
+        async move { run(&st, &spec, key.as_ref(), resume).await }
+    };
+    Ok(idempotency::run_detached(&st, key, "payment creation", work)
+        .await
+        .into_response())
 }
 
 async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, resume: Option<String>) -> Reply {

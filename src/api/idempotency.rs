@@ -184,6 +184,30 @@ pub async fn finish(st: &AppState, key: &IdempotencyRef, reply: &Reply) {
     }
 }
 
+/// Runs `work` to its end on a task of its own and records its answer under
+/// the key, even if the caller hangs up meanwhile: the effects it causes must
+/// be recorded. If the task itself fails, the key stays locked until it
+/// expires, and a retry then resumes.
+pub async fn run_detached(
+    st: &AppState,
+    key: Option<IdempotencyRef>,
+    what: &'static str,
+    work: impl std::future::Future<Output = Reply> + Send + 'static,
+) -> Reply {
+    let st = st.clone();
+    let task = tokio::spawn(async move {
+        let reply = work.await;
+        if let Some(k) = &key {
+            finish(&st, k, &reply).await;
+        }
+        reply
+    });
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "{what} task failed");
+        Reply::error(ApiError::internal(), false)
+    })
+}
+
 /// How long a claim holds: longer than a Finpay call (token + request) can take.
 fn lock_for(st: &AppState) -> chrono::Duration {
     let finpay = st.settings.finpay.timeout_secs.max(1) + st.settings.finpay.connect_timeout_secs.max(1);

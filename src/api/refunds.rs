@@ -120,23 +120,13 @@ pub async fn create_refund(
             Begin::Proceed { resource_id } => resume = resource_id,
         }
     }
-    // Run to the end, answer recorded, even if the caller hangs up: the effects must be recorded.
-    let task = tokio::spawn({
-        let st = st.clone();
-        async move {
-            let reply = run(&st, payment, spec, key.as_ref(), resume).await;
-            if let Some(k) = &key {
-                idempotency::finish(&st, k, &reply).await;
-            }
-            reply
-        }
-    });
-    let reply = task.await.unwrap_or_else(|e| {
-        // The key (if any) stays locked until it expires; a retry then resumes.
-        tracing::error!(error = %e, "refund task failed");
-        Reply::error(ApiError::internal(), false)
-    });
-    Ok(reply.into_response())
+    let work = {
+        let (st, key) = (st.clone(), key.clone());
+        async move { run(&st, payment, spec, key.as_ref(), resume).await }
+    };
+    Ok(idempotency::run_detached(&st, key, "refund", work)
+        .await
+        .into_response())
 }
 
 async fn run(

@@ -171,30 +171,8 @@ macro_rules! sql_api_store {
                     next_check_at: DateTime<Utc>,
                     idempotency: Option<&IdempotencyRef>,
                 ) -> crate::store::Result<Payment> {
-                    let sql = Self::sql_owned(format!(
-                        "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, note, \
-                         valid_until, created_at, updated_at, next_check_at) \
-                         VALUES ($1, $2, $3, $4, 'pending', 'generated', $5, $6, $7, $7, $8) RETURNING {PAYMENT_COLUMNS}"
-                    ));
                     let mut tx = self.begin().await?;
-                    let row: Payment = sqlx::query_as(&sql)
-                        .bind(&p.id)
-                        .bind(&p.partner_reference_no)
-                        .bind(p.amount_minor)
-                        .bind(&p.currency)
-                        .bind(p.note.as_deref())
-                        .bind(p.valid_until)
-                        .bind(p.created_at)
-                        .bind(next_check_at)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let detail = json!({
-                        "from": "api",
-                        "status": "pending",
-                        "amount": crate::domain::status::format_minor(p.amount_minor),
-                        "partnerReferenceNo": p.partner_reference_no,
-                    });
-                    Self::insert_event(&mut tx, &row.id, "created", &detail, p.created_at).await?;
+                    let row = Self::insert_generated_payment(&mut tx, p, Some(next_check_at)).await?;
                     Self::name_resource(&mut tx, idempotency, &row.id).await?;
                     tx.commit().await?;
                     Ok(row)
