@@ -72,7 +72,7 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "finpay_qris_db_pool_connections",
         "gauge",
-        "Database pool connections, by state (sampled when scraped).",
+        "Database connections, by state, over all pools (on PostgreSQL the notification writers have their own; sampled when scraped).",
     ),
 ];
 

@@ -55,6 +55,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// Every pool, for the pool-usage metric (the writers' own included).
+    pub(crate) fn pools(&self) -> [&PgPool; 2] {
+        [&self.pool, &self.ingest]
+    }
+
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
     pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;

@@ -325,9 +325,10 @@ macro_rules! sql_store {
             }
 
             fn pool_usage(&self) -> (u32, u32) {
-                let size = self.pool.size();
-                let idle = self.pool.num_idle() as u32;
-                (size.saturating_sub(idle), idle)
+                self.pools().iter().fold((0, 0), |(used, idle), pool| {
+                    let (size, free) = (pool.size(), pool.num_idle() as u32);
+                    (used + size.saturating_sub(free), idle + free)
+                })
             }
 
             async fn insert_token(

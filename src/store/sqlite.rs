@@ -46,6 +46,10 @@ impl SqliteStore {
         &self.pool
     }
 
+    pub(crate) fn pools(&self) -> [&SqlitePool; 1] {
+        [&self.pool]
+    }
+
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;
