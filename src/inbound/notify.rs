@@ -26,7 +26,8 @@ use std::time::Duration;
 const SVC: u8 = service::NOTIFY;
 
 pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    // Runs inside the request's span, which names the X-EXTERNAL-ID (app.rs).
+    // The request's span is debug-level on this hot route (app.rs), so the
+    // events below name the X-EXTERNAL-ID themselves.
     let result = receive_inner(&st, &uri, &headers, body).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
@@ -54,7 +55,12 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
                     &[("endpoint", "notify"), ("reason", reason)],
                 );
             }
-            tracing::info!(response_code = %e.0.code(), message = %e.0.message, "notification refused");
+            tracing::info!(
+                response_code = %e.0.code(),
+                message = %e.0.message,
+                external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                "notification refused"
+            );
             (e.0, None)
         }
     };
@@ -194,7 +200,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
     match tokio::time::timeout(deadline, st.batcher.submit(item)).await {
         Err(_) => Err(SnapStatus::timeout(SVC).into()),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "notification not stored; answering General Error so Finpay retries");
+            tracing::error!(error = %e, external_id, "notification not stored; answering General Error so Finpay retries");
             Err(SnapStatus::general_error(SVC).into())
         }
         Ok(Ok(IngestOutcome::Applied(applied))) => {
