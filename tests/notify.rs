@@ -67,20 +67,12 @@ async fn the_published_v3_notification_is_accepted_as_sent(b: Backend) {
     })
     .await;
     store_token(&app, V3_TOKEN, CLIENT_ID, 600).await;
-    let resp = app
-        .http
-        .post(app.url(NOTIFY_PATH))
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {V3_TOKEN}"))
-        .header("X-TIMESTAMP", V3_TIMESTAMP)
-        .header("X-SIGNATURE", V3_SIGNATURE)
-        .header("X-PARTNER-ID", CLIENT_ID)
-        .header("X-EXTERNAL-ID", "41807553358950093184")
-        .header("CHANNEL-ID", "95221")
-        .body(V3_PRETTY)
-        .send()
-        .await
-        .unwrap();
+    let published = [
+        ("X-TIMESTAMP", V3_TIMESTAMP.to_string()),
+        ("X-SIGNATURE", V3_SIGNATURE.to_string()),
+        ("X-EXTERNAL-ID", "41807553358950093184".to_string()),
+    ];
+    let resp = build(&app, V3_TOKEN, V3_PRETTY, &published).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(code(&v), "2005200");
@@ -125,43 +117,24 @@ async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
     assert_eq!(v["responseMessage"], "Unauthorized. Unknown Client");
     // Signature by another key.
     let other = finpay_qris::snap::keys::generate_private_key();
-    let sig = signature::rsa_sign(&other, &signature::token_string_to_sign(CLIENT_ID, &ts));
-    let send = |sig: String, ts: String, body: &'static str, ct: &'static str| {
-        app.http
-            .post(app.url(TOKEN_PATH))
-            .header("Content-Type", ct)
-            .header("X-TIMESTAMP", ts)
-            .header("X-CLIENT-KEY", CLIENT_ID)
-            .header("X-SIGNATURE", sig)
-            .body(body)
-            .send()
-    };
-    let r = send(
-        sig,
-        ts.clone(),
-        r#"{"grantType":"client_credentials"}"#,
-        "application/json",
-    )
-    .await
-    .unwrap();
+    let r = token_request_by(&app, &other, &ts, GRANT).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
     assert_eq!(code(&v), "4017300");
     assert_eq!(v["responseMessage"], "Unauthorized. Invalid Signature");
-    let good = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(CLIENT_ID, &ts));
     for (body, expected) in [
         (r#"{"grantType":"password"}"#, "4007301"),
         (r#"{"other":1}"#, "4007302"),
         (r#"not json"#, "4007300"),
     ] {
-        let r = send(good.clone(), ts.clone(), body, "application/json").await.unwrap();
+        let r = token_request_by(&app, &finpay_key(), &ts, body).send().await.unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(code(&r.json::<Value>().await.unwrap()), expected, "{body}");
     }
     // A stale timestamp, correctly signed.
     let stale = finpay_qris::snap::timestamp::format_jakarta(chrono::Utc::now() - chrono::Duration::seconds(3600));
-    let sig = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(CLIENT_ID, &stale));
-    let r = send(sig, stale, r#"{"grantType":"client_credentials"}"#, "application/json")
+    let r = token_request_by(&app, &finpay_key(), &stale, GRANT)
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
@@ -187,19 +160,7 @@ async fn the_rotation_key_is_accepted_on_token_requests(b: Backend) {
         env.push(("FINPAY_QRIS__INBOUND__PUBLIC_KEY_NEXT".into(), next_pem))
     })
     .await;
-    let ts = now_ts();
-    let sig = signature::rsa_sign(&next, &signature::token_string_to_sign(CLIENT_ID, &ts));
-    let r = app
-        .http
-        .post(app.url(TOKEN_PATH))
-        .header("Content-Type", "application/json")
-        .header("X-TIMESTAMP", &ts)
-        .header("X-CLIENT-KEY", CLIENT_ID)
-        .header("X-SIGNATURE", sig)
-        .body(r#"{"grantType":"client_credentials"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = token_request_by(&app, &next, &now_ts(), GRANT).send().await.unwrap();
     assert_eq!(r.status(), 200);
     app.stop().await;
 }
@@ -321,17 +282,7 @@ async fn bodies_are_verified_as_received_not_re_serialized(b: Backend) {
         &hash,
         &ts,
     ));
-    let r = app
-        .http
-        .post(app.url(NOTIFY_PATH))
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {token}"))
-        .header("X-TIMESTAMP", &ts)
-        .header("X-SIGNATURE", sig)
-        .header("X-PARTNER-ID", CLIENT_ID)
-        .header("X-EXTERNAL-ID", unique_digits())
-        .header("CHANNEL-ID", "95221")
-        .body(body)
+    let r = build(&app, &token, body, &[("X-TIMESTAMP", ts), ("X-SIGNATURE", sig)])
         .send()
         .await
         .unwrap();
@@ -441,20 +392,7 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
         "CHANNEL-ID",
         "Authorization",
     ] {
-        let mut req = app.http.post(&url).header("Content-Type", "application/json");
-        for (k, v) in [
-            ("Authorization", format!("Bearer {token}")),
-            ("X-TIMESTAMP", now_ts()),
-            ("X-SIGNATURE", "AAAA".to_string()),
-            ("X-PARTNER-ID", CLIENT_ID.to_string()),
-            ("X-EXTERNAL-ID", unique_digits()),
-            ("CHANNEL-ID", "95221".to_string()),
-        ] {
-            if k != h {
-                req = req.header(k, v);
-            }
-        }
-        let (s, v) = send(req.body(body.clone())).await;
+        let (s, v) = send(build_without(&app, &token, &body, &[], &[h])).await;
         assert_eq!((s, code(&v)), (400, "4005202"), "{h}");
         assert_eq!(v["responseMessage"], format!("Invalid Mandatory Field {h}"));
     }
@@ -483,8 +421,20 @@ async fn forged_stale_and_malformed_notifications_are_refused_precisely(b: Backe
     app.stop().await;
 }
 
-/// A correctly signed notification with some headers replaced.
+/// A notification as Finpay sends it (fresh timestamp, new X-EXTERNAL-ID,
+/// HMAC over `body` with the client secret), with some headers replaced.
 fn build(app: &TestApp, token: &str, body: &str, replace: &[(&str, String)]) -> reqwest::RequestBuilder {
+    build_without(app, token, body, replace, &[])
+}
+
+/// As `build`, and the headers named in `omit` are not sent at all.
+fn build_without(
+    app: &TestApp,
+    token: &str,
+    body: &str,
+    replace: &[(&str, String)],
+    omit: &[&str],
+) -> reqwest::RequestBuilder {
     let ts = replace
         .iter()
         .find(|(k, _)| *k == "X-TIMESTAMP")
@@ -507,10 +457,24 @@ fn build(app: &TestApp, token: &str, body: &str, replace: &[(&str, String)]) -> 
         }
     }
     let mut req = app.http.post(app.url(NOTIFY_PATH));
-    for (k, v) in headers {
+    for (k, v) in headers.into_iter().filter(|(k, _)| !omit.contains(k)) {
         req = req.header(k, v);
     }
     req.body(body.to_string())
+}
+
+const GRANT: &str = r#"{"grantType":"client_credentials"}"#;
+
+/// A B2B token request for `CLIENT_ID` at `ts`, signed by `key`.
+fn token_request_by(app: &TestApp, key: &rsa::RsaPrivateKey, ts: &str, body: &'static str) -> reqwest::RequestBuilder {
+    let sig = signature::rsa_sign(key, &signature::token_string_to_sign(CLIENT_ID, ts));
+    app.http
+        .post(app.url(TOKEN_PATH))
+        .header("Content-Type", "application/json")
+        .header("X-TIMESTAMP", ts)
+        .header("X-CLIENT-KEY", CLIENT_ID)
+        .header("X-SIGNATURE", sig)
+        .body(body)
 }
 
 async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
@@ -573,17 +537,16 @@ async fn asymmetric_mode_verifies_finpays_rsa_signature_without_a_token(b: Backe
     let body = notify_body("INV-A", "FP-A", "00", "100.00");
     let ts = now_ts();
     let sts = signature::asymmetric_string_to_sign("POST", NOTIFY_PATH, &body::body_hash(body.as_bytes()), &ts);
+    // No bearer token in this mode: the RSA signature alone authenticates Finpay.
     let req = |sig: String| {
-        app.http
-            .post(app.url(NOTIFY_PATH))
-            .header("Content-Type", "application/json")
-            .header("X-TIMESTAMP", &ts)
-            .header("X-SIGNATURE", sig)
-            .header("X-PARTNER-ID", CLIENT_ID)
-            .header("X-EXTERNAL-ID", unique_digits())
-            .header("CHANNEL-ID", "95221")
-            .body(body.clone())
-            .send()
+        build_without(
+            &app,
+            "",
+            &body,
+            &[("X-TIMESTAMP", ts.clone()), ("X-SIGNATURE", sig)],
+            &["Authorization"],
+        )
+        .send()
     };
     assert_eq!(
         req(signature::rsa_sign(&finpay_key(), &sts)).await.unwrap().status(),

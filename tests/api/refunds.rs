@@ -3,8 +3,8 @@
 
 use crate::common::{Backend, TestApp};
 use crate::support::{
-    calls_to, get, insert_payment, kind, paid_by_notification, paid_through_api, post, unreachable_finpay,
-    with_simulator,
+    calls_to, event_kinds, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post, refund,
+    refunds_path, unreachable_finpay, with_simulator,
 };
 use serde_json::json;
 use std::collections::HashSet;
@@ -12,24 +12,10 @@ use std::collections::HashSet;
 async fn only_paid_payments_can_be_refunded(backend: Backend) {
     let app = TestApp::spawn_with(backend, unreachable_finpay).await;
     let p = insert_payment(&app, 10000).await;
-    let r = post(
-        &app,
-        &format!("/api/v1/payments/{}/refunds", p.id),
-        &json!({"amount": "1", "reason": "x"}),
-        None,
-    )
-    .await;
-    let problem = r.problem(409);
+    let problem = refund("1", "x").send(&app, &p.id).await.problem(409);
     assert_eq!(kind(&problem), "payment-not-refundable");
     assert!(problem["detail"].as_str().unwrap().contains("pending"));
-    let r = post(
-        &app,
-        "/api/v1/payments/nope/refunds",
-        &json!({"amount": "1", "reason": "x"}),
-        None,
-    )
-    .await;
-    r.problem(404);
+    refund("1", "x").send(&app, "nope").await.problem(404);
     for (body, field) in [
         (json!({"amount": "1"}), "reason"),
         (json!({"amount": "1", "reason": "  "}), "reason"),
@@ -40,9 +26,7 @@ async fn only_paid_payments_can_be_refunded(backend: Backend) {
             "partnerRefundNo",
         ),
     ] {
-        let problem = post(&app, &format!("/api/v1/payments/{}/refunds", p.id), &body, None)
-            .await
-            .problem(422);
+        let problem = post(&app, &refunds_path(&p.id), &body, None).await.problem(422);
         assert_eq!(problem["field"], field, "{body}");
     }
     app.stop().await;
@@ -54,47 +38,37 @@ async fn an_unknown_refund_outcome_keeps_the_amount_reserved(backend: Backend) {
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["refundableAmount"], "10000.00");
     let id = paid["id"].as_str().unwrap();
-    let path = format!("/api/v1/payments/{id}/refunds");
-    let body = json!({"amount": "4000", "reason": "damaged", "partnerRefundNo": "RF-1"});
-    let problem = post(&app, &path, &body, None).await.problem(502);
+    let damaged = refund("4000", "damaged").numbered("RF-1");
+    let problem = damaged.send(&app, id).await.problem(502);
     let refund_id = problem["refundId"]
         .as_str()
         .expect("names the pending refund")
         .to_string();
-    let refunds = get(&app, &path).await.json();
+    let refunds = get(&app, &refunds_path(id)).await.json();
     assert_eq!(refunds["items"][0]["status"], "pending");
     assert_eq!(refunds["items"][0]["amount"], "4000.00");
-    let payment = get(&app, &format!("/api/v1/payments/{id}")).await.json();
-    assert_eq!(payment["refundedAmount"], "4000.00", "the amount stays reserved");
-    assert_eq!(payment["refundableAmount"], "6000.00");
+    let reserved = payment(&app, id).await;
+    assert_eq!(reserved["refundedAmount"], "4000.00", "the amount stays reserved");
+    assert_eq!(reserved["refundableAmount"], "6000.00");
     // More than what is left: refused by the database's guard, naming the amount.
-    let over = post(&app, &path, &json!({"amount": "6000.01", "reason": "x"}), None)
-        .await
-        .problem(409);
+    let over = refund("6000.01", "x").send(&app, id).await.problem(409);
     assert_eq!(kind(&over), "refund-exceeds-refundable");
     assert_eq!(over["field"], "amount");
     // A retry with the same partnerRefundNo resumes the same refund (no second reservation).
-    let again = post(&app, &path, &body, None).await.problem(502);
+    let again = damaged.send(&app, id).await.problem(502);
     assert_eq!(again["refundId"], refund_id.as_str());
-    let other = post(
-        &app,
-        &path,
-        &json!({"amount": "1", "reason": "x", "partnerRefundNo": "RF-1"}),
-        None,
-    )
-    .await
-    .problem(409);
+    let other = refund("1", "x").numbered("RF-1").send(&app, id).await.problem(409);
     assert_eq!(kind(&other), "partner-refund-taken");
-    assert_eq!(get(&app, &path).await.json()["items"].as_array().unwrap().len(), 1);
-    let events = get(&app, &format!("/api/v1/payments/{id}/events")).await.json();
-    let kinds: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    assert_eq!(
+        get(&app, &refunds_path(id)).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let kinds = event_kinds(&app, id).await;
     assert!(
-        kinds.contains(&"refund_requested") && kinds.contains(&"refund_unknown"),
+        kinds.iter().any(|k| k == "refund_requested") && kinds.iter().any(|k| k == "refund_unknown"),
         "{kinds:?}"
     );
     app.stop().await;
@@ -104,50 +78,35 @@ async fn a_partial_then_a_full_refund_moves_the_payment_to_refunded(backend: Bac
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "10000").await;
     let id = paid["id"].as_str().unwrap();
-    let path = format!("/api/v1/payments/{id}/refunds");
-    let r = post(
-        &app,
-        &path,
-        &json!({"amount": "3000", "reason": "one item returned"}),
-        None,
-    )
-    .await;
+    let r = refund("3000", "one item returned").send(&app, id).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.bytes));
     let first = r.json();
     assert_eq!(first["status"], "succeeded");
     assert_eq!(first["amount"], "3000.00");
     assert!(first["referenceNo"].is_string());
-    let partial = get(&app, &format!("/api/v1/payments/{id}")).await.json();
+    let partial = payment(&app, id).await;
     assert_eq!(
         (partial["status"].as_str(), partial["refundableAmount"].as_str()),
         (Some("paid"), Some("7000.00"))
     );
-    let r = post(
-        &app,
-        &path,
-        &json!({"amount": "7000.00", "reason": "order cancelled", "partnerRefundNo": "RF-full"}),
-        None,
-    )
-    .await;
+    let r = refund("7000.00", "order cancelled")
+        .numbered("RF-full")
+        .send(&app, id)
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["partnerRefundNo"], "RF-full");
-    let refunded = get(&app, &format!("/api/v1/payments/{id}")).await.json();
+    let refunded = payment(&app, id).await;
     assert_eq!(refunded["status"], "refunded");
     assert_eq!(refunded["refundedAmount"], "10000.00");
-    let more = post(&app, &path, &json!({"amount": "1", "reason": "x"}), None)
-        .await
-        .problem(409);
+    let more = refund("1", "x").send(&app, id).await.problem(409);
     assert_eq!(kind(&more), "payment-not-refundable");
     // The same partnerRefundNo again answers the refund as it is, without a second refund.
-    let again = post(
-        &app,
-        &path,
-        &json!({"amount": "7000", "reason": "order cancelled", "partnerRefundNo": "RF-full"}),
-        None,
-    )
-    .await;
+    let again = refund("7000", "order cancelled")
+        .numbered("RF-full")
+        .send(&app, id)
+        .await;
     assert_eq!(again.status, 200);
-    let list = get(&app, &path).await.json();
+    let list = get(&app, &refunds_path(id)).await.json();
     let statuses: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
@@ -156,15 +115,9 @@ async fn a_partial_then_a_full_refund_moves_the_payment_to_refunded(backend: Bac
         .collect();
     assert_eq!(statuses, ["succeeded", "succeeded"]);
     assert_eq!(calls_to(&sim, "qr-mpm-refund"), 2);
-    let events = get(&app, &format!("/api/v1/payments/{id}/events")).await.json();
-    let kinds: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "refund_succeeded").count(), 2);
-    assert_eq!(kinds.last(), Some(&"status_changed"));
+    let kinds = event_kinds(&app, id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "refund_succeeded").count(), 2);
+    assert_eq!(kinds.last().map(String::as_str), Some("status_changed"));
     sim.shutdown().await;
     app.stop().await;
 }
@@ -172,9 +125,9 @@ async fn a_partial_then_a_full_refund_moves_the_payment_to_refunded(backend: Bac
 async fn concurrent_refunds_never_exceed_the_amount(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "10000").await;
-    let path = format!("/api/v1/payments/{}/refunds", paid["id"].as_str().unwrap());
-    let body = json!({"amount": "3000", "reason": "split refund"});
-    let answers = futures::future::join_all((0..6).map(|_| post(&app, &path, &body, None))).await;
+    let id = paid["id"].as_str().unwrap();
+    let split = refund("3000", "split refund");
+    let answers = futures::future::join_all((0..6).map(|_| split.send(&app, id))).await;
     let mut statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
     statuses.sort();
     assert_eq!(
@@ -185,11 +138,9 @@ async fn concurrent_refunds_never_exceed_the_amount(backend: Backend) {
     for r in answers.iter().filter(|r| r.status == 409) {
         assert_eq!(kind(&r.problem(409)), "refund-exceeds-refundable");
     }
-    let payment = get(&app, &format!("/api/v1/payments/{}", paid["id"].as_str().unwrap()))
-        .await
-        .json();
-    assert_eq!(payment["refundedAmount"], "9000.00");
-    assert_eq!(payment["refundableAmount"], "1000.00");
+    let after = payment(&app, id).await;
+    assert_eq!(after["refundedAmount"], "9000.00");
+    assert_eq!(after["refundableAmount"], "1000.00");
     let at_finpay = sim.payment(paid["partnerReferenceNo"].as_str().unwrap()).unwrap();
     assert_eq!(at_finpay.refunded_minor, 900_000);
     sim.shutdown().await;
@@ -199,9 +150,9 @@ async fn concurrent_refunds_never_exceed_the_amount(backend: Backend) {
 async fn concurrent_retries_with_one_idempotency_key_refund_once(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "10000").await;
-    let path = format!("/api/v1/payments/{}/refunds", paid["id"].as_str().unwrap());
-    let body = json!({"amount": "2500", "reason": "goodwill"});
-    let answers = futures::future::join_all((0..6).map(|_| post(&app, &path, &body, Some("refund-once")))).await;
+    let id = paid["id"].as_str().unwrap();
+    let goodwill = refund("2500", "goodwill").keyed("refund-once");
+    let answers = futures::future::join_all((0..6).map(|_| goodwill.send(&app, id))).await;
     let ids: HashSet<String> = answers
         .iter()
         .map(|r| {
@@ -211,16 +162,19 @@ async fn concurrent_retries_with_one_idempotency_key_refund_once(backend: Backen
         .collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(calls_to(&sim, "qr-mpm-refund"), 1);
-    let other = post(
-        &app,
-        &path,
-        &json!({"amount": "2500", "reason": "other"}),
-        Some("refund-once"),
-    )
-    .await
-    .problem(422);
+    let other = refund("2500", "other")
+        .keyed("refund-once")
+        .send(&app, id)
+        .await
+        .problem(422);
     assert_eq!(kind(&other), "idempotency-key-reused");
-    assert_eq!(get(&app, &path).await.json()["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&app, &refunds_path(id)).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     sim.shutdown().await;
     app.stop().await;
 }
@@ -230,33 +184,23 @@ async fn a_refused_refund_releases_the_amount(backend: Backend) {
     // Paid according to a notification, unknown to this Finpay: it refuses the refund (4xx).
     let paid = paid_by_notification(&app, "8000.00").await;
     let id = paid["id"].as_str().unwrap();
-    let path = format!("/api/v1/payments/{id}/refunds");
-    let p = post(
-        &app,
-        &path,
-        &json!({"amount": "8000", "reason": "x"}),
-        Some("refused-refund"),
-    )
-    .await
-    .problem(502);
+    let whole = refund("8000", "x").keyed("refused-refund");
+    let p = whole.send(&app, id).await.problem(502);
     assert_eq!(kind(&p), "finpay-rejected");
     assert!(p["finpayResponseCode"].is_string());
     let refund_id = p["refundId"].as_str().unwrap();
-    let list = get(&app, &path).await.json();
+    let list = get(&app, &refunds_path(id)).await.json();
     assert_eq!(list["items"][0]["id"], refund_id);
     assert_eq!(list["items"][0]["status"], "failed");
-    let payment = get(&app, &format!("/api/v1/payments/{id}")).await.json();
+    let released = payment(&app, id).await;
     assert_eq!(
-        (payment["refundedAmount"].as_str(), payment["refundableAmount"].as_str()),
+        (
+            released["refundedAmount"].as_str(),
+            released["refundableAmount"].as_str()
+        ),
         (Some("0.00"), Some("8000.00"))
     );
-    let again = post(
-        &app,
-        &path,
-        &json!({"amount": "8000", "reason": "x"}),
-        Some("refused-refund"),
-    )
-    .await;
+    let again = whole.send(&app, id).await;
     assert_eq!((again.status, again.json()), (502, p));
     sim.shutdown().await;
     app.stop().await;
@@ -265,22 +209,22 @@ async fn a_refused_refund_releases_the_amount(backend: Backend) {
 async fn after_a_finpay_outage_a_retry_completes_the_same_refund(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "10000").await;
-    let path = format!("/api/v1/payments/{}/refunds", paid["id"].as_str().unwrap());
+    let id = paid["id"].as_str().unwrap();
     sim.update_faults(|f| f.fail_refund = true);
-    let body = json!({"amount": "10000", "reason": "cancelled"});
-    let p = post(&app, &path, &body, Some("refund-outage")).await.problem(502);
+    let cancelled = refund("10000", "cancelled").keyed("refund-outage");
+    let p = cancelled.send(&app, id).await.problem(502);
     assert_eq!(kind(&p), "finpay-unavailable");
     let refund_id = p["refundId"].as_str().unwrap().to_string();
-    assert_eq!(get(&app, &path).await.json()["items"][0]["status"], "pending");
+    assert_eq!(
+        get(&app, &refunds_path(id)).await.json()["items"][0]["status"],
+        "pending"
+    );
     sim.update_faults(|f| f.fail_refund = false);
-    let r = post(&app, &path, &body, Some("refund-outage")).await;
+    let r = cancelled.send(&app, id).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.bytes));
     assert_eq!(r.json()["id"], refund_id.as_str());
     assert_eq!(r.json()["status"], "succeeded");
-    let payment = get(&app, &format!("/api/v1/payments/{}", paid["id"].as_str().unwrap()))
-        .await
-        .json();
-    assert_eq!(payment["status"], "refunded");
+    assert_eq!(payment(&app, id).await["status"], "refunded");
     assert_eq!(
         sim.payment(paid["partnerReferenceNo"].as_str().unwrap())
             .unwrap()

@@ -174,3 +174,62 @@ pub async fn paid_through_api(app: &TestApp, sim: &finpay_qris::simulator::SimHa
 pub fn calls_to(sim: &finpay_qris::simulator::SimHandle, path_end: &str) -> usize {
     sim.requests().iter().filter(|r| r.path.ends_with(path_end)).count()
 }
+
+/// The kinds of a payment's audit events, oldest first, as the API lists them.
+pub async fn event_kinds(app: &TestApp, id: &str) -> Vec<String> {
+    let events = get(app, &format!("/api/v1/payments/{id}/events")).await.json();
+    events["items"]
+        .as_array()
+        .expect("events are listed")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("every event has a kind").to_string())
+        .collect()
+}
+
+/// The payment as the API shows it.
+pub async fn payment(app: &TestApp, id: &str) -> Value {
+    let r = get(app, &format!("/api/v1/payments/{id}")).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    r.json()
+}
+
+pub fn refunds_path(payment_id: &str) -> String {
+    format!("/api/v1/payments/{payment_id}/refunds")
+}
+
+/// A refund request: `refund("3000", "one item returned").numbered("RF-1").send(&app, id)`.
+pub struct RefundRequest {
+    body: Value,
+    idempotency_key: Option<String>,
+}
+
+pub fn refund(amount: &str, reason: &str) -> RefundRequest {
+    RefundRequest {
+        body: serde_json::json!({"amount": amount, "reason": reason}),
+        idempotency_key: None,
+    }
+}
+
+impl RefundRequest {
+    /// Names the refund with the merchant's own `partnerRefundNo`.
+    pub fn numbered(mut self, partner_refund_no: &str) -> Self {
+        self.body["partnerRefundNo"] = partner_refund_no.into();
+        self
+    }
+
+    /// Sends it with an `Idempotency-Key`.
+    pub fn keyed(mut self, key: &str) -> Self {
+        self.idempotency_key = Some(key.to_string());
+        self
+    }
+
+    pub async fn send(&self, app: &TestApp, payment_id: &str) -> Resp {
+        post(
+            app,
+            &refunds_path(payment_id),
+            &self.body,
+            self.idempotency_key.as_deref(),
+        )
+        .await
+    }
+}
