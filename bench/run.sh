@@ -15,6 +15,7 @@
 #        REPEAT=3 bench/run.sh     (the table then shows the median run of each point)
 #        DURATION=20 CONNS=64 bench/run.sh
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
+#        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
 # Other knobs: WARMUP, PGB_CLIENTS, DUPLICATES, LOG_LEVEL, PGSSLMODE, BACKENDS="postgres sqlite".
 # Needs: cargo, psql, pgbench, sqlite3, curl, python3; PostgreSQL at $PGHOST:$PGPORT
 # (user postgres, trust). It never stops or reconfigures the PostgreSQL server; it
@@ -39,6 +40,7 @@ LOG_LEVEL=${LOG_LEVEL:-info}     # the service's default; per-request lines are 
 REPEAT=${REPEAT:-1}              # runs per point; the table shows the median run (by requests/s) and the range
 SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
 BACKENDS=${BACKENDS:-"postgres sqlite"}
+FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=${PORT:-$(free_port)}
 API_PORT=${API_PORT:-$(free_port)}
@@ -114,6 +116,21 @@ for r in $(seq 1 "$REPEAT"); do
 done
 # The median pgbench run is the reference.
 PGB_TPS=$(echo $PGB_RUNS | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')
+
+# Optionally, a second reference: pgbench doing the service's whole row work per
+# notification (bench/pgbench_notify_full.sql), one transaction each.
+PGB_FULL_RUNS=""
+if [[ "$FULL_SHAPE" == 1 ]]; then
+    log "pgbench of the full row work: $PGB_CLIENTS clients, ${DURATION} s, $REPEAT run(s)"
+    for r in $(seq 1 "$REPEAT"); do
+        pgbench -n -M prepared -f bench/pgbench_notify_full.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+        cat "$WORK/pgbench.txt" >&2
+        tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
+        [[ -n "$tps" ]] || { echo "could not read the full-shape pgbench figure" >&2; exit 1; }
+        PGB_FULL_RUNS="$PGB_FULL_RUNS $tps"
+        pg_reset
+    done
+fi
 
 "$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
 
@@ -228,7 +245,7 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     done
 fi
 
-python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" "$PGB_BUSY" <<'EOF'
+python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" "$PGB_BUSY" "$PGB_FULL_RUNS" <<'EOF'
 import json, sys
 rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 pgb_runs = [float(x) for x in sys.argv[6].split()]
@@ -256,10 +273,15 @@ for line in open(rows_path):
     points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r)))
 print()
 print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
+full_runs = sorted(float(x) for x in sys.argv[8].split())
+full = full_runs[(len(full_runs) - 1) // 2] if full_runs else None
+if full:
+    print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in full_runs)})")
 print()
 print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit | runs (req/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 cpu_rows = []
+against_full = []
 for (backend, conns, dups), runs in points.items():
     ok = sorted([x for x in runs if x[0] is not None], key=lambda x: x[0]["requests_per_sec"])
     if not ok:
@@ -272,7 +294,12 @@ for (backend, conns, dups), runs in points.items():
     spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
     print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
           f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {bad} | {int(rss) / 1024:.1f} | {per_batch} | {spread} |")
+    if full and backend == "postgres":
+        against_full.append(f"{conns} connections{f' ({dups:.0%} replays)' if dups else ''} {r['requests_per_sec'] / full:.2f} ×")
 print()
+if against_full:
+    print("PostgreSQL ÷ the whole-row-work pgbench: " + ", ".join(against_full))
+    print()
 print("Machine CPU per request (µs, over the middle of the median run's window; 'rest' is the kernel's share not charged to")
 print("the three, e.g. softirq, and other processes), and the idle share of both cores:")
 print()
