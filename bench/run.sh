@@ -98,38 +98,34 @@ sqlite_reset() { # a fresh file each run (payments are never deleted: a trigger 
         PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 }
 
-log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, $REPEAT run(s)"
-PGB_RUNS=""
-PGB_BUSY=""
-for r in $(seq 1 "$REPEAT"); do
-    s0=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
-    pgbench -n -M prepared -f bench/pgbench_notify.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
-    s1=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
-    cat "$WORK/pgbench.txt" >&2
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
-    [[ -n "$tps" ]] || { echo "could not read the pgbench figure" >&2; exit 1; }
-    PGB_RUNS="$PGB_RUNS $tps"
-    # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
-    PGB_BUSY="$PGB_BUSY $(echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
-        '{ printf "%s:%.0f", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }')"
-    pg_reset
-done
-# The median pgbench run is the reference.
-PGB_TPS=$(echo $PGB_RUNS | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')
+machine_ticks() { # "idle-ticks all-ticks" of both cores so far
+    awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}
 
-# Optionally, a second reference: pgbench doing the service's whole row work per
-# notification (bench/pgbench_notify_full.sql), one transaction each.
-PGB_FULL_RUNS=""
-if [[ "$FULL_SHAPE" == 1 ]]; then
-    log "pgbench of the full row work: $PGB_CLIENTS clients, ${DURATION} s, $REPEAT run(s)"
+pgbench_series() { # $1 script: REPEAT durable runs on fresh tables; prints "tps:µs-of-machine-CPU-per-txn" per run
+    local r s0 s1 tps
     for r in $(seq 1 "$REPEAT"); do
-        pgbench -n -M prepared -f bench/pgbench_notify_full.sql -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+        s0=$(machine_ticks)
+        pgbench -n -M prepared -f "$1" -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+        s1=$(machine_ticks)
         cat "$WORK/pgbench.txt" >&2
         tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
-        [[ -n "$tps" ]] || { echo "could not read the full-shape pgbench figure" >&2; exit 1; }
-        PGB_FULL_RUNS="$PGB_FULL_RUNS $tps"
-        pg_reset
+        [[ -n "$tps" ]] || { echo "could not read the pgbench figure of $1" >&2; exit 1; }
+        # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
+        echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
+            '{ printf "%s:%.0f\n", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }'
+        pg_reset >&2
     done
+}
+
+log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, $REPEAT run(s)"
+PGB_SERIES=$(pgbench_series bench/pgbench_notify.sql | tr '\n' ' ')
+# Optionally, a second reference: pgbench doing the service's whole row work per
+# notification (bench/pgbench_notify_full.sql), one transaction each.
+PGB_FULL_SERIES=""
+if [[ "$FULL_SHAPE" == 1 ]]; then
+    log "pgbench of the full row work: $PGB_CLIENTS clients, ${DURATION} s, $REPEAT run(s)"
+    PGB_FULL_SERIES=$(pgbench_series bench/pgbench_notify_full.sql | tr '\n' ' ')
 fi
 
 "$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
@@ -177,7 +173,7 @@ ticks() { # CPU clock ticks used so far by the given processes
 
 cpu_sample() { # "server-ticks postgres-ticks loadgen-ticks idle-ticks all-ticks"
     local idle_all
-    idle_all=$(awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat)
+    idle_all=$(machine_ticks)
     echo "$(ticks "$SERVER_PID") $(ticks $(pgrep -x postgres)) $(ticks "$1") $idle_all"
 }
 
@@ -245,11 +241,17 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     done
 fi
 
-python3 - "$ROWS" "$PGB_TPS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_RUNS" "$PGB_BUSY" "$PGB_FULL_RUNS" <<'EOF'
+python3 - "$ROWS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_SERIES" "$PGB_FULL_SERIES" <<'EOF'
 import json, sys
-rows_path, pgb, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-pgb_runs = [float(x) for x in sys.argv[6].split()]
-pgb_busy = dict((float(t), float(u)) for t, u in (x.split(":") for x in sys.argv[7].split())).get(pgb, float("nan"))
+rows_path, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def series(arg):
+    """pgbench runs as [(tps, µs per txn)], sorted by tps, and the median run (None if there are none)."""
+    runs = sorted(tuple(float(v) for v in x.split(":")) for x in arg.split())
+    return runs, (runs[(len(runs) - 1) // 2] if runs else None)
+pgb_series, (pgb, pgb_busy) = series(sys.argv[5])
+pgb_runs = [t for t, _ in pgb_series]
+full_runs, full_median = series(sys.argv[6])
+full = full_median[0] if full_median else None
 points = {}
 import os
 hz = os.sysconf("SC_CLK_TCK")
@@ -273,10 +275,8 @@ for line in open(rows_path):
     points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r)))
 print()
 print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
-full_runs = sorted(float(x) for x in sys.argv[8].split())
-full = full_runs[(len(full_runs) - 1) // 2] if full_runs else None
 if full:
-    print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in full_runs)})")
+    print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{t:,.0f}' for t, _ in full_runs)})")
 print()
 print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit | runs (req/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
