@@ -440,17 +440,7 @@ fn build_without(
         .find(|(k, _)| *k == "X-TIMESTAMP")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(now_ts);
-    let sts = signature::symmetric_string_to_sign("POST", NOTIFY_PATH, token, &body::body_hash(body.as_bytes()), &ts);
-    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts);
-    let mut headers = vec![
-        ("Content-Type", "application/json".to_string()),
-        ("Authorization", format!("Bearer {token}")),
-        ("X-TIMESTAMP", ts.clone()),
-        ("X-SIGNATURE", sig),
-        ("X-PARTNER-ID", CLIENT_ID.to_string()),
-        ("X-EXTERNAL-ID", unique_digits()),
-        ("CHANNEL-ID", "95221".to_string()),
-    ];
+    let mut headers = notify_headers(NOTIFY_PATH, token, &unique_digits(), body, &ts);
     for (k, v) in replace {
         if let Some(slot) = headers.iter_mut().find(|(name, _)| name == k) {
             slot.1 = v.clone();
@@ -463,18 +453,9 @@ fn build_without(
     req.body(body.to_string())
 }
 
-const GRANT: &str = r#"{"grantType":"client_credentials"}"#;
-
 /// A B2B token request for `CLIENT_ID` at `ts`, signed by `key`.
 fn token_request_by(app: &TestApp, key: &rsa::RsaPrivateKey, ts: &str, body: &'static str) -> reqwest::RequestBuilder {
-    let sig = signature::rsa_sign(key, &signature::token_string_to_sign(CLIENT_ID, ts));
-    app.http
-        .post(app.url(TOKEN_PATH))
-        .header("Content-Type", "application/json")
-        .header("X-TIMESTAMP", ts)
-        .header("X-CLIENT-KEY", CLIENT_ID)
-        .header("X-SIGNATURE", sig)
-        .body(body)
+    signed_token_request(&app.http, &app.url(TOKEN_PATH), key, CLIENT_ID, ts, body)
 }
 
 async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {

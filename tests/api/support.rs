@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use crate::common::{self, TestApp};
-use finpay_qris::store::{GeneratedQr, NewPayment, Payment};
+use finpay_qris::store::{GeneratedQr, Payment};
 use serde_json::Value;
 
 pub struct Resp {
@@ -83,18 +83,8 @@ pub async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: &str)
 
 /// A payment inserted straight into the store, as creation would.
 pub async fn insert_payment(app: &TestApp, amount_minor: i64) -> Payment {
-    let id = uuid::Uuid::now_v7();
-    let now = finpay_qris::store::now();
-    let p = NewPayment {
-        id: id.to_string(),
-        partner_reference_no: format!("T{}", id.simple()),
-        amount_minor,
-        currency: "IDR".into(),
-        note: None,
-        valid_until: now + chrono::Duration::minutes(15),
-        created_at: now,
-    };
-    app.state.store.insert_payment(&p).await.expect("insert payment")
+    let reference = format!("T{}", uuid::Uuid::now_v7().simple());
+    common::insert_pending_payment(app.state.store.as_ref(), &reference, amount_minor).await
 }
 
 pub async fn attach_qr(app: &TestApp, p: &Payment, content: &str) -> Payment {

@@ -214,16 +214,31 @@ impl TestApp {
 
 /// A token request signed with Finpay's (test) key, sent to `url`.
 pub async fn token_request_at(http: &reqwest::Client, url: &str, client_id: &str, ts: &str) -> reqwest::Response {
-    let sig = signature::rsa_sign(&finpay_key(), &signature::token_string_to_sign(client_id, ts));
+    signed_token_request(http, url, &finpay_key(), client_id, ts, GRANT)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The body of a B2B token request.
+pub const GRANT: &str = r#"{"grantType":"client_credentials"}"#;
+
+/// A B2B token request for `client_id` at `ts`, signed by `key`.
+pub fn signed_token_request(
+    http: &reqwest::Client,
+    url: &str,
+    key: &rsa::RsaPrivateKey,
+    client_id: &str,
+    ts: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    let sig = signature::rsa_sign(key, &signature::token_string_to_sign(client_id, ts));
     http.post(url)
         .header("Content-Type", "application/json")
         .header("X-TIMESTAMP", ts)
         .header("X-CLIENT-KEY", client_id)
         .header("X-SIGNATURE", sig)
-        .body(r#"{"grantType":"client_credentials"}"#)
-        .send()
-        .await
-        .unwrap()
+        .body(body)
 }
 
 pub fn finpay_key() -> rsa::RsaPrivateKey {
@@ -243,18 +258,30 @@ pub fn signed_notify(
     body: &str,
     ts: &str,
 ) -> reqwest::RequestBuilder {
+    let mut req = http.post(url);
+    for (k, v) in notify_headers(path, token, external_id, body, ts) {
+        req = req.header(k, v);
+    }
+    req.body(body.to_string())
+}
+
+/// The headers Finpay sends with a notification (symmetric mode), signed over
+/// `path` and the body's bytes.
+pub fn notify_headers(path: &str, token: &str, external_id: &str, body: &str, ts: &str) -> Vec<(&'static str, String)> {
     let hash = body::body_hash(body.as_bytes());
     let sts = signature::symmetric_string_to_sign("POST", path, token, &hash, ts);
-    let sig = signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts);
-    http.post(url)
-        .header("Content-Type", "application/json")
-        .header("Authorization", format!("Bearer {token}"))
-        .header("X-TIMESTAMP", ts)
-        .header("X-SIGNATURE", sig)
-        .header("X-PARTNER-ID", CLIENT_ID)
-        .header("X-EXTERNAL-ID", external_id)
-        .header("CHANNEL-ID", "95221")
-        .body(body.to_string())
+    vec![
+        ("Content-Type", "application/json".to_string()),
+        ("Authorization", format!("Bearer {token}")),
+        ("X-TIMESTAMP", ts.to_string()),
+        (
+            "X-SIGNATURE",
+            signature::HmacKey::new(CLIENT_SECRET.as_bytes()).sign(&sts),
+        ),
+        ("X-PARTNER-ID", CLIENT_ID.to_string()),
+        ("X-EXTERNAL-ID", external_id.to_string()),
+        ("CHANNEL-ID", "95221".to_string()),
+    ]
 }
 
 /// A Finpay-shaped notification body.
