@@ -159,8 +159,9 @@ stop_server() { # sets LAST_HWM: the server's peak RSS (kB)
     SERVER_PID=""
 }
 
-batches() { # "committed-notifications transactions" so far, from the server's metrics
-    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_notify_batch_size_sum/ {s=$2} /^finpay_qris_notify_batch_size_count/ {c=$2} END {print s+0, c+0}'
+batches() { # "committed-notifications transactions seconds-storing-them" so far, from the server's metrics
+    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_notify_batch_size_sum/ {s=$2} /^finpay_qris_notify_batch_size_count/ {c=$2}
+        /^finpay_qris_notify_batch_duration_seconds_sum/ {d=$2} END {print s+0, c+0, d+0}'
 }
 
 ticks() { # CPU clock ticks used so far by the given processes
@@ -196,7 +197,8 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction
     after=$(batches)
     cat "$out" >&2
     local per_batch
-    per_batch=$(echo "$before $after" | awk '{ if ($4 > $2) printf "%.1f", ($3 - $1) / ($4 - $2); else print "-" }')
+    # Notifications per commit, and the writer's mean time per batch (off the queue to its commit).
+    per_batch=$(echo "$before $after" | awk '{ if ($5 > $2) printf "%.1f / %.2f", ($4 - $1) / ($5 - $2), ($6 - $3) * 1000 / ($5 - $2); else print "-" }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$cpu0" "$cpu1" \
         "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
@@ -278,7 +280,7 @@ print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb
 if full:
     print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{t:,.0f}' for t, _ in full_runs)})")
 print()
-print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit | runs (req/s) |")
+print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs (req/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 cpu_rows = []
 against_full = []

@@ -64,8 +64,9 @@ impl Application {
             store.clone(),
             writers,
             settings.server.max_batch,
-            Some(Arc::new(move |n| {
-                observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64)
+            Some(Arc::new(move |n, took| {
+                observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64);
+                observer_metrics.observe_duration("finpay_qris_notify_batch_duration_seconds", &[], took);
             })),
         );
         let finpay =

@@ -45,6 +45,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Notifications committed per transaction (group commit).",
     ),
     (
+        "finpay_qris_notify_batch_duration_seconds",
+        "histogram",
+        "Time to store one group-commit batch, from taking it off the queue to its commit (read, plan, write).",
+    ),
+    (
         "finpay_qris_http_request_duration_seconds",
         "histogram",
         "Request latency by route.",

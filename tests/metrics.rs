@@ -125,6 +125,13 @@ async fn metrics_expose_notifications_failures_duplicates_latency_batches_and_th
         (1.0..=3.0).contains(&batches) && batched == 3.0,
         "{batches} batches holding {batched} notifications"
     );
+    // ... and each batch's time to its commit was observed, once per batch.
+    assert_eq!(
+        sample(&text, "finpay_qris_notify_batch_duration_seconds_count"),
+        Some(batches)
+    );
+    let batch_seconds = sample(&text, "finpay_qris_notify_batch_duration_seconds_sum").expect("batch durations");
+    assert!(batch_seconds > 0.0, "{text}");
     // Pool usage, sampled at scrape time.
     assert!(
         sample(&text, r#"finpay_qris_db_pool_connections{state="idle"}"#).is_some(),

@@ -14,6 +14,7 @@
 
 use crate::store::{InboundNotification, IngestOutcome, Store, StoreError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 type Reply = oneshot::Sender<Result<IngestOutcome, Arc<StoreError>>>;
@@ -28,8 +29,9 @@ pub struct Batcher {
     tx: mpsc::Sender<Job>,
 }
 
-/// Observes every committed batch (for metrics).
-pub type BatchObserver = Arc<dyn Fn(usize) + Send + Sync>;
+/// Observes every stored batch (for metrics): its size, and the time from
+/// taking it off the queue to its commit (read, plan, write).
+pub type BatchObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
 impl Batcher {
     /// Starts `writers` writer tasks. They stop once every `Batcher` clone is
@@ -48,9 +50,10 @@ impl Batcher {
                     if n == 0 {
                         break;
                     }
+                    let started = Instant::now();
                     run_batch(store.as_ref(), std::mem::take(&mut jobs)).await;
                     if let Some(o) = &observer {
-                        o(n);
+                        o(n, started.elapsed());
                     }
                     jobs.reserve(max_batch);
                 }
