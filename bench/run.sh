@@ -16,6 +16,7 @@
 #        DURATION=20 CONNS=64 bench/run.sh
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
 #        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
+#        SERVER_CPUS=0 LOADGEN_CPUS=0 bench/run.sh   (pins the server and loadgen with taskset -c)
 # Other knobs: WARMUP, PGB_CLIENTS, DUPLICATES, LOG_LEVEL, PGSSLMODE, BACKENDS="postgres sqlite".
 # Needs: cargo, psql, pgbench, sqlite3, curl, python3; PostgreSQL at $PGHOST:$PGPORT
 # (user postgres, trust). It never stops or reconfigures the PostgreSQL server; it
@@ -41,6 +42,13 @@ REPEAT=${REPEAT:-1}              # runs per point; the table shows the median ru
 SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
+# CPUs (taskset -c lists) for the server and for loadgen; empty: wherever the kernel puts them.
+SERVER_CPUS=${SERVER_CPUS:-}
+LOADGEN_CPUS=${LOADGEN_CPUS:-}
+SERVER_PIN=()
+LOADGEN_PIN=()
+[[ -n "$SERVER_CPUS" ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ -n "$LOADGEN_CPUS" ]] && LOADGEN_PIN=(taskset -c "$LOADGEN_CPUS")
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=${PORT:-$(free_port)}
 API_PORT=${API_PORT:-$(free_port)}
@@ -140,7 +148,7 @@ start_server() { # $1 database URL, $2 log file
         FINPAY_QRIS__WORKER__ENABLED=false \
         FINPAY_QRIS__LOG__LEVEL="$LOG_LEVEL" \
         $SERVER_ENV \
-        "$BIN" serve >"$2" 2>&1 &
+        "${SERVER_PIN[@]}" "$BIN" serve >"$2" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
@@ -180,7 +188,7 @@ cpu_sample() { # "server-ticks postgres-ticks loadgen-ticks idle-ticks all-ticks
 
 run_load() { # $1 backend, $2 connections, $3 duplicates fraction
     local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1
-    "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
+    "${LOADGEN_PIN[@]}" "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
         --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
     local lg=$!
