@@ -57,7 +57,8 @@ SECRET=bench-only-secret-0123456789abcdef
 export PGHOST PGPORT PGUSER PGSSLMODE
 
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-BIN="$TARGET_DIR/release/finpay-qris"
+# BIN=/path/to/finpay-qris runs that binary instead of building one (A/B runs of two builds).
+BIN=${BIN:-"$TARGET_DIR/release/finpay-qris"}
 WORK=$(mktemp -d /tmp/finpay-bench.XXXXXX)
 SERVER_PID=""
 ROWS="$WORK/rows.tsv"
@@ -75,8 +76,10 @@ trap cleanup EXIT
 
 log() { printf '>> %s\n' "$*" >&2; }
 
-log "building release binary"
-cargo build --release --quiet
+if [[ "$BIN" == "$TARGET_DIR/release/finpay-qris" ]]; then
+    log "building release binary"
+    cargo build --release --quiet
+fi
 
 PG_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$BENCH_DB?sslmode=$PGSSLMODE"
 SQLITE_URL="sqlite://$WORK/bench.db"

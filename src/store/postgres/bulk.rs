@@ -14,19 +14,25 @@
 //!    exactly as it would item by item.
 //! 3. The write is one statement, hence one transaction, committed before its
 //!    answer (`fetch_*` reads up to `ReadyForQuery`, which PostgreSQL sends only
-//!    after the commit). It locks the payments the plan read, in id order,
-//!    *only if their version is still the one read*; inserts the payments learnt
-//!    from notifications, the notifications (with their payment and outcome) and
-//!    the events; updates the changed payments; and checks that every part
-//!    wrote exactly what the plan expected.
+//!    after the commit). It inserts the payments learnt from notifications, the
+//!    notifications (with their payment and outcome) and the events; updates
+//!    the changed payments *only if their version is still the one read*; checks
+//!    that the payments it read but did not change are still as read; and checks
+//!    that every part wrote exactly what the plan expected.
 //!
 //! Any difference (a payment changed since the read, a key stored or a payment
 //! created by another transaction meanwhile) makes the statement fail with
 //! `division_by_zero` on purpose, which rolls the whole statement back; the
 //! batch is then stored item by item instead. This is optimistic concurrency
-//! control: the plan holds exactly when the statement commits, as if it had
-//! held the row locks from the read on. Nobody is answered before the commit,
-//! so an abandoned plan told nobody anything.
+//! control: the plan holds exactly when the statement commits. A payment the
+//! batch changes is guarded by its update (`xmin` = the version read; a
+//! concurrent update makes PostgreSQL re-check that condition on the newest
+//! version, which fails), so no lock is taken before it, and no lock record is
+//! written for it. A payment the batch only read (its notification changed
+//! nothing) is checked against the statement's snapshot without a lock: a
+//! transaction that changes it after that snapshot decided on the same row
+//! this batch decided on, so the two are equivalent to this batch first.
+//! Nobody is answered before the commit, so an abandoned plan told nobody anything.
 
 use super::{PgStore, PAYMENT_COLUMNS};
 use crate::domain::{decide, Decision, PaymentStatus};
@@ -451,10 +457,9 @@ impl Plan {
             Detail::Notification(i) => notification_detail(&batch[*i], id_of[i]),
         };
         let done = sqlx::query(
-            "WITH locked AS MATERIALIZED ( \
-               SELECT p.id, p.xmin::text AS version FROM payments p WHERE p.id = ANY($38) ORDER BY p.id FOR UPDATE \
-             ), unchanged AS ( \
-               SELECT 1 FROM locked JOIN UNNEST($38::text[], $39::text[]) AS v(id, version) USING (id, version) \
+            "WITH unchanged AS ( \
+               SELECT 1 FROM payments p JOIN UNNEST($38::text[], $39::xid[]) AS v(id, version) \
+                 ON p.id = v.id AND p.xmin = v.version WHERE p.id = ANY($38) \
              ), created AS ( \
                INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, \
                  paid_at, flagged, finpay_status, created_at, updated_at, next_check_at) \
@@ -477,8 +482,10 @@ impl Plan {
                UPDATE payments SET reference_no = u.rn, status = u.status, finpay_status = u.fs, paid_at = u.paid_at, \
                  flagged = u.flagged, next_check_at = u.nca, updated_at = u.updated_at \
                FROM UNNEST($29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::timestamptz[], $35::text[], \
-                 $36::timestamptz[], $37::timestamptz[]) AS u(id, old_status, rn, status, fs, paid_at, flagged, nca, updated_at) \
+                 $36::timestamptz[], $37::timestamptz[], $41::xid[]) \
+                 AS u(id, old_status, rn, status, fs, paid_at, flagged, nca, updated_at, version) \
                WHERE payments.id = ANY($29) AND payments.id = u.id AND payments.status = u.old_status \
+                 AND payments.xmin = u.version \
                RETURNING 1 \
              ) \
              SELECT 1 / (CASE WHEN (SELECT count(*) FROM unchanged) = cardinality($38::text[]) \
@@ -531,16 +538,19 @@ impl Plan {
         .bind(changed.iter().map(|(s, _)| s.payment.flagged.as_deref()).collect::<Vec<_>>())
         .bind(changed.iter().map(|(s, _)| s.payment.next_check_at).collect::<Vec<_>>())
         .bind(changed.iter().map(|(s, _)| s.payment.updated_at).collect::<Vec<_>>())
-        // Every payment the plan read, locked in id order if still as read.
+        // Every payment the plan read, with the version it was read at.
         .bind(read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
         .bind(read.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
         .bind(&self.absent_partner_refs)
+        .bind(changed.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await;
         match done {
             Ok(_) => Ok(true),
-            // The statement's own "the plan no longer holds" signal.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22012") => Ok(false),
+            // The statement's own "the plan no longer holds" signal; or two
+            // writers' updates of the same payments met in opposite orders
+            // (`deadlock_detected`): PostgreSQL rolled this one back whole.
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("22012" | "40P01")) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
