@@ -189,12 +189,22 @@ cpu_sample() { # "server-ticks postgres-ticks loadgen-ticks idle-ticks all-ticks
     echo "$(ticks "$SERVER_PID") $(ticks $(pgrep -x postgres)) $(ticks "$1") $idle_all"
 }
 
+pg_work() { # "WAL-records WAL-bytes buffer-accesses" so far (cluster's WAL; the bench database's buffers)
+    if [[ "$1" == postgres ]]; then
+        psql -Atd "$BENCH_DB" -F ' ' -c "SELECT w.wal_records, w.wal_bytes, d.blks_hit + d.blks_read
+            FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
+    else
+        echo "0 0 0"
+    fi
+}
+
 run_load() { # $1 backend, $2 connections, $3 duplicates fraction
-    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1
+    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1 work0 work1
     "${LOADGEN_PIN[@]}" "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
         --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
     local lg=$!
+    work0=$(pg_work "$1")
     before=$(batches)
     # CPU is sampled over the middle of the measured window (from 0.5 s in to
     # 1 s before its end), RSS half-way through it.
@@ -206,11 +216,16 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction
     cpu1="$(date +%s.%N) $(cpu_sample "$lg")"
     wait "$lg" || true
     after=$(batches)
+    # Statistics reach pg_stat_* when a backend goes idle; the writers have by now.
+    sleep 0.6
+    work1=$(pg_work "$1")
     cat "$out" >&2
-    local per_batch
+    local per_batch work
     # Notifications per commit, and the writer's mean time per batch (off the queue to its commit).
     per_batch=$(echo "$before $after" | awk '{ if ($5 > $2) printf "%.1f / %.2f", ($4 - $1) / ($5 - $2), ($6 - $3) * 1000 / ($5 - $2); else print "-" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$cpu0" "$cpu1" \
+    # PostgreSQL's work per stored notification, which does not depend on how fast the machine is today.
+    work=$(echo "$before $after $work0 $work1" | awk '{ n = $4 - $1; if (n > 0 && $10 > 0) printf "%.1f %.0f %.1f", ($10 - $7) / n, ($11 - $8) / n, ($12 - $9) / n; else print "- - -" }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
         "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
@@ -280,12 +295,12 @@ def cpu(c0, c1, r):
     busy = d[4] - d[3]
     return (us(d[0]), us(d[1]), us(d[2]), us(busy - d[0] - d[1] - d[2]), 100 * d[3] / d[4])
 for line in open(rows_path):
-    backend, conns, dups, rss, per_batch, c0, c1, js = line.rstrip("\n").split("\t", 7)
+    backend, conns, dups, rss, per_batch, c0, c1, work, js = line.rstrip("\n").split("\t", 8)
     try:
         r = json.loads(js)
     except ValueError:
         r = None
-    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r)))
+    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r), work))
 print()
 print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
 if full:
@@ -294,15 +309,18 @@ print()
 print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs (req/s) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 cpu_rows = []
+work_rows = []
 against_full = []
 for (backend, conns, dups), runs in points.items():
     ok = sorted([x for x in runs if x[0] is not None], key=lambda x: x[0]["requests_per_sec"])
     if not ok:
         print(f"| {backend} | {conns} | {dups:.0%} | loadgen failed |")
         continue
-    r, rss, per_batch, c = ok[len(ok) // 2]
+    r, rss, per_batch, c, work = ok[len(ok) // 2]
     if c is not None:
         cpu_rows.append((backend, conns, dups, c))
+    if backend == "postgres":
+        work_rows.append((conns, dups, work))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
     spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
     print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
@@ -321,6 +339,15 @@ print("|---|---|---|---|---|---|---|---|---|")
 for backend, conns, dups, (s_, p_, l_, o_, idle) in cpu_rows:
     db = f"{p_:,.0f}" if backend == "postgres" else "(in server)"
     print(f"| {backend} | {conns} | {dups:.0%} | {s_:,.0f} | {db} | {l_:,.0f} | {o_:,.0f} | {s_ + p_ + l_ + o_:,.0f} | {idle:.0f} |")
+if work_rows:
+    print()
+    print("PostgreSQL's work per stored notification (whole loadgen run, warm-up included; WAL is the cluster's, buffer")
+    print("accesses the bench database's): unlike the timings, these do not move with the machine's speed.")
+    print()
+    print("| connections | duplicates | WAL records | WAL bytes | buffer accesses |")
+    print("|---|---|---|---|---|")
+    for conns, dups, work in work_rows:
+        print(f"| {conns} | {dups:.0%} | " + " | ".join(work.split()) + " |")
 print()
 print(f"pgbench used {pgb_busy:,.0f} µs of machine CPU per transaction (busy time of both cores over its run, median run).")
 print()

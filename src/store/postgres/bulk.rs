@@ -133,24 +133,31 @@ async fn read(
     leaders: &[usize],
 ) -> Result<(Vec<(Payment, String)>, HashMap<Key, Stored>, Vec<i64>)> {
     let obs = |i: &usize| &batch[*i].observation;
-    let prns: Vec<&str> = leaders
+    // Aligned with the leaders (NULL where a notification lacks the reference).
+    let prns: Vec<Option<&str>> = leaders
         .iter()
-        .filter_map(|i| obs(i).original_partner_reference_no.as_deref())
+        .map(|i| obs(i).original_partner_reference_no.as_deref())
         .collect();
-    let rns: Vec<&str> = leaders
+    let rns: Vec<Option<&str>> = leaders
         .iter()
-        .filter_map(|i| obs(i).original_reference_no.as_deref())
+        .map(|i| obs(i).original_reference_no.as_deref())
         .collect();
+    // For each leader, the payment `find_payment_for_update` would choose: the
+    // one our reference names, else the one Finpay's names. `LIMIT 1` over
+    // `UNION ALL` runs the second lookup only when the first found nothing.
+    // Two leaders naming one payment return it twice; it is kept once.
     // Three kinds of rows in one answer: `p` rows are payments, `n` stored
     // notifications, `i` ids drawn from the notifications' sequence, one per
     // leader (the columns of the other kinds are NULL). Drawing ids that a
     // duplicate or an abandoned plan then leaves unused only leaves a gap.
     let nulls = vec!["NULL"; PAYMENT_COLUMNS.split(',').count()].join(", ");
     let sql = format!(
-        "SELECT 'p' AS row_kind, {PAYMENT_COLUMNS}, xmin::text AS row_version, NULL::text AS n_partner_id, \
+        "SELECT 'p' AS row_kind, {PAYMENT_COLUMNS}, row_version, NULL::text AS n_partner_id, \
          NULL::text AS n_external_id, NULL::date AS n_jakarta_day, NULL::bytea AS n_body_sha256, \
          NULL::text AS n_response_code, NULL::text AS n_response_message, NULL::bigint AS n_id \
-         FROM payments WHERE partner_reference_no = ANY($4) OR reference_no = ANY($5) \
+         FROM UNNEST($4::text[], $5::text[]) AS r(prn, rn) CROSS JOIN LATERAL ( \
+           (SELECT *, xmin::text AS row_version FROM payments WHERE partner_reference_no = r.prn \
+            UNION ALL SELECT *, xmin::text FROM payments WHERE reference_no = r.rn) LIMIT 1) payments \
          UNION ALL \
          SELECT 'n', {nulls}, NULL, n.partner_id, n.external_id, n.jakarta_day, n.body_sha256, n.response_code, \
          n.response_message, NULL FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(partner_id, external_id, jakarta_day) \
@@ -203,6 +210,7 @@ async fn read(
         }
     }
     payments.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    payments.dedup_by(|a, b| a.0.id == b.0.id);
     ids.sort_unstable();
     Ok((payments, stored, ids))
 }
@@ -446,7 +454,9 @@ impl Plan {
             .filter(|s| s.read.is_none())
             .map(|s| &s.payment)
             .collect();
-        let changed: Vec<(&Slot, &(PaymentStatus, String))> = read.iter().filter(|(s, _)| s.changed).copied().collect();
+        // A payment the batch changes is guarded by its own update; the others
+        // it read are checked as read.
+        let (changed, only_read): (Vec<_>, Vec<_>) = read.iter().copied().partition(|(s, _)| s.changed);
         let rows = &self.rows;
         let n = |r: &(usize, usize, &str)| &batch[r.0];
         // Each new notification gets one of the ids the read drew from the
@@ -538,9 +548,9 @@ impl Plan {
         .bind(changed.iter().map(|(s, _)| s.payment.flagged.as_deref()).collect::<Vec<_>>())
         .bind(changed.iter().map(|(s, _)| s.payment.next_check_at).collect::<Vec<_>>())
         .bind(changed.iter().map(|(s, _)| s.payment.updated_at).collect::<Vec<_>>())
-        // Every payment the plan read, with the version it was read at.
-        .bind(read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
-        .bind(read.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
+        // The payments the plan read and does not change, with the version read.
+        .bind(only_read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
+        .bind(only_read.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
         .bind(&self.absent_partner_refs)
         .bind(changed.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
