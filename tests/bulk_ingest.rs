@@ -48,6 +48,9 @@ fn dbs() -> Option<&'static Dbs> {
             let sb = Arc::new(PgStore::connect(&b, 4, 5).await.unwrap());
             sa.migrate().await.unwrap();
             sb.migrate().await.unwrap();
+            // Every batch that can be stored by one speculative statement is
+            // tried that way, so the properties cover that path and its misses.
+            sb.set_speculation_pause_after_miss(0);
             (sa, sb)
         });
         Some(Dbs {
@@ -249,11 +252,17 @@ static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
     let Some(dbs) = dbs() else { return Ok(()) };
+    check_on(&dbs.bulk, batches)
+}
+
+/// `check` with the batches stored by the given store (on the bulk database).
+fn check_on(bulk: &PgStore, batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
+    let Some(dbs) = dbs() else { return Ok(()) };
     let case = format!("c{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
     dbs.rt.block_on(async {
         let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
         seed(dbs.item_by_item.as_ref(), &case, base).await;
-        seed(dbs.bulk.as_ref(), &case, base).await;
+        seed(bulk, &case, base).await;
         let mut tick = 0i64;
         for batch in batches {
             let items: Vec<InboundNotification> = batch
@@ -275,10 +284,10 @@ fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
                     .unwrap();
                 expected[i] = canonical(dbs.item_by_item.as_ref(), one.pop().unwrap()).await;
             }
-            let got = dbs.bulk.ingest_notifications(&items).await.unwrap();
+            let got = bulk.ingest_notifications(&items).await.unwrap();
             let mut actual = Vec::new();
             for o in got {
-                actual.push(canonical(dbs.bulk.as_ref(), o).await);
+                actual.push(canonical(bulk, o).await);
             }
             prop_assert_eq!(&actual, &expected, "answers differ for batch {:?}", batch);
         }
@@ -322,6 +331,59 @@ fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
         ],
     ])
     .unwrap();
+}
+
+/// A store of its own on the bulk database, so that its path counters count
+/// only the test's own batches.
+fn own_bulk_store(dbs: &Dbs) -> PgStore {
+    let store = dbs.rt.block_on(PgStore::connect(&dbs.urls.1, 2, 5)).unwrap();
+    store.set_speculation_pause_after_miss(0);
+    store
+}
+
+#[test]
+fn first_successes_for_pending_payments_are_stored_by_one_statement_with_the_same_effects() {
+    let Some(dbs) = dbs() else { return };
+    let store = own_bulk_store(dbs);
+    let it = |ext, payment, status| Item {
+        ext,
+        payment,
+        status,
+        amount: "1000.00",
+    };
+    // Both generated payments settle in one batch (INV-0 also learns Finpay's reference).
+    check_on(&store, vec![vec![it(1, 0, "00"), it(2, 1, "00")]]).unwrap();
+    assert_eq!(store.speculation_counts(), (1, 0));
+}
+
+#[test]
+fn a_speculation_that_does_not_hold_writes_nothing_and_the_batch_is_read_first() {
+    let Some(dbs) = dbs() else { return };
+    let store = own_bulk_store(dbs);
+    let it = |ext, payment, status, amount| Item {
+        ext,
+        payment,
+        status,
+        amount,
+    };
+    check_on(
+        &store,
+        vec![
+            vec![it(1, 0, "00", "1000.00")],
+            // INV-0 is paid now: a second success changes nothing.
+            vec![it(2, 0, "00", "1000.00")],
+            // A replay of the first batch: answered from its stored row.
+            vec![it(1, 0, "00", "1000.00")],
+            // INV-1 pending, but Finpay reports another amount: flagged, not applied.
+            vec![it(3, 1, "00", "2500.00")],
+            // A static-QR payment nobody knows yet: created from the notification.
+            vec![it(4, 4, "00", "1000.00")],
+        ],
+    )
+    .unwrap();
+    // Only the first batch held; each of the others was tried (it assumed a
+    // pending payment of the notified amount), rolled back, and read first.
+    assert_eq!(store.speculation_counts(), (1, 4));
 }
 
 /// Two writers (as two replicas would) store batches of distinct notifications
@@ -439,10 +501,17 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
             status,
             amount: "1000.00",
         };
+        // Plans made on nearly empty tables: the read-then-write path's, and
+        // the one-statement path's (INV-0 settles).
         store
             .ingest_notifications(&[notification(case, &it(1, 0, "03"), base)])
             .await
             .unwrap();
+        store
+            .ingest_notifications(&[notification(case, &it(9, 0, "00"), base)])
+            .await
+            .unwrap();
+        assert_eq!(store.speculation_counts(), (1, 0));
 
         for sql in [
             "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, \
@@ -459,11 +528,18 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         let before = rows_read(&mut c).await;
 
-        // A duplicate, a new notification for a known payment and a static-QR payment.
+        // A settlement of a pending payment (one statement), then a duplicate,
+        // a notification for a paid payment and a static-QR payment (read first).
+        let settled = store
+            .ingest_notifications(&[notification(case, &it(2, 1, "00"), base)])
+            .await
+            .unwrap();
+        assert!(matches!(settled[0], IngestOutcome::Applied(_)), "{settled:?}");
+        assert_eq!(store.speculation_counts(), (2, 0));
         let outcomes = store
             .ingest_notifications(&[
                 notification(case, &it(1, 0, "03"), base),
-                notification(case, &it(2, 1, "00"), base),
+                notification(case, &it(5, 0, "00"), base),
                 notification(case, &it(3, 4, "00"), base),
             ])
             .await
@@ -478,7 +554,7 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
             read = rows_read(&mut c).await - before;
         }
         assert!(read > 0, "the batch's reads never reached the statistics");
-        assert!(read < 100, "storing 3 notifications read {read} rows");
+        assert!(read < 100, "storing 4 notifications read {read} rows");
         let _ = c.close().await;
     });
 }

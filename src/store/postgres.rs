@@ -9,11 +9,15 @@ use std::time::Duration;
 
 /// Group commit with set-based statements (`ingest_notifications` for batches).
 mod bulk;
+/// The common batch in one statement, its assumptions checked by the database.
+mod speculative;
 
 pub struct PgStore {
     pub(crate) pool: PgPool,
     /// The notification writers' own connections (see `connect`).
     pub(crate) ingest: PgPool,
+    /// When and how often the one-statement path is taken (`speculative.rs`).
+    speculation: speculative::Speculation,
 }
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -48,7 +52,11 @@ impl PgStore {
         // and is discarded; no round trip is spent testing it before each batch.
         let ingest_opts = base.options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]);
         let ingest = pool_options().test_before_acquire(false).connect_lazy_with(ingest_opts);
-        Ok(Self { pool, ingest })
+        Ok(Self {
+            pool,
+            ingest,
+            speculation: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

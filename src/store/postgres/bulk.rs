@@ -75,6 +75,10 @@ impl PgStore {
             });
         }
 
+        // The common batch, when its assumptions hold, in one statement.
+        if let Some(out) = self.ingest_speculatively(batch).await? {
+            return Ok(out);
+        }
         // One connection for both statements (one pool check-out).
         let mut conn = self.ingest.acquire().await?;
         let (rows, existing, ids) = read(&mut conn, batch, &leaders).await?;
@@ -567,7 +571,7 @@ impl Plan {
 }
 
 /// The detail of a notification's own event, as `ingest_in` writes it.
-fn notification_detail(n: &InboundNotification, notification_id: i64) -> String {
+pub(super) fn notification_detail(n: &InboundNotification, notification_id: i64) -> String {
     json!({
         "notificationId": notification_id,
         "externalId": n.external_id,
