@@ -357,6 +357,32 @@ fn first_successes_for_pending_payments_are_stored_by_one_statement_with_the_sam
 }
 
 #[test]
+fn replays_in_a_batch_of_settlements_are_answered_from_their_stored_rows_in_the_same_statement() {
+    let Some(dbs) = dbs() else { return };
+    let store = own_bulk_store(dbs);
+    let it = |ext, payment, status| Item {
+        ext,
+        payment,
+        status,
+        amount: "1000.00",
+    };
+    check_on(
+        &store,
+        vec![
+            vec![it(1, 0, "00")],
+            // ext 1 again, same body: a duplicate; INV-1 settles beside it.
+            vec![it(1, 0, "00"), it(2, 1, "00")],
+            // ext 2 again with another body (a conflict), alone.
+            vec![it(2, 1, "02")],
+        ],
+    )
+    .unwrap();
+    // A replay changes no payment, so its payment's state does not matter:
+    // each batch was stored by one statement.
+    assert_eq!(store.speculation_counts(), (3, 0));
+}
+
+#[test]
 fn a_speculation_that_does_not_hold_writes_nothing_and_the_batch_is_read_first() {
     let Some(dbs) = dbs() else { return };
     let store = own_bulk_store(dbs);
@@ -372,8 +398,6 @@ fn a_speculation_that_does_not_hold_writes_nothing_and_the_batch_is_read_first()
             vec![it(1, 0, "00", "1000.00")],
             // INV-0 is paid now: a second success changes nothing.
             vec![it(2, 0, "00", "1000.00")],
-            // A replay of the first batch: answered from its stored row.
-            vec![it(1, 0, "00", "1000.00")],
             // INV-1 pending, but Finpay reports another amount: flagged, not applied.
             vec![it(3, 1, "00", "2500.00")],
             // A static-QR payment nobody knows yet: created from the notification.
@@ -383,7 +407,7 @@ fn a_speculation_that_does_not_hold_writes_nothing_and_the_batch_is_read_first()
     .unwrap();
     // Only the first batch held; each of the others was tried (it assumed a
     // pending payment of the notified amount), rolled back, and read first.
-    assert_eq!(store.speculation_counts(), (1, 4));
+    assert_eq!(store.speculation_counts(), (1, 3));
 }
 
 /// Two writers (as two replicas would) store batches of distinct notifications
@@ -528,13 +552,18 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         let before = rows_read(&mut c).await;
 
-        // A settlement of a pending payment (one statement), then a duplicate,
-        // a notification for a paid payment and a static-QR payment (read first).
+        // A settlement of a pending payment beside a replay (one statement),
+        // then a duplicate, a notification for a paid payment and a static-QR
+        // payment (read first).
         let settled = store
-            .ingest_notifications(&[notification(case, &it(2, 1, "00"), base)])
+            .ingest_notifications(&[
+                notification(case, &it(2, 1, "00"), base),
+                notification(case, &it(9, 0, "00"), base),
+            ])
             .await
             .unwrap();
         assert!(matches!(settled[0], IngestOutcome::Applied(_)), "{settled:?}");
+        assert!(matches!(settled[1], IngestOutcome::Duplicate { .. }), "{settled:?}");
         assert_eq!(store.speculation_counts(), (2, 0));
         let outcomes = store
             .ingest_notifications(&[
@@ -554,7 +583,7 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
             read = rows_read(&mut c).await - before;
         }
         assert!(read > 0, "the batch's reads never reached the statistics");
-        assert!(read < 100, "storing 4 notifications read {read} rows");
+        assert!(read < 100, "storing 5 notifications read {read} rows");
         let _ = c.close().await;
     });
 }

@@ -16,17 +16,22 @@
 //!   and currency (a concurrent update makes PostgreSQL re-check that on the
 //!   newest version);
 //! - it inserts each notification only if its key is new (`ON CONFLICT DO
-//!   NOTHING`) and each notification's two events;
-//! - and it fails with `division_by_zero` on purpose unless every one of those
-//!   counts is exactly the batch's size, which rolls the whole statement back.
+//!   NOTHING`), and only for those inserted writes the two events and the
+//!   update; a key already stored is a replay, answered from the stored row
+//!   (its body hash, code and message) exactly as item by item answers it;
+//! - and it fails with `division_by_zero` on purpose unless every count adds
+//!   up (each notification applied or a replay of a row the statement can
+//!   see, two events and one update per applied notification), which rolls
+//!   the whole statement back.
 //!
 //! No decision is made in SQL: it only checks the facts the Rust decision
-//! assumed. When any fact differs (a replay, a payment not pending, an amount
-//! that does not match, a static-QR payment not yet known, two notifications
-//! for one payment) nothing was written and nobody was answered; the batch
-//! takes the read-then-write path of `bulk.rs`, and the next few batches go
-//! there directly (see `PAUSE_AFTER_MISS`), so a stream of replays does not pay
-//! for a failed statement per batch.
+//! assumed. When any fact differs (a payment not pending, an amount that does
+//! not match, a static-QR payment not yet known, two new notifications for one
+//! payment, a key being stored by a concurrent transaction) nothing was written
+//! and nobody was answered; the batch takes the read-then-write path of
+//! `bulk.rs`, and the next few batches go there directly (see
+//! `PAUSE_AFTER_MISS`), so a stream of such batches does not pay for a failed
+//! statement per batch.
 
 use super::PgStore;
 use crate::domain::{Decision, PaymentStatus};
@@ -179,11 +184,19 @@ impl PgStore {
                  'applied', '2005200', 'Successful', received_at \
                FROM found ORDER BY ord \
                ON CONFLICT (partner_id, external_id, jakarta_day) DO NOTHING \
-               RETURNING 1 \
+               RETURNING id \
+             ), new AS MATERIALIZED ( \
+               SELECT * FROM found WHERE nid IN (SELECT id FROM n) \
+             ), replays AS MATERIALIZED ( \
+               SELECT f.ord, s.body_sha256, s.response_code, s.response_message FROM found f CROSS JOIN LATERAL ( \
+                 SELECT body_sha256, response_code, response_message FROM notifications s \
+                 WHERE s.partner_id = f.partner_id AND s.external_id = f.external_id AND s.jakarta_day = f.jakarta_day \
+                 LIMIT 1) s \
+               WHERE f.nid NOT IN (SELECT id FROM n) \
              ), ev AS ( \
                INSERT INTO payment_events (payment_id, kind, detail, created_at) \
                SELECT f.id, e.kind, e.detail, f.received_at \
-               FROM found f CROSS JOIN LATERAL (VALUES (1, f.kind, f.prefix || f.nid || f.suffix), \
+               FROM new f CROSS JOIN LATERAL (VALUES (1, f.kind, f.prefix || f.nid || f.suffix), \
                  (2, 'status_changed', f.changed)) AS e(seq, kind, detail) \
                ORDER BY f.ord, e.seq \
                RETURNING 1 \
@@ -193,17 +206,24 @@ impl PgStore {
                  paid_at = CASE WHEN f.to_status = 'paid' THEN COALESCE(payments.paid_at, f.received_at) ELSE payments.paid_at END, \
                  next_check_at = CASE WHEN f.to_status IN ('initiated', 'pending', 'paying') THEN payments.next_check_at ELSE NULL END, \
                  updated_at = f.received_at \
-               FROM found f \
-               WHERE payments.id = ANY ((SELECT array_agg(id) FROM found)::text[]) AND payments.id = f.id \
+               FROM new f \
+               WHERE payments.id = ANY ((SELECT array_agg(id) FROM new)::text[]) AND payments.id = f.id \
                  AND payments.status IS NOT DISTINCT FROM 'pending' \
                  AND payments.amount_minor = f.amount_minor AND payments.currency = f.currency \
                RETURNING 1 \
              ) \
-             SELECT 1 / (CASE WHEN (SELECT count(DISTINCT id) FROM found) = cardinality($3::text[]) \
-               AND (SELECT count(*) FROM n) = cardinality($3::text[]) \
-               AND (SELECT count(*) FROM ev) = 2 * cardinality($3::text[]) \
-               AND (SELECT count(*) FROM upd) = cardinality($3::text[]) \
-             THEN 1 ELSE 0 END) AS ok, (SELECT array_agg(id ORDER BY ord) FROM found) AS payment_ids",
+             SELECT 1 / (CASE WHEN (SELECT count(*) FROM found) = cardinality($3::text[]) \
+               AND (SELECT count(*) FROM new) + (SELECT count(*) FROM replays) = cardinality($3::text[]) \
+               AND (SELECT count(DISTINCT id) FROM new) = (SELECT count(*) FROM new) \
+               AND (SELECT count(*) FROM ev) = 2 * (SELECT count(*) FROM new) \
+               AND (SELECT count(*) FROM upd) = (SELECT count(*) FROM new) \
+             THEN 1 ELSE 0 END) AS ok, \
+             (SELECT array_agg(ord ORDER BY ord) FROM new) AS applied_ords, \
+             (SELECT array_agg(id ORDER BY ord) FROM new) AS applied_ids, \
+             (SELECT array_agg(ord ORDER BY ord) FROM replays) AS replay_ords, \
+             (SELECT array_agg(body_sha256 ORDER BY ord) FROM replays) AS replay_hashes, \
+             (SELECT array_agg(response_code ORDER BY ord) FROM replays) AS replay_codes, \
+             (SELECT array_agg(response_message ORDER BY ord) FROM replays) AS replay_messages",
         )
         .bind(order.iter().map(|i| obs(i).original_partner_reference_no.as_deref()).collect::<Vec<_>>())
         .bind(order.iter().map(|i| obs(i).original_reference_no.as_deref()).collect::<Vec<_>>())
@@ -242,25 +262,56 @@ impl PgStore {
             Err(e) => return Err(e.into()),
         };
         self.speculation.held.fetch_add(1, Ordering::Relaxed);
-        // Committed: the statement checked one distinct payment per notification.
-        let ids: Vec<String> = row.try_get("payment_ids")?;
-        if ids.len() != batch.len() {
-            return Err(StoreError::Invalid(format!(
-                "{} payments named for {} notifications",
-                ids.len(),
-                batch.len()
-            )));
-        }
-        let mut out: Vec<IngestOutcome> = vec![IngestOutcome::Conflict; batch.len()];
-        for (&i, payment_id) in order.iter().zip(ids) {
-            out[i] = IngestOutcome::Applied(Applied {
+        // Committed. Every notification is either applied (its key was new) or
+        // a replay of a stored one (the statement checked the two add up).
+        let list =
+            |column: &str| -> Result<Vec<i64>> { Ok(row.try_get::<Option<Vec<i64>>, _>(column)?.unwrap_or_default()) };
+        let (applied_ords, replay_ords) = (list("applied_ords")?, list("replay_ords")?);
+        let applied_ids: Vec<String> = row
+            .try_get::<Option<Vec<String>>, _>("applied_ids")?
+            .unwrap_or_default();
+        let hashes: Vec<Vec<u8>> = row
+            .try_get::<Option<Vec<Vec<u8>>>, _>("replay_hashes")?
+            .unwrap_or_default();
+        let codes: Vec<String> = row
+            .try_get::<Option<Vec<String>>, _>("replay_codes")?
+            .unwrap_or_default();
+        let messages: Vec<String> = row
+            .try_get::<Option<Vec<String>>, _>("replay_messages")?
+            .unwrap_or_default();
+        // `ord` is the 1-based position in `order`.
+        let index = |ord: i64| usize::try_from(ord - 1).ok().and_then(|o| order.get(o).copied());
+        let mut out: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+        for (ord, payment_id) in applied_ords.into_iter().zip(applied_ids) {
+            let Some(i) = index(ord) else { continue };
+            out[i] = Some(IngestOutcome::Applied(Applied {
                 payment_id,
                 created: false,
                 from: Some(PaymentStatus::Pending),
                 to: to[i],
                 decision: Decision::Transition { to: to[i], flag: None },
+            }));
+        }
+        for (((ord, hash), response_code), response_message) in
+            replay_ords.into_iter().zip(hashes).zip(codes).zip(messages)
+        {
+            let Some(i) = index(ord) else { continue };
+            // As item by item: the same body is answered as the first time, another body is a conflict.
+            out[i] = Some(if hash == batch[i].body_sha256 {
+                IngestOutcome::Duplicate {
+                    response_code,
+                    response_message,
+                }
+            } else {
+                IngestOutcome::Conflict
             });
         }
+        let out: Option<Vec<IngestOutcome>> = out.into_iter().collect();
+        let Some(out) = out else {
+            return Err(StoreError::Invalid(
+                "a committed batch did not account for every notification".into(),
+            ));
+        };
         Ok(Some(out))
     }
 }
