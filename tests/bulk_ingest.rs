@@ -248,6 +248,16 @@ async fn seed(store: &dyn Store, case: &str, base: chrono::DateTime<chrono::Utc>
     }
 }
 
+/// A notification of the amount every seeded payment asks for.
+fn for_the_full_amount(ext: u8, payment: u8, status: &'static str) -> Item {
+    Item {
+        ext,
+        payment,
+        status,
+        amount: "1000.00",
+    }
+}
+
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 fn check(batches: Vec<Vec<Item>>) -> Result<(), TestCaseError> {
@@ -311,12 +321,7 @@ proptest! {
 
 #[test]
 fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
-    let it = |ext, payment, status| Item {
-        ext,
-        payment,
-        status,
-        amount: "1000.00",
-    };
+    let it = for_the_full_amount;
     check(vec![
         vec![it(1, 0, "03"), it(2, 4, "00")],
         // ext 1 again with the same body (duplicate), ext 2 with another body (conflict),
@@ -345,12 +350,7 @@ fn own_bulk_store(dbs: &Dbs) -> PgStore {
 fn first_successes_for_pending_payments_are_stored_by_one_statement_with_the_same_effects() {
     let Some(dbs) = dbs() else { return };
     let store = own_bulk_store(dbs);
-    let it = |ext, payment, status| Item {
-        ext,
-        payment,
-        status,
-        amount: "1000.00",
-    };
+    let it = for_the_full_amount;
     // Both generated payments settle in one batch (INV-0 also learns Finpay's reference).
     check_on(&store, vec![vec![it(1, 0, "00"), it(2, 1, "00")]]).unwrap();
     assert_eq!(store.speculation_counts(), (1, 0));
@@ -360,12 +360,7 @@ fn first_successes_for_pending_payments_are_stored_by_one_statement_with_the_sam
 fn replays_in_a_batch_of_settlements_are_answered_from_their_stored_rows_in_the_same_statement() {
     let Some(dbs) = dbs() else { return };
     let store = own_bulk_store(dbs);
-    let it = |ext, payment, status| Item {
-        ext,
-        payment,
-        status,
-        amount: "1000.00",
-    };
+    let it = for_the_full_amount;
     check_on(
         &store,
         vec![
@@ -519,12 +514,7 @@ fn a_batch_finds_its_rows_by_key_however_small_the_tables_were_when_its_plan_was
         let case = "plan-";
         let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
         seed(&store, case, base).await;
-        let it = |ext, payment, status| Item {
-            ext,
-            payment,
-            status,
-            amount: "1000.00",
-        };
+        let it = for_the_full_amount;
         // Plans made on nearly empty tables: the read-then-write path's, and
         // the one-statement path's (INV-0 settles).
         store

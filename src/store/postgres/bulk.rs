@@ -51,6 +51,22 @@ fn key(n: &InboundNotification) -> Key {
 /// `(body_sha256, response_code, response_message)` of a stored notification.
 type Stored = (Vec<u8>, String, String);
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the notification row's own columns, one array each, in table order:
+/// partner_id, external_id, jakarta_day, body_sha256, raw_body, headers,
+/// verification (both batch statements insert them the same way).
+pub(super) fn bind_notification_columns<'q>(query: PgQuery<'q>, ns: &[&'q InboundNotification]) -> PgQuery<'q> {
+    query
+        .bind(ns.iter().map(|n| n.partner_id.as_str()).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.external_id.as_str()).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.jakarta_day).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.body_sha256.as_slice()).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.raw_body.as_str()).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.headers_json.as_str()).collect::<Vec<_>>())
+        .bind(ns.iter().map(|n| n.verification.as_str()).collect::<Vec<_>>())
+}
+
 impl PgStore {
     /// The item-by-item path, which the set-based one must match: for tests
     /// that hold the two to the same effects (`tests/bulk_ingest.rs`).
@@ -470,7 +486,7 @@ impl Plan {
             Detail::Json(v) => v.to_string(),
             Detail::Notification(i) => notification_detail(&batch[*i], id_of[i]),
         };
-        let done = sqlx::query(
+        let query = sqlx::query(
             "WITH unchanged AS ( \
                SELECT 1 FROM payments p JOIN UNNEST($38::text[], $39::xid[]) AS v(id, version) \
                  ON p.id = v.id AND p.xmin = v.version WHERE p.id = ANY($38) \
@@ -524,41 +540,74 @@ impl Plan {
         .bind(created.iter().map(|p| p.created_at).collect::<Vec<_>>())
         .bind(created.iter().map(|p| p.updated_at).collect::<Vec<_>>())
         .bind(created.iter().map(|p| p.next_check_at).collect::<Vec<_>>())
+        ;
         // The notifications, already knowing their payment and outcome.
-        .bind(rows.iter().map(|r| n(r).partner_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).external_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).jakarta_day).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).body_sha256.as_slice()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).raw_body.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).headers_json.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).verification.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| self.slots[r.1].payment.id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| n(r).received_at).collect::<Vec<_>>())
-        // The events, in the order item by item would have written them.
-        .bind(self.events.iter().map(|e| self.slots[e.slot].payment.id.as_str()).collect::<Vec<_>>())
-        .bind(self.events.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(self.events.iter().map(detail_of).collect::<Vec<_>>())
-        .bind(self.events.iter().map(|e| e.at).collect::<Vec<_>>())
-        // The notifications' ids, drawn from their sequence by the read.
-        .bind(rows.iter().map(|r| id_of[&r.0]).collect::<Vec<_>>())
-        // The payments the batch changed, guarded like item by item.
-        .bind(changed.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(_, (st, _))| st.as_str()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.reference_no.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.status.as_str()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.finpay_status.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.paid_at).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.flagged.as_deref()).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.next_check_at).collect::<Vec<_>>())
-        .bind(changed.iter().map(|(s, _)| s.payment.updated_at).collect::<Vec<_>>())
-        // The payments the plan read and does not change, with the version read.
-        .bind(only_read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
-        .bind(only_read.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
-        .bind(&self.absent_partner_refs)
-        .bind(changed.iter().map(|(_, (_, version))| version.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await;
+        let query = bind_notification_columns(query, &rows.iter().map(n).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|r| self.slots[r.1].payment.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| n(r).received_at).collect::<Vec<_>>())
+            // The events, in the order item by item would have written them.
+            .bind(
+                self.events
+                    .iter()
+                    .map(|e| self.slots[e.slot].payment.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(self.events.iter().map(|e| e.kind).collect::<Vec<_>>())
+            .bind(self.events.iter().map(detail_of).collect::<Vec<_>>())
+            .bind(self.events.iter().map(|e| e.at).collect::<Vec<_>>())
+            // The notifications' ids, drawn from their sequence by the read.
+            .bind(rows.iter().map(|r| id_of[&r.0]).collect::<Vec<_>>())
+            // The payments the batch changed, guarded like item by item.
+            .bind(changed.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
+            .bind(changed.iter().map(|(_, (st, _))| st.as_str()).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|(s, _)| s.payment.reference_no.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|(s, _)| s.payment.status.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|(s, _)| s.payment.finpay_status.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(changed.iter().map(|(s, _)| s.payment.paid_at).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|(s, _)| s.payment.flagged.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(changed.iter().map(|(s, _)| s.payment.next_check_at).collect::<Vec<_>>())
+            .bind(changed.iter().map(|(s, _)| s.payment.updated_at).collect::<Vec<_>>())
+            // The payments the plan read and does not change, with the version read.
+            .bind(only_read.iter().map(|(s, _)| s.payment.id.as_str()).collect::<Vec<_>>())
+            .bind(
+                only_read
+                    .iter()
+                    .map(|(_, (_, version))| version.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(&self.absent_partner_refs)
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, (_, version))| version.as_str())
+                    .collect::<Vec<_>>(),
+            );
+        let done = query.execute(&mut *conn).await;
         match done {
             Ok(_) => Ok(true),
             // The statement's own "the plan no longer holds" signal; or two

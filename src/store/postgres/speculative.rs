@@ -165,7 +165,7 @@ impl PgStore {
         // update finds its payments by `id = ANY(the ids found)`, and tests
         // `status` with `IS NOT DISTINCT FROM`, which no index serves, so that
         // a plan made on small tables cannot scan every pending payment.
-        let row = sqlx::query(
+        let query = sqlx::query(
             "WITH k AS ( \
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::bytea[], $7::text[], \
                  $8::text[], $9::text[], $10::timestamptz[], $11::bigint[], $12::text[], $13::text[], $14::text[], \
@@ -227,24 +227,29 @@ impl PgStore {
         )
         .bind(order.iter().map(|i| obs(i).original_partner_reference_no.as_deref()).collect::<Vec<_>>())
         .bind(order.iter().map(|i| obs(i).original_reference_no.as_deref()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).partner_id.as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).external_id.as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).jakarta_day).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).body_sha256.as_slice()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).raw_body.as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).headers_json.as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).verification.as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| at(i).received_at).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| obs(i).amount.as_ref().map(|a| a.minor)).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| obs(i).amount.as_ref().map(|a| a.currency.as_str())).collect::<Vec<_>>())
-        .bind(order.iter().map(|&i| to[i].as_str()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| obs(i).status.code()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| obs(i).source.as_str()).collect::<Vec<_>>())
-        .bind(&prefixes)
-        .bind(&suffixes)
-        .bind(&changed)
-        .fetch_one(&mut *self.ingest.acquire().await?)
-        .await;
+        ;
+        let row = super::bulk::bind_notification_columns(query, &order.iter().map(at).collect::<Vec<_>>())
+            .bind(order.iter().map(|i| at(i).received_at).collect::<Vec<_>>())
+            .bind(
+                order
+                    .iter()
+                    .map(|i| obs(i).amount.as_ref().map(|a| a.minor))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                order
+                    .iter()
+                    .map(|i| obs(i).amount.as_ref().map(|a| a.currency.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(order.iter().map(|&i| to[i].as_str()).collect::<Vec<_>>())
+            .bind(order.iter().map(|i| obs(i).status.code()).collect::<Vec<_>>())
+            .bind(order.iter().map(|i| obs(i).source.as_str()).collect::<Vec<_>>())
+            .bind(&prefixes)
+            .bind(&suffixes)
+            .bind(&changed)
+            .fetch_one(&mut *self.ingest.acquire().await?)
+            .await;
         let row = match row {
             Ok(row) => row,
             // The statement's own "an assumption does not hold" signal; a
