@@ -45,6 +45,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Notifications committed per transaction (group commit).",
     ),
     (
+        "finpay_qris_notify_one_statement_batches_total",
+        "counter",
+        "PostgreSQL: notification batches stored by one statement (result=held), or tried and rolled back, then read first (result=missed).",
+    ),
+    (
         "finpay_qris_notify_batch_duration_seconds",
         "histogram",
         "Time to store one group-commit batch, from taking it off the queue to its commit (read, plan, write).",
@@ -138,6 +143,13 @@ impl Metrics {
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
         if let Ok(mut m) = self.counters.lock() {
             *series(&mut m, name, labels, || 0) += n;
+        }
+    }
+
+    /// A counter kept elsewhere (the store's), copied at scrape time.
+    pub fn set_counter(&self, name: &'static str, labels: &[(&'static str, &str)], v: u64) {
+        if let Ok(mut m) = self.counters.lock() {
+            *series(&mut m, name, labels, || 0) = v;
         }
     }
 

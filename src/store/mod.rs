@@ -89,6 +89,10 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Connections in use and idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
+    /// Notification batches stored by PostgreSQL's one-statement path, and
+    /// tried there but rolled back (then read first), since start; `None` on
+    /// SQLite, which has no such path. For metrics.
+    fn one_statement_batches(&self) -> Option<(u64, u64)>;
 
     // ---- access tokens we issued (only their SHA-256 is stored) ----
     async fn insert_token(

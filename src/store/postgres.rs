@@ -68,6 +68,10 @@ impl PgStore {
         [&self.pool, &self.ingest]
     }
 
+    pub(crate) fn one_statement_counts(&self) -> Option<(u64, u64)> {
+        Some(self.speculation_counts())
+    }
+
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
     pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;

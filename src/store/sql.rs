@@ -324,6 +324,10 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            fn one_statement_batches(&self) -> Option<(u64, u64)> {
+                self.one_statement_counts()
+            }
+
             fn pool_usage(&self) -> (u32, u32) {
                 self.pools().iter().fold((0, 0), |(used, idle), pool| {
                     let (size, free) = (pool.size(), pool.num_idle() as u32);

@@ -50,6 +50,11 @@ impl SqliteStore {
         [&self.pool]
     }
 
+    /// SQLite stores every batch item by item (`Store::one_statement_batches`).
+    pub(crate) fn one_statement_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;

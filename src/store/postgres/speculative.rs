@@ -69,7 +69,6 @@ impl Default for Speculation {
 /// payment to, when that follows from a pending payment with the notified amount.
 fn assumed_transition(n: &InboundNotification) -> Option<PaymentStatus> {
     let obs = &n.observation;
-    obs.amount.as_ref()?;
     if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
         return None;
     }
