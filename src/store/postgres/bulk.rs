@@ -91,8 +91,9 @@ impl PgStore {
             });
         }
 
-        // The common batch, when its assumptions hold, in one statement.
-        if let Some(out) = self.ingest_speculatively(batch).await? {
+        // The common batch, when its assumptions hold, in one statement (in
+        // the same key order; only when no key appears twice).
+        if let Some(out) = self.ingest_speculatively(batch, &leaders).await? {
             return Ok(out);
         }
         // One connection for both statements (one pool check-out).

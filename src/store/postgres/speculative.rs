@@ -109,12 +109,19 @@ impl PgStore {
 
     /// Stores the batch in one statement if every notification in it is of the
     /// common kind and every assumption holds; `None` when the batch must take
-    /// the read-then-write path (nothing was written then).
+    /// the read-then-write path (nothing was written then). `order` is the
+    /// first copy of each key, in key order (`ingest_bulk`'s leaders): the
+    /// fixed order makes two replicas inserting overlapping batches wait on
+    /// each other instead of deadlocking, and the events come out in the order
+    /// item by item writes them.
     pub(super) async fn ingest_speculatively(
         &self,
         batch: &[InboundNotification],
+        order: &[usize],
     ) -> Result<Option<Vec<IngestOutcome>>> {
-        if batch.is_empty() {
+        // A key twice in one batch is answered against its first copy: the
+        // read-then-write path does that.
+        if batch.is_empty() || order.len() != batch.len() {
             return Ok(None);
         }
         let mut to = Vec::with_capacity(batch.len());
@@ -123,15 +130,6 @@ impl PgStore {
                 Some(status) => to.push(status),
                 None => return Ok(None),
             }
-        }
-        // Keys in a fixed order (as item by item): two replicas inserting
-        // overlapping batches wait on each other instead of deadlocking, and
-        // the events come out in the order item by item writes them.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        let key = |i: usize| (&batch[i].partner_id, &batch[i].external_id, batch[i].jakarta_day);
-        order.sort_by(|&a, &b| key(a).cmp(&key(b)));
-        if order.windows(2).any(|w| key(w[0]) == key(w[1])) {
-            return Ok(None);
         }
         if self
             .speculation
