@@ -16,6 +16,7 @@ on_both_backends!(
     expired_token_is_refreshed_transparently,
     payment_that_never_completes_expires_after_validity_and_grace,
     refresh_on_read_applies_the_answer_and_respects_leases,
+    the_workers_schedule_follows_each_payments_next_check,
 );
 
 const IDR_10K: i64 = 1_000_000;
@@ -246,4 +247,81 @@ async fn refresh_on_read_applies_the_answer_and_respects_leases(backend: Backend
     ));
     unconfigured.stop().await;
     sim.shutdown().await;
+}
+
+/// Rows of the worker's schedule table (`payment_checks_due`, kept by the
+/// database from `payments.next_check_at`) for one payment.
+async fn scheduled_rows(db_url: &str, payment_id: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT count(*) FROM payment_checks_due WHERE payment_id = $1";
+    if db_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(payment_id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(payment_id)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+/// The worker finds what is due through a table of its own (so that settling a
+/// payment writes no index of `payments`); the database keeps that table in
+/// step with `next_check_at` whichever statement changes it.
+async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
+    let store = app.state.store.clone();
+    let prn = format!("INV-{}", unique_digits());
+    let rn = format!("FP-{}", unique_digits());
+    let p = insert_pending_payment(store.as_ref(), &prn, IDR_10K).await;
+    let now = store::now();
+    let later = now + chrono::Duration::seconds(60);
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0, "no check scheduled yet");
+
+    let generated = |next_check_at| store::GeneratedQr {
+        reference_no: Some(rn.clone()),
+        qr_content: "00020101021226".into(),
+        qr_url: None,
+        valid_until: None,
+        next_check_at,
+    };
+    store.attach_generated(&p.id, &generated(later)).await.unwrap();
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 1);
+    assert!(
+        store.claim_due("w", now, 30, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+
+    // Rescheduled earlier: due now.
+    store
+        .attach_generated(&p.id, &generated(now - chrono::Duration::seconds(1)))
+        .await
+        .unwrap();
+    let claimed = store.claim_due("w", now, 1, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [p.id.as_str()]
+    );
+
+    // Settled by Finpay's notification: nothing left to check.
+    let token = app.token().await;
+    let (status, body) = app
+        .notify(&token, &unique_digits(), &notify_body(&prn, &rn, "00", "10000.00"))
+        .await;
+    assert_eq!(
+        (status, body["responseCode"].as_str()),
+        (200, Some("2005200")),
+        "{body}"
+    );
+    assert_eq!(status_of(&app, &p.id).await.next_check_at, None);
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0);
+    let much_later = later + chrono::Duration::seconds(3600);
+    assert!(store.claim_due("w", much_later, 30, 10).await.unwrap().is_empty());
+    app.stop().await;
 }

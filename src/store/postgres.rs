@@ -73,7 +73,8 @@ impl PgStore {
     }
 
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
-    pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// The worker's claim locks the payments (`p`) it reads, not their schedule rows.
+    pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE OF p SKIP LOCKED";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;
 
     pub(crate) fn sql(s: &'static str) -> Cow<'static, str> {

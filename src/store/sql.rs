@@ -468,10 +468,15 @@ macro_rules! sql_store {
                 limit: i64,
             ) -> crate::store::Result<Vec<Payment>> {
                 let until = now + chrono::Duration::seconds(lease_secs as i64);
+                // `payment_checks_due` is the database's copy of `next_check_at`
+                // for the payments that have one (migration 0005 keeps it): the
+                // index of what is due, kept off `payments` so that a settlement
+                // does not write to it.
                 let select = format!(
-                    "SELECT id FROM payments WHERE next_check_at IS NOT NULL AND next_check_at <= $1 \
-                     AND status IN ('initiated', 'pending', 'paying') AND (lease_until IS NULL OR lease_until < $1) \
-                     ORDER BY next_check_at LIMIT $2{}",
+                    "SELECT p.id FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
+                     WHERE d.due_at <= $1 AND p.next_check_at <= $1 \
+                     AND p.status IN ('initiated', 'pending', 'paying') AND (p.lease_until IS NULL OR p.lease_until < $1) \
+                     ORDER BY d.due_at LIMIT $2{}",
                     Self::SKIP_LOCKED
                 );
                 let update = format!(
