@@ -87,12 +87,14 @@ SQLITE_URL="sqlite://$WORK/bench.db"
 log "fresh database $BENCH_DB, $PAYMENTS payments"
 psql -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
 DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
-# Payments as generated through Finpay: our reference PRNn, Finpay's FPn (what loadgen's notifications name).
+# Payments as generated through Finpay: our reference PRNn, Finpay's FPn (what loadgen's notifications name),
+# each with a status check scheduled for the worker (an hour ahead, so the worker stays out of the run), as
+# `POST /payments` leaves them; a settlement clears it.
 # Every run starts from the same freshly written tables (no bloat carried over from the run before).
 pg_reset() {
-    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events, refunds, payments" \
-        -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
-            SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now()
+    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events, refunds, payment_checks_due, payments" \
+        -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at, next_check_at)
+            SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now(), now() + interval '1 hour'
             FROM generate_series(1, $PAYMENTS) g" \
         -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
@@ -103,9 +105,10 @@ sqlite_reset() { # a fresh file each run (payments are never deleted: a trigger 
     DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
     sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "
         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $PAYMENTS)
-        INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
+        INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at, next_check_at)
         SELECT 'bench-' || n, 'PRN' || n, 'FP' || n, 1000000, 'IDR', 'pending', 'generated',
-               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now') FROM g;
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'),
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '+1 hour') FROM g;
         PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 }
 

@@ -1,0 +1,12 @@
+-- notifications.payment_id loses its foreign key for the reason 0004 gave for
+-- payment_events': its referential check (a query and a row lock on the
+-- payment, per notification) was about a twelfth of the database's time on the
+-- notify path. What it guarded (a notification names an existing payment, or
+-- none) is kept by the same two means:
+--   * a notification is written by the statement or transaction that has just
+--     found, locked or created its payment (store/postgres/speculative.rs,
+--     store/postgres/bulk.rs, store/sql.rs), and the batch statements check
+--     that they wrote exactly the rows they planned;
+--   * payments are never deleted (0004's trigger refuses it).
+-- SQLite keeps its foreign keys: there the check is a lookup in the same file.
+ALTER TABLE notifications DROP CONSTRAINT notifications_payment_id_fkey;
