@@ -17,6 +17,7 @@ on_both_backends!(
     payment_that_never_completes_expires_after_validity_and_grace,
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
+    a_database_upgraded_past_0005_keeps_every_scheduled_check,
 );
 
 const IDR_10K: i64 = 1_000_000;
@@ -324,4 +325,63 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     let much_later = later + chrono::Duration::seconds(3600);
     assert!(store.claim_due("w", much_later, 30, 10).await.unwrap().is_empty());
     app.stop().await;
+}
+
+/// A merchant's database from before migration 0005 (the schedule then lived
+/// in an index on `payments.next_check_at`) keeps every scheduled check
+/// through the upgrade: the worker still claims it when it is due.
+async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Backend) {
+    use sqlx::Connection;
+    let db = TestDb::new(backend).await;
+    let store = store::connect(&db.url, 2, 5).await.unwrap();
+    // The migrations as they were before 0005, from the repository's own files.
+    let backend_dir = match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres => "migrations/postgres",
+    };
+    let old = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(backend_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0005" {
+            std::fs::copy(&path, old.path().join(&name)).unwrap();
+        }
+    }
+    let before = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+    let now = store::now();
+    let due = now - chrono::Duration::seconds(5);
+    let insert = "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, \
+                  created_at, updated_at, next_check_at) VALUES ($1, $2, 1000000, 'IDR', 'pending', 'generated', $3, $3, $4)";
+    let id = format!("pay-{}", unique_digits());
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            before.run(&mut c).await.unwrap();
+            sqlx::query(insert)
+                .bind(&id)
+                .bind(format!("INV-{id}"))
+                .bind(now)
+                .bind(due)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            before.run(&mut c).await.unwrap();
+            sqlx::query(insert)
+                .bind(&id)
+                .bind(format!("INV-{id}"))
+                .bind(now)
+                .bind(due)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+
+    store.migrate().await.unwrap();
+    assert_eq!(scheduled_rows(&db.url, &id).await, 1);
+    let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
 }
