@@ -250,26 +250,30 @@ async fn refresh_on_read_applies_the_answer_and_respects_leases(backend: Backend
     sim.shutdown().await;
 }
 
+/// Runs `$body` with `$c`, a new connection to the test database (either
+/// backend: the statements the tests run here are the same for both).
+macro_rules! with_connection {
+    ($url:expr, |$c:ident| $body:expr) => {{
+        use sqlx::Connection;
+        if $url.starts_with("sqlite:") {
+            let mut $c = sqlx::SqliteConnection::connect($url).await.unwrap();
+            $body
+        } else {
+            let mut $c = sqlx::PgConnection::connect($url).await.unwrap();
+            $body
+        }
+    }};
+}
+
 /// Rows of the worker's schedule table (`payment_checks_due`, kept by the
 /// database from `payments.next_check_at`) for one payment.
 async fn scheduled_rows(db_url: &str, payment_id: &str) -> i64 {
-    use sqlx::Connection;
     let sql = "SELECT count(*) FROM payment_checks_due WHERE payment_id = $1";
-    if db_url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
-        sqlx::query_scalar(sql)
-            .bind(payment_id)
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
-        sqlx::query_scalar(sql)
-            .bind(payment_id)
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    }
+    with_connection!(db_url, |c| sqlx::query_scalar(sql)
+        .bind(payment_id)
+        .fetch_one(&mut c)
+        .await
+        .unwrap())
 }
 
 /// The worker finds what is due through a table of its own (so that settling a
@@ -331,7 +335,6 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
 /// in an index on `payments.next_check_at`) keeps every scheduled check
 /// through the upgrade: the worker still claims it when it is due.
 async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Backend) {
-    use sqlx::Connection;
     let db = TestDb::new(backend).await;
     let store = store::connect(&db.url, 2, 5).await.unwrap();
     // The migrations as they were before 0005, from the repository's own files.
@@ -353,32 +356,17 @@ async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Back
     let insert = "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, \
                   created_at, updated_at, next_check_at) VALUES ($1, $2, 1000000, 'IDR', 'pending', 'generated', $3, $3, $4)";
     let id = format!("pay-{}", unique_digits());
-    match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            before.run(&mut c).await.unwrap();
-            sqlx::query(insert)
-                .bind(&id)
-                .bind(format!("INV-{id}"))
-                .bind(now)
-                .bind(due)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            before.run(&mut c).await.unwrap();
-            sqlx::query(insert)
-                .bind(&id)
-                .bind(format!("INV-{id}"))
-                .bind(now)
-                .bind(due)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
+    with_connection!(db.url.as_str(), |c| {
+        before.run(&mut c).await.unwrap();
+        sqlx::query(insert)
+            .bind(&id)
+            .bind(format!("INV-{id}"))
+            .bind(now)
+            .bind(due)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
 
     store.migrate().await.unwrap();
     assert_eq!(scheduled_rows(&db.url, &id).await, 1);
