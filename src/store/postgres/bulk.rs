@@ -540,8 +540,7 @@ impl Plan {
         .bind(created.iter().map(|p| p.finpay_status.as_deref()).collect::<Vec<_>>())
         .bind(created.iter().map(|p| p.created_at).collect::<Vec<_>>())
         .bind(created.iter().map(|p| p.updated_at).collect::<Vec<_>>())
-        .bind(created.iter().map(|p| p.next_check_at).collect::<Vec<_>>())
-        ;
+        .bind(created.iter().map(|p| p.next_check_at).collect::<Vec<_>>());
         // The notifications, already knowing their payment and outcome.
         let query = bind_notification_columns(query, &rows.iter().map(n).collect::<Vec<_>>())
             .bind(

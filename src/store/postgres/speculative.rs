@@ -79,6 +79,16 @@ fn assumed_transition(n: &InboundNotification) -> Option<PaymentStatus> {
     }
 }
 
+/// An `array_agg` column of the statement's answer; NULL (nothing to
+/// aggregate) is the empty list.
+fn array_column<T>(row: &sqlx::postgres::PgRow, column: &str) -> Result<Vec<T>>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    Vec<T>: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    Ok(row.try_get::<Option<Vec<T>>, _>(column)?.unwrap_or_default())
+}
+
 /// The notification's own event detail around its id, which the statement
 /// draws: `prefix || id || suffix` is exactly `bulk::notification_detail`.
 fn detail_around_id(n: &InboundNotification) -> Option<(String, String)> {
@@ -223,8 +233,7 @@ impl PgStore {
              (SELECT array_agg(response_message ORDER BY ord) FROM replays) AS replay_messages",
         )
         .bind(order.iter().map(|i| obs(i).original_partner_reference_no.as_deref()).collect::<Vec<_>>())
-        .bind(order.iter().map(|i| obs(i).original_reference_no.as_deref()).collect::<Vec<_>>())
-        ;
+        .bind(order.iter().map(|i| obs(i).original_reference_no.as_deref()).collect::<Vec<_>>());
         let row = super::bulk::bind_notification_columns(query, &order.iter().map(at).collect::<Vec<_>>())
             .bind(order.iter().map(|i| at(i).received_at).collect::<Vec<_>>())
             .bind(
@@ -266,21 +275,12 @@ impl PgStore {
         self.speculation.held.fetch_add(1, Ordering::Relaxed);
         // Committed. Every notification is either applied (its key was new) or
         // a replay of a stored one (the statement checked the two add up).
-        let list =
-            |column: &str| -> Result<Vec<i64>> { Ok(row.try_get::<Option<Vec<i64>>, _>(column)?.unwrap_or_default()) };
-        let (applied_ords, replay_ords) = (list("applied_ords")?, list("replay_ords")?);
-        let applied_ids: Vec<String> = row
-            .try_get::<Option<Vec<String>>, _>("applied_ids")?
-            .unwrap_or_default();
-        let hashes: Vec<Vec<u8>> = row
-            .try_get::<Option<Vec<Vec<u8>>>, _>("replay_hashes")?
-            .unwrap_or_default();
-        let codes: Vec<String> = row
-            .try_get::<Option<Vec<String>>, _>("replay_codes")?
-            .unwrap_or_default();
-        let messages: Vec<String> = row
-            .try_get::<Option<Vec<String>>, _>("replay_messages")?
-            .unwrap_or_default();
+        let applied_ords: Vec<i64> = array_column(&row, "applied_ords")?;
+        let applied_ids: Vec<String> = array_column(&row, "applied_ids")?;
+        let replay_ords: Vec<i64> = array_column(&row, "replay_ords")?;
+        let hashes: Vec<Vec<u8>> = array_column(&row, "replay_hashes")?;
+        let codes: Vec<String> = array_column(&row, "replay_codes")?;
+        let messages: Vec<String> = array_column(&row, "replay_messages")?;
         // `ord` is the 1-based position in `order`.
         let index = |ord: i64| usize::try_from(ord - 1).ok().and_then(|o| order.get(o).copied());
         let mut out: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
