@@ -637,11 +637,15 @@ fn settling_a_generated_payment_writes_no_index_of_payments() {
             assert!(matches!(o, IngestOutcome::Applied(_)), "{o:?}");
         }
         assert_eq!(store.speculation_counts(), (1, 1));
-        let due: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_checks_due")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        assert_eq!(due, 0, "a settled payment is still scheduled for a check");
+        // The two checks are cleared; their schedule rows wait for the worker's sweep (0007).
+        let stale: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
+             WHERE p.next_check_at IS NULL",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(stale, 2, "the settlements wrote to the worker's schedule");
 
         // Two generations (Finpay's reference set: indexed, not HOT) and two
         // settlements; a backend reports its counts when it goes idle.
@@ -652,6 +656,16 @@ fn settling_a_generated_payment_writes_no_index_of_payments() {
             counts = payment_updates(&mut c).await;
         }
         assert_eq!(counts, (4, 2), "(updates, HOT updates) of payments");
+        assert!(store
+            .claim_due("w", finpay_qris::store::now(), 30, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_checks_due")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the claim did not sweep the settled payments' rows");
         let _ = c.close().await;
     });
 }

@@ -17,6 +17,7 @@ on_both_backends!(
     payment_that_never_completes_expires_after_validity_and_grace,
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
+    checks_cleared_before_they_come_due_are_swept_and_never_claimed,
     a_database_upgraded_past_0005_keeps_every_scheduled_check,
 );
 
@@ -314,7 +315,9 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
         [p.id.as_str()]
     );
 
-    // Settled by Finpay's notification: nothing left to check.
+    // Settled by Finpay's notification: nothing left to check. The settlement
+    // leaves its schedule row (migration 0007); the worker's next claim after
+    // it comes due deletes it and claims nothing.
     let token = app.token().await;
     let (status, body) = app
         .notify(&token, &unique_digits(), &notify_body(&prn, &rn, "00", "10000.00"))
@@ -325,9 +328,71 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
         "{body}"
     );
     assert_eq!(status_of(&app, &p.id).await.next_check_at, None);
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0);
     let much_later = later + chrono::Duration::seconds(3600);
     assert!(store.claim_due("w", much_later, 30, 10).await.unwrap().is_empty());
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0, "swept by the claim");
+    app.stop().await;
+}
+
+/// Sets (or clears, with `None`) a payment's check the way any statement of
+/// the service does: by writing `payments.next_check_at`.
+async fn set_next_check(db_url: &str, payment_id: &str, at: Option<chrono::DateTime<chrono::Utc>>) {
+    let sql = "UPDATE payments SET next_check_at = $1 WHERE id = $2";
+    let updated = with_connection!(db_url, |c| sqlx::query(sql)
+        .bind(at)
+        .bind(payment_id)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    assert_eq!(updated, 1, "no payment {payment_id}");
+}
+
+/// Clearing a check leaves its schedule row for the worker to delete (the
+/// notify path then writes nothing but the payment). Such a stale row is
+/// never claimed, however many of them come due ahead of a real check, and a
+/// check set again before the sweep is claimed at its new time.
+async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
+    let store = app.state.store.clone();
+    let url = app.db.url.as_str();
+    let now = store::now();
+    let earlier = |s: i64| Some(now - chrono::Duration::seconds(s));
+    // Twelve cleared checks, all due before the one real check.
+    let mut cleared = Vec::new();
+    for k in 0..12 {
+        let p = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+        set_next_check(url, &p.id, earlier(60 + k)).await;
+        set_next_check(url, &p.id, None).await;
+        assert_eq!(scheduled_rows(url, &p.id).await, 1, "left for the sweep");
+        cleared.push(p);
+    }
+    let due = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    set_next_check(url, &due.id, earlier(10)).await;
+    // Cleared, then set again (later) before the worker came by.
+    let again = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    set_next_check(url, &again.id, earlier(120)).await;
+    set_next_check(url, &again.id, None).await;
+    set_next_check(url, &again.id, Some(now + chrono::Duration::seconds(30))).await;
+
+    // A claim of at most 10: the twelve stale rows come first in due order.
+    // (Leased for longer than the test runs, so that `due` stays claimed.)
+    let claimed = store.claim_due("w", now, 300, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [due.id.as_str()]
+    );
+    for p in &cleared {
+        assert_eq!(scheduled_rows(url, &p.id).await, 0, "a stale row outlived its sweep");
+    }
+    assert_eq!(scheduled_rows(url, &again.id).await, 1, "a check set again was swept");
+
+    let later = now + chrono::Duration::seconds(31);
+    let claimed = store.claim_due("w", later, 30, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [again.id.as_str()]
+    );
     app.stop().await;
 }
 
@@ -372,4 +437,53 @@ async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Back
     assert_eq!(scheduled_rows(&db.url, &id).await, 1);
     let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+}
+
+/// PostgreSQL lets a statement set a new check on a payment whose stale
+/// schedule row the worker is sweeping at that moment. The sweep locks the
+/// payment (skipping it while the other transaction holds it), so the new
+/// check's row is never deleted on the strength of the old, cleared one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_set_during_the_sweep_survives_it() {
+    use sqlx::Connection;
+    if !postgres_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = store::connect(&db.url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = store::now();
+    let p = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    set_next_check(&db.url, &p.id, Some(now - chrono::Duration::seconds(60))).await;
+    set_next_check(&db.url, &p.id, None).await;
+
+    // Another transaction sets a check due now and has not committed yet.
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = c.begin().await.unwrap();
+    sqlx::query("UPDATE payments SET next_check_at = $1 WHERE id = $2")
+        .bind(now - chrono::Duration::seconds(1))
+        .bind(&p.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let claim = {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_due("w", now, 30, 10).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), claim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.is_empty(),
+        "claimed a payment another transaction held: {first:?}"
+    );
+
+    let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [p.id.as_str()]
+    );
 }

@@ -19,6 +19,11 @@ macro_rules! sql_store {
              qr_content, qr_url, note, valid_until, paid_at, refunded_minor, flagged, finpay_status, created_at, \
              updated_at, next_check_at, check_attempts, lease_owner, lease_until";
 
+        /// Stale schedule rows (checks cleared since they were set) one claim
+        /// deletes at most: a flash sale's worth of settled payments is swept
+        /// within seconds of coming due, in transactions that stay short.
+        const STALE_CHECKS_SWEPT_PER_CLAIM: i64 = 5_000;
+
         impl $Store {
             async fn find_payment_for_update(
                 tx: &mut sqlx::Transaction<'static, $Db>,
@@ -469,9 +474,21 @@ macro_rules! sql_store {
             ) -> crate::store::Result<Vec<Payment>> {
                 let until = now + chrono::Duration::seconds(lease_secs as i64);
                 // `payment_checks_due` is the database's copy of `next_check_at`
-                // for the payments that have one (migration 0005 keeps it): the
-                // index of what is due, kept off `payments` so that a settlement
-                // does not write to it.
+                // for the payments that have one (migrations 0005 and 0007 keep
+                // it): the index of what is due, kept off `payments` so that a
+                // settlement does not write to it. Clearing a check leaves its
+                // row behind (stale); the claim never returns one (it requires
+                // the payment's own `next_check_at` to be due) and first deletes
+                // those that have come due, so they do not pile up in front of the
+                // due ones. Locking the payment (on PostgreSQL) makes a statement
+                // that is setting a new check at that moment either wait for the
+                // sweep or be skipped by it; its trigger then writes the row anew.
+                let sweep = format!(
+                    "DELETE FROM payment_checks_due WHERE payment_id IN ( \
+                     SELECT d.payment_id FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
+                     WHERE d.due_at <= $1 AND p.next_check_at IS NULL ORDER BY d.due_at LIMIT $2{})",
+                    Self::SKIP_LOCKED
+                );
                 let select = format!(
                     "SELECT p.id FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
                      WHERE d.due_at <= $1 AND p.next_check_at <= $1 \
@@ -482,9 +499,11 @@ macro_rules! sql_store {
                 let update = format!(
                     "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id = $3 RETURNING {PAYMENT_COLUMNS}"
                 );
+                let sweep = Self::sql_owned(sweep);
                 let select = Self::sql_owned(select);
                 let update = Self::sql_owned(update);
                 let mut tx = self.begin().await?;
+                sqlx::query(&sweep).bind(now).bind(STALE_CHECKS_SWEPT_PER_CLAIM).execute(&mut *tx).await?;
                 let ids: Vec<String> = sqlx::query_scalar(&select).bind(now).bind(limit).fetch_all(&mut *tx).await?;
                 let mut claimed = Vec::with_capacity(ids.len());
                 for id in ids {
