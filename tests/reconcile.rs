@@ -70,6 +70,13 @@ async fn dropped_notification_is_found_by_the_worker(backend: Backend) {
     let queries = events_of(&app, &p.id, "query").await;
     assert_eq!(queries.last().unwrap()["responseCode"], "2005300");
     assert!(reconcile_attempts(&app, "applied") >= 1);
+    // The settlement left its schedule row; the worker sweeps it on a later poll.
+    eventually(
+        "the worker to sweep the cleared check",
+        Duration::from_secs(10),
+        || async { (scheduled_rows(&app.db.url, &p.id).await == 0).then_some(()) },
+    )
+    .await;
     app.stop().await;
     sim.shutdown().await;
 }
@@ -316,8 +323,8 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     );
 
     // Settled by Finpay's notification: nothing left to check. The settlement
-    // leaves its schedule row (migration 0007); the worker's next claim after
-    // it comes due deletes it and claims nothing.
+    // leaves its schedule row (migration 0007): never claimed, and deleted by
+    // the sweep once it is due.
     let token = app.token().await;
     let (status, body) = app
         .notify(&token, &unique_digits(), &notify_body(&prn, &rn, "00", "10000.00"))
@@ -330,7 +337,9 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     assert_eq!(status_of(&app, &p.id).await.next_check_at, None);
     let much_later = later + chrono::Duration::seconds(3600);
     assert!(store.claim_due("w", much_later, 30, 10).await.unwrap().is_empty());
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0, "swept by the claim");
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 1);
+    assert_eq!(store.sweep_cleared_checks(much_later, 100).await.unwrap(), 1);
+    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0);
     app.stop().await;
 }
 
@@ -348,10 +357,11 @@ async fn set_next_check(db_url: &str, payment_id: &str, at: Option<chrono::DateT
     assert_eq!(updated, 1, "no payment {payment_id}");
 }
 
-/// Clearing a check leaves its schedule row for the worker to delete (the
+/// Clearing a check leaves its schedule row for the worker's sweep (the
 /// notify path then writes nothing but the payment). Such a stale row is
-/// never claimed, however many of them come due ahead of a real check, and a
-/// check set again before the sweep is claimed at its new time.
+/// never claimed, however many of them come due ahead of a real check; a
+/// sweep deletes them a window at a time; and a check set again before the
+/// sweep is claimed at its new time.
 async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend: Backend) {
     let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
     let store = app.state.store.clone();
@@ -375,17 +385,24 @@ async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend
     set_next_check(url, &again.id, None).await;
     set_next_check(url, &again.id, Some(now + chrono::Duration::seconds(30))).await;
 
-    // A claim of at most 10: the twelve stale rows come first in due order.
-    // (Leased for longer than the test runs, so that `due` stays claimed.)
+    // A claim of at most 10, not swept yet: the twelve stale rows come first
+    // in due order. (Leased for longer than the test runs, so that `due` stays claimed.)
     let claimed = store.claim_due("w", now, 300, 10).await.unwrap();
     assert_eq!(
         claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         [due.id.as_str()]
     );
+
+    // A window of 5 looks at the 5 rows due first; the rest on the next sweep.
+    assert_eq!(store.sweep_cleared_checks(now, 5).await.unwrap(), 5);
+    assert_eq!(store.sweep_cleared_checks(now, 100).await.unwrap(), 7);
     for p in &cleared {
         assert_eq!(scheduled_rows(url, &p.id).await, 0, "a stale row outlived its sweep");
     }
+    assert_eq!(scheduled_rows(url, &due.id).await, 1, "a real check was swept");
     assert_eq!(scheduled_rows(url, &again.id).await, 1, "a check set again was swept");
+    let after_all = now + chrono::Duration::seconds(60);
+    assert_eq!(store.sweep_cleared_checks(after_all, 100).await.unwrap(), 0);
 
     let later = now + chrono::Duration::seconds(31);
     let claimed = store.claim_due("w", later, 30, 10).await.unwrap();
@@ -466,20 +483,18 @@ async fn a_check_set_during_the_sweep_survives_it() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let claim = {
+    let sweep = {
         let store = store.clone();
-        tokio::spawn(async move { store.claim_due("w", now, 30, 10).await.unwrap() })
+        tokio::spawn(async move { store.sweep_cleared_checks(now, 100).await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.commit().await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), claim)
+    let swept = tokio::time::timeout(Duration::from_secs(10), sweep)
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        first.is_empty(),
-        "claimed a payment another transaction held: {first:?}"
-    );
+    assert_eq!(swept, 0, "swept a payment another transaction held");
+    assert_eq!(scheduled_rows(&db.url, &p.id).await, 1);
 
     let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
     assert_eq!(

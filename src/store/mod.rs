@@ -126,6 +126,9 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     // ---- reconciliation ----
     /// Leases up to `limit` open payments whose check is due.
     async fn claim_due(&self, owner: &str, now: DateTime<Utc>, lease_secs: u64, limit: i64) -> Result<Vec<Payment>>;
+    /// Deletes the schedule rows of cleared checks (migration 0007) among the
+    /// first `window` rows due by `now`; returns how many it deleted.
+    async fn sweep_cleared_checks(&self, now: DateTime<Utc>, window: i64) -> Result<u64>;
     /// Leases one payment now (refresh-on-read), if nobody else holds it.
     async fn claim_one(
         &self,

@@ -19,11 +19,6 @@ macro_rules! sql_store {
              qr_content, qr_url, note, valid_until, paid_at, refunded_minor, flagged, finpay_status, created_at, \
              updated_at, next_check_at, check_attempts, lease_owner, lease_until";
 
-        /// Stale schedule rows (checks cleared since they were set) one claim
-        /// deletes at most: a flash sale's worth of settled payments is swept
-        /// within seconds of coming due, in transactions that stay short.
-        const STALE_CHECKS_SWEPT_PER_CLAIM: i64 = 5_000;
-
         impl $Store {
             async fn find_payment_for_update(
                 tx: &mut sqlx::Transaction<'static, $Db>,
@@ -476,19 +471,10 @@ macro_rules! sql_store {
                 // `payment_checks_due` is the database's copy of `next_check_at`
                 // for the payments that have one (migrations 0005 and 0007 keep
                 // it): the index of what is due, kept off `payments` so that a
-                // settlement does not write to it. Clearing a check leaves its
-                // row behind (stale); the claim never returns one (it requires
-                // the payment's own `next_check_at` to be due) and first deletes
-                // those that have come due, so they do not pile up in front of the
-                // due ones. Locking the payment (on PostgreSQL) makes a statement
-                // that is setting a new check at that moment either wait for the
-                // sweep or be skipped by it; its trigger then writes the row anew.
-                let sweep = format!(
-                    "DELETE FROM payment_checks_due WHERE payment_id IN ( \
-                     SELECT d.payment_id FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
-                     WHERE d.due_at <= $1 AND p.next_check_at IS NULL ORDER BY d.due_at LIMIT $2{})",
-                    Self::SKIP_LOCKED
-                );
+                // settlement does not write to it. A cleared check leaves its row
+                // behind (stale) until `sweep_cleared_checks`; requiring the
+                // payment's own `next_check_at` to be due means a claim never
+                // returns one.
                 let select = format!(
                     "SELECT p.id FROM payment_checks_due d JOIN payments p ON p.id = d.payment_id \
                      WHERE d.due_at <= $1 AND p.next_check_at <= $1 \
@@ -499,11 +485,9 @@ macro_rules! sql_store {
                 let update = format!(
                     "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id = $3 RETURNING {PAYMENT_COLUMNS}"
                 );
-                let sweep = Self::sql_owned(sweep);
                 let select = Self::sql_owned(select);
                 let update = Self::sql_owned(update);
                 let mut tx = self.begin().await?;
-                sqlx::query(&sweep).bind(now).bind(STALE_CHECKS_SWEPT_PER_CLAIM).execute(&mut *tx).await?;
                 let ids: Vec<String> = sqlx::query_scalar(&select).bind(now).bind(limit).fetch_all(&mut *tx).await?;
                 let mut claimed = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -512,6 +496,28 @@ macro_rules! sql_store {
                 }
                 tx.commit().await?;
                 Ok(claimed)
+            }
+
+            async fn sweep_cleared_checks(&self, now: DateTime<Utc>, window: i64) -> crate::store::Result<u64> {
+                // Only the first `window` rows in due order are looked at, so a
+                // sweep costs the same however many checks are due (a backlog
+                // while Finpay is down); stale rows further back come into the
+                // window as the ones ahead are claimed and rescheduled. Locking
+                // the payment (on PostgreSQL) makes a statement that is setting a
+                // new check at that moment either wait for the sweep or be
+                // skipped by it; its trigger then writes the row anew.
+                let sql = format!(
+                    "DELETE FROM payment_checks_due WHERE payment_id IN ( \
+                     SELECT d.payment_id FROM ( \
+                       SELECT payment_id FROM payment_checks_due WHERE due_at <= $1 ORDER BY due_at LIMIT $2) d \
+                     JOIN payments p ON p.id = d.payment_id WHERE p.next_check_at IS NULL{})",
+                    Self::SKIP_LOCKED
+                );
+                let sql = Self::sql_owned(sql);
+                let mut tx = self.begin().await?;
+                let swept = sqlx::query(&sql).bind(now).bind(window).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(swept)
             }
 
             async fn claim_one(

@@ -1,7 +1,9 @@
 //! Reconciliation: asks Finpay about every open payment on a schedule, so a
 //! lost notification cannot leave a paid payment unpaid.
 //!
-//! Each cycle leases due payments in the database (`claim_due`: `FOR UPDATE
+//! Once per poll interval it deletes the schedule rows of cleared checks
+//! (`sweep_cleared_checks`; a settlement leaves them, migration 0007). Each
+//! cycle leases due payments in the database (`claim_due`: `FOR UPDATE
 //! SKIP LOCKED` on PostgreSQL, an immediate transaction on SQLite), so
 //! replicas sharing a database never check the same payment at once; a
 //! crashed worker's leases simply run out and are taken over. Answers go
@@ -29,6 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Payments of one batch checked at the same time.
 const CONCURRENCY: usize = 4;
+
+/// Schedule rows looked at by one sweep of cleared checks: enough to keep up
+/// with a flash sale's settlements at one sweep per poll interval, few enough
+/// for a short transaction.
+const SWEEP_WINDOW: i64 = 5_000;
 
 /// Starts the reconciliation loop when `worker.enabled` (default: whenever
 /// Finpay credentials are configured).
@@ -72,7 +79,18 @@ pub(crate) fn host_name() -> String {
 async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: CancellationToken) {
     let w = &state.settings.worker;
     let poll = Duration::from_millis(w.poll_interval_ms.max(10));
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
+        // Cleared checks are swept once per poll interval, not before every
+        // batch (a backlog runs batches back to back), and again at once while
+        // a sweep finds its whole window stale.
+        if last_sweep.is_none_or(|t| t.elapsed() >= poll) {
+            let full = tokio::select! {
+                _ = cancel.cancelled() => break,
+                full = sweep(&state) => full,
+            };
+            last_sweep = (!full).then(tokio::time::Instant::now);
+        }
         let cycle = AssertUnwindSafe(cycle(&state, &finpay, &owner)).catch_unwind();
         let full_batch = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -89,7 +107,7 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
             },
         };
         // A full batch suggests more is due: go again at once.
-        if full_batch {
+        if full_batch || last_sweep.is_none() {
             continue;
         }
         tokio::select! {
@@ -98,6 +116,22 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
         }
     }
     tracing::info!("reconciliation worker stopped");
+}
+
+/// Deletes the schedule rows of checks cleared since they were set (a settled
+/// payment's); true when the whole window was stale, so more may be.
+async fn sweep(state: &AppState) -> bool {
+    match state
+        .store
+        .sweep_cleared_checks(crate::store::now(), SWEEP_WINDOW)
+        .await
+    {
+        Ok(swept) => swept >= SWEEP_WINDOW as u64,
+        Err(e) => {
+            tracing::warn!(error = %e, "sweeping cleared checks failed; retrying after the poll interval");
+            false
+        }
+    }
 }
 
 /// Leases the due payments and checks them; returns how many were leased.
