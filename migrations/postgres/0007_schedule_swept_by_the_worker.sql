@@ -12,9 +12,10 @@
 --   `payment_checks_due`, by row-level triggers whose WHEN clause PostgreSQL
 --   tests without calling PL/pgSQL, so a settlement fires nothing;
 -- * a row whose payment has no check any more (`next_check_at` NULL) is stale:
---   the worker's claim never returns it (it requires `p.next_check_at <= now`)
---   and deletes it once it comes due, locking the payment as it does so that a
---   concurrent statement setting a new check is either waited for or skipped.
+--   the worker's claim never returns it (it requires `p.next_check_at <= now`),
+--   and the worker's sweep deletes it once it comes due, locking the payment as
+--   it does so that a concurrent statement setting a new check is either waited
+--   for or skipped.
 --
 -- So `payment_checks_due` holds a row, with the same time, for every payment
 -- with a check scheduled, and possibly stale rows not yet due or not yet swept.
