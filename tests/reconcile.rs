@@ -273,6 +273,16 @@ macro_rules! with_connection {
     }};
 }
 
+/// The ids of claimed payments, in the order the claim returned them.
+fn ids(payments: &[finpay_qris::store::Payment]) -> Vec<&str> {
+    payments.iter().map(|p| p.id.as_str()).collect()
+}
+
+/// A new pending payment of IDR 10,000 with a reference of its own.
+async fn new_pending_payment(store: &dyn finpay_qris::store::Store) -> finpay_qris::store::Payment {
+    insert_pending_payment(store, &format!("INV-{}", unique_digits()), IDR_10K).await
+}
+
 /// Rows of the worker's schedule table (`payment_checks_due`, kept by the
 /// database from `payments.next_check_at`) for one payment.
 async fn scheduled_rows(db_url: &str, payment_id: &str) -> i64 {
@@ -317,10 +327,7 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
         .await
         .unwrap();
     let claimed = store.claim_due("w", now, 1, 10).await.unwrap();
-    assert_eq!(
-        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [p.id.as_str()]
-    );
+    assert_eq!(ids(&claimed), [p.id.as_str()]);
 
     // Settled by Finpay's notification: nothing left to check. The settlement
     // leaves its schedule row (migration 0007): never claimed, and deleted by
@@ -371,16 +378,16 @@ async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend
     // Twelve cleared checks, all due before the one real check.
     let mut cleared = Vec::new();
     for k in 0..12 {
-        let p = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+        let p = new_pending_payment(store.as_ref()).await;
         set_next_check(url, &p.id, earlier(60 + k)).await;
         set_next_check(url, &p.id, None).await;
         assert_eq!(scheduled_rows(url, &p.id).await, 1, "left for the sweep");
         cleared.push(p);
     }
-    let due = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    let due = new_pending_payment(store.as_ref()).await;
     set_next_check(url, &due.id, earlier(10)).await;
     // Cleared, then set again (later) before the worker came by.
-    let again = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    let again = new_pending_payment(store.as_ref()).await;
     set_next_check(url, &again.id, earlier(120)).await;
     set_next_check(url, &again.id, None).await;
     set_next_check(url, &again.id, Some(now + chrono::Duration::seconds(30))).await;
@@ -388,10 +395,7 @@ async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend
     // A claim of at most 10, not swept yet: the twelve stale rows come first
     // in due order. (Leased for longer than the test runs, so that `due` stays claimed.)
     let claimed = store.claim_due("w", now, 300, 10).await.unwrap();
-    assert_eq!(
-        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [due.id.as_str()]
-    );
+    assert_eq!(ids(&claimed), [due.id.as_str()]);
 
     // A window of 5 looks at the 5 rows due first; the rest on the next sweep.
     assert_eq!(store.sweep_cleared_checks(now, 5).await.unwrap(), 5);
@@ -406,10 +410,7 @@ async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend
 
     let later = now + chrono::Duration::seconds(31);
     let claimed = store.claim_due("w", later, 30, 10).await.unwrap();
-    assert_eq!(
-        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [again.id.as_str()]
-    );
+    assert_eq!(ids(&claimed), [again.id.as_str()]);
     app.stop().await;
 }
 
@@ -453,7 +454,7 @@ async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Back
     store.migrate().await.unwrap();
     assert_eq!(scheduled_rows(&db.url, &id).await, 1);
     let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert_eq!(ids(&claimed), [id.as_str()]);
 }
 
 /// PostgreSQL lets a statement set a new check on a payment whose stale
@@ -470,7 +471,7 @@ async fn a_check_set_during_the_sweep_survives_it() {
     let store = store::connect(&db.url, 2, 5).await.unwrap();
     store.migrate().await.unwrap();
     let now = store::now();
-    let p = insert_pending_payment(store.as_ref(), &format!("INV-{}", unique_digits()), IDR_10K).await;
+    let p = new_pending_payment(store.as_ref()).await;
     set_next_check(&db.url, &p.id, Some(now - chrono::Duration::seconds(60))).await;
     set_next_check(&db.url, &p.id, None).await;
 
@@ -497,8 +498,5 @@ async fn a_check_set_during_the_sweep_survives_it() {
     assert_eq!(scheduled_rows(&db.url, &p.id).await, 1);
 
     let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
-    assert_eq!(
-        claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [p.id.as_str()]
-    );
+    assert_eq!(ids(&claimed), [p.id.as_str()]);
 }
