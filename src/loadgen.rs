@@ -4,6 +4,10 @@
 //! builds `--payments` distinct notification bodies (one per payment reference,
 //! hashed once), and sends them from `--connections` keep-alive HTTP/1.1
 //! connections for `--duration-secs`, each request with its own `X-EXTERNAL-ID`.
+//! Each connection notifies its own share of the payments, each payment once;
+//! one that has used up its share starts over, and the report says so (a second
+//! notification finds the payment already paid, which is not what a run of first
+//! deliveries means to measure).
 //! Signing is lazy: every request is signed (HMAC-SHA512, about a microsecond)
 //! with a timestamp refreshed once a second, so a run of any length stays inside
 //! the server's timestamp tolerance. With `--duplicates F`, a fraction F of the
@@ -92,6 +96,11 @@ pub struct Report {
     pub unexpected: u64,
     pub transport_errors: u64,
     pub unexpected_codes: std::collections::BTreeMap<String, u64>,
+    /// Some connection ran through its share of `--payments` (payments ÷
+    /// connections) and notified a payment a second time, under a new
+    /// external id: that payment was already paid, so such requests measure
+    /// another path than a first delivery. Give more `--payments`.
+    pub payments_renotified: bool,
 }
 
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
@@ -121,6 +130,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         "answers other than expected: {} (transport errors: {}) {:?}",
         report.unexpected, report.transport_errors, report.unexpected_codes
     );
+    if report.payments_renotified {
+        println!(
+            "warning: a connection used up its share of the payments (--payments / --connections) and notified \
+             some a second time, when they were already paid; give more --payments"
+        );
+    }
     println!("{}", serde_json::to_string(&report)?);
     if report.unexpected > 0 {
         bail!("{} answers were not the expected responseCode", report.unexpected);
@@ -186,7 +201,7 @@ pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let end = measure_from + Duration::from_secs(args.duration_secs.max(1));
     let workers: Vec<_> = (0..args.connections.max(1))
-        .map(|w| tokio::spawn(worker(plan.clone(), w, measure_from, end)))
+        .map(|w| tokio::spawn(worker(plan.clone(), w, args.connections.max(1), measure_from, end)))
         .collect();
     let mut all = Tally::default();
     for w in workers {
@@ -232,6 +247,8 @@ struct Tally {
     unexpected: u64,
     transport_errors: u64,
     codes: std::collections::BTreeMap<String, u64>,
+    /// This connection used up its slice of the payments and started over.
+    payments_renotified: bool,
 }
 
 impl Tally {
@@ -240,6 +257,7 @@ impl Tally {
         self.duplicates += o.duplicates;
         self.unexpected += o.unexpected;
         self.transport_errors += o.transport_errors;
+        self.payments_renotified |= o.payments_renotified;
         for (k, v) in o.codes {
             *self.codes.entry(k).or_default() += v;
         }
@@ -267,6 +285,7 @@ impl Tally {
             unexpected: self.unexpected,
             transport_errors: self.transport_errors,
             unexpected_codes: self.codes,
+            payments_renotified: self.payments_renotified,
         }
     }
 }
@@ -287,12 +306,47 @@ impl Rng {
     }
 }
 
+/// The payments one connection notifies: its own contiguous share of the
+/// bodies, each once, so that no payment is notified twice (under two external
+/// ids) while any share lasts. A second notification would find its payment
+/// already paid, which is not the first delivery the benchmark measures.
+struct Share {
+    first: usize,
+    len: usize,
+    sent: usize,
+    bodies: usize,
+}
+
+impl Share {
+    fn of(connection: usize, connections: usize, bodies: usize) -> Self {
+        let bodies = bodies.max(1);
+        let len = (bodies / connections.max(1)).max(1);
+        Self {
+            first: (connection * len) % bodies,
+            len,
+            sent: 0,
+            bodies,
+        }
+    }
+
+    /// The next body to send, and whether the share was used up and started over.
+    fn next(&mut self) -> (usize, bool) {
+        let again = self.sent == self.len;
+        if again {
+            self.sent = 0;
+        }
+        let i = (self.first + self.sent) % self.bodies;
+        self.sent += 1;
+        (i, again)
+    }
+}
+
 /// Sends requests one after another on one connection until `end`.
-async fn worker(plan: Arc<Plan>, w: usize, measure_from: Instant, end: Instant) -> Tally {
+async fn worker(plan: Arc<Plan>, w: usize, connections: usize, measure_from: Instant, end: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x2545_F491_4F6C_DD1D));
     let mut seq: u64 = 0;
-    let mut next_body = w * 7919;
+    let mut share = Share::of(w, connections, plan.bodies.len());
     // Acknowledged (external id, body index) pairs this worker may replay.
     let mut acked: Vec<(String, usize)> = Vec::new();
     let mut stamp = Stamp::default();
@@ -315,8 +369,9 @@ async fn worker(plan: Arc<Plan>, w: usize, measure_from: Instant, end: Instant) 
             acked[(rng.next() % acked.len() as u64) as usize].clone()
         } else {
             seq += 1;
-            next_body = (next_body + 1) % plan.bodies.len();
-            (format!("{:08}{:04}{seq}", plan.run_id, w), next_body)
+            let (idx, again) = share.next();
+            tally.payments_renotified |= again;
+            (format!("{:08}{:04}{seq}", plan.run_id, w), idx)
         };
         let (body, hash) = &plan.bodies[idx];
         let ts = stamp.now();
@@ -426,6 +481,36 @@ mod tests {
             Some("2005200")
         );
         assert_eq!(response_code(b"not json"), None);
+    }
+
+    #[test]
+    fn each_connection_notifies_its_own_payments_until_its_share_is_used_up() {
+        let (connections, bodies) = (64, 100_000);
+        let share = bodies / connections;
+        let mut seen = std::collections::HashSet::new();
+        for w in 0..connections {
+            let mut s = Share::of(w, connections, bodies);
+            for _ in 0..share {
+                let (i, again) = s.next();
+                assert!(!again, "connection {w} started over inside its share");
+                assert!(seen.insert(i), "payment {i} notified by two connections");
+            }
+            let (i, again) = s.next();
+            assert!(again, "connection {w} went past its share without saying so");
+            assert_eq!(
+                i,
+                w * share,
+                "connection {w} starts over at the beginning of its own share"
+            );
+        }
+    }
+
+    #[test]
+    fn more_connections_than_payments_still_send() {
+        let mut s = Share::of(5, 8, 3);
+        let (first, _) = s.next();
+        assert!(first < 3);
+        assert!(s.next().1, "a share of one payment is used up by the second request");
     }
 
     #[test]
