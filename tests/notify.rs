@@ -579,8 +579,50 @@ async fn the_database_refuses_to_delete_a_payment(b: Backend) {
     app.stop().await;
 }
 
+/// Every index of `notifications` costs each stored notification an
+/// insertion, so the table keeps only those a statement reads: the primary key
+/// (the item-by-item path updates a notification by its id) and the
+/// idempotency key (migration 0008 dropped the index on `payment_id`).
+async fn notifications_carry_only_the_indexes_a_statement_reads(b: Backend) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(b).await;
+    let mut indexed: Vec<String> = match b {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i \
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                 WHERE i.indrelid = 'notifications'::regclass GROUP BY i.indexrelid",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+        }
+        Backend::Sqlite => {
+            // The INTEGER PRIMARY KEY is the rowid itself, not an index.
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT group_concat(c.name, ',') FROM pragma_index_list('notifications') l, \
+                 pragma_index_info(l.name) c GROUP BY l.name",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+        }
+    };
+    indexed.sort();
+    let mut expected = vec!["partner_id,external_id,jakarta_day".to_string()];
+    if b == Backend::Postgres {
+        expected.insert(0, "id".to_string());
+    }
+    assert_eq!(indexed, expected, "the columns of each index of notifications");
+    app.stop().await;
+}
+
 on_both_backends!(
     the_database_refuses_to_delete_a_payment,
+    notifications_carry_only_the_indexes_a_statement_reads,
     the_published_v3_notification_is_accepted_as_sent,
     token_endpoint_issues_a_bearer_token_for_finpay,
     token_endpoint_refuses_bad_requests_with_precise_codes,

@@ -193,7 +193,9 @@ impl PgStore {
                ON CONFLICT (partner_id, external_id, jakarta_day) DO NOTHING \
                RETURNING id \
              ), new AS MATERIALIZED ( \
-               SELECT * FROM found WHERE nid IN (SELECT id FROM n) \
+               SELECT ord, id, nid, rn, to_status, finpay_status, received_at, amount_minor, currency, kind, \
+                 prefix, suffix, changed \
+               FROM found WHERE nid IN (SELECT id FROM n) \
              ), replays AS MATERIALIZED ( \
                SELECT f.ord, s.body_sha256, s.response_code, s.response_message FROM found f CROSS JOIN LATERAL ( \
                  SELECT body_sha256, response_code, response_message FROM notifications s \
