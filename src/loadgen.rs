@@ -247,7 +247,7 @@ struct Tally {
     unexpected: u64,
     transport_errors: u64,
     codes: std::collections::BTreeMap<String, u64>,
-    /// This connection used up its slice of the payments and started over.
+    /// This connection used up its share of the payments and started over.
     payments_renotified: bool,
 }
 
