@@ -18,6 +18,7 @@ on_both_backends!(
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
     checks_cleared_before_they_come_due_are_swept_and_never_claimed,
+    a_sweep_that_finds_its_window_full_goes_again_at_once,
     a_database_upgraded_past_0005_keeps_every_scheduled_check,
 );
 
@@ -412,6 +413,44 @@ async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend
     let claimed = store.claim_due("w", later, 30, 10).await.unwrap();
     assert_eq!(ids(&claimed), [again.id.as_str()]);
     app.stop().await;
+}
+
+/// A sweep that finds its whole window stale is followed by another at once,
+/// not after the next poll interval, so that a backlog of cleared checks (a
+/// flash sale's settlements) goes in one go.
+async fn a_sweep_that_finds_its_window_full_goes_again_at_once(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let db = TestDb::new(backend).await;
+    let url = db.url.clone();
+    let store = store::connect(&url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    // Five cleared checks, due a minute ago, before the worker starts.
+    let now = store::now();
+    let mut cleared = Vec::new();
+    for k in 0..5 {
+        let p = new_pending_payment(store.as_ref()).await;
+        set_next_check(&url, &p.id, Some(now - chrono::Duration::seconds(60 + k))).await;
+        set_next_check(&url, &p.id, None).await;
+        cleared.push(p.id);
+    }
+    // Windows of two, and a poll interval far longer than the test.
+    let mut env = base_env(&url);
+    finpay_env(&mut env, sim.base_url());
+    set_env(&mut env, "FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "600000");
+    set_env(&mut env, "FINPAY_QRIS__WORKER__SWEEP_WINDOW", "2");
+    let app = TestApp::spawn_env(db.shared(), env).await;
+
+    eventually("three sweeps, back to back", Duration::from_secs(10), || async {
+        let mut left = 0;
+        for id in &cleared {
+            left += scheduled_rows(&url, id).await;
+        }
+        (left == 0).then_some(())
+    })
+    .await;
+    app.stop().await;
+    sim.shutdown().await;
+    drop(db);
 }
 
 /// A merchant's database from before migration 0005 (the schedule then lived

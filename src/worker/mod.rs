@@ -32,11 +32,6 @@ use tokio_util::sync::CancellationToken;
 /// Payments of one batch checked at the same time.
 const CONCURRENCY: usize = 4;
 
-/// Schedule rows looked at by one sweep of cleared checks: enough to keep up
-/// with a flash sale's settlements at one sweep per poll interval, few enough
-/// for a short transaction.
-const SWEEP_WINDOW: i64 = 5_000;
-
 /// Starts the reconciliation loop when `worker.enabled` (default: whenever
 /// Finpay credentials are configured).
 pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
@@ -120,13 +115,13 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
 
 /// Deletes the schedule rows of checks cleared since they were set (a settled
 /// payment's); true when the whole window was stale, so more may be.
+/// The window (`worker.sweep_window`, 5,000 by default) is enough to keep up
+/// with a flash sale's settlements at one sweep per poll interval, and few
+/// enough rows for a short transaction.
 async fn sweep(state: &AppState) -> bool {
-    match state
-        .store
-        .sweep_cleared_checks(crate::store::now(), SWEEP_WINDOW)
-        .await
-    {
-        Ok(swept) => swept >= SWEEP_WINDOW as u64,
+    let window = state.settings.worker.sweep_window.max(1);
+    match state.store.sweep_cleared_checks(crate::store::now(), window).await {
+        Ok(swept) => swept >= window as u64,
         Err(e) => {
             tracing::warn!(error = %e, "sweeping cleared checks failed; retrying after the poll interval");
             false
