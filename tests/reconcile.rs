@@ -450,6 +450,7 @@ async fn a_sweep_that_finds_its_window_full_goes_again_at_once(backend: Backend)
     .await;
     app.stop().await;
     sim.shutdown().await;
+    // Only now: `db` owns SQLite's directory, which the app's handle shares.
     drop(db);
 }
 

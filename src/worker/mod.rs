@@ -119,7 +119,8 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
 /// with a flash sale's settlements at one sweep per poll interval, and few
 /// enough rows for a short transaction.
 async fn sweep(state: &AppState) -> bool {
-    let window = state.settings.worker.sweep_window.max(1);
+    // At least 1: the settings refuse less.
+    let window = state.settings.worker.sweep_window;
     match state.store.sweep_cleared_checks(crate::store::now(), window).await {
         Ok(swept) => swept >= window as u64,
         Err(e) => {
