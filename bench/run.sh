@@ -12,7 +12,8 @@
 #   6. prints a table with the ratio to the pgbench figure.
 #
 # Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=300000 REPEAT=1)
-#        REPEAT=3 bench/run.sh     (the table then shows the median run of each point)
+#        REPEAT=3 bench/run.sh     (the table then shows the median run of each point, and the median
+#                                   of each run's ratio to the pgbench figure measured just before it)
 #        DURATION=20 CONNS=64 bench/run.sh
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
 #        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
@@ -40,7 +41,8 @@ PGB_CLIENTS=${PGB_CLIENTS:-16}
 PGSSLMODE=${PGSSLMODE:-disable}
 DUPLICATES=${DUPLICATES:-0.1}   # extra 64-connection run with this fraction of replays; 0 to skip
 LOG_LEVEL=${LOG_LEVEL:-info}     # the service's default; per-request lines are logged at info
-REPEAT=${REPEAT:-1}              # runs per point; the table shows the median run (by requests/s) and the range
+REPEAT=${REPEAT:-1}              # runs per point; the table shows the median run (by requests/s) and the range;
+                                 # each run of the PostgreSQL points follows a pgbench run of its own
 SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
@@ -118,30 +120,29 @@ machine_ticks() { # "idle-ticks all-ticks" of both cores so far
     awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
 }
 
-pgbench_series() { # $1 script: REPEAT durable runs on fresh tables; prints "tps:µs-of-machine-CPU-per-txn" per run
-    local r s0 s1 tps
-    for r in $(seq 1 "$REPEAT"); do
-        s0=$(machine_ticks)
-        pgbench -n -M prepared -f "$1" -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
-        s1=$(machine_ticks)
-        cat "$WORK/pgbench.txt" >&2
-        tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
-        [[ -n "$tps" ]] || { echo "could not read the pgbench figure of $1" >&2; exit 1; }
-        # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
-        echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
-            '{ printf "%s:%.0f\n", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }'
-        pg_reset >&2
-    done
+pgbench_run() { # $1 script: one durable run on fresh tables; prints "tps:µs-of-machine-CPU-per-txn"
+    local s0 s1 tps
+    s0=$(machine_ticks)
+    pgbench -n -M prepared -f "$1" -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
+    s1=$(machine_ticks)
+    cat "$WORK/pgbench.txt" >&2
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/pgbench.txt")
+    [[ -n "$tps" ]] || { echo "could not read the pgbench figure of $1" >&2; exit 1; }
+    # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
+    echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
+        '{ printf "%s:%.0f\n", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }'
+    pg_reset >&2
 }
 
-log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, $REPEAT run(s)"
-PGB_SERIES=$(pgbench_series bench/pgbench_notify.sql | tr '\n' ' ')
+log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, one run before each run of the PostgreSQL points"
+# "tps:µs" per run, in run order: run r's PostgreSQL points are divided by run r's figure.
+PGB_SERIES=""
 # Optionally, a second reference: pgbench doing the service's whole row work per
 # notification (bench/pgbench_notify_full.sql), one transaction each.
 PGB_FULL_SERIES=""
 if [[ "$FULL_SHAPE" == 1 ]]; then
     log "pgbench of the full row work: $PGB_CLIENTS clients, ${DURATION} s, $REPEAT run(s)"
-    PGB_FULL_SERIES=$(pgbench_series bench/pgbench_notify_full.sql | tr '\n' ' ')
+    for r in $(seq 1 "$REPEAT"); do PGB_FULL_SERIES+="$(pgbench_run bench/pgbench_notify_full.sql) "; done
 fi
 
 "$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
@@ -203,7 +204,7 @@ pg_work() { # "WAL-records WAL-bytes buffer-accesses" so far (cluster's WAL; the
     fi
 }
 
-run_load() { # $1 backend, $2 connections, $3 duplicates fraction
+run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1 work0 work1
     "${LOADGEN_PIN[@]}" "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
@@ -230,7 +231,7 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction
     per_batch=$(echo "$before $after" | awk '{ if ($5 > $2) printf "%.1f / %.2f", ($4 - $1) / ($5 - $2), ($6 - $3) * 1000 / ($5 - $2); else print "-" }')
     # PostgreSQL's work per stored notification, which does not depend on how fast the machine is today.
     work=$(echo "$before $after $work0 $work1" | awk '{ n = $4 - $1; if (n > 0 && $10 > 0) printf "%.1f %.0f %.1f", ($10 - $7) / n, ($11 - $8) / n, ($12 - $9) / n; else print "- - -" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
         "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
@@ -238,11 +239,11 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction
 # previous one's connections, caches or cached plans), loadgen, stop.
 PG_HWM=0
 SQLITE_HWM=0
-point() { # $1 backend, $2 connections, $3 duplicates
+point() { # $1 backend, $2 connections, $3 duplicates, $4 run number
     local url
     if [[ "$1" == postgres ]]; then pg_reset; url="$PG_URL"; else sqlite_reset; url="$SQLITE_URL"; fi
     start_server "$url" "$WORK/server-$1.log"
-    run_load "$1" "$2" "$3"
+    run_load "$1" "$2" "$3" "$4"
     stop_server
     if [[ "$1" == postgres ]]; then
         ((LAST_HWM > PG_HWM)) && PG_HWM=$LAST_HWM
@@ -254,13 +255,18 @@ point() { # $1 backend, $2 connections, $3 duplicates
 
 if [[ " $BACKENDS " == *" postgres "* ]]; then
     for r in $(seq 1 "$REPEAT"); do
+        # This run's own reference, measured just before its points: the
+        # machine's speed drifts over minutes (by a fifth and more, seen here),
+        # and a ratio of two figures taken minutes apart would carry that drift.
+        log "pgbench (run $r)"
+        PGB_SERIES+="$(pgbench_run bench/pgbench_notify.sql) "
         for c in $CONNS; do
             log "PostgreSQL, $c connections (run $r)"
-            point postgres "$c" 0
+            point postgres "$c" 0 "$r"
         done
         if [[ "$DUPLICATES" != "0" ]]; then
             log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays (run $r)"
-            point postgres 64 "$DUPLICATES"
+            point postgres 64 "$DUPLICATES" "$r"
         fi
     done
 fi
@@ -269,7 +275,7 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
     for r in $(seq 1 "$REPEAT"); do
         for c in $CONNS; do
             log "SQLite, $c connections (run $r)"
-            point sqlite "$c" 0
+            point sqlite "$c" 0 "$r"
         done
     done
 fi
@@ -281,8 +287,15 @@ def series(arg):
     """pgbench runs as [(tps, µs per txn)], sorted by tps, and the median run (None if there are none)."""
     runs = sorted(tuple(float(v) for v in x.split(":")) for x in arg.split())
     return runs, (runs[(len(runs) - 1) // 2] if runs else None)
-pgb_series, (pgb, pgb_busy) = series(sys.argv[5])
+pgb_series, pgb_median = series(sys.argv[5])
+pgb, pgb_busy = pgb_median if pgb_median else (None, None)
 pgb_runs = [t for t, _ in pgb_series]
+# The pgbench figure of each run, by run number (1-based): the PostgreSQL points of run r follow it.
+pgb_of_run = {i + 1: float(x.split(":")[0]) for i, x in enumerate(sys.argv[5].split())}
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return (xs[(n - 1) // 2] + xs[n // 2]) / 2 if n else None
 full_runs, full_median = series(sys.argv[6])
 full = full_median[0] if full_median else None
 points = {}
@@ -300,18 +313,22 @@ def cpu(c0, c1, r):
     busy = d[4] - d[3]
     return (us(d[0]), us(d[1]), us(d[2]), us(busy - d[0] - d[1] - d[2]), 100 * d[3] / d[4])
 for line in open(rows_path):
-    backend, conns, dups, rss, per_batch, c0, c1, work, js = line.rstrip("\n").split("\t", 8)
+    backend, conns, dups, run, rss, per_batch, c0, c1, work, js = line.rstrip("\n").split("\t", 9)
     try:
         r = json.loads(js)
     except ValueError:
         r = None
-    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r), work))
+    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r), work, int(run)))
 print()
-print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of {' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))})")
+if pgb:
+    print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of "
+          f"{' / '.join(f'{x:,.0f}' for x in sorted(pgb_runs))}; in run order {' / '.join(f'{pgb_of_run[i]:,.0f}' for i in sorted(pgb_of_run))})")
+    print("Each run of the PostgreSQL points is divided by the pgbench figure of the same run, measured just before it;")
+    print("'÷ pgbench' is the median of those ratios (SQLite's: its median run ÷ the median pgbench figure).")
 if full:
     print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{t:,.0f}' for t, _ in full_runs)})")
 print()
-print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs (req/s) |")
+print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs in run order (req/s, ÷ that run's pgbench) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 cpu_rows = []
 work_rows = []
@@ -321,14 +338,21 @@ for (backend, conns, dups), runs in points.items():
     if not ok:
         print(f"| {backend} | {conns} | {dups:.0%} | loadgen failed |")
         continue
-    r, rss, per_batch, c, work = ok[len(ok) // 2]
+    r, rss, per_batch, c, work, _ = ok[len(ok) // 2]
     if c is not None:
         cpu_rows.append((backend, conns, dups, c))
     if backend == "postgres":
         work_rows.append((conns, dups, work))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
-    spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
-    print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {r['requests_per_sec'] / pgb:.2f} | "
+    if backend == "postgres" and pgb_of_run:
+        ratios = {x[5]: x[0]["requests_per_sec"] / pgb_of_run[x[5]] for x in ok if x[5] in pgb_of_run}
+        ratio = median(ratios.values())
+        spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f} ({ratios[x[5]]:.2f} ×)" for x in sorted(ok, key=lambda x: x[5]) if x[5] in ratios)
+    else:
+        ratio = r["requests_per_sec"] / pgb if pgb else None
+        spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
+    shown = f"{ratio:.2f}" if ratio is not None else "-"
+    print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {shown} | "
           f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {bad} | {int(rss) / 1024:.1f} | {per_batch} | {spread} |")
     if full and backend == "postgres":
         against_full.append(f"{conns} connections{f' ({dups:.0%} replays)' if dups else ''} {r['requests_per_sec'] / full:.2f} ×")
@@ -359,7 +383,8 @@ if renotified:
     print(f"WARNING: loadgen ran out of payments ({', '.join(renotified)} connections) and notified some a second time;")
     print("those requests found their payment already paid and are not first deliveries: re-run with more PAYMENTS.")
 print()
-print(f"pgbench used {pgb_busy:,.0f} µs of machine CPU per transaction (busy time of both cores over its run, median run).")
+if pgb_busy:
+    print(f"pgbench used {pgb_busy:,.0f} µs of machine CPU per transaction (busy time of both cores over its run, median run).")
 print()
 print(f"peak RSS (VmHWM) of the server, highest over the runs: PostgreSQL {pg_hwm / 1024:.1f} MiB, SQLite {sqlite_hwm / 1024:.1f} MiB")
 print("'not 2005200' sums every run of the point; the other columns are the median run's.")
