@@ -514,6 +514,21 @@ mod tests {
     }
 
     #[test]
+    fn one_connection_that_started_over_flags_the_whole_report() {
+        let mut all = Tally::default();
+        all.merge(Tally::default());
+        all.merge(Tally {
+            payments_renotified: true,
+            ..Default::default()
+        });
+        all.merge(Tally::default());
+        assert!(all.report(3, 1.0).payments_renotified);
+        let mut none = Tally::default();
+        none.merge(Tally::default());
+        assert!(!none.report(1, 1.0).payments_renotified);
+    }
+
+    #[test]
     fn percentiles_come_from_the_sorted_latencies() {
         let t = Tally {
             latencies_us: (1..=100).map(|i| i * 1000).collect(),
