@@ -122,6 +122,8 @@ machine_ticks() { # "idle-ticks all-ticks" of both cores so far
 
 pgbench_run() { # $1 script: one durable run on fresh tables; prints "tps:µs-of-machine-CPU-per-txn"
     local s0 s1 tps
+    # Reset first: a run may follow a PostgreSQL point, which leaves its tables as loadgen left them.
+    pg_reset >&2
     s0=$(machine_ticks)
     pgbench -n -M prepared -f "$1" -D payments="$PAYMENTS" -c "$PGB_CLIENTS" -j 2 -T "$DURATION" "$BENCH_DB" >"$WORK/pgbench.txt" 2>&1
     s1=$(machine_ticks)
@@ -131,7 +133,6 @@ pgbench_run() { # $1 script: one durable run on fresh tables; prints "tps:µs-of
     # Machine CPU per transaction: busy ticks over the run (connection set-up included, a slight overestimate).
     echo "$s0 $s1" | awk -v hz="$(getconf CLK_TCK)" -v tps="$tps" -v d="$DURATION" \
         '{ printf "%s:%.0f\n", tps, ((($4 - $3) - ($2 - $1)) / hz) * 1e6 / (tps * d) }'
-    pg_reset >&2
 }
 
 log "pgbench: $PGB_CLIENTS clients, ${DURATION} s, durable (synchronous_commit=$(psql -Atd "$BENCH_DB" -c 'show synchronous_commit')), sslmode=$PGSSLMODE, one run before each run of the PostgreSQL points"
