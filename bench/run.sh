@@ -284,15 +284,18 @@ fi
 python3 - "$ROWS" "$PGB_CLIENTS" "$PG_HWM" "$SQLITE_HWM" "$PGB_SERIES" "$PGB_FULL_SERIES" <<'EOF'
 import json, sys
 rows_path, pgb_clients, pg_hwm, sqlite_hwm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def in_order(arg):
+    """pgbench runs as [(tps, µs per txn)], in run order."""
+    return [tuple(float(v) for v in x.split(":")) for x in arg.split()]
 def series(arg):
     """pgbench runs as [(tps, µs per txn)], sorted by tps, and the median run (None if there are none)."""
-    runs = sorted(tuple(float(v) for v in x.split(":")) for x in arg.split())
+    runs = sorted(in_order(arg))
     return runs, (runs[(len(runs) - 1) // 2] if runs else None)
 pgb_series, pgb_median = series(sys.argv[5])
 pgb, pgb_busy = pgb_median if pgb_median else (None, None)
 pgb_runs = [t for t, _ in pgb_series]
 # The pgbench figure of each run, by run number (1-based): the PostgreSQL points of run r follow it.
-pgb_of_run = {i + 1: float(x.split(":")[0]) for i, x in enumerate(sys.argv[5].split())}
+pgb_of_run = {i + 1: tps for i, (tps, _) in enumerate(in_order(sys.argv[5]))}
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -346,9 +349,10 @@ for (backend, conns, dups), runs in points.items():
         work_rows.append((conns, dups, work))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
     if backend == "postgres" and pgb_of_run:
-        ratios = {x[5]: x[0]["requests_per_sec"] / pgb_of_run[x[5]] for x in ok if x[5] in pgb_of_run}
+        # Every run of the PostgreSQL points has its pgbench figure (the script stops if one cannot be read).
+        ratios = {x[5]: x[0]["requests_per_sec"] / pgb_of_run[x[5]] for x in ok}
         ratio = median(ratios.values())
-        spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f} ({ratios[x[5]]:.2f} ×)" for x in sorted(ok, key=lambda x: x[5]) if x[5] in ratios)
+        spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f} ({ratios[x[5]]:.2f} ×)" for x in sorted(ok, key=lambda x: x[5]))
     else:
         ratio = r["requests_per_sec"] / pgb if pgb else None
         spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
