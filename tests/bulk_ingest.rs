@@ -11,7 +11,9 @@ mod common;
 use common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{InboundNotification, IngestOutcome, NewPayment, PgStore, Store};
+use finpay_qris::store::{
+    expand_stored_events, InboundNotification, IngestOutcome, NewPayment, PaymentEvent, PgStore, Store,
+};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -182,26 +184,39 @@ async fn snapshot(url: &str, case: &str) -> Vec<String> {
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-    let events = sqlx::query(
-        "SELECT e.kind, e.detail, e.created_at, p.partner_reference_no, p.reference_no FROM payment_events e \
-         JOIN payments p ON p.id = e.payment_id WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY e.id",
+    let rows = sqlx::query(
+        "SELECT e.id, e.payment_id, e.kind, e.detail, e.created_at, p.partner_reference_no, p.reference_no \
+         FROM payment_events e JOIN payments p ON p.id = e.payment_id \
+         WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY e.id",
     )
     .bind(&like)
     .fetch_all(&mut c)
     .await
     .unwrap();
-    for r in events {
-        let mut detail: serde_json::Value = serde_json::from_str(&r.get::<String, _>(1)).unwrap();
+    // The events as a payment's trail shows them (a notification stored with
+    // its status change in one row reads as both), since the paths may store
+    // them differently; their ids are the database's and differ between runs.
+    let refs: HashMap<String, (Option<String>, Option<String>)> =
+        rows.iter().map(|r| (r.get(1), (r.get(5), r.get(6)))).collect();
+    let stored = rows
+        .iter()
+        .map(|r| PaymentEvent {
+            id: r.get(0),
+            payment_id: r.get(1),
+            kind: r.get(2),
+            detail: r.get(3),
+            created_at: r.get(4),
+        })
+        .collect();
+    for e in expand_stored_events(stored) {
+        let mut detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
         if let Some(id) = detail.get("notificationId").and_then(|v| v.as_i64()) {
             detail["notificationId"] = serde_json::Value::String(ext_of[&id].clone());
         }
+        let (prn, rn) = &refs[&e.payment_id];
         out.push(format!(
             "event {} {} {} {:?} {:?}",
-            r.get::<String, _>(0),
-            detail,
-            r.get::<chrono::DateTime<chrono::Utc>, _>(2),
-            r.get::<Option<String>, _>(3),
-            r.get::<Option<String>, _>(4),
+            e.kind, detail, e.created_at, prn, rn
         ));
     }
     let notifications = sqlx::query(
@@ -354,6 +369,71 @@ fn first_successes_for_pending_payments_are_stored_by_one_statement_with_the_sam
     // Both generated payments settle in one batch (INV-0 also learns Finpay's reference).
     check_on(&store, vec![vec![it(1, 0, "00"), it(2, 1, "00")]]).unwrap();
     assert_eq!(store.speculation_counts(), (1, 0));
+}
+
+/// The one statement stores a notification and the status change it caused
+/// as one event row; the payment's trail shows the two entries under ids of
+/// their own, before any event written after them.
+#[test]
+fn a_settlement_stored_by_one_statement_is_one_event_row_read_as_its_two_entries() {
+    let Some(dbs) = dbs() else { return };
+    let store = own_bulk_store(dbs);
+    let case = format!("e{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+    dbs.rt.block_on(async {
+        let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+        seed(&store, &case, base).await;
+        let batch: Vec<InboundNotification> = (0..2)
+            .map(|k| notification(&case, &for_the_full_amount(k + 1, k, "00"), base))
+            .collect();
+        let outcomes = store.ingest_notifications(&batch).await.unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Applied(_))));
+        assert_eq!(store.speculation_counts(), (1, 0));
+        let payment = format!("{case}pay-0");
+        store
+            .add_event(&payment, "query", &serde_json::json!({"after": "the settlement"}))
+            .await
+            .unwrap();
+
+        let stored: Vec<(String,)> =
+            sqlx::query_as("SELECT kind FROM payment_events WHERE payment_id = $1 ORDER BY id")
+                .bind(&payment)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let stored: Vec<&str> = stored.iter().map(|(k,)| k.as_str()).collect();
+        assert_eq!(
+            stored,
+            ["created", "notification", "query"],
+            "rows stored for the payment"
+        );
+
+        let trail = store.payment_events(&payment).await.unwrap();
+        let kinds: Vec<&str> = trail.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["created", "notification", "status_changed", "query"]);
+        let ids: Vec<i64> = trail.iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids[2],
+            ids[1] + 1,
+            "the status change reads as the id after its notification"
+        );
+        assert!(ids[3] > ids[2], "an event written later reads after both: {ids:?}");
+        let detail = |i: usize| serde_json::from_str::<serde_json::Value>(&trail[i].detail).unwrap();
+        assert_eq!(detail(1)["externalId"], format!("{case}X1"));
+        assert!(detail(1).get("statusChanged").is_none());
+        assert_eq!(
+            detail(2),
+            serde_json::json!({"from": "pending", "to": "paid", "by": "notification", "flag": null})
+        );
+
+        // The other payment's pair was stored in the same statement, so its
+        // row drew the id after this one's: an entry id is never another's.
+        let mut all: Vec<i64> = ids.clone();
+        let other = store.payment_events(&format!("{case}pay-1")).await.unwrap();
+        assert_eq!(other.len(), 3, "created, notification, status_changed");
+        all.extend(other.iter().map(|e| e.id));
+        let distinct: std::collections::HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), all.len(), "entry ids repeat: {all:?}");
+    });
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+mod event_pairs;
 mod postgres;
 mod sql;
 mod sql_api;
@@ -16,6 +17,7 @@ mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use event_pairs::{expand_stored_events, PAIRED_STATUS_CHANGE};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;

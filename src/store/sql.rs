@@ -416,12 +416,14 @@ macro_rules! sql_store {
             }
 
             async fn payment_events(&self, payment_id: &str) -> crate::store::Result<Vec<PaymentEvent>> {
-                Ok(sqlx::query_as(&Self::sql(
+                let rows = sqlx::query_as(&Self::sql(
                     "SELECT id, payment_id, kind, detail, created_at FROM payment_events WHERE payment_id = $1 ORDER BY id",
                 ))
                 .bind(payment_id)
                 .fetch_all(&self.pool)
-                .await?)
+                .await?;
+                // A notification may be stored with its status change in one row.
+                Ok(crate::store::expand_stored_events(rows))
             }
 
             async fn add_event(&self, payment_id: &str, kind: &str, detail: &serde_json::Value) -> crate::store::Result<()> {

@@ -621,6 +621,10 @@ impl Plan {
 
 /// The detail of a notification's own event, as `ingest_in` writes it.
 pub(super) fn notification_detail(n: &InboundNotification, notification_id: i64) -> String {
+    notification_detail_value(n, notification_id).to_string()
+}
+
+pub(super) fn notification_detail_value(n: &InboundNotification, notification_id: i64) -> serde_json::Value {
     json!({
         "notificationId": notification_id,
         "externalId": n.external_id,
@@ -628,5 +632,4 @@ pub(super) fn notification_detail(n: &InboundNotification, notification_id: i64)
         "transactionStatusDesc": n.observation.status_desc,
         "verification": n.verification,
     })
-    .to_string()
 }

@@ -16,13 +16,17 @@
 //!   and currency (a concurrent update makes PostgreSQL re-check that on the
 //!   newest version);
 //! - it inserts each notification only if its key is new (`ON CONFLICT DO
-//!   NOTHING`), and only for those inserted writes the two events and the
+//!   NOTHING`), and only for those inserted writes the audit event and the
 //!   update; a key already stored is a replay, answered from the stored row
 //!   (its body hash, code and message) exactly as item by item answers it;
 //! - and it fails with `division_by_zero` on purpose unless every count adds
 //!   up (each notification applied or a replay of a row the statement can
-//!   see, two events and one update per applied notification), which rolls
+//!   see, one event row and one update per applied notification), which rolls
 //!   the whole statement back.
+//!
+//! The event row holds both entries item by item writes as two rows, the
+//! notification and the status change it caused (`store::event_pairs`, which
+//! every reader of a payment's events goes through, shows it as those two).
 //!
 //! No decision is made in SQL: it only checks the facts the Rust decision
 //! assumed. When any fact differs (a payment not pending, an amount that does
@@ -35,7 +39,7 @@
 
 use super::PgStore;
 use crate::domain::{Decision, PaymentStatus};
-use crate::store::{Applied, InboundNotification, IngestOutcome, Result, StoreError};
+use crate::store::{Applied, InboundNotification, IngestOutcome, Result, StoreError, PAIRED_STATUS_CHANGE};
 use serde_json::json;
 use sqlx::Row;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -89,10 +93,20 @@ where
     Ok(row.try_get::<Option<Vec<T>>, _>(column)?.unwrap_or_default())
 }
 
-/// The notification's own event detail around its id, which the statement
-/// draws: `prefix || id || suffix` is exactly `bulk::notification_detail`.
-fn detail_around_id(n: &InboundNotification) -> Option<(String, String)> {
-    let whole = super::bulk::notification_detail(n, 0);
+/// The detail of the event row that stands for the notification and the
+/// status change to `to` it caused, around the notification's id, which the
+/// statement draws: `prefix || id || suffix` is `bulk::notification_detail`
+/// with the status change's detail (as item by item writes it) under
+/// `PAIRED_STATUS_CHANGE`.
+fn detail_around_id(n: &InboundNotification, to: PaymentStatus) -> Option<(String, String)> {
+    let mut detail = super::bulk::notification_detail_value(n, 0);
+    detail[PAIRED_STATUS_CHANGE] = json!({
+        "from": PaymentStatus::Pending.as_str(),
+        "to": to.as_str(),
+        "by": n.observation.source.as_str(),
+        "flag": null,
+    });
+    let whole = detail.to_string();
     let key = "\"notificationId\":";
     // Inside a JSON string every quote is escaped, so `"notificationId":0`
     // can only be the key itself.
@@ -154,19 +168,12 @@ impl PgStore {
         let obs = |i: &usize| &batch[*i].observation;
         let Some((prefixes, suffixes)): Option<(Vec<String>, Vec<String>)> = order
             .iter()
-            .map(|i| detail_around_id(at(i)))
+            .map(|&i| detail_around_id(&batch[i], to[i]))
             .collect::<Option<Vec<_>>>()
             .map(|v| v.into_iter().unzip())
         else {
             return Ok(None);
         };
-        let changed: Vec<String> = order
-            .iter()
-            .map(|&i| {
-                json!({"from": PaymentStatus::Pending.as_str(), "to": to[i].as_str(), "by": obs(&i).source.as_str(), "flag": null})
-                    .to_string()
-            })
-            .collect();
         // Like the read-then-write statements, every table access has an index
         // condition on the batch's own keys, whatever the cached plan: the
         // update finds its payments by `id = ANY(the ids found)`, and tests
@@ -176,9 +183,9 @@ impl PgStore {
             "WITH k AS ( \
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::bytea[], $7::text[], \
                  $8::text[], $9::text[], $10::timestamptz[], $11::bigint[], $12::text[], $13::text[], $14::text[], \
-                 $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY \
+                 $15::text[], $16::text[], $17::text[]) WITH ORDINALITY \
                  AS k(prn, rn, partner_id, external_id, jakarta_day, body_sha256, raw_body, headers, verification, \
-                   received_at, amount_minor, currency, to_status, finpay_status, kind, prefix, suffix, changed, ord) \
+                   received_at, amount_minor, currency, to_status, finpay_status, kind, prefix, suffix, ord) \
              ), found AS MATERIALIZED ( \
                SELECT k.*, p.id, nextval('notifications_id_seq') AS nid FROM k CROSS JOIN LATERAL ( \
                  (SELECT id FROM payments WHERE partner_reference_no = k.prn \
@@ -194,7 +201,7 @@ impl PgStore {
                RETURNING id \
              ), new AS MATERIALIZED ( \
                SELECT ord, id, nid, rn, to_status, finpay_status, received_at, amount_minor, currency, kind, \
-                 prefix, suffix, changed \
+                 prefix, suffix \
                FROM found WHERE nid IN (SELECT id FROM n) \
              ), replays AS MATERIALIZED ( \
                SELECT f.ord, s.body_sha256, s.response_code, s.response_message FROM found f CROSS JOIN LATERAL ( \
@@ -204,10 +211,8 @@ impl PgStore {
                WHERE f.nid NOT IN (SELECT id FROM n) \
              ), ev AS ( \
                INSERT INTO payment_events (payment_id, kind, detail, created_at) \
-               SELECT f.id, e.kind, e.detail, f.received_at \
-               FROM new f CROSS JOIN LATERAL (VALUES (1, f.kind, f.prefix || f.nid || f.suffix), \
-                 (2, 'status_changed', f.changed)) AS e(seq, kind, detail) \
-               ORDER BY f.ord, e.seq \
+               SELECT f.id, f.kind, f.prefix || f.nid || f.suffix, f.received_at \
+               FROM new f ORDER BY f.ord \
                RETURNING 1 \
              ), upd AS ( \
                UPDATE payments SET reference_no = COALESCE(payments.reference_no, f.rn), status = f.to_status, \
@@ -224,7 +229,7 @@ impl PgStore {
              SELECT 1 / (CASE WHEN (SELECT count(*) FROM found) = cardinality($3::text[]) \
                AND (SELECT count(*) FROM new) + (SELECT count(*) FROM replays) = cardinality($3::text[]) \
                AND (SELECT count(DISTINCT id) FROM new) = (SELECT count(*) FROM new) \
-               AND (SELECT count(*) FROM ev) = 2 * (SELECT count(*) FROM new) \
+               AND (SELECT count(*) FROM ev) = (SELECT count(*) FROM new) \
                AND (SELECT count(*) FROM upd) = (SELECT count(*) FROM new) \
              THEN 1 ELSE 0 END) AS ok, \
              (SELECT array_agg(ord ORDER BY ord) FROM new) AS applied_ords, \
@@ -255,7 +260,6 @@ impl PgStore {
             .bind(order.iter().map(|i| obs(i).source.as_str()).collect::<Vec<_>>())
             .bind(&prefixes)
             .bind(&suffixes)
-            .bind(&changed)
             .fetch_one(&mut *self.ingest.acquire().await?)
             .await;
         let row = match row {

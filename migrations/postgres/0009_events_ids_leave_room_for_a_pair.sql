@@ -1,0 +1,11 @@
+-- The one-statement notify path (src/store/postgres/speculative.rs) stores a
+-- notification's audit event and the status change it caused as one row of
+-- payment_events: one heap tuple and two index entries fewer per notification.
+-- Reading a payment's events shows that row as the two entries it stands for,
+-- the notification under the row's id and the status change under id + 1, so
+-- the trail, its order and its ids look as if two rows had been written.
+--
+-- For id + 1 never to be another row's id, ids are drawn two apart from here
+-- on: every id drawn after this migration is last_value + 2k, so id + 1 is
+-- neither one of them nor one drawn before (those are all <= last_value).
+ALTER SEQUENCE payment_events_id_seq INCREMENT BY 2;
