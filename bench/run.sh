@@ -11,7 +11,7 @@
 #   5. the same loadgen runs on an SQLite file;
 #   6. prints a table with the ratio to the pgbench figure.
 #
-# Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=300000 REPEAT=1)
+# Usage: bench/run.sh            (defaults: DURATION=10 CONNS="16 64 256" PAYMENTS=600000 REPEAT=1)
 #        REPEAT=3 bench/run.sh     (the table then shows the median run of each point, and the median
 #                                   of each run's ratio to the pgbench figure measured just before it)
 #        DURATION=20 CONNS=64 bench/run.sh
@@ -34,7 +34,7 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-"16 64 256"}
 # Loadgen gives each connection its own share of the payments and notifies each
 # payment once; a share used up before the run ends is reported under the table.
-PAYMENTS=${PAYMENTS:-300000}
+PAYMENTS=${PAYMENTS:-600000}
 PGB_CLIENTS=${PGB_CLIENTS:-16}
 # Both pgbench and the server connect over TCP to 127.0.0.1 with this sslmode
 # (the same for both, so the comparison is fair); `prefer` measures with TLS.
