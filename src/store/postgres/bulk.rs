@@ -624,6 +624,8 @@ pub(super) fn notification_detail(n: &InboundNotification, notification_id: i64)
     notification_detail_value(n, notification_id).to_string()
 }
 
+/// `notification_detail` as a JSON value, for the one statement to add the
+/// status change to (`speculative::detail_around_id`).
 pub(super) fn notification_detail_value(n: &InboundNotification, notification_id: i64) -> serde_json::Value {
     json!({
         "notificationId": notification_id,
