@@ -15,6 +15,7 @@
 //! change holds only such rows; both forms read the same.
 
 use super::PaymentEvent;
+use crate::domain::ObservationSource;
 
 /// The member of a `notification` event's detail that holds the status change
 /// stored in the same row.
@@ -31,17 +32,18 @@ pub fn expand_stored_events(rows: Vec<PaymentEvent>) -> Vec<PaymentEvent> {
     for row in rows {
         match split_pair(&row) {
             Some((notification, change)) => {
-                let change_id = row.id + 1;
-                out.push(PaymentEvent {
-                    detail: notification,
-                    ..row.clone()
-                });
-                out.push(PaymentEvent {
-                    id: change_id,
+                let change = PaymentEvent {
+                    id: row.id + 1,
+                    payment_id: row.payment_id.clone(),
                     kind: STATUS_CHANGED.to_string(),
                     detail: change,
+                    created_at: row.created_at,
+                };
+                out.push(PaymentEvent {
+                    detail: notification,
                     ..row
                 });
+                out.push(change);
             }
             None => out.push(row),
         }
@@ -53,7 +55,7 @@ pub fn expand_stored_events(rows: Vec<PaymentEvent>) -> Vec<PaymentEvent> {
 fn split_pair(row: &PaymentEvent) -> Option<(String, String)> {
     // Only the notify path writes pairs, and only as `notification` events;
     // the text test spares parsing every other row.
-    if row.kind != "notification" || !row.detail.contains(PAIRED_STATUS_CHANGE) {
+    if row.kind != ObservationSource::Notification.as_str() || !row.detail.contains(PAIRED_STATUS_CHANGE) {
         return None;
     }
     let serde_json::Value::Object(mut detail) = serde_json::from_str(&row.detail).ok()? else {

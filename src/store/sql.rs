@@ -206,7 +206,7 @@ macro_rules! sql_store {
                             tx,
                             &payment.id,
                             "status_changed",
-                            &json!({"from": payment.status.as_str(), "to": next.as_str(), "by": obs.source.as_str(), "flag": flag}),
+                            &crate::store::status_change_detail(payment.status, *next, obs.source.as_str(), flag.as_deref()),
                             now,
                         )
                         .await?;

@@ -74,6 +74,12 @@ pub struct PaymentFilter {
     pub limit: i64,
 }
 
+/// The detail of the `status_changed` event an observation's transition
+/// writes, on every path that applies one (the differential tests compare them).
+pub fn status_change_detail(from: PaymentStatus, to: PaymentStatus, by: &str, flag: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"from": from.as_str(), "to": to.as_str(), "by": by, "flag": flag})
+}
+
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PaymentEvent {
     pub id: i64,

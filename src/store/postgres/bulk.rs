@@ -36,7 +36,7 @@
 
 use super::{PgStore, PAYMENT_COLUMNS};
 use crate::domain::{decide, Decision, PaymentStatus};
-use crate::store::{Applied, InboundNotification, IngestOutcome, Payment, Result, StoreError};
+use crate::store::{status_change_detail, Applied, InboundNotification, IngestOutcome, Payment, Result, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use sqlx::{FromRow, PgConnection, Row};
@@ -418,10 +418,7 @@ impl Plan {
                 p.updated_at = now;
                 slot.changed = true;
                 to = *next;
-                Some((
-                    "status_changed",
-                    json!({"from": from.as_str(), "to": next.as_str(), "by": by, "flag": flag}),
-                ))
+                Some(("status_changed", status_change_detail(from, *next, by, flag.as_deref())))
             }
             Decision::Mismatch { reason } => {
                 p.flagged = Some(reason.clone());

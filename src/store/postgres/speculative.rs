@@ -39,8 +39,9 @@
 
 use super::PgStore;
 use crate::domain::{Decision, PaymentStatus};
-use crate::store::{Applied, InboundNotification, IngestOutcome, Result, StoreError, PAIRED_STATUS_CHANGE};
-use serde_json::json;
+use crate::store::{
+    status_change_detail, Applied, InboundNotification, IngestOutcome, Result, StoreError, PAIRED_STATUS_CHANGE,
+};
 use sqlx::Row;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -100,12 +101,8 @@ where
 /// `PAIRED_STATUS_CHANGE`.
 fn detail_around_id(n: &InboundNotification, to: PaymentStatus) -> Option<(String, String)> {
     let mut detail = super::bulk::notification_detail_value(n, 0);
-    detail[PAIRED_STATUS_CHANGE] = json!({
-        "from": PaymentStatus::Pending.as_str(),
-        "to": to.as_str(),
-        "by": n.observation.source.as_str(),
-        "flag": null,
-    });
+    detail[PAIRED_STATUS_CHANGE] =
+        status_change_detail(PaymentStatus::Pending, to, n.observation.source.as_str(), None);
     let whole = detail.to_string();
     let key = "\"notificationId\":";
     // Inside a JSON string every quote is escaped, so `"notificationId":0`
