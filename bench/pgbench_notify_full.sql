@@ -2,42 +2,42 @@
 -- notification, one transaction per notification, as pgbench sees it. On top of
 -- bench/pgbench_notify.sql it reads the payment (by partnerReferenceNo or
 -- referenceNo) and the idempotency key first, locks the payment, writes the
--- audit event (the notification's, holding the status change's when there is
--- one, as the service's one statement stores them; see src/store/event_pairs.rs)
--- and guards the update on the status it read. Run by bench/run.sh when FULL_SHAPE=1:
+-- audit entries (the notification's, and the status change's when there is
+-- one) and guards the update on the status it read. Run by bench/run.sh when FULL_SHAPE=1:
 --   pgbench -n -M prepared -f bench/pgbench_notify_full.sql -D payments=100000 -c 16 -j 2 -T 10 finpay_bench
 -- (chr(58) below is a colon; see bench/pgbench_notify.sql.)
 \set r random(1, 1000000000000)
 \set pay random(1, :payments)
 BEGIN;
-SELECT id, status, xmin::text FROM payments
- WHERE partner_reference_no = 'PRN' || CAST(:pay AS text) OR reference_no = 'FP' || CAST(:pay AS text);
-SELECT body_sha256, response_code, response_message FROM notifications
+SELECT body_sha256 FROM notifications
  WHERE partner_id = 'FINPAY-BENCH' AND external_id = 'PGB' || CAST(:client_id AS text) || 'X' || CAST(:r AS text)
    AND jakarta_day = current_date;
 SELECT CAST(status = 'pending' AS int) AS open FROM payments WHERE id = 'bench-' || CAST(:pay AS text) FOR UPDATE \gset
 INSERT INTO notifications (partner_id, external_id, jakarta_day, body_sha256, raw_body, headers, verification,
-                           payment_id, outcome, response_code, response_message, received_at)
+                           payment_id, outcome, received_at)
 VALUES ('FINPAY-BENCH', 'PGB' || CAST(:client_id AS text) || 'X' || CAST(:r AS text), current_date,
         '\x5a1f0c7d9e5b3c2a1f0e9d8c7b6a59483726150f0e1d2c3b4a5968778695a4b3'::bytea,
         '{"originalReferenceNo":"FP' || CAST(:pay AS text) || '","originalPartnerReferenceNo":"PRN' || CAST(:pay AS text) || '","latestTransactionStatus":"00","transactionStatusDesc":"loadgen","amount":{"value":"10000.00","currency":"IDR"},"additionalInfo":{"merchantName":"LOADGEN","rrn":"000000012345"}}',
         '{"host":"127.0.0.1:18080","content-type":"application/json","x-timestamp":"2026-11-25T23:41:07+07:00","x-signature":"Hg462Fq/P13QFIxSYa0TaaaEdQOIkcF0fkno/Xqpcn6aOXfeq5KwfCmUItemmh8dRFICK7x/1vd27iSLoJkJpA==","x-partner-id":"FINPAY-BENCH","x-external-id":"1234567800011234","channel-id":"95221","content-length":"262"}',
         'symmetric' || chr(58) || 'HMAC-SHA512',
-        'bench-' || CAST(:pay AS text), 'applied', '2005200', 'Successful', now())
-ON CONFLICT (partner_id, external_id, jakarta_day) DO NOTHING;
+        'bench-' || CAST(:pay AS text), 'applied', now())
+ON CONFLICT (partner_id, external_id, jakarta_day) DO NOTHING
+RETURNING id AS nid \gset
 -- A payment already paid by an earlier transaction is left alone, as the service does.
 \if :open
-INSERT INTO payment_events (payment_id, kind, detail, created_at)
-VALUES ('bench-' || CAST(:pay AS text), 'notification',
-        '{"notificationId":1,"externalId":"PGB' || CAST(:r AS text) || '","latestTransactionStatus":"00","transactionStatusDesc":"loadgen","verification":"symmetric' || chr(58) || 'HMAC-SHA512","statusChanged":{"from":"pending","to":"paid","by":"notification","flag"' || chr(58) || 'null}}',
-        now());
+INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at)
+VALUES ('bench-' || CAST(:pay AS text), 'notification', :nid,
+        CAST('{"externalId":"PGB' || CAST(:r AS text) || '","latestTransactionStatus":"00","transactionStatusDesc":"loadgen","verification":"symmetric' || chr(58) || 'HMAC-SHA512"}' AS jsonb),
+        now()),
+       ('bench-' || CAST(:pay AS text), 'status_changed', NULL,
+        CAST('{"from":"pending","to":"paid","by":"notification","flag"' || chr(58) || 'null}' AS jsonb), now());
 UPDATE payments SET reference_no = 'FP' || CAST(:pay AS text), status = 'paid', finpay_status = '00',
        paid_at = COALESCE(paid_at, now()), flagged = NULL, next_check_at = NULL, updated_at = now()
  WHERE id = 'bench-' || CAST(:pay AS text) AND status = 'pending';
 \else
-INSERT INTO payment_events (payment_id, kind, detail, created_at)
-VALUES ('bench-' || CAST(:pay AS text), 'notification',
-        '{"notificationId":1,"externalId":"PGB' || CAST(:r AS text) || '","latestTransactionStatus":"00","transactionStatusDesc":"loadgen","verification":"symmetric' || chr(58) || 'HMAC-SHA512"}',
+INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at)
+VALUES ('bench-' || CAST(:pay AS text), 'notification', :nid,
+        CAST('{"externalId":"PGB' || CAST(:r AS text) || '","latestTransactionStatus":"00","transactionStatusDesc":"loadgen","verification":"symmetric' || chr(58) || 'HMAC-SHA512"}' AS jsonb),
         now());
 \endif
 COMMIT;

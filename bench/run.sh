@@ -96,7 +96,7 @@ DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
 # `POST /payments` leaves them; a settlement clears it.
 # Every run starts from the same freshly written tables (no bloat carried over from the run before).
 pg_reset() {
-    psql -q -d "$BENCH_DB" -c "TRUNCATE notifications, payment_events, refunds, payment_checks_due, payments" \
+    psql -q -d "$BENCH_DB" -c "TRUNCATE payment_events, notifications, refunds, payments" \
         -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at, next_check_at)
             SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now(), now() + interval '1 hour'
             FROM generate_series(1, $PAYMENTS) g" \
@@ -104,7 +104,7 @@ pg_reset() {
 }
 pg_reset
 
-sqlite_reset() { # a fresh file each run (payments are never deleted: a trigger refuses it)
+sqlite_reset() { # a fresh file each run
     rm -f "$WORK/bench.db" "$WORK/bench.db-wal" "$WORK/bench.db-shm"
     DATABASE_URL="$SQLITE_URL" "$BIN" migrate >/dev/null
     sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "

@@ -130,9 +130,10 @@ pub struct WorkerSettings {
     pub enabled: Option<bool>,
     pub poll_interval_ms: u64,
     pub batch_size: i64,
-    /// Schedule rows one sweep of cleared checks looks at; a sweep that finds
-    /// all of them stale is followed by another at once.
-    pub sweep_window: i64,
+    /// Days a notification's raw body and headers are kept; older ones are
+    /// cleared in small batches (key, body hash, payment and outcome stay).
+    /// 0 keeps them forever.
+    pub retention_days: u32,
     pub lease_secs: u64,
     /// First query this long after creation.
     pub first_check_secs: u64,
@@ -189,7 +190,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("finpay.connect_timeout_secs", "5"),
     ("worker.poll_interval_ms", "1000"),
     ("worker.batch_size", "16"),
-    ("worker.sweep_window", "5000"),
+    ("worker.retention_days", "90"),
     ("worker.lease_secs", "60"),
     ("worker.first_check_secs", "30"),
     ("worker.backoff_factor", "2.0"),
@@ -324,8 +325,11 @@ impl Settings {
         if self.inbound.notify_paths.is_empty() {
             return Err(ConfigError::new("inbound.notify_paths", "at least one path is needed"));
         }
-        if self.worker.sweep_window < 1 {
-            return Err(ConfigError::new("worker.sweep_window", "must be at least 1"));
+        if self.worker.retention_days > 36_500 {
+            return Err(ConfigError::new(
+                "worker.retention_days",
+                "must be at most 36500 (0 keeps forever)",
+            ));
         }
         if !(self.worker.backoff_factor >= 1.0 && self.worker.backoff_factor <= 10.0) {
             return Err(ConfigError::new(
@@ -565,10 +569,13 @@ mod tests {
         let e =
             Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
-        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__SWEEP_WINDOW", "0")])).unwrap_err();
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__RETENTION_DAYS", "40000")])).unwrap_err();
         assert_eq!(
             (e.key.as_str(), e.message.as_str()),
-            ("FINPAY_QRIS__WORKER__SWEEP_WINDOW", "must be at least 1")
+            (
+                "FINPAY_QRIS__WORKER__RETENTION_DAYS",
+                "must be at most 36500 (0 keeps forever)"
+            )
         );
     }
 

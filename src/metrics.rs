@@ -45,11 +45,6 @@ const HELP: &[(&str, &str, &str)] = &[
         "Notifications committed per transaction (group commit).",
     ),
     (
-        "finpay_qris_notify_one_statement_batches_total",
-        "counter",
-        "PostgreSQL: notification batches stored by one statement (result=held), or tried and rolled back, then read first (result=missed).",
-    ),
-    (
         "finpay_qris_notify_batch_duration_seconds",
         "histogram",
         "Time to store one group-commit batch, from taking it off the queue to its commit (read, plan, write).",

@@ -222,7 +222,7 @@ async fn a_contradicting_amount_is_stored_and_flagged_not_applied(b: Backend) {
     let p = app.state.store.get_payment("INV-M").await.unwrap().unwrap();
     assert_eq!(p.status.as_str(), "pending");
     assert!(p.flagged.as_deref().unwrap_or("").contains("40.00") || p.flagged.is_some());
-    assert_eq!(app.state.store.count_notifications().await.unwrap(), 2);
+    assert_eq!(count_notifications(&app.db.url).await, 2);
     app.stop().await;
 }
 
@@ -235,7 +235,7 @@ async fn same_external_id_and_body_is_answered_as_the_first_time(b: Backend) {
     let second = app.notify(&token, &ext, &body).await;
     assert_eq!(first, second);
     assert_eq!(code(&first.1), "2005200");
-    assert_eq!(app.state.store.count_notifications().await.unwrap(), 1);
+    assert_eq!(count_notifications(&app.db.url).await, 1);
     // Same key, other body.
     let (status, v) = app
         .notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00"))
@@ -257,7 +257,7 @@ async fn identical_deliveries_at_the_same_moment_have_one_effect(b: Backend) {
         assert_eq!(r.status(), 200);
         assert_eq!(code(&r.json::<Value>().await.unwrap()), "2005200");
     }
-    assert_eq!(app.state.store.count_notifications().await.unwrap(), 1);
+    assert_eq!(count_notifications(&app.db.url).await, 1);
     let p = app.state.store.get_payment("INV-C").await.unwrap().unwrap();
     let events = app.state.store.payment_events(&p.id).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "notification").count(), 1);
@@ -490,7 +490,7 @@ async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
     }
     let (s, v) = app.notify(&token, &unique_digits(), "[1,2").await;
     assert_eq!((s, code(&v)), (400, "4005200"));
-    assert_eq!(app.state.store.count_notifications().await.unwrap(), 0);
+    assert_eq!(count_notifications(&app.db.url).await, 0);
     app.stop().await;
 }
 
@@ -506,7 +506,7 @@ async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
     );
     let (s, v) = app.notify(&token, &unique_digits(), &body).await;
     assert_eq!((s, code(&v)), (400, "4005200"));
-    assert_eq!(app.state.store.count_notifications().await.unwrap(), 0);
+    assert_eq!(count_notifications(&app.db.url).await, 0);
     app.stop().await;
 }
 
@@ -558,71 +558,83 @@ async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up
 
 /// The audit trail (events, notifications) refers to payments, so the database
 /// refuses to delete one, whoever asks.
-async fn the_database_refuses_to_delete_a_payment(b: Backend) {
-    use sqlx::Connection;
+/// A payment's audit trail refers to it by a foreign key: the database
+/// refuses to delete a payment that has one (every payment does).
+async fn a_payment_with_an_audit_trail_cannot_be_deleted(b: Backend) {
     let app = TestApp::spawn(b).await;
     let p = insert_pending_payment(app.state.store.as_ref(), "INV-KEEP", 1_000).await;
-    let delete = "DELETE FROM payments WHERE id = $1";
-    let refused = match b {
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(delete).bind(&p.id).execute(&mut c).await.err()
-        }
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(delete).bind(&p.id).execute(&mut c).await.err()
-        }
-    };
-    let refused = refused.expect("deleting a payment must fail");
-    assert!(refused.to_string().contains("never deleted"), "{refused}");
+    let refused = with_connection!(&app.db.url, |c| sqlx::query("DELETE FROM payments WHERE id = $1")
+        .bind(&p.id)
+        .execute(&mut c)
+        .await
+        .err())
+    .expect("deleting a payment must fail");
+    assert!(
+        refused
+            .as_database_error()
+            .is_some_and(|e| e.is_foreign_key_violation()),
+        "{refused}"
+    );
     assert!(app.state.store.get_payment(&p.id).await.unwrap().is_some());
     app.stop().await;
 }
 
-/// Every index of `notifications` costs each stored notification an
-/// insertion, so the table keeps only those a statement reads: the primary key
-/// (the item-by-item path updates a notification by its id) and the
-/// idempotency key (migration 0008 dropped the index on `payment_id`).
-async fn notifications_carry_only_the_indexes_a_statement_reads(b: Backend) {
-    use sqlx::Connection;
+/// Retention clears a notification's raw body and headers once it is older
+/// than the retention period, and keeps what the service still needs: the key
+/// and body hash (a late replay is still answered as a replay), the payment
+/// and the outcome. Younger notifications keep their body.
+async fn old_notification_bodies_are_cleared_and_their_replays_still_recognised(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let mut indexed: Vec<String> = match b {
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(
-                "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i \
-                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                 WHERE i.indrelid = 'notifications'::regclass GROUP BY i.indexrelid",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-        }
-        Backend::Sqlite => {
-            // The INTEGER PRIMARY KEY is the rowid itself, not an index.
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(
-                "SELECT group_concat(c.name, ',') FROM pragma_index_list('notifications') l, \
-                 pragma_index_info(l.name) c GROUP BY l.name",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-        }
-    };
-    indexed.sort();
-    let mut expected = vec!["partner_id,external_id,jakarta_day".to_string()];
-    if b == Backend::Postgres {
-        expected.insert(0, "id".to_string());
-    }
-    assert_eq!(indexed, expected, "the columns of each index of notifications");
+    assert_eq!(app.state.settings.worker.retention_days, 90, "the default");
+    let token = app.token().await;
+    let (old, young) = (unique_digits(), unique_digits());
+    let old_body = notify_body("INV-OLD", "FP-OLD", "00", "1500.00");
+    assert_eq!(code(&app.notify(&token, &old, &old_body).await.1), "2005200");
+    let young_body = notify_body("INV-NEW", "FP-NEW", "00", "1500.00");
+    assert_eq!(code(&app.notify(&token, &young, &young_body).await.1), "2005200");
+    let url = app.db.url.as_str();
+    let hundred_days_ago = finpay_qris::store::now() - chrono::Duration::days(100);
+    with_connection!(url, |c| sqlx::query(
+        "UPDATE notifications SET received_at = $1 WHERE external_id = $2"
+    )
+    .bind(hundred_days_ago)
+    .bind(&old)
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+
+    let cleared = finpay_qris::worker::apply_retention(&app.state).await;
+    assert_eq!(cleared, 1);
+    /// External id, raw body, headers, outcome, payment's reference.
+    type Kept = (String, Option<String>, Option<String>, String, String);
+    let kept: Vec<Kept> = with_connection!(url, |c| {
+        sqlx::query_as(
+            "SELECT n.external_id, n.raw_body, CAST(n.headers AS TEXT), n.outcome, p.partner_reference_no \
+             FROM notifications n JOIN payments p ON p.id = n.payment_id ORDER BY n.received_at",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        (kept[0].0.as_str(), &kept[0].1, &kept[0].2),
+        (old.as_str(), &None, &None)
+    );
+    assert_eq!((kept[0].3.as_str(), kept[0].4.as_str()), ("applied", "INV-OLD"));
+    assert!(
+        kept[1].1.is_some() && kept[1].2.is_some(),
+        "a young notification keeps its body"
+    );
+    // The same key and body again: a replay, not a second effect.
+    assert_eq!(code(&app.notify(&token, &old, &old_body).await.1), "2005200");
+    assert_eq!(count_notifications(url).await, 2);
     app.stop().await;
 }
 
 on_both_backends!(
-    the_database_refuses_to_delete_a_payment,
-    notifications_carry_only_the_indexes_a_statement_reads,
+    a_payment_with_an_audit_trail_cannot_be_deleted,
+    old_notification_bodies_are_cleared_and_their_replays_still_recognised,
     the_published_v3_notification_is_accepted_as_sent,
     token_endpoint_issues_a_bearer_token_for_finpay,
     token_endpoint_refuses_bad_requests_with_precise_codes,

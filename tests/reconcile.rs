@@ -17,9 +17,7 @@ on_both_backends!(
     payment_that_never_completes_expires_after_validity_and_grace,
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
-    checks_cleared_before_they_come_due_are_swept_and_never_claimed,
-    a_sweep_that_finds_its_window_full_goes_again_at_once,
-    a_database_upgraded_past_0005_keeps_every_scheduled_check,
+    a_crashed_workers_claim_comes_due_again_at_its_lease_end,
 );
 
 const IDR_10K: i64 = 1_000_000;
@@ -71,13 +69,6 @@ async fn dropped_notification_is_found_by_the_worker(backend: Backend) {
     let queries = events_of(&app, &p.id, "query").await;
     assert_eq!(queries.last().unwrap()["responseCode"], "2005300");
     assert!(reconcile_attempts(&app, "applied") >= 1);
-    // The settlement left its schedule row; the worker sweeps it on a later poll.
-    eventually(
-        "the worker to sweep the cleared check",
-        Duration::from_secs(10),
-        || async { (scheduled_rows(&app.db.url, &p.id).await == 0).then_some(()) },
-    )
-    .await;
     app.stop().await;
     sim.shutdown().await;
 }
@@ -99,7 +90,7 @@ async fn finpay_5xx_makes_the_worker_back_off_and_then_recover(backend: Backend)
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.kind == "query" && e.detail.contains("\"error: "))
+            .filter(|e| e.kind == "query" && e.detail["outcome"].as_str().is_some_and(|o| o.starts_with("error: ")))
             .collect();
         (failed.len() >= 2).then_some(failed)
     })
@@ -259,21 +250,6 @@ async fn refresh_on_read_applies_the_answer_and_respects_leases(backend: Backend
     sim.shutdown().await;
 }
 
-/// Runs `$body` with `$c`, a new connection to the test database (either
-/// backend: the statements the tests run here are the same for both).
-macro_rules! with_connection {
-    ($url:expr, |$c:ident| $body:expr) => {{
-        use sqlx::Connection;
-        if $url.starts_with("sqlite:") {
-            let mut $c = sqlx::SqliteConnection::connect($url).await.unwrap();
-            $body
-        } else {
-            let mut $c = sqlx::PgConnection::connect($url).await.unwrap();
-            $body
-        }
-    }};
-}
-
 /// The ids of claimed payments, in the order the claim returned them.
 fn ids(payments: &[finpay_qris::store::Payment]) -> Vec<&str> {
     payments.iter().map(|p| p.id.as_str()).collect()
@@ -284,20 +260,8 @@ async fn new_pending_payment(store: &dyn finpay_qris::store::Store) -> finpay_qr
     insert_pending_payment(store, &format!("INV-{}", unique_digits()), IDR_10K).await
 }
 
-/// Rows of the worker's schedule table (`payment_checks_due`, kept by the
-/// database from `payments.next_check_at`) for one payment.
-async fn scheduled_rows(db_url: &str, payment_id: &str) -> i64 {
-    let sql = "SELECT count(*) FROM payment_checks_due WHERE payment_id = $1";
-    with_connection!(db_url, |c| sqlx::query_scalar(sql)
-        .bind(payment_id)
-        .fetch_one(&mut c)
-        .await
-        .unwrap())
-}
-
-/// The worker finds what is due through a table of its own (so that settling a
-/// payment writes no index of `payments`); the database keeps that table in
-/// step with `next_check_at` whichever statement changes it.
+/// The worker's schedule is `payments.next_check_at`, and nothing else: a
+/// payment is claimed when its check is due, and never once it is settled.
 async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend) {
     let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
     let store = app.state.store.clone();
@@ -306,7 +270,7 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     let p = insert_pending_payment(store.as_ref(), &prn, IDR_10K).await;
     let now = store::now();
     let later = now + chrono::Duration::seconds(60);
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0, "no check scheduled yet");
+    assert_eq!(p.next_check_at, None, "no check scheduled yet");
 
     let generated = |next_check_at| store::GeneratedQr {
         reference_no: Some(rn.clone()),
@@ -316,7 +280,6 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
         next_check_at,
     };
     store.attach_generated(&p.id, &generated(later)).await.unwrap();
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 1);
     assert!(
         store.claim_due("w", now, 30, 10).await.unwrap().is_empty(),
         "not due yet"
@@ -330,9 +293,7 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     let claimed = store.claim_due("w", now, 1, 10).await.unwrap();
     assert_eq!(ids(&claimed), [p.id.as_str()]);
 
-    // Settled by Finpay's notification: nothing left to check. The settlement
-    // leaves its schedule row (migration 0007): never claimed, and deleted by
-    // the sweep once it is due.
+    // Settled by Finpay's notification: nothing left to check.
     let token = app.token().await;
     let (status, body) = app
         .notify(&token, &unique_digits(), &notify_body(&prn, &rn, "00", "10000.00"))
@@ -345,9 +306,28 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
     assert_eq!(status_of(&app, &p.id).await.next_check_at, None);
     let much_later = later + chrono::Duration::seconds(3600);
     assert!(store.claim_due("w", much_later, 30, 10).await.unwrap().is_empty());
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 1);
-    assert_eq!(store.sweep_cleared_checks(much_later, 100).await.unwrap(), 1);
-    assert_eq!(scheduled_rows(&app.db.url, &p.id).await, 0);
+    app.stop().await;
+}
+
+/// A claim moves the payment's check to the end of its lease: while the
+/// lease runs nobody else claims it, and should its worker die without an
+/// answer, the payment comes due again when the lease ends.
+async fn a_crashed_workers_claim_comes_due_again_at_its_lease_end(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
+    let store = app.state.store.clone();
+    let p = new_pending_payment(store.as_ref()).await;
+    let now = store::now();
+    set_next_check(&app.db.url, &p.id, Some(now - chrono::Duration::seconds(5))).await;
+
+    let claimed = store.claim_due("crashed", now, 30, 10).await.unwrap();
+    assert_eq!(ids(&claimed), [p.id.as_str()]);
+    assert_eq!(claimed[0].next_check_at, Some(now + chrono::Duration::seconds(30)));
+    let during = now + chrono::Duration::seconds(29);
+    assert!(store.claim_due("other", during, 30, 10).await.unwrap().is_empty());
+    let after = now + chrono::Duration::seconds(31);
+    let taken_over = store.claim_due("other", after, 30, 10).await.unwrap();
+    assert_eq!(ids(&taken_over), [p.id.as_str()]);
+    assert_eq!(taken_over[0].lease_owner.as_deref(), Some("other"));
     app.stop().await;
 }
 
@@ -363,180 +343,4 @@ async fn set_next_check(db_url: &str, payment_id: &str, at: Option<chrono::DateT
         .unwrap()
         .rows_affected());
     assert_eq!(updated, 1, "no payment {payment_id}");
-}
-
-/// Clearing a check leaves its schedule row for the worker's sweep (the
-/// notify path then writes nothing but the payment). Such a stale row is
-/// never claimed, however many of them come due ahead of a real check; a
-/// sweep deletes them a window at a time; and a check set again before the
-/// sweep is claimed at its new time.
-async fn checks_cleared_before_they_come_due_are_swept_and_never_claimed(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
-    let store = app.state.store.clone();
-    let url = app.db.url.as_str();
-    let now = store::now();
-    let earlier = |s: i64| Some(now - chrono::Duration::seconds(s));
-    // Twelve cleared checks, all due before the one real check.
-    let mut cleared = Vec::new();
-    for k in 0..12 {
-        let p = new_pending_payment(store.as_ref()).await;
-        set_next_check(url, &p.id, earlier(60 + k)).await;
-        set_next_check(url, &p.id, None).await;
-        assert_eq!(scheduled_rows(url, &p.id).await, 1, "left for the sweep");
-        cleared.push(p);
-    }
-    let due = new_pending_payment(store.as_ref()).await;
-    set_next_check(url, &due.id, earlier(10)).await;
-    // Cleared, then set again (later) before the worker came by.
-    let again = new_pending_payment(store.as_ref()).await;
-    set_next_check(url, &again.id, earlier(120)).await;
-    set_next_check(url, &again.id, None).await;
-    set_next_check(url, &again.id, Some(now + chrono::Duration::seconds(30))).await;
-
-    // A claim of at most 10, not swept yet: the twelve stale rows come first
-    // in due order. (Leased for longer than the test runs, so that `due` stays claimed.)
-    let claimed = store.claim_due("w", now, 300, 10).await.unwrap();
-    assert_eq!(ids(&claimed), [due.id.as_str()]);
-
-    // A window of 5 looks at the 5 rows due first; the rest on the next sweep.
-    assert_eq!(store.sweep_cleared_checks(now, 5).await.unwrap(), 5);
-    assert_eq!(store.sweep_cleared_checks(now, 100).await.unwrap(), 7);
-    for p in &cleared {
-        assert_eq!(scheduled_rows(url, &p.id).await, 0, "a stale row outlived its sweep");
-    }
-    assert_eq!(scheduled_rows(url, &due.id).await, 1, "a real check was swept");
-    assert_eq!(scheduled_rows(url, &again.id).await, 1, "a check set again was swept");
-    let after_all = now + chrono::Duration::seconds(60);
-    assert_eq!(store.sweep_cleared_checks(after_all, 100).await.unwrap(), 0);
-
-    let later = now + chrono::Duration::seconds(31);
-    let claimed = store.claim_due("w", later, 30, 10).await.unwrap();
-    assert_eq!(ids(&claimed), [again.id.as_str()]);
-    app.stop().await;
-}
-
-/// A sweep that finds its whole window stale is followed by another at once,
-/// not after the next poll interval, so that a backlog of cleared checks (a
-/// flash sale's settlements) goes in one go.
-async fn a_sweep_that_finds_its_window_full_goes_again_at_once(backend: Backend) {
-    let sim = spawn_simulator(|_| {}).await;
-    let db = TestDb::new(backend).await;
-    let url = db.url.clone();
-    let store = store::connect(&url, 2, 5).await.unwrap();
-    store.migrate().await.unwrap();
-    // Five cleared checks, due a minute ago, before the worker starts.
-    let now = store::now();
-    let mut cleared = Vec::new();
-    for k in 0..5 {
-        let p = new_pending_payment(store.as_ref()).await;
-        set_next_check(&url, &p.id, Some(now - chrono::Duration::seconds(60 + k))).await;
-        set_next_check(&url, &p.id, None).await;
-        cleared.push(p.id);
-    }
-    // Windows of two, and a poll interval far longer than the test.
-    let mut env = base_env(&url);
-    finpay_env(&mut env, sim.base_url());
-    set_env(&mut env, "FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "600000");
-    set_env(&mut env, "FINPAY_QRIS__WORKER__SWEEP_WINDOW", "2");
-    let app = TestApp::spawn_env(db.shared(), env).await;
-
-    eventually("three sweeps, back to back", Duration::from_secs(10), || async {
-        let mut left = 0;
-        for id in &cleared {
-            left += scheduled_rows(&url, id).await;
-        }
-        (left == 0).then_some(())
-    })
-    .await;
-    app.stop().await;
-    sim.shutdown().await;
-    // Only now: `db` owns SQLite's directory, which the app's handle shares.
-    drop(db);
-}
-
-/// A merchant's database from before migration 0005 (the schedule then lived
-/// in an index on `payments.next_check_at`) keeps every scheduled check
-/// through the upgrade: the worker still claims it when it is due.
-async fn a_database_upgraded_past_0005_keeps_every_scheduled_check(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let store = store::connect(&db.url, 2, 5).await.unwrap();
-    // The migrations as they were before 0005, from the repository's own files.
-    let backend_dir = match backend {
-        Backend::Sqlite => "migrations/sqlite",
-        Backend::Postgres => "migrations/postgres",
-    };
-    let old = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(backend_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.as_str() < "0005" {
-            std::fs::copy(&path, old.path().join(&name)).unwrap();
-        }
-    }
-    let before = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
-    let now = store::now();
-    let due = now - chrono::Duration::seconds(5);
-    let insert = "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, \
-                  created_at, updated_at, next_check_at) VALUES ($1, $2, 1000000, 'IDR', 'pending', 'generated', $3, $3, $4)";
-    let id = format!("pay-{}", unique_digits());
-    with_connection!(db.url.as_str(), |c| {
-        before.run(&mut c).await.unwrap();
-        sqlx::query(insert)
-            .bind(&id)
-            .bind(format!("INV-{id}"))
-            .bind(now)
-            .bind(due)
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
-
-    store.migrate().await.unwrap();
-    assert_eq!(scheduled_rows(&db.url, &id).await, 1);
-    let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
-    assert_eq!(ids(&claimed), [id.as_str()]);
-}
-
-/// PostgreSQL lets a statement set a new check on a payment whose stale
-/// schedule row the worker is sweeping at that moment. The sweep locks the
-/// payment (skipping it while the other transaction holds it), so the new
-/// check's row is never deleted on the strength of the old, cleared one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_check_set_during_the_sweep_survives_it() {
-    use sqlx::Connection;
-    if !postgres_available().await {
-        return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let store = store::connect(&db.url, 2, 5).await.unwrap();
-    store.migrate().await.unwrap();
-    let now = store::now();
-    let p = new_pending_payment(store.as_ref()).await;
-    set_next_check(&db.url, &p.id, Some(now - chrono::Duration::seconds(60))).await;
-    set_next_check(&db.url, &p.id, None).await;
-
-    // Another transaction sets a check due now and has not committed yet.
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let mut tx = c.begin().await.unwrap();
-    sqlx::query("UPDATE payments SET next_check_at = $1 WHERE id = $2")
-        .bind(now - chrono::Duration::seconds(1))
-        .bind(&p.id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let sweep = {
-        let store = store.clone();
-        tokio::spawn(async move { store.sweep_cleared_checks(now, 100).await.unwrap() })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    tx.commit().await.unwrap();
-    let swept = tokio::time::timeout(Duration::from_secs(10), sweep)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(swept, 0, "swept a payment another transaction held");
-    assert_eq!(scheduled_rows(&db.url, &p.id).await, 1);
-
-    let claimed = store.claim_due("w", now, 30, 10).await.unwrap();
-    assert_eq!(ids(&claimed), [p.id.as_str()]);
 }

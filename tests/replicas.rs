@@ -33,7 +33,7 @@ async fn two_replicas_apply_each_notification_once() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.json::<Value>().await.unwrap()["responseCode"], "2005200");
     }
-    assert_eq!(a.state.store.count_notifications().await.unwrap(), 40);
+    assert_eq!(count_notifications(&a.db.url).await, 40);
     for i in 0..40 {
         let p = a
             .state

@@ -78,11 +78,6 @@ async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'sta
     // Pool usage is sampled now, so every scrape sees the present.
     let (in_use, idle) = st.store.pool_usage();
     st.metrics.record_pool(in_use, idle);
-    if let Some((held, missed)) = st.store.one_statement_batches() {
-        let name = "finpay_qris_notify_one_statement_batches_total";
-        st.metrics.set_counter(name, &[("result", "held")], held);
-        st.metrics.set_counter(name, &[("result", "missed")], missed);
-    }
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -188,6 +188,9 @@ pub struct EventView {
     /// What happened, as recorded (JSON object).
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
+    /// For a `notification` entry: the stored notification it records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -196,8 +199,8 @@ impl From<&PaymentEvent> for EventView {
         Self {
             id: e.id,
             kind: e.kind.clone(),
-            // Stored as JSON text; anything else is shown as the string it is.
-            detail: serde_json::from_str(&e.detail).unwrap_or_else(|_| serde_json::Value::String(e.detail.clone())),
+            detail: e.detail.clone(),
+            notification_id: e.notification_id,
             created_at: e.created_at,
         }
     }

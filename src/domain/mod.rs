@@ -1,7 +1,12 @@
-//! Payment domain types shared by the receiver, the worker and the API.
+//! Payment domain: the state machine, what Finpay's word does to a payment,
+//! and the types the receiver, the worker and the API share. No I/O.
 
+pub mod effect;
 pub mod observation;
+pub mod payment;
 pub mod status;
 
+pub use effect::{effect, record_check, status_change_detail, Effect, Entry, Found, Outcome, Refusal};
 pub use observation::{Observation, ObservationSource};
+pub use payment::Payment;
 pub use status::{decide, Decision, PaymentStatus};

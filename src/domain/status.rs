@@ -56,6 +56,10 @@ impl PaymentStatus {
         matches!(self, Self::Initiated | Self::Pending | Self::Paying)
     }
 
+    /// The open statuses as an SQL list, for statements that guard on them
+    /// (`… AND status IN {OPEN_SQL}`); a test holds it to [`Self::is_open`].
+    pub const OPEN_SQL: &'static str = "('initiated', 'pending', 'paying')";
+
     /// What Finpay's `latestTransactionStatus` means for a payment;
     /// `None` for "not found" and unknown codes, which change nothing.
     pub fn from_finpay(s: TransactionStatus) -> Option<Self> {
@@ -88,9 +92,10 @@ pub enum Decision {
     /// Finpay said something that cannot apply (a terminal state would be
     /// left, or a status we do not act on); recorded, not applied.
     Ignored { reason: String },
-    /// The amount or currency contradicts the stored payment: stored and
-    /// flagged for a human, never applied silently.
-    Mismatch { reason: String },
+    /// Finpay's word contradicts what is stored (the amount or currency, the
+    /// references, or a success after a final failure): recorded and flagged
+    /// for a human, never applied silently.
+    Flagged { reason: String },
 }
 
 /// Judges one observation against the stored payment.
@@ -104,7 +109,7 @@ pub fn decide(
 ) -> Decision {
     if let Some((minor, currency)) = observed_amount {
         if currency != stored_amount.1 || minor != stored_amount.0 {
-            return Decision::Mismatch {
+            return Decision::Flagged {
                 reason: format!(
                     "Finpay reported {} {} for a payment of {} {}",
                     format_minor(minor),
@@ -130,6 +135,11 @@ pub fn decide(
         (Expired, Paid) => Decision::Transition {
             to,
             flag: Some("paid after the local expiry; check fulfilment".into()),
+        },
+        // Finpay's own final failure, then a success: money may have moved.
+        // Neither word is taken over the other; a person must look.
+        (Failed | Cancelled, Paid) => Decision::Flagged {
+            reason: format!("Finpay reported success after {current}; check whether money moved"),
         },
         (from, to) => Decision::Ignored {
             reason: format!("{from} is final; Finpay's {to} is not applied"),
@@ -214,12 +224,32 @@ mod tests {
     fn a_contradicting_amount_is_flagged_not_applied() {
         assert!(matches!(
             decide(PaymentStatus::Pending, AMT, T::Success, Some((999, "IDR"))),
-            Decision::Mismatch { .. }
+            Decision::Flagged { .. }
         ));
         assert!(matches!(
             decide(PaymentStatus::Pending, AMT, T::Success, Some((1_000_000, "USD"))),
-            Decision::Mismatch { .. }
+            Decision::Flagged { .. }
         ));
+    }
+
+    #[test]
+    fn a_success_after_a_final_failure_is_flagged_and_not_applied() {
+        for from in [PaymentStatus::Failed, PaymentStatus::Cancelled] {
+            assert!(matches!(
+                decide(from, AMT, T::Success, Some(AMT)),
+                Decision::Flagged { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn the_open_statuses_in_sql_are_the_open_statuses() {
+        let open: Vec<String> = PaymentStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(PaymentStatus::OPEN_SQL, format!("({})", open.join(", ")));
     }
 
     #[test]

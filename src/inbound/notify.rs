@@ -31,17 +31,10 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
     let result = receive_inner(&st, &uri, &headers, body).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
-        Ok(Answer::Replay { code, message }) => {
+        Ok(Answer::Replay) => {
+            // A stored notification was answered Successful; its replay is too.
             st.metrics.inc("finpay_qris_duplicate_notifications_total", &[]);
-            let status = crate::snap::codes::parse_code(&code)
-                .map(|c| SnapStatus {
-                    http: c.http,
-                    service: c.service,
-                    case: c.case,
-                    message: message.clone(),
-                })
-                .unwrap_or_else(|| SnapStatus::successful(SVC));
-            (status, None)
+            (SnapStatus::successful(SVC), None)
         }
         Err(e) => {
             if e.0.http == 401 {
@@ -83,7 +76,7 @@ fn auth_reason(message: &str) -> &'static str {
 
 enum Answer {
     Fresh,
-    Replay { code: String, message: String },
+    Replay,
 }
 
 async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body) -> Result<Answer, SnapError> {
@@ -207,13 +200,11 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
             tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
             Ok(Answer::Fresh)
         }
-        Ok(Ok(IngestOutcome::Duplicate {
-            response_code,
-            response_message,
-        })) => Ok(Answer::Replay {
-            code: response_code,
-            message: response_message,
-        }),
+        Ok(Ok(IngestOutcome::Duplicate)) => Ok(Answer::Replay),
         Ok(Ok(IngestOutcome::Conflict)) => Err(SnapStatus::conflict(SVC).into()),
+        Ok(Ok(IngestOutcome::Refused(why))) => {
+            tracing::info!(field = why.field, reason = %why.reason, "notification refused: it names no payment and cannot create one");
+            Err(SnapStatus::invalid_field_format(SVC, why.field).into())
+        }
     }
 }

@@ -9,15 +9,14 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
-mod event_pairs;
 mod postgres;
 mod sql;
 mod sql_api;
+mod sql_ingest;
 mod sqlite;
 mod types;
 
 pub use api_store::*;
-pub use event_pairs::{expand_stored_events, PAIRED_STATUS_CHANGE};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -43,6 +42,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Invalid(String),
+    /// A concurrent writer stored the same notification key or created a
+    /// payment with the same reference first; running again sees its rows.
+    #[error("raced by a concurrent writer: {0}")]
+    Raced(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -52,22 +55,28 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-            sqlx::Error::Database(db) => {
-                // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions;
-                // SQLITE_BUSY (5) when another process holds the write lock too long.
-                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                // SQLite reports extended codes; the low byte is the primary code
-                // (5 SQLITE_BUSY, 6 SQLITE_LOCKED, 10 SQLITE_IOERR, 14 SQLITE_CANTOPEN).
-                let sqlite_unavailable = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 14));
-                if code.starts_with("08") || code.starts_with("57P") || code == "53300" || sqlite_unavailable {
-                    StoreError::Unavailable(e)
-                } else {
-                    StoreError::Database(e)
-                }
-            }
+            sqlx::Error::Database(db) if unavailable(db.as_ref()) => StoreError::Unavailable(e),
             _ => StoreError::Database(e),
         }
     }
+}
+
+/// Whether a database error says "the database cannot serve us right now",
+/// read in each backend's own terms.
+fn unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // 08xxx connection exceptions, 57P0x shutdown / cannot connect now,
+        // 53300 too many connections.
+        let code = pg.code();
+        return code.starts_with("08") || code.starts_with("57P") || code == "53300";
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLite's extended result codes carry the primary code in the low
+        // byte: 5 BUSY, 6 LOCKED, 10 IOERR, 14 CANTOPEN.
+        let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+        return matches!(code & 0xff, 5 | 6 | 10 | 14);
+    }
+    false
 }
 
 impl StoreError {
@@ -91,10 +100,6 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Connections in use and idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
-    /// Notification batches stored by PostgreSQL's one-statement path, and
-    /// tried there but rolled back (then read first), since start; `None` on
-    /// SQLite, which has no such path. For metrics.
-    fn one_statement_batches(&self) -> Option<(u64, u64)>;
 
     // ---- access tokens we issued (only their SHA-256 is stored) ----
     async fn insert_token(
@@ -113,6 +118,10 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     /// transaction; an outcome per item, in order. Nothing is visible (or
     /// acknowledged) before the commit.
     async fn ingest_notifications(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>>;
+    /// Retention: clears the raw body and headers of up to `limit`
+    /// notifications received before `before` (oldest first), keeping their
+    /// key, body hash, payment and outcome. Returns how many it cleared.
+    async fn clear_notification_bodies(&self, before: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     // ---- payments ----
     async fn insert_payment(&self, p: &NewPayment) -> Result<Payment>;
@@ -123,14 +132,11 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     async fn add_event(&self, payment_id: &str, kind: &str, detail: &serde_json::Value) -> Result<()>;
     /// Records Finpay's generate answer on a payment we created.
     async fn attach_generated(&self, payment_id: &str, g: &GeneratedQr) -> Result<Payment>;
-    async fn count_notifications(&self) -> Result<i64>;
 
     // ---- reconciliation ----
-    /// Leases up to `limit` open payments whose check is due.
+    /// Leases up to `limit` open payments whose check is due, earliest first;
+    /// their check moves to the lease's end.
     async fn claim_due(&self, owner: &str, now: DateTime<Utc>, lease_secs: u64, limit: i64) -> Result<Vec<Payment>>;
-    /// Deletes the schedule rows of cleared checks (migration 0007) among the
-    /// first `window` rows due by `now`; returns how many it deleted.
-    async fn sweep_cleared_checks(&self, now: DateTime<Utc>, window: i64) -> Result<u64>;
     /// Leases one payment now (refresh-on-read), if nobody else holds it.
     async fn claim_one(
         &self,

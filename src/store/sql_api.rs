@@ -205,7 +205,7 @@ macro_rules! sql_api_store {
                         .await?;
                     if failed.is_some() {
                         Self::insert_event(&mut tx, payment_id, "generate_failed", detail, now).await?;
-                        let change = json!({"from": current.status.as_str(), "to": "failed", "by": "api"});
+                        let change = crate::domain::status_change_detail(current.status, PaymentStatus::Failed, "api", None);
                         Self::insert_event(&mut tx, payment_id, "status_changed", &change, now).await?;
                     }
                     tx.commit().await?;
@@ -220,10 +220,11 @@ macro_rules! sql_api_store {
                 ) -> crate::store::Result<()> {
                     let now = crate::store::now();
                     let mut tx = self.begin().await?;
-                    sqlx::query(&Self::sql(
-                        "UPDATE payments SET next_check_at = $1, updated_at = $2 \
-                         WHERE id = $3 AND status IN ('initiated', 'pending', 'paying')",
-                    ))
+                    let sql = format!(
+                        "UPDATE payments SET next_check_at = $1, updated_at = $2 WHERE id = $3 AND status IN {}",
+                        PaymentStatus::OPEN_SQL
+                    );
+                    sqlx::query(&Self::sql_owned(sql))
                     .bind(next_check_at)
                     .bind(now)
                     .bind(payment_id)
@@ -373,7 +374,12 @@ macro_rules! sql_api_store {
                                     .execute(&mut *tx)
                                     .await?;
                                     if moved.rows_affected() == 1 {
-                                        let change = json!({"from": "paid", "to": "refunded", "by": "refund"});
+                                        let change = crate::domain::status_change_detail(
+                                            PaymentStatus::Paid,
+                                            PaymentStatus::Refunded,
+                                            "refund",
+                                            None,
+                                        );
                                         Self::insert_event(&mut tx, &refund.payment_id, "status_changed", &change, now).await?;
                                     }
                                 }

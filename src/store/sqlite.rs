@@ -28,12 +28,7 @@ impl SqliteStore {
             // (`database.acquire_timeout_secs`), after which the caller gets an
             // error (notify: `5005200`, so Finpay retries) instead of hanging.
             .busy_timeout(Duration::from_secs(acquire_timeout_secs.max(1)));
-        if let Some(dir) = std::path::Path::new(opts.get_filename()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| super::StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-            }
-        }
+        private_file(opts.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, 8))
             .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
@@ -46,13 +41,10 @@ impl SqliteStore {
         &self.pool
     }
 
-    pub(crate) fn pools(&self) -> [&SqlitePool; 1] {
-        [&self.pool]
-    }
-
-    /// SQLite stores every batch item by item (`Store::one_statement_batches`).
-    pub(crate) fn one_statement_counts(&self) -> Option<(u64, u64)> {
-        None
+    /// One writer at a time holds the whole file: a batch is stored item by
+    /// item, in one transaction (the reference executor).
+    async fn ingest_batch(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>> {
+        self.ingest_item_by_item(batch).await
     }
 
     pub(crate) const FOR_UPDATE: &'static str = "";
@@ -81,3 +73,46 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+
+/// Creates the database file (and its folder) readable by this user only:
+/// it holds payments and notifications. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions. An existing file is left as it is.
+fn private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let invalid = |what: &std::path::Path, e: std::io::Error| {
+        super::StoreError::Invalid(format!("cannot create {}: {e}", what.display()))
+    };
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| invalid(dir, e))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| invalid(path, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_database_file_and_its_folder_are_private() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("data").join("finpay.db");
+        super::private_file(&file).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+}

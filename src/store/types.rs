@@ -1,46 +1,9 @@
 //! Rows and values the store reads and writes.
 
-use crate::domain::{Decision, Observation, PaymentStatus};
+use crate::domain::{Decision, Observation, PaymentStatus, Refusal};
 use chrono::{DateTime, NaiveDate, Utc};
 
-impl TryFrom<String> for PaymentStatus {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        PaymentStatus::parse(&s).ok_or_else(|| format!("unknown payment status {s:?}"))
-    }
-}
-
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct Payment {
-    pub id: String,
-    pub partner_reference_no: Option<String>,
-    pub reference_no: Option<String>,
-    pub amount_minor: i64,
-    pub currency: String,
-    #[sqlx(try_from = "String")]
-    #[serde(serialize_with = "ser_status")]
-    pub status: PaymentStatus,
-    /// `generated` (we asked Finpay for the QR) or `notification` (static QR).
-    pub origin: String,
-    pub qr_content: Option<String>,
-    pub qr_url: Option<String>,
-    pub note: Option<String>,
-    pub valid_until: Option<DateTime<Utc>>,
-    pub paid_at: Option<DateTime<Utc>>,
-    pub refunded_minor: i64,
-    pub flagged: Option<String>,
-    pub finpay_status: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub next_check_at: Option<DateTime<Utc>>,
-    pub check_attempts: i32,
-    pub lease_owner: Option<String>,
-    pub lease_until: Option<DateTime<Utc>>,
-}
-
-fn ser_status<S: serde::Serializer>(s: &PaymentStatus, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.as_str())
-}
+pub use crate::domain::Payment;
 
 #[derive(Debug, Clone)]
 pub struct NewPayment {
@@ -74,18 +37,15 @@ pub struct PaymentFilter {
     pub limit: i64,
 }
 
-/// The detail of the `status_changed` event an observation's transition
-/// writes, on every path that applies one (the differential tests compare them).
-pub fn status_change_detail(from: PaymentStatus, to: PaymentStatus, by: &str, flag: Option<&str>) -> serde_json::Value {
-    serde_json::json!({"from": from.as_str(), "to": to.as_str(), "by": by, "flag": flag})
-}
-
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PaymentEvent {
     pub id: i64,
     pub payment_id: String,
     pub kind: String,
-    pub detail: String,
+    /// The stored notification a `notification` entry records.
+    pub notification_id: Option<i64>,
+    #[sqlx(json)]
+    pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
@@ -105,17 +65,51 @@ pub struct InboundNotification {
     pub observation: Observation,
 }
 
+/// A notification's idempotency key: partner, `X-EXTERNAL-ID`, Jakarta day.
+pub type NotificationKey<'a> = (&'a str, &'a str, NaiveDate);
+
+impl InboundNotification {
+    pub fn key(&self) -> NotificationKey<'_> {
+        (&self.partner_id, &self.external_id, self.jakarta_day)
+    }
+
+    /// The answer to this notification when its key is already stored with
+    /// the body hash `stored`: the same body is a replay, another a conflict.
+    pub fn replay_of(&self, stored: &[u8]) -> IngestOutcome {
+        if stored == self.body_sha256.as_slice() {
+            IngestOutcome::Duplicate
+        } else {
+            IngestOutcome::Conflict
+        }
+    }
+
+    /// The detail of the notification's own audit entry.
+    pub fn entry_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "externalId": self.external_id,
+            "latestTransactionStatus": self.observation.status.code(),
+            "transactionStatusDesc": self.observation.status_desc,
+            "verification": self.verification,
+        })
+    }
+
+    /// The received headers, as the JSON they were recorded in.
+    pub fn headers(&self) -> Result<&serde_json::value::RawValue, super::StoreError> {
+        serde_json::from_str(&self.headers_json)
+            .map_err(|e| super::StoreError::Invalid(format!("notification headers are not JSON: {e}")))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// First delivery: stored, effect applied.
     Applied(Applied),
-    /// Same key, same body: answer as the first time, no second effect.
-    Duplicate {
-        response_code: String,
-        response_message: String,
-    },
+    /// Same key, same body: answered as the first time, no second effect.
+    Duplicate,
     /// Same key, another body.
     Conflict,
+    /// Names no payment and cannot create one; not stored.
+    Refused(Refusal),
 }
 
 /// The effect of one observation on one payment.

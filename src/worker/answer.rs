@@ -58,12 +58,7 @@ pub fn is_final(s: TransactionStatus) -> bool {
 
 /// The `outcome` label of `finpay_qris_reconcile_attempts_total`.
 pub fn outcome_label(d: &Decision) -> &'static str {
-    match d {
-        Decision::Transition { .. } => "applied",
-        Decision::Unchanged => "unchanged",
-        Decision::Ignored { .. } => "ignored",
-        Decision::Mismatch { .. } => "flagged",
-    }
+    crate::domain::Outcome::of(d).as_str()
 }
 
 /// The SNAP code of a refusal, for the audit record.

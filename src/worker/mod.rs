@@ -1,9 +1,7 @@
 //! Reconciliation: asks Finpay about every open payment on a schedule, so a
 //! lost notification cannot leave a paid payment unpaid.
 //!
-//! Once per poll interval it deletes the schedule rows of cleared checks
-//! (`sweep_cleared_checks`; a settlement leaves them, migration 0007). Each
-//! cycle leases due payments in the database (`claim_due`: `FOR UPDATE
+//! Each cycle leases due payments in the database (`claim_due`: `FOR UPDATE
 //! SKIP LOCKED` on PostgreSQL, an immediate transaction on SQLite), so
 //! replicas sharing a database never check the same payment at once; a
 //! crashed worker's leases simply run out and are taken over. Answers go
@@ -12,13 +10,18 @@
 //! payment's check is bounded in time, failures back off, panics are caught,
 //! and cancellation is honoured between and during cycles (in-flight leases
 //! then lapse after `worker.lease_secs`).
+//!
+//! Once a minute it also applies retention: notifications' raw bodies and
+//! headers older than `worker.retention_days` are cleared (`retention.rs`).
 
 mod answer;
 mod check;
 mod refresh;
+mod retention;
 pub mod schedule;
 
 pub use refresh::{reconcile_one, ReconcileError};
+pub use retention::apply as apply_retention;
 
 use crate::finpay::FinpayClient;
 use crate::state::AppState;
@@ -74,17 +77,14 @@ pub(crate) fn host_name() -> String {
 async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: CancellationToken) {
     let w = &state.settings.worker;
     let poll = Duration::from_millis(w.poll_interval_ms.max(10));
-    let mut last_sweep: Option<tokio::time::Instant> = None;
+    let mut last_retention: Option<tokio::time::Instant> = None;
     loop {
-        // Cleared checks are swept once per poll interval, not before every
-        // batch (a backlog runs batches back to back), and again at once while
-        // a sweep finds its whole window stale.
-        if last_sweep.is_none_or(|t| t.elapsed() >= poll) {
-            let full = tokio::select! {
+        if last_retention.is_none_or(|t| t.elapsed() >= retention::INTERVAL) {
+            tokio::select! {
                 _ = cancel.cancelled() => break,
-                full = sweep(&state) => full,
-            };
-            last_sweep = (!full).then(tokio::time::Instant::now);
+                _ = retention::apply(&state) => {}
+            }
+            last_retention = Some(tokio::time::Instant::now());
         }
         let cycle = AssertUnwindSafe(cycle(&state, &finpay, &owner)).catch_unwind();
         let full_batch = tokio::select! {
@@ -102,7 +102,7 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
             },
         };
         // A full batch suggests more is due: go again at once.
-        if full_batch || last_sweep.is_none() {
+        if full_batch {
             continue;
         }
         tokio::select! {
@@ -111,23 +111,6 @@ async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: 
         }
     }
     tracing::info!("reconciliation worker stopped");
-}
-
-/// Deletes the schedule rows of checks cleared since they were set (a settled
-/// payment's); true when the whole window was stale, so more may be.
-/// The window (`worker.sweep_window`, 5,000 by default) is enough to keep up
-/// with a flash sale's settlements at one sweep per poll interval, and few
-/// enough rows for a short transaction.
-async fn sweep(state: &AppState) -> bool {
-    // At least 1: the settings refuse less.
-    let window = state.settings.worker.sweep_window;
-    match state.store.sweep_cleared_checks(crate::store::now(), window).await {
-        Ok(swept) => swept >= window as u64,
-        Err(e) => {
-            tracing::warn!(error = %e, "sweeping cleared checks failed; retrying after the poll interval");
-            false
-        }
-    }
 }
 
 /// Leases the due payments and checks them; returns how many were leased.

@@ -206,7 +206,7 @@ async fn events_are_the_audit_trail_oldest_first_as_json(backend: Backend) {
     attach_qr(&app, &p, "QR").await;
     app.state
         .store
-        .add_event(&p.id, "note", &serde_json::json!({"by": "test", "n": 1}))
+        .add_event(&p.id, "query", &serde_json::json!({"by": "test", "n": 1}))
         .await
         .unwrap();
     let r = get(
@@ -217,7 +217,7 @@ async fn events_are_the_audit_trail_oldest_first_as_json(backend: Backend) {
     assert_eq!(r.status, 200);
     let items = r.json()["items"].as_array().unwrap().clone();
     let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["created", "generated", "note"]);
+    assert_eq!(kinds, ["created", "generated", "query"]);
     assert_eq!(
         items[2]["detail"],
         serde_json::json!({"by": "test", "n": 1}),

@@ -462,7 +462,7 @@ pub async fn events_of(app: &TestApp, payment_id: &str, kind: &str) -> Vec<serde
     events
         .into_iter()
         .filter(|e| e.kind == kind)
-        .map(|e| serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null))
+        .map(|e| e.detail)
         .collect()
 }
 
@@ -511,4 +511,28 @@ pub async fn insert_pending_payment(
         })
         .await
         .expect("insert payment")
+}
+
+/// Runs `$body` with `$c`, a new connection to the test database (either
+/// backend: the statements the tests run here are the same for both).
+#[macro_export]
+macro_rules! with_connection {
+    ($url:expr, |$c:ident| $body:expr) => {{
+        use sqlx::Connection;
+        if $url.starts_with("sqlite:") {
+            let mut $c = sqlx::SqliteConnection::connect($url).await.unwrap();
+            $body
+        } else {
+            let mut $c = sqlx::PgConnection::connect($url).await.unwrap();
+            $body
+        }
+    }};
+}
+
+/// Notifications stored in the test database, read in SQL.
+pub async fn count_notifications(db_url: &str) -> i64 {
+    with_connection!(db_url, |c| sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&mut c)
+        .await
+        .unwrap())
 }

@@ -1,0 +1,208 @@
+use super::*;
+use crate::domain::ObservationSource;
+use crate::snap::notify::{Amount, TransactionStatus as T};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn pending(id: &str, partner: &str, reference: Option<&str>) -> Payment {
+    Payment {
+        id: id.into(),
+        partner_reference_no: Some(partner.into()),
+        reference_no: reference.map(str::to_string),
+        amount_minor: 1_000_000,
+        currency: "IDR".into(),
+        status: PaymentStatus::Pending,
+        origin: "generated".into(),
+        qr_content: None,
+        qr_url: None,
+        note: None,
+        valid_until: None,
+        paid_at: None,
+        refunded_minor: 0,
+        flagged: None,
+        finpay_status: None,
+        created_at: at(0),
+        updated_at: at(0),
+        next_check_at: Some(at(60)),
+        check_attempts: 0,
+        lease_owner: None,
+        lease_until: None,
+    }
+}
+
+fn notified(status: T, partner: Option<&str>, reference: Option<&str>, minor: i64) -> Observation {
+    Observation {
+        source: ObservationSource::Notification,
+        original_reference_no: reference.map(str::to_string),
+        original_partner_reference_no: partner.map(str::to_string),
+        status,
+        status_desc: None,
+        amount: Some(Amount {
+            minor,
+            currency: "IDR".into(),
+        }),
+        paid_time: None,
+    }
+}
+
+fn run(found: Found<'_>, obs: &Observation) -> Result<Effect, Refusal> {
+    effect(found, obs, json!({"externalId": "x"}), at(10), || "new-id".into())
+}
+
+fn kinds(e: &Effect) -> Vec<&'static str> {
+    e.entries.iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn a_success_settles_a_pending_payment_and_stops_its_checks() {
+    let p = pending("p1", "INV-1", Some("R1"));
+    let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&p),
+            by_reference: Some(&p),
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.payment.status, PaymentStatus::Paid);
+    assert_eq!(e.payment.paid_at, Some(at(10)));
+    assert_eq!(e.payment.next_check_at, None);
+    assert_eq!(e.outcome, Outcome::Applied);
+    assert!(e.changed && !e.created);
+    assert_eq!(kinds(&e), ["notification", "status_changed"]);
+}
+
+#[test]
+fn a_repeated_success_changes_nothing_and_writes_only_its_own_entry() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Paid;
+    let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&p),
+            by_reference: Some(&p),
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.outcome, Outcome::Unchanged);
+    assert!(!e.changed);
+    assert_eq!(kinds(&e), ["notification"]);
+}
+
+#[test]
+fn finpays_reference_is_learnt_from_the_first_observation_naming_it() {
+    let p = pending("p1", "INV-1", None);
+    let obs = notified(T::Pending, Some("INV-1"), Some("R9"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&p),
+            by_reference: None,
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.payment.reference_no.as_deref(), Some("R9"));
+    assert!(e.changed);
+}
+
+#[test]
+fn references_naming_two_payments_flag_ours_and_apply_nothing() {
+    let a = pending("a", "INV-A", None);
+    let b = pending("b", "INV-B", Some("R-B"));
+    let obs = notified(T::Success, Some("INV-A"), Some("R-B"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&a),
+            by_reference: Some(&b),
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.payment.id, "a");
+    assert_eq!(e.payment.status, PaymentStatus::Pending);
+    assert_eq!(e.payment.reference_no, None, "B's reference is not copied onto A");
+    assert!(e.payment.flagged.as_deref().unwrap().contains("references contradict"));
+    assert_eq!(e.outcome, Outcome::Flagged);
+    assert_eq!(kinds(&e), ["notification", "flagged"]);
+}
+
+#[test]
+fn a_finpay_reference_other_than_the_stored_one_is_a_contradiction() {
+    let a = pending("a", "INV-A", Some("R-A"));
+    let obs = notified(T::Success, Some("INV-A"), Some("R-OTHER"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&a),
+            by_reference: None,
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.outcome, Outcome::Flagged);
+    assert_eq!(e.payment.status, PaymentStatus::Pending);
+}
+
+#[test]
+fn a_success_after_a_stored_failure_is_flagged_not_ignored() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Failed;
+    p.next_check_at = None;
+    let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    let e = run(
+        Found {
+            by_partner_reference: Some(&p),
+            by_reference: Some(&p),
+        },
+        &obs,
+    )
+    .unwrap();
+    assert_eq!(e.payment.status, PaymentStatus::Failed);
+    assert!(e.payment.flagged.is_some());
+    assert_eq!(e.outcome, Outcome::Flagged);
+}
+
+#[test]
+fn an_unknown_payment_is_learnt_from_its_notification() {
+    let obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 25_000);
+    let e = run(Found::default(), &obs).unwrap();
+    assert!(e.created);
+    assert_eq!(e.payment.id, "new-id");
+    assert_eq!(e.payment.origin, "notification");
+    assert_eq!(e.payment.status, PaymentStatus::Paid);
+    assert_eq!(e.payment.amount_minor, 25_000);
+    assert_eq!(kinds(&e), ["notification", "created"]);
+}
+
+#[test]
+fn an_unknown_payment_with_a_zero_amount_is_refused() {
+    let obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 0);
+    assert_eq!(run(Found::default(), &obs).unwrap_err().field, "amount.value");
+}
+
+#[test]
+fn an_unknown_payment_with_an_unknown_status_is_refused() {
+    let obs = notified(T::Other(*b"42"), Some("STATIC-1"), Some("R1"), 10_000);
+    assert_eq!(
+        run(Found::default(), &obs).unwrap_err().field,
+        "latestTransactionStatus"
+    );
+}
+
+#[test]
+fn an_open_payment_is_checked_again_after_a_query_and_a_settled_one_is_not() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.lease_owner = Some("w".into());
+    p.lease_until = Some(at(30));
+    record_check(&mut p, Some(at(120)));
+    assert_eq!(
+        (p.check_attempts, p.next_check_at, p.lease_owner.as_deref()),
+        (1, Some(at(120)), None)
+    );
+    p.status = PaymentStatus::Paid;
+    record_check(&mut p, Some(at(240)));
+    assert_eq!(p.next_check_at, None);
+}
