@@ -15,6 +15,7 @@
 #        REPEAT=3 bench/run.sh     (the table then shows the median run of each point, and the median
 #                                   of each run's ratio to the pgbench figure measured just before it)
 #        DURATION=20 CONNS=64 bench/run.sh
+#        REFS=static bench/run.sh   (every notification names a payment the service has never seen: static QR)
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
 #        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
 #        SERVER_CPUS=0 LOADGEN_CPUS=0 bench/run.sh   (pins the server and loadgen with taskset -c)
@@ -45,6 +46,9 @@ REPEAT=${REPEAT:-1}              # runs per point; the table shows the median ru
                                  # each run of the PostgreSQL points follows a pgbench run of its own
 SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
 BACKENDS=${BACKENDS:-"postgres sqlite"}
+REFS=${REFS:-generated}          # generated: notifications settle the seeded payments; static: they name unknown ones
+LOADGEN_REFS=()
+[[ "$REFS" == static ]] && LOADGEN_REFS=(--ref-prefix SQR --finpay-ref-prefix SFP)
 FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
 # CPUs (taskset -c lists) for the server and for loadgen; empty: wherever the kernel puts them.
 SERVER_CPUS=${SERVER_CPUS:-}
@@ -209,7 +213,7 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1 work0 work1
     "${LOADGEN_PIN[@]}" "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
-        --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" >"$out" 2>&1 &
+        --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" "${LOADGEN_REFS[@]}" >"$out" 2>&1 &
     local lg=$!
     work0=$(pg_work "$1")
     before=$(batches)

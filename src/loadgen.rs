@@ -64,6 +64,11 @@ pub struct LoadgenArgs {
     /// `originalPartnerReferenceNo` prefix (the bench seeds payments `PRN1..PRNn`).
     #[arg(long, default_value = "PRN")]
     pub ref_prefix: String,
+    /// `originalReferenceNo` prefix (Finpay's reference; the bench seeds `FP1..FPn`).
+    /// Prefixes naming no stored payment make every notification a static-QR
+    /// payment the service learns from it.
+    #[arg(long, default_value = "FP")]
+    pub finpay_ref_prefix: String,
     /// `latestTransactionStatus` of every notification.
     #[arg(long, default_value = "00")]
     pub status: String,
@@ -175,8 +180,9 @@ pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
     let bodies = (1..=args.payments.max(1))
         .map(|i| {
             let b = format!(
-                r#"{{"originalReferenceNo":"FP{i}","originalPartnerReferenceNo":"{prefix}{i}","latestTransactionStatus":"{status}","transactionStatusDesc":"loadgen","amount":{{"value":"{amount}","currency":"IDR"}},"additionalInfo":{{"merchantName":"LOADGEN","rrn":"{i:012}"}}}}"#,
+                r#"{{"originalReferenceNo":"{finpay_prefix}{i}","originalPartnerReferenceNo":"{prefix}{i}","latestTransactionStatus":"{status}","transactionStatusDesc":"loadgen","amount":{{"value":"{amount}","currency":"IDR"}},"additionalInfo":{{"merchantName":"LOADGEN","rrn":"{i:012}"}}}}"#,
                 prefix = args.ref_prefix,
+                finpay_prefix = args.finpay_ref_prefix,
                 status = args.status,
                 amount = args.amount
             );
