@@ -6,6 +6,7 @@ use crate::config::Settings;
 use crate::inbound::batcher::Batcher;
 use crate::metrics::Metrics;
 use crate::secret::redact_url;
+use crate::serve::Limits;
 use crate::state::{AppState, Inner};
 use crate::store;
 use anyhow::Context;
@@ -123,12 +124,11 @@ impl Application {
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
         let internal_app = with_layers(crate::api::router(state.clone()), state.clone());
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs());
-        // Slow senders get this long to deliver their request head.
-        let header_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
+        let (public_limits, internal_limits) = connection_limits(&state.settings);
         let both = async {
             tokio::join!(
-                crate::serve::serve(public, public_app, cancel.clone(), header_timeout),
-                crate::serve::serve(internal, internal_app, cancel.clone(), header_timeout),
+                crate::serve::serve(public, public_app, cancel.clone(), public_limits),
+                crate::serve::serve(internal, internal_app, cancel.clone(), internal_limits),
             )
         };
         tokio::select! {
@@ -149,6 +149,26 @@ impl Settings {
     pub fn shutdown_grace_secs(&self) -> u64 {
         self.server.shutdown_grace_secs
     }
+}
+
+/// The public listener speaks HTTP/1.1 only (as Finpay does); the internal
+/// one also HTTP/2.
+fn connection_limits(settings: &Settings) -> (Limits, Limits) {
+    let server = &settings.server;
+    let public = Limits {
+        max_connections: server.max_connections,
+        first_byte: Duration::from_millis(server.first_byte_timeout_ms),
+        // Slow senders get this long to deliver their request head.
+        header: Duration::from_secs(server.request_timeout_secs.max(1)),
+        idle: Duration::from_millis(server.idle_timeout_ms),
+        http2: false,
+    };
+    let internal = Limits {
+        max_connections: settings.api.max_connections,
+        http2: true,
+        ..public
+    };
+    (public, internal)
 }
 
 fn with_layers(router: Router, state: AppState) -> Router {
