@@ -4,8 +4,7 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: &str, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,tower_http=info")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -14,4 +13,28 @@ pub fn init(format: &str, level: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// sqlx warns about a connect parameter it does not know with the parameter's
+/// value (a misspelt `password=` included), so its URL parser may only speak
+/// up for errors.
+fn default_directives(level: &str) -> String {
+    format!("{level},sqlx=warn,sqlx_postgres::options=error,hyper=warn,tower_http=info")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlx_cannot_log_the_value_of_a_connect_parameter_it_does_not_know() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let filter = EnvFilter::new(default_directives("info"));
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::WARN));
+            assert!(tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::ERROR));
+            assert!(tracing::enabled!(target: "sqlx::query", tracing::Level::WARN));
+        });
+    }
 }
