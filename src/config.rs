@@ -61,7 +61,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Both listeners: a connection silent this long after accept is closed.
     pub first_byte_timeout_ms: u64,
-    /// Both listeners: a connection with no request this long is closed.
+    /// Both listeners: a connection with no request this long is closed
+    /// (HTTP/1.1 also by hyper's header timeout, `request_timeout_secs`).
     pub idle_timeout_ms: u64,
 }
 
@@ -179,7 +180,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server.shutdown_grace_secs", "20"),
     ("server.max_connections", "512"),
     ("server.first_byte_timeout_ms", "5000"),
-    ("server.idle_timeout_ms", "60000"),
+    ("server.idle_timeout_ms", "10000"),
     ("database.url", "sqlite://data/finpay-qris.db"),
     ("database.max_connections", "16"),
     ("database.acquire_timeout_secs", "3"),
