@@ -6,8 +6,10 @@ use crate::config::Settings;
 use crate::inbound::batcher::Batcher;
 use crate::metrics::Metrics;
 use crate::secret::redact_url;
+use crate::serve::Limits;
 use crate::state::{AppState, Inner};
 use crate::store;
+use crate::telemetry::clip;
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderName;
@@ -123,12 +125,11 @@ impl Application {
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
         let internal_app = with_layers(crate::api::router(state.clone()), state.clone());
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs());
-        // Slow senders get this long to deliver their request head.
-        let header_timeout = Duration::from_secs(state.settings.server.request_timeout_secs.max(1));
+        let (public_limits, internal_limits) = connection_limits(&state.settings);
         let both = async {
             tokio::join!(
-                crate::serve::serve(public, public_app, cancel.clone(), header_timeout),
-                crate::serve::serve(internal, internal_app, cancel.clone(), header_timeout),
+                crate::serve::serve(public, public_app, cancel.clone(), public_limits),
+                crate::serve::serve(internal, internal_app, cancel.clone(), internal_limits),
             )
         };
         tokio::select! {
@@ -151,6 +152,26 @@ impl Settings {
     }
 }
 
+/// The public listener speaks HTTP/1.1 only (as Finpay does); the internal
+/// one also HTTP/2.
+fn connection_limits(settings: &Settings) -> (Limits, Limits) {
+    let server = &settings.server;
+    let public = Limits {
+        max_connections: server.max_connections,
+        first_byte: Duration::from_millis(server.first_byte_timeout_ms),
+        // Slow senders get this long to deliver their request head.
+        header: Duration::from_secs(server.request_timeout_secs.max(1)),
+        idle: Duration::from_millis(server.idle_timeout_ms),
+        http2: false,
+    };
+    let internal = Limits {
+        max_connections: settings.api.max_connections,
+        http2: true,
+        ..public
+    };
+    (public, internal)
+}
+
 fn with_layers(router: Router, state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let hot_paths: Arc<[String]> = state.settings.inbound.notify_paths.clone().into();
@@ -163,17 +184,17 @@ fn with_layers(router: Router, state: AppState) -> Router {
 }
 
 /// The span every request runs in. On the notify route it is debug-level:
-/// an info span per notification cost about 25 µs of server CPU at load (as
-/// measured when issue 4 was filed), and the notify handler names the `X-EXTERNAL-ID` in its own events
-/// (refusals, storage errors), so nothing an operator needs at info is lost.
-/// Field values are only computed when the span is enabled.
+/// an info span per notification cost about 25 µs of server CPU at load, and
+/// the notify handler names the `X-EXTERNAL-ID` in its own events (refusals,
+/// storage errors), so nothing an operator needs at info is lost. Field
+/// values are only computed when the span is enabled; the client's are clipped.
 fn request_span(req: &Request, hot_paths: &[String]) -> tracing::Span {
     let route = || req.extensions().get::<MatchedPath>().map(|m| m.as_str()).unwrap_or("");
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
     if hot_paths.iter().any(|p| p == route()) {
-        tracing::debug_span!("request", method = %req.method(), route = route(), request_id = header("x-request-id"), external_id = header("x-external-id"))
+        tracing::debug_span!("request", method = %clip(req.method().as_str()), route = route(), request_id = %clip(header("x-request-id")), external_id = %clip(header("x-external-id")))
     } else {
-        tracing::info_span!("request", method = %req.method(), route = route(), request_id = header("x-request-id"), external_id = header("x-external-id"))
+        tracing::info_span!("request", method = %clip(req.method().as_str()), route = route(), request_id = %clip(header("x-request-id")), external_id = %clip(header("x-external-id")))
     }
 }
 
@@ -268,5 +289,45 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn other_routes_keep_their_request_span_at_info() {
         assert_eq!(span_at_info("/v1.0/access-token/b2b").await, "on");
+    }
+
+    /// A log sink the test can read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_huge_external_id_adds_a_clipped_value_not_sixty_kilobytes_to_the_log() {
+        let hot: Arc<[String]> = Vec::new().into();
+        let app = Router::new()
+            .route("/v1.0/access-token/b2b", post(|| async { tracing::info!("handled") }))
+            .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| request_span(req, &hot)));
+        let log = Captured::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let huge = "7".repeat(60_000);
+        let req = Request::post("/v1.0/access-token/b2b")
+            .header("x-external-id", &huge)
+            .header("x-request-id", &huge)
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap();
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("handled"), "{text}");
+        assert!(text.contains("…[60000 bytes]"), "{text}");
+        assert!(text.len() < 1_000, "{} bytes logged", text.len());
     }
 }

@@ -57,6 +57,13 @@ pub struct ServerSettings {
     /// Group commit: concurrent writer transactions.
     pub writers: usize,
     pub shutdown_grace_secs: u64,
+    /// Public listener: connections open at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// Both listeners: a connection silent this long after accept is closed.
+    pub first_byte_timeout_ms: u64,
+    /// Both listeners: a connection with no request this long is closed
+    /// (HTTP/1.1 also by hyper's header timeout, `request_timeout_secs`).
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +159,10 @@ pub struct WorkerSettings {
 pub struct ApiSettings {
     pub listen: String,
     pub keys: Vec<Secret>,
+    /// Internal listener: connections open at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// A request body not received this long after its head is answered 408.
+    pub body_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +179,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("server.max_batch", "256"),
     ("server.writers", "2"),
     ("server.shutdown_grace_secs", "20"),
+    ("server.max_connections", "512"),
+    ("server.first_byte_timeout_ms", "5000"),
+    ("server.idle_timeout_ms", "10000"),
     ("database.url", "sqlite://data/finpay-qris.db"),
     ("database.max_connections", "16"),
     ("database.acquire_timeout_secs", "3"),
@@ -199,6 +213,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("worker.expire_after_grace", "true"),
     ("worker.default_validity_secs", "900"),
     ("api.listen", "127.0.0.1:8081"),
+    ("api.max_connections", "64"),
+    ("api.body_timeout_ms", "10000"),
     ("log.format", "pretty"),
     ("log.level", "info"),
 ];
@@ -304,6 +320,24 @@ impl Settings {
                 "server.max_batch",
                 "max_batch and writers must be at least 1",
             ));
+        }
+        // Bounded above too: a semaphore of more permits, or a deadline past
+        // what a clock can add, would panic instead of serving.
+        const DAY_MS: u64 = 86_400_000;
+        for (key, value, max) in [
+            ("server.max_connections", self.server.max_connections as u64, 1_000_000),
+            ("api.max_connections", self.api.max_connections as u64, 1_000_000),
+            (
+                "server.first_byte_timeout_ms",
+                self.server.first_byte_timeout_ms,
+                DAY_MS,
+            ),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms, DAY_MS),
+            ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::new(key, format!("must be from 1 to {max}")));
+            }
         }
         if self.inbound.timestamp_tolerance_secs == 0 {
             return Err(ConfigError::new(
@@ -569,6 +603,18 @@ mod tests {
         let e =
             Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__API__MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__API__MAX_CONNECTIONS");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__IDLE_TIMEOUT_MS", "0")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__SERVER__IDLE_TIMEOUT_MS");
+        let e = Settings::load_from(
+            None,
+            env(&[("FINPAY_QRIS__API__BODY_TIMEOUT_MS", "18446744073709551615")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__API__BODY_TIMEOUT_MS");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "-1")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "{e}");
         let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__RETENTION_DAYS", "40000")])).unwrap_err();
         assert_eq!(
             (e.key.as_str(), e.message.as_str()),

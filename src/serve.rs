@@ -1,58 +1,208 @@
-//! The HTTP accept loop. `axum::serve` sets no timer, so hyper's header read
-//! timeout never fires there and a client trickling its headers could hold a
-//! connection forever; this loop is `axum::serve` plus that timeout, a bound on
-//! the header buffer, and graceful shutdown of every open connection.
+//! The HTTP accept loop: `axum::serve` plus the limits it lacks. Without them
+//! a client that connects and says nothing, or stays idle between requests,
+//! holds a connection (and a file descriptor) forever, and enough of them
+//! starve everyone else. Here:
+//!
+//! - a connection that sends nothing within `first_byte` is closed;
+//! - hyper's header read timeout bounds a request head once it has started;
+//! - a connection with no request in flight for `idle` is closed (HTTP/1.1
+//!   keep-alive and HTTP/2 alike; HTTP/2 also pings to find dead peers);
+//! - at most `max_connections` are open: past that the loop stops accepting
+//!   and new clients wait in the kernel's backlog;
+//! - failed accepts (out of file descriptors) back off instead of spinning.
 
+mod activity;
+
+use activity::{Activity, Watched};
+use axum::extract::Request;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// Largest request head (request line + headers) a connection may buffer.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// How long a connection closed for idleness may take to say goodbye (an
+/// HTTP/2 peer acknowledges the GOAWAY's ping) before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The connection limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// From accept to the first byte received.
+    pub first_byte: Duration,
+    /// From a request head's first byte to its end.
+    pub header: Duration,
+    /// With no request in flight, from the last request's end (or the first byte).
+    pub idle: Duration,
+    /// Off: HTTP/1.1 only (an HTTP/2 preface is refused as a bad request).
+    pub http2: bool,
+}
+
 /// Serves `app` until `cancel` fires, then waits for open connections to
 /// finish their in-flight requests (the caller bounds that wait).
-pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken, header_timeout: Duration) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let graceful = GracefulShutdown::new();
+pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken, limits: Limits) {
+    let builder = builder(&limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
+        // A slot before accepting: at the cap, clients wait in the backlog.
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let stream = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(backoff.failed(&e)).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let activity = Arc::new(Activity::new());
+        let tracked = activity.clone();
+        let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |response| {
+            let in_flight = tracked.begin();
+            async move {
+                let r = response.await;
+                drop(in_flight);
+                r
             }
         });
+        let io = TokioIo::new(Watched::new(stream, activity.clone()));
+        let conn = builder
+            .serve_connection(io, TowerToHyperService::new(service))
+            .into_owned();
+        connections.spawn(drive(conn, activity, limits, cancel.clone(), slot));
     }
-    graceful.shutdown().await;
+    connections.close();
+    connections.wait().await;
+}
+
+fn builder(limits: &Limits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .keep_alive_interval(limits.idle)
+        .keep_alive_timeout(limits.header);
+    builder
+}
+
+/// Runs one connection to its end, closing it when silent or idle too long
+/// or when the server shuts down. Holds its slot until then.
+async fn drive<C>(
+    conn: C,
+    activity: Arc<Activity>,
+    limits: Limits,
+    cancel: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    // Set when closed for idleness: a peer that ignores the close is dropped.
+    let mut drop_at: Option<Instant> = None;
+    loop {
+        let wake = drop_at.unwrap_or_else(|| activity.next_check(Instant::now(), &limits));
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = cancel.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = tokio::time::sleep_until(wake), if !closing || drop_at.is_some() => {
+                if drop_at.is_some() {
+                    return;
+                }
+                if activity.is_idle(Instant::now(), &limits) {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    drop_at = Some(Instant::now() + CLOSE_GRACE);
+                }
+            }
+        }
+    }
+}
+
+/// Pauses after failed accepts (usually: out of file descriptors, which only
+/// closing connections cures): doubling from 10 ms to 1 s, and a warning for
+/// the 1st, 2nd, 4th, 8th... failure in a row rather than one per attempt.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures.is_power_of_two() {
+            tracing::warn!(error = %e, failures = self.failures, "accept failed; backing off");
+        }
+        Self::pause(self.failures)
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting again");
+            self.failures = 0;
+        }
+    }
+
+    fn pause(failures: u32) -> Duration {
+        Duration::from_millis(10u64 << failures.saturating_sub(1).min(7)).min(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_accepts_back_off_doubling_up_to_a_second() {
+        let mut b = AcceptBackoff::default();
+        let e = std::io::Error::other("Too many open files");
+        let pauses: Vec<u64> = (0..10).map(|_| b.failed(&e).as_millis() as u64).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        b.succeeded();
+        assert_eq!(b.failed(&e), Duration::from_millis(10));
+    }
 }

@@ -1,5 +1,7 @@
 //! The binary's commands, as an operator runs them.
 
+mod common;
+
 use std::process::Command;
 
 fn bin() -> Command {
@@ -86,4 +88,49 @@ fn sign_prints_headers_that_verify() {
     let sts = format!("POST:/v1.0/qr/qr-mpm-notify:T:{hash}:2024-06-07T10:03:55+07:00");
     let sig = finpay_qris::snap::signature::HmacKey::new(b"S").sign(&sts);
     assert!(text.contains(&format!("X-SIGNATURE: {sig}")), "{text}");
+}
+
+/// Every way sqlx accepts a password in the URL, at once.
+fn with_passwords(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, rest) = rest.split_once('@').unwrap_or(("postgres", rest));
+    format!("{scheme}://{user}:hunter2@{rest}?password=hunter3&sslpassword=hunter4&%70assword=hunter5")
+}
+
+fn assert_no_password(out: &std::process::Output) {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!printed.contains("hunter"), "{printed}");
+}
+
+#[tokio::test]
+async fn migrate_never_prints_a_password_given_in_the_url() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let db = common::TestDb::new(common::Backend::Postgres).await;
+    let out = bin()
+        .arg("migrate")
+        .env("DATABASE_URL", with_passwords(&db.url))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_no_password(&out);
+}
+
+#[test]
+fn serve_never_logs_a_password_given_in_the_url() {
+    // Nothing listens on port 1: serve logs the URL it opens, then fails naming it.
+    let out = bin()
+        .arg("serve")
+        .env("DATABASE_URL", with_passwords("postgres://app@127.0.0.1:1/db"))
+        .env("FINPAY_QRIS__DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_no_password(&out);
 }

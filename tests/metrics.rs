@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use finpay_qris::snap::{body, signature};
+use finpay_qris::snap::{body, signature, timestamp};
 
 /// The value of one sample line (`name{labels} value`), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -147,6 +147,36 @@ async fn metrics_expose_notifications_failures_duplicates_latency_batches_and_th
     ] {
         assert!(text.contains(&format!("# TYPE {name}")), "{name} missing");
     }
+    app.stop().await;
+}
+
+/// Refusals are counted under a fixed set of reasons: a stale timestamp's
+/// skew, which differs with every request, never names a series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_token_requests_of_different_skews_count_in_one_series() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for skew in [1_000, 2_345] {
+        let ts = timestamp::format_jakarta(chrono::Utc::now() - chrono::Duration::seconds(skew));
+        assert_eq!(app.token_request(CLIENT_ID, &ts).await.status(), 401);
+    }
+    let text = app
+        .http
+        .get(app.api_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(r#"finpay_qris_auth_failures_total{endpoint="token""#))
+        .collect();
+    assert_eq!(
+        series,
+        [r#"finpay_qris_auth_failures_total{endpoint="token",reason="stale_timestamp"} 2"#],
+        "{text}"
+    );
     app.stop().await;
 }
 

@@ -494,6 +494,27 @@ async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
     app.stop().await;
 }
 
+async fn references_with_control_characters_are_refused_before_storage(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let nul = r"FP-\u0000-1";
+    let cases = [
+        (notify_body("INV-CC-1", nul, "00", "1.00"), "originalReferenceNo"),
+        (notify_body(nul, "FP-CC-2", "00", "1.00"), "originalPartnerReferenceNo"),
+        (
+            notify_body(r"INV-\u001b[2J", "FP-CC-3", "00", "1.00"),
+            "originalPartnerReferenceNo",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = app.notify(&token, &unique_digits(), &body).await;
+        assert_eq!((s, code(&v)), (400, "4005201"), "{body}: {v}");
+        assert!(v["responseMessage"].as_str().unwrap().contains(field), "{v}");
+    }
+    assert_eq!(app.state.store.count_notifications().await.unwrap(), 0);
+    app.stop().await;
+}
+
 async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
     let app = TestApp::spawn_with(b, |env| {
         env.push(("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES".into(), "4096".into()))
@@ -648,6 +669,7 @@ on_both_backends!(
     the_signed_path_includes_the_query_string,
     forged_stale_and_malformed_notifications_are_refused_precisely,
     signed_bodies_with_bad_fields_name_the_field,
+    references_with_control_characters_are_refused_before_storage,
     an_oversized_body_is_refused_without_being_stored,
     asymmetric_mode_verifies_finpays_rsa_signature_without_a_token,
     without_inbound_credentials_snap_answers_general_error_and_health_is_up,

@@ -42,6 +42,7 @@ const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
         (status = 201, description = "Created: the QR is ready", body = PaymentView),
         (status = 200, description = "This partnerReferenceNo already has this payment: here it is", body = PaymentView),
         (status = 400, description = "Unreadable body or header", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "partnerReferenceNo used for another payment, or the same Idempotency-Key is in flight", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay refused (payment failed) or failed (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),

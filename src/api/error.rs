@@ -106,6 +106,13 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request").detail(detail)
     }
 
+    /// 408: the body did not arrive in time; the connection is closed after it.
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+            .field("body")
+            .detail("the request body did not arrive in time")
+    }
+
     /// 401, deliberately without detail.
     pub fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
@@ -184,6 +191,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body must not be read as the next request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

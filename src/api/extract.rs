@@ -7,9 +7,17 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, StatusCode};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// How long a request body may take to arrive after its head (`api.body_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub Duration);
+
+const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A JSON body: 415 without a JSON content type, 400 when it is not JSON,
-/// 422 naming the field when it does not fit the request type.
+/// 422 naming the field when it does not fit the request type, 408 when it
+/// does not arrive by the [`BodyDeadline`] (a slow sender holds no task longer).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -31,7 +39,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             )
             .detail("send the body as JSON with Content-Type: application/json"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let deadline = req
+            .extensions()
+            .get::<BodyDeadline>()
+            .map_or(DEFAULT_BODY_DEADLINE, |d| d.0);
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state));
+        let bytes = read.await.map_err(|_| ApiError::request_timeout())?.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
                     .detail("the body is larger than the API accepts")

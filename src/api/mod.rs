@@ -27,6 +27,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{middleware, Extension, Router};
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,6 +69,9 @@ pub fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(Extension(openapi::Document(Arc::new(json))))
+        .layer(Extension(extract::BodyDeadline(Duration::from_millis(
+            state.settings.api.body_timeout_ms,
+        ))))
         .layer(middleware::from_fn_with_state(keys, auth::require_key))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);

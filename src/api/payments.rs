@@ -21,6 +21,7 @@ const MAX_LIMIT: i64 = 200;
 
 /// The payment named by our id or its `partnerReferenceNo`, or 404.
 pub async fn find(st: &AppState, id: &str) -> Result<Payment, ApiError> {
+    no_control_characters("id", id)?;
     if id.is_empty() || id.len() > 128 {
         return Err(ApiError::payment_not_found(id));
     }
@@ -28,6 +29,15 @@ pub async fn find(st: &AppState, id: &str) -> Result<Payment, ApiError> {
         .get_payment(id)
         .await?
         .ok_or_else(|| ApiError::payment_not_found(id))
+}
+
+/// Ids and references never hold control characters; one in a lookup is a
+/// client's mistake (and a NUL could not even be sent to PostgreSQL).
+fn no_control_characters(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!("{field} must not contain control characters")).field(field));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -49,7 +59,7 @@ pub struct GetParams {
     params(("id" = String, Path, description = "Our id, or the partnerReferenceNo"), GetParams),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
-        (status = 400, description = "Bad `refresh` value", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad `refresh` value, or a control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A refresh of this payment is already running", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay failed the refresh", body = Problem, content_type = "application/problem+json"),
@@ -111,7 +121,7 @@ pub struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "A page of payments, newest first", body = PaymentPage),
-        (status = 400, description = "A bad filter, limit or cursor (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad filter, limit, cursor or reference (see `field`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -150,7 +160,11 @@ pub async fn list_payments(
             .as_deref()
             .map(|t| time(t).ok_or_else(|| bad("createdTo", "must be an RFC 3339 time")))
             .transpose()?,
-        reference: q.reference.filter(|r| !r.is_empty()),
+        reference: q
+            .reference
+            .filter(|r| !r.is_empty())
+            .map(|r| no_control_characters("reference", &r).map(|()| r))
+            .transpose()?,
         before_id,
         // One more than asked: whether it comes back says if there is a next page.
         limit: limit + 1,
@@ -195,6 +209,7 @@ fn decode_cursor(c: &str) -> Option<String> {
     params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
     responses(
         (status = 200, description = "The audit trail, oldest first", body = EventList),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -34,6 +34,7 @@ pub struct PngParams {
     params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
     responses(
         (status = 200, description = "SVG image", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment, or it has no QR", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -56,7 +57,7 @@ pub async fn qr_svg(State(st): State<AppState>, ApiPath(id): ApiPath<String>) ->
     params(("id" = String, Path, description = "Our id, or the partnerReferenceNo"), PngParams),
     responses(
         (status = 200, description = "PNG image (8-bit greyscale)", content_type = "image/png", body = Vec<u8>),
-        (status = 400, description = "Bad `scale`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad `scale`, or a control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment, or it has no QR", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -92,7 +92,9 @@ impl RefundSpec {
     responses(
         (status = 201, description = "Refunded", body = RefundView),
         (status = 200, description = "This partnerRefundNo already names this refund: here it is", body = RefundView),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not paid, more than what is left to refund, partnerRefundNo used for another refund, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay refused (refund failed, amount released) or failed (outcome unknown: retry)", body = Problem, content_type = "application/problem+json"),
@@ -290,6 +292,7 @@ fn settled_answer(r: &Refund, p: &Payment, done: StatusCode) -> Reply {
     params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
     responses(
         (status = 200, description = "The refunds, oldest first", body = RefundList),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -33,6 +33,24 @@ pub fn snap_response(status: &SnapStatus, extra: Option<serde_json::Value>) -> R
     resp
 }
 
+/// The `reason` label of `finpay_qris_auth_failures_total` for a 401: one of
+/// a fixed few, so refusals cannot mint new series (a message may carry the
+/// request's clock skew).
+pub fn auth_failure_reason(status: &SnapStatus) -> &'static str {
+    let message = status.message.as_str();
+    if status.http == 401 && status.case == 1 {
+        "invalid_token"
+    } else if message.contains("Signature") {
+        "invalid_signature"
+    } else if message.contains("Timestamp") {
+        "stale_timestamp"
+    } else if message.contains("Unknown Client") {
+        "unknown_client"
+    } else {
+        "other"
+    }
+}
+
 impl IntoResponse for SnapError {
     fn into_response(self) -> Response {
         snap_response(&self.0, None)

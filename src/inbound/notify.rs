@@ -6,7 +6,7 @@
 //! after the transaction holding it has committed.
 
 use super::body::read_snap_body;
-use super::error::{snap_response, SnapError};
+use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{headers_for_audit, json_content_type, required};
 use super::tokens::TokenCheck;
 use crate::config::{ExternalIdFormat, SignatureMode};
@@ -16,6 +16,7 @@ use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id,
 use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
+use crate::telemetry::clip;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -38,20 +39,16 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
         }
         Err(e) => {
             if e.0.http == 401 {
-                let reason = if e.0.case == 1 {
-                    "invalid_token"
-                } else {
-                    auth_reason(&e.0.message)
-                };
                 st.metrics.inc(
                     "finpay_qris_auth_failures_total",
-                    &[("endpoint", "notify"), ("reason", reason)],
+                    &[("endpoint", "notify"), ("reason", auth_failure_reason(&e.0))],
                 );
             }
+            let external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok());
             tracing::info!(
                 response_code = %e.0.code(),
                 message = %e.0.message,
-                external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                external_id = %clip(external_id.unwrap_or("-")),
                 "notification refused"
             );
             (e.0, None)
@@ -60,18 +57,6 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
     st.metrics
         .inc("finpay_qris_notifications_total", &[("code", &status.code())]);
     snap_response(&status, extra)
-}
-
-fn auth_reason(message: &str) -> &'static str {
-    if message.contains("Signature") {
-        "invalid_signature"
-    } else if message.contains("Timestamp") {
-        "stale_timestamp"
-    } else if message.contains("Unknown Client") {
-        "unknown_client"
-    } else {
-        "other"
-    }
 }
 
 enum Answer {
@@ -142,7 +127,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         (Some(token), Some(key)) if symmetric => {
             let to_sign = signature::symmetric_string_to_sign("POST", path, token, &hash, ts_header);
             if !key.verify_encoded(&to_sign, sig, cfg.hmac_encoding) {
-                tracing::debug!(path, body_hash = %hash, timestamp = ts_header, "symmetric signature did not verify");
+                tracing::debug!(path = %clip(path), body_hash = %hash, timestamp = %clip(ts_header), "symmetric signature did not verify");
                 return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
             }
             "symmetric:HMAC-SHA512".to_string()
@@ -157,7 +142,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
                 Some(0) => "asymmetric:SHA256withRSA:public_key".to_string(),
                 Some(_) => "asymmetric:SHA256withRSA:public_key_next".to_string(),
                 None => {
-                    tracing::debug!(string_to_sign = %to_sign, "asymmetric signature did not verify");
+                    tracing::debug!(string_to_sign = %clip(&to_sign), "asymmetric signature did not verify");
                     return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
                 }
             }

@@ -5,7 +5,7 @@
 //! opaque 256-bit bearer token of which only the hash is stored.
 
 use super::body::read_snap_body;
-use super::error::{snap_response, SnapError};
+use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{json_content_type, required};
 use super::tokens::{new_token, token_hash};
 use crate::snap::codes::{service, SnapStatus};
@@ -26,7 +26,7 @@ pub async fn issue(State(st): State<AppState>, headers: HeaderMap, body: Body) -
             if e.0.http == 401 {
                 st.metrics.inc(
                     "finpay_qris_auth_failures_total",
-                    &[("endpoint", "token"), ("reason", &e.0.message)],
+                    &[("endpoint", "token"), ("reason", auth_failure_reason(&e.0))],
                 );
             }
             tracing::info!(response_code = %code, message = %e.0.message, "token request refused");
@@ -53,7 +53,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<R
     let to_sign = signature::token_string_to_sign(client_key, ts_header);
     let keys: Vec<&rsa::RsaPublicKey> = creds.public_keys.iter().collect();
     if !signature::rsa_verify_any(&keys, &to_sign, sig) {
-        tracing::debug!(string_to_sign = %to_sign, "token signature did not verify");
+        tracing::debug!(string_to_sign = %crate::telemetry::clip(&to_sign), "token signature did not verify");
         return Err(SnapStatus::unauthorized(SVC, "Invalid Signature").into());
     }
     let now = crate::store::now();

@@ -147,7 +147,7 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     let obj = value.as_object().ok_or_else(|| format_err("body"))?;
 
     let original_reference_no = required_str(obj, "originalReferenceNo", "originalReferenceNo")?;
-    if original_reference_no.chars().count() > 64 {
+    if !reference_ok(original_reference_no) {
         return Err(format_err("originalReferenceNo"));
     }
     // Finpay's field table spells it `originalPartnerReferanceNo`; its samples do not.
@@ -158,7 +158,7 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     // An empty reference is treated as absent: static-QR payments have none, and
     // refusing the notify would only make Finpay retry a real payment.
     let original_partner_reference_no = optional_str(obj, partner_key, partner_key)?.filter(|s| !s.is_empty());
-    if original_partner_reference_no.is_some_and(|s| s.chars().count() > 64) {
+    if original_partner_reference_no.is_some_and(|s| !reference_ok(s)) {
         return Err(format_err(partner_key));
     }
 
@@ -201,6 +201,13 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
         additional_info: additional_info.cloned().map(Value::Object),
         paid_time: paid_time.map(str::to_owned),
     })
+}
+
+/// A reference is kept lenient (Finpay's formats vary) but bounded, and free
+/// of control characters: a NUL cannot be stored in PostgreSQL text and any
+/// of them would garble logs and the console.
+fn reference_ok(s: &str) -> bool {
+    s.chars().count() <= 64 && !s.chars().any(char::is_control)
 }
 
 fn format_err(field: &str) -> FieldError {

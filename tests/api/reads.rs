@@ -1,7 +1,8 @@
 //! Reading: one payment, filtered pages, the audit trail, QR images.
 
 use crate::common::{Backend, TestApp};
-use crate::support::{attach_qr, get, insert_payment, kind};
+use crate::support::{attach_qr, get, insert_payment, kind, post};
+use serde_json::json;
 use std::collections::HashSet;
 
 async fn an_unknown_payment_is_a_404_problem(backend: Backend) {
@@ -12,6 +13,37 @@ async fn an_unknown_payment_is_a_404_problem(backend: Backend) {
             .problem(404);
         assert_eq!(kind(&p), "payment-not-found", "{path}");
     }
+    app.stop().await;
+}
+
+async fn control_characters_in_ids_and_references_are_refused_naming_the_field(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (path, field) in [
+        ("/api/v1/payments/INV%00", "id"),
+        ("/api/v1/payments/INV%00/events", "id"),
+        ("/api/v1/payments/INV%0A/refunds", "id"),
+        ("/api/v1/payments/INV%7F/qr.svg", "id"),
+        ("/api/v1/payments?reference=a%00b", "reference"),
+        ("/api/v1/payments?reference=a%1Bb", "reference"),
+    ] {
+        let p = get(&app, path).await.problem(400);
+        assert_eq!(p["field"], field, "{path}");
+    }
+    let bad = "INV\u{0}1";
+    let p = post(
+        &app,
+        "/api/v1/payments",
+        &json!({"amount": "1", "partnerReferenceNo": bad}),
+        None,
+    )
+    .await
+    .problem(422);
+    assert_eq!(p["field"], "partnerReferenceNo");
+    let refund = json!({"amount": "1", "reason": "x", "partnerRefundNo": bad});
+    let p = post(&app, "/api/v1/payments/INV-1/refunds", &refund, None)
+        .await
+        .problem(422);
+    assert_eq!(p["field"], "partnerRefundNo");
     app.stop().await;
 }
 
@@ -272,6 +304,7 @@ async fn a_payment_without_a_qr_has_no_qr_image(backend: Backend) {
 
 crate::on_both_backends!(
     an_unknown_payment_is_a_404_problem,
+    control_characters_in_ids_and_references_are_refused_naming_the_field,
     a_payment_is_found_by_id_or_partner_reference,
     refresh_without_finpay_is_503,
     list_filters_by_status_reference_and_time,

@@ -114,6 +114,24 @@ fn present_fields_with_the_wrong_type_or_shape_are_format_errors() {
 }
 
 #[test]
+fn references_with_control_characters_are_format_errors_naming_the_field() {
+    for bad in ["INV\u{0}", "a\u{0}b", "INV\n1", "\u{7f}", "INV\u{9b}"] {
+        for key in [
+            "originalReferenceNo",
+            "originalPartnerReferenceNo",
+            "originalPartnerReferanceNo",
+        ] {
+            let got = v3_with(|o| {
+                o.remove("originalPartnerReferenceNo");
+                o.insert(key.into(), json!(bad));
+            });
+            assert_eq!(got.unwrap_err(), format(key), "{key} = {bad:?}");
+        }
+    }
+    assert_eq!(format("originalReferenceNo").snap_status(52).code(), "4005201");
+}
+
+#[test]
 fn body_that_is_not_a_json_object_is_rejected() {
     assert!(matches!(parse_notify(b"{\"a\":"), Err(FieldError::NotJson(_))));
     assert!(matches!(parse_notify(b""), Err(FieldError::NotJson(_))));
