@@ -148,22 +148,52 @@ macro_rules! sql_store {
             }
 
             async fn list_payments(&self, f: &PaymentFilter) -> crate::store::Result<Vec<Payment>> {
-                let sql = format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE ($1 IS NULL OR status = $1) \
-                     AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
-                     AND ($4 IS NULL OR partner_reference_no = $4 OR reference_no = $4) \
-                     AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6"
-                );
-                let sql = Self::sql_owned(sql);
-                Ok(sqlx::query_as(&sql)
-                    .bind(f.status.map(|s| s.as_str()))
-                    .bind(f.created_from)
-                    .bind(f.created_to)
-                    .bind(f.reference.as_deref())
-                    .bind(f.before_id.as_deref())
-                    .bind(f.limit.clamp(1, 1000))
-                    .fetch_all(&self.pool)
-                    .await?)
+                // Only the filters given become conditions, so each query is
+                // planned for what it asks (by status: `payments_by_status`,
+                // newest first; by reference: the unique indexes).
+                let mut conditions = Vec::new();
+                let mut n = 0;
+                let mut next = |condition: &str| {
+                    n += 1;
+                    conditions.push(condition.replace('#', &format!("${n}")));
+                };
+                if f.status.is_some() {
+                    next("status = #");
+                }
+                if f.created_from.is_some() {
+                    next("created_at >= #");
+                }
+                if f.created_to.is_some() {
+                    next("created_at < #");
+                }
+                if f.reference.is_some() {
+                    next("(partner_reference_no = # OR reference_no = #)");
+                }
+                if f.before_id.is_some() {
+                    next("id < #");
+                }
+                let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+                let sql = Self::sql_owned(format!(
+                    "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY id DESC LIMIT {}",
+                    f.limit.clamp(1, 1000)
+                ));
+                let mut q = sqlx::query_as(&sql);
+                if let Some(status) = f.status {
+                    q = q.bind(status.as_str());
+                }
+                if let Some(from) = f.created_from {
+                    q = q.bind(from);
+                }
+                if let Some(to) = f.created_to {
+                    q = q.bind(to);
+                }
+                if let Some(reference) = f.reference.as_deref() {
+                    q = q.bind(reference);
+                }
+                if let Some(before) = f.before_id.as_deref() {
+                    q = q.bind(before);
+                }
+                Ok(q.fetch_all(&self.pool).await?)
             }
 
             async fn payment_events(&self, payment_id: &str) -> crate::store::Result<Vec<PaymentEvent>> {

@@ -2,7 +2,7 @@
 //! operation is routed, and the documented set is exactly the API's.
 
 use crate::common::{Backend, TestApp};
-use crate::support::{get, kind};
+use super::support::{get, kind};
 use std::collections::BTreeSet;
 
 /// The API as promised to integrators.

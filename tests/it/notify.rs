@@ -1,9 +1,7 @@
 //! The SNAP receiver over real HTTP, on both backends: the B2B token
 //! endpoint and `qr-mpm-notify`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::snap::{body, signature};
 use serde_json::Value;
 

@@ -2,9 +2,7 @@
 //! exactly once, resending everything (as Finpay's retries would) has no
 //! second effect, and nothing is left half-written.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

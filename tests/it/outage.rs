@@ -3,10 +3,8 @@
 //! the service recovers without a restart; no acknowledged notification is
 //! missing.
 
-mod common;
-
-use common::proxy::Proxy;
-use common::*;
+use crate::common::proxy::Proxy;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -1,9 +1,7 @@
 //! Reconciliation over real HTTP: the service, its worker and the simulated
 //! Finpay, on both storage backends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::domain::PaymentStatus;
 use finpay_qris::store::{self, QueryResult};
 use finpay_qris::worker::{reconcile_one, ReconcileError};

@@ -2,9 +2,7 @@
 //! at the same moment: each notification applied once, every duplicate
 //! answered consistently.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn two_replicas_apply_each_notification_once() {

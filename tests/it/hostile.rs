@@ -1,9 +1,7 @@
 //! Hostile input against a live server: arbitrary headers and bodies, signed
 //! or not, never produce a 5xx or a panic; every answer is a SNAP body.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! configured key the API refuses to serve rather than run open.
 
 use crate::common::{self, Backend, TestApp};
-use crate::support::{get, get_as, kind};
+use super::support::{get, get_as, kind};
 
 async fn health_and_metrics_need_no_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -2,7 +2,7 @@
 //! idempotency; creation against the simulator.
 
 use crate::common::{Backend, TestApp};
-use crate::support::{
+use super::support::{
     calls_to, event_kinds, get, kind, post, post_raw, unreachable_finpay, wait_for_status, with_simulator,
 };
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! simulator, success, partial and full, and concurrent over-refunds.
 
 use crate::common::{Backend, TestApp};
-use crate::support::{
+use super::support::{
     calls_to, event_kinds, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post, refund,
     refunds_path, unreachable_finpay, with_simulator,
 };

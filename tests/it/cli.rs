@@ -1,7 +1,6 @@
 //! The binary's commands, as an operator runs them.
 
-mod common;
-
+use crate::common;
 use std::process::Command;
 
 fn bin() -> Command {

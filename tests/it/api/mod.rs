@@ -2,9 +2,6 @@
 //! the problem shape, reads and pagination, QR images, idempotency, and
 //! creation and refunds against the Finpay simulator.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod support;
 
 mod auth;

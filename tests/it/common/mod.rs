@@ -72,10 +72,44 @@ pub async fn postgres_available() -> bool {
     }
 }
 
-/// A fresh, empty database for one test.
+/// A fresh, empty database for one test. A PostgreSQL database is dropped
+/// when its owner is, also when the test failed (unwinding drops it).
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database this handle owns and drops.
+    owned: Option<String>,
+}
+
+/// Names of this run's test databases start with it: `TEST_DB_PREFIX` (set
+/// by `.ci/run` to tell its own databases from others' on a shared server),
+/// else `t_`.
+fn test_db_prefix() -> String {
+    std::env::var("TEST_DB_PREFIX").unwrap_or_else(|_| "t_".into())
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.owned.take() else { return };
+        // Drop may run inside a runtime (a test's) or outside one: a thread of
+        // its own with a runtime of its own works in both.
+        let admin = pg_admin_url();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("test database left behind (dropped by .ci/run)");
+        }
+    }
 }
 
 impl TestDb {
@@ -84,11 +118,15 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}/test.db", dir.path().display());
-                Self { url, _dir: Some(dir) }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    owned: None,
+                }
             }
             Backend::Postgres => {
                 use sqlx::Connection;
-                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let name = format!("{}{}", test_db_prefix(), uuid::Uuid::new_v4().simple());
                 let mut c = sqlx::PgConnection::connect(&pg_admin_url()).await.expect("postgres");
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut c)
@@ -99,6 +137,7 @@ impl TestDb {
                 Self {
                     url: format!("{root}/{name}"),
                     _dir: None,
+                    owned: Some(name),
                 }
             }
         }
@@ -387,6 +426,7 @@ impl TestDb {
         TestDb {
             url: self.url.clone(),
             _dir: None,
+            owned: None,
         }
     }
 }

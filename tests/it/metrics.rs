@@ -1,9 +1,7 @@
 //! `GET /metrics` on the internal listener exposes the series operators need,
 //! after real traffic, on both backends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::snap::{body, signature, timestamp};
 
 /// The value of one sample line (`name{labels} value`), if present.

@@ -4,9 +4,7 @@
 //! internal API gets 408. Timeouts are set short here; each read has a
 //! generous guard so a missing close fails the test instead of hanging it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

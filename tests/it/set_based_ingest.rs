@@ -8,9 +8,7 @@
 //! executor, in its key order; the answers, payments, audit trails and
 //! notification rows must be the same.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
 use finpay_qris::store::{InboundNotification, IngestOutcome, NewPayment, PgStore, Store};

@@ -1,9 +1,7 @@
 //! Reconciliation with several replicas on one database: leases keep two
 //! workers off the same payment, and a dead worker's leases are taken over.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::domain::PaymentStatus;
 use finpay_qris::store;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! The SNAP client against the simulated Finpay over real HTTP: signatures,
 //! tokens, idempotency and retry rules. No database involved.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finpay_qris::finpay::{FinpayClient, FinpayError, GenerateRequest, QueryRequest, RefundRequest, Tips};
 use finpay_qris::metrics::Metrics;
 use finpay_qris::simulator::SimHandle;

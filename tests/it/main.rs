@@ -1,0 +1,21 @@
+//! The integration tests, in one binary (one link of the crate instead of
+//! one per file): a module per area, each on both storage backends where
+//! storage is involved.
+
+#[macro_use]
+mod common;
+
+mod api;
+mod cli;
+mod connections;
+mod crash;
+mod finpay_client;
+mod hostile;
+mod metrics;
+mod notify;
+mod outage;
+mod reconcile;
+mod reconcile_replicas;
+mod replicas;
+mod set_based_ingest;
+mod test_databases;
