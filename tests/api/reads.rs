@@ -15,6 +15,20 @@ async fn an_unknown_payment_is_a_404_problem(backend: Backend) {
     app.stop().await;
 }
 
+/// PostgreSQL refuses a NUL in a query parameter: such names must never
+/// reach it (they were a 500).
+async fn names_with_a_nul_byte_find_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in ["", "/events", "/refunds", "/qr.svg", "/qr.png"] {
+        let p = get(&app, &format!("/api/v1/payments/a%00b{path}")).await.problem(404);
+        assert_eq!(kind(&p), "payment-not-found", "{path}");
+    }
+    let r = get(&app, "/api/v1/payments?reference=a%00b").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.json()["items"], serde_json::json!([]));
+    app.stop().await;
+}
+
 async fn a_payment_is_found_by_id_or_partner_reference(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let p = insert_payment(&app, 1_250_050).await;
@@ -105,6 +119,7 @@ async fn list_filters_by_status_reference_and_time(backend: Backend) {
         ("limit=201", "limit"),
         ("limit=ten", "limit"),
         ("cursor=abc", "cursor"),
+        ("cursor=AAAAAAAAAAAAAAAAAAAAAB", "cursor"),
         ("createdFrom=yesterday", "createdFrom"),
         ("colour=red", "colour"),
     ] {
@@ -272,6 +287,7 @@ async fn a_payment_without_a_qr_has_no_qr_image(backend: Backend) {
 
 crate::on_both_backends!(
     an_unknown_payment_is_a_404_problem,
+    names_with_a_nul_byte_find_nothing,
     a_payment_is_found_by_id_or_partner_reference,
     refresh_without_finpay_is_503,
     list_filters_by_status_reference_and_time,
