@@ -37,10 +37,23 @@ const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
     path = "/payments",
     tag = "payments",
     request_body = CreatePaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer. \
+        1–255 visible ASCII characters (a UUID is a good choice)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
-        (status = 201, description = "Created: the QR is ready", body = PaymentView),
-        (status = 200, description = "This partnerReferenceNo already has this payment: here it is", body = PaymentView),
+        (status = 201, description = "Created: the QR is ready", body = PaymentView, links(
+            ("GetPayment" = (operation_id = "get_payment", parameters(("id" = "$response.body#/id")), description = "Read the payment")),
+            ("GetPaymentEvents" = (operation_id = "list_events", parameters(("id" = "$response.body#/id")), description = "Its audit trail")),
+            ("GetPaymentQrSvg" = (operation_id = "qr_svg", parameters(("id" = "$response.body#/id")), description = "Its QR code as SVG")),
+            ("GetPaymentQrPng" = (operation_id = "qr_png", parameters(("id" = "$response.body#/id")), description = "Its QR code as PNG")),
+            ("ListRefunds" = (operation_id = "list_refunds", parameters(("id" = "$response.body#/id")), description = "Its refunds")),
+            ("CreateRefund" = (operation_id = "create_refund", parameters(("id" = "$response.body#/id")), description = "Refund it, once paid")),
+        )),
+        (status = 200, description = "This partnerReferenceNo already has this payment: here it is", body = PaymentView, links(
+            ("GetPayment" = (operation_id = "get_payment", parameters(("id" = "$response.body#/id")), description = "Read the payment")),
+            ("GetPaymentEvents" = (operation_id = "list_events", parameters(("id" = "$response.body#/id")), description = "Its audit trail")),
+            ("ListRefunds" = (operation_id = "list_refunds", parameters(("id" = "$response.body#/id")), description = "Its refunds")),
+            ("CreateRefund" = (operation_id = "create_refund", parameters(("id" = "$response.body#/id")), description = "Refund it, once paid")),
+        )),
         (status = 400, description = "Unreadable body or header", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "partnerReferenceNo used for another payment, or the same Idempotency-Key is in flight", body = super::error::Problem, content_type = "application/problem+json"),

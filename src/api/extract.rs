@@ -14,6 +14,7 @@ use std::time::Duration;
 pub struct BodyDeadline(pub Duration);
 
 const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(10);
+use serde::Deserialize;
 
 /// A JSON body: 415 without a JSON content type, 400 when it is not JSON,
 /// 422 naming the field when it does not fit the request type, 408 when it
@@ -80,6 +81,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// A whole number, also when written `900.0` or `9e2`: JSON has one number
+/// type, and the schema's `integer` admits those.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("must be a whole number of seconds, not {n}")))
 }
 
 /// The path serde reports, completed with the name from "missing field `x`"
@@ -178,6 +195,33 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"amount":"1","tips":{}}"#), (422, Some("tips.mode".into())));
         assert_eq!(field_of(r#"[1]"#), (422, Some("body".into())));
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Seconds {
+        #[serde(default, deserialize_with = "whole_number")]
+        s: Option<u64>,
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let read = |v: serde_json::Value| serde_json::from_value::<Seconds>(serde_json::json!({"s": v})).map(|x| x.s);
+        for (v, want) in [
+            (serde_json::json!(900), 900),
+            (serde_json::json!(900.0), 900),
+            (serde_json::json!(9e2), 900),
+        ] {
+            assert_eq!(read(v).unwrap(), Some(want));
+        }
+        assert_eq!(read(serde_json::Value::Null).unwrap(), None);
+        for bad in [
+            serde_json::json!(900.5),
+            serde_json::json!(-900),
+            serde_json::json!("900"),
+            serde_json::json!(1e300),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

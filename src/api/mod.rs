@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod model;
 pub mod money;
 pub mod openapi;
+pub mod openapi_rules;
 pub mod payment_request;
 pub mod payments;
 pub mod qr;
@@ -59,7 +60,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The `/api/v1` router (paths relative to it) and its OpenAPI document.
 pub fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (routes, doc) = api_routes().split_for_parts();
+    let (routes, mut doc) = api_routes().split_for_parts();
+    openapi::complete(&mut doc);
     let json = doc.to_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "OpenAPI document could not be serialized");
         "{}".into()

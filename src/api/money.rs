@@ -10,6 +10,13 @@ use crate::domain::status::format_minor;
 /// The largest whole part SNAP's `String(16,2)` can carry.
 const MAX_WHOLE_DIGITS: usize = 14;
 
+/// What [`parse_minor`] accepts, for the OpenAPI document (a test keeps them equal).
+pub const AMOUNT_PATTERN: &str = r"^[0-9]{1,14}(\.[0-9]{2})?$";
+/// The amounts [`parse_positive`] refuses although they have the shape.
+pub const ZERO_PATTERN: &str = r"^0+(\.00)?$";
+/// A tip percentage: an amount of at most 100.
+pub const PERCENTAGE_PATTERN: &str = r"^(0{0,11}100(\.00)?|0{0,12}[0-9]{1,2}(\.[0-9]{2})?)$";
+
 /// Parses an amount into minor units; the error says what is wrong.
 pub fn parse_minor(s: &str) -> Result<i64, &'static str> {
     const SHAPE: &str =
@@ -83,6 +90,19 @@ mod tests {
         #[test]
         fn render_then_parse_is_identity(minor in 0i64..10_000_000_000_000_000) {
             prop_assert_eq!(parse_minor(&render(minor)), Ok(minor));
+        }
+
+        /// The OpenAPI patterns accept exactly what the parser does.
+        #[test]
+        fn documented_patterns_match_the_parser(s in "[0-9]{0,16}(\\.[0-9]{0,3})?|[0.]{1,6}|\\PC{0,20}") {
+            let shape = regex::Regex::new(AMOUNT_PATTERN).unwrap();
+            let zero = regex::Regex::new(ZERO_PATTERN).unwrap();
+            let percentage = regex::Regex::new(PERCENTAGE_PATTERN).unwrap();
+            prop_assert_eq!(parse_minor(&s).is_ok(), shape.is_match(&s));
+            let positive = parse_positive(&s);
+            prop_assert_eq!(positive.is_ok(), shape.is_match(&s) && !zero.is_match(&s));
+            let tip = positive.is_ok_and(|h| h <= 10_000);
+            prop_assert_eq!(tip, percentage.is_match(&s) && !zero.is_match(&s), "{}", s);
         }
 
         #[test]

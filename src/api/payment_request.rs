@@ -17,27 +17,38 @@ const MAX_VALIDITY_SECS: u64 = 30 * 24 * 3600;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "amount": "15000.00", "partnerReferenceNo": "INV-2024-000123", "validitySeconds": 900,
+    "note": "Table 12", "tips": {"mode": "percentage", "percentage": "10"}
+}))]
 pub struct CreatePaymentRequest {
     /// IDR, as an exact decimal string: `"10000"` or `"10000.00"` (never a
-    /// JSON number).
+    /// JSON number); 1–14 digits, optionally `.` and two decimals; more than zero.
     #[schema(example = "10000.00")]
     pub amount: String,
     /// Only `IDR` (the default).
-    #[schema(example = "IDR")]
+    #[schema(example = "IDR", pattern = "^IDR$")]
     pub currency: Option<String>,
     /// Your reference for the payment, sent to Finpay (1–64 of `A-Z a-z 0-9 - _`);
     /// generated when absent. Reusing it for the same amount returns the same payment.
-    #[schema(example = "INV-2024-000123")]
+    #[schema(
+        example = "INV-2024-000123",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9_-]{1,64}$"
+    )]
     pub partner_reference_no: Option<String>,
     /// How long the QR can be paid, in seconds (60 to 2592000). Default:
-    /// `FINPAY_QRIS__WORKER__DEFAULT_VALIDITY_SECS` (900).
-    #[schema(example = 900)]
+    /// `FINPAY_QRIS__WORKER__DEFAULT_VALIDITY_SECS` (900). Not together with `validUntil`.
+    #[schema(example = 900, minimum = 60, maximum = 2592000)]
+    #[serde(default, deserialize_with = "super::extract::whole_number")]
     pub validity_seconds: Option<u64>,
-    /// Or until when (RFC 3339), instead of `validitySeconds`.
-    #[schema(example = "2024-06-07T10:15:00+07:00")]
+    /// Or until when (RFC 3339), instead of `validitySeconds`: from 1 minute
+    /// to 30 days from now (422 otherwise).
+    #[schema(format = DateTime)]
     pub valid_until: Option<String>,
-    /// Shown to the payer; at most 50 characters.
-    #[schema(example = "Table 12")]
+    /// Shown to the payer; at most 50 characters, no control characters.
+    #[schema(example = "Table 12", max_length = 50)]
     pub note: Option<String>,
     pub tips: Option<TipsRequest>,
 }
@@ -280,6 +291,14 @@ mod tests {
             field(json!({"amount": "1", "tips": {"mode": "none", "amount": "1"}})),
             "tips.amount"
         );
+    }
+
+    #[test]
+    fn validity_seconds_may_be_written_as_a_whole_float() {
+        let now = crate::store::now();
+        let s = parse(json!({"amount": "1", "validitySeconds": 900.0})).unwrap();
+        let secs = (s.valid_until - now).num_seconds();
+        assert!((899..=901).contains(&secs), "{secs}");
     }
 
     #[test]

@@ -103,9 +103,10 @@ pub struct ListParams {
     /// Exactly this partnerReferenceNo or Finpay referenceNo.
     reference: Option<String>,
     /// Page size, 1–200 (default 50).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     cursor: Option<String>,
 }
 
@@ -169,11 +170,18 @@ pub async fn list_payments(
         // One more than asked: whether it comes back says if there is a next page.
         limit: limit + 1,
     };
+    // No payment has a NUL in a reference (PostgreSQL would refuse the query).
+    if filter.reference.as_deref().is_some_and(|r| r.contains('\0')) {
+        return Ok(Json(PaymentPage {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    }
     let mut rows = st.store.list_payments(&filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more {
-        rows.last().map(|p| encode_cursor(&p.id))
+        rows.last().and_then(|p| encode_cursor(&p.id))
     } else {
         None
     };
@@ -187,15 +195,18 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// The cursor is the last id of the page, opaque to clients.
-fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+/// The cursor is the last id of the page, opaque to clients: its 16 bytes
+/// in base64url, so that every string of the documented pattern is one
+/// (22 characters, the last carrying 2 bits).
+fn encode_cursor(id: &str) -> Option<String> {
+    uuid::Uuid::parse_str(id)
+        .ok()
+        .map(|u| URL_SAFE_NO_PAD.encode(u.as_bytes()))
 }
 
 fn decode_cursor(c: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(c).ok()?;
-    let id = String::from_utf8(bytes).ok()?;
-    uuid::Uuid::parse_str(&id).ok().map(|_| id)
+    let bytes: [u8; 16] = URL_SAFE_NO_PAD.decode(c).ok()?.try_into().ok()?;
+    Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }
 
 /// A payment's audit trail
@@ -232,8 +243,13 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let id = uuid::Uuid::now_v7().to_string();
-        assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
+        let cursor = encode_cursor(&id).unwrap();
+        assert_eq!(cursor.len(), 22);
+        assert_eq!(decode_cursor(&cursor), Some(id));
         assert_eq!(decode_cursor("not a cursor"), None);
-        assert_eq!(decode_cursor(&encode_cursor("x' OR 1=1 --")), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("x' OR 1=1 --")), None);
+        // The last character carries 2 bits: one with more set is no cursor.
+        assert_eq!(decode_cursor(&format!("{}B", &cursor[..21])), None);
+        assert!(decode_cursor(&format!("{}w", &cursor[..21])).is_some());
     }
 }

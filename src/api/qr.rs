@@ -22,7 +22,7 @@ const MAX_SCALE: usize = 16;
 #[into_params(parameter_in = Query)]
 pub struct PngParams {
     /// Pixels per QR module, 1–16 (default 8).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 16)]
     scale: Option<String>,
 }
 

@@ -33,15 +33,22 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRefundRequest {
-    /// The amount to refund (all or part of what is left), as a decimal string.
+    /// The amount to refund (all or part of what is left), as a decimal
+    /// string like a payment's amount.
     #[schema(example = "2500.00")]
     pub amount: String,
-    /// Why; sent to Finpay (1–256 characters).
-    #[schema(example = "Item out of stock")]
+    /// Why; sent to Finpay (1–256 characters, not all blank, no control
+    /// characters; stored trimmed).
+    #[schema(example = "Item out of stock", min_length = 1, max_length = 256, pattern = r"\S")]
     pub reason: String,
     /// Your reference for the refund (1–64 of `A-Z a-z 0-9 - _`); generated
     /// when absent. Reusing it returns the same refund.
-    #[schema(example = "RF-2024-000045")]
+    #[schema(
+        example = "RF-2024-000045",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9_-]{1,64}$"
+    )]
     pub partner_refund_no: Option<String>,
 }
 
@@ -54,8 +61,10 @@ struct RefundSpec {
 impl RefundSpec {
     fn parse(r: CreateRefundRequest) -> Result<Self, ApiError> {
         let amount_minor = parse_positive(&r.amount).map_err(|m| ApiError::validation("amount", m))?;
+        // Counted as sent, so that the limit is the one the schema states.
+        let count = r.reason.chars().count();
         let reason = r.reason.trim().to_string();
-        if reason.is_empty() || reason.chars().count() > 256 || reason.chars().any(char::is_control) {
+        if reason.is_empty() || count > 256 || r.reason.chars().any(char::is_control) {
             return Err(ApiError::validation(
                 "reason",
                 "1 to 256 characters, no control characters",
@@ -87,7 +96,8 @@ impl RefundSpec {
     request_body = CreateRefundRequest,
     params(
         ("id" = String, Path, description = "Our id, or the partnerReferenceNo"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer. \
+            1–255 visible ASCII characters (a UUID is a good choice)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     responses(
         (status = 201, description = "Refunded", body = RefundView),

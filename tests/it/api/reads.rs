@@ -137,6 +137,7 @@ async fn list_filters_by_status_reference_and_time(backend: Backend) {
         ("limit=201", "limit"),
         ("limit=ten", "limit"),
         ("cursor=abc", "cursor"),
+        ("cursor=AAAAAAAAAAAAAAAAAAAAAB", "cursor"),
         ("createdFrom=yesterday", "createdFrom"),
         ("colour=red", "colour"),
     ] {
