@@ -37,11 +37,15 @@ impl Application {
         let finpay_creds = settings.finpay_credentials()?;
         let db = &settings.database;
         tracing::info!(database = %redact_url(db.url.expose()), "opening the store");
-        let store = store::connect(db.url.expose(), db.max_connections, db.acquire_timeout_secs)
-            .await
-            .with_context(|| format!("cannot open the database {}", redact_url(db.url.expose())))?;
+        let timeout = Duration::from_secs(db.acquire_timeout_secs.max(1));
+        let store = match store::connect(db.url.expose(), db.max_connections, db.acquire_timeout_secs).await {
+            Ok(store) => store,
+            Err(e) => return Err(store::explain(db.url.expose(), "opening", &e, timeout).await),
+        };
         if db.migrate_on_start {
-            store.migrate().await.context("applying migrations")?;
+            if let Err(e) = store.migrate().await {
+                return Err(store::explain(db.url.expose(), "applying migrations to", &e, timeout).await);
+            }
         }
         if inbound.is_none() {
             tracing::warn!(
@@ -49,9 +53,18 @@ impl Application {
                  (token and notify answer 5xx General Error until then)"
             );
         }
+        // Off is a valid state (the zero-configuration start): said at WARN,
+        // with how to turn it on, never as an ERROR.
         if settings.api.keys.iter().all(|k| k.is_empty()) {
-            tracing::error!(
-                "internal API is DISABLED: set FINPAY_QRIS__API__KEYS (comma-separated); /api/v1 answers 503 until then"
+            tracing::warn!(
+                "internal API is DISABLED: set FINPAY_QRIS__API__KEYS (comma-separated, at least 32 characters each); \
+                 /api/v1 answers 503 until then"
+            );
+        }
+        if finpay_creds.is_none() {
+            tracing::warn!(
+                "Finpay client is OFF: set FINPAY_QRIS__FINPAY__BASE_URL, __CLIENT_ID, __CLIENT_SECRET, __PRIVATE_KEY and \
+                 __MERCHANT_ID to create QR payments and refunds (they answer 503 until then)"
             );
         }
         let metrics = Arc::new(Metrics::default());

@@ -20,6 +20,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Validate the configuration (and that the database is reachable and migrated) without starting.
+    CheckConfig(CheckConfigArgs),
     /// Write an RSA-2048 key pair (PEM) and print the public key to register with Finpay.
     Keygen(KeygenArgs),
     /// Print the SNAP headers (and a curl command) for a request: for integrators and debugging.
@@ -29,6 +31,13 @@ pub enum Command {
     Simulator(crate::simulator::SimulatorArgs),
     /// Load generator: signed notifications against a running server.
     Loadgen(crate::loadgen::LoadgenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckConfigArgs {
+    /// Check the settings only; do not connect to the database.
+    #[arg(long)]
+    pub no_database: bool,
 }
 
 #[derive(Args, Debug)]

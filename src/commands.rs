@@ -12,6 +12,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
     match command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::CheckConfig(args) => crate::check_config::run(config, !args.no_database).await,
         Command::Keygen(args) => keygen(&args),
         Command::Sign(cmd) => sign(cmd),
         Command::Simulator(args) => crate::simulator::run(args).await,
@@ -55,8 +56,15 @@ async fn migrate(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     crate::telemetry::init(&settings.log.format, &settings.log.level);
     let db = &settings.database;
-    let store = crate::store::connect(db.url.expose(), 2, db.acquire_timeout_secs.max(5)).await?;
-    store.migrate().await?;
+    let url = db.url.expose();
+    let timeout = std::time::Duration::from_secs(db.acquire_timeout_secs.max(5));
+    let store = match crate::store::connect(url, 2, timeout.as_secs()).await {
+        Ok(store) => store,
+        Err(e) => return Err(crate::store::explain(url, "opening", &e, timeout).await),
+    };
+    if let Err(e) = store.migrate().await {
+        return Err(crate::store::explain(url, "applying migrations to", &e, timeout).await);
+    }
     println!("migrations applied to {}", crate::secret::redact_url(db.url.expose()));
     Ok(())
 }

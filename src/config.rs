@@ -13,6 +13,8 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod known;
+
 /// A configuration problem, naming the key as an operator would set it.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error in {key}: {message}")]
@@ -234,6 +236,7 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
+        known::check_environment(&env)?;
         let mut b = config::Config::builder();
         for (k, v) in DEFAULTS {
             b = b.set_default(*k, *v).map_err(|e| ConfigError::new(k, e.to_string()))?;
@@ -254,6 +257,7 @@ impl Settings {
                     message: format!("file {} does not exist", path.display()),
                 });
             }
+            known::check_file(path)?;
             b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
         }
         if let Some((_, url)) = env.iter().find(|(k, _)| k == "DATABASE_URL") {
@@ -285,14 +289,14 @@ impl Settings {
             key: "configuration".into(),
             message: e.to_string(),
         })?;
+        known::check_enums(&cfg)?;
         let settings: Settings = cfg.try_deserialize().map_err(|e| {
             let msg = e.to_string();
-            // The config crate names the dotted key in its message; turn it into the env name.
-            let key = DEFAULTS
-                .iter()
-                .map(|(k, _)| *k)
-                .chain(LIST_KEYS.iter().copied())
-                .find(|k| msg.contains(k))
+            // The config crate names the dotted key in its message (`for key
+            // `server.max_batch``); the longest known key it contains is that key.
+            let key = known::all()
+                .filter(|k| msg.contains(&format!("`{k}`")))
+                .max_by_key(|k| k.len())
                 .map(env_name)
                 .unwrap_or_else(|| "configuration".into());
             ConfigError { key, message: msg }
@@ -371,16 +375,9 @@ impl Settings {
                 "must be between 1.0 and 10.0",
             ));
         }
-        if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return Err(ConfigError::new("log.format", "expected `pretty` or `json`"));
-        }
-        if !matches!(self.finpay.additional_info_style.as_str(), "snake" | "camel") {
-            return Err(ConfigError::new(
-                "finpay.additional_info_style",
-                "expected `snake` or `camel`",
-            ));
-        }
-        Ok(())
+        // log.format and finpay.additional_info_style are checked with the
+        // other enum settings, before deserializing (known::check_enums).
+        known::check_api_keys(&self.api.keys)
     }
 
     /// The verified inbound credentials, `None` when not configured at all
@@ -538,6 +535,9 @@ pub fn load_private_key(key: &str, value: &Secret) -> Result<RsaPrivateKey, Conf
 mod tests {
     use super::*;
 
+    const K1: &str = "first-api-key-0123456789abcdef012345";
+    const K2: &str = "second-api-key-0123456789abcdef01234";
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
@@ -568,7 +568,7 @@ mod tests {
             env(&[
                 ("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:9100"),
                 ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/a, /b"),
-                ("FINPAY_QRIS__API__KEYS", "k1,k2"),
+                ("FINPAY_QRIS__API__KEYS", &format!("{K1},{K2}")),
             ]),
         )
         .unwrap();
@@ -599,7 +599,7 @@ mod tests {
         let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__LISTEN", "nowhere")])).unwrap_err();
         assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTEN");
         let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__SIGNATURE", "rot13")])).unwrap_err();
-        assert!(e.to_string().contains("signature"), "{e}");
+        assert_eq!(e.key, "FINPAY_QRIS__INBOUND__SIGNATURE");
         let e =
             Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")])).unwrap_err();
         assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
@@ -650,7 +650,7 @@ mod tests {
             None,
             env(&[
                 ("FINPAY_QRIS__INBOUND__CLIENT_SECRET", "super-secret-value"),
-                ("FINPAY_QRIS__API__KEYS", "api-key-value"),
+                ("FINPAY_QRIS__API__KEYS", "api-key-value-0123456789abcdef0123"),
                 ("FINPAY_QRIS__DATABASE__URL", "postgres://u:db-password@h/db"),
             ]),
         )
@@ -659,5 +659,86 @@ mod tests {
         for secret in ["super-secret-value", "api-key-value", "db-password"] {
             assert!(!dbg.contains(secret), "{secret} leaked");
         }
+    }
+
+    #[test]
+    fn a_misspelt_variable_stops_the_start_naming_the_nearest_setting() {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__LISTN", "127.0.0.1:1")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTN");
+        assert!(e.message.contains("did you mean FINPAY_QRIS__SERVER__LISTEN?"), "{e}");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS_API__KEYS", K1)])).unwrap_err();
+        assert!(e.message.contains("FINPAY_QRIS__API__KEYS"), "{e}");
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__DATABASE__ULR", "sqlite://x.db")])).unwrap_err();
+        assert!(e.message.contains("FINPAY_QRIS__DATABASE__URL"), "{e}");
+        // Not settings: the file's path and the sign command's secret.
+        Settings::load_from(None, env(&[("FINPAY_QRIS_SIGN_SECRET", "s"), ("OTHER", "x")])).unwrap();
+    }
+
+    #[test]
+    fn every_settings_field_is_a_known_key() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        let (mut section, mut fields) = (String::new(), Vec::new());
+        for line in format!("{s:#?}").lines() {
+            let indent = line.len() - line.trim_start().len();
+            let Some((name, _)) = line.trim().split_once(": ") else {
+                continue;
+            };
+            match indent {
+                4 => section = name.to_string(),
+                8 => fields.push(format!("{section}.{name}")),
+                _ => {}
+            }
+        }
+        assert!(fields.len() > 40, "{fields:?}");
+        for f in fields {
+            assert!(known::all().any(|k| k == f), "{f} is missing from the known keys");
+            let var = env_name(&f);
+            let e = Settings::load_from(None, env(&[(&var, "x")])).err();
+            assert!(e.is_none_or(|e| !e.message.contains("unknown setting")), "{var}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named_with_the_nearest_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[worker]\npoll_interval = 5\n",
+        )
+        .unwrap();
+        let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(e.key.starts_with("worker.poll_interval (in "), "{e}");
+        assert!(e.message.contains("did you mean worker.poll_interval_ms?"), "{e}");
+        std::fs::write(&file, "[servr]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(e.message.contains("did you mean server.listen?"), "{e}");
+    }
+
+    #[test]
+    fn an_enum_setting_lists_its_valid_values() {
+        for (key, words) in known::ENUMS {
+            let var = env_name(key);
+            let e = Settings::load_from(None, env(&[(&var, "rot13")])).unwrap_err();
+            assert_eq!(e.key, var);
+            assert!(e.message.contains(&words.join(", ")), "{e}");
+            for w in *words {
+                Settings::load_from(None, env(&[(&var, w)])).unwrap_or_else(|e| panic!("{var}={w}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_api_key_is_refused_by_position_never_shown() {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__API__KEYS", &format!("{K1},short-key"))])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__API__KEYS");
+        assert!(e.message.contains("key 2 of 2"), "{e}");
+        assert!(!e.to_string().contains("short-key"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_of_a_setting_without_default_names_it() {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__ENABLED", "maybe")])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__WORKER__ENABLED", "{e}");
     }
 }

@@ -4,6 +4,8 @@
 //! Values a client chose (headers, paths, references) reach the log only
 //! through [`clip`], so a request cannot write more than a line's worth.
 
+use crate::domain::status::format_minor;
+use crate::domain::PaymentStatus;
 use std::fmt;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +29,59 @@ pub fn init(format: &str, level: &str) {
 /// up for errors.
 fn default_directives(level: &str) -> String {
     format!("{level},sqlx=warn,sqlx_postgres::options=error,hyper=warn,tower_http=info")
+}
+
+/// The one INFO line of a payment's status change (`from` is `none` for a
+/// payment just created), whichever path made it: notification, worker, API.
+/// References are clipped: a notification may have chosen them.
+pub fn status_changed(
+    by: &str,
+    payment: &PaymentRef<'_>,
+    from: Option<PaymentStatus>,
+    to: PaymentStatus,
+    reason: Option<&str>,
+) {
+    tracing::info!(
+        target: "finpay_qris::payments",
+        payment_id = %clip(payment.id),
+        partner_reference_no = %clip(payment.partner_reference_no.unwrap_or("-")),
+        from = from.map_or("none", PaymentStatus::as_str),
+        to = to.as_str(),
+        amount = %format_args!("{} {}", format_minor(payment.amount_minor), clip(payment.currency)),
+        by,
+        reason,
+        "payment status changed"
+    );
+}
+
+/// What [`status_changed`] names of a payment.
+pub struct PaymentRef<'a> {
+    pub id: &'a str,
+    pub partner_reference_no: Option<&'a str>,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+}
+
+impl<'a> From<&'a crate::domain::Payment> for PaymentRef<'a> {
+    fn from(p: &'a crate::domain::Payment) -> Self {
+        Self {
+            id: &p.id,
+            partner_reference_no: p.partner_reference_no.as_deref(),
+            amount_minor: p.amount_minor,
+            currency: &p.currency,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::store::Applied> for PaymentRef<'a> {
+    fn from(a: &'a crate::store::Applied) -> Self {
+        Self {
+            id: &a.payment_id,
+            partner_reference_no: a.partner_reference_no.as_deref(),
+            amount_minor: a.amount_minor,
+            currency: &a.currency,
+        }
+    }
 }
 
 /// A client-supplied value as logged: at most [`CLIP_CHARS`] characters, then
@@ -88,5 +143,53 @@ mod tests {
             assert!(tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::ERROR));
             assert!(tracing::enabled!(target: "sqlx::query", tracing::Level::WARN));
         });
+    }
+
+    #[test]
+    fn a_status_change_is_one_info_line_with_ids_and_amount() {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let payment = PaymentRef {
+            id: "pay-1",
+            partner_reference_no: Some("INV-7"),
+            amount_minor: 1_500_000,
+            currency: "IDR",
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            status_changed(
+                "notification",
+                &payment,
+                Some(PaymentStatus::Pending),
+                PaymentStatus::Paid,
+                None,
+            );
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for part in [
+            " INFO ",
+            "payment_id=pay-1",
+            "partner_reference_no=INV-7",
+            "from=\"pending\"",
+            "to=\"paid\"",
+            "amount=15000.00 IDR",
+        ] {
+            assert!(text.contains(part), "{part} missing: {text}");
+        }
     }
 }

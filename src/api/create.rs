@@ -130,7 +130,7 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
     let first_check = after(now, st.settings.worker.first_check_secs);
     match st.store.create_api_payment(&new, first_check, key).await {
         Ok(p) => {
-            tracing::info!(payment_id = %p.id, partner_reference_no = %new.partner_reference_no, "payment created");
+            crate::telemetry::status_changed("api", &(&p).into(), None, p.status, None);
             Ok(Inserted::New(p))
         }
         Err(StoreError::Conflict(_)) => match st.store.get_payment(&new.partner_reference_no).await? {
@@ -222,8 +222,19 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         }
         Err(e) if upstream::definitely_refused(&e) => {
             tracing::warn!(payment_id = %p.id, error = %e, "Finpay refused to generate the QR");
-            if let Err(se) = st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
-                return Reply::error(ApiError::from(se).payment(&p.id), false);
+            match st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
+                Ok(Some(failed)) => {
+                    let why = "Finpay refused to generate the QR";
+                    crate::telemetry::status_changed(
+                        "api",
+                        &(&failed).into(),
+                        Some(p.status),
+                        failed.status,
+                        Some(why),
+                    );
+                }
+                Ok(None) => {}
+                Err(se) => return Reply::error(ApiError::from(se).payment(&p.id), false),
             }
             Reply::error(
                 ApiError::finpay(&e, "Finpay refused to generate the QR; the payment is failed").payment(&p.id),

@@ -18,6 +18,7 @@ use super::money::parse_positive;
 use super::payment_request::check_reference;
 use super::payments::find;
 use super::upstream;
+use crate::domain::PaymentStatus;
 use crate::finpay::RefundRequest;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
@@ -200,6 +201,9 @@ async fn run(
             return Reply::error(ApiError::from(se).refund(&refund.id), false);
         }
     };
+    if stored.status == "succeeded" && p.status == PaymentStatus::Paid {
+        report_if_refunded(st, &p).await;
+    }
     match (error, stored.status.as_str()) {
         (None, _) | (Some(_), "succeeded") => settled_answer(&stored, &p, done),
         (Some(e), "failed") => {
@@ -213,6 +217,18 @@ async fn run(
                 "the refund's outcome is unknown; it stays pending with its amount reserved: retry the same request";
             Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), false)
         }
+    }
+}
+
+/// A successful refund moves the payment to `refunded` once the refunds
+/// cover its amount (in the store); this reads whether it did, to log it.
+async fn report_if_refunded(st: &AppState, before: &Payment) {
+    match st.store.get_payment(&before.id).await {
+        Ok(Some(now)) if now.status != before.status => {
+            crate::telemetry::status_changed("refund", &(&now).into(), Some(before.status), now.status, None);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(payment_id = %before.id, error = %e, "payment not re-read after a refund"),
     }
 }
 

@@ -183,6 +183,9 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         }
         Ok(Ok(IngestOutcome::Applied(applied))) => {
             tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
+            if applied.from != Some(applied.to) {
+                crate::telemetry::status_changed("notification", &(&applied).into(), applied.from, applied.to, None);
+            }
             Ok(Answer::Fresh)
         }
         Ok(Ok(IngestOutcome::Duplicate)) => Ok(Answer::Replay),

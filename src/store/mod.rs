@@ -9,6 +9,7 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+mod explain;
 mod postgres;
 mod sql;
 mod sql_api;
@@ -17,6 +18,7 @@ mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use explain::{explain, host};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -98,6 +100,8 @@ pub trait Store: ApiStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
+    /// Migrations this binary has that the database has not applied, by name.
+    async fn pending_migrations(&self) -> Result<Vec<String>>;
     /// Connections in use and idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
 

@@ -45,6 +45,7 @@ impl PgStore {
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
     pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;
+    pub(crate) const MIGRATIONS_TABLE_EXISTS: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
 
     pub(crate) fn sql(s: &'static str) -> Cow<'static, str> {
         Cow::Borrowed(s)

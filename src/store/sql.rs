@@ -69,6 +69,23 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn pending_migrations(&self) -> crate::store::Result<Vec<String>> {
+                // Read-only: sqlx's own check would create its table first.
+                let has_table: bool = sqlx::query_scalar(Self::MIGRATIONS_TABLE_EXISTS).fetch_one(&self.pool).await?;
+                let applied: Vec<i64> = if has_table {
+                    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                        .fetch_all(&self.pool)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                Ok(MIGRATOR
+                    .iter()
+                    .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+                    .map(|m| format!("{}_{}", m.version, m.description))
+                    .collect())
+            }
+
             fn pool_usage(&self) -> (u32, u32) {
                 let (size, idle) = (self.pool.size(), self.pool.num_idle() as u32);
                 (size.saturating_sub(idle), idle)

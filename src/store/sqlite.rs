@@ -50,6 +50,8 @@ impl SqliteStore {
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;
+    pub(crate) const MIGRATIONS_TABLE_EXISTS: &'static str =
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
 
     /// The shared SQL uses PostgreSQL's `$n`; SQLite's `?n` is the same
     /// positional parameter.

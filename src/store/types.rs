@@ -116,6 +116,9 @@ pub enum IngestOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub payment_id: String,
+    pub partner_reference_no: Option<String>,
+    pub amount_minor: i64,
+    pub currency: String,
     pub created: bool,
     pub from: Option<PaymentStatus>,
     pub to: PaymentStatus,

@@ -92,7 +92,7 @@ async fn apply(
     match state.store.apply_query(&p.id, owner, &result, now).await {
         Ok(applied) => {
             if applied.from != Some(applied.to) {
-                tracing::info!(from = ?applied.from, to = %applied.to, "reconciliation changed the payment");
+                crate::telemetry::status_changed("reconciliation", &(&applied).into(), applied.from, applied.to, None);
             }
             outcome_label(&applied.decision)
         }
@@ -139,7 +139,8 @@ async fn expire(state: &AppState, owner: &str, p: &Payment, why: &str, now: Date
     }
     match state.store.expire_payment(&p.id, owner, why, now).await {
         Ok(true) => {
-            tracing::info!(reason = why, "payment expired");
+            let to = crate::domain::PaymentStatus::Expired;
+            crate::telemetry::status_changed("expiry", &p.into(), Some(p.status), to, Some(why));
             "expired"
         }
         Ok(false) => {

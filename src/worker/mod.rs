@@ -40,8 +40,15 @@ const CONCURRENCY: usize = 4;
 pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
     let finpay = match (&state.finpay, state.settings.worker_enabled(state.finpay.is_some())) {
         (Some(f), true) => f.clone(),
-        _ => {
-            tracing::info!("reconciliation worker disabled");
+        (None, _) => {
+            tracing::info!(
+                "reconciliation worker off: it queries Finpay, and no Finpay credentials are set \
+                 (FINPAY_QRIS__FINPAY__*)"
+            );
+            return Vec::new();
+        }
+        (Some(_), false) => {
+            tracing::info!("reconciliation worker off: FINPAY_QRIS__WORKER__ENABLED is false");
             return Vec::new();
         }
     };

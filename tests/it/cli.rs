@@ -133,3 +133,174 @@ fn serve_never_logs_a_password_given_in_the_url() {
     assert!(!out.status.success());
     assert_no_password(&out);
 }
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_misspelt_variable_stops_serve_naming_it_and_the_nearest_setting() {
+    let out = bin()
+        .arg("serve")
+        .env("FINPAY_QRIS__SERVER__LISTN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("FINPAY_QRIS__SERVER__LISTN"), "{err}");
+    assert!(err.contains("did you mean FINPAY_QRIS__SERVER__LISTEN?"), "{err}");
+}
+
+#[test]
+fn a_short_api_key_stops_serve_naming_its_position_not_the_key() {
+    let keys = format!("{},tiny-secret-key", "k".repeat(40));
+    let out = bin().arg("serve").env("FINPAY_QRIS__API__KEYS", keys).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("FINPAY_QRIS__API__KEYS") && err.contains("key 2 of 2"),
+        "{err}"
+    );
+    assert!(!err.contains("tiny-secret-key"), "{err}");
+}
+
+#[test]
+fn an_unknown_enum_value_lists_the_valid_ones() {
+    let out = bin()
+        .arg("serve")
+        .env("FINPAY_QRIS__LOG__FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("expected one of: pretty, json"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_database_error_names_the_setting_and_the_host_once() {
+    let out = bin()
+        .arg("serve")
+        .env("DATABASE_URL", "postgres://app:hunter2@127.0.0.1:1/db")
+        .env("FINPAY_QRIS__DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("FINPAY_QRIS__DATABASE__URL"), "{err}");
+    assert_eq!(last.matches("127.0.0.1:1").count(), 2, "host and redacted URL: {err}");
+    assert!(!last.contains("pool timed out") && !err.contains("hunter2"), "{err}");
+}
+
+/// `serve` with nothing configured but ports (0: free ones) in an empty
+/// directory, until it has said what is off; its log so far.
+fn zero_configuration_log() -> String {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0")
+        .env("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("reconciliation worker") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+#[test]
+fn the_zero_configuration_start_logs_no_error_and_says_what_is_off() {
+    let log = zero_configuration_log();
+    assert!(log.contains("listening"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    for off in [
+        "FINPAY_QRIS__INBOUND__CLIENT_ID",
+        "FINPAY_QRIS__API__KEYS",
+        "FINPAY_QRIS__FINPAY__BASE_URL",
+        "reconciliation worker off: it queries Finpay, and no Finpay credentials are set",
+    ] {
+        assert!(log.contains(off), "{off} missing from:\n{log}");
+    }
+}
+
+#[test]
+fn check_config_validates_settings_without_the_database() {
+    let out = bin().args(["check-config", "--no-database"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+    let out = bin()
+        .args(["check-config", "--no-database"])
+        .env("FINPAY_QRIS__INBOUND__SIGNATURE", "asymetric")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("FINPAY_QRIS__INBOUND__SIGNATURE") && err.contains("symmetric, asymmetric"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_fails_until_the_database_exists_and_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let check = || {
+        bin()
+            .arg("check-config")
+            .env("FINPAY_QRIS__DATABASE__URL", &url)
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("run `finpay-qris migrate`"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(
+        !dir.path().join("db.sqlite").exists(),
+        "check-config created the database"
+    );
+    let migrated = bin()
+        .arg("migrate")
+        .env("FINPAY_QRIS__DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", stderr_of(&migrated));
+    let out = check();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrated"));
+}
+
+#[tokio::test]
+async fn check_config_reports_an_unmigrated_postgres_database() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let db = common::TestDb::new(common::Backend::Postgres).await;
+    let out = bin().arg("check-config").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("lacks"), "{}", stderr_of(&out));
+}

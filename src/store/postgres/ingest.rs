@@ -137,6 +137,9 @@ impl PgStore {
             };
             outcomes[i] = Some(IngestOutcome::Applied(Applied {
                 payment_id: e.payment.id.clone(),
+                partner_reference_no: e.payment.partner_reference_no.clone(),
+                amount_minor: e.payment.amount_minor,
+                currency: e.payment.currency.clone(),
                 created: e.created,
                 from: judged_on.map(|p| p.status),
                 to: e.payment.status,

@@ -44,11 +44,14 @@ async fn any_of_several_keys_is_accepted(backend: Backend) {
         env.retain(|(k, _)| k != "FINPAY_QRIS__API__KEYS");
         env.push((
             "FINPAY_QRIS__API__KEYS".into(),
-            "first-key-aaaaaaaa, second-key-bbbbbbbb".into(),
+            "first-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaa, second-key-bbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
         ));
     })
     .await;
-    for key in ["first-key-aaaaaaaa", "second-key-bbbbbbbb"] {
+    for key in [
+        "first-key-aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "second-key-bbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    ] {
         assert_eq!(get_as(&app, "/api/v1/payments", Some(key)).await.status, 200, "{key}");
     }
     assert_eq!(

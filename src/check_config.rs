@@ -1,0 +1,94 @@
+//! `finpay-qris check-config`: everything `serve` checks before it listens,
+//! without listening, for CI/CD pipelines and init containers. Exit 0 with a
+//! summary on stdout, or non-zero with the message `serve` would stop with.
+//!
+//! It never changes the database: an SQLite file that does not exist is
+//! reported, not created, and migrations are compared, not applied.
+
+use crate::config::{env_name, Settings};
+use crate::secret::redact_url;
+use crate::store;
+use anyhow::bail;
+use std::path::Path;
+use std::time::Duration;
+
+pub async fn run(config: Option<&Path>, check_database: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let inbound = settings.inbound_credentials()?;
+    let finpay = settings.finpay_credentials()?;
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    println!("settings: valid");
+    println!("SNAP endpoints (inbound credentials): {}", on_off(inbound.is_some()));
+    println!("Finpay client (outbound credentials): {}", on_off(finpay.is_some()));
+    println!(
+        "reconciliation worker: {}",
+        on_off(settings.worker_enabled(finpay.is_some()))
+    );
+    println!("internal API keys: {}", settings.api.keys.len());
+    if check_database {
+        database(&settings).await?;
+    } else {
+        println!("database: not checked (--no-database)");
+    }
+    println!("configuration OK");
+    Ok(())
+}
+
+/// Reachable, and every migration of this binary applied.
+async fn database(settings: &Settings) -> anyhow::Result<()> {
+    let db = &settings.database;
+    let url = db.url.expose();
+    if let Some(file) = sqlite_file(url) {
+        if !file.exists() {
+            bail!(
+                "the database file {} does not exist ({} = {}); run `finpay-qris migrate`",
+                file.display(),
+                env_name("database.url"),
+                redact_url(url)
+            );
+        }
+    }
+    let timeout = Duration::from_secs(db.acquire_timeout_secs.max(1));
+    let store = match store::connect(url, 1, timeout.as_secs()).await {
+        Ok(s) => s,
+        Err(e) => return Err(store::explain(url, "opening", &e, timeout).await),
+    };
+    if let Err(e) = store.ping().await {
+        return Err(store::explain(url, "connecting to", &e, timeout).await);
+    }
+    let pending = match store.pending_migrations().await {
+        Ok(p) => p,
+        Err(e) => return Err(store::explain(url, "reading the migrations of", &e, timeout).await),
+    };
+    if let Some(first) = pending.first() {
+        bail!(
+            "the database {} lacks {} migration(s), first {first}; run `finpay-qris migrate` \
+             (or start with {} = true)",
+            store::host(url),
+            pending.len(),
+            env_name("database.migrate_on_start")
+        );
+    }
+    println!("database: reachable ({}), migrated", store::host(url));
+    Ok(())
+}
+
+/// The file an SQLite URL names; `None` for other databases and in-memory ones.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn the_sqlite_file_is_read_from_the_url() {
+        assert_eq!(sqlite_file("sqlite://data/a.db?mode=rwc"), Some("data/a.db".into()));
+        assert_eq!(sqlite_file("sqlite:a.db"), Some("a.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://db/x"), None);
+    }
+}
