@@ -24,6 +24,9 @@ struct Dbs {
     item_by_item: Arc<PgStore>,
     set_based: Arc<PgStore>,
     urls: (String, String),
+    /// Shared by every case until the process ends (a static is never
+    /// dropped; `.ci/run` drops what its run left behind).
+    _databases: (TestDb, TestDb),
 }
 
 /// Two fresh databases shared by all cases (each case uses its own references).
@@ -39,13 +42,13 @@ fn dbs() -> Option<&'static Dbs> {
             if !postgres_available().await {
                 return None;
             }
-            let a = TestDb::new(Backend::Postgres).await.url;
-            let b = TestDb::new(Backend::Postgres).await.url;
+            let a = TestDb::new(Backend::Postgres).await;
+            let b = TestDb::new(Backend::Postgres).await;
             Some((a, b))
         })?;
         let (sa, sb) = rt.block_on(async {
-            let sa = Arc::new(PgStore::connect(&a, 4, 5).await.unwrap());
-            let sb = Arc::new(PgStore::connect(&b, 4, 5).await.unwrap());
+            let sa = Arc::new(PgStore::connect(&a.url, 4, 5).await.unwrap());
+            let sb = Arc::new(PgStore::connect(&b.url, 4, 5).await.unwrap());
             sa.migrate().await.unwrap();
             sb.migrate().await.unwrap();
             (sa, sb)
@@ -54,7 +57,8 @@ fn dbs() -> Option<&'static Dbs> {
             rt,
             item_by_item: sa,
             set_based: sb,
-            urls: (a, b),
+            urls: (a.url.clone(), b.url.clone()),
+            _databases: (a, b),
         })
     })
     .as_ref()

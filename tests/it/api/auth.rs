@@ -1,8 +1,8 @@
 //! API keys: health and metrics are open, `/api/v1` is not, and without a
 //! configured key the API refuses to serve rather than run open.
 
-use crate::common::{self, Backend, TestApp};
 use super::support::{get, get_as, kind};
+use crate::common::{self, Backend, TestApp};
 
 async fn health_and_metrics_need_no_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;

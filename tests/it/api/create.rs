@@ -1,10 +1,10 @@
 //! `POST /api/v1/payments`: validation, Finpay missing or unreachable,
 //! idempotency; creation against the simulator.
 
-use crate::common::{Backend, TestApp};
 use super::support::{
     calls_to, event_kinds, get, kind, post, post_raw, unreachable_finpay, wait_for_status, with_simulator,
 };
+use crate::common::{Backend, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
 

@@ -5,8 +5,8 @@
 //! running API with schemathesis; these tests keep its key facts in
 //! `cargo test`).
 
-use crate::common::{Backend, TestApp};
 use super::support::{get, get_as, kind};
+use crate::common::{Backend, TestApp};
 use serde_json::Value;
 use std::collections::BTreeSet;
 

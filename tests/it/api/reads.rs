@@ -1,7 +1,7 @@
 //! Reading: one payment, filtered pages, the audit trail, QR images.
 
-use crate::common::{Backend, TestApp};
 use super::support::{attach_qr, get, insert_payment, kind, post};
+use crate::common::{Backend, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
 

@@ -1,11 +1,11 @@
 //! Refunds: only paid payments, never more than the amount; against the
 //! simulator, success, partial and full, and concurrent over-refunds.
 
-use crate::common::{Backend, TestApp};
 use super::support::{
     calls_to, event_kinds, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post, refund,
     refunds_path, unreachable_finpay, with_simulator,
 };
+use crate::common::{Backend, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
 

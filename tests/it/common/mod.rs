@@ -95,7 +95,10 @@ impl Drop for TestDb {
         // its own with a runtime of its own works in both.
         let admin = pg_admin_url();
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&admin).await.ok()?;
