@@ -29,7 +29,7 @@ const BODY: &str = r#"{
 const TOKEN: &str = "gp9HjjEj813Y9JGoqwOeOPWbnt4CUpvIJbU1mMU4a11MNDZ7Sg5u9a";
 const TS: &str = "2024-06-07T10:03:55+07:00";
 const PATH: &str = "/v1.0/qr/qr-mpm-notify";
-const PRIVATE_KEY: &str = include_str!("../tests/common/test_private_key.pem");
+const PRIVATE_KEY: &str = include_str!("../tests/it/common/test_private_key.pem");
 
 fn verification(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
