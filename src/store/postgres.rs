@@ -23,8 +23,11 @@ impl PgStore {
             .max_connections(max_connections.max(1))
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
-            // A connection that died with the server is noticed before use.
-            .test_before_acquire(true)
+            // No ping before each use: that is a round trip per batch of
+            // notifications. A connection that died with the server fails the
+            // one statement that meets it (answered "try again": 5005200 or
+            // 503) and is discarded; the next one is fresh.
+            .test_before_acquire(false)
             .connect_lazy_with(opts);
         Ok(Self { pool })
     }
