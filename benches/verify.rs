@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use finpay_qris::inbound::tokens::{token_hash, TokenCache};
 use finpay_qris::snap::{body, keys, notify, signature};
 
-/// The published notify sample (snap-protocol.md §8.2 V3), pretty-printed as sent.
+/// The published notify sample (vector V3 in docs/protocol.md), pretty-printed as sent.
 const BODY: &str = r#"{
 "originalReferenceNo":"2020102977770000000009",
 "originalPartnerReferenceNo":"2020102900000000000001",

@@ -1,5 +1,5 @@
 //! Finpay's JSON: request bodies serialized once, in the field order of
-//! Finpay's documentation (snap-protocol.md §6.2, §6.6, §6.7), and lenient
+//! Finpay's documentation (docs/protocol.md, "Finpay's bodies"), and lenient
 //! reading of answers, whose published samples disagree with each other
 //! (snake_case or camelCase `additionalInfo`, `validityPeriod` at the top or
 //! inside `additionalInfo`, swapped or renamed reference fields).

@@ -45,7 +45,7 @@ fn generate_body_follows_finpays_field_order_with_snake_case_info() {
 
 #[test]
 fn camel_case_style_reproduces_the_docs_finpay_sample_body() {
-    // The docs.finpay.id sample (snap-protocol.md §6.2, vector V2) apart from its
+    // The docs.finpay.id sample (vector V2 in docs/protocol.md) apart from its
     // negative validity offset, which our +07:00 timestamps never produce.
     let s = settings(&[
         ("FINPAY_QRIS__FINPAY__ADDITIONAL_INFO_STYLE", "camel"),

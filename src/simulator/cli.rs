@@ -134,7 +134,7 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
     if let Some(demo) = &demo {
         let env = init::write_merchant_env(demo, &base, merchant, &args.merchant_notify_path)?;
         eprintln!("Service settings written to {}; start the service with:", env.display());
-        eprintln!("  set -a; . {}; set +a; cargo run -- serve", env.display());
+        eprintln!("  set -a; . {}; set +a; cargo run --release -- serve", env.display());
     }
     eprintln!("Control API: GET {0}/sim/payments | POST {0}/sim/payments/<partnerReferenceNo>/pay | .../fail | .../expire | GET/POST {0}/sim/faults", handle.base_url());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

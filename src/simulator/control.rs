@@ -1,16 +1,23 @@
 //! The control API (`/sim/...`, JSON): play the customer (pay, fail), let a
 //! QR run out, flip fault switches, and look at what the simulator saw.
 //! [`super::SimHandle`] offers the same actions to in-process tests.
+//!
+//! `pay` and `fail` answer only once the merchant has answered the first
+//! notification attempt, and say what it answered: a payment read from the
+//! service right after `pay` is already paid (unless a fault switch drops or
+//! delays the notification, which the answer then says instead).
 
-use super::notifier::spawn_delivery;
+use super::notifier::{spawn_delivery, FirstDelivery};
 use super::state::{Faults, Sim, SimPayment};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -39,9 +46,23 @@ pub enum Outcome {
     Failed,
 }
 
+/// A control operation's answer: the payment as the simulator now has it,
+/// and how the merchant's notification went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settled {
+    #[serde(flatten)]
+    pub payment: SimPayment,
+    pub notification: FirstDelivery,
+}
+
 /// The customer pays (or the payment fails): the status changes and the
-/// merchant is notified, unless a fault switch says otherwise.
-pub fn settle(sim: &Arc<Sim>, partner_ref: &str, outcome: Outcome) -> Result<SimPayment, ControlError> {
+/// merchant is notified, unless a fault switch says otherwise. The receiver
+/// tells how the first notification attempt went.
+pub fn settle(
+    sim: &Arc<Sim>,
+    partner_ref: &str,
+    outcome: Outcome,
+) -> Result<(SimPayment, oneshot::Receiver<FirstDelivery>), ControlError> {
     let now = chrono::Utc::now();
     let settled = {
         let mut book = sim.book();
@@ -74,8 +95,16 @@ pub fn settle(sim: &Arc<Sim>, partner_ref: &str, outcome: Outcome) -> Result<Sim
         }
         p.clone()
     };
-    spawn_delivery(sim.clone(), settled.clone());
-    Ok(settled)
+    let first = spawn_delivery(sim.clone(), settled.clone());
+    Ok((settled, first))
+}
+
+/// Settles, then waits for the merchant's answer to the first attempt.
+pub async fn settle_and_wait(sim: &Arc<Sim>, partner_ref: &str, outcome: Outcome) -> Result<Settled, ControlError> {
+    let (payment, first) = settle(sim, partner_ref, outcome)?;
+    // The sender is dropped without a word only when the simulator stops.
+    let notification = first.await.unwrap_or(FirstDelivery::None);
+    Ok(Settled { payment, notification })
 }
 
 /// The QR's validity ends now: it can no longer be paid. Finpay reports
@@ -141,16 +170,22 @@ async fn show(State(sim): Sst, Path(r): Path<String>) -> Result<Json<SimPayment>
         .ok_or(ControlError::NotFound(r))
 }
 
-async fn pay(State(sim): Sst, Path(r): Path<String>) -> Result<Json<SimPayment>, ControlError> {
-    settle(&sim, &r, Outcome::Paid).map(Json)
+async fn pay(State(sim): Sst, Path(r): Path<String>) -> Result<Json<Settled>, ControlError> {
+    settle_and_wait(&sim, &r, Outcome::Paid).await.map(Json)
 }
 
-async fn fail(State(sim): Sst, Path(r): Path<String>) -> Result<Json<SimPayment>, ControlError> {
-    settle(&sim, &r, Outcome::Failed).map(Json)
+async fn fail(State(sim): Sst, Path(r): Path<String>) -> Result<Json<Settled>, ControlError> {
+    settle_and_wait(&sim, &r, Outcome::Failed).await.map(Json)
 }
 
-async fn expire_now(State(sim): Sst, Path(r): Path<String>) -> Result<Json<SimPayment>, ControlError> {
-    expire(&sim, &r).map(Json)
+/// Finpay notifies nothing when a QR runs out; the answer says so.
+async fn expire_now(State(sim): Sst, Path(r): Path<String>) -> Result<Json<Settled>, ControlError> {
+    expire(&sim, &r).map(|payment| {
+        Json(Settled {
+            payment,
+            notification: FirstDelivery::None,
+        })
+    })
 }
 
 /// The QR string behind `qrUrl` (Finpay serves an image; text is enough here).

@@ -22,7 +22,8 @@ mod server;
 mod state;
 
 pub use cli::{run, SimulatorArgs};
-pub use control::ControlError;
+pub use control::{ControlError, Settled};
+pub use notifier::FirstDelivery;
 pub use state::{Faults, NotificationRecord, RecordedRequest, SimPayment, SimRefund, SimStats};
 
 use crate::snap::signature::HmacKey;
@@ -181,14 +182,15 @@ impl SimHandle {
         self.addr
     }
 
-    /// The customer pays; the merchant is notified (fault switches permitting).
+    /// The customer pays; the merchant is notified in the background (fault
+    /// switches permitting). `POST /sim/payments/{ref}/pay` waits instead.
     pub fn pay(&self, partner_reference_no: &str) -> Result<SimPayment, ControlError> {
-        control::settle(&self.sim, partner_reference_no, control::Outcome::Paid)
+        control::settle(&self.sim, partner_reference_no, control::Outcome::Paid).map(|(p, _)| p)
     }
 
-    /// The payment fails (`06`); the merchant is notified.
+    /// The payment fails (`06`); the merchant is notified in the background.
     pub fn fail(&self, partner_reference_no: &str) -> Result<SimPayment, ControlError> {
-        control::settle(&self.sim, partner_reference_no, control::Outcome::Failed)
+        control::settle(&self.sim, partner_reference_no, control::Outcome::Failed).map(|(p, _)| p)
     }
 
     /// The QR's validity ends now.

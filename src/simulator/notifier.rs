@@ -4,6 +4,10 @@
 //! `POST:{path}:{token}:{sha256(body)}:{X-TIMESTAMP}`, retrying with backoff
 //! until the merchant answers `2005200`. Retries keep the `X-EXTERNAL-ID`:
 //! they are the same notification again, which the merchant deduplicates.
+//!
+//! [`spawn_delivery`] reports how the first attempt went ([`FirstDelivery`]),
+//! so that the control API can answer "paid" only once the merchant has
+//! answered; retries go on in the background.
 
 use super::state::{NotificationRecord, Sim, SimPayment};
 use crate::snap::notify::Amount;
@@ -13,6 +17,32 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How the first delivery attempt of a notification went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum FirstDelivery {
+    /// The merchant answered. Unless it answered `2005200`, retries follow.
+    #[serde(rename_all = "camelCase")]
+    Answered {
+        external_id: String,
+        http_status: u16,
+        response_code: Option<String>,
+        response_message: Option<String>,
+    },
+    /// No answer (connection refused, timeout, token refused); retries follow.
+    #[serde(rename_all = "camelCase")]
+    Unanswered { external_id: String, error: String },
+    /// The `drop_notifications` fault: the merchant is never notified.
+    Dropped,
+    /// The `notify_delay_ms` fault: the notification leaves after this delay.
+    #[serde(rename_all = "camelCase")]
+    Delayed { delay_ms: u64 },
+    /// Nothing to deliver (a QR running out is not notified), or the
+    /// simulator stopped before the first attempt.
+    None,
+}
 
 #[derive(Serialize)]
 struct Money {
@@ -107,17 +137,21 @@ fn numeric_id() -> String {
 }
 
 /// Delivers the payment's current status to the merchant, in the background.
-pub fn spawn_delivery(sim: Arc<Sim>, p: SimPayment) {
+/// The receiver learns how the first attempt went (at once under a drop or
+/// delay fault); dropping it leaves the delivery as it is.
+pub fn spawn_delivery(sim: Arc<Sim>, p: SimPayment) -> oneshot::Receiver<FirstDelivery> {
+    let (first, report) = oneshot::channel();
     tokio::spawn(async move {
         let cancel = sim.cancel.clone();
         tokio::select! {
             _ = cancel.cancelled() => {}
-            _ = deliver(&sim, p) => {}
+            _ = deliver(&sim, p, first) => {}
         }
     });
+    report
 }
 
-async fn deliver(sim: &Sim, p: SimPayment) {
+async fn deliver(sim: &Sim, p: SimPayment, first: oneshot::Sender<FirstDelivery>) {
     let faults = sim.faults();
     let index = {
         let mut book = sim.book();
@@ -134,33 +168,60 @@ async fn deliver(sim: &Sim, p: SimPayment) {
         });
         book.notifications.len() - 1
     };
+    // The answer to whoever waits on the first attempt; the receiver may be gone.
+    let mut first = Some(first);
+    let mut report = |r: FirstDelivery| {
+        if let Some(tx) = first.take() {
+            let _ = tx.send(r);
+        }
+    };
     if faults.drop_notifications {
         tracing::info!(partner_reference_no = %p.partner_reference_no, "notification dropped (fault switch)");
+        report(FirstDelivery::Dropped);
         return;
     }
     if faults.notify_delay_ms > 0 {
+        report(FirstDelivery::Delayed {
+            delay_ms: faults.notify_delay_ms,
+        });
         tokio::time::sleep(Duration::from_millis(faults.notify_delay_ms)).await;
     }
     let body = notify_body(sim, &p);
     let mut delay = Duration::from_millis(sim.cfg.notify_backoff_ms.max(1));
     for attempt in 1..=sim.cfg.notify_attempts.max(1) {
         let result = attempt_once(sim, &p, &body, index).await;
-        let delivered = matches!(&result, Ok((_, Some(code))) if code == "2005200");
-        {
+        let delivered = matches!(&result, Ok(a) if a.code.as_deref() == Some("2005200"));
+        let external_id = {
             let mut book = sim.book();
-            if let Some(rec) = book.notifications.get_mut(index) {
-                rec.attempts = attempt;
-                rec.delivered = delivered;
-                match &result {
-                    Ok((http, code)) => {
-                        rec.last_http = Some(*http);
-                        rec.last_response_code = code.clone();
-                        rec.last_error = None;
+            match book.notifications.get_mut(index) {
+                Some(rec) => {
+                    rec.attempts = attempt;
+                    rec.delivered = delivered;
+                    match &result {
+                        Ok(a) => {
+                            rec.last_http = Some(a.http);
+                            rec.last_response_code = a.code.clone();
+                            rec.last_error = None;
+                        }
+                        Err(e) => rec.last_error = Some(e.clone()),
                     }
-                    Err(e) => rec.last_error = Some(e.clone()),
+                    rec.external_id.clone()
                 }
+                None => String::new(),
             }
-        }
+        };
+        report(match &result {
+            Ok(a) => FirstDelivery::Answered {
+                external_id,
+                http_status: a.http,
+                response_code: a.code.clone(),
+                response_message: a.message.clone(),
+            },
+            Err(e) => FirstDelivery::Unanswered {
+                external_id,
+                error: e.clone(),
+            },
+        });
         if delivered {
             tracing::info!(partner_reference_no = %p.partner_reference_no, attempt, "merchant acknowledged the notification");
             return;
@@ -171,8 +232,16 @@ async fn deliver(sim: &Sim, p: SimPayment) {
     }
 }
 
-/// One delivery attempt: `(HTTP status, responseCode)`.
-async fn attempt_once(sim: &Sim, p: &SimPayment, body: &[u8], index: usize) -> Result<(u16, Option<String>), String> {
+/// What the merchant answered to one attempt.
+#[derive(Debug)]
+struct Answer {
+    http: u16,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// One delivery attempt.
+async fn attempt_once(sim: &Sim, p: &SimPayment, body: &[u8], index: usize) -> Result<Answer, String> {
     let (notify_url, token_url) = {
         let book = sim.book();
         let notify = p.callback_url.clone().or_else(|| book.merchant_notify_url.clone());
@@ -220,12 +289,19 @@ async fn attempt_once(sim: &Sim, p: &SimPayment, body: &[u8], index: usize) -> R
         .await
         .map_err(|e| format!("notify: {e}"))?;
     let http = resp.status().as_u16();
-    let code = resp
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|v| v.get("responseCode").and_then(Value::as_str).map(str::to_string));
-    Ok((http, code))
+    let answer = resp.json::<Value>().await.ok();
+    let field = |name: &str| {
+        answer
+            .as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Ok(Answer {
+        http,
+        code: field("responseCode"),
+        message: field("responseMessage"),
+    })
 }
 
 /// A B2B token from the merchant, as Finpay would request it.

@@ -4,7 +4,7 @@
 //!
 //! Everything here is pure: no I/O, no clock reads (callers pass `now`), no web
 //! framework types. HTTP handlers and the Finpay client call into this module; it
-//! never calls them, so it can be tested against the vectors in `snap-protocol.md` §8.
+//! never calls them, so it can be tested against the vectors of `docs/protocol.md`.
 
 pub mod body;
 pub mod codes;

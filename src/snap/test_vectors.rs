@@ -1,4 +1,4 @@
-//! Test vectors from `snap-protocol.md` §8, shared by the unit tests of every
+//! Test vectors (`docs/protocol.md`, "Test vectors"), shared by the unit tests of every
 //! `snap` module so each value is written down exactly once.
 
 /// Test-only RSA-2048 key (PKCS#8) generated for the dossier; no production use.

@@ -5,7 +5,7 @@ use crate::common::*;
 use finpay_qris::snap::{body, signature};
 use serde_json::Value;
 
-/// snap-protocol.md §8.2 V3: the published notify sample, token and signature.
+/// Vector V3 (docs/protocol.md): the published notify sample, token and signature.
 const V3_TOKEN: &str = "gp9HjjEj813Y9JGoqwOeOPWbnt4CUpvIJbU1mMU4a11MNDZ7Sg5u9a";
 const V3_TIMESTAMP: &str = "2024-06-07T10:03:55+07:00";
 const V3_SIGNATURE: &str = "Hg462Fq/P13QFIxSYa0TaaaEdQOIkcF0fkno/Xqpcn6aOXfeq5KwfCmUItemmh8dRFICK7x/1vd27iSLoJkJpA==";

@@ -9,3 +9,4 @@ mod create;
 mod openapi;
 mod reads;
 mod refunds;
+mod sim_control;

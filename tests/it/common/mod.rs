@@ -15,7 +15,7 @@ pub const NOTIFY_PATH: &str = "/v1.0/qr/qr-mpm-notify";
 pub const TOKEN_PATH: &str = "/v1.0/access-token/b2b";
 pub const API_KEY: &str = "test-api-key-0123456789abcdef012345";
 
-/// The test-only key from snap-protocol.md §8.2 (Finpay's side in tests).
+/// The test-only key of the test vectors in docs/protocol.md (Finpay's side in tests).
 pub const FINPAY_PRIVATE_KEY: &str = include_str!("test_private_key.pem");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
