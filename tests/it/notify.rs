@@ -651,8 +651,87 @@ async fn old_notification_bodies_are_cleared_and_their_replays_still_recognised(
     app.stop().await;
 }
 
+/// A notification whose references name two payments (ours of A, Finpay's
+/// of B) is stored and flags A; neither payment is paid.
+async fn references_naming_two_payments_flag_ours_and_pay_neither(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    for (ours, theirs) in [("INV-A", "FP-A"), ("INV-B", "FP-B")] {
+        let (_, v) = app
+            .notify(&token, &unique_digits(), &notify_body(ours, theirs, "03", "1500.00"))
+            .await;
+        assert_eq!(code(&v), "2005200");
+    }
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-A", "FP-B", "00", "1500.00"))
+        .await;
+    assert_eq!(code(&v), "2005200", "stored: nothing acknowledged is lost");
+    let a = app.state.store.get_payment("INV-A").await.unwrap().unwrap();
+    let b_ = app.state.store.get_payment("INV-B").await.unwrap().unwrap();
+    assert_eq!((a.status.as_str(), b_.status.as_str()), ("pending", "pending"));
+    assert!(
+        a.flagged.as_deref().unwrap_or("").contains("references contradict"),
+        "{a:?}"
+    );
+    assert_eq!(count_notifications(&app.db.url).await, 3);
+    app.stop().await;
+}
+
+/// Finpay said failed, then success: money may have moved. The payment stays
+/// failed and is flagged for a person (it used to be only "ignored").
+async fn a_success_after_a_stored_failure_is_flagged(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-F", "FP-F", "06", "1500.00"))
+        .await;
+    assert_eq!(code(&v), "2005200");
+    let (_, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-F", "FP-F", "00", "1500.00"))
+        .await;
+    assert_eq!(code(&v), "2005200");
+    let p = app.state.store.get_payment("INV-F").await.unwrap().unwrap();
+    assert_eq!(p.status.as_str(), "failed");
+    assert!(
+        p.flagged.as_deref().unwrap_or("").contains("success after failed"),
+        "{p:?}"
+    );
+    assert_eq!(events_of(&app, &p.id, "flagged").await.len(), 1);
+    app.stop().await;
+}
+
+/// A notification for a payment we do not know creates it (static QR), but
+/// not with a zero amount or a status that names no payment state: refused
+/// with 4005201 naming the field, and nothing stored.
+async fn an_unknown_payment_with_a_zero_amount_or_unknown_status_is_refused(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let (status, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-Z", "FP-Z", "00", "0.00"))
+        .await;
+    assert_eq!((status, code(&v)), (400, "4005201"), "{v}");
+    assert!(v["responseMessage"].as_str().unwrap().contains("amount.value"), "{v}");
+    let (status, v) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-U", "FP-U", "07", "1500.00"))
+        .await;
+    assert_eq!((status, code(&v)), (400, "4005201"), "{v}");
+    assert!(
+        v["responseMessage"]
+            .as_str()
+            .unwrap()
+            .contains("latestTransactionStatus"),
+        "{v}"
+    );
+    assert_eq!(count_notifications(&app.db.url).await, 0);
+    assert!(app.state.store.get_payment("INV-Z").await.unwrap().is_none());
+    app.stop().await;
+}
+
 on_both_backends!(
     a_payment_with_an_audit_trail_cannot_be_deleted,
+    references_naming_two_payments_flag_ours_and_pay_neither,
+    a_success_after_a_stored_failure_is_flagged,
+    an_unknown_payment_with_a_zero_amount_or_unknown_status_is_refused,
     old_notification_bodies_are_cleared_and_their_replays_still_recognised,
     the_published_v3_notification_is_accepted_as_sent,
     token_endpoint_issues_a_bearer_token_for_finpay,
