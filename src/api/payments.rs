@@ -56,7 +56,7 @@ pub struct GetParams {
     get,
     path = "/payments/{id}",
     tag = "payments",
-    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo"), GetParams),
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"), GetParams),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
         (status = 400, description = "Bad `refresh` value, or a control character in `id`", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +100,8 @@ pub struct ListParams {
     #[serde(alias = "created_to")]
     #[param(format = DateTime)]
     created_to: Option<String>,
-    /// Exactly this partnerReferenceNo or Finpay referenceNo.
+    /// Exactly this partnerReferenceNo or Finpay referenceNo (no control characters).
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     reference: Option<String>,
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
@@ -217,7 +218,7 @@ fn decode_cursor(c: &str) -> Option<String> {
     get,
     path = "/payments/{id}/events",
     tag = "payments",
-    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 200, description = "The audit trail, oldest first", body = EventList),
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),

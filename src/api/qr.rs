@@ -31,7 +31,7 @@ pub struct PngParams {
     get,
     path = "/payments/{id}/qr.svg",
     tag = "payments",
-    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 200, description = "SVG image", content_type = "image/svg+xml", body = String),
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
@@ -54,7 +54,7 @@ pub async fn qr_svg(State(st): State<AppState>, ApiPath(id): ApiPath<String>) ->
     get,
     path = "/payments/{id}/qr.png",
     tag = "payments",
-    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo"), PngParams),
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"), PngParams),
     responses(
         (status = 200, description = "PNG image (8-bit greyscale)", content_type = "image/png", body = Vec<u8>),
         (status = 400, description = "Bad `scale`, or a control character in `id`", body = Problem, content_type = "application/problem+json"),

@@ -96,7 +96,7 @@ impl RefundSpec {
     tag = "refunds",
     request_body = CreateRefundRequest,
     params(
-        ("id" = String, Path, description = "Our id, or the partnerReferenceNo"),
+        ("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer. \
             1–255 visible ASCII characters (a UUID is a good choice)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
@@ -315,7 +315,7 @@ fn settled_answer(r: &Refund, p: &Payment, done: StatusCode) -> Reply {
     get,
     path = "/payments/{id}/refunds",
     tag = "refunds",
-    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo")),
+    params(("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 200, description = "The refunds, oldest first", body = RefundList),
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
