@@ -60,8 +60,9 @@ pub struct Entry {
 pub struct Effect {
     /// The payment after the observation.
     pub payment: Payment,
-    /// The payment did not exist: insert it (static QR).
-    pub created: bool,
+    /// The status it was judged on; `None` when the observation created it
+    /// (static QR): insert it.
+    pub from: Option<PaymentStatus>,
     /// The stored row differs from `payment`: update it.
     pub changed: bool,
     pub decision: Decision,
@@ -101,7 +102,7 @@ pub fn effect(
         let to = payment.status;
         return Ok(Effect {
             payment,
-            created: true,
+            from: None,
             changed: true,
             decision: Decision::Transition { to, flag: None },
             outcome: Outcome::Applied,
@@ -160,11 +161,18 @@ pub fn effect(
     Ok(Effect {
         changed: !same_row(&payment, stored),
         payment,
-        created: false,
+        from: Some(stored.status),
         outcome: Outcome::of(&decision),
         decision,
         entries,
     })
+}
+
+impl Effect {
+    /// The payment did not exist: it is inserted, not updated.
+    pub fn created(&self) -> bool {
+        self.from.is_none()
+    }
 }
 
 /// The detail of a `status_changed` entry, on every path that changes a status.

@@ -71,7 +71,7 @@ fn a_success_settles_a_pending_payment_and_stops_its_checks() {
     assert_eq!(e.payment.paid_at, Some(at(10)));
     assert_eq!(e.payment.next_check_at, None);
     assert_eq!(e.outcome, Outcome::Applied);
-    assert!(e.changed && !e.created);
+    assert!(e.changed && !e.created());
     assert_eq!(kinds(&e), ["notification", "status_changed"]);
 }
 
@@ -169,7 +169,7 @@ fn a_success_after_a_stored_failure_is_flagged_not_ignored() {
 fn an_unknown_payment_is_learnt_from_its_notification() {
     let obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 25_000);
     let e = run(Found::default(), &obs).unwrap();
-    assert!(e.created);
+    assert!(e.created());
     assert_eq!(e.payment.id, "new-id");
     assert_eq!(e.payment.origin, "notification");
     assert_eq!(e.payment.status, PaymentStatus::Paid);

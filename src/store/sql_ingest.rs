@@ -68,7 +68,7 @@ macro_rules! sql_ingest {
                 judged_on: Option<&Payment>,
             ) -> crate::store::Result<()> {
                 let p = &e.payment;
-                if e.created {
+                if e.created() {
                     let inserted = sqlx::query(&Self::sql(
                         "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, \
                          origin, paid_at, flagged, finpay_status, created_at, updated_at, next_check_at) \
@@ -206,7 +206,7 @@ macro_rules! sql_ingest {
                     return Err(StoreError::Raced("the same notification was stored meanwhile"));
                 };
                 Self::insert_entries(tx, &e, Some(id), n.received_at).await?;
-                Ok(IngestOutcome::Applied(applied(&e, judged_on)))
+                Ok(IngestOutcome::Applied(Applied::of(&e)))
             }
 
             /// The entries of an effect; the first is the observation's own,
@@ -255,7 +255,7 @@ macro_rules! sql_ingest {
                     }
                     None => Effect {
                         payment: payment.clone(),
-                        created: false,
+                        from: Some(payment.status),
                         changed: false,
                         decision: Decision::Unchanged,
                         outcome: crate::domain::Outcome::Unchanged,
@@ -265,25 +265,12 @@ macro_rules! sql_ingest {
                 record_check(&mut e.payment, result.next_check_at);
                 Self::write_payment(tx, &e, Some(&payment)).await?;
                 Self::insert_entries(tx, &e, None, now).await?;
-                Ok(applied(&e, Some(&payment)))
+                Ok(Applied::of(&e))
             }
         }
 
         fn new_payment_id() -> String {
             uuid::Uuid::now_v7().to_string()
-        }
-
-        fn applied(e: &Effect, judged_on: Option<&Payment>) -> Applied {
-            Applied {
-                payment_id: e.payment.id.clone(),
-                partner_reference_no: e.payment.partner_reference_no.clone(),
-                amount_minor: e.payment.amount_minor,
-                currency: e.payment.currency.clone(),
-                created: e.created,
-                from: judged_on.map(|p| p.status),
-                to: e.payment.status,
-                decision: e.decision.clone(),
-            }
         }
     };
 }

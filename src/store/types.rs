@@ -125,6 +125,22 @@ pub struct Applied {
     pub decision: Decision,
 }
 
+impl Applied {
+    /// What an effect did, as the executors report it.
+    pub fn of(e: &crate::domain::Effect) -> Self {
+        Self {
+            payment_id: e.payment.id.clone(),
+            partner_reference_no: e.payment.partner_reference_no.clone(),
+            amount_minor: e.payment.amount_minor,
+            currency: e.payment.currency.clone(),
+            created: e.created(),
+            from: e.from,
+            to: e.payment.status,
+            decision: e.decision.clone(),
+        }
+    }
+}
+
 /// One reconciliation attempt's result, as the worker saw it.
 #[derive(Debug, Clone)]
 pub struct QueryResult {

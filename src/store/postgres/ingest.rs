@@ -37,20 +37,22 @@ struct Rows {
 }
 
 impl Rows {
+    /// Puts `p` at `at` (its slot), or in a new slot; returns the slot.
     fn put(&mut self, at: Option<usize>, p: Payment, created: bool) -> usize {
-        let at = at.unwrap_or_else(|| {
-            self.payments.push(p.clone());
-            self.created.push(created);
-            self.dirty.push(false);
-            self.payments.len() - 1
-        });
+        let at = at.unwrap_or(self.payments.len());
         if let Some(r) = &p.partner_reference_no {
             self.by_partner_reference.insert(r.clone(), at);
         }
         if let Some(r) = &p.reference_no {
             self.by_reference.insert(r.clone(), at);
         }
-        self.payments[at] = p;
+        if at == self.payments.len() {
+            self.payments.push(p);
+            self.created.push(created);
+            self.dirty.push(false);
+        } else {
+            self.payments[at] = p;
+        }
         at
     }
 
@@ -130,7 +132,6 @@ impl PgStore {
                 by_partner_reference: a.map(|k| &rows.payments[k]),
                 by_reference: b.map(|k| &rows.payments[k]),
             };
-            let judged_on = found.by_partner_reference.or(found.by_reference).cloned();
             let e = match effect(found, &n.observation, n.entry_detail(), n.received_at, || {
                 uuid::Uuid::now_v7().to_string()
             }) {
@@ -140,17 +141,9 @@ impl PgStore {
                     continue;
                 }
             };
-            outcomes[i] = Some(IngestOutcome::Applied(Applied {
-                payment_id: e.payment.id.clone(),
-                partner_reference_no: e.payment.partner_reference_no.clone(),
-                amount_minor: e.payment.amount_minor,
-                currency: e.payment.currency.clone(),
-                created: e.created,
-                from: judged_on.map(|p| p.status),
-                to: e.payment.status,
-                decision: e.decision.clone(),
-            }));
-            let at = rows.put(a.or(b), e.payment, e.created);
+            outcomes[i] = Some(IngestOutcome::Applied(Applied::of(&e)));
+            let created = e.created();
+            let at = rows.put(a.or(b), e.payment, created);
             rows.dirty[at] |= e.changed;
             hashes.insert(key, n.body_sha256.clone());
             stored.push(Stored {
