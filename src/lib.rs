@@ -11,6 +11,7 @@ pub mod check_config;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod finpay;
 pub mod inbound;

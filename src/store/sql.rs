@@ -167,7 +167,8 @@ macro_rules! sql_store {
             async fn list_payments(&self, f: &PaymentFilter) -> crate::store::Result<Vec<Payment>> {
                 // Only the filters given become conditions, so each query is
                 // planned for what it asks (by status: `payments_by_status`,
-                // newest first; by reference: the unique indexes).
+                // newest first; by reference: the unique indexes; flagged,
+                // by time, by amount: the indexes of 0004_console.sql).
                 let mut conditions = Vec::new();
                 let mut n = 0;
                 let mut next = |condition: &str| {
@@ -186,8 +187,14 @@ macro_rules! sql_store {
                 if f.reference.is_some() {
                     next("(partner_reference_no = # OR reference_no = #)");
                 }
+                if f.amount_minor.is_some() {
+                    next("amount_minor = #");
+                }
                 if f.before_id.is_some() {
                     next("id < #");
+                }
+                if f.flagged {
+                    conditions.push("flagged IS NOT NULL".to_string());
                 }
                 let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
                 let sql = Self::sql_owned(format!(
@@ -206,6 +213,9 @@ macro_rules! sql_store {
                 }
                 if let Some(reference) = f.reference.as_deref() {
                     q = q.bind(reference);
+                }
+                if let Some(amount) = f.amount_minor {
+                    q = q.bind(amount);
                 }
                 if let Some(before) = f.before_id.as_deref() {
                     q = q.bind(before);

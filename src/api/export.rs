@@ -1,0 +1,215 @@
+//! The finance export: `GET /exports/payments.csv?from=…&to=…`.
+//!
+//! The payments paid and the refunds asked on the given Jakarta days, as CSV:
+//! one line per payment or refund, times in Asia/Jakarta with their offset,
+//! amounts exact (two decimals, never a float), our references and Finpay's.
+//! Rows go from the database to the client through a small channel, so a
+//! month of a busy merchant is never held in memory.
+
+use super::error::{ApiError, Problem};
+use super::extract::ApiQuery;
+use crate::domain::status::format_minor;
+use crate::snap::timestamp::format_jakarta;
+use crate::state::AppState;
+use crate::store::ExportRow;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// The longest range one export covers, in days.
+pub const MAX_DAYS: u64 = 366;
+/// Rows in flight between the database and the client.
+const CHANNEL_ROWS: usize = 256;
+
+pub const HEADER: &str = "type,time_jakarta,payment_id,partner_reference_no,finpay_reference_no,refund_id,\
+partner_refund_no,finpay_refund_reference_no,status,amount,currency,refunded_amount,fee,reason\r\n";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// First day (Asia/Jakarta), `YYYY-MM-DD`.
+    #[param(format = Date, example = "2026-12-01")]
+    from: String,
+    /// Last day (Asia/Jakarta), included; `from` when absent. At most 366 days after `from`.
+    #[param(format = Date, example = "2026-12-31")]
+    to: Option<String>,
+}
+
+/// Jakarta days `from..=to` as the instants `[start, end)`; the error names the field.
+pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let day = |field: &str, s: &str| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| ApiError::bad_request(format!("{field} must be a date, YYYY-MM-DD")).field(field))
+    };
+    let first = day("from", from)?;
+    let last = match to {
+        Some(t) if !t.is_empty() => day("to", t)?,
+        _ => first,
+    };
+    if last < first || first.checked_add_days(Days::new(MAX_DAYS)).is_none_or(|max| last > max) {
+        return Err(
+            ApiError::bad_request(format!("to must be from `from` to {MAX_DAYS} days after it")).field("to"),
+        );
+    }
+    let jakarta = FixedOffset::east_opt(7 * 3600).expect("a valid offset");
+    let start = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| jakarta.from_local_datetime(&t).single())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let end = last.succ_opt().and_then(start);
+    match (start(first), end) {
+        (Some(s), Some(e)) => Ok((s, e)),
+        _ => Err(ApiError::bad_request("the dates are out of range").field("from")),
+    }
+}
+
+/// Payments and refunds as CSV
+///
+/// The payments paid and the refunds asked on the given days (Asia/Jakarta),
+/// each in time order: payments first, then refunds. Columns: `type`
+/// (`payment` or `refund`), `time_jakarta` (paid or asked, with offset),
+/// our and Finpay's references, `status`, `amount` (two decimals),
+/// `currency`, `refunded_amount` (payments), `fee` (empty: Finpay does not
+/// report fees to us), `reason` (refunds). Cells that a spreadsheet would
+/// read as a formula are prefixed with `'`.
+#[utoipa::path(
+    get,
+    path = "/exports/payments.csv",
+    tag = "exports",
+    params(ExportParams),
+    responses(
+        (status = 200, description = "CSV (RFC 4180, CRLF line ends), streamed", content_type = "text/csv", body = String),
+        (status = 400, description = "A bad `from` or `to` (see `field`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn export_csv(State(st): State<AppState>, ApiQuery(q): ApiQuery<ExportParams>) -> Result<Response, ApiError> {
+    let (from, to) = day_range(&q.from, q.to.as_deref())?;
+    let name = format!("payments-{}-{}.csv", q.from, q.to.as_deref().unwrap_or(&q.from));
+    Ok(csv_response(&st, from, to, &name))
+}
+
+/// The export of `[from, to)` as a streamed CSV download named `file_name`.
+pub fn csv_response(st: &AppState, from: DateTime<Utc>, to: DateTime<Utc>, file_name: &str) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_ROWS);
+    let store = st.store.clone();
+    let task = tokio::spawn(async move { store.export(from, to, tx).await });
+    let header_line = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(HEADER.as_bytes())) });
+    let rows = futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
+        if let Some(row) = rx.recv().await {
+            return Some((Ok(Bytes::from(line(&row))), (rx, task)));
+        }
+        // The channel closed: the export ended. A failure must not look
+        // like a short, complete file: the body fails instead.
+        let outcome = task?.await;
+        match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the export failed part-way; the download is cut short");
+                Some((Err(std::io::Error::other("export failed")), (rx, None)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the export task failed");
+                Some((Err(std::io::Error::other("export failed")), (rx, None)))
+            }
+        }
+    });
+    let mut resp = Body::from_stream(futures::StreamExt::chain(header_line, rows)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// One CSV line, CRLF-terminated.
+pub fn line(row: &ExportRow) -> String {
+    let o = |s: &Option<String>| s.clone().unwrap_or_default();
+    let cells: Vec<String> = match row {
+        ExportRow::Payment(p) => vec![
+            "payment".into(),
+            p.paid_at.map(format_jakarta).unwrap_or_default(),
+            p.id.clone(),
+            o(&p.partner_reference_no),
+            o(&p.reference_no),
+            String::new(),
+            String::new(),
+            String::new(),
+            p.status.as_str().into(),
+            format_minor(p.amount_minor),
+            p.currency.clone(),
+            format_minor(p.refunded_minor),
+            String::new(),
+            String::new(),
+        ],
+        ExportRow::Refund(r) => vec![
+            "refund".into(),
+            format_jakarta(r.refund.created_at),
+            r.refund.payment_id.clone(),
+            o(&r.partner_reference_no),
+            o(&r.payment_reference_no),
+            r.refund.id.clone(),
+            r.refund.partner_refund_no.clone(),
+            o(&r.refund.reference_no),
+            r.refund.status.clone(),
+            format_minor(r.refund.amount_minor),
+            r.currency.clone(),
+            String::new(),
+            String::new(),
+            r.refund.reason.clone(),
+        ],
+    };
+    let mut out = cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",");
+    out.push_str("\r\n");
+    out
+}
+
+/// RFC 4180 quoting, and a leading `'` on what a spreadsheet would run as a
+/// formula (references and reasons come from outside).
+fn cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("-5"), "'-5");
+    }
+
+    #[test]
+    fn a_day_is_its_jakarta_midnight_to_the_next() {
+        let (from, to) = day_range("2026-12-06", None).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-12-05T17:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-12-06T17:00:00+00:00");
+        let (_, to) = day_range("2026-12-01", Some("2026-12-31")).unwrap();
+        assert_eq!(to.to_rfc3339(), "2026-12-31T17:00:00+00:00");
+        assert_eq!(day_range("2026-12-06", Some("2026-12-05")).unwrap_err().problem().field.as_deref(), Some("to"));
+        assert_eq!(day_range("06/12/2026", None).unwrap_err().problem().field.as_deref(), Some("from"));
+        assert!(day_range("2026-01-01", Some("2027-01-02")).is_ok());
+        assert!(day_range("2026-01-01", Some("2027-01-03")).is_err());
+    }
+}
