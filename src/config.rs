@@ -354,7 +354,11 @@ impl Settings {
             ),
             ("server.idle_timeout_ms", self.server.idle_timeout_ms, DAY_MS),
             ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
-            ("console.session_idle_secs", self.console.session_idle_secs, 7 * 24 * 3600),
+            (
+                "console.session_idle_secs",
+                self.console.session_idle_secs,
+                7 * 24 * 3600,
+            ),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError::new(key, format!("must be from 1 to {max}")));

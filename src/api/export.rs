@@ -52,9 +52,7 @@ pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTim
         _ => first,
     };
     if last < first || first.checked_add_days(Days::new(MAX_DAYS)).is_none_or(|max| last > max) {
-        return Err(
-            ApiError::bad_request(format!("to must be from `from` to {MAX_DAYS} days after it")).field("to"),
-        );
+        return Err(ApiError::bad_request(format!("to must be from `from` to {MAX_DAYS} days after it")).field("to"));
     }
     let jakarta = FixedOffset::east_opt(7 * 3600).expect("a valid offset");
     let start = |d: NaiveDate| {
@@ -122,7 +120,10 @@ pub fn csv_response(st: &AppState, from: DateTime<Utc>, to: DateTime<Utc>, file_
     });
     let mut resp = Body::from_stream(futures::StreamExt::chain(header_line, rows)).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -207,8 +208,18 @@ mod tests {
         assert_eq!(to.to_rfc3339(), "2026-12-06T17:00:00+00:00");
         let (_, to) = day_range("2026-12-01", Some("2026-12-31")).unwrap();
         assert_eq!(to.to_rfc3339(), "2026-12-31T17:00:00+00:00");
-        assert_eq!(day_range("2026-12-06", Some("2026-12-05")).unwrap_err().problem().field.as_deref(), Some("to"));
-        assert_eq!(day_range("06/12/2026", None).unwrap_err().problem().field.as_deref(), Some("from"));
+        assert_eq!(
+            day_range("2026-12-06", Some("2026-12-05"))
+                .unwrap_err()
+                .problem()
+                .field
+                .as_deref(),
+            Some("to")
+        );
+        assert_eq!(
+            day_range("06/12/2026", None).unwrap_err().problem().field.as_deref(),
+            Some("from")
+        );
         assert!(day_range("2026-01-01", Some("2027-01-02")).is_ok());
         assert!(day_range("2026-01-01", Some("2027-01-03")).is_err());
     }

@@ -26,7 +26,12 @@ pub const MAX_NOTE_CHARS: usize = 1000;
 pub struct ResolveFlagRequest {
     /// What was checked and decided (1–1000 characters, not all blank, no
     /// control characters; stored trimmed).
-    #[schema(example = "Customer showed the bank receipt; amount confirmed with Finpay support", min_length = 1, max_length = 1000, pattern = r"\S")]
+    #[schema(
+        example = "Customer showed the bank receipt; amount confirmed with Finpay support",
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"\S"
+    )]
     pub note: String,
 }
 

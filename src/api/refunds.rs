@@ -82,6 +82,15 @@ impl RefundSpec {
         })
     }
 
+    /// What the audit trail records of the ask (the amount as the API writes amounts).
+    fn audit_detail(&self) -> serde_json::Value {
+        json!({
+            "amount": super::money::render(self.amount_minor),
+            "reason": self.reason,
+            "partnerRefundNo": self.partner_refund_no,
+        })
+    }
+
     fn canonical(&self) -> serde_json::Value {
         json!({"amount": self.amount_minor, "reason": self.reason, "partnerRefundNo": self.partner_refund_no})
     }
@@ -134,7 +143,7 @@ pub async fn create_refund(
             Begin::Proceed { resource_id } => resume = resource_id,
         }
     }
-    if let Err(e) = audit::record(&st, &payment.id, &caller.name, "refund", spec.canonical()).await {
+    if let Err(e) = audit::record(&st, &payment.id, &caller.name, "refund", spec.audit_detail()).await {
         if let Some(k) = &key {
             idempotency::finish(&st, k, &Reply::error(e.clone(), false)).await;
         }
@@ -161,7 +170,7 @@ pub async fn refund_as(
 ) -> Result<Reply, ApiError> {
     let spec = RefundSpec::parse(request)?;
     upstream::finpay(st)?;
-    audit::record(st, &payment.id, actor, "refund", spec.canonical()).await?;
+    audit::record(st, &payment.id, actor, "refund", spec.audit_detail()).await?;
     Ok(run(st, payment, spec, None, None).await)
 }
 

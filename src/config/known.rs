@@ -39,7 +39,6 @@ pub(super) const ENUMS: &[(&str, &[&str])] = &[
     ("log.format", &["pretty", "json"]),
 ];
 
-
 /// Every setting, dotted (`server.listen`).
 pub fn all() -> impl Iterator<Item = &'static str> {
     DEFAULTS

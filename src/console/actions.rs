@@ -54,7 +54,14 @@ fn back_to(id: &str, notice: &str) -> Response {
 
 /// A confirmation page: what will happen, the form's fields again, and
 /// the two choices.
-fn confirm_page(op: &Operator, id: &str, action: &str, title: &str, summary: Markup, hidden: &[(&str, String)]) -> Response {
+fn confirm_page(
+    op: &Operator,
+    id: &str,
+    action: &str,
+    title: &str,
+    summary: Markup,
+    hidden: &[(&str, String)],
+) -> Response {
     let body = html! {
         h1 { (title) }
         div.confirm {
@@ -74,11 +81,21 @@ fn confirm_page(op: &Operator, id: &str, action: &str, title: &str, summary: Mar
 
 /// Rupiah as typed (`25.000`, `25000`, `25000,50`, `Rp 25.000`) → the API's decimal string.
 pub fn typed_amount(s: &str) -> Option<String> {
-    let plain = s.trim().trim_start_matches("Rp").trim().replace('.', "").replace(',', ".");
+    let plain = s
+        .trim()
+        .trim_start_matches("Rp")
+        .trim()
+        .replace('.', "")
+        .replace(',', ".");
     crate::api::money::parse_positive(&plain).ok().map(format_minor)
 }
 
-pub async fn refund(State(st): State<AppState>, op: Operator, Path(id): Path<String>, Form(f): Form<ActionForm>) -> Response {
+pub async fn refund(
+    State(st): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
     if let Err(r) = guard(&op, &f) {
         return r;
     }
@@ -106,7 +123,8 @@ pub async fn refund(State(st): State<AppState>, op: Operator, Path(id): Path<Str
             p.muted { "Finpay is asked at once; a refund cannot be undone." }
         };
         let hidden = [
-            ("amount", amount),
+            // As the field takes it (a dot groups thousands there).
+            ("amount", super::payment::whole_or_decimal(minor)),
             ("reason", reason),
             ("partner_refund_no", partner_refund_no),
         ];
@@ -125,11 +143,21 @@ pub async fn refund(State(st): State<AppState>, op: Operator, Path(id): Path<Str
         return back_to(&p.id, "refunded");
     }
     let problem: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-    let text = |k: &str| problem[k].as_str().unwrap_or("The refund did not go through.").to_string();
+    let text = |k: &str| {
+        problem[k]
+            .as_str()
+            .unwrap_or("The refund did not go through.")
+            .to_string()
+    };
     view::error_page(reply.status, &text("title"), &text("detail"))
 }
 
-pub async fn refresh(State(st): State<AppState>, op: Operator, Path(id): Path<String>, Form(f): Form<ActionForm>) -> Response {
+pub async fn refresh(
+    State(st): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
     if let Err(r) = guard(&op, &f) {
         return r;
     }
@@ -153,7 +181,12 @@ pub async fn refresh(State(st): State<AppState>, op: Operator, Path(id): Path<St
     }
 }
 
-pub async fn resolve(State(st): State<AppState>, op: Operator, Path(id): Path<String>, Form(f): Form<ActionForm>) -> Response {
+pub async fn resolve(
+    State(st): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
     if let Err(r) = guard(&op, &f) {
         return r;
     }
@@ -163,7 +196,13 @@ pub async fn resolve(State(st): State<AppState>, op: Operator, Path(id): Path<St
     };
     let note = match crate::api::flags::check_note(f.note.as_deref().unwrap_or_default()) {
         Ok(n) => n,
-        Err(m) => return view::error_page(StatusCode::UNPROCESSABLE_ENTITY, "Flag not resolved", &format!("The note: {m}.")),
+        Err(m) => {
+            return view::error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Flag not resolved",
+                &format!("The note: {m}."),
+            )
+        }
     };
     if !f.confirmed() {
         let summary = html! {
@@ -172,7 +211,14 @@ pub async fn resolve(State(st): State<AppState>, op: Operator, Path(id): Path<St
             p { "Your note: " q { (note) } }
             p.muted { "The payment's status stays as it is; the note is kept in its timeline with your key's name." }
         };
-        return confirm_page(&op, &p.id, "resolve", "Confirm the resolution", summary, &[("note", note)]);
+        return confirm_page(
+            &op,
+            &p.id,
+            "resolve",
+            "Confirm the resolution",
+            summary,
+            &[("note", note)],
+        );
     }
     match crate::api::flags::resolve(&st, &p.id, &op.name, &note).await {
         Ok(_) => back_to(&p.id, "resolved"),
@@ -192,5 +238,10 @@ mod tests {
         assert_eq!(typed_amount("0"), None);
         assert_eq!(typed_amount("-5"), None);
         assert_eq!(typed_amount("1e3"), None);
+        // What the confirmation carries reads back as the same amount.
+        for minor in [100, 2_500_000, 2_500_050] {
+            let shown = crate::console::payment::whole_or_decimal(minor);
+            assert_eq!(typed_amount(&shown), Some(format_minor(minor)), "{shown}");
+        }
     }
 }

@@ -56,7 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/export", get(export::page))
         .route("/console/export.csv", get(export::download))
         .route("/console/console.css", get(stylesheet))
-        .fallback(view::not_found)
+        // Only under /console: the rest of the listener keeps its own answers.
+        .route("/console/{*rest}", get(view::not_found).post(view::not_found))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

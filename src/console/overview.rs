@@ -124,7 +124,9 @@ mod tests {
 
     #[test]
     fn today_is_the_jakarta_day() {
-        let now = DateTime::parse_from_rfc3339("2026-12-06T18:30:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-12-06T18:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let (start, end) = today(now);
         assert_eq!(start.to_rfc3339(), "2026-12-06T17:00:00+00:00");
         assert_eq!(end.to_rfc3339(), "2026-12-07T17:00:00+00:00");

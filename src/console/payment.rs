@@ -100,7 +100,11 @@ pub async fn page(
             (timeline::render(&entries))
         }
     };
-    (StatusCode::OK, view::page(&format!("Payment {title}"), Some(&op), Nav::Payments, body)).into_response()
+    (
+        StatusCode::OK,
+        view::page(&format!("Payment {title}"), Some(&op), Nav::Payments, body),
+    )
+        .into_response()
 }
 
 fn facts(p: &Payment) -> Markup {
@@ -210,8 +214,8 @@ fn refunds_table(refunds: &[Refund], currency: &str) -> Markup {
                     @for r in refunds {
                         tr {
                             td { (view::time(r.created_at)) }
-                            td { (r.partner_refund_no) }
-                            td { (r.reference_no.as_deref().unwrap_or("—")) }
+                            td.ref { (r.partner_refund_no) }
+                            td.ref { (r.reference_no.as_deref().unwrap_or("—")) }
                             td.num { (view::money(r.amount_minor, currency)) }
                             td { span class={"status " (refund_tone(&r.status))} { (r.status) } }
                             td { (r.reason) }

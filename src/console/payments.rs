@@ -53,7 +53,10 @@ pub fn jakarta_time(s: &str) -> Option<DateTime<Utc>> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
         .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
-    JAKARTA.from_local_datetime(&local).single().map(|t| t.with_timezone(&Utc))
+    JAKARTA
+        .from_local_datetime(&local)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl Filters {
@@ -112,10 +115,7 @@ impl Filters {
 
     /// This query string with another cursor.
     fn with_cursor(&self, cursor: Option<String>) -> String {
-        let next = Filters {
-            cursor,
-            ..self.clone()
-        };
+        let next = Filters { cursor, ..self.clone() };
         query_string(&next)
     }
 }
@@ -155,7 +155,11 @@ pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filt
         },
         Err(p) => (Vec::new(), p),
     };
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     let body = html! {
         h1 { "Payments" }
         (filter_form(&filters))
@@ -214,21 +218,21 @@ pub fn rows_table(rows: &[Payment]) -> Markup {
                     thead { tr {
                         th scope="col" { "Created" }
                         th scope="col" { "Our reference" }
-                        th scope="col" { "Finpay reference" }
                         th scope="col" .num { "Amount" }
                         th scope="col" { "Status" }
+                        th scope="col" { "Finpay reference" }
                     } }
                     tbody {
                         @for p in rows {
                             tr {
                                 td { (view::time(p.created_at)) }
-                                td { a href={"/console/payments/" (p.id)} { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } }
-                                td { (p.reference_no.as_deref().unwrap_or("—")) }
+                                td.ref { a href={"/console/payments/" (p.id)} { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } }
                                 td.num { (view::money(p.amount_minor, &p.currency)) }
                                 td {
                                     (view::status(p.status))
                                     @if p.flagged.is_some() { " " span.flag { "⚑ flagged" } }
                                 }
+                                td.ref { (p.reference_no.as_deref().unwrap_or("—")) }
                             }
                         }
                     }
@@ -241,7 +245,11 @@ pub fn rows_table(rows: &[Payment]) -> Markup {
 fn table(rows: &[Payment], f: &Filters) -> Markup {
     let more = rows.len() as i64 > PAGE_SIZE;
     let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
-    let next = if more { shown.last().and_then(|p| encode_cursor(&p.id)) } else { None };
+    let next = if more {
+        shown.last().and_then(|p| encode_cursor(&p.id))
+    } else {
+        None
+    };
     html! {
         (rows_table(shown))
         nav.pager aria-label="Pages" {
@@ -259,7 +267,10 @@ mod tests {
     fn times_typed_in_the_form_are_jakarta_times() {
         let t = jakarta_time("2026-12-06T09:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-12-06T02:00:00+00:00");
-        assert_eq!(jakarta_time("2026-12-06").unwrap().to_rfc3339(), "2026-12-05T17:00:00+00:00");
+        assert_eq!(
+            jakarta_time("2026-12-06").unwrap().to_rfc3339(),
+            "2026-12-05T17:00:00+00:00"
+        );
         assert!(jakarta_time("yesterday").is_none());
     }
 

@@ -182,7 +182,11 @@ pub struct SignIn {
 pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SignIn>) -> Response {
     let Some(caller) = ApiKeys::new(&st.settings.api).caller(&f.key) else {
         tracing::info!("console sign-in refused: not a configured key");
-        return form(&st, StatusCode::UNAUTHORIZED, Some("That is not a key of this service."));
+        return form(
+            &st,
+            StatusCode::UNAUTHORIZED,
+            Some("That is not a key of this service."),
+        );
     };
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -210,7 +214,12 @@ pub struct SignOut {
     csrf: Option<String>,
 }
 
-pub async fn sign_out(State(st): State<AppState>, op: Operator, headers: HeaderMap, Form(f): Form<SignOut>) -> Response {
+pub async fn sign_out(
+    State(st): State<AppState>,
+    op: Operator,
+    headers: HeaderMap,
+    Form(f): Form<SignOut>,
+) -> Response {
     if let Err(refused) = op.check_csrf(f.csrf.as_deref()) {
         return refused;
     }
@@ -234,7 +243,10 @@ mod tests {
     fn only_a_well_formed_session_cookie_is_read() {
         let mut h = HeaderMap::new();
         let token = "ab".repeat(32);
-        h.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; {COOKIE}={token}")).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("other=1; {COOKIE}={token}")).unwrap(),
+        );
         assert_eq!(session_token(&h), Some(token));
         h.insert(header::COOKIE, HeaderValue::from_static("finpay_console=<script>"));
         assert_eq!(session_token(&h), None);
@@ -257,7 +269,10 @@ mod tests {
     fn the_cookie_is_http_only_strict_and_secure_when_asked() {
         let c = cookie("t", None, true);
         let c = c.to_str().unwrap();
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"), "{c}");
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"),
+            "{c}"
+        );
         assert!(!cookie("t", None, false).to_str().unwrap().contains("Secure"));
     }
 }

@@ -108,7 +108,10 @@ pub fn entries(events: &[PaymentEvent], actions: &[PaymentAction], notifications
     for e in events {
         let mut f = facts(&e.detail);
         let mut body = None;
-        if let Some(n) = e.notification_id.and_then(|id| notifications.iter().find(|n| n.id == id)) {
+        if let Some(n) = e
+            .notification_id
+            .and_then(|id| notifications.iter().find(|n| n.id == id))
+        {
             f.push(("outcome".into(), n.outcome.clone()));
             f.push(("received".into(), view::jakarta(n.received_at)));
             body = Some(match &n.raw_body {
@@ -194,7 +197,11 @@ mod tests {
             outcome: "applied".into(),
             received_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
-        let e = entries(&[event(1, "notification", json!({"note": "<img src=x>"}), Some(7))], &[], &[n]);
+        let e = entries(
+            &[event(1, "notification", json!({"note": "<img src=x>"}), Some(7))],
+            &[],
+            &[n],
+        );
         let html = render(&e).into_string();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
@@ -203,7 +210,11 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_still_shows_under_its_own_name() {
-        let e = entries(&[event(1, "event_delivered", json!({"endpoint": "https://shop"}), None)], &[], &[]);
+        let e = entries(
+            &[event(1, "event_delivered", json!({"endpoint": "https://shop"}), None)],
+            &[],
+            &[],
+        );
         assert_eq!(e[0].title, "Event delivered");
         assert_eq!(e[0].facts, vec![("endpoint".to_string(), "https://shop".to_string())]);
     }

@@ -151,7 +151,11 @@ pub fn store_error(e: &StoreError) -> Response {
 }
 
 pub async fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "Not found", "There is no console page at this address.")
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no console page at this address.",
+    )
 }
 
 #[cfg(test)]
@@ -170,7 +174,9 @@ mod tests {
 
     #[test]
     fn times_are_shown_in_jakarta_with_the_offset() {
-        let t = DateTime::parse_from_rfc3339("2026-12-06T10:03:54Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-12-06T10:03:54Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(jakarta(t), "2026-12-06 17:03:54 +07:00");
     }
 

@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod cli;
 mod connections;
+mod console;
 mod crash;
 mod finpay_client;
 mod hostile;
