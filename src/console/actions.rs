@@ -43,7 +43,7 @@ impl ActionForm {
 
 /// The checks every action makes first: a form of this session, a role
 /// that may act.
-fn guard(op: &Operator, f: &ActionForm) -> Result<(), Response> {
+fn guard(op: &Operator, f: &ActionForm) -> Result<(), view::Refusal> {
     op.check_csrf(f.csrf.as_deref())?;
     op.check_operate()
 }
@@ -97,7 +97,7 @@ pub async fn refund(
     Form(f): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = guard(&op, &f) {
-        return r;
+        return r.into_response();
     }
     let p = match load(&st, &id).await {
         Ok(p) => p,
@@ -159,7 +159,7 @@ pub async fn refresh(
     Form(f): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = guard(&op, &f) {
-        return r;
+        return r.into_response();
     }
     let p = match load(&st, &id).await {
         Ok(p) => p,
@@ -188,7 +188,7 @@ pub async fn resolve(
     Form(f): Form<ActionForm>,
 ) -> Response {
     if let Err(r) = guard(&op, &f) {
-        return r;
+        return r.into_response();
     }
     let p = match load(&st, &id).await {
         Ok(p) => p,

@@ -11,7 +11,7 @@
 //! token (which a page of another site can neither read nor guess); a form
 //! without it, or with another, is refused.
 
-use super::view;
+use super::view::{self, Refusal};
 use crate::api::auth::{ApiKeys, Role};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, State};
@@ -38,34 +38,35 @@ pub struct Operator {
 
 impl Operator {
     /// Refuses a state-changing form whose CSRF token is missing or wrong.
-    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), Response> {
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), Refusal> {
         let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(self.csrf.as_bytes())));
         if ok {
             return Ok(());
         }
         tracing::warn!(actor = %self.name, "console form refused: missing or wrong CSRF token");
-        Err(view::error_page(
-            StatusCode::FORBIDDEN,
-            "This form cannot be accepted",
-            "It did not come from a console page of this session (its security token is missing or wrong). \
-             Nothing was changed. Open the page again and resubmit.",
-        ))
+        Err(Refusal {
+            code: StatusCode::FORBIDDEN,
+            title: "This form cannot be accepted",
+            detail: "It did not come from a console page of this session (its security token is missing or wrong). \
+                     Nothing was changed. Open the page again and resubmit."
+                .into(),
+        })
     }
 
     /// Refuses an action to a key of the `read` role.
-    pub fn check_operate(&self) -> Result<(), Response> {
+    pub fn check_operate(&self) -> Result<(), Refusal> {
         if self.role.may_operate() {
             return Ok(());
         }
-        Err(view::error_page(
-            StatusCode::FORBIDDEN,
-            "Not allowed with this key",
-            &format!(
+        Err(Refusal {
+            code: StatusCode::FORBIDDEN,
+            title: "Not allowed with this key",
+            detail: format!(
                 "You signed in with the key \u{201c}{}\u{201d}, which has the read role: it shows everything \
                  and changes nothing. Nothing was changed.",
                 self.name
             ),
-        ))
+        })
     }
 }
 
@@ -221,7 +222,7 @@ pub async fn sign_out(
     Form(f): Form<SignOut>,
 ) -> Response {
     if let Err(refused) = op.check_csrf(f.csrf.as_deref()) {
-        return refused;
+        return refused.into_response();
     }
     if let Some(token) = session_token(&headers) {
         if let Err(e) = st.store.delete_session(&digest(&token)).await {

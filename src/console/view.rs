@@ -122,6 +122,20 @@ pub fn status(s: PaymentStatus) -> Markup {
     html! { span class={"status " (tone)} { span aria-hidden="true" { (symbol) } " " (s.as_str()) } }
 }
 
+/// A request refused before anything was done, answered as an error page.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error_page(self.code, self.title, &self.detail)
+    }
+}
+
 /// A page saying what went wrong, with the status code.
 pub fn error_page(code: StatusCode, title: &str, detail: &str) -> Response {
     let body = html! {
