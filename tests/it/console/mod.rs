@@ -7,6 +7,7 @@ mod support;
 mod browser;
 mod export;
 mod flags;
+mod indexes;
 mod pages;
 mod roles;
 mod sessions;
