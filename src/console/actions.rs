@@ -48,6 +48,12 @@ fn guard(op: &Operator, f: &ActionForm) -> Result<(), view::Refusal> {
     op.check_operate()
 }
 
+/// The checks, then the payment the action is about.
+async fn begin(st: &AppState, op: &Operator, id: &str, f: &ActionForm) -> Result<crate::store::Payment, Response> {
+    guard(op, f).map_err(IntoResponse::into_response)?;
+    load(st, id).await
+}
+
 fn back_to(id: &str, notice: &str) -> Response {
     Redirect::to(&format!("/console/payments/{id}?notice={notice}")).into_response()
 }
@@ -96,10 +102,7 @@ pub async fn refund(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r.into_response();
-    }
-    let p = match load(&st, &id).await {
+    let p = match begin(&st, &op, &id, &f).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -158,10 +161,7 @@ pub async fn refresh(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r.into_response();
-    }
-    let p = match load(&st, &id).await {
+    let p = match begin(&st, &op, &id, &f).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -187,10 +187,7 @@ pub async fn resolve(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r.into_response();
-    }
-    let p = match load(&st, &id).await {
+    let p = match begin(&st, &op, &id, &f).await {
         Ok(p) => p,
         Err(r) => return r,
     };

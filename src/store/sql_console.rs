@@ -22,6 +22,27 @@ macro_rules! sql_console_store {
                 }
             }
 
+            async fn insert_action(
+                conn: &mut <$Db as sqlx::Database>::Connection,
+                payment_id: &str,
+                actor: &str,
+                action: &str,
+                detail: &serde_json::Value,
+                at: DateTime<Utc>,
+            ) -> crate::store::Result<()> {
+                sqlx::query(&$Store::sql(
+                    "INSERT INTO payment_actions (payment_id, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5)",
+                ))
+                .bind(payment_id)
+                .bind(actor)
+                .bind(action)
+                .bind(Json(detail))
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
             #[derive(sqlx::FromRow)]
             struct RefundRow {
                 #[sqlx(flatten)]
@@ -92,17 +113,8 @@ macro_rules! sql_console_store {
                     action: &str,
                     detail: &serde_json::Value,
                 ) -> crate::store::Result<()> {
-                    sqlx::query(&Self::sql(
-                        "INSERT INTO payment_actions (payment_id, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5)",
-                    ))
-                    .bind(payment_id)
-                    .bind(actor)
-                    .bind(action)
-                    .bind(Json(detail))
-                    .bind(crate::store::now())
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(())
+                    let mut conn = self.pool.acquire().await?;
+                    insert_action(&mut *conn, payment_id, actor, action, detail, crate::store::now()).await
                 }
 
                 async fn payment_actions(&self, payment_id: &str) -> crate::store::Result<Vec<PaymentAction>> {
@@ -137,16 +149,7 @@ macro_rules! sql_console_store {
                     ));
                     let after: Payment = sqlx::query_as(&sql).bind(payment_id).bind(now).fetch_one(&mut *tx).await?;
                     let detail = json!({"flag": before.flagged, "note": note});
-                    sqlx::query(&Self::sql(
-                        "INSERT INTO payment_actions (payment_id, actor, action, detail, created_at) \
-                         VALUES ($1, $2, 'resolve_flag', $3, $4)",
-                    ))
-                    .bind(payment_id)
-                    .bind(actor)
-                    .bind(Json(&detail))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_action(&mut *tx, payment_id, actor, "resolve_flag", &detail, now).await?;
                     tx.commit().await?;
                     Ok(Some(after))
                 }

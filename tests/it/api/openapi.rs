@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/payments/{id}/qr.svg"),
     ("get", "/payments/{id}/refunds"),
     ("post", "/payments/{id}/refunds"),
+    ("post", "/payments/{id}/flag-resolution"),
+    ("get", "/exports/payments.csv"),
 ];
 
 async fn the_openapi_document_matches_the_routes(backend: Backend) {

@@ -11,6 +11,18 @@ use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
 use serde_json::json;
 use std::path::PathBuf;
 
+/// Posts a form to the console as a browser would, with `cookie` and nothing else.
+async fn post_form(url: String, cookie: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(url)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(fields))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("docs/screenshots")
@@ -81,18 +93,13 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
 
     // The browser's session, posting without the page's CSRF token: refused.
     let cookie = format!("finpay_console={}", browser.cookie("finpay_console").await);
-    let forged = client()
-        .post(format!("{base}/console/payments/{id}/refund"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("amount", "1000"),
-            ("reason", "forged"),
-            ("confirm", "yes"),
-        ]))
-        .send()
-        .await
-        .unwrap();
+    let refund_url = format!("{base}/console/payments/{id}/refund");
+    let forged = post_form(
+        refund_url.clone(),
+        &cookie,
+        &[("amount", "1000"), ("reason", "forged"), ("confirm", "yes")],
+    )
+    .await;
     assert_eq!(forged.status(), 403);
     let refunds = get(&app, &refunds_path(&id)).await.json();
     assert_eq!(
@@ -123,19 +130,13 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
         .map(|c| c[1].to_string())
         .expect("the page carries its CSRF token");
     let cookie = format!("finpay_console={}", browser.cookie("finpay_console").await);
-    let refused = client()
-        .post(format!("{base}/console/payments/{id}/refund"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("csrf", &csrf),
-            ("amount", "1000"),
-            ("reason", "x"),
-            ("confirm", "yes"),
-        ]))
-        .send()
-        .await
-        .unwrap();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("amount", "1000"),
+        ("reason", "x"),
+        ("confirm", "yes"),
+    ];
+    let refused = post_form(refund_url, &cookie, &fields).await;
     assert_eq!(refused.status(), 403);
     assert!(refused.text().await.unwrap().contains("read role"));
     let refunds = get(&app, &refunds_path(&id)).await.json();

@@ -75,7 +75,13 @@ async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Bac
         1,
         "only the header"
     );
-    let bad = get(&app, &format!("/api/v1/exports/payments.csv?from={day}&to={yesterday}"))
+    let reversed = get(&app, &format!("/api/v1/exports/payments.csv?from={day}&to={yesterday}")).await;
+    assert_eq!(
+        String::from_utf8(reversed.bytes).unwrap().lines().count(),
+        1,
+        "an empty range"
+    );
+    let bad = get(&app, &format!("/api/v1/exports/payments.csv?from={day}&to=tomorrow"))
         .await
         .problem(400);
     assert_eq!(bad["field"], "to");
