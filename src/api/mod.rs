@@ -57,6 +57,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::list_events))
+        .routes(routes!(audit::list_actions))
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
         .routes(routes!(flags::resolve_flag))
         .routes(routes!(export::export_csv))

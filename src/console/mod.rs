@@ -5,7 +5,8 @@
 //! escaped), the stylesheet is compiled into the binary, and nothing is
 //! fetched from another host; no page needs JavaScript. Every response
 //! carries a strict Content-Security-Policy (no script at all), refuses to
-//! be framed, and is not stored by caches.
+//! be framed, and is not stored by caches; a form posted from another site
+//! is refused.
 //!
 //! - [`session`]: sign-in with an API key, the session cookie, CSRF tokens;
 //! - [`view`]: the page shell, navigation, and how money, times and
@@ -27,7 +28,7 @@ pub mod view;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         // Only under /console: the rest of the listener keeps its own answers.
         .route("/console/{*rest}", get(view::not_found).post(view::not_found))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -72,6 +74,26 @@ async fn stylesheet() -> Response {
         include_str!("assets/console.css"),
     )
         .into_response()
+}
+
+/// A post that the browser says came from another site is refused before
+/// anything reads it: the sign-in form has no session to bind a CSRF token
+/// to, and the other forms get a second line of defence.
+async fn same_origin_posts(req: Request, next: Next) -> Response {
+    let cross = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v != "same-origin" && v != "none");
+    if req.method() == Method::POST && cross {
+        tracing::warn!("console: a form posted from another site was refused");
+        return view::error_page(
+            StatusCode::FORBIDDEN,
+            "This form cannot be accepted",
+            "It was sent from another site. Nothing was changed.",
+        );
+    }
+    next.run(req).await
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

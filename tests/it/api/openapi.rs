@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/payments"),
     ("get", "/payments/{id}"),
     ("get", "/payments/{id}/events"),
+    ("get", "/payments/{id}/actions"),
     ("get", "/payments/{id}/qr.png"),
     ("get", "/payments/{id}/qr.svg"),
     ("get", "/payments/{id}/refunds"),

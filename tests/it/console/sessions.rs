@@ -22,6 +22,9 @@ async fn signing_in_exchanges_a_key_for_a_strict_session_cookie(backend: Backend
     }
     assert!(!cookie.contains("Secure"), "plain HTTP without a proxy: {cookie}");
     assert!(!cookie.contains(common::API_KEY), "the cookie is not the key");
+    let cross_site = sign_in_raw(&app, common::API_KEY, &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(cross_site.status, 403, "a sign-in posted from another site");
+    assert!(cross_site.header("set-cookie").is_empty());
     let behind_tls = sign_in_raw(&app, common::API_KEY, &[("x-forwarded-proto", "https")]).await;
     assert!(behind_tls.header("set-cookie").contains("; Secure"));
     app.stop().await;
