@@ -64,7 +64,7 @@ fn confirm_page(
     op: &Operator,
     id: &str,
     action: &str,
-    title: &str,
+    (title, button): (&str, &str),
     summary: Markup,
     hidden: &[(&str, String)],
 ) -> Response {
@@ -76,7 +76,7 @@ fn confirm_page(
                 input type="hidden" name="csrf" value=(op.csrf);
                 input type="hidden" name="confirm" value="yes";
                 @for (name, value) in hidden { input type="hidden" name=(name) value=(value); }
-                button.primary type="submit" autofocus { "Confirm" }
+                button.primary type="submit" autofocus { (button) }
                 " "
                 a.button href={"/console/payments/" (id)} { "Cancel" }
             }
@@ -131,7 +131,8 @@ pub async fn refund(
             ("reason", reason),
             ("partner_refund_no", partner_refund_no),
         ];
-        return confirm_page(&op, &p.id, "refund", "Confirm the refund", summary, &hidden);
+        let button = format!("Refund {}", view::money(minor, &p.currency));
+        return confirm_page(&op, &p.id, "refund", ("Confirm the refund", &button), summary, &hidden);
     }
     let request = CreateRefundRequest {
         amount,
@@ -170,7 +171,8 @@ pub async fn refresh(
             p { "Ask Finpay now for the status of payment " strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } "?" }
             p.muted { "What Finpay answers is applied like a notification and lands in the timeline." }
         };
-        return confirm_page(&op, &p.id, "refresh", "Confirm the refresh", summary, &[]);
+        let words = ("Confirm the refresh", "Ask Finpay now");
+        return confirm_page(&op, &p.id, "refresh", words, summary, &[]);
     }
     if let Err(e) = crate::api::audit::record(&st, &p.id, &op.name, "refresh", serde_json::json!({})).await {
         return api_error_page(&e);
@@ -212,7 +214,7 @@ pub async fn resolve(
             &op,
             &p.id,
             "resolve",
-            "Confirm the resolution",
+            ("Confirm the resolution", "Resolve the flag"),
             summary,
             &[("note", note)],
         );

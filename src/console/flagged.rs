@@ -28,7 +28,7 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
         h1 { "Flagged payments" }
         p { "What Finpay said contradicted these payments (amount or references), or a success came after a final \
              failure. Their status was left as it was. Open one, check, and resolve it with a note." }
-        (rows_table(&rows[..rows.len().min(SHOWN as usize)]))
+        (rows_table(&rows[..rows.len().min(SHOWN as usize)], true))
         @if rows.len() as i64 > SHOWN {
             p { a href="/console/payments?flagged=true" { "All flagged payments, page by page →" } }
         }

@@ -207,8 +207,9 @@ fn filter_form(f: &Filters) -> Markup {
     }
 }
 
-/// The payments table, shared with the flagged page.
-pub fn rows_table(rows: &[Payment]) -> Markup {
+/// The payments table, shared with the flagged page (which also shows why
+/// each was flagged).
+pub fn rows_table(rows: &[Payment], with_flag_reason: bool) -> Markup {
     html! {
         @if rows.is_empty() {
             p.empty { "No payments match." }
@@ -221,6 +222,7 @@ pub fn rows_table(rows: &[Payment]) -> Markup {
                         th scope="col" .num { "Amount" }
                         th scope="col" { "Status" }
                         th scope="col" { "Finpay reference" }
+                        @if with_flag_reason { th scope="col" { "Why it is flagged" } }
                     } }
                     tbody {
                         @for p in rows {
@@ -233,6 +235,7 @@ pub fn rows_table(rows: &[Payment]) -> Markup {
                                     @if p.flagged.is_some() { " " span.flag { "⚑ flagged" } }
                                 }
                                 td.ref { (p.reference_no.as_deref().unwrap_or("—")) }
+                                @if with_flag_reason { td { (p.flagged.as_deref().unwrap_or("—")) } }
                             }
                         }
                     }
@@ -251,7 +254,7 @@ fn table(rows: &[Payment], f: &Filters) -> Markup {
         None
     };
     html! {
-        (rows_table(shown))
+        (rows_table(shown, false))
         nav.pager aria-label="Pages" {
             @if f.cursor.is_some() { a href={"/console/payments?" (f.with_cursor(None))} { "← Newest" } }
             @if let Some(c) = next { a href={"/console/payments?" (f.with_cursor(Some(c)))} { "Older →" } }
