@@ -47,8 +47,8 @@ pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTim
     };
     let first = day("from", from)?;
     let last = match to {
-        Some(t) if !t.is_empty() => day("to", t)?,
-        _ => first,
+        Some(t) => day("to", t)?,
+        None => first,
     };
     let jakarta = FixedOffset::east_opt(7 * 3600).expect("a valid offset");
     let start = |d: NaiveDate| {
@@ -210,6 +210,7 @@ mod tests {
         let bad = |from: &str, to: &str| day_range(from, Some(to)).unwrap_err().problem().field.clone();
         assert_eq!(bad("06/12/2026", "2026-12-06").as_deref(), Some("from"));
         assert_eq!(bad("2026-12-06", "soon").as_deref(), Some("to"));
+        assert_eq!(bad("2026-12-06", "").as_deref(), Some("to"));
         assert!(day_range("0001-01-01", Some("9999-12-31")).is_ok());
     }
 }

@@ -45,11 +45,13 @@ pub async fn download(State(st): State<AppState>, op: Operator, q: Result<Query<
     let Ok(Query(q)) = q else {
         return view::error_page(StatusCode::BAD_REQUEST, "Export not started", "Choose the first day.");
     };
-    match day_range(&q.from, q.to.as_deref()) {
-        Ok((from, to)) => {
-            tracing::info!(actor = %op.name, from = %q.from, to = ?q.to, "console export");
-            let last = q.to.as_deref().filter(|t| !t.is_empty()).unwrap_or(&q.from);
-            csv_response(&st, from, to, &format!("payments-{}-{}.csv", q.from, last))
+    // An empty "last day" field means the first day only.
+    let to = q.to.as_deref().filter(|t| !t.is_empty());
+    match day_range(&q.from, to) {
+        Ok((from, until)) => {
+            tracing::info!(actor = %op.name, from = %q.from, to = ?to, "console export");
+            let last = to.unwrap_or(&q.from);
+            csv_response(&st, from, until, &format!("payments-{}-{}.csv", q.from, last))
         }
         Err(e) => super::payment::api_error_page(&e),
     }

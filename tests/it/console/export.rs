@@ -90,6 +90,8 @@ async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Bac
     let from_console = c.get(&format!("/console/export.csv?from={day}&to={day}")).await;
     assert_eq!(from_console.status, 200);
     assert_eq!(from_console.body, csv, "the console downloads the same file");
+    let one_day = c.get(&format!("/console/export.csv?from={day}&to=")).await;
+    assert_eq!(one_day.body, csv, "an empty last day is the first day");
     app.stop().await;
 }
 
