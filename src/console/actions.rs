@@ -85,15 +85,9 @@ fn confirm_page(
     (StatusCode::OK, view::page(title, Some(op), Nav::Payments, body)).into_response()
 }
 
-/// Rupiah as typed (`25.000`, `25000`, `25000,50`, `Rp 25.000`) → the API's decimal string.
+/// Rupiah as typed → the API's decimal string; `None` unless more than zero.
 pub fn typed_amount(s: &str) -> Option<String> {
-    let plain = s
-        .trim()
-        .trim_start_matches("Rp")
-        .trim()
-        .replace('.', "")
-        .replace(',', ".");
-    crate::api::money::parse_positive(&plain).ok().map(format_minor)
+    view::typed_rupiah(s).filter(|m| *m > 0).map(format_minor)
 }
 
 pub async fn refund(

@@ -4,7 +4,6 @@
 
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
-use crate::api::money::parse_minor;
 use crate::api::payments::{decode_cursor, encode_cursor};
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
@@ -92,11 +91,9 @@ impl Filters {
             }
         }
         if let Some(a) = given(&self.amount) {
-            // Typed the way people write rupiah: "25.000" or "25000".
-            let plain = a.trim_start_matches("Rp").trim().replace('.', "");
-            match parse_minor(&plain.replace(',', ".")) {
-                Ok(m) => f.amount_minor = Some(m),
-                Err(_) => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
+            match view::typed_rupiah(a) {
+                Some(m) => f.amount_minor = Some(m),
+                None => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
             }
         }
         f.flagged = given(&self.flagged).is_some_and(|v| v == "true" || v == "on");

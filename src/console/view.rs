@@ -101,6 +101,18 @@ pub fn money(minor: i64, currency: &str) -> String {
     }
 }
 
+/// Rupiah as people type them (`25.000`, `25000`, `25000,50`, `Rp 25.000`:
+/// a dot groups thousands, a comma starts the cents), in minor units.
+pub fn typed_rupiah(s: &str) -> Option<i64> {
+    let plain = s
+        .trim()
+        .trim_start_matches("Rp")
+        .trim()
+        .replace('.', "")
+        .replace(',', ".");
+    crate::api::money::parse_minor(&plain).ok()
+}
+
 /// A time in Asia/Jakarta with its offset, as a `<time>` element.
 pub fn time(t: DateTime<Utc>) -> Markup {
     html! { time datetime=(t.to_rfc3339()) { (jakarta(t)) } }
