@@ -71,6 +71,7 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     );
     assert!(page.contains("Body as received"), "the notification's body is shown");
     browser.screenshot(&shot("payment")).await;
+    browser.screenshot_at(&shot("payment-phone"), 390).await;
 
     // Refunding part of it: the form, the confirmation, the result.
     browser.fill("#amount", "10.000").await;

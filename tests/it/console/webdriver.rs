@@ -214,6 +214,17 @@ impl Browser {
 
     /// Saves a PNG of the whole page (the window is made as tall as the page).
     pub async fn screenshot(&self, path: &Path) {
+        self.screenshot_at(path, 1280).await;
+    }
+
+    /// The same, `width` pixels wide (390: a phone).
+    pub async fn screenshot_at(&self, path: &Path, width: i64) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": 900})),
+        )
+        .await;
         let height = self
             .call(
                 reqwest::Method::POST,
@@ -227,7 +238,7 @@ impl Browser {
         self.call(
             reqwest::Method::POST,
             "/window/rect",
-            Some(json!({"width": 1280, "height": height + 140})),
+            Some(json!({"width": width, "height": height + 140})),
         )
         .await;
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
