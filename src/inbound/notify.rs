@@ -11,6 +11,7 @@ use super::headers::{headers_for_audit, json_content_type, required};
 use super::tokens::TokenCheck;
 use crate::config::{ExternalIdFormat, SignatureMode};
 use crate::domain::Observation;
+use crate::metrics::business::{Change, Via};
 use crate::snap::codes::{service, SnapStatus};
 use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify, FieldError};
 use crate::snap::{body as snap_body, signature, timestamp};
@@ -174,6 +175,7 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         received_at: now,
         observation: Observation::from_notification(&parsed),
     };
+    let paid_time = parsed.paid_time;
     let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
     match tokio::time::timeout(deadline, st.batcher.submit(item)).await {
         Err(_) => Err(SnapStatus::timeout(SVC).into()),
@@ -183,6 +185,8 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
         }
         Ok(Ok(IngestOutcome::Applied(applied))) => {
             tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
+            st.metrics.payment_changed(&Change::of(&applied, Via::Notification));
+            st.metrics.notification_delay(paid_time.as_deref(), now);
             if applied.from != Some(applied.to) {
                 crate::telemetry::status_changed("notification", &(&applied).into(), applied.from, applied.to, None);
             }

@@ -13,6 +13,7 @@ mod finpay_client;
 mod hostile;
 mod metrics;
 mod notify;
+mod ops;
 mod outage;
 mod reconcile;
 mod reconcile_replicas;
