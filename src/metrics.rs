@@ -191,10 +191,10 @@ impl Metrics {
         self.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], f64::from(idle));
     }
 
-    /// Every metric this service renders, by name (the dashboard and the
-    /// alert rules are checked against it).
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        HELP.iter().chain(business::HELP).map(|(name, _, _)| *name)
+    /// Every metric this service renders: name and type (the dashboard and
+    /// the alert rules are checked against them).
+    pub fn families() -> impl Iterator<Item = (&'static str, &'static str)> {
+        HELP.iter().chain(business::HELP).map(|(name, kind, _)| (*name, *kind))
     }
 
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
