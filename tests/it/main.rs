@@ -21,3 +21,4 @@ mod reconcile_replicas;
 mod replicas;
 mod set_based_ingest;
 mod test_databases;
+mod traces;
