@@ -78,30 +78,23 @@ async fn receive_inner(
     let Some(creds) = st.inbound.as_ref() else {
         return Err(SnapStatus::general_error(SVC).into());
     };
-    let Verified {
-        partner_id,
-        external_id,
-        bytes,
-        verification,
-        parsed,
-        raw_body,
-        now,
-    } = verify(st, creds, uri, headers, body)
+    let v = verify(st, creds, uri, headers, body)
         .instrument(tracing::debug_span!("verify"))
         .await?;
+    let (external_id, now) = (v.external_id, v.now);
 
     let item = InboundNotification {
-        partner_id: partner_id.to_string(),
+        partner_id: v.partner_id.to_string(),
         external_id: external_id.to_string(),
         jakarta_day: timestamp::jakarta_day(now),
-        body_sha256: Sha256::digest(&bytes).to_vec(),
-        raw_body,
+        body_sha256: Sha256::digest(&v.bytes).to_vec(),
+        raw_body: v.raw_body,
         headers_json: headers_for_audit(headers),
-        verification,
+        verification: v.verification,
         received_at: now,
-        observation: Observation::from_notification(&parsed),
+        observation: Observation::from_notification(&v.parsed),
     };
-    let paid_time = parsed.paid_time;
+    let paid_time = v.parsed.paid_time;
     let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
     let stored = st.batcher.submit(item).instrument(tracing::debug_span!("batch_wait"));
     match tokio::time::timeout(deadline, stored).await {

@@ -15,31 +15,47 @@ fn applied(origin: &str, from: Option<PaymentStatus>, to: PaymentStatus, decisio
     }
 }
 
+/// `finpay_qris_payments_total{event, origin}`.
+fn events(m: &Metrics, event: &str, origin: &str) -> u64 {
+    m.counter("finpay_qris_payments_total", &[("event", event), ("origin", origin)])
+}
+
+/// `finpay_qris_payments_settled_by_query_total{status="paid", origin="generated"}`.
+fn settled_paid_by_query(m: &Metrics) -> u64 {
+    m.counter(
+        "finpay_qris_payments_settled_by_query_total",
+        &[("status", "paid"), ("origin", "generated")],
+    )
+}
+
+/// A generated payment's pending → paid, as the executors report it.
+fn pending_paid() -> Applied {
+    applied(
+        "generated",
+        Some(PaymentStatus::Pending),
+        PaymentStatus::Paid,
+        transition(PaymentStatus::Paid),
+    )
+}
+
+/// Metrics after counting `a` as made `via`.
+fn counted(a: &Applied, via: Via) -> Metrics {
+    let m = Metrics::default();
+    m.payment_changed(&Change::of(a, via));
+    m
+}
+
 fn transition(to: PaymentStatus) -> Decision {
     Decision::Transition { to, flag: None }
 }
 
 #[test]
 fn a_notification_that_pays_a_generated_payment_counts_one_paid_event_and_its_rupiah() {
-    let m = Metrics::default();
-    let a = applied(
-        "generated",
-        Some(PaymentStatus::Pending),
-        PaymentStatus::Paid,
-        transition(PaymentStatus::Paid),
-    );
-    m.payment_changed(&Change::of(&a, Via::Notification));
+    let m = counted(&pending_paid(), Via::Notification);
     let paid = [("event", "paid"), ("origin", "generated")];
     assert_eq!(m.counter("finpay_qris_payments_total", &paid), 1);
     assert_eq!(m.counter("finpay_qris_payments_rupiah_total", &paid), 15_000);
-    assert_eq!(
-        m.counter(
-            "finpay_qris_payments_settled_by_query_total",
-            &[("status", "paid"), ("origin", "generated")]
-        ),
-        0,
-        "a notification is not a query"
-    );
+    assert_eq!(settled_paid_by_query(&m), 0, "a notification is not a query");
 }
 
 #[test]
@@ -52,36 +68,14 @@ fn a_static_qr_payment_learnt_as_paid_counts_as_created_and_paid() {
         transition(PaymentStatus::Paid),
     );
     m.payment_changed(&Change::of(&a, Via::Notification));
-    assert_eq!(
-        m.counter(
-            "finpay_qris_payments_total",
-            &[("event", "created"), ("origin", "static")]
-        ),
-        1
-    );
-    assert_eq!(
-        m.counter("finpay_qris_payments_total", &[("event", "paid"), ("origin", "static")]),
-        1
-    );
+    assert_eq!(events(&m, "created", "static"), 1);
+    assert_eq!(events(&m, "paid", "static"), 1);
 }
 
 #[test]
 fn a_query_that_settles_an_open_payment_counts_as_settled_by_query() {
-    let m = Metrics::default();
-    let a = applied(
-        "generated",
-        Some(PaymentStatus::Pending),
-        PaymentStatus::Paid,
-        transition(PaymentStatus::Paid),
-    );
-    m.payment_changed(&Change::of(&a, Via::Query));
-    assert_eq!(
-        m.counter(
-            "finpay_qris_payments_settled_by_query_total",
-            &[("status", "paid"), ("origin", "generated")]
-        ),
-        1
-    );
+    let m = counted(&pending_paid(), Via::Query);
+    assert_eq!(settled_paid_by_query(&m), 1);
 }
 
 #[test]
@@ -125,13 +119,7 @@ fn a_flag_counts_as_flagged_whether_or_not_the_status_moved() {
     m.payment_changed(&Change::of(&late, Via::Notification));
     let flagged = [("event", "flagged"), ("origin", "generated")];
     assert_eq!(m.counter("finpay_qris_payments_total", &flagged), 2);
-    assert_eq!(
-        m.counter(
-            "finpay_qris_payments_total",
-            &[("event", "paid"), ("origin", "generated")]
-        ),
-        1
-    );
+    assert_eq!(events(&m, "paid", "generated"), 1);
 }
 
 #[test]
@@ -202,20 +190,9 @@ fn refunds_are_counted_by_outcome_with_their_rupiah() {
 fn switched_off_business_metrics_count_nothing() {
     let m = Metrics::default();
     m.set_business(false);
-    let a = applied(
-        "generated",
-        Some(PaymentStatus::Pending),
-        PaymentStatus::Paid,
-        transition(PaymentStatus::Paid),
-    );
+    let a = pending_paid();
     m.payment_changed(&Change::of(&a, Via::Notification));
     m.refund_answered(&RefundOutcome::Unknown { reason: "x".into() }, 100, "IDR");
-    assert_eq!(
-        m.counter(
-            "finpay_qris_payments_total",
-            &[("event", "paid"), ("origin", "generated")]
-        ),
-        0
-    );
+    assert_eq!(events(&m, "paid", "generated"), 0);
     assert_eq!(m.counter("finpay_qris_refunds_total", &[("outcome", "unknown")]), 0);
 }

@@ -18,6 +18,16 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The state gauges as read at `at`, scraped.
+async fn gauges_at(app: &TestApp, at: chrono::DateTime<chrono::Utc>) -> String {
+    finpay_qris::metrics::state::sample(app.state.store.as_ref(), &app.state.metrics, at).await;
+    scrape(app).await
+}
+
+fn open(text: &str, age: &str) -> Option<f64> {
+    sample(text, &format!(r#"finpay_qris_open_payments{{age="{age}"}}"#))
+}
+
 async fn scrape(app: &TestApp) -> String {
     let resp = app.http.get(app.api_url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -82,34 +92,16 @@ async fn the_state_gauges_count_open_and_flagged_payments(b: Backend) {
     assert_eq!(app.notify(&token, &unique_digits(), &flag).await.0, 200);
 
     let now = finpay_qris::store::now();
-    finpay_qris::metrics::state::sample(app.state.store.as_ref(), &app.state.metrics, now).await;
-    let text = scrape(&app).await;
-    assert_eq!(
-        sample(&text, r#"finpay_qris_open_payments{age="under_5m"}"#),
-        Some(2.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, r#"finpay_qris_open_payments{age="over_24h"}"#),
-        Some(0.0),
-        "{text}"
-    );
+    let text = gauges_at(&app, now).await;
+    assert_eq!(open(&text, "under_5m"), Some(2.0), "{text}");
+    assert_eq!(open(&text, "over_24h"), Some(0.0), "{text}");
     assert_eq!(sample(&text, "finpay_qris_flagged_payments"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "finpay_qris_database_up"), Some(1.0), "{text}");
     // A day later the same payments are old, and the flag has waited a day.
     let later = now + chrono::Duration::days(1) + chrono::Duration::seconds(1);
-    finpay_qris::metrics::state::sample(app.state.store.as_ref(), &app.state.metrics, later).await;
-    let text = scrape(&app).await;
-    assert_eq!(
-        sample(&text, r#"finpay_qris_open_payments{age="over_24h"}"#),
-        Some(2.0),
-        "{text}"
-    );
-    assert_eq!(
-        sample(&text, r#"finpay_qris_open_payments{age="under_5m"}"#),
-        Some(0.0),
-        "{text}"
-    );
+    let text = gauges_at(&app, later).await;
+    assert_eq!(open(&text, "over_24h"), Some(2.0), "{text}");
+    assert_eq!(open(&text, "under_5m"), Some(0.0), "{text}");
     let waited = sample(&text, "finpay_qris_flagged_payment_oldest_seconds").unwrap();
     assert!((86_400.0..86_500.0).contains(&waited), "{text}");
     app.stop().await;

@@ -67,14 +67,6 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
         .and_then(|kv| string(kv.value.as_ref()?.value.as_ref()?))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Server {
     child: Child,
     public: u16,
