@@ -134,3 +134,22 @@ async fn a_payment_the_worker_finds_paid_counts_as_settled_by_query(b: Backend) 
     app.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_database_that_does_not_answer_shows_as_down() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = finpay_qris::store::SqliteStore::connect(&db.url, 1, 1).await.unwrap();
+    finpay_qris::store::Store::migrate(&store).await.unwrap();
+    let metrics = finpay_qris::metrics::Metrics::default();
+    finpay_qris::metrics::state::sample(&store, &metrics, finpay_qris::store::now()).await;
+    assert_eq!(sample(&metrics.render(), "finpay_qris_database_up"), Some(1.0));
+    store.pool().close().await;
+    finpay_qris::metrics::state::sample(&store, &metrics, finpay_qris::store::now()).await;
+    let text = metrics.render();
+    assert_eq!(sample(&text, "finpay_qris_database_up"), Some(0.0), "{text}");
+    assert_eq!(
+        sample(&text, "finpay_qris_flagged_payments"),
+        Some(0.0),
+        "the last good reading stays"
+    );
+}
