@@ -11,6 +11,7 @@
 mod api_store;
 mod console_store;
 mod explain;
+pub(crate) mod ops_store;
 mod postgres;
 mod sql;
 mod sql_api;
@@ -22,6 +23,7 @@ mod types;
 pub use api_store::*;
 pub use console_store::*;
 pub use explain::{explain, host};
+pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -99,7 +101,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + ConsoleStore + Send + Sync + 'static {
+pub trait Store: ApiStore + ConsoleStore + OpsStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
