@@ -39,11 +39,7 @@ impl Browser {
             eprintln!("skipping the browser test: {why}");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let child = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
