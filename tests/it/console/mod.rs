@@ -4,6 +4,7 @@
 
 mod support;
 
+mod actions;
 mod browser;
 mod export;
 mod flags;
