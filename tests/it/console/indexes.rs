@@ -45,8 +45,19 @@ async fn the_consoles_reads_use_their_indexes_on_a_month_of_payments() {
             "SELECT id FROM payments WHERE amount_minor = 150000 ORDER BY id DESC LIMIT 51".to_string(),
             "payments_by_amount",
         ),
-        // Newest first: the ids' own index, read from the newest down to the day.
-        (format!("SELECT id FROM payments WHERE {day} ORDER BY id DESC LIMIT 51"), "payments_pkey"),
+        // A time range alone, as the store lists it: along the creation times,
+        // a recent day and one three weeks back alike.
+        (
+            format!("SELECT id FROM payments WHERE {day} ORDER BY created_at DESC, id DESC LIMIT 51"),
+            "payments_by_created",
+        ),
+        (
+            "SELECT id FROM payments WHERE created_at >= now() - interval '22 days' AND created_at < now() - interval '21 days' \
+             AND (created_at, id) < ((SELECT created_at FROM payments WHERE id = lpad('990000', 36, '0')), lpad('990000', 36, '0')) \
+             ORDER BY created_at DESC, id DESC LIMIT 51"
+                .to_string(),
+            "payments_by_created",
+        ),
         (
             "SELECT id FROM payments WHERE paid_at >= now() - interval '1 day' AND paid_at < now() ORDER BY paid_at, id"
                 .to_string(),

@@ -75,7 +75,37 @@ async fn the_overview_counts_todays_payments_by_status(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_time_range_pages_newest_first_without_repeats(backend: Backend) {
+    let app = spawn(backend).await;
+    let from = finpay_qris::store::now() - chrono::Duration::seconds(1);
+    let mut created = Vec::new();
+    for amount in 1..=5 {
+        created.push(crate::api::support::insert_payment(&app, amount * 100).await.id);
+    }
+    created.reverse();
+    let t = finpay_qris::console::payments::urlencode(&from.to_rfc3339());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/payments?createdFrom={t}&limit=2&cursor={c}"),
+            None => format!("/api/v1/payments?createdFrom={t}&limit=2"),
+        };
+        let page = crate::api::support::get(&app, &path).await.json();
+        for p in page["items"].as_array().unwrap() {
+            seen.push(p["id"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created, "every payment once, newest first");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_time_range_pages_newest_first_without_repeats,
     a_notification_body_with_markup_is_shown_as_text,
     the_payments_page_filters_like_the_rest_list,
     the_overview_counts_todays_payments_by_status
