@@ -129,8 +129,9 @@ pub struct ListParams {
 /// List payments
 ///
 /// Newest first, in pages: follow `nextCursor` until it is absent. Pages are
-/// keyed on the ids (which sort by creation time), so payments created while
-/// you page never shift the pages: nothing is skipped or repeated.
+/// keyed on the last payment of the previous page (its id and creation
+/// time), so payments created while you page never shift the pages: nothing
+/// is skipped or repeated.
 #[utoipa::path(
     get,
     path = "/payments",
