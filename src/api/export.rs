@@ -70,8 +70,9 @@ pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTim
 /// each in time order: payments first, then refunds. Columns: `type`
 /// (`payment` or `refund`), `time_jakarta` (paid or asked, with offset),
 /// our and Finpay's references, `status`, `amount` (two decimals),
-/// `currency`, `refunded_amount` (payments), `fee` (empty: Finpay does not
-/// report fees to us), `reason` (refunds). Cells that a spreadsheet would
+/// `currency`, `refunded_amount` (payments), `fee` (Finpay's `FeeAmount` in
+/// the notification that paid it, while retention keeps that body; empty
+/// otherwise), `reason` (refunds). Cells that a spreadsheet would
 /// read as a formula are prefixed with `'`.
 #[utoipa::path(
     get,
@@ -132,22 +133,29 @@ pub fn csv_response(st: &AppState, from: DateTime<Utc>, to: DateTime<Utc>, file_
 pub fn line(row: &ExportRow) -> String {
     let o = |s: &Option<String>| s.clone().unwrap_or_default();
     let cells: Vec<String> = match row {
-        ExportRow::Payment(p) => vec![
-            "payment".into(),
-            p.paid_at.map(format_jakarta).unwrap_or_default(),
-            p.id.clone(),
-            o(&p.partner_reference_no),
-            o(&p.reference_no),
-            String::new(),
-            String::new(),
-            String::new(),
-            p.status.as_str().into(),
-            format_minor(p.amount_minor),
-            p.currency.clone(),
-            format_minor(p.refunded_minor),
-            String::new(),
-            String::new(),
-        ],
+        ExportRow::Payment(row) => {
+            let p = &row.payment;
+            vec![
+                "payment".into(),
+                p.paid_at.map(format_jakarta).unwrap_or_default(),
+                p.id.clone(),
+                o(&p.partner_reference_no),
+                o(&p.reference_no),
+                String::new(),
+                String::new(),
+                String::new(),
+                p.status.as_str().into(),
+                format_minor(p.amount_minor),
+                p.currency.clone(),
+                format_minor(p.refunded_minor),
+                row.paid_body
+                    .as_deref()
+                    .and_then(fee_minor)
+                    .map(format_minor)
+                    .unwrap_or_default(),
+                String::new(),
+            ]
+        }
         ExportRow::Refund(r) => vec![
             "refund".into(),
             format_jakarta(r.refund.created_at),
@@ -168,6 +176,14 @@ pub fn line(row: &ExportRow) -> String {
     let mut out = cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",");
     out.push_str("\r\n");
     out
+}
+
+/// The fee Finpay states in a notification (`additionalInfo.FeeAmount.value`,
+/// an amount like the payment's), when there is a readable one.
+pub fn fee_minor(body: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let fee = v.get("additionalInfo")?.get("FeeAmount")?.get("value")?.as_str()?;
+    super::money::parse_minor(fee).ok()
 }
 
 /// RFC 4180 quoting, and a leading `'` on what a spreadsheet would run as a
@@ -196,6 +212,15 @@ mod tests {
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(cell("-5"), "'-5");
+    }
+
+    #[test]
+    fn the_fee_is_read_from_the_notification_that_paid() {
+        let body = r#"{"additionalInfo":{"FeeAmount":{"value":"1234.00","currency":"IDR"}}}"#;
+        assert_eq!(fee_minor(body), Some(123_400));
+        assert_eq!(fee_minor(r#"{"additionalInfo":{}}"#), None);
+        assert_eq!(fee_minor(r#"{"additionalInfo":{"FeeAmount":{"value":"=1+1"}}}"#), None);
+        assert_eq!(fee_minor("not json"), None);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub async fn page(op: Operator) -> Response {
     let body = html! {
         h1 { "Export for finance" }
         p { "The payments paid and the refunds asked on the chosen days (Asia/Jakarta), as CSV: amounts exact, \
-             times in Jakarta with their offset, our references and Finpay's. A month is as quick to ask for as a day: the file is written as it is read." }
+             Finpay's fee where the notification that paid states it, times in Jakarta with their offset, our \
+             references and Finpay's. A month is as quick to ask for as a day: the file is written as it is read." }
         form.filters method="get" action="/console/export.csv" {
             div.field {
                 label for="from" { "First day" }

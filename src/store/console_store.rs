@@ -69,11 +69,20 @@ pub struct ExportRefund {
     pub currency: String,
 }
 
+/// A paid payment for the export, with the body of the notification that
+/// paid it (where Finpay states its fee) while retention keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExportPayment {
+    #[sqlx(flatten)]
+    pub payment: Payment,
+    pub paid_body: Option<String>,
+}
+
 /// One line of the finance export.
 #[derive(Debug, Clone)]
 pub enum ExportRow {
     /// A payment paid in the period.
-    Payment(Box<Payment>),
+    Payment(Box<ExportPayment>),
     /// A refund asked in the period.
     Refund(Box<ExportRefund>),
 }

@@ -5,7 +5,7 @@ macro_rules! sql_console_store {
     ($Store:ident, $Db:ty) => {
         const _: () = {
             use crate::store::console_store::{
-                Backlog, ConsoleStore, ExportRefund, ExportRow, HourTotals, PaymentAction, StatusTotal,
+                Backlog, ConsoleStore, ExportPayment, ExportRefund, ExportRow, HourTotals, PaymentAction, StatusTotal,
                 StoredNotification,
             };
             use crate::store::{Backend, Payment, Refund};
@@ -232,10 +232,15 @@ macro_rules! sql_console_store {
                     to: DateTime<Utc>,
                     out: tokio::sync::mpsc::Sender<ExportRow>,
                 ) -> crate::store::Result<()> {
+                    // Each payment with the body of the last notification
+                    // applied to it (`notifications_by_payment`).
                     let sql = Self::sql_owned(format!(
-                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE paid_at >= $1 AND paid_at < $2 ORDER BY paid_at, id"
+                        "SELECT {PAYMENT_COLUMNS}, (SELECT n.raw_body FROM notifications n \
+                         WHERE n.payment_id = payments.id AND n.outcome = 'applied' AND n.raw_body IS NOT NULL \
+                         ORDER BY n.id DESC LIMIT 1) AS paid_body \
+                         FROM payments WHERE paid_at >= $1 AND paid_at < $2 ORDER BY paid_at, id"
                     ));
-                    let mut rows = sqlx::query_as::<_, Payment>(&sql).bind(from).bind(to).fetch(&self.pool);
+                    let mut rows = sqlx::query_as::<_, ExportPayment>(&sql).bind(from).bind(to).fetch(&self.pool);
                     while let Some(p) = rows.try_next().await? {
                         if out.send(ExportRow::Payment(Box::new(p))).await.is_err() {
                             return Ok(());

@@ -2,7 +2,7 @@
 //! CSV with exact amounts and Jakarta times, streamed from the database.
 
 use super::support::{spawn, Console};
-use crate::api::support::{get, paid_by_notification};
+use crate::api::support::get;
 use crate::common::{self, Backend, TestApp};
 use finpay_qris::store::{NewRefund, RefundOutcome, RefundReservation};
 
@@ -11,6 +11,19 @@ fn today() -> String {
         .with_timezone(&finpay_qris::console::view::JAKARTA)
         .date_naive()
         .to_string()
+}
+
+/// A payment learnt from a notification that states Finpay's fee.
+async fn paid_with_fee(app: &TestApp, amount: &str, fee: &str) -> serde_json::Value {
+    let token = app.token().await;
+    let partner_ref = format!("S{}", common::unique_digits());
+    let body = common::notify_body(&partner_ref, &format!("R{}", common::unique_digits()), "00", amount).replace(
+        "\"additionalInfo\":{",
+        &format!("\"additionalInfo\":{{\"FeeAmount\":{{\"value\":\"{fee}\",\"currency\":\"IDR\"}},"),
+    );
+    let (status, answer) = app.notify(&token, &common::unique_digits(), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    get(app, &format!("/api/v1/payments/{partner_ref}")).await.json()
 }
 
 async fn refund_succeeded(app: &TestApp, payment_id: &str, amount_minor: i64, reason: &str) {
@@ -34,7 +47,7 @@ async fn refund_succeeded(app: &TestApp, payment_id: &str, amount_minor: i64, re
 
 async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Backend) {
     let app = spawn(backend).await;
-    let paid = paid_by_notification(&app, "25000.00").await;
+    let paid = paid_with_fee(&app, "25000.00", "175.00").await;
     let id = paid["id"].as_str().unwrap();
     refund_succeeded(&app, id, 1_000_000, "=cmd|' /C calc'!A0, returned").await;
     let day = today();
@@ -55,7 +68,7 @@ async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Bac
     assert_eq!(payment[2], id);
     assert_eq!(payment[3], paid["partnerReferenceNo"].as_str().unwrap());
     assert_eq!(payment[4], paid["referenceNo"].as_str().unwrap());
-    assert_eq!(&payment[8..12], ["paid", "25000.00", "IDR", "10000.00"]);
+    assert_eq!(&payment[8..13], ["paid", "25000.00", "IDR", "10000.00", "175.00"]);
     assert!(lines[2].starts_with("refund,"), "{}", lines[2]);
     assert!(lines[2].contains(",FRF-1,succeeded,10000.00,IDR,"), "{}", lines[2]);
     assert!(
