@@ -8,7 +8,8 @@
 //! be framed, and is not stored by caches; a form posted from another site
 //! is refused.
 //!
-//! - [`session`]: sign-in with an API key, the session cookie, CSRF tokens;
+//! - [`session`]: the session cookie, who is signed in, CSRF tokens;
+//!   [`sign_in`]: signing in with an API key, and out;
 //! - [`view`]: the page shell, navigation, and how money, times and
 //!   statuses are shown;
 //! - [`overview`], [`payments`], [`payment`], [`flagged`], [`export`]: the pages;
@@ -23,6 +24,7 @@ pub mod overview;
 pub mod payment;
 pub mod payments;
 pub mod session;
+pub mod sign_in;
 pub mod timeline;
 pub mod view;
 
@@ -46,8 +48,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/", get(overview::page))
-        .route("/console/sign-in", get(session::sign_in_page).post(session::sign_in))
-        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/sign-in", get(sign_in::sign_in_page).post(sign_in::sign_in))
+        .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/payments", get(payments::page))
         .route("/console/payments/{id}", get(payment::page))
         .route("/console/payments/{id}/refund", post(actions::refund))

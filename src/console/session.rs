@@ -1,9 +1,9 @@
-//! Signing in to the console with an API key.
+//! Who is signed in to the console.
 //!
-//! The key is exchanged for a session: a random token in an `HttpOnly`,
-//! `SameSite=Strict` cookie (`Secure` when a proxy reports TLS or
-//! `console.secure_cookie` says so), of which the database keeps only the
-//! SHA-256. Each request extends the session; one idle for
+//! An API key is exchanged for a session ([`sign_in`](super::sign_in)): a
+//! random token in an `HttpOnly`, `SameSite=Strict` cookie (`Secure` when a
+//! proxy reports TLS or `console.secure_cookie` says so), of which the
+//! database keeps only the SHA-256. Each request extends the session; one idle for
 //! `console.session_idle_secs` is over. The session remembers the key's
 //! name, and the role is read from the configuration on every request.
 //!
@@ -14,14 +14,10 @@
 use super::view::{self, Refusal};
 use crate::api::auth::{ApiKeys, Role};
 use crate::state::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
-use maud::html;
-use rand::RngCore;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -70,7 +66,7 @@ impl Operator {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+pub(super) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -79,7 +75,7 @@ pub fn csrf_of(token: &str) -> String {
     hex::encode(Sha256::digest(format!("finpay-console-csrf:{token}").as_bytes()))
 }
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -91,23 +87,53 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn to_sign_in() -> Response {
-    Redirect::to("/console/sign-in").into_response()
+/// To the sign-in page, which then leads back to the page asked for (a
+/// link from a ticket to a payment works after signing in); `ended` when a
+/// session was presented but is over.
+fn to_sign_in(parts: &Parts, ended: bool) -> Response {
+    let mut query = Vec::new();
+    if parts.method == Method::GET && parts.uri.path() != "/console" {
+        if let Some(pq) = parts.uri.path_and_query() {
+            query.push(format!("next={}", super::payments::urlencode(pq.as_str())));
+        }
+    }
+    if ended {
+        query.push("ended=1".to_string());
+    }
+    let to = if query.is_empty() {
+        "/console/sign-in".to_string()
+    } else {
+        format!("/console/sign-in?{}", query.join("&"))
+    };
+    Redirect::to(&to).into_response()
+}
+
+/// Where signing in may lead: a console page, nothing else.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with("/console")
+        && !next.starts_with("/console/sign-")
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2000;
+    ok.then_some(next)
 }
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
-        let token = session_token(&parts.headers).ok_or_else(to_sign_in)?;
+        let token = session_token(&parts.headers).ok_or_else(|| to_sign_in(parts, false))?;
         let now = crate::store::now();
         let until = now + idle(st);
         let name = match st.store.touch_session(&digest(&token), now, until).await {
             Ok(Some(name)) => name,
-            Ok(None) => return Err(to_sign_in()),
+            Ok(None) => return Err(to_sign_in(parts, true)),
             Err(e) => return Err(view::store_error(&e)),
         };
-        let role = ApiKeys::new(&st.settings.api).role_of(&name).ok_or_else(to_sign_in)?;
+        let Some(role) = ApiKeys::new(&st.settings.api).role_of(&name) else {
+            return Err(to_sign_in(parts, true));
+        };
         Ok(Operator {
             name,
             role,
@@ -116,13 +142,13 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-fn idle(st: &AppState) -> chrono::Duration {
+pub(super) fn idle(st: &AppState) -> chrono::Duration {
     chrono::Duration::seconds(st.settings.console.session_idle_secs as i64)
 }
 
 /// Whether the browser reached us over TLS (through a proxy that says so),
 /// or the setting asks for `Secure` cookies anyway.
-fn secure(st: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn secure(st: &AppState, headers: &HeaderMap) -> bool {
     let forwarded_https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -134,7 +160,7 @@ fn secure(st: &AppState, headers: &HeaderMap) -> bool {
     st.settings.console.secure_cookie || forwarded_https
 }
 
-fn cookie(value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
+pub(super) fn cookie(value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
     let mut c = format!("{COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
@@ -143,97 +169,6 @@ fn cookie(value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
-}
-
-pub async fn sign_in_page(State(st): State<AppState>) -> Response {
-    form(&st, StatusCode::OK, None)
-}
-
-fn form(st: &AppState, status: StatusCode, problem: Option<&str>) -> Response {
-    let disabled = ApiKeys::new(&st.settings.api).is_empty();
-    let body = html! {
-        section.sign-in {
-            h1 { "Sign in" }
-            @if disabled {
-                p.notice.bad role="alert" {
-                    "The console is disabled: no API key is configured. Set FINPAY_QRIS__API__KEYS and restart."
-                }
-            } @else {
-                p { "Sign in with an API key of this service. Keys with the read role see everything and change nothing." }
-                @if let Some(p) = problem {
-                    p.notice.bad role="alert" { (p) }
-                }
-                form method="post" action="/console/sign-in" {
-                    label for="key" { "API key" }
-                    input #key type="password" name="key" autocomplete="current-password" required autofocus;
-                    button type="submit" { "Sign in" }
-                }
-            }
-        }
-    };
-    (status, view::page("Sign in", None, view::Nav::None, body)).into_response()
-}
-
-#[derive(Deserialize)]
-pub struct SignIn {
-    #[serde(default)]
-    key: String,
-}
-
-pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SignIn>) -> Response {
-    let Some(caller) = ApiKeys::new(&st.settings.api).caller(&f.key) else {
-        tracing::info!("console sign-in refused: not a configured key");
-        return form(
-            &st,
-            StatusCode::UNAUTHORIZED,
-            Some("That is not a key of this service."),
-        );
-    };
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
-    let now = crate::store::now();
-    if let Err(e) = st.store.purge_sessions(now).await {
-        tracing::debug!(error = %e, "expired console sessions not purged");
-    }
-    if let Err(e) = st
-        .store
-        .create_session(&digest(&token), &caller.name, now, now + idle(&st))
-        .await
-    {
-        return view::store_error(&e);
-    }
-    tracing::info!(actor = %caller.name, role = caller.role.as_str(), "console sign-in");
-    let mut resp = Redirect::to("/console").into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&token, None, secure(&st, &headers)));
-    resp
-}
-
-#[derive(Deserialize)]
-pub struct SignOut {
-    csrf: Option<String>,
-}
-
-pub async fn sign_out(
-    State(st): State<AppState>,
-    op: Operator,
-    headers: HeaderMap,
-    Form(f): Form<SignOut>,
-) -> Response {
-    if let Err(refused) = op.check_csrf(f.csrf.as_deref()) {
-        return refused.into_response();
-    }
-    if let Some(token) = session_token(&headers) {
-        if let Err(e) = st.store.delete_session(&digest(&token)).await {
-            return view::store_error(&e);
-        }
-    }
-    tracing::info!(actor = %op.name, "console sign-out");
-    let mut resp = Redirect::to("/console/sign-in").into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, cookie("", Some(0), secure(&st, &headers)));
-    resp
 }
 
 #[cfg(test)]
@@ -264,6 +199,24 @@ mod tests {
         assert!(op.check_csrf(Some(&csrf_of("two"))).is_err());
         assert!(op.check_csrf(None).is_err());
         assert!(op.check_csrf(Some("")).is_err());
+    }
+
+    #[test]
+    fn signing_in_leads_back_only_to_console_pages() {
+        assert_eq!(
+            safe_next("/console/payments?status=paid"),
+            Some("/console/payments?status=paid")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/console//evil",
+            "/consolex\\evil",
+            "/api/v1/payments",
+            "/console/sign-out",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Signing in and out, the session cookie, expiry after inactivity, the
 //! headers every page carries, and CSRF on every form.
 
-use super::support::{flagged_payment, sign_in_raw, spawn, Console, READ_KEY};
+use super::support::{flagged_payment, sign_in_form, sign_in_raw, spawn, Console, READ_KEY};
 use crate::common::{self, Backend};
 use chrono::Duration;
 use finpay_qris::console::CSP;
@@ -38,7 +38,10 @@ async fn pages_need_a_session_and_carry_strict_headers(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 303);
-    assert_eq!(anonymous.headers()["location"], "/console/sign-in");
+    assert_eq!(
+        anonymous.headers()["location"],
+        "/console/sign-in?next=%2Fconsole%2Fpayments"
+    );
 
     let c = Console::sign_in(&app, common::API_KEY).await;
     for path in [
@@ -71,7 +74,38 @@ async fn signing_out_or_idling_ends_the_session(backend: Backend) {
     // Everything idle longer than the setting (30 minutes) is over.
     let later = finpay_qris::store::now() + Duration::minutes(31);
     assert_eq!(app.state.store.purge_sessions(later).await.unwrap(), 1);
-    assert_eq!(idle.get("/console").await.status, 303);
+    let ended = idle.get("/console/payments?status=paid").await;
+    assert_eq!(ended.status, 303);
+    let to = ended.header("location");
+    assert_eq!(
+        to,
+        "/console/sign-in?next=%2Fconsole%2Fpayments%3Fstatus%3Dpaid&ended=1"
+    );
+    let page = super::support::client()
+        .get(app.api_url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Your session has ended"), "{page}");
+    assert!(
+        page.contains(r#"name="next" value="/console/payments?status=paid""#),
+        "{page}"
+    );
+    // Signing in again leads back there, and only ever to a console page.
+    let back = sign_in_raw(&app, common::API_KEY, &[]).await;
+    assert_eq!(back.header("location"), "/console");
+    let led = sign_in_form(
+        &app,
+        &[("key", common::API_KEY), ("next", "/console/payments?status=paid")],
+        &[],
+    )
+    .await;
+    assert_eq!(led.header("location"), "/console/payments?status=paid");
+    let kept = sign_in_form(&app, &[("key", common::API_KEY), ("next", "//evil.example/")], &[]).await;
+    assert_eq!(kept.header("location"), "/console", "never to another site");
     app.stop().await;
 }
 

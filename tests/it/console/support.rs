@@ -70,12 +70,17 @@ async fn page(resp: reqwest::Response) -> Page {
     }
 }
 
-/// Posts the sign-in form with `key`.
+/// Posts the sign-in form with `key` (and `extra` headers).
 pub async fn sign_in_raw(app: &TestApp, key: &str, extra: &[(&str, &str)]) -> Page {
+    sign_in_form(app, &[("key", key)], extra).await
+}
+
+/// Posts the sign-in form with these fields and headers.
+pub async fn sign_in_form(app: &TestApp, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
     let mut req = client()
         .post(app.api_url("/console/sign-in"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[("key", key)]));
+        .body(form_body(fields));
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
