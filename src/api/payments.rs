@@ -199,13 +199,13 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 /// The cursor is the last id of the page, opaque to clients: its 16 bytes
 /// in base64url, so that every string of the documented pattern is one
 /// (22 characters, the last carrying 2 bits).
-fn encode_cursor(id: &str) -> Option<String> {
+pub(super) fn encode_cursor(id: &str) -> Option<String> {
     uuid::Uuid::parse_str(id)
         .ok()
         .map(|u| URL_SAFE_NO_PAD.encode(u.as_bytes()))
 }
 
-fn decode_cursor(c: &str) -> Option<String> {
+pub(super) fn decode_cursor(c: &str) -> Option<String> {
     let bytes: [u8; 16] = URL_SAFE_NO_PAD.decode(c).ok()?.try_into().ok()?;
     Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }

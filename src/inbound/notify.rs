@@ -8,6 +8,8 @@
 use super::body::read_snap_body;
 use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{headers_for_audit, json_content_type, required};
+use super::journal::Refused;
+use super::suspect::{Route, Suspect};
 use super::tokens::TokenCheck;
 use crate::config::{ExternalIdFormat, SignatureMode};
 use crate::domain::Observation;
@@ -17,8 +19,10 @@ use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
 use crate::telemetry::clip;
-use axum::body::Body;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::Extension;
+use std::net::SocketAddr;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -26,10 +30,17 @@ use std::time::Duration;
 
 const SVC: u8 = service::NOTIFY;
 
-pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+pub async fn receive(
+    State(st): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // The request's span is debug-level on this hot route (app.rs), so the
     // events below name the X-EXTERNAL-ID themselves.
-    let result = receive_inner(&st, &uri, &headers, body).await;
+    let mut read = None;
+    let result = receive_inner(&st, &uri, &headers, body, &mut read).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
         Ok(Answer::Replay) => {
@@ -51,6 +62,20 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
                 external_id = %clip(external_id.unwrap_or("-")),
                 "notification refused"
             );
+            if e.0.http / 100 == 4 {
+                let path = signed_path(&uri);
+                let suspect =
+                    Suspect::from_request(Route::Notify, st.settings.inbound.signature, path, &headers, read.as_ref());
+                st.journal.record(Refused {
+                    route: Route::Notify,
+                    path,
+                    headers: &headers,
+                    peer: peer.map(|Extension(ConnectInfo(p))| p),
+                    status: &e.0,
+                    body: read.as_ref(),
+                    suspect,
+                });
+            }
             (e.0, None)
         }
     };
@@ -64,7 +89,19 @@ enum Answer {
     Replay,
 }
 
-async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body) -> Result<Answer, SnapError> {
+/// The path as signed: as received, with its query string.
+fn signed_path(uri: &Uri) -> &str {
+    uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path())
+}
+
+/// `read` receives the body once read, for the journal of refusals.
+async fn receive_inner(
+    st: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    read: &mut Option<Bytes>,
+) -> Result<Answer, SnapError> {
     let Some(creds) = st.inbound.as_ref() else {
         return Err(SnapStatus::general_error(SVC).into());
     };
@@ -121,7 +158,8 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
 
     // 3. The body, bounded in size and time; then the signature over exactly those bytes.
     let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
+    *read = Some(bytes.clone());
+    let path = signed_path(uri);
     let hash = snap_body::body_hash(&bytes);
     let verification = match (token, &creds.hmac) {
         (Some(token), Some(key)) if symmetric => {

@@ -11,6 +11,7 @@
 mod api_store;
 mod explain;
 mod postgres;
+pub mod refusals;
 mod sql;
 mod sql_api;
 mod sql_ingest;
@@ -20,6 +21,7 @@ mod types;
 pub use api_store::*;
 pub use explain::{explain, host};
 pub use postgres::PgStore;
+pub use refusals::{Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -96,7 +98,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + Send + Sync + 'static {
+pub trait Store: ApiStore + RefusalStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
