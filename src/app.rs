@@ -88,7 +88,12 @@ impl Application {
             })),
         );
         let recent_tokens = Arc::new(RecentTokens::new(settings.refusals.recent_tokens));
-        let doctor = DoctorKeys::new(inbound.as_ref(), finpay_creds.as_ref(), &settings, recent_tokens.clone());
+        let doctor = DoctorKeys::new(
+            inbound.as_ref(),
+            finpay_creds.as_ref(),
+            &settings,
+            recent_tokens.clone(),
+        );
         let journal = Journal::start(store.clone(), &settings.refusals, metrics.clone(), doctor);
         let finpay =
             finpay_creds.map(|c| Arc::new(crate::finpay::FinpayClient::new(c, &settings.finpay, metrics.clone())));

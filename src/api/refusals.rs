@@ -211,7 +211,10 @@ pub async fn list_refusals(
     ),
     security(("api_key" = []))
 )]
-pub async fn get_refusal(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<RefusalView>, ApiError> {
+pub async fn get_refusal(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RefusalView>, ApiError> {
     if id.chars().any(char::is_control) {
         return Err(ApiError::bad_request("id must not contain control characters").field("id"));
     }

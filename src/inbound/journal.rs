@@ -76,8 +76,10 @@ impl Journal {
     /// Queues a refusal; never waits.
     pub fn record(&self, r: Refused<'_>) {
         let reason = reason(r.status);
-        self.metrics
-            .inc("finpay_qris_refusals_total", &[("route", r.route.as_str()), ("reason", reason)]);
+        self.metrics.inc(
+            "finpay_qris_refusals_total",
+            &[("route", r.route.as_str()), ("reason", reason)],
+        );
         let row = Refusal {
             id: uuid::Uuid::now_v7().to_string(),
             received_at: crate::store::now(),
@@ -194,7 +196,9 @@ impl Writer {
         for (i, p) in batch.into_iter().enumerate() {
             match p.suspect {
                 Some(s) if budget.take() => jobs.push((i, s)),
-                Some(_) => self.metrics.inc("finpay_qris_diagnoses_total", &[("dialect", "skipped")]),
+                Some(_) => self
+                    .metrics
+                    .inc("finpay_qris_diagnoses_total", &[("dialect", "skipped")]),
                 None => {}
             }
             rows.push(p.row);
@@ -296,9 +300,15 @@ mod tests {
     #[test]
     fn reasons_are_read_from_the_snap_answer() {
         use crate::snap::codes::service::NOTIFY;
-        assert_eq!(reason(&SnapStatus::unauthorized(NOTIFY, "Invalid Signature")), "invalid_signature");
+        assert_eq!(
+            reason(&SnapStatus::unauthorized(NOTIFY, "Invalid Signature")),
+            "invalid_signature"
+        );
         assert_eq!(reason(&SnapStatus::invalid_token(NOTIFY)), "invalid_token");
-        assert_eq!(reason(&SnapStatus::invalid_mandatory_field(NOTIFY, "X")), "missing_field");
+        assert_eq!(
+            reason(&SnapStatus::invalid_mandatory_field(NOTIFY, "X")),
+            "missing_field"
+        );
         assert_eq!(reason(&SnapStatus::invalid_field_format(NOTIFY, "X")), "invalid_field");
         assert_eq!(reason(&SnapStatus::bad_request(NOTIFY, None)), "bad_request");
         assert_eq!(reason(&SnapStatus::conflict(NOTIFY)), "conflict");

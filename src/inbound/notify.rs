@@ -21,11 +21,11 @@ use crate::store::{InboundNotification, IngestOutcome};
 use crate::telemetry::clip;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::Extension;
-use std::net::SocketAddr;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use axum::Extension;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 const SVC: u8 = service::NOTIFY;
@@ -64,8 +64,13 @@ pub async fn receive(
             );
             if e.0.http / 100 == 4 {
                 let path = signed_path(&uri);
-                let suspect =
-                    Suspect::from_request(Route::Notify, st.settings.inbound.signature, path, &headers, read.as_ref());
+                let suspect = Suspect::from_request(
+                    Route::Notify,
+                    st.settings.inbound.signature,
+                    path,
+                    &headers,
+                    read.as_ref(),
+                );
                 st.journal.record(Refused {
                     route: Route::Notify,
                     path,

@@ -86,7 +86,11 @@ impl Suspect {
             scheme,
             path: path.to_string(),
             host: header("host"),
-            token: if scheme == Scheme::HmacNotification { Some(token?) } else { None },
+            token: if scheme == Scheme::HmacNotification {
+                Some(token?)
+            } else {
+                None
+            },
             client_id,
             timestamp: header("x-timestamp")?,
             signature: header("x-signature")?,
@@ -124,7 +128,12 @@ impl DoctorKeys {
                 .into_iter()
                 .collect(),
             other_public_keys: finpay
-                .map(|f| (f.private_key.to_public_key(), "finpay.private_key (the merchant's own key)"))
+                .map(|f| {
+                    (
+                        f.private_key.to_public_key(),
+                        "finpay.private_key (the merchant's own key)",
+                    )
+                })
                 .into_iter()
                 .collect(),
             path_prefixes: settings.refusals.path_prefixes.clone(),
@@ -148,7 +157,9 @@ impl DoctorKeys {
                 host: s.host.as_deref(),
                 body: &s.body,
             },
-            Scheme::TokenRequest => Signed::TokenRequest { client_id: &s.client_id },
+            Scheme::TokenRequest => Signed::TokenRequest {
+                client_id: &s.client_id,
+            },
         };
         let keys = Keys {
             hmac: self.hmac.iter().collect(),

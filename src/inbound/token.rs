@@ -15,10 +15,10 @@ use crate::snap::{signature, timestamp};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::Extension;
-use std::net::SocketAddr;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::net::SocketAddr;
 
 const SVC: u8 = service::TOKEN;
 

@@ -91,7 +91,12 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
     let parsed = crate::snap::timestamp::parse(refused.timestamp).ok();
     let timestamps = opt(timestamps(refused.timestamp, parsed));
     let (axes, separator, expected, matcher) = match refused.signed {
-        Signed::HmacNotification { path, host, token, body } => {
+        Signed::HmacNotification {
+            path,
+            host,
+            token,
+            body,
+        } => {
             let mut tokens = vec![
                 Variant::received(Some(token.to_string())),
                 variant(None, Dialect::TokenMissing),
@@ -232,7 +237,9 @@ enum Matcher {
         decoded: Vec<(Vec<u8>, Option<Dialect>)>,
     },
     /// SHA-256 digests the signature carries under each key and decoding.
-    Rsa { digests: Vec<([u8; 32], Vec<Dialect>, Option<String>)> },
+    Rsa {
+        digests: Vec<([u8; 32], Vec<Dialect>, Option<String>)>,
+    },
 }
 
 impl Matcher {
@@ -269,7 +276,11 @@ impl Matcher {
         }
         let ours = keys.public_keys.iter().map(|k| (*k, None, None));
         let others = keys.other_public_keys.iter().map(|(k, label)| {
-            (*k, Some(Dialect::SecretSwapped), Some(format!("it was signed with {label}")))
+            (
+                *k,
+                Some(Dialect::SecretSwapped),
+                Some(format!("it was signed with {label}")),
+            )
         });
         let mut digests = Vec::new();
         for (key, key_dialect, note) in ours.chain(others) {
@@ -287,10 +298,13 @@ impl Matcher {
         match self {
             Matcher::Hmac { keys, decoded } => keys.iter().find_map(|(key, key_dialect, note)| {
                 let mac = key.mac(candidate);
-                decoded.iter().find(|(raw, _)| *raw == mac).map(|(_, encoding_dialect)| {
-                    let dialects = key_dialect.iter().chain(encoding_dialect).copied().collect();
-                    (dialects, note.clone())
-                })
+                decoded
+                    .iter()
+                    .find(|(raw, _)| *raw == mac)
+                    .map(|(_, encoding_dialect)| {
+                        let dialects = key_dialect.iter().chain(encoding_dialect).copied().collect();
+                        (dialects, note.clone())
+                    })
             }),
             Matcher::Rsa { digests } => {
                 let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
@@ -339,7 +353,11 @@ fn explain(dialects: &[Dialect], notes: &[String]) -> String {
     let phrases: Vec<&str> = dialects.iter().map(|d| d.phrase()).collect();
     let mut advice: Vec<&str> = dialects.iter().map(|d| d.advice()).collect();
     advice.dedup();
-    let mut text = format!("The signature matches {}; {}.", phrases.join(" and "), advice.join("; "));
+    let mut text = format!(
+        "The signature matches {}; {}.",
+        phrases.join(" and "),
+        advice.join("; ")
+    );
     if !notes.is_empty() {
         text.push_str(&format!(" ({}.)", notes.join("; ")));
     }

@@ -66,7 +66,8 @@ pub trait RefusalStore: Send + Sync + 'static {
     async fn prune_refusals(&self, before: DateTime<Utc>, keep: i64, limit: i64) -> Result<u64>;
 }
 
-pub(crate) const COLUMNS: &str = "id, received_at, route, path, response_code, reason, message, sender, headers, body, \
+pub(crate) const COLUMNS: &str =
+    "id, received_at, route, path, response_code, reason, message, sender, headers, body, \
      body_bytes, dialects, diagnosis";
 
 /// The `WHERE` clause of a filter, numbered from `$1`, in the order

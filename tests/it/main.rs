@@ -16,6 +16,7 @@ mod notify;
 mod outage;
 mod reconcile;
 mod reconcile_replicas;
+mod refusals;
 mod replicas;
 mod set_based_ingest;
 mod test_databases;

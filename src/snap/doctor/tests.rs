@@ -56,7 +56,10 @@ impl Sender {
 
     fn string(&self) -> String {
         let token = self.token.as_deref().map(|t| format!("{t}:")).unwrap_or_default();
-        format!("{}:{}:{token}{}:{}", self.method, self.path, self.body_hash, self.timestamp)
+        format!(
+            "{}:{}:{token}{}:{}",
+            self.method, self.path, self.body_hash, self.timestamp
+        )
     }
 
     fn hmac(&self, secret: &str) -> String {
@@ -123,7 +126,14 @@ fn hmac_diagnosis(path: &str, signature: &str, encoding: MacEncoding) -> Diagnos
         token: ACCESS_TOKEN,
         body: SENT.as_bytes(),
     };
-    diagnose(&Refused { signed, timestamp: TS, signature }, &keys(&h, encoding))
+    diagnose(
+        &Refused {
+            signed,
+            timestamp: TS,
+            signature,
+        },
+        &keys(&h, encoding),
+    )
 }
 
 fn rsa_diagnosis(path: &str, signature: &str) -> Diagnosis {
@@ -133,7 +143,14 @@ fn rsa_diagnosis(path: &str, signature: &str) -> Diagnosis {
         host: Some(HOST),
         body: SENT.as_bytes(),
     };
-    diagnose(&Refused { signed, timestamp: TS, signature }, &keys(&h, MacEncoding::Any))
+    diagnose(
+        &Refused {
+            signed,
+            timestamp: TS,
+            signature,
+        },
+        &keys(&h, MacEncoding::Any),
+    )
 }
 
 fn ids(d: &Diagnosis) -> Vec<&'static str> {
@@ -153,13 +170,29 @@ fn notification_cases() -> Vec<(Vec<&'static str>, &'static str, Sender)> {
         (vec!["body-pretty-printed"], PATH, s().body(PY_INDENTED)),
         (vec!["body-escaped-slashes"], PATH, s().body(PHP_SLASHES)),
         (vec!["body-unicode-escaped"], PATH, s().body(ASCII_ONLY)),
-        (vec!["body-spaced-separators", "body-unicode-escaped"], PATH, s().body(PY_DEFAULT)),
-        (vec!["body-hash-uppercase"], PATH, with(&|x| x.body_hash = x.body_hash.to_uppercase())),
+        (
+            vec!["body-spaced-separators", "body-unicode-escaped"],
+            PATH,
+            s().body(PY_DEFAULT),
+        ),
+        (
+            vec!["body-hash-uppercase"],
+            PATH,
+            with(&|x| x.body_hash = x.body_hash.to_uppercase()),
+        ),
         (vec!["path-without-prefix"], "/pg/v1.0/qr/qr-mpm-notify", s()),
         (vec!["path-with-prefix"], PATH, with(&|x| x.path = format!("/pg{PATH}"))),
         (vec!["path-with-query"], "/v1.0/qr/qr-mpm-notify?merchant=7", s()),
-        (vec!["full-url"], PATH, with(&|x| x.path = format!("https://{HOST}{PATH}"))),
-        (vec!["timestamp-other-form"], PATH, with(&|x| x.timestamp = "2024-06-07T03:03:55Z".into())),
+        (
+            vec!["full-url"],
+            PATH,
+            with(&|x| x.path = format!("https://{HOST}{PATH}")),
+        ),
+        (
+            vec!["timestamp-other-form"],
+            PATH,
+            with(&|x| x.timestamp = "2024-06-07T03:03:55Z".into()),
+        ),
         (vec!["method-lowercase"], PATH, with(&|x| x.method = "post")),
         (
             vec!["body-spaced-separators", "path-with-prefix"],
@@ -195,7 +228,11 @@ fn a_missing_token_alone_and_with_a_utc_timestamp_is_named() {
     sender.timestamp = "2024-06-07T03:03:55.000Z".into();
     let d = hmac_diagnosis(PATH, &sender.hmac(CLIENT_SECRET), MacEncoding::Any);
     assert_eq!(ids(&d), ["timestamp-other-form", "token-missing"]);
-    assert!(d.explanation.contains("`2024-06-07T03:03:55.000Z`"), "{}", d.explanation);
+    assert!(
+        d.explanation.contains("`2024-06-07T03:03:55.000Z`"),
+        "{}",
+        d.explanation
+    );
 }
 
 #[test]
@@ -212,7 +249,10 @@ fn hex_and_base64_are_named_against_the_configured_encoding() {
     let sender = Sender::as_received();
     let b64 = sender.hmac(CLIENT_SECRET);
     let hexed = hex::encode(STANDARD.decode(&b64).unwrap());
-    assert_eq!(ids(&hmac_diagnosis(PATH, &hexed, MacEncoding::Base64)), ["signature-hex"]);
+    assert_eq!(
+        ids(&hmac_diagnosis(PATH, &hexed, MacEncoding::Base64)),
+        ["signature-hex"]
+    );
     assert_eq!(ids(&hmac_diagnosis(PATH, &b64, MacEncoding::Hex)), ["signature-base64"]);
     let rsa_hex = hex::encode(STANDARD.decode(sender.rsa(&finpay_key())).unwrap());
     assert_eq!(ids(&rsa_diagnosis(PATH, &rsa_hex)), ["signature-hex"]);
@@ -235,7 +275,11 @@ fn a_wrong_secret_is_explained_by_no_dialect_and_says_so() {
     let d = hmac_diagnosis(PATH, &sender.hmac("some-other-secret"), MacEncoding::Any);
     assert!(d.dialects.is_empty());
     assert!(!d.valid_as_received);
-    assert!(d.explanation.starts_with("No known dialect matches"), "{}", d.explanation);
+    assert!(
+        d.explanation.starts_with("No known dialect matches"),
+        "{}",
+        d.explanation
+    );
     assert!(d.explanation.contains(&format!("POST:{PATH}:<access token>:")));
     assert!(!d.explanation.contains(ACCESS_TOKEN));
     let d = rsa_diagnosis(PATH, &sender.rsa(&generate_private_key()));
@@ -252,7 +296,14 @@ fn a_signature_valid_as_received_is_said_to_be_valid() {
 fn token_diagnosis(signature: &str) -> Diagnosis {
     let h = held();
     let signed = Signed::TokenRequest { client_id: CLIENT_ID };
-    diagnose(&Refused { signed, timestamp: TS, signature }, &keys(&h, MacEncoding::Any))
+    diagnose(
+        &Refused {
+            signed,
+            timestamp: TS,
+            signature,
+        },
+        &keys(&h, MacEncoding::Any),
+    )
 }
 
 #[test]
@@ -277,7 +328,14 @@ fn the_published_v3_and_v4_signatures_verify_as_received() {
         token: ACCESS_TOKEN,
         body: V3_PRETTY.as_bytes(),
     };
-    let d = diagnose(&Refused { signed, timestamp: V3_TIMESTAMP, signature: v3 }, &keys);
+    let d = diagnose(
+        &Refused {
+            signed,
+            timestamp: V3_TIMESTAMP,
+            signature: v3,
+        },
+        &keys,
+    );
     assert!(d.valid_as_received, "{}", d.explanation);
 }
 
@@ -294,8 +352,20 @@ fn identifiers_round_trip_and_every_dialect_has_words() {
 fn bodies_that_are_not_json_or_not_utf8_do_not_panic() {
     for body in [&b"\xff\xfe{\"a\":"[..], b"", b"[[[[", b"\"\\", b"{\"a\":\"\\u12\"}"] {
         let h = held();
-        let signed = Signed::HmacNotification { path: "/", host: None, token: "t", body };
-        let d = diagnose(&Refused { signed, timestamp: "not a time", signature: "x" }, &keys(&h, MacEncoding::Any));
+        let signed = Signed::HmacNotification {
+            path: "/",
+            host: None,
+            token: "t",
+            body,
+        };
+        let d = diagnose(
+            &Refused {
+                signed,
+                timestamp: "not a time",
+                signature: "x",
+            },
+            &keys(&h, MacEncoding::Any),
+        );
         assert!(d.dialects.is_empty());
     }
 }

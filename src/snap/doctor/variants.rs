@@ -84,11 +84,7 @@ pub fn body_hashes(body: &[u8]) -> Vec<Variant<String>> {
             out.push(Variant::new(h, dialects, None));
         }
     }
-    out.push(Variant::new(
-        received.to_ascii_uppercase(),
-        &[BodyHashUppercase],
-        None,
-    ));
+    out.push(Variant::new(received.to_ascii_uppercase(), &[BodyHashUppercase], None));
     out
 }
 
@@ -122,12 +118,14 @@ fn rewrite(min: &[u8], mut f: impl FnMut(&[u8], usize, bool, &mut Vec<u8>) -> us
 
 /// `, ` and `: ` between items and after keys.
 fn spaced(min: &[u8]) -> Vec<u8> {
-    rewrite(min, |s, i, in_str, out| copy_escape_or(s, i, in_str, out, |b, out| {
-        out.push(b);
-        if b == b',' || b == b':' {
-            out.push(b' ');
-        }
-    }))
+    rewrite(min, |s, i, in_str, out| {
+        copy_escape_or(s, i, in_str, out, |b, out| {
+            out.push(b);
+            if b == b',' || b == b':' {
+                out.push(b' ');
+            }
+        })
+    })
 }
 
 /// Indented with `indent`, one item per line, `": "` after keys; empty
@@ -201,7 +199,9 @@ fn swap_unicode(min: &[u8]) -> Vec<u8> {
         return min.to_vec();
     };
     if text.is_ascii() {
-        return unescape_non_ascii(text).map(String::into_bytes).unwrap_or_else(|| min.to_vec());
+        return unescape_non_ascii(text)
+            .map(String::into_bytes)
+            .unwrap_or_else(|| min.to_vec());
     }
     let mut out = String::with_capacity(text.len() * 2);
     for c in text.chars() {
@@ -295,7 +295,10 @@ pub fn paths(received: &str, host: Option<&str>, prefixes: &[String]) -> Vec<Var
         if next.len() <= 1 {
             break;
         }
-        push(format!("{next}{}", query.map(|q| format!("?{q}")).unwrap_or_default()), PathWithoutPrefix);
+        push(
+            format!("{next}{}", query.map(|q| format!("?{q}")).unwrap_or_default()),
+            PathWithoutPrefix,
+        );
         rest = next;
     }
     for prefix in prefixes {
