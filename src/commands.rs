@@ -16,6 +16,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
         Command::Keygen(args) => keygen(&args),
         Command::Sign(cmd) => sign(cmd),
         Command::Simulator(args) => crate::simulator::run(args).await,
+        Command::Doctor(args) => crate::doctor::run(config, args).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
     }
 }

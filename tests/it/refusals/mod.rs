@@ -3,6 +3,7 @@
 //! is refused with the SNAP code for a bad signature and journaled with that
 //! dialect named.
 
+mod cli;
 mod dialects;
 mod journal;
 
