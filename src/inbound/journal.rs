@@ -5,8 +5,9 @@
 //! refusal is dropped and counted, so a storm of bad requests cannot slow
 //! the valid ones. One writer task takes what is queued, has the doctor
 //! explain refused signatures (at most `refusals.diagnoses_per_sec`; the
-//! rest are stored undiagnosed), stores the batch in one transaction, and
-//! keeps the table within `refusals.max_rows` and `refusals.max_age_days`.
+//! rest are stored undiagnosed), stores the batch in one transaction (at most
+//! ten a second), and keeps the table within `refusals.max_rows` and
+//! `refusals.max_age_days`.
 
 use super::suspect::{DoctorKeys, Route, Suspect};
 use crate::config::RefusalSettings;
@@ -23,7 +24,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Refusals stored per transaction at most.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
+/// The writer's pause after each transaction: at most ten a second, so a
+/// storm of refusals takes the database (SQLite's one write lock above all)
+/// from the notifications' writers for a few short moments a second.
+const PAUSE: Duration = Duration::from_millis(100);
 /// Rows deleted per statement when pruning.
 const PRUNE_BATCH: i64 = 500;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -185,6 +190,7 @@ impl Writer {
                 last_prune = Some(Instant::now());
                 self.prune().await;
             }
+            tokio::time::sleep(PAUSE).await;
         }
     }
 
