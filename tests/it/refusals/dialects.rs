@@ -30,12 +30,11 @@ fn two_forms_of_now() -> (String, String) {
     (finpay_qris::snap::timestamp::format_jakarta(now), utc)
 }
 
-/// Each case: name, dialects expected, path sent to, and how it was signed
-/// (from what is signed as this service verifies it).
-fn notification_cases(
-    host: &str,
-    utc: &str,
-) -> Vec<(&'static str, Vec<&'static str>, &'static str, Box<dyn Fn(&mut Signing)>)> {
+/// A case: its name, the dialects expected, the path sent to, and how it was
+/// signed (a change to what this service verifies).
+type Case = (&'static str, Vec<&'static str>, &'static str, Box<dyn Fn(&mut Signing)>);
+
+fn notification_cases(host: &str, utc: &str) -> Vec<Case> {
     let host = host.to_string();
     let utc = utc.to_string();
     vec![
