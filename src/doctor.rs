@@ -96,22 +96,16 @@ fn route_of(settings: &Settings, path: &str, headers: &HeaderMap) -> Route {
 }
 
 async fn from_journal(settings: &Settings, keys: &DoctorKeys, last: i64) -> anyhow::Result<()> {
-    let db = &settings.database;
-    let url = db.url.expose();
-    let timeout = std::time::Duration::from_secs(db.acquire_timeout_secs.max(5));
-    let store = match crate::store::connect(url, 2, timeout.as_secs()).await {
-        Ok(store) => store,
-        Err(e) => return Err(crate::store::explain(url, "opening", &e, timeout).await),
-    };
+    let store = crate::commands::open_store(&settings.database).await?;
     let filter = RefusalFilter {
         reason: Some("invalid_signature".into()),
         limit: last,
         ..Default::default()
     };
-    let rows = match store.list_refusals(&filter).await {
-        Ok(rows) => rows,
-        Err(e) => return Err(crate::store::explain(url, "reading refusals from", &e, timeout).await),
-    };
+    let rows = store
+        .list_refusals(&filter)
+        .await
+        .context("reading the journal of refusals (is the database migrated?)")?;
     if rows.is_empty() {
         bail!("the journal holds no refused signature");
     }

@@ -195,6 +195,32 @@ struct Plan {
     run_id: u32,
 }
 
+impl Plan {
+    /// A notification of body `idx`, signed with `key` (the secret, or a
+    /// wrong one for the flood).
+    fn request(
+        &self,
+        key: &signature::HmacKey,
+        external_id: &str,
+        idx: usize,
+        ts: &str,
+    ) -> hyper::Request<Full<Bytes>> {
+        let (body, hash) = &self.bodies[idx % self.bodies.len()];
+        let to_sign = signature::symmetric_string_to_sign("POST", &self.path, &self.token, hash, ts);
+        hyper::Request::post(self.path.as_str())
+            .header("host", self.authority.as_str())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("x-timestamp", ts)
+            .header("x-signature", key.sign(&to_sign))
+            .header("x-partner-id", self.partner_id.as_str())
+            .header("x-external-id", external_id)
+            .header("channel-id", self.channel_id.as_str())
+            .body(Full::new(body.clone()))
+            .expect("a well-formed request")
+    }
+}
+
 pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
     let authority = args
         .url
@@ -428,20 +454,7 @@ async fn worker(plan: Arc<Plan>, w: usize, connections: usize, measure_from: Ins
             tally.payments_renotified |= again;
             (format!("{:08}{:04}{seq}", plan.run_id, w), idx)
         };
-        let (body, hash) = &plan.bodies[idx];
-        let ts = stamp.now();
-        let to_sign = signature::symmetric_string_to_sign("POST", &plan.path, &plan.token, hash, ts);
-        let req = hyper::Request::post(plan.path.as_str())
-            .header("host", plan.authority.as_str())
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", plan.token))
-            .header("x-timestamp", ts)
-            .header("x-signature", plan.hmac.sign(&to_sign))
-            .header("x-partner-id", plan.partner_id.as_str())
-            .header("x-external-id", external_id.as_str())
-            .header("channel-id", plan.channel_id.as_str())
-            .body(Full::new(body.clone()))
-            .expect("a well-formed request");
+        let req = plan.request(&plan.hmac, &external_id, idx, stamp.now());
         let started = Instant::now();
         let answer = send(sender, req).await;
         let done = Instant::now();

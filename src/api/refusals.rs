@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
-use super::payments::{decode_cursor, encode_cursor};
+use super::payments::{decode_cursor, encode_cursor, page_limit, rfc3339};
 use crate::state::AppState;
 use crate::store::refusals::REASONS;
 use crate::store::{Refusal, RefusalFilter};
@@ -13,9 +13,6 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
 
 /// Why a request was refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -152,27 +149,12 @@ pub async fn list_refusals(
     if q.route.as_deref().is_some_and(|r| r != "token" && r != "notify") {
         return Err(bad("route", "must be token or notify"));
     }
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| bad("limit", "must be a whole number from 1 to 200"))?,
-    };
-    let time = |field: &str, t: Option<&str>| {
-        t.map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| bad(field, "must be an RFC 3339 time"))
-        })
-        .transpose()
-    };
+    let limit = page_limit(q.limit.as_deref())?;
     let filter = RefusalFilter {
         reason: q.reason,
         route: q.route,
-        from: time("from", q.from.as_deref())?,
-        to: time("to", q.to.as_deref())?,
+        from: rfc3339("from", q.from.as_deref())?,
+        to: rfc3339("to", q.to.as_deref())?,
         before_id: q
             .cursor
             .as_deref()

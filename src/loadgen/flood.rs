@@ -7,7 +7,7 @@
 //! and p99.
 
 use super::{connect, send, Plan, Stamp};
-use crate::snap::signature::{self, HmacKey};
+use crate::snap::signature::HmacKey;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,20 +43,8 @@ pub async fn flood(plan: Arc<Plan>, w: usize, per_sec: f64, measure_from: Instan
             },
         };
         seq += 1;
-        let (body, hash) = &plan.bodies[(w + seq as usize) % plan.bodies.len()];
-        let ts = stamp.now();
-        let to_sign = signature::symmetric_string_to_sign("POST", &plan.path, &plan.token, hash, ts);
-        let req = hyper::Request::post(plan.path.as_str())
-            .header("host", plan.authority.as_str())
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", plan.token))
-            .header("x-timestamp", ts)
-            .header("x-signature", wrong.sign(&to_sign))
-            .header("x-partner-id", plan.partner_id.as_str())
-            .header("x-external-id", format!("F{:08}{w:04}{seq}", plan.run_id))
-            .header("channel-id", plan.channel_id.as_str())
-            .body(http_body_util::Full::new(body.clone()))
-            .expect("a well-formed request");
+        let external_id = format!("F{:08}{w:04}{seq}", plan.run_id);
+        let req = plan.request(&wrong, &external_id, w + seq as usize, stamp.now());
         let started = Instant::now();
         let answer = send(sender, req).await;
         let measured = started >= measure_from && Instant::now() <= end;

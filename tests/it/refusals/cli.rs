@@ -23,6 +23,18 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that the doctor succeeded and printed `dialects`; returns what it printed.
+fn named(out: &Output, dialects: &str) -> String {
+    let printed = stdout(out);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains(&format!("dialects: {dialects}")), "{printed}");
+    printed
+}
+
 /// A raw HTTP request as a capture tool saves it.
 fn raw_notification(signature: &str) -> String {
     format!(
@@ -42,18 +54,8 @@ fn doctor_names_the_dialect_of_a_saved_request_and_fails_when_none_explains_it()
     let file = dir.path().join("request.http");
     std::fs::write(&file, raw_notification(&signing.hmac(CLIENT_SECRET))).unwrap();
     let out = doctor(&db, &["--request", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("dialects: body-spaced-separators"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(stdout(&out).contains("json.dumps"), "{}", stdout(&out));
+    let printed = named(&out, "body-spaced-separators");
+    assert!(printed.contains("json.dumps"), "{printed}");
 
     std::fs::write(&file, raw_notification(&signing.hmac("a secret nobody configured"))).unwrap();
     let out = doctor(&db, &["--request", file.to_str().unwrap()]);
@@ -75,55 +77,20 @@ fn doctor_reads_a_curl_command_of_a_token_request() {
     let file = dir.path().join("curl.sh");
     std::fs::write(&file, curl).unwrap();
     let out = doctor(&db, &["--curl", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("dialects: timestamp-other-form"),
-        "{}",
-        stdout(&out)
-    );
+    let printed = named(&out, "timestamp-other-form");
+    assert!(printed.contains("`2024-06-07T03:03:55Z`"), "{printed}");
 }
 
 async fn doctor_shows_the_latest_refusals_from_the_journal(b: Backend) {
     let app = TestApp::spawn_with(b, journal_env).await;
-    let token = app.token().await;
-    let ts = now_ts();
-    let mut s = Signing::as_sent(NOTIFY_PATH, Some(&token), SENT, &ts);
-    s.body_hash = s.body_hash.to_uppercase();
-    send_notify(
-        &app,
-        NOTIFY_PATH,
-        Some(&token),
-        &ts,
-        &s.hmac(CLIENT_SECRET),
-        SENT,
-        "upper",
-    )
-    .await;
-    diagnosed(&app, 1).await;
+    refuse_one(&app, SENT, "upper", |s| s.body_hash = s.body_hash.to_uppercase()).await;
     let url = app.db.url.clone();
     let out = tokio::task::spawn_blocking(move || doctor(&url, &[])).await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("notify /v1.0/qr/qr-mpm-notify 4015200"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        stdout(&out).contains("dialects: body-hash-uppercase"),
-        "{}",
-        stdout(&out)
-    );
+    let printed = named(&out, "body-hash-uppercase");
+    assert!(printed.contains("notify /v1.0/qr/qr-mpm-notify 4015200"), "{printed}");
 
+    let token = app.token().await;
+    let ts = now_ts();
     let sig = Signing::as_sent(NOTIFY_PATH, Some(&token), SENT, &ts).hmac("a secret nobody configured");
     send_notify(&app, NOTIFY_PATH, Some(&token), &ts, &sig, SENT, "wrong").await;
     diagnosed(&app, 2).await;

@@ -126,21 +126,7 @@ async fn a_long_body_is_kept_up_to_the_bound(b: Backend) {
 
 async fn refusals_and_diagnoses_are_counted_by_reason_and_dialect(b: Backend) {
     let app = TestApp::spawn_with(b, journal_env).await;
-    let token = app.token().await;
-    let ts = now_ts();
-    let mut s = Signing::as_sent(NOTIFY_PATH, Some(&token), BODY, &ts);
-    s.method = "post";
-    send_notify(
-        &app,
-        NOTIFY_PATH,
-        Some(&token),
-        &ts,
-        &s.hmac(CLIENT_SECRET),
-        BODY,
-        "lower",
-    )
-    .await;
-    diagnosed(&app, 1).await;
+    refuse_one(&app, BODY, "lower", |s| s.method = "post").await;
     let m = &app.state.metrics;
     let refused = [("route", "notify"), ("reason", "invalid_signature")];
     assert_eq!(m.counter("finpay_qris_refusals_total", &refused), 1);

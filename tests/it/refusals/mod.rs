@@ -124,6 +124,37 @@ pub async fn diagnosed(app: &TestApp, n: usize) -> HashMap<String, Value> {
     panic!("fewer than {n} diagnosed refusals in the journal: {last}");
 }
 
+/// Obtains a token and sends one notification of `body` signed with the
+/// client secret over what `change` makes of the verified string; waits until
+/// the journal has diagnosed it, and returns that refusal.
+pub async fn refuse_one(app: &TestApp, body: &str, case: &str, change: impl Fn(&mut Signing)) -> Value {
+    let token = app.token().await;
+    let ts = now_ts();
+    let mut s = Signing::as_sent(NOTIFY_PATH, Some(&token), body, &ts);
+    change(&mut s);
+    let (status, v) = send_notify(app, NOTIFY_PATH, Some(&token), &ts, &s.hmac(CLIENT_SECRET), body, case).await;
+    assert_eq!(
+        (status, v["responseCode"].as_str()),
+        (401, Some("4015200")),
+        "{case}: {v}"
+    );
+    let mut found = diagnosed(app, 1).await;
+    found.remove(case).unwrap_or_else(|| panic!("no refusal for {case}"))
+}
+
+/// Asserts the SNAP answer to a refused signature.
+pub fn assert_bad_signature((status, v): &(u16, Value), code: &str, case: &str) {
+    assert_eq!((*status, v["responseCode"].as_str()), (401, Some(code)), "{case}: {v}");
+}
+
+/// Waits for the journal to diagnose every case, and checks each one's dialects.
+pub async fn assert_journal_names(app: &TestApp, expected: &[(&str, Vec<&str>)]) {
+    let found = diagnosed(app, expected.len()).await;
+    for (case, dialects) in expected {
+        assert_named(&found, case, dialects);
+    }
+}
+
 /// Asserts that the refusal of `case` names exactly `expected`.
 pub fn assert_named(found: &HashMap<String, Value>, case: &str, expected: &[&str]) {
     let r = found.get(case).unwrap_or_else(|| panic!("no refusal for {case}"));
