@@ -8,8 +8,9 @@
 -- request's headers without credentials: the bearer token is replaced by the
 -- first 12 hex digits of its SHA-256, cookies are dropped, signatures are kept
 -- (they are not secrets). `body` holds at most `refusals.body_limit_bytes`
--- of the bytes received (NULL when the request was refused before its body
--- was read); `body_bytes` is how many were received.
+-- of the bytes received (NULL when they could not be read: larger than
+-- `server.body_limit_bytes`, or too slow); `body_bytes` is how many were
+-- received.
 --
 -- For a refused signature the doctor lists, in `dialects`, the known ways of
 -- signing that explain it (an empty array: none does) and says so in

@@ -55,7 +55,8 @@ pub struct RefusalView {
     #[schema(value_type = Object)]
     pub headers: serde_json::Map<String, serde_json::Value>,
     /// The body as received (UTF-8, invalid bytes replaced), up to
-    /// `refusals.body_limit_bytes`; null when refused before it was read.
+    /// `refusals.body_limit_bytes`; null when it could not be read (too
+    /// large or too slow).
     pub body: Option<String>,
     /// Bytes received in the body.
     pub body_bytes: i64,

@@ -52,7 +52,7 @@ pub struct Refused<'a> {
     pub headers: &'a HeaderMap,
     pub peer: Option<SocketAddr>,
     pub status: &'a SnapStatus,
-    /// The body, when it was read before the refusal.
+    /// The body, unless it could not be read (too large, too slow).
     pub body: Option<&'a Bytes>,
     /// What the doctor needs, for a refused signature.
     pub suspect: Option<Suspect>,
@@ -318,6 +318,33 @@ mod tests {
         assert_eq!(reason(&SnapStatus::invalid_field_format(NOTIFY, "X")), "invalid_field");
         assert_eq!(reason(&SnapStatus::bad_request(NOTIFY, None)), "bad_request");
         assert_eq!(reason(&SnapStatus::conflict(NOTIFY)), "conflict");
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_refusal_and_counts_it_without_waiting() {
+        let (queue, _rx) = mpsc::channel(1);
+        let metrics = Arc::new(Metrics::default());
+        let journal = Journal {
+            queue,
+            metrics: metrics.clone(),
+            body_limit: 16,
+        };
+        let headers = HeaderMap::new();
+        let status = SnapStatus::invalid_token(crate::snap::codes::service::NOTIFY);
+        for _ in 0..3 {
+            journal.record(Refused {
+                route: Route::Notify,
+                path: "/p",
+                headers: &headers,
+                peer: None,
+                status: &status,
+                body: None,
+                suspect: None,
+            });
+        }
+        assert_eq!(metrics.counter("finpay_qris_refusals_dropped_total", &[]), 2);
+        let labels = [("route", "notify"), ("reason", "invalid_token")];
+        assert_eq!(metrics.counter("finpay_qris_refusals_total", &labels), 3);
     }
 
     #[test]

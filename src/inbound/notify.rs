@@ -5,7 +5,7 @@
 //! verified notification reaches the store, and `2005200` is answered only
 //! after the transaction holding it has committed.
 
-use super::body::read_snap_body;
+use super::body::Received;
 use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{headers_for_audit, json_content_type, required};
 use super::journal::Refused;
@@ -19,7 +19,7 @@ use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
 use crate::telemetry::clip;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -39,8 +39,8 @@ pub async fn receive(
 ) -> Response {
     // The request's span is debug-level on this hot route (app.rs), so the
     // events below name the X-EXTERNAL-ID themselves.
-    let mut read = None;
-    let result = receive_inner(&st, &uri, &headers, body, &mut read).await;
+    let mut received = Received::new(body);
+    let result = receive_inner(&st, &uri, &headers, &mut received).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
         Ok(Answer::Replay) => {
@@ -64,20 +64,16 @@ pub async fn receive(
             );
             if e.0.http / 100 == 4 {
                 let path = signed_path(&uri);
-                let suspect = Suspect::from_request(
-                    Route::Notify,
-                    st.settings.inbound.signature,
-                    path,
-                    &headers,
-                    read.as_ref(),
-                );
+                let read = received.for_journal(&st.settings.server).await;
+                let mode = st.settings.inbound.signature;
+                let suspect = Suspect::from_request(Route::Notify, mode, path, &headers, read);
                 st.journal.record(Refused {
                     route: Route::Notify,
                     path,
                     headers: &headers,
                     peer: peer.map(|Extension(ConnectInfo(p))| p),
                     status: &e.0,
-                    body: read.as_ref(),
+                    body: read,
                     suspect,
                 });
             }
@@ -99,13 +95,12 @@ fn signed_path(uri: &Uri) -> &str {
     uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path())
 }
 
-/// `read` receives the body once read, for the journal of refusals.
+/// `body` keeps the bytes once read, for the journal of refusals.
 async fn receive_inner(
     st: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
-    body: Body,
-    read: &mut Option<Bytes>,
+    body: &mut Received,
 ) -> Result<Answer, SnapError> {
     let Some(creds) = st.inbound.as_ref() else {
         return Err(SnapStatus::general_error(SVC).into());
@@ -162,8 +157,7 @@ async fn receive_inner(
     }
 
     // 3. The body, bounded in size and time; then the signature over exactly those bytes.
-    let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
-    *read = Some(bytes.clone());
+    let bytes = body.read(&st.settings.server, SVC).await?;
     let path = signed_path(uri);
     let hash = snap_body::body_hash(&bytes);
     let verification = match (token, &creds.hmac) {

@@ -369,3 +369,14 @@ fn bodies_that_are_not_json_or_not_utf8_do_not_panic() {
         assert!(d.dialects.is_empty());
     }
 }
+
+#[test]
+fn the_readme_and_the_protocol_page_name_every_dialect() {
+    let readme = include_str!("../../../README.md");
+    let protocol = include_str!("../../../docs/protocol.md");
+    for d in Dialect::ALL {
+        let row = format!("| `{}` |", d.id());
+        assert!(readme.contains(&row), "README's dialects table lacks {}", d.id());
+        assert!(protocol.contains(&format!("`{}`", d.id())), "docs/protocol.md lacks {}", d.id());
+    }
+}

@@ -65,7 +65,7 @@ async fn a_refused_notification_is_journaled_without_its_bearer_token(b: Backend
 async fn refusals_are_filtered_by_reason_route_and_time_and_paged(b: Backend) {
     let app = TestApp::spawn_with(b, journal_env).await;
     let ts = now_ts();
-    // No Authorization: refused before the body is read.
+    // No Authorization: refused before the handler reads the body, which is journaled all the same.
     let (status, _) = send_notify(&app, NOTIFY_PATH, None, &ts, "c2ln", BODY, "missing").await;
     assert_eq!(status, 400);
     let resp = app.token_request("SOMEONE-ELSE", &ts).await;
@@ -79,7 +79,11 @@ async fn refusals_are_filtered_by_reason_route_and_time_and_paged(b: Backend) {
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{page}");
     assert_eq!(items[0]["responseCode"], "4005202");
-    assert!(items[0]["body"].is_null() && items[0]["dialects"].is_null(), "{page}");
+    assert_eq!(items[0]["body"], BODY, "{page}");
+    assert!(
+        items[0]["dialects"].is_null(),
+        "not a signature refusal: not diagnosed: {page}"
+    );
     let (_, page) = api_get(&app, "/api/v1/refusals?route=token").await;
     assert_eq!(page["items"][0]["reason"], "unknown_client", "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
@@ -150,6 +154,40 @@ async fn refusals_and_diagnoses_are_counted_by_reason_and_dialect(b: Backend) {
     app.stop().await;
 }
 
+async fn over_the_doctors_budget_a_refusal_is_journaled_undiagnosed(b: Backend) {
+    let app = TestApp::spawn_with(b, |env| set_env(env, "FINPAY_QRIS__REFUSALS__DIAGNOSES_PER_SEC", "0")).await;
+    let token = app.token().await;
+    let ts = now_ts();
+    let sig = Signing::as_sent(NOTIFY_PATH, Some(&token), BODY, &ts).hmac(CLIENT_SECRET);
+    send_notify(
+        &app,
+        NOTIFY_PATH,
+        Some(&token),
+        &ts,
+        &sig.to_lowercase(),
+        BODY,
+        "skipped",
+    )
+    .await;
+    let mut page = Value::Null;
+    for _ in 0..400 {
+        page = api_get(&app, "/api/v1/refusals").await.1;
+        if !page["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = &page["items"][0];
+    assert_eq!(r["reason"], "invalid_signature", "{page}");
+    assert!(r["dialects"].is_null() && r["diagnosis"].is_null(), "{page}");
+    let skipped = app
+        .state
+        .metrics
+        .counter("finpay_qris_diagnoses_total", &[("dialect", "skipped")]);
+    assert_eq!(skipped, 1);
+    app.stop().await;
+}
+
 fn refusal(id: uuid::Uuid, received_at: chrono::DateTime<chrono::Utc>) -> Refusal {
     Refusal {
         id: id.to_string(),
@@ -212,5 +250,6 @@ on_both_backends!(
     refusals_are_filtered_by_reason_route_and_time_and_paged,
     a_long_body_is_kept_up_to_the_bound,
     refusals_and_diagnoses_are_counted_by_reason_and_dialect,
+    over_the_doctors_budget_a_refusal_is_journaled_undiagnosed,
     the_journal_is_pruned_by_age_and_by_count,
 );
