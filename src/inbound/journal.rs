@@ -177,20 +177,25 @@ struct Writer {
 impl Writer {
     async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut budget = Budget::new(self.per_sec);
-        let mut last_prune: Option<Instant> = None;
+        // Pruning runs on its own clock, so old refusals go also when no new ones come.
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
         let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let rows = self.diagnosed(std::mem::take(&mut batch), &mut budget).await;
-            if let Err(e) = self.store.insert_refusals(&rows).await {
-                self.metrics
-                    .add("finpay_qris_refusals_dropped_total", &[], rows.len() as u64);
-                tracing::warn!(error = %e, refusals = rows.len(), "refusals not journaled");
+        loop {
+            tokio::select! {
+                received = rx.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
+                    let rows = self.diagnosed(std::mem::take(&mut batch), &mut budget).await;
+                    if let Err(e) = self.store.insert_refusals(&rows).await {
+                        self.metrics
+                            .add("finpay_qris_refusals_dropped_total", &[], rows.len() as u64);
+                        tracing::warn!(error = %e, refusals = rows.len(), "refusals not journaled");
+                    }
+                    tokio::time::sleep(PAUSE).await;
+                }
+                _ = prune.tick() => self.prune().await,
             }
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                last_prune = Some(Instant::now());
-                self.prune().await;
-            }
-            tokio::time::sleep(PAUSE).await;
         }
     }
 

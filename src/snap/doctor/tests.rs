@@ -377,6 +377,10 @@ fn the_readme_and_the_protocol_page_name_every_dialect() {
     for d in Dialect::ALL {
         let row = format!("| `{}` |", d.id());
         assert!(readme.contains(&row), "README's dialects table lacks {}", d.id());
-        assert!(protocol.contains(&format!("`{}`", d.id())), "docs/protocol.md lacks {}", d.id());
+        assert!(
+            protocol.contains(&format!("`{}`", d.id())),
+            "docs/protocol.md lacks {}",
+            d.id()
+        );
     }
 }

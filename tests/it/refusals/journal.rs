@@ -245,7 +245,40 @@ async fn the_journal_is_pruned_by_age_and_by_count(b: Backend) {
     app.stop().await;
 }
 
+async fn the_journal_writer_deletes_old_and_surplus_refusals(b: Backend) {
+    let db = TestDb::new(b).await;
+    let now = finpay_qris::store::now();
+    let rows: Vec<Refusal> = [40, 3, 2, 1]
+        .into_iter()
+        .map(|days| refusal(uuid::Uuid::now_v7(), now - chrono::Duration::days(days)))
+        .collect();
+    {
+        let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
+        store.migrate().await.unwrap();
+        store.insert_refusals(&rows).await.unwrap();
+    }
+    let mut env = base_env(&db.url);
+    set_env(&mut env, "FINPAY_QRIS__REFUSALS__MAX_ROWS", "2");
+    let app = TestApp::spawn_env(db, env).await;
+    let all = RefusalFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut left = Vec::new();
+    for _ in 0..400 {
+        left = app.state.store.list_refusals(&all).await.unwrap();
+        if left.len() <= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids: Vec<&str> = left.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [rows[3].id.as_str(), rows[2].id.as_str()], "the newest two stay");
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_journal_writer_deletes_old_and_surplus_refusals,
     a_refused_notification_is_journaled_without_its_bearer_token,
     refusals_are_filtered_by_reason_route_and_time_and_paged,
     a_long_body_is_kept_up_to_the_bound,
