@@ -46,7 +46,7 @@ pub fn body_hashes(body: &[u8]) -> Vec<Variant<String>> {
     let hash = |b: &[u8]| hex::encode(Sha256::digest(b));
     let received = hash(&min);
     let slashes = swap_slashes(&min);
-    let unicode = swap_unicode(&min);
+    let unicode = swap_unicode(&min, false);
     let mut rewritten: Vec<(Vec<u8>, &[Dialect])> = vec![
         (spaced(&min), &[BodySpacedSeparators]),
         (pretty(&min, "  "), &[BodyPrettyPrinted]),
@@ -54,16 +54,18 @@ pub fn body_hashes(body: &[u8]) -> Vec<Variant<String>> {
         (pretty(&min, "\t"), &[BodyPrettyPrinted]),
         (slashes.clone(), &[BodyEscapedSlashes]),
         (unicode.clone(), &[BodyUnicodeEscaped]),
+        // Java's serializers write the escapes in upper case.
+        (swap_unicode(&min, true), &[BodyUnicodeEscaped]),
         // Python's json.dumps default: ensure_ascii and spaced separators.
         (spaced(&unicode), &[BodySpacedSeparators, BodyUnicodeEscaped]),
         // Python with indent=2 or 4.
         (pretty(&unicode, "  "), &[BodyPrettyPrinted, BodyUnicodeEscaped]),
         (pretty(&unicode, "    "), &[BodyPrettyPrinted, BodyUnicodeEscaped]),
         // PHP's json_encode default escapes both; JSON_PRETTY_PRINT indents by 4.
-        (swap_unicode(&slashes), &[BodyEscapedSlashes, BodyUnicodeEscaped]),
+        (swap_unicode(&slashes, false), &[BodyEscapedSlashes, BodyUnicodeEscaped]),
         (pretty(&slashes, "    "), &[BodyPrettyPrinted, BodyEscapedSlashes]),
         (
-            pretty(&swap_unicode(&slashes), "    "),
+            pretty(&swap_unicode(&slashes, false), "    "),
             &[BodyPrettyPrinted, BodyEscapedSlashes, BodyUnicodeEscaped],
         ),
     ];
@@ -192,9 +194,9 @@ fn swap_slashes(min: &[u8]) -> Vec<u8> {
     })
 }
 
-/// Inside strings: non-ASCII characters ↔ `\uXXXX` (lower-case hex,
-/// surrogate pairs beyond the BMP), in the direction the body allows.
-fn swap_unicode(min: &[u8]) -> Vec<u8> {
+/// Inside strings: non-ASCII characters ↔ `\uXXXX` (lower- or upper-case
+/// hex, surrogate pairs beyond the BMP), in the direction the body allows.
+fn swap_unicode(min: &[u8], upper: bool) -> Vec<u8> {
     let Ok(text) = std::str::from_utf8(min) else {
         return min.to_vec();
     };
@@ -210,7 +212,11 @@ fn swap_unicode(min: &[u8]) -> Vec<u8> {
         } else {
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
+                if upper {
+                    out.push_str(&format!("\\u{u:04X}"));
+                } else {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
             }
         }
     }
@@ -343,4 +349,41 @@ pub fn timestamps(received: &str, parsed: Option<DateTime<FixedOffset>>) -> Vec<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_bytes_give_body_variants_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let variants = body_hashes(&bytes);
+            prop_assert!(variants.len() >= 2);
+            prop_assert!(variants[0].dialects.is_empty());
+        }
+
+        #[test]
+        fn json_like_text_round_trips_through_both_escapes(s in r#"[ \t\n{}\[\]",:\\/a-z0-9éΩ😀]{0,48}"#) {
+            let min = minify(s.as_bytes()).into_owned();
+            let _ = pretty(&min, "  ");
+            let _ = spaced(&min);
+            if !min.windows(2).any(|w| w == b"\\/") {
+                prop_assert_eq!(swap_slashes(&swap_slashes(&min)), min.clone());
+            }
+            // Without backslashes: `\é` is no JSON escape, and escaping its `é` makes one.
+            if std::str::from_utf8(&min).is_ok_and(|t| !t.is_ascii() && !t.contains('\\')) {
+                prop_assert_eq!(swap_unicode(&swap_unicode(&min, false), false), min.clone());
+            }
+        }
+
+        #[test]
+        fn paths_and_timestamps_of_any_text_do_not_panic(p in "\\PC{0,40}", h in "\\PC{0,20}") {
+            let _ = paths(&p, Some(&h), &["/pg".to_string()]);
+            let _ = timestamps(&p, crate::snap::timestamp::parse(&p).ok());
+        }
+    }
 }
