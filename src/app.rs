@@ -71,6 +71,7 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::default());
+        metrics.set_business(settings.metrics.business);
         let observer_metrics = metrics.clone();
         // SQLite takes one writer at a time: a second writer only waits on its lock
         // (and past busy_timeout turns a batch into 5005200s), so it gets one.
@@ -147,6 +148,7 @@ impl Application {
         tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
         let workers = crate::worker::spawn(state.clone(), cancel.clone());
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
+        tokio::spawn(crate::metrics::state::run(state.clone(), cancel.clone()));
 
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
         let internal_app = with_layers(crate::api::router(state.clone()), state.clone());

@@ -46,6 +46,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub refusals: RefusalSettings,
 }
 
@@ -194,6 +195,15 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Business metrics and the state gauges (`src/metrics/business.rs`, `state.rs`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Count payments, amounts, refunds and notification delays.
+    pub business: bool,
+    /// How often the state gauges are read from the database.
+    pub state_interval_secs: u64,
+}
+
 const DEFAULTS: &[(&str, &str)] = &[
     ("server.listen", "127.0.0.1:8080"),
     ("server.body_limit_bytes", "65536"),
@@ -245,6 +255,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("refusals.queue", "1024"),
     ("refusals.diagnoses_per_sec", "20"),
     ("refusals.recent_tokens", "16"),
+    ("metrics.business", "true"),
+    ("metrics.state_interval_secs", "15"),
 ];
 
 /// Keys whose environment value is a comma-separated list.
@@ -367,6 +379,7 @@ impl Settings {
             ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
             ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
             ("refusals.queue", self.refusals.queue as u64, 1_000_000),
+            ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError::new(key, format!("must be from 1 to {max}")));
