@@ -42,7 +42,8 @@ pub enum Scheme {
 pub struct Suspect {
     pub scheme: Scheme,
     pub path: String,
-    pub host: Option<String>,
+    /// `X-Forwarded-Host` (a proxy's public name) and `Host`.
+    pub hosts: Vec<String>,
     pub token: Option<String>,
     pub client_id: String,
     pub timestamp: String,
@@ -85,7 +86,7 @@ impl Suspect {
         Some(Self {
             scheme,
             path: path.to_string(),
-            host: header("host"),
+            hosts: ["x-forwarded-host", "host"].into_iter().filter_map(header).collect(),
             token: if scheme == Scheme::HmacNotification {
                 Some(token?)
             } else {
@@ -145,16 +146,17 @@ impl DoctorKeys {
     /// Runs the doctor (CPU only: a few hundred HMACs or hashes at most).
     pub fn diagnose(&self, s: &Suspect) -> Diagnosis {
         let earlier = self.recent.snapshot();
+        let hosts: Vec<&str> = s.hosts.iter().map(String::as_str).collect();
         let signed = match s.scheme {
             Scheme::HmacNotification => Signed::HmacNotification {
                 path: &s.path,
-                host: s.host.as_deref(),
+                hosts: &hosts,
                 token: s.token.as_deref().unwrap_or_default(),
                 body: &s.body,
             },
             Scheme::RsaNotification => Signed::RsaNotification {
                 path: &s.path,
-                host: s.host.as_deref(),
+                hosts: &hosts,
                 body: &s.body,
             },
             Scheme::TokenRequest => Signed::TokenRequest {

@@ -35,14 +35,16 @@ pub enum Signed<'a> {
     /// `METHOD:path:token:bodyHash:timestamp`.
     HmacNotification {
         path: &'a str,
-        host: Option<&'a str>,
+        /// The hosts the sender may have put in front (`Host`, `X-Forwarded-Host`).
+        hosts: &'a [&'a str],
         token: &'a str,
         body: &'a [u8],
     },
     /// A notification signed with SHA256withRSA over `METHOD:path:bodyHash:timestamp`.
     RsaNotification {
         path: &'a str,
-        host: Option<&'a str>,
+        /// The hosts the sender may have put in front (`Host`, `X-Forwarded-Host`).
+        hosts: &'a [&'a str],
         body: &'a [u8],
     },
     /// A token request signed with SHA256withRSA over `clientId|timestamp`.
@@ -93,7 +95,7 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
     let (axes, separator, expected, matcher) = match refused.signed {
         Signed::HmacNotification {
             path,
-            host,
+            hosts,
             token,
             body,
         } => {
@@ -105,12 +107,12 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             for earlier in keys.earlier_tokens.iter().filter(|t| **t != token) {
                 tokens.push(variant(Some(earlier.to_string()), Dialect::StaleToken));
             }
-            let axes = notification_axes(path, host, body, keys, timestamps, Some(tokens));
+            let axes = notification_axes(path, hosts, body, keys, timestamps, Some(tokens));
             let expected = format!("POST:{path}:<access token>:{}:{}", body_hash(body), refused.timestamp);
             (axes, ':', expected, Matcher::hmac(refused.signature, keys))
         }
-        Signed::RsaNotification { path, host, body } => {
-            let axes = notification_axes(path, host, body, keys, timestamps, None);
+        Signed::RsaNotification { path, hosts, body } => {
+            let axes = notification_axes(path, hosts, body, keys, timestamps, None);
             let expected = format!("POST:{path}:{}:{}", body_hash(body), refused.timestamp);
             (axes, ':', expected, Matcher::rsa(refused.signature, keys))
         }
@@ -163,7 +165,7 @@ fn variant(value: Option<String>, d: Dialect) -> Variant<Option<String>> {
 /// Method, path, [token,] body hash, timestamp: the parts in signing order.
 fn notification_axes(
     path: &str,
-    host: Option<&str>,
+    hosts: &[&str],
     body: &[u8],
     keys: &Keys<'_>,
     timestamps: Vec<Variant<Option<String>>>,
@@ -173,7 +175,7 @@ fn notification_axes(
         Variant::received(Some("POST".to_string())),
         variant(Some("post".to_string()), Dialect::MethodLowercase),
     ];
-    let mut axes = vec![methods, opt(paths(path, host, keys.path_prefixes))];
+    let mut axes = vec![methods, opt(paths(path, hosts, keys.path_prefixes))];
     axes.extend(tokens);
     axes.push(opt(body_hashes(body)));
     axes.push(timestamps);

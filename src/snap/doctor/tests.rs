@@ -122,7 +122,7 @@ fn hmac_diagnosis(path: &str, signature: &str, encoding: MacEncoding) -> Diagnos
     let h = held();
     let signed = Signed::HmacNotification {
         path,
-        host: Some(HOST),
+        hosts: &[HOST],
         token: ACCESS_TOKEN,
         body: SENT.as_bytes(),
     };
@@ -140,7 +140,7 @@ fn rsa_diagnosis(path: &str, signature: &str) -> Diagnosis {
     let h = held();
     let signed = Signed::RsaNotification {
         path,
-        host: Some(HOST),
+        hosts: &[HOST],
         body: SENT.as_bytes(),
     };
     diagnose(
@@ -324,7 +324,7 @@ fn the_published_v3_and_v4_signatures_verify_as_received() {
     let v3 = "Hg462Fq/P13QFIxSYa0TaaaEdQOIkcF0fkno/Xqpcn6aOXfeq5KwfCmUItemmh8dRFICK7x/1vd27iSLoJkJpA==";
     let signed = Signed::HmacNotification {
         path: PATH,
-        host: None,
+        hosts: &[],
         token: ACCESS_TOKEN,
         body: V3_PRETTY.as_bytes(),
     };
@@ -354,7 +354,7 @@ fn bodies_that_are_not_json_or_not_utf8_do_not_panic() {
         let h = held();
         let signed = Signed::HmacNotification {
             path: "/",
-            host: None,
+            hosts: &[],
             token: "t",
             body,
         };
@@ -383,4 +383,27 @@ fn the_readme_and_the_protocol_page_name_every_dialect() {
             d.id()
         );
     }
+}
+
+#[test]
+fn a_full_url_on_the_proxys_public_host_is_named() {
+    let h = held();
+    let mut sender = Sender::as_received();
+    sender.path = format!("https://shop.example{PATH}");
+    let signature = sender.hmac(CLIENT_SECRET);
+    let signed = Signed::HmacNotification {
+        path: PATH,
+        hosts: &["shop.example", "10.0.0.7:8080"],
+        token: ACCESS_TOKEN,
+        body: SENT.as_bytes(),
+    };
+    let d = diagnose(
+        &Refused {
+            signed,
+            timestamp: TS,
+            signature: &signature,
+        },
+        &keys(&h, MacEncoding::Any),
+    );
+    assert_eq!(ids(&d), ["full-url"], "{}", d.explanation);
 }

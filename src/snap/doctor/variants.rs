@@ -275,8 +275,8 @@ fn copy_escape_or(s: &[u8], i: usize, in_str: bool, out: &mut Vec<u8>, other: im
 }
 
 /// Paths: as received, then with the query string dropped, without leading
-/// segments, with each known gateway prefix, and as full URLs on `host`.
-pub fn paths(received: &str, host: Option<&str>, prefixes: &[String]) -> Vec<Variant<String>> {
+/// segments, with each known gateway prefix, and as full URLs on each host.
+pub fn paths(received: &str, hosts: &[&str], prefixes: &[String]) -> Vec<Variant<String>> {
     use Dialect::*;
     let mut out = vec![Variant::received(received.to_string())];
     let mut push = |value: String, dialect: Dialect| {
@@ -313,7 +313,7 @@ pub fn paths(received: &str, host: Option<&str>, prefixes: &[String]) -> Vec<Var
             push(format!("{prefix}{received}"), PathWithPrefix);
         }
     }
-    if let Some(host) = host.filter(|h| !h.is_empty() && !h.contains(['/', ' '])) {
+    for host in hosts.iter().filter(|h| !h.is_empty() && !h.contains(['/', ' '])) {
         for scheme in ["https", "http"] {
             push(format!("{scheme}://{host}{received}"), FullUrl);
         }
@@ -382,7 +382,7 @@ mod tests {
 
         #[test]
         fn paths_and_timestamps_of_any_text_do_not_panic(p in "\\PC{0,40}", h in "\\PC{0,20}") {
-            let _ = paths(&p, Some(&h), &["/pg".to_string()]);
+            let _ = paths(&p, &[h.as_str()], &["/pg".to_string()]);
             let _ = timestamps(&p, crate::snap::timestamp::parse(&p).ok());
         }
     }
