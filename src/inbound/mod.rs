@@ -7,6 +7,7 @@ pub mod headers;
 pub mod issued;
 pub mod journal;
 pub mod notify;
+pub mod redact;
 pub mod suspect;
 pub mod token;
 pub mod tokens;

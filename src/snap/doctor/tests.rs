@@ -6,7 +6,9 @@ use super::*;
 use crate::snap::keys::{generate_private_key, parse_private_key, parse_public_key};
 use crate::snap::signature::{rsa_sign, HmacKey, MacEncoding};
 use crate::snap::test_vectors::*;
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use rsa::RsaPrivateKey;
+use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
 /// What was sent: compact, raw UTF-8, plain slashes.
