@@ -120,39 +120,36 @@ fn keys(h: &Held, encoding: MacEncoding) -> Keys<'_> {
     }
 }
 
-fn hmac_diagnosis(path: &str, signature: &str, encoding: MacEncoding) -> Diagnosis {
+/// The doctor's finding on `signed`, with the keys held and `encoding` accepted.
+fn diagnosis_of(signed: Signed<'_>, timestamp: &str, signature: &str, encoding: MacEncoding) -> Diagnosis {
     let h = held();
-    let signed = Signed::HmacNotification {
-        path,
-        hosts: &[HOST],
-        token: ACCESS_TOKEN,
-        body: SENT.as_bytes(),
-    };
     diagnose(
         &Refused {
             signed,
-            timestamp: TS,
+            timestamp,
             signature,
         },
         &keys(&h, encoding),
     )
 }
 
+fn hmac_diagnosis(path: &str, signature: &str, encoding: MacEncoding) -> Diagnosis {
+    let signed = Signed::HmacNotification {
+        path,
+        hosts: &[HOST],
+        token: ACCESS_TOKEN,
+        body: SENT.as_bytes(),
+    };
+    diagnosis_of(signed, TS, signature, encoding)
+}
+
 fn rsa_diagnosis(path: &str, signature: &str) -> Diagnosis {
-    let h = held();
     let signed = Signed::RsaNotification {
         path,
         hosts: &[HOST],
         body: SENT.as_bytes(),
     };
-    diagnose(
-        &Refused {
-            signed,
-            timestamp: TS,
-            signature,
-        },
-        &keys(&h, MacEncoding::Any),
-    )
+    diagnosis_of(signed, TS, signature, MacEncoding::Any)
 }
 
 fn ids(d: &Diagnosis) -> Vec<&'static str> {
@@ -296,15 +293,11 @@ fn a_signature_valid_as_received_is_said_to_be_valid() {
 }
 
 fn token_diagnosis(signature: &str) -> Diagnosis {
-    let h = held();
-    let signed = Signed::TokenRequest { client_id: CLIENT_ID };
-    diagnose(
-        &Refused {
-            signed,
-            timestamp: TS,
-            signature,
-        },
-        &keys(&h, MacEncoding::Any),
+    diagnosis_of(
+        Signed::TokenRequest { client_id: CLIENT_ID },
+        TS,
+        signature,
+        MacEncoding::Any,
     )
 }
 
@@ -321,8 +314,6 @@ fn token_requests_name_timestamp_hex_and_swapped_keys() {
 
 #[test]
 fn the_published_v3_and_v4_signatures_verify_as_received() {
-    let h = held();
-    let keys = keys(&h, MacEncoding::Any);
     let v3 = "Hg462Fq/P13QFIxSYa0TaaaEdQOIkcF0fkno/Xqpcn6aOXfeq5KwfCmUItemmh8dRFICK7x/1vd27iSLoJkJpA==";
     let signed = Signed::HmacNotification {
         path: PATH,
@@ -330,14 +321,7 @@ fn the_published_v3_and_v4_signatures_verify_as_received() {
         token: ACCESS_TOKEN,
         body: V3_PRETTY.as_bytes(),
     };
-    let d = diagnose(
-        &Refused {
-            signed,
-            timestamp: V3_TIMESTAMP,
-            signature: v3,
-        },
-        &keys,
-    );
+    let d = diagnosis_of(signed, V3_TIMESTAMP, v3, MacEncoding::Any);
     assert!(d.valid_as_received, "{}", d.explanation);
 }
 
@@ -353,21 +337,13 @@ fn identifiers_round_trip_and_every_dialect_has_words() {
 #[test]
 fn bodies_that_are_not_json_or_not_utf8_do_not_panic() {
     for body in [&b"\xff\xfe{\"a\":"[..], b"", b"[[[[", b"\"\\", b"{\"a\":\"\\u12\"}"] {
-        let h = held();
         let signed = Signed::HmacNotification {
             path: "/",
             hosts: &[],
             token: "t",
             body,
         };
-        let d = diagnose(
-            &Refused {
-                signed,
-                timestamp: "not a time",
-                signature: "x",
-            },
-            &keys(&h, MacEncoding::Any),
-        );
+        let d = diagnosis_of(signed, "not a time", "x", MacEncoding::Any);
         assert!(d.dialects.is_empty());
     }
 }
@@ -389,7 +365,6 @@ fn the_readme_and_the_protocol_page_name_every_dialect() {
 
 #[test]
 fn a_full_url_on_the_proxys_public_host_is_named() {
-    let h = held();
     let mut sender = Sender::as_received();
     sender.path = format!("https://shop.example{PATH}");
     let signature = sender.hmac(CLIENT_SECRET);
@@ -399,13 +374,6 @@ fn a_full_url_on_the_proxys_public_host_is_named() {
         token: ACCESS_TOKEN,
         body: SENT.as_bytes(),
     };
-    let d = diagnose(
-        &Refused {
-            signed,
-            timestamp: TS,
-            signature: &signature,
-        },
-        &keys(&h, MacEncoding::Any),
-    );
+    let d = diagnosis_of(signed, TS, &signature, MacEncoding::Any);
     assert_eq!(ids(&d), ["full-url"], "{}", d.explanation);
 }
