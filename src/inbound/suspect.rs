@@ -143,7 +143,7 @@ impl DoctorKeys {
         }
     }
 
-    /// Runs the doctor (CPU only: a few hundred HMACs or hashes at most).
+    /// Runs the doctor (CPU only: about a thousand HMACs or hashes at most).
     pub fn diagnose(&self, s: &Suspect) -> Diagnosis {
         let earlier = self.recent.snapshot();
         let hosts: Vec<&str> = s.hosts.iter().map(String::as_str).collect();

@@ -87,6 +87,9 @@ pub struct Diagnosis {
     pub explanation: String,
     /// The signature verifies as received: the refusal had another cause.
     pub valid_as_received: bool,
+    /// Strings to sign tried, each under every key and encoding: a small
+    /// number fixed by the request's shape.
+    pub tried: usize,
 }
 
 /// Finds the dialect of a refused signature (see the module docs).
@@ -123,16 +126,19 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             (axes, '|', expected, Matcher::rsa(refused.signature, keys))
         }
     };
-    match search(&axes, separator, &matcher) {
+    let (found, tried) = search(&axes, separator, &matcher);
+    match found {
         Some((dialects, _)) if dialects.is_empty() => Diagnosis {
             dialects,
             explanation: "The signature verifies as received: the request was refused for another reason.".into(),
             valid_as_received: true,
+            tried,
         },
         Some((dialects, notes)) => Diagnosis {
             explanation: explain(&dialects, &notes),
             dialects,
             valid_as_received: false,
+            tried,
         },
         None => Diagnosis {
             dialects: Vec::new(),
@@ -141,6 +147,7 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
                  or over a string it cannot reconstruct. The string verified here is `{expected}`."
             ),
             valid_as_received: false,
+            tried,
         },
     }
 }
@@ -185,11 +192,24 @@ fn notification_axes(
 
 type Found = (Vec<Dialect>, Vec<String>);
 
-/// Tries the string as received, then one part changed, then two.
-fn search(axes: &[Vec<Variant<Option<String>>>], separator: char, matcher: &Matcher) -> Option<Found> {
+/// Tries the string as received, then one part changed, then two; returns
+/// what matched first, and how many strings were tried.
+fn search(axes: &[Vec<Variant<Option<String>>>], separator: char, matcher: &Matcher) -> (Option<Found>, usize) {
+    let tried = std::cell::Cell::new(0);
+    let found = first_match(axes, separator, matcher, &tried);
+    (found, tried.get())
+}
+
+fn first_match(
+    axes: &[Vec<Variant<Option<String>>>],
+    separator: char,
+    matcher: &Matcher,
+    tried: &std::cell::Cell<usize>,
+) -> Option<Found> {
     let n = axes.len();
     let mut chosen = vec![0usize; n];
     let attempt = |chosen: &[usize]| -> Option<Found> {
+        tried.set(tried.get() + 1);
         let parts: Vec<&Variant<Option<String>>> = chosen.iter().zip(axes).map(|(i, axis)| &axis[*i]).collect();
         let text: Vec<&str> = parts.iter().filter_map(|p| p.value.as_deref()).collect();
         let (mut dialects, note) = matcher.check(&text.join(&separator.to_string()))?;

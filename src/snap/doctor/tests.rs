@@ -377,3 +377,30 @@ fn a_full_url_on_the_proxys_public_host_is_named() {
     let d = diagnosis_of(signed, TS, &signature, MacEncoding::Any);
     assert_eq!(ids(&d), ["full-url"], "{}", d.explanation);
 }
+
+#[test]
+fn the_doctor_tries_a_bounded_number_of_strings_even_when_nothing_matches() {
+    let h = held();
+    let earlier: Vec<String> = (0..16).map(|i| format!("earlier-token-{i:02}")).collect();
+    let mut keys = keys(&h, MacEncoding::Any);
+    keys.earlier_tokens = earlier.iter().map(String::as_str).collect();
+    let signed = Signed::HmacNotification {
+        path: "/pg/v1.0/qr/qr-mpm-notify?shop=7",
+        hosts: &[HOST, "shop.example"],
+        token: ACCESS_TOKEN,
+        body: PY_INDENTED.as_bytes(),
+    };
+    let signature = Sender::as_received().hmac("a secret nobody configured");
+    let d = diagnose(
+        &Refused {
+            signed,
+            timestamp: TS,
+            signature: &signature,
+        },
+        &keys,
+    );
+    assert!(d.dialects.is_empty());
+    // The as-received string, each part changed alone, each two parts changed:
+    // about a thousand strings, each one HMAC per secret.
+    assert!((500..2_000).contains(&d.tried), "{} strings tried", d.tried);
+}
