@@ -21,6 +21,7 @@ pub mod payment_request;
 pub mod payments;
 pub mod qr;
 pub mod refunds;
+pub mod refusals;
 pub mod upstream;
 
 use crate::state::AppState;
@@ -55,6 +56,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
         .routes(routes!(qr::qr_svg))
         .routes(routes!(qr::qr_png))
+        .routes(routes!(refusals::list_refusals))
+        .routes(routes!(refusals::get_refusal))
         .routes(routes!(openapi::document))
 }
 

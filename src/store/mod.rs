@@ -12,6 +12,7 @@ mod api_store;
 mod explain;
 pub(crate) mod ops_store;
 mod postgres;
+pub mod refusals;
 mod sql;
 mod sql_api;
 mod sql_ingest;
@@ -22,6 +23,7 @@ pub use api_store::*;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
+pub use refusals::{Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -98,7 +100,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + OpsStore + Send + Sync + 'static {
+pub trait Store: ApiStore + OpsStore + RefusalStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/payments/{id}/qr.svg"),
     ("get", "/payments/{id}/refunds"),
     ("post", "/payments/{id}/refunds"),
+    ("get", "/refusals"),
+    ("get", "/refusals/{id}"),
 ];
 
 async fn the_openapi_document_matches_the_routes(backend: Backend) {
