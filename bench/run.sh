@@ -19,6 +19,8 @@
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
 #        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
 #        SERVER_CPUS=0 LOADGEN_CPUS=0 bench/run.sh   (pins the server and loadgen with taskset -c)
+#        FLOOD=500 bench/run.sh   (adds, per backend, a 64-connection point with 500 badly signed notifications a
+#                                  second alongside the valid ones, to compare with the 64-connection point without)
 #        METRICS=ab bench/run.sh     (each PostgreSQL point is run again right after itself with the business
 #                                   metrics off, FINPAY_QRIS__METRICS__BUSINESS=false: rows "postgres" and
 #                                   "postgres-metrics-off", and their ratio under the table)
@@ -62,6 +64,8 @@ BACKENDS=${BACKENDS:-"postgres sqlite"}
 REFS=${REFS:-generated}          # generated: notifications settle the seeded payments; static: they name unknown ones
 LOADGEN_REFS=()
 [[ "$REFS" == static ]] && LOADGEN_REFS=(--ref-prefix SQR --finpay-ref-prefix SFP)
+FLOOD=${FLOOD:-0}                # badly signed notifications a second in an extra 64-connection point; 0 to skip
+FLOOD_CONNS=${FLOOD_CONNS:-8}    # connections carrying that flood
 FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
 # CPUs (taskset -c lists) for the server and for loadgen; empty: wherever the kernel puts them.
 SERVER_CPUS=${SERVER_CPUS:-}
@@ -222,11 +226,12 @@ pg_work() { # "WAL-records WAL-bytes buffer-accesses" so far (cluster's WAL; the
     fi
 }
 
-run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
-    local out="$WORK/loadgen-$1-$2-$3.txt" rss before after cpu0 cpu1 work0 work1
+run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number, $5 flood (requests/s)
+    local out="$WORK/loadgen-$1-$2-$3-$5.txt" rss before after cpu0 cpu1 work0 work1
     "${LOADGEN_PIN[@]}" "$BIN" loadgen --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" --secret "$SECRET" \
         --private-key "$WORK/finpay_private.pem" --connections "$2" --duration-secs "$DURATION" \
-        --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" "${LOADGEN_REFS[@]}" >"$out" 2>&1 &
+        --warmup-secs "$WARMUP" --payments "$PAYMENTS" --duplicates "$3" "${LOADGEN_REFS[@]}" \
+        --flood-rate "$5" --flood-connections "$FLOOD_CONNS" >"$out" 2>&1 &
     local lg=$!
     work0=$(pg_work "$1")
     before=$(batches)
@@ -249,7 +254,7 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     per_batch=$(echo "$before $after" | awk '{ if ($5 > $2) printf "%.1f / %.2f", ($4 - $1) / ($5 - $2), ($6 - $3) * 1000 / ($5 - $2); else print "-" }')
     # PostgreSQL's work per stored notification, which does not depend on how fast the machine is today.
     work=$(echo "$before $after $work0 $work1" | awk '{ n = $4 - $1; if (n > 0 && $10 > 0) printf "%.1f %.0f %.1f", ($10 - $7) / n, ($11 - $8) / n, ($12 - $9) / n; else print "- - -" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${ROW_LABEL:-$1}" "$2" "$3" "$4" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${ROW_LABEL:-$1}" "$2" "$3" "$5" "$4" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
         "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
@@ -257,11 +262,11 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
 # previous one's connections, caches or cached plans), loadgen, stop.
 PG_HWM=0
 SQLITE_HWM=0
-point() { # $1 backend, $2 connections, $3 duplicates, $4 run number
+point() { # $1 backend, $2 connections, $3 duplicates, $4 run number, $5 flood (requests/s, default 0)
     local url
     if [[ "$1" == postgres ]]; then pg_reset; url="$PG_URL"; else sqlite_reset; url="$SQLITE_URL"; fi
     start_server "$url" "$WORK/server-$1.log"
-    run_load "$1" "$2" "$3" "$4"
+    run_load "$1" "$2" "$3" "$4" "${5:-0}"
     stop_server
     if [[ "$1" == postgres ]]; then
         ((LAST_HWM > PG_HWM)) && PG_HWM=$LAST_HWM
@@ -290,6 +295,10 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
             log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays (run $r)"
             point postgres 64 "$DUPLICATES" "$r"
         fi
+        if [[ "$FLOOD" != "0" ]]; then
+            log "PostgreSQL, 64 connections, flood of $FLOOD badly signed notifications/s (run $r)"
+            point postgres 64 0 "$r" "$FLOOD"
+        fi
     done
 fi
 
@@ -299,6 +308,10 @@ if [[ " $BACKENDS " == *" sqlite "* ]]; then
             log "SQLite, $c connections (run $r)"
             point sqlite "$c" 0 "$r"
         done
+        if [[ "$FLOOD" != "0" ]]; then
+            log "SQLite, 64 connections, flood of $FLOOD badly signed notifications/s (run $r)"
+            point sqlite 64 0 "$r" "$FLOOD"
+        fi
     done
 fi
 
@@ -338,12 +351,12 @@ def cpu(c0, c1, r):
     busy = d[4] - d[3]
     return (us(d[0]), us(d[1]), us(d[2]), us(busy - d[0] - d[1] - d[2]), 100 * d[3] / d[4])
 for line in open(rows_path):
-    backend, conns, dups, run, rss, per_batch, c0, c1, work, js = line.rstrip("\n").split("\t", 9)
+    backend, conns, dups, flood, run, rss, per_batch, c0, c1, work, js = line.rstrip("\n").split("\t", 10)
     try:
         r = json.loads(js)
     except ValueError:
         r = None
-    points.setdefault((backend, int(conns), float(dups)), []).append((r, rss, per_batch, cpu(c0, c1, r), work, int(run)))
+    points.setdefault((backend, int(conns), float(dups), float(flood)), []).append((r, rss, per_batch, cpu(c0, c1, r), work, int(run)))
 print()
 if pgb:
     print(f"pgbench (bench/pgbench_notify.sql, {pgb_clients} clients, durable): {pgb:,.0f} TPS (median of "
@@ -353,21 +366,22 @@ if pgb:
 if full:
     print(f"pgbench of the service's whole row work (bench/pgbench_notify_full.sql, {pgb_clients} clients, durable): {full:,.0f} TPS (median of {' / '.join(f'{t:,.0f}' for t, _ in full_runs)})")
 print()
-print("| backend | connections | duplicates | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs in run order (req/s, ÷ that run's pgbench) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| backend | connections | duplicates | flood/s | requests/s | ÷ pgbench | p50 ms | p99 ms | max ms | not 2005200 | RSS mid-run MiB | notifications per commit / ms per batch | runs in run order (req/s, ÷ that run's pgbench) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 cpu_rows = []
 work_rows = []
 against_full = []
-for (backend, conns, dups), runs in points.items():
+for (backend, conns, dups, flood), runs in points.items():
     ok = sorted([x for x in runs if x[0] is not None], key=lambda x: x[0]["requests_per_sec"])
     if not ok:
-        print(f"| {backend} | {conns} | {dups:.0%} | loadgen failed |")
+        print(f"| {backend} | {conns} | {dups:.0%} | {flood:.0f} | loadgen failed |")
         continue
     r, rss, per_batch, c, work, _ = ok[len(ok) // 2]
+    label = f"{dups:.0%}" + (f", flood {flood:.0f}/s" if flood else "")
     if c is not None:
-        cpu_rows.append((backend, conns, dups, c))
+        cpu_rows.append((backend, conns, label, c))
     if backend == "postgres":
-        work_rows.append((conns, dups, work))
+        work_rows.append((conns, label, work))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
     if backend.startswith("postgres") and pgb_of_run:
         # Every run of the PostgreSQL points has its pgbench figure (the script stops if one cannot be read).
@@ -378,7 +392,7 @@ for (backend, conns, dups), runs in points.items():
         ratio = r["requests_per_sec"] / pgb if pgb else None
         spread = " / ".join(f"{x[0]['requests_per_sec']:,.0f}" for x in ok)
     shown = f"{ratio:.2f}" if ratio is not None else "-"
-    print(f"| {backend} | {conns} | {dups:.0%} | {r['requests_per_sec']:,.0f} | {shown} | "
+    print(f"| {backend} | {conns} | {dups:.0%} | {r.get('flood_requests_per_sec', 0):.0f} | {r['requests_per_sec']:,.0f} | {shown} | "
           f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {bad} | {int(rss) / 1024:.1f} | {per_batch} | {spread} |")
     if full and backend == "postgres":
         against_full.append(f"{conns} connections{f' ({dups:.0%} replays)' if dups else ''} {r['requests_per_sec'] / full:.2f} ×")
@@ -393,7 +407,7 @@ print("| backend | connections | duplicates | server | database | loadgen | rest
 print("|---|---|---|---|---|---|---|---|---|")
 for backend, conns, dups, (s_, p_, l_, o_, idle) in cpu_rows:
     db = f"{p_:,.0f}" if backend.startswith("postgres") else "(in server)"
-    print(f"| {backend} | {conns} | {dups:.0%} | {s_:,.0f} | {db} | {l_:,.0f} | {o_:,.0f} | {s_ + p_ + l_ + o_:,.0f} | {idle:.0f} |")
+    print(f"| {backend} | {conns} | {dups} | {s_:,.0f} | {db} | {l_:,.0f} | {o_:,.0f} | {s_ + p_ + l_ + o_:,.0f} | {idle:.0f} |")
 if work_rows:
     print()
     print("PostgreSQL's work per stored notification (whole loadgen run, warm-up included; WAL is the cluster's, buffer")
@@ -402,10 +416,10 @@ if work_rows:
     print("| connections | duplicates | WAL records | WAL bytes | buffer accesses |")
     print("|---|---|---|---|---|")
     for conns, dups, work in work_rows:
-        print(f"| {conns} | {dups:.0%} | " + " | ".join(work.split()) + " |")
+        print(f"| {conns} | {dups} | " + " | ".join(work.split()) + " |")
 ab = []
-for (backend, conns, dups), runs in points.items():
-    off = points.get(("postgres-metrics-off", conns, dups))
+for (backend, conns, dups, flood), runs in points.items():
+    off = points.get(("postgres-metrics-off", conns, dups, flood))
     if backend != "postgres" or not off:
         continue
     # Each run's pair was measured back to back after the same pgbench run: compare run by run.
@@ -416,7 +430,7 @@ for (backend, conns, dups), runs in points.items():
 if ab:
     print()
     print("Business metrics on ÷ off, requests/s (median of the per-run ratios; within 5 % means 0.95 or more): " + ", ".join(ab))
-renotified = sorted({f"{b} {c}" for (b, c, _), runs in points.items() for x in runs if x[0] and x[0].get("payments_renotified")})
+renotified = sorted({f"{b} {c}" for (b, c, _, _), runs in points.items() for x in runs if x[0] and x[0].get("payments_renotified")})
 if renotified:
     print()
     print(f"WARNING: loadgen ran out of payments ({', '.join(renotified)} connections) and notified some a second time;")

@@ -4,6 +4,9 @@
 
 use crate::config::Settings;
 use crate::inbound::batcher::Batcher;
+use crate::inbound::issued::RecentTokens;
+use crate::inbound::journal::Journal;
+use crate::inbound::suspect::DoctorKeys;
 use crate::metrics::Metrics;
 use crate::secret::redact_url;
 use crate::serve::Limits;
@@ -91,6 +94,14 @@ impl Application {
                 observer_metrics.observe_duration("finpay_qris_notify_batch_duration_seconds", &[], took);
             })),
         );
+        let recent_tokens = Arc::new(RecentTokens::new(settings.refusals.recent_tokens));
+        let doctor = DoctorKeys::new(
+            inbound.as_ref(),
+            finpay_creds.as_ref(),
+            &settings,
+            recent_tokens.clone(),
+        );
+        let journal = Journal::start(store.clone(), &settings.refusals, metrics.clone(), doctor);
         let finpay =
             finpay_creds.map(|c| Arc::new(crate::finpay::FinpayClient::new(c, &settings.finpay, metrics.clone())));
         let public = TcpListener::bind(&settings.server.listen).await.with_context(|| {
@@ -107,6 +118,8 @@ impl Application {
             store,
             inbound,
             tokens: Default::default(),
+            recent_tokens,
+            journal,
             batcher,
             metrics,
             finpay,

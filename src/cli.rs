@@ -29,6 +29,8 @@ pub enum Command {
     Sign(SignCommand),
     /// Run the Finpay simulator (a local stand-in for Finpay's SNAP QRIS API).
     Simulator(crate::simulator::SimulatorArgs),
+    /// Explain refused signatures: the latest in the journal, or a saved request or curl command.
+    Doctor(crate::doctor::DoctorArgs),
     /// Load generator: signed notifications against a running server.
     Loadgen(crate::loadgen::LoadgenArgs),
 }

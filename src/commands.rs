@@ -16,6 +16,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
         Command::Keygen(args) => keygen(&args),
         Command::Sign(cmd) => sign(cmd),
         Command::Simulator(args) => crate::simulator::run(args).await,
+        Command::Doctor(args) => crate::doctor::run(config, args).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
     }
 }
@@ -62,16 +63,30 @@ async fn migrate(config: Option<&Path>) -> anyhow::Result<()> {
     crate::telemetry::init(&settings.log.format, &settings.log.level);
     let db = &settings.database;
     let url = db.url.expose();
-    let timeout = std::time::Duration::from_secs(db.acquire_timeout_secs.max(5));
-    let store = match crate::store::connect(url, 2, timeout.as_secs()).await {
-        Ok(store) => store,
-        Err(e) => return Err(crate::store::explain(url, "opening", &e, timeout).await),
-    };
+    let timeout = command_timeout(db);
+    let store = open_store(db).await?;
     if let Err(e) = store.migrate().await {
         return Err(crate::store::explain(url, "applying migrations to", &e, timeout).await);
     }
     println!("migrations applied to {}", crate::secret::redact_url(db.url.expose()));
     Ok(())
+}
+
+/// How long a one-off command waits for the database.
+fn command_timeout(db: &crate::config::DatabaseSettings) -> std::time::Duration {
+    std::time::Duration::from_secs(db.acquire_timeout_secs.max(5))
+}
+
+/// The store of a one-off command (two connections), or why it cannot be opened.
+pub(crate) async fn open_store(
+    db: &crate::config::DatabaseSettings,
+) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    let url = db.url.expose();
+    let timeout = command_timeout(db);
+    match crate::store::connect(url, 2, timeout.as_secs()).await {
+        Ok(store) => Ok(store),
+        Err(e) => Err(crate::store::explain(url, "opening", &e, timeout).await),
+    }
 }
 
 fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {

@@ -49,6 +49,26 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub refusals: RefusalSettings,
+}
+
+/// The journal of refused requests and its signature doctor.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefusalSettings {
+    /// Refusals kept at most; the oldest beyond are deleted.
+    pub max_rows: i64,
+    /// Refusals older than this are deleted.
+    pub max_age_days: u32,
+    /// Bytes of a refused request's body kept in the journal.
+    pub body_limit_bytes: usize,
+    /// Refusals waiting for the journal's writer; more are dropped (and counted).
+    pub queue: usize,
+    /// Refused signatures diagnosed per second at most; others are stored undiagnosed.
+    pub diagnoses_per_sec: u32,
+    /// Gateway prefixes the doctor tries when a sender signed a path we did not receive.
+    pub path_prefixes: Vec<String>,
+    /// Tokens this process issued that the doctor remembers (in memory only) to name `stale-token`.
+    pub recent_tokens: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -244,12 +264,23 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("console.secure_cookie", "false"),
     ("log.format", "pretty"),
     ("log.level", "info"),
+    ("refusals.max_rows", "10000"),
+    ("refusals.max_age_days", "30"),
+    ("refusals.body_limit_bytes", "16384"),
+    ("refusals.queue", "1024"),
+    ("refusals.diagnoses_per_sec", "20"),
+    ("refusals.recent_tokens", "16"),
     ("metrics.business", "true"),
     ("metrics.state_interval_secs", "15"),
 ];
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["inbound.notify_paths", "api.keys", "api.read_keys"];
+const LIST_KEYS: &[&str] = &[
+    "inbound.notify_paths",
+    "api.keys",
+    "api.read_keys",
+    "refusals.path_prefixes",
+];
 
 impl Settings {
     /// Loads defaults, then the file (if any), then the environment.
@@ -272,6 +303,7 @@ impl Settings {
             .set_default("inbound.notify_paths", vec!["/v1.0/qr/qr-mpm-notify"])
             .and_then(|b| b.set_default("api.keys", Vec::<String>::new()))
             .and_then(|b| b.set_default("api.read_keys", Vec::<String>::new()))
+            .and_then(|b| b.set_default("refusals.path_prefixes", vec!["/pg"]))
             .map_err(|e| ConfigError::new("inbound.notify_paths", e.to_string()))?;
         let file = file.map(PathBuf::from).or_else(|| {
             env.iter()
@@ -371,6 +403,8 @@ impl Settings {
                 self.console.session_idle_secs,
                 7 * 24 * 3600,
             ),
+            ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
+            ("refusals.queue", self.refusals.queue as u64, 1_000_000),
             ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
         ] {
             if !(1..=max).contains(&value) {

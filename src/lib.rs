@@ -4,6 +4,7 @@
 //! - [`inbound`]: what Finpay calls: B2B token and `qr-mpm-notify`.
 //! - [`finpay`]: what we call at Finpay; [`worker`]: reconciliation.
 //! - [`api`]: the internal REST API; [`store`]: PostgreSQL and SQLite.
+//! - [`doctor`]: `finpay-qris doctor`, explaining refused signatures.
 
 pub mod api;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod doctor;
 pub mod domain;
 pub mod finpay;
 pub mod inbound;

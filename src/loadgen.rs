@@ -14,10 +14,16 @@
 //! requests replays an already acknowledged notification (same external id, same
 //! body), which must also be answered `2005200`.
 //!
+//! With `--flood-rate R`, `--flood-connections` more connections send R badly
+//! signed notifications a second in all (`loadgen/flood.rs`), not measured
+//! with the valid ones.
+//!
 //! Every answer's `responseCode` is checked. The report gives requests/s,
 //! p50/p99/max latency and the count of answers other than the expected code,
 //! then one JSON line for scripts. The client runs on its own small runtime
 //! (`--threads`, default 1) so it takes little CPU from the server it measures.
+
+mod flood;
 
 use crate::snap::{body, keys, signature, timestamp};
 use anyhow::{bail, Context};
@@ -84,6 +90,12 @@ pub struct LoadgenArgs {
     /// The responseCode every answer must carry.
     #[arg(long, default_value = "2005200")]
     pub expect: String,
+    /// Badly signed notifications a second, alongside the valid ones (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub flood_rate: f64,
+    /// Connections of their own that carry the flood.
+    #[arg(long, default_value_t = 8)]
+    pub flood_connections: usize,
 }
 
 /// The measured result (also printed as one JSON line).
@@ -106,11 +118,19 @@ pub struct Report {
     /// external id: that payment was already paid, so such requests measure
     /// another path than a first delivery. Give more `--payments`.
     pub payments_renotified: bool,
+    /// Badly signed notifications sent in the measured window (`--flood-rate`).
+    pub flood_requests: u64,
+    pub flood_requests_per_sec: f64,
+    /// Flood answers other than `4015200`.
+    pub flood_unexpected: u64,
 }
 
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.duplicates) {
         bail!("--duplicates must be between 0.0 and 1.0");
+    }
+    if !(args.flood_rate >= 0.0 && args.flood_rate.is_finite()) {
+        bail!("--flood-rate must be a number of requests a second, 0 or more");
     }
     let threads = args.threads.max(1);
     // A runtime of our own, so the client's CPU is bounded by --threads.
@@ -135,6 +155,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         "answers other than expected: {} (transport errors: {}) {:?}",
         report.unexpected, report.transport_errors, report.unexpected_codes
     );
+    if report.flood_requests > 0 {
+        println!(
+            "flood: {} badly signed notifications ({:.0}/s), answers other than 4015200: {}",
+            report.flood_requests, report.flood_requests_per_sec, report.flood_unexpected
+        );
+    }
     if report.payments_renotified {
         println!(
             "warning: a connection used up its share of the payments (--payments / --connections) and notified \
@@ -142,8 +168,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}", serde_json::to_string(&report)?);
-    if report.unexpected > 0 {
-        bail!("{} answers were not the expected responseCode", report.unexpected);
+    if report.unexpected > 0 || report.flood_unexpected > 0 {
+        bail!(
+            "{} answers were not the expected responseCode ({} of the flood's)",
+            report.unexpected + report.flood_unexpected,
+            report.flood_unexpected
+        );
     }
     Ok(())
 }
@@ -163,6 +193,32 @@ struct Plan {
     expect: String,
     /// A per-run prefix so that external ids never repeat across runs on one day.
     run_id: u32,
+}
+
+impl Plan {
+    /// A notification of body `idx`, signed with `key` (the secret, or a
+    /// wrong one for the flood).
+    fn request(
+        &self,
+        key: &signature::HmacKey,
+        external_id: &str,
+        idx: usize,
+        ts: &str,
+    ) -> hyper::Request<Full<Bytes>> {
+        let (body, hash) = &self.bodies[idx % self.bodies.len()];
+        let to_sign = signature::symmetric_string_to_sign("POST", &self.path, &self.token, hash, ts);
+        hyper::Request::post(self.path.as_str())
+            .header("host", self.authority.as_str())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("x-timestamp", ts)
+            .header("x-signature", key.sign(&to_sign))
+            .header("x-partner-id", self.partner_id.as_str())
+            .header("x-external-id", external_id)
+            .header("channel-id", self.channel_id.as_str())
+            .body(Full::new(body.clone()))
+            .expect("a well-formed request")
+    }
 }
 
 pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
@@ -209,11 +265,27 @@ pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
     let workers: Vec<_> = (0..args.connections.max(1))
         .map(|w| tokio::spawn(worker(plan.clone(), w, args.connections.max(1), measure_from, end)))
         .collect();
+    let flooders = args.flood_connections.max(1);
+    let flood: Vec<_> = (0..flooders)
+        .filter(|_| args.flood_rate > 0.0)
+        .map(|w| {
+            let per_connection = args.flood_rate / flooders as f64;
+            tokio::spawn(flood::flood(plan.clone(), w, per_connection, measure_from, end))
+        })
+        .collect();
     let mut all = Tally::default();
     for w in workers {
         all.merge(w.await?);
     }
-    Ok(all.report(args.connections, (end - measure_from).as_secs_f64()))
+    let secs = (end - measure_from).as_secs_f64();
+    let mut report = all.report(args.connections, secs);
+    for f in flood {
+        let f = f.await?;
+        report.flood_requests += f.sent;
+        report.flood_unexpected += f.unexpected;
+    }
+    report.flood_requests_per_sec = report.flood_requests as f64 / secs;
+    Ok(report)
 }
 
 async fn obtain_token(args: &LoadgenArgs, key: &rsa::RsaPrivateKey) -> anyhow::Result<String> {
@@ -292,6 +364,9 @@ impl Tally {
             transport_errors: self.transport_errors,
             unexpected_codes: self.codes,
             payments_renotified: self.payments_renotified,
+            flood_requests: 0,
+            flood_requests_per_sec: 0.0,
+            flood_unexpected: 0,
         }
     }
 }
@@ -350,7 +425,7 @@ impl Share {
 /// Sends requests one after another on one connection until `end`.
 async fn worker(plan: Arc<Plan>, w: usize, connections: usize, measure_from: Instant, end: Instant) -> Tally {
     let mut tally = Tally::default();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x2545_F491_4F6C_DD1D));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let mut seq: u64 = 0;
     let mut share = Share::of(w, connections, plan.bodies.len());
     // Acknowledged (external id, body index) pairs this worker may replay.
@@ -379,20 +454,7 @@ async fn worker(plan: Arc<Plan>, w: usize, connections: usize, measure_from: Ins
             tally.payments_renotified |= again;
             (format!("{:08}{:04}{seq}", plan.run_id, w), idx)
         };
-        let (body, hash) = &plan.bodies[idx];
-        let ts = stamp.now();
-        let to_sign = signature::symmetric_string_to_sign("POST", &plan.path, &plan.token, hash, ts);
-        let req = hyper::Request::post(plan.path.as_str())
-            .header("host", plan.authority.as_str())
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", plan.token))
-            .header("x-timestamp", ts)
-            .header("x-signature", plan.hmac.sign(&to_sign))
-            .header("x-partner-id", plan.partner_id.as_str())
-            .header("x-external-id", external_id.as_str())
-            .header("channel-id", plan.channel_id.as_str())
-            .body(Full::new(body.clone()))
-            .expect("a well-formed request");
+        let req = plan.request(&plan.hmac, &external_id, idx, stamp.now());
         let started = Instant::now();
         let answer = send(sender, req).await;
         let done = Instant::now();

@@ -34,6 +34,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "Token and signature failures on SNAP endpoints, by reason.",
     ),
     (
+        "finpay_qris_refusals_total",
+        "counter",
+        "Requests refused with a 4xx on the public listener, by route and reason.",
+    ),
+    (
+        "finpay_qris_refusals_dropped_total",
+        "counter",
+        "Refusals not journaled: the journal's queue was full, or the database refused the batch.",
+    ),
+    (
+        "finpay_qris_diagnoses_total",
+        "counter",
+        "Refused signatures diagnosed, by dialect found (none: no known dialect; skipped: over the budget).",
+    ),
+    (
         "finpay_qris_duplicate_notifications_total",
         "counter",
         "Duplicate notifications answered from the stored first answer.",

@@ -67,12 +67,12 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     backoff.succeeded();
-                    stream
+                    (stream, peer)
                 }
                 Err(e) => {
                     tokio::time::sleep(backoff.failed(&e)).await;
@@ -83,7 +83,12 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let tracked = activity.clone();
-        let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |response| {
+        // The peer's address, for handlers that record it (the refusal journal).
+        let with_peer = app.clone().map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        });
+        let service = ServiceExt::<Request<Incoming>>::map_future(with_peer, move |response| {
             let in_flight = tracked.begin();
             async move {
                 let r = response.await;

@@ -2,6 +2,8 @@
 
 use crate::config::{InboundCredentials, Settings};
 use crate::inbound::batcher::Batcher;
+use crate::inbound::issued::RecentTokens;
+use crate::inbound::journal::Journal;
 use crate::inbound::tokens::TokenCache;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -17,6 +19,10 @@ pub struct Inner {
     /// `None`: the SNAP endpoints are disabled (no inbound credentials).
     pub inbound: Option<InboundCredentials>,
     pub tokens: TokenCache,
+    /// Tokens issued lately, in memory only, for the signature doctor.
+    pub recent_tokens: Arc<RecentTokens>,
+    /// Where refused requests go (written in the background).
+    pub journal: Journal,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
     /// `None`: no Finpay credentials; calls to Finpay are unavailable.

@@ -25,6 +25,7 @@ pub mod payment_request;
 pub mod payments;
 pub mod qr;
 pub mod refunds;
+pub mod refusals;
 pub mod upstream;
 
 use crate::state::AppState;
@@ -63,6 +64,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export::export_csv))
         .routes(routes!(qr::qr_svg))
         .routes(routes!(qr::qr_png))
+        .routes(routes!(refusals::list_refusals))
+        .routes(routes!(refusals::get_refusal))
         .routes(routes!(openapi::document))
 }
 

@@ -40,6 +40,7 @@ pub const SCHEME: &str = "api_key";
         (name = "payments", description = "QR payments: create, read, list, QR images, audit trail"),
         (name = "refunds", description = "Full and partial refunds of paid payments"),
         (name = "exports", description = "Payments and refunds for finance, as CSV"),
+        (name = "refusals", description = "Requests from Finpay that were refused, and why (the signature doctor)"),
         (name = "meta", description = "This document"),
     )
 )]

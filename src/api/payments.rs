@@ -153,14 +153,7 @@ pub async fn list_payments(
         .as_deref()
         .map(|s| PaymentStatus::parse(s).ok_or_else(|| bad("status", "unknown status")))
         .transpose()?;
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| bad("limit", "must be a whole number from 1 to 200"))?,
-    };
+    let limit = page_limit(q.limit.as_deref())?;
     let before_id = q
         .cursor
         .as_deref()
@@ -168,16 +161,8 @@ pub async fn list_payments(
         .transpose()?;
     let filter = PaymentFilter {
         status,
-        created_from: q
-            .created_from
-            .as_deref()
-            .map(|t| time(t).ok_or_else(|| bad("createdFrom", "must be an RFC 3339 time")))
-            .transpose()?,
-        created_to: q
-            .created_to
-            .as_deref()
-            .map(|t| time(t).ok_or_else(|| bad("createdTo", "must be an RFC 3339 time")))
-            .transpose()?,
+        created_from: rfc3339("createdFrom", q.created_from.as_deref())?,
+        created_to: rfc3339("createdTo", q.created_to.as_deref())?,
         reference: q
             .reference
             .filter(|r| !r.is_empty())
@@ -218,8 +203,27 @@ pub async fn list_payments(
     }))
 }
 
-fn time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+/// A page size from the query: 1 to 200, 50 when not given.
+pub(super) fn page_limit(limit: Option<&str>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::bad_request("must be a whole number from 1 to 200").field("limit")),
+    }
+}
+
+/// An RFC 3339 time from the query, naming `field` when it is not one.
+pub(super) fn rfc3339(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::bad_request("must be an RFC 3339 time").field(field))
+        })
+        .transpose()
 }
 
 /// The cursor is the last id of the page, opaque to clients: its 16 bytes

@@ -43,3 +43,38 @@ pub async fn read_snap_body(body: Body, server: &ServerSettings, service: u8) ->
             }
         })
 }
+
+/// A request body, read at most once: by the handler, or, when the handler
+/// refused the request before reading it, for the journal of refusals (with
+/// the same bounds). Either way the bytes stay available afterwards.
+pub struct Received {
+    body: Option<Body>,
+    bytes: Option<Bytes>,
+}
+
+impl Received {
+    pub fn new(body: Body) -> Self {
+        Self {
+            body: Some(body),
+            bytes: None,
+        }
+    }
+
+    /// The body, or the `400xx00` answer naming why not (see [`read_snap_body`]).
+    pub async fn read(&mut self, server: &ServerSettings, service: u8) -> Result<Bytes, SnapStatus> {
+        let body = self.body.take().unwrap_or_default();
+        let bytes = read_snap_body(body, server, service).await?;
+        self.bytes = Some(bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The bytes received, reading them now if the handler did not; `None`
+    /// when they could not be read (too large, too slow).
+    pub async fn for_journal(&mut self, server: &ServerSettings) -> Option<&Bytes> {
+        if let Some(body) = self.body.take() {
+            let deadline = Duration::from_secs(server.request_timeout_secs);
+            self.bytes = read_limited(body, server.body_limit_bytes, deadline).await.ok();
+        }
+        self.bytes.as_ref()
+    }
+}

@@ -4,7 +4,11 @@ pub mod batcher;
 pub mod body;
 pub mod error;
 pub mod headers;
+pub mod issued;
+pub mod journal;
 pub mod notify;
+pub mod redact;
+pub mod suspect;
 pub mod token;
 pub mod tokens;
 

@@ -5,9 +5,11 @@
 //! verified notification reaches the store, and `2005200` is answered only
 //! after the transaction holding it has committed.
 
-use super::body::read_snap_body;
+use super::body::Received;
 use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{headers_for_audit, json_content_type, required};
+use super::journal::Refused;
+use super::suspect::{Route, Suspect};
 use super::tokens::TokenCheck;
 use crate::config::{ExternalIdFormat, SignatureMode};
 use crate::domain::Observation;
@@ -19,20 +21,29 @@ use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
 use crate::telemetry::{clip, OnRequest};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use axum::Extension;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tracing::Instrument;
 
 const SVC: u8 = service::NOTIFY;
 
-pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+pub async fn receive(
+    State(st): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // The request's span is debug-level on this hot route (app.rs), so the
     // events below name the X-EXTERNAL-ID themselves.
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-    let result = receive_inner(&st, &uri, &headers, body, request_id).await;
+    let mut received = Received::new(body);
+    let result = receive_inner(&st, &uri, &headers, &mut received, request_id).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
         Ok(Answer::Replay) => {
@@ -55,6 +66,21 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
                 request_id = %clip(request_id),
                 "notification refused"
             );
+            if e.0.http / 100 == 4 {
+                let path = signed_path(&uri);
+                let read = received.for_journal(&st.settings.server).await;
+                let mode = st.settings.inbound.signature;
+                let suspect = Suspect::from_request(Route::Notify, mode, path, &headers, read);
+                st.journal.record(Refused {
+                    route: Route::Notify,
+                    path,
+                    headers: &headers,
+                    peer: peer.map(|Extension(ConnectInfo(p))| p),
+                    status: &e.0,
+                    body: read,
+                    suspect,
+                });
+            }
             (e.0, None)
         }
     };
@@ -68,11 +94,17 @@ enum Answer {
     Replay,
 }
 
+/// The path as signed: as received, with its query string.
+fn signed_path(uri: &Uri) -> &str {
+    uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path())
+}
+
+/// `body` keeps the bytes once read, for the journal of refusals.
 async fn receive_inner(
     st: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Received,
     request_id: &str,
 ) -> Result<Answer, SnapError> {
     let Some(creds) = st.inbound.as_ref() else {
@@ -143,7 +175,7 @@ async fn verify<'h>(
     creds: &crate::config::InboundCredentials,
     uri: &Uri,
     headers: &'h HeaderMap,
-    body: Body,
+    body: &mut Received,
 ) -> Result<Verified<'h>, SnapError> {
     let cfg = &st.settings.inbound;
     let symmetric = cfg.signature == SignatureMode::Symmetric;
@@ -197,8 +229,8 @@ async fn verify<'h>(
     }
 
     // 3. The body, bounded in size and time; then the signature over exactly those bytes.
-    let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or_else(|| uri.path());
+    let bytes = body.read(&st.settings.server, SVC).await?;
+    let path = signed_path(uri);
     let hash = snap_body::body_hash(&bytes);
     let verification = match (token, &creds.hmac) {
         (Some(token), Some(key)) if symmetric => {

@@ -4,22 +4,32 @@
 //! public key (either active key, for rotation), check the clock, and issue an
 //! opaque 256-bit bearer token of which only the hash is stored.
 
-use super::body::read_snap_body;
+use super::body::Received;
 use super::error::{auth_failure_reason, snap_response, SnapError};
 use super::headers::{json_content_type, required};
+use super::journal::Refused;
+use super::suspect::{Route, Suspect};
 use super::tokens::{new_token, token_hash};
 use crate::snap::codes::{service, SnapStatus};
 use crate::snap::{signature, timestamp};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::net::SocketAddr;
 
 const SVC: u8 = service::TOKEN;
 
-pub async fn issue(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match issue_inner(&st, &headers, body).await {
+pub async fn issue(
+    State(st): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut received = Received::new(body);
+    match issue_inner(&st, &headers, &mut received).await {
         Ok(resp) => resp,
         Err(e) => {
             let code = e.0.code();
@@ -30,12 +40,27 @@ pub async fn issue(State(st): State<AppState>, headers: HeaderMap, body: Body) -
                 );
             }
             tracing::info!(response_code = %code, message = %e.0.message, "token request refused");
+            if e.0.http / 100 == 4 {
+                let path = st.settings.inbound.token_path.as_str();
+                let mode = st.settings.inbound.signature;
+                let read = received.for_journal(&st.settings.server).await;
+                st.journal.record(Refused {
+                    route: Route::Token,
+                    path,
+                    headers: &headers,
+                    peer: peer.map(|Extension(ConnectInfo(p))| p),
+                    status: &e.0,
+                    body: read,
+                    suspect: Suspect::from_request(Route::Token, mode, path, &headers, None),
+                });
+            }
             e.into_response()
         }
     }
 }
 
-async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, SnapError> {
+/// `body` keeps the bytes once read, for the journal of refusals.
+async fn issue_inner(st: &AppState, headers: &HeaderMap, body: &mut Received) -> Result<Response, SnapError> {
     let Some(creds) = st.inbound.as_ref() else {
         return Err(SnapStatus::general_error(SVC).into());
     };
@@ -45,7 +70,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<R
     let sig = required(headers, "X-SIGNATURE", SVC)?;
     let ts = timestamp::parse(ts_header).map_err(|_| SnapStatus::invalid_field_format(SVC, "X-TIMESTAMP"))?;
 
-    let bytes = read_snap_body(body, &st.settings.server, SVC).await?;
+    let bytes = body.read(&st.settings.server, SVC).await?;
 
     if client_key != creds.client_id {
         return Err(SnapStatus::unauthorized(SVC, "Unknown Client").into());
@@ -83,6 +108,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<R
         return Err(SnapStatus::general_error(SVC).into());
     }
     st.tokens.remember(hash, &creds.client_id, expires_at);
+    st.recent_tokens.remember(&token);
     st.metrics.inc("finpay_qris_tokens_issued_total", &[]);
     let mut resp = snap_response(
         &SnapStatus::successful(SVC),

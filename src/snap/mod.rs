@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod codes;
+pub mod doctor;
 pub mod keys;
 pub mod notify;
 pub mod signature;

@@ -69,6 +69,14 @@ impl HmacKey {
         STANDARD.encode(mac.finalize().into_bytes())
     }
 
+    /// The raw MAC of `msg`, for the signature doctor (which only explains
+    /// refusals; verification goes through [`HmacKey::verify_encoded`]).
+    pub fn mac(&self, msg: &str) -> Vec<u8> {
+        let mut mac = self.0.clone();
+        mac.update(msg.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     /// True when `signature_b64` is the standard-Base64 MAC of `msg`. The MAC bytes are
     /// compared in constant time; malformed Base64 or a wrong length is simply false.
     pub fn verify(&self, msg: &str, signature_b64: &str) -> bool {

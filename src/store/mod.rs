@@ -13,6 +13,7 @@ mod console_store;
 mod explain;
 pub(crate) mod ops_store;
 mod postgres;
+pub mod refusals;
 mod sql;
 mod sql_api;
 mod sql_console;
@@ -25,6 +26,7 @@ pub use console_store::*;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
+pub use refusals::{Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -101,7 +103,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + ConsoleStore + OpsStore + Send + Sync + 'static {
+pub trait Store: ApiStore + ConsoleStore + OpsStore + RefusalStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -19,6 +19,7 @@ mod ops;
 mod outage;
 mod reconcile;
 mod reconcile_replicas;
+mod refusals;
 mod replicas;
 mod set_based_ingest;
 mod test_databases;

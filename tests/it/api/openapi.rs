@@ -24,6 +24,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/payments/{id}/refunds"),
     ("post", "/payments/{id}/flag-resolution"),
     ("get", "/exports/payments.csv"),
+    ("get", "/refusals"),
+    ("get", "/refusals/{id}"),
 ];
 
 async fn the_openapi_document_matches_the_routes(backend: Backend) {

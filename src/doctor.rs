@@ -1,0 +1,193 @@
+//! `finpay-qris doctor`: explains refused signatures from the command line,
+//! from the journal of refusals in the configured database, or from a request
+//! someone captured (a raw HTTP request, or a curl command). Fails when
+//! nothing explains a signature, so scripts can tell.
+
+mod captured;
+
+use crate::config::Settings;
+use crate::inbound::issued::RecentTokens;
+use crate::inbound::suspect::{DoctorKeys, Route, Suspect};
+use crate::store::{Refusal, RefusalFilter};
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use clap::Args;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// A raw HTTP request saved to a file (`-`: standard input).
+    #[arg(long, conflicts_with = "curl")]
+    pub request: Option<PathBuf>,
+    /// A file holding a curl command (`-`: standard input).
+    #[arg(long)]
+    pub curl: Option<PathBuf>,
+    /// Without --request or --curl: how many of the latest refused signatures to show.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=200))]
+    pub last: i64,
+}
+
+pub async fn run(config: Option<&Path>, args: DoctorArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let inbound = settings.inbound_credentials()?;
+    let finpay = settings.finpay_credentials()?;
+    // A separate process knows no recently issued token: no `stale-token` here.
+    let keys = DoctorKeys::new(
+        inbound.as_ref(),
+        finpay.as_ref(),
+        &settings,
+        Arc::new(RecentTokens::new(0)),
+    );
+    let captured = match (&args.request, &args.curl) {
+        (Some(file), _) => Some(captured::parse_raw(&read(file)?).map_err(anyhow::Error::msg)?),
+        (None, Some(file)) => {
+            let text = String::from_utf8(read(file)?).context("the curl command is not UTF-8")?;
+            Some(captured::parse_curl(&text).map_err(anyhow::Error::msg)?)
+        }
+        (None, None) => None,
+    };
+    match captured {
+        Some(c) => {
+            let route = route_of(&settings, &c.path, &c.headers);
+            let body = Bytes::from(c.body);
+            let Some(suspect) =
+                Suspect::from_request(route, settings.inbound.signature, &c.path, &c.headers, Some(&body))
+            else {
+                bail!("the request has no X-TIMESTAMP, X-SIGNATURE, X-CLIENT-KEY (token) or bearer token (notify): nothing to check");
+            };
+            let d = keys.diagnose(&suspect);
+            print_findings(
+                &d.dialects.iter().map(|x| x.id().to_string()).collect::<Vec<_>>(),
+                &d.explanation,
+            );
+            if d.dialects.is_empty() && !d.valid_as_received {
+                bail!("no known dialect explains this signature");
+            }
+            Ok(())
+        }
+        None => from_journal(&settings, &keys, args.last).await,
+    }
+}
+
+fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin().read_to_end(&mut bytes)?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    }
+    Ok(bytes)
+}
+
+/// The token route by its path, or by its headers (a token request names
+/// `X-CLIENT-KEY`, a notification `X-PARTNER-ID`).
+fn route_of(settings: &Settings, path: &str, headers: &HeaderMap) -> Route {
+    let bare = path.split('?').next().unwrap_or(path);
+    if bare == settings.inbound.token_path
+        || (headers.contains_key("x-client-key") && !headers.contains_key("x-partner-id"))
+    {
+        Route::Token
+    } else {
+        Route::Notify
+    }
+}
+
+async fn from_journal(settings: &Settings, keys: &DoctorKeys, last: i64) -> anyhow::Result<()> {
+    let store = crate::commands::open_store(&settings.database).await?;
+    let filter = RefusalFilter {
+        reason: Some("invalid_signature".into()),
+        limit: last,
+        ..Default::default()
+    };
+    let rows = store
+        .list_refusals(&filter)
+        .await
+        .context("reading the journal of refusals (is the database migrated?)")?;
+    if rows.is_empty() {
+        bail!("the journal holds no refused signature");
+    }
+    let mut unexplained = 0;
+    for r in &rows {
+        println!(
+            "{} {} {} {} {}: {}{}",
+            r.id,
+            r.received_at.to_rfc3339(),
+            r.route,
+            r.path,
+            r.response_code,
+            r.message,
+            r.sender.as_deref().map(|s| format!(" (from {s})")).unwrap_or_default()
+        );
+        let (dialects, text) = match (&r.dialects, &r.diagnosis) {
+            (Some(d), Some(text)) => (d.0.clone(), text.clone()),
+            _ => match again(settings, keys, r) {
+                Some(d) => (d.dialects.iter().map(|x| x.id().to_string()).collect(), d.explanation),
+                None => (
+                    Vec::new(),
+                    "Not diagnosed when received (more refusals than the doctor's budget). An HMAC \
+                     notification cannot be diagnosed later, since its token is not stored: capture the \
+                     request and run `finpay-qris doctor --request FILE`."
+                        .into(),
+                ),
+            },
+        };
+        if dialects.is_empty() {
+            unexplained += 1;
+        }
+        print_findings(&dialects, &text);
+        println!();
+    }
+    if unexplained > 0 {
+        bail!(
+            "{unexplained} of {} refused signatures have no known explanation",
+            rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// Diagnoses a journaled refusal that was not diagnosed when received: only
+/// possible without a token (RSA) and with the whole body kept.
+fn again(settings: &Settings, keys: &DoctorKeys, r: &Refusal) -> Option<crate::snap::doctor::Diagnosis> {
+    let body = r.body.clone().unwrap_or_default();
+    if body.len() as i64 != r.body_bytes {
+        return None;
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &r.headers.0 {
+        let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), value.as_str()) else {
+            continue;
+        };
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    let route = if r.route == "token" {
+        Route::Token
+    } else {
+        Route::Notify
+    };
+    let suspect = Suspect::from_request(
+        route,
+        settings.inbound.signature,
+        &r.path,
+        &headers,
+        Some(&Bytes::from(body)),
+    )?;
+    if suspect.token.is_some() {
+        return None;
+    }
+    Some(keys.diagnose(&suspect))
+}
+
+fn print_findings(dialects: &[String], explanation: &str) {
+    if dialects.is_empty() {
+        println!("  dialects: none");
+    } else {
+        println!("  dialects: {}", dialects.join(", "));
+    }
+    println!("  {explanation}");
+}
