@@ -58,7 +58,13 @@ impl Application {
         }
         // Off is a valid state (the zero-configuration start): said at WARN,
         // with how to turn it on, never as an ERROR.
-        if settings.api.keys.iter().all(|k| k.is_empty()) {
+        if settings
+            .api
+            .keys
+            .iter()
+            .chain(&settings.api.read_keys)
+            .all(|k| k.is_empty())
+        {
             tracing::warn!(
                 "internal API is DISABLED: set FINPAY_QRIS__API__KEYS (comma-separated, at least 32 characters each); \
                  /api/v1 answers 503 until then"

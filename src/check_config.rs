@@ -24,7 +24,9 @@ pub async fn run(config: Option<&Path>, check_database: bool) -> anyhow::Result<
         "reconciliation worker: {}",
         on_off(settings.worker_enabled(finpay.is_some()))
     );
-    println!("internal API keys: {}", settings.api.keys.len());
+    let keys = crate::config::api_keys::api_keys(&settings.api)?;
+    let operate = keys.iter().filter(|k| k.role.may_operate()).count();
+    println!("internal API keys: {operate} operate, {} read", keys.len() - operate);
     if check_database {
         database(&settings).await?;
     } else {

@@ -13,6 +13,7 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod api_keys;
 pub mod known;
 
 /// A configuration problem, naming the key as an operator would set it.
@@ -45,6 +46,7 @@ pub struct Settings {
     pub finpay: FinpaySettings,
     pub worker: WorkerSettings,
     pub api: ApiSettings,
+    pub console: ConsoleSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub refusals: RefusalSettings,
@@ -181,11 +183,22 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiSettings {
     pub listen: String,
+    /// Keys with the `operate` role, each `KEY` or `NAME:KEY` ([`api_keys`]).
     pub keys: Vec<Secret>,
+    /// Keys with the `read` role (see everything, change nothing).
+    pub read_keys: Vec<Secret>,
     /// Internal listener: connections open at once; more wait in the backlog.
     pub max_connections: usize,
     /// A request body not received this long after its head is answered 408.
     pub body_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleSettings {
+    /// A console session ends after this long without a request.
+    pub session_idle_secs: u64,
+    /// Mark the session cookie `Secure` even when no proxy reports TLS.
+    pub secure_cookie: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +260,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("api.listen", "127.0.0.1:8081"),
     ("api.max_connections", "64"),
     ("api.body_timeout_ms", "10000"),
+    ("console.session_idle_secs", "1800"),
+    ("console.secure_cookie", "false"),
     ("log.format", "pretty"),
     ("log.level", "info"),
     ("refusals.max_rows", "10000"),
@@ -260,7 +275,12 @@ const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["inbound.notify_paths", "api.keys", "refusals.path_prefixes"];
+const LIST_KEYS: &[&str] = &[
+    "inbound.notify_paths",
+    "api.keys",
+    "api.read_keys",
+    "refusals.path_prefixes",
+];
 
 impl Settings {
     /// Loads defaults, then the file (if any), then the environment.
@@ -282,6 +302,7 @@ impl Settings {
         b = b
             .set_default("inbound.notify_paths", vec!["/v1.0/qr/qr-mpm-notify"])
             .and_then(|b| b.set_default("api.keys", Vec::<String>::new()))
+            .and_then(|b| b.set_default("api.read_keys", Vec::<String>::new()))
             .and_then(|b| b.set_default("refusals.path_prefixes", vec!["/pg"]))
             .map_err(|e| ConfigError::new("inbound.notify_paths", e.to_string()))?;
         let file = file.map(PathBuf::from).or_else(|| {
@@ -377,6 +398,11 @@ impl Settings {
             ),
             ("server.idle_timeout_ms", self.server.idle_timeout_ms, DAY_MS),
             ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
+            (
+                "console.session_idle_secs",
+                self.console.session_idle_secs,
+                7 * 24 * 3600,
+            ),
             ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
             ("refusals.queue", self.refusals.queue as u64, 1_000_000),
             ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
@@ -419,7 +445,7 @@ impl Settings {
         }
         // log.format and finpay.additional_info_style are checked with the
         // other enum settings, before deserializing (known::check_enums).
-        known::check_api_keys(&self.api.keys)
+        api_keys::api_keys(&self.api).map(|_| ())
     }
 
     /// The verified inbound credentials, `None` when not configured at all

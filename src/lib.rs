@@ -12,6 +12,7 @@ pub mod check_config;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod doctor;
 pub mod domain;
 pub mod finpay;

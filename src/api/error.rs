@@ -118,6 +118,15 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
     }
 
+    /// 403: the key may read but not change anything.
+    pub fn forbidden(caller: &super::auth::Caller) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(format!(
+            "the API key {:?} has the role {}: it may read, not change anything",
+            caller.name,
+            caller.role.as_str()
+        ))
+    }
+
     pub fn payment_not_found(id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "payment-not-found", "Payment not found")
             .detail(format!("no payment has the id or partnerReferenceNo {id:?}"))

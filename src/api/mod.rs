@@ -1,17 +1,21 @@
 //! The internal listener: the merchant REST API under `/api/v1` (API keys,
-//! problem-details errors, OpenAPI at `/api/v1/openapi.json`), plus metrics
-//! and health, which need no key.
+//! problem-details errors, OpenAPI at `/api/v1/openapi.json`), the operator
+//! console under `/console` ([`crate::console`]), plus metrics and health,
+//! which need no key.
 //!
-//! - [`create`], [`payments`], [`refunds`], [`qr`]: the handlers;
-//! - [`auth`]: API keys; [`idempotency`]: `Idempotency-Key`;
+//! - [`create`], [`payments`], [`refunds`], [`qr`], [`flags`], [`export`]: the handlers;
+//! - [`auth`]: API keys and their roles; [`idempotency`]: `Idempotency-Key`;
 //! - [`error`], [`extract`]: one error shape for everything, bad input included;
 //! - [`model`], [`money`], [`payment_request`]: what goes in and out;
 //! - [`upstream`]: the calls to Finpay and to reconciliation.
 
+pub mod audit;
 pub mod auth;
 pub mod create;
 pub mod error;
+pub mod export;
 pub mod extract;
+pub mod flags;
 pub mod idempotency;
 pub mod model;
 pub mod money;
@@ -43,8 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/health/live", get(crate::inbound::live))
         .route("/health/ready", get(crate::inbound::ready))
-        .with_state(state)
+        .with_state(state.clone())
         .nest("/api/v1", api)
+        .merge(crate::console::router(state))
 }
 
 /// Every `/api/v1` route, registered together with its OpenAPI operation.
@@ -53,7 +58,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::list_events))
+        .routes(routes!(audit::list_actions))
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
+        .routes(routes!(flags::resolve_flag))
+        .routes(routes!(export::export_csv))
         .routes(routes!(qr::qr_svg))
         .routes(routes!(qr::qr_png))
         .routes(routes!(refusals::list_refusals))
@@ -69,7 +77,7 @@ pub fn api_router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         tracing::error!(error = %e, "OpenAPI document could not be serialized");
         "{}".into()
     });
-    let keys = auth::ApiKeys::new(&state.settings.api.keys);
+    let keys = auth::ApiKeys::new(&state.settings.api);
     let router = routes
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -29,7 +29,8 @@ pub const SCHEME: &str = "api_key";
         title = "finpay-qris internal API",
         version = "1",
         description = "Create QRIS payments through Finpay, read them, refund them and see what happened. \
-            Authenticate with `Authorization: Bearer <API key>` (one of FINPAY_QRIS__API__KEYS); every route, \
+            Authenticate with `Authorization: Bearer <API key>` (one of FINPAY_QRIS__API__KEYS, role `operate`, \
+            or FINPAY_QRIS__API__READ_KEYS, role `read`: a read key is answered 403 on every POST); every route, \
             this document included, needs it. Errors are RFC 9457 problem details (`application/problem+json`): \
             branch on `type`. Amounts are decimal strings in IDR, never JSON numbers."
     ),
@@ -38,6 +39,7 @@ pub const SCHEME: &str = "api_key";
     tags(
         (name = "payments", description = "QR payments: create, read, list, QR images, audit trail"),
         (name = "refunds", description = "Full and partial refunds of paid payments"),
+        (name = "exports", description = "Payments and refunds for finance, as CSV"),
         (name = "refusals", description = "Requests from Finpay that were refused, and why (the signature doctor)"),
         (name = "meta", description = "This document"),
     )
@@ -56,6 +58,11 @@ const SHARED: &[(&str, &str, &str)] = &[
         "Unauthorized",
         "401",
         "Missing or wrong API key (`type` …:unauthorized), with `WWW-Authenticate: Bearer`",
+    ),
+    (
+        "Forbidden",
+        "403",
+        "The API key has the `read` role: it may read, not change anything (`type` …:forbidden)",
     ),
     (
         "PayloadTooLarge",
@@ -106,8 +113,9 @@ impl Modify for Shared {
         }
         doc.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-                shared_answers(op);
+            for (op, changes_state) in [(&mut item.get, false), (&mut item.post, true)] {
+                let Some(op) = op else { continue };
+                shared_answers(op, changes_state);
                 spell_link_targets(op);
             }
         }
@@ -132,7 +140,7 @@ fn spell_link_targets(op: &mut Operation) {
 }
 
 /// Adds the answers of the layers in front of the handler to `op`.
-fn shared_answers(op: &mut Operation) {
+fn shared_answers(op: &mut Operation, changes_state: bool) {
     let mut add = |status: &str, name: &str| {
         op.responses
             .responses
@@ -140,6 +148,9 @@ fn shared_answers(op: &mut Operation) {
             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
     };
     add("401", "Unauthorized");
+    if changes_state {
+        add("403", "Forbidden");
+    }
     add("500", "Internal");
     add("503", "Unavailable");
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());

@@ -43,6 +43,9 @@ impl Modify for Rules {
                 not(reason, json!({"pattern": CONTROL_PATTERN}));
             }
         }
+        if let Some(note) = object(schemas.get_mut("ResolveFlagRequest")).and_then(|o| property(o, "note")) {
+            not(note, json!({"pattern": CONTROL_PATTERN}));
+        }
         schemas.insert("TipsRequest".into(), RefOr::T(tips()));
         // Spelled out per variant now; nothing refers to it any more.
         schemas.remove("TipsMode");

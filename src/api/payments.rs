@@ -1,6 +1,7 @@
 //! Reading payments: one (optionally refreshed from Finpay), a filtered
 //! page, and a payment's audit trail.
 
+use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use super::model::{EventList, EventView, PaymentPage, PaymentView};
@@ -9,7 +10,7 @@ use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -44,7 +45,8 @@ fn no_control_characters(field: &str, value: &str) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct GetParams {
-    /// `true`: ask Finpay now (the reconciliation code path) before answering.
+    /// `true`: ask Finpay now (the reconciliation code path) before answering
+    /// (a key of the `operate` role only; recorded in the audit trail).
     #[param(value_type = Option<bool>)]
     refresh: Option<String>,
 }
@@ -60,6 +62,7 @@ pub struct GetParams {
     responses(
         (status = 200, description = "The payment", body = PaymentView),
         (status = 400, description = "Bad `refresh` value, or a control character in `id`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`refresh=true` with a key of the `read` role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A refresh of this payment is already running", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay failed the refresh", body = Problem, content_type = "application/problem+json"),
@@ -70,6 +73,7 @@ pub struct GetParams {
 )]
 pub async fn get_payment(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<GetParams>,
 ) -> Result<Json<PaymentView>, ApiError> {
@@ -80,6 +84,10 @@ pub async fn get_payment(
     };
     let mut payment = find(&st, &id).await?;
     if refresh {
+        if !caller.role.may_operate() {
+            return Err(ApiError::forbidden(&caller));
+        }
+        super::audit::record(&st, &payment.id, &caller.name, "refresh", serde_json::json!({})).await?;
         payment = upstream::refresh(&st, &payment).await?;
     }
     Ok(Json(PaymentView::from(&payment)))
@@ -103,6 +111,13 @@ pub struct ListParams {
     /// Exactly this partnerReferenceNo or Finpay referenceNo (no control characters).
     #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     reference: Option<String>,
+    /// Exactly this amount, a decimal string like a payment's amount.
+    #[param(example = "25000.00", pattern = "^[0-9]{1,14}(\\.[0-9]{2})?$")]
+    amount: Option<String>,
+    /// `true`: only the payments waiting for a person (their `flagged` is
+    /// set until someone resolves it).
+    #[param(value_type = Option<bool>)]
+    flagged: Option<String>,
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
@@ -114,8 +129,9 @@ pub struct ListParams {
 /// List payments
 ///
 /// Newest first, in pages: follow `nextCursor` until it is absent. Pages are
-/// keyed on the ids (which sort by creation time), so payments created while
-/// you page never shift the pages: nothing is skipped or repeated.
+/// keyed on the last payment of the previous page (its id and creation
+/// time), so payments created while you page never shift the pages: nothing
+/// is skipped or repeated.
 #[utoipa::path(
     get,
     path = "/payments",
@@ -152,6 +168,16 @@ pub async fn list_payments(
             .filter(|r| !r.is_empty())
             .map(|r| no_control_characters("reference", &r).map(|()| r))
             .transpose()?,
+        amount_minor: q
+            .amount
+            .as_deref()
+            .map(|a| super::money::parse_minor(a).map_err(|m| bad("amount", m)))
+            .transpose()?,
+        flagged: match q.flagged.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad("flagged", "must be true or false")),
+        },
         before_id,
         // One more than asked: whether it comes back says if there is a next page.
         limit: limit + 1,
@@ -203,13 +229,13 @@ pub(super) fn rfc3339(field: &str, value: Option<&str>) -> Result<Option<DateTim
 /// The cursor is the last id of the page, opaque to clients: its 16 bytes
 /// in base64url, so that every string of the documented pattern is one
 /// (22 characters, the last carrying 2 bits).
-pub(super) fn encode_cursor(id: &str) -> Option<String> {
+pub(crate) fn encode_cursor(id: &str) -> Option<String> {
     uuid::Uuid::parse_str(id)
         .ok()
         .map(|u| URL_SAFE_NO_PAD.encode(u.as_bytes()))
 }
 
-pub(super) fn decode_cursor(c: &str) -> Option<String> {
+pub(crate) fn decode_cursor(c: &str) -> Option<String> {
     let bytes: [u8; 16] = URL_SAFE_NO_PAD.decode(c).ok()?.try_into().ok()?;
     Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }

@@ -9,6 +9,7 @@
 //! `Idempotency-Key` or `partnerRefundNo`) asks Finpay again with the same
 //! `partnerRefundNo`.
 
+use super::audit;
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath};
@@ -82,6 +83,15 @@ impl RefundSpec {
         })
     }
 
+    /// What the audit trail records of the ask (the amount as the API writes amounts).
+    fn audit_detail(&self) -> serde_json::Value {
+        json!({
+            "amount": super::money::render(self.amount_minor),
+            "reason": self.reason,
+            "partnerRefundNo": self.partner_refund_no,
+        })
+    }
+
     fn canonical(&self) -> serde_json::Value {
         json!({"amount": self.amount_minor, "reason": self.reason, "partnerRefundNo": self.partner_refund_no})
     }
@@ -134,6 +144,12 @@ pub async fn create_refund(
             Begin::Proceed { resource_id } => resume = resource_id,
         }
     }
+    if let Err(e) = audit::record(&st, &payment.id, &caller.name, "refund", spec.audit_detail()).await {
+        if let Some(k) = &key {
+            idempotency::finish(&st, k, &Reply::error(e.clone(), false)).await;
+        }
+        return Err(e);
+    }
     let work = {
         let (st, key) = (st.clone(), key.clone());
         async move { run(&st, payment, spec, key.as_ref(), resume).await }
@@ -141,6 +157,22 @@ pub async fn create_refund(
     Ok(idempotency::run_detached(&st, key, "refund", work)
         .await
         .into_response())
+}
+
+/// A refund asked by `actor` through the console: recorded, then carried out
+/// as the API's is. No idempotency key: the form's `partner_refund_no`
+/// (drawn when the refund was confirmed) makes a repeated submission the
+/// same refund.
+pub async fn refund_as(
+    st: &AppState,
+    payment: Payment,
+    actor: &str,
+    request: CreateRefundRequest,
+) -> Result<Reply, ApiError> {
+    let spec = RefundSpec::parse(request)?;
+    upstream::finpay(st)?;
+    audit::record(st, &payment.id, actor, "refund", spec.audit_detail()).await?;
+    Ok(run(st, payment, spec, None, None).await)
 }
 
 async fn run(

@@ -8,7 +8,6 @@
 //! error lists the words rather than a serde enum's type name.
 
 use super::{env_name, ConfigError, DEFAULTS, LIST_KEYS};
-use crate::secret::Secret;
 use std::path::Path;
 
 /// Settings without a default: unset means "not configured".
@@ -39,10 +38,6 @@ pub(super) const ENUMS: &[(&str, &[&str])] = &[
     ("finpay.additional_info_style", &["snake", "camel"]),
     ("log.format", &["pretty", "json"]),
 ];
-
-/// Shortest API key accepted: 32 characters is what `openssl rand -hex 16`
-/// gives, enough that guessing is not an attack.
-pub const MIN_API_KEY_CHARS: usize = 32;
 
 /// Every setting, dotted (`server.listen`).
 pub fn all() -> impl Iterator<Item = &'static str> {
@@ -119,24 +114,6 @@ pub(super) fn check_enums(cfg: &config::Config) -> Result<(), ConfigError> {
                     "{:?} is not a valid value; expected one of: {}",
                     crate::telemetry::clip(&value).to_string(),
                     words.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Each API key long enough; an error names the key's position, never the key.
-pub(super) fn check_api_keys(keys: &[Secret]) -> Result<(), ConfigError> {
-    for (i, key) in keys.iter().enumerate() {
-        if key.expose().trim().chars().count() < MIN_API_KEY_CHARS {
-            return Err(ConfigError::new(
-                "api.keys",
-                format!(
-                    "key {} of {} is shorter than {MIN_API_KEY_CHARS} characters; generate one with \
-                     `openssl rand -hex 32`",
-                    i + 1,
-                    keys.len()
                 ),
             ));
         }

@@ -9,17 +9,20 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+mod console_store;
 mod explain;
 pub(crate) mod ops_store;
 mod postgres;
 pub mod refusals;
 mod sql;
 mod sql_api;
+mod sql_console;
 mod sql_ingest;
 mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use console_store::*;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
@@ -100,7 +103,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + OpsStore + RefusalStore + Send + Sync + 'static {
+pub trait Store: ApiStore + ConsoleStore + OpsStore + RefusalStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -167,7 +167,17 @@ macro_rules! sql_store {
             async fn list_payments(&self, f: &PaymentFilter) -> crate::store::Result<Vec<Payment>> {
                 // Only the filters given become conditions, so each query is
                 // planned for what it asks (by status: `payments_by_status`,
-                // newest first; by reference: the unique indexes).
+                // newest first; by reference: the unique indexes; by amount:
+                // `payments_by_amount`; flagged: `payments_flagged`).
+                // A time range alone is read in creation-time order along
+                // `payments_by_created`, so that a range far in the past is
+                // found without walking every newer id; its pages are keyed
+                // on (created_at, id), the cursor's row giving its place.
+                let by_time = (f.created_from.is_some() || f.created_to.is_some())
+                    && f.status.is_none()
+                    && f.reference.is_none()
+                    && f.amount_minor.is_none()
+                    && !f.flagged;
                 let mut conditions = Vec::new();
                 let mut n = 0;
                 let mut next = |condition: &str| {
@@ -186,12 +196,23 @@ macro_rules! sql_store {
                 if f.reference.is_some() {
                     next("(partner_reference_no = # OR reference_no = #)");
                 }
+                if f.amount_minor.is_some() {
+                    next("amount_minor = #");
+                }
                 if f.before_id.is_some() {
-                    next("id < #");
+                    next(if by_time {
+                        "(created_at, id) < ((SELECT created_at FROM payments WHERE id = #), #)"
+                    } else {
+                        "id < #"
+                    });
+                }
+                if f.flagged {
+                    conditions.push("flagged IS NOT NULL".to_string());
                 }
                 let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
                 let sql = Self::sql_owned(format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY id DESC LIMIT {}",
+                    "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY {} LIMIT {}",
+                    if by_time { "created_at DESC, id DESC" } else { "id DESC" },
                     f.limit.clamp(1, 1000)
                 ));
                 let mut q = sqlx::query_as(&sql);
@@ -206,6 +227,9 @@ macro_rules! sql_store {
                 }
                 if let Some(reference) = f.reference.as_deref() {
                     q = q.bind(reference);
+                }
+                if let Some(amount) = f.amount_minor {
+                    q = q.bind(amount);
                 }
                 if let Some(before) = f.before_id.as_deref() {
                     q = q.bind(before);

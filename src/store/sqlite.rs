@@ -75,6 +75,7 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+super::sql_console::sql_console_store!(SqliteStore, Sqlite);
 super::refusals::sql_refusal_store!(SqliteStore, Sqlite);
 super::ops_store::sql_ops_store!(SqliteStore);
 

@@ -32,6 +32,10 @@ pub struct PaymentFilter {
     pub created_to: Option<DateTime<Utc>>,
     /// Matches `partnerReferenceNo` or `referenceNo` exactly.
     pub reference: Option<String>,
+    /// Exactly this amount (minor units).
+    pub amount_minor: Option<i64>,
+    /// Only payments waiting for a person (`flagged` set).
+    pub flagged: bool,
     /// Keyset cursor: ids sort by creation time (UUIDv7); newest first.
     pub before_id: Option<String>,
     pub limit: i64,

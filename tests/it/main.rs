@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod cli;
 mod connections;
+mod console;
 mod crash;
 mod dashboard;
 mod finpay_client;

@@ -17,10 +17,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/payments"),
     ("get", "/payments/{id}"),
     ("get", "/payments/{id}/events"),
+    ("get", "/payments/{id}/actions"),
     ("get", "/payments/{id}/qr.png"),
     ("get", "/payments/{id}/qr.svg"),
     ("get", "/payments/{id}/refunds"),
     ("post", "/payments/{id}/refunds"),
+    ("post", "/payments/{id}/flag-resolution"),
+    ("get", "/exports/payments.csv"),
     ("get", "/refusals"),
     ("get", "/refusals/{id}"),
 ];

@@ -1,0 +1,134 @@
+//! `/console`: today (Asia/Jakarta) at a glance: payments by status with
+//! their amounts, notifications and paid amounts per hour, and the
+//! reconciliation backlog. Panels of later features (refusals by reason, the
+//! oldest undelivered event) take their place in [`panels`].
+
+use super::chart::hourly_bars;
+use super::session::Operator;
+use super::view::{self, Nav, JAKARTA};
+use crate::domain::PaymentStatus;
+use crate::state::AppState;
+use crate::store::{Backlog, HourTotals, StatusTotal};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeZone, Utc};
+use maud::{html, Markup};
+
+pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
+    let now = Utc::now();
+    let (start, end) = today(now);
+    let store = &st.store;
+    let (totals, hours, backlog) = match tokio::try_join!(
+        store.status_totals(start, end),
+        store.hourly_totals(start, end),
+        store.backlog(crate::store::now()),
+    ) {
+        Ok(all) => all,
+        Err(e) => return view::store_error(&e),
+    };
+    let day = now.with_timezone(&JAKARTA).format("%A %-d %B %Y").to_string();
+    let body = html! {
+        h1 { "Today" span.sub { (day) " (Asia/Jakarta)" } }
+        @for panel in panels(&totals, &hours, start, &backlog) { (panel) }
+    };
+    (StatusCode::OK, view::page("Overview", Some(&op), Nav::Overview, body)).into_response()
+}
+
+/// The Jakarta day of `now`, as `[start, end)`.
+pub fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let day = now.with_timezone(&JAKARTA).date_naive();
+    let start = day
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| JAKARTA.from_local_datetime(&t).single())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now);
+    (start, start + chrono::Duration::days(1))
+}
+
+/// The overview's panels, in order.
+fn panels(totals: &[StatusTotal], hours: &[HourTotals], start: DateTime<Utc>, backlog: &Backlog) -> Vec<Markup> {
+    vec![by_status(totals), per_hour(hours, start), reconciliation(backlog)]
+}
+
+fn by_status(totals: &[StatusTotal]) -> Markup {
+    let count: i64 = totals.iter().map(|t| t.count).sum();
+    html! {
+        section.panel aria-labelledby="by-status" {
+            h2 #by-status { "Payments created today, by status" }
+            @if totals.is_empty() {
+                p.empty { "No payments yet today." }
+            } @else {
+                table.totals {
+                    thead { tr { th scope="col" { "Status" } th scope="col" .num { "Payments" } th scope="col" .num { "Amount" } } }
+                    tbody {
+                        @for t in totals {
+                            tr {
+                                td {
+                                    @match PaymentStatus::parse(&t.status) {
+                                        Some(s) => a href={"/console/payments?status=" (s.as_str())} { (view::status(s)) },
+                                        None => (t.status),
+                                    }
+                                }
+                                td.num { (t.count) }
+                                td.num { (view::money(t.amount_minor, "IDR")) }
+                            }
+                        }
+                    }
+                    tfoot { tr { th scope="row" { "All" } td.num { (count) } td {} } }
+                }
+            }
+        }
+    }
+}
+
+fn per_hour(hours: &[HourTotals], start: DateTime<Utc>) -> Markup {
+    let first = start.timestamp().div_euclid(3600);
+    let mut notifications = [0i64; 24];
+    let mut paid = [0i64; 24];
+    for h in hours {
+        if let Ok(i) = usize::try_from(h.hour - first) {
+            if i < 24 {
+                notifications[i] = h.notifications;
+                paid[i] = h.paid_minor;
+            }
+        }
+    }
+    html! {
+        section.panel aria-labelledby="per-hour" {
+            h2 #per-hour { "Per hour (Jakarta)" }
+            div.charts {
+                (hourly_bars("Notifications received", &notifications, |n| n.to_string()))
+                (hourly_bars("Amount paid", &paid, |m| view::money(m, "IDR")))
+            }
+        }
+    }
+}
+
+fn reconciliation(b: &Backlog) -> Markup {
+    html! {
+        section.panel aria-labelledby="backlog" {
+            h2 #backlog { "Reconciliation" }
+            dl.facts {
+                dt { "Open payments the worker checks" } dd { (b.open) }
+                dt { "Checks due now" } dd { (b.due) @if b.due > 0 { " " span.status.wait { "waiting for the worker" } } }
+                dt { "Earliest scheduled check" } dd { @match b.earliest { Some(t) => (view::time(t)), None => "—" } }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn today_is_the_jakarta_day() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T18:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let (start, end) = today(now);
+        assert_eq!(start.to_rfc3339(), "2026-12-06T17:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-12-07T17:00:00+00:00");
+    }
+}

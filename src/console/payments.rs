@@ -1,0 +1,305 @@
+//! `/console/payments`: the payments, newest first, filtered by the REST
+//! list's filters (status, time range, reference ours or Finpay's, amount,
+//! flagged), in pages keyed on the id (the REST API's keyset cursor).
+
+use super::session::Operator;
+use super::view::{self, Nav, JAKARTA};
+use crate::api::payments::{decode_cursor, encode_cursor};
+use crate::domain::PaymentStatus;
+use crate::state::AppState;
+use crate::store::{Payment, PaymentFilter};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+pub const PAGE_SIZE: i64 = 50;
+
+/// The filters as the form sends them (and as links carry them).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filters {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub created_from: Option<String>,
+    #[serde(default)]
+    pub created_to: Option<String>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub amount: Option<String>,
+    #[serde(default)]
+    pub flagged: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+fn given(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A time typed in Jakarta: `YYYY-MM-DDTHH:MM` (what a date-time field
+/// sends), with seconds, or a day (its midnight); or RFC 3339 with an offset.
+pub fn jakarta_time(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
+    JAKARTA
+        .from_local_datetime(&local)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Filters {
+    /// The store's filter, or the problems to show next to the form.
+    pub fn to_filter(&self) -> Result<PaymentFilter, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut f = PaymentFilter {
+            limit: PAGE_SIZE + 1,
+            ..Default::default()
+        };
+        if let Some(s) = given(&self.status) {
+            match PaymentStatus::parse(s) {
+                Some(s) => f.status = Some(s),
+                None => problems.push("Status: not a status.".into()),
+            }
+        }
+        for (value, slot, label) in [
+            (&self.created_from, &mut f.created_from, "From"),
+            (&self.created_to, &mut f.created_to, "To"),
+        ] {
+            if let Some(v) = given(value) {
+                match jakarta_time(v) {
+                    Some(t) => *slot = Some(t),
+                    None => problems.push(format!("{label}: a date and time such as 2026-12-06T09:00.")),
+                }
+            }
+        }
+        if let Some(r) = given(&self.reference) {
+            if r.chars().any(char::is_control) || r.len() > 128 {
+                problems.push("Reference: no control characters, at most 128 characters.".into());
+            } else {
+                f.reference = Some(r.to_string());
+            }
+        }
+        if let Some(a) = given(&self.amount) {
+            match view::typed_rupiah(a) {
+                Some(m) => f.amount_minor = Some(m),
+                None => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
+            }
+        }
+        f.flagged = given(&self.flagged).is_some_and(|v| v == "true" || v == "on");
+        if let Some(c) = given(&self.cursor) {
+            match decode_cursor(c) {
+                Some(id) => f.before_id = Some(id),
+                None => problems.push("This page link is not valid; start from the first page.".into()),
+            }
+        }
+        if problems.is_empty() {
+            Ok(f)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// This query string with another cursor.
+    fn with_cursor(&self, cursor: Option<String>) -> String {
+        let next = Filters { cursor, ..self.clone() };
+        query_string(&next)
+    }
+}
+
+fn query_string(f: &Filters) -> String {
+    [
+        ("status", &f.status),
+        ("createdFrom", &f.created_from),
+        ("createdTo", &f.created_to),
+        ("reference", &f.reference),
+        ("amount", &f.amount),
+        ("flagged", &f.flagged),
+        ("cursor", &f.cursor),
+    ]
+    .iter()
+    .filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", urlencode(v))))
+    .collect::<Vec<_>>()
+    .join("&")
+}
+
+/// Percent-encoding for a query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
+    let filters = q.map(|Query(f)| f).unwrap_or_default();
+    let (rows, problems) = match filters.to_filter() {
+        Ok(f) => match st.store.list_payments(&f).await {
+            Ok(rows) => (rows, Vec::new()),
+            Err(e) => return view::store_error(&e),
+        },
+        Err(p) => (Vec::new(), p),
+    };
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let body = html! {
+        h1 { "Payments" }
+        (filter_form(&filters))
+        @for p in &problems { p.notice.bad role="alert" { (p) } }
+        (table(&rows, &filters))
+    };
+    (status, view::page("Payments", Some(&op), Nav::Payments, body)).into_response()
+}
+
+fn filter_form(f: &Filters) -> Markup {
+    let v = |s: &Option<String>| s.clone().unwrap_or_default();
+    html! {
+        form.filters method="get" action="/console/payments" role="search" {
+            div.field {
+                label for="status" { "Status" }
+                select #status name="status" {
+                    option value="" { "Any" }
+                    @for s in PaymentStatus::ALL {
+                        option value=(s.as_str()) selected[f.status.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                    }
+                }
+            }
+            div.field {
+                label for="createdFrom" { "Created from (Jakarta)" }
+                input #createdFrom type="datetime-local" name="createdFrom" value=(v(&f.created_from));
+            }
+            div.field {
+                label for="createdTo" { "Created before (Jakarta)" }
+                input #createdTo type="datetime-local" name="createdTo" value=(v(&f.created_to));
+            }
+            div.field {
+                label for="reference" { "Reference (ours or Finpay's)" }
+                input #reference type="search" name="reference" value=(v(&f.reference)) autocomplete="off";
+            }
+            div.field {
+                label for="amount" { "Amount (Rp)" }
+                input #amount type="text" inputmode="numeric" name="amount" value=(v(&f.amount)) placeholder="25.000";
+            }
+            div.field.check {
+                input #flagged type="checkbox" name="flagged" value="true" checked[f.flagged.as_deref() == Some("true")];
+                label for="flagged" { "Flagged only" }
+            }
+            div.field.submit { button type="submit" { "Filter" } " " a href="/console/payments" { "Clear" } }
+        }
+    }
+}
+
+/// The payments table, shared with the flagged page (which also shows why
+/// each was flagged).
+pub fn rows_table(rows: &[Payment], with_flag_reason: bool) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.empty { "No payments match." }
+        } @else {
+            div.scroll {
+                table.payments {
+                    thead { tr {
+                        th scope="col" { "Created" }
+                        th scope="col" { "Our reference" }
+                        th scope="col" .num { "Amount" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Finpay reference" }
+                        @if with_flag_reason { th scope="col" { "Why it is flagged" } }
+                    } }
+                    tbody {
+                        @for p in rows {
+                            tr {
+                                td { (view::time(p.created_at)) }
+                                td.ref { a href={"/console/payments/" (p.id)} { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } }
+                                td.num { (view::money(p.amount_minor, &p.currency)) }
+                                td {
+                                    (view::status(p.status))
+                                    @if p.flagged.is_some() { " " span.flag { "⚑ flagged" } }
+                                }
+                                td.ref { (p.reference_no.as_deref().unwrap_or("—")) }
+                                @if with_flag_reason { td { (p.flagged.as_deref().unwrap_or("—")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn table(rows: &[Payment], f: &Filters) -> Markup {
+    let more = rows.len() as i64 > PAGE_SIZE;
+    let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
+    let next = if more {
+        shown.last().and_then(|p| encode_cursor(&p.id))
+    } else {
+        None
+    };
+    html! {
+        (rows_table(shown, false))
+        nav.pager aria-label="Pages" {
+            @if f.cursor.is_some() { a href={"/console/payments?" (f.with_cursor(None))} { "← Newest" } }
+            @if let Some(c) = next { a href={"/console/payments?" (f.with_cursor(Some(c)))} { "Older →" } }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_typed_in_the_form_are_jakarta_times() {
+        let t = jakarta_time("2026-12-06T09:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-06T02:00:00+00:00");
+        assert_eq!(
+            jakarta_time("2026-12-06").unwrap().to_rfc3339(),
+            "2026-12-05T17:00:00+00:00"
+        );
+        assert!(jakarta_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn filters_read_rupiah_as_people_type_them() {
+        let f = Filters {
+            amount: Some("Rp 25.000".into()),
+            status: Some("paid".into()),
+            flagged: Some("true".into()),
+            ..Default::default()
+        };
+        let pf = f.to_filter().unwrap();
+        assert_eq!(pf.amount_minor, Some(2_500_000));
+        assert_eq!(pf.status, Some(PaymentStatus::Paid));
+        assert!(pf.flagged);
+        let bad = Filters {
+            status: Some("<b>".into()),
+            cursor: Some("nope".into()),
+            ..Default::default()
+        };
+        assert_eq!(bad.to_filter().unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn page_links_keep_the_filters() {
+        let f = Filters {
+            reference: Some("A&B".into()),
+            ..Default::default()
+        };
+        assert_eq!(f.with_cursor(Some("c".into())), "reference=A%26B&cursor=c");
+    }
+}

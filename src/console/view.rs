@@ -1,0 +1,214 @@
+//! The page shell and how things are shown: rupiah from exact integer
+//! amounts (`Rp 25.000`), times in Asia/Jakarta with the offset, statuses as
+//! words with a symbol and a colour (readable without the colour).
+
+use super::session::Operator;
+use crate::domain::PaymentStatus;
+use crate::store::StoreError;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use maud::{html, Markup, DOCTYPE};
+
+/// The console's sections, in the navigation's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Overview,
+    Payments,
+    Flagged,
+    Export,
+    None,
+}
+
+/// The navigation: a section's label and address. Pages of features that
+/// come later (endpoints and deliveries, refused requests) take a line here.
+const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Overview, "Overview", "/console"),
+    (Nav::Payments, "Payments", "/console/payments"),
+    (Nav::Flagged, "Flagged", "/console/flagged"),
+    (Nav::Export, "Export", "/console/export"),
+];
+
+pub const JAKARTA: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
+    Some(o) => o,
+    None => panic!("UTC+7 is a valid offset"),
+};
+
+/// A whole page: header with navigation and who is signed in, then `body`.
+pub fn page(title: &str, op: Option<&Operator>, current: Nav, body: Markup) -> Html<String> {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · finpay-qris console" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/console" { "finpay-qris" }
+                    @if let Some(op) = op {
+                        nav aria-label="Sections" {
+                            ul {
+                                @for (nav, label, href) in NAV {
+                                    li {
+                                        @if *nav == current {
+                                            a href=(href) aria-current="page" { (label) }
+                                        } @else {
+                                            a href=(href) { (label) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        div.who {
+                            span { "Signed in as " strong { (op.name) } " (" (op.role.as_str()) ")" }
+                            form method="post" action="/console/sign-out" {
+                                input type="hidden" name="csrf" value=(op.csrf);
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main { (body) }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+/// An amount in rupiah: `Rp 25.000`, or `Rp 25.000,50` with cents; another
+/// currency is shown with its code.
+pub fn money(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let minor = minor.unsigned_abs();
+    let (whole, cents) = (minor / 100, minor % 100);
+    let digits = whole.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let unit = if currency == "IDR" { "Rp" } else { currency };
+    if cents == 0 {
+        format!("{sign}{unit} {grouped}")
+    } else {
+        format!("{sign}{unit} {grouped},{cents:02}")
+    }
+}
+
+/// Rupiah as people type them (`25.000`, `25000`, `25000,50`, `Rp 25.000`:
+/// a dot groups thousands, a comma starts the cents), in minor units.
+pub fn typed_rupiah(s: &str) -> Option<i64> {
+    let plain = s
+        .trim()
+        .trim_start_matches("Rp")
+        .trim()
+        .replace('.', "")
+        .replace(',', ".");
+    crate::api::money::parse_minor(&plain).ok()
+}
+
+/// A time in Asia/Jakarta with its offset, as a `<time>` element.
+pub fn time(t: DateTime<Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) { (jakarta(t)) } }
+}
+
+/// `2026-12-06 17:03:54 +07:00`.
+pub fn jakarta(t: DateTime<Utc>) -> String {
+    t.with_timezone(&JAKARTA).format("%Y-%m-%d %H:%M:%S %:z").to_string()
+}
+
+/// A status as a word, a symbol and a colour (the class).
+pub fn status(s: PaymentStatus) -> Markup {
+    let (symbol, tone) = match s {
+        PaymentStatus::Paid => ("✓", "good"),
+        PaymentStatus::Refunded => ("↺", "info"),
+        PaymentStatus::Initiated | PaymentStatus::Pending | PaymentStatus::Paying => ("…", "wait"),
+        PaymentStatus::Cancelled | PaymentStatus::Failed | PaymentStatus::Expired => ("✕", "bad"),
+    };
+    html! { span class={"status " (tone)} { span aria-hidden="true" { (symbol) } " " (s.as_str()) } }
+}
+
+/// A request refused before anything was done, answered as an error page.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error_page(self.code, self.title, &self.detail)
+    }
+}
+
+/// A page saying what went wrong, with the status code.
+pub fn error_page(code: StatusCode, title: &str, detail: &str) -> Response {
+    let body = html! {
+        h1 { (title) }
+        p.notice.bad role="alert" { (detail) }
+        p { a href="/console" { "Back to the overview" } }
+    };
+    (code, page(title, None, Nav::None, body)).into_response()
+}
+
+/// A database failure, logged and answered without its cause.
+pub fn store_error(e: &StoreError) -> Response {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "console: database unavailable");
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Database unavailable",
+            "The database cannot be reached right now. Try again in a moment.",
+        );
+    }
+    tracing::error!(error = %e, "console: database error");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The page could not be built; the error was logged.",
+    )
+}
+
+pub async fn not_found() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no console page at this address.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupiah_are_grouped_with_dots_from_exact_minor_units() {
+        assert_eq!(money(2_500_000, "IDR"), "Rp 25.000");
+        assert_eq!(money(100, "IDR"), "Rp 1");
+        assert_eq!(money(123_456_789_050, "IDR"), "Rp 1.234.567.890,50");
+        assert_eq!(money(0, "IDR"), "Rp 0");
+        assert_eq!(money(-2_500_000, "IDR"), "-Rp 25.000");
+        assert_eq!(money(1_000, "USD"), "USD 10");
+    }
+
+    #[test]
+    fn times_are_shown_in_jakarta_with_the_offset() {
+        let t = DateTime::parse_from_rfc3339("2026-12-06T10:03:54Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(jakarta(t), "2026-12-06 17:03:54 +07:00");
+    }
+
+    #[test]
+    fn a_status_reads_without_its_colour() {
+        let s = status(PaymentStatus::Paid).into_string();
+        assert!(s.contains("paid") && s.contains("✓"), "{s}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The console's actions against the Finpay simulator: refresh and refund,
+//! each confirmed, carried out by the API's code, recorded with the key's
+//! name; a refund Finpay cannot accept is answered with the reason.
+
+use super::support::{roles_env, Console};
+use crate::api::support::{paid_through_api, refunds_path};
+use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+
+async fn refresh_and_refund_from_the_console(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, roles_env).await;
+    let paid = paid_through_api(&app, &sim, "25000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    let c = Console::sign_in(&app, common::API_KEY).await;
+    let base = format!("/console/payments/{id}");
+
+    let asked = c.submit(&format!("{base}/refresh"), &[]).await;
+    assert!(asked.body.contains("Ask Finpay now"), "a confirmation first");
+    let refreshed = c.submit(&format!("{base}/refresh"), &[("confirm", "yes")]).await;
+    assert_eq!(refreshed.status, 303, "{}", refreshed.body);
+    assert_eq!(refreshed.header("location"), format!("{base}?notice=refreshed"));
+    assert!(
+        !common::events_of(&app, id, "query").await.is_empty(),
+        "Finpay was asked"
+    );
+
+    let confirm = c
+        .submit(
+            &format!("{base}/refund"),
+            &[("amount", "10.000"), ("reason", "one item")],
+        )
+        .await;
+    assert!(confirm.body.contains("Refund Rp 10.000"), "{}", confirm.body);
+    let number = regex::Regex::new(r#"name="partner_refund_no" value="(CON[0-9a-f]+)""#)
+        .unwrap()
+        .captures(&confirm.body)
+        .map(|m| m[1].to_string())
+        .expect("the confirmation carries the refund's number");
+    let fields = [
+        ("amount", "10000"),
+        ("reason", "one item"),
+        ("partner_refund_no", number.as_str()),
+        ("confirm", "yes"),
+    ];
+    let done = c.submit(&format!("{base}/refund"), &fields).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let again = c.submit(&format!("{base}/refund"), &fields).await;
+    assert_eq!(
+        again.status, 303,
+        "submitting the confirmation twice is the same refund"
+    );
+    let refunds = crate::api::support::get(&app, &refunds_path(id)).await.json();
+    assert_eq!(refunds["items"].as_array().unwrap().len(), 1, "{refunds}");
+    assert_eq!(refunds["items"][0]["amount"], "10000.00");
+
+    let over = [("amount", "15001"), ("reason", "too much"), ("confirm", "yes")];
+    let refused = c.submit(&format!("{base}/refund"), &over).await;
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused.body.contains("at most 15000.00 can still be refunded"),
+        "{}",
+        refused.body
+    );
+
+    let actions: Vec<(String, String)> = app
+        .state
+        .store
+        .payment_actions(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.actor, a.action))
+        .collect();
+    let by = |a: &str| ("finance".to_string(), a.to_string());
+    assert_eq!(
+        actions,
+        [by("refresh"), by("refund"), by("refund"), by("refund")],
+        "every ask is on record"
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn the_payments_page_goes_back_in_pages_of_fifty(backend: Backend) {
+    let app = super::support::spawn(backend).await;
+    for amount in 1..=52 {
+        crate::api::support::insert_payment(&app, amount * 100).await;
+    }
+    let c = Console::sign_in(&app, common::API_KEY).await;
+    let first = c.get("/console/payments?status=pending").await;
+    assert_eq!(first.body.matches("<tr><td>").count(), 50, "{}", first.body);
+    assert!(
+        first.body.contains("Rp 52<") && !first.body.contains("Rp 2<"),
+        "newest first"
+    );
+    let older = regex::Regex::new(r#"href="(/console/payments\?status=pending&amp;cursor=[^"]+)">Older"#)
+        .unwrap()
+        .captures(&first.body)
+        .map(|m| m[1].replace("&amp;", "&"))
+        .expect("a link to older payments, keeping the filter");
+    let second = c.get(&older).await;
+    assert_eq!(second.body.matches("<tr><td>").count(), 2);
+    assert!(second.body.contains("Rp 2<") && second.body.contains("Rp 1<"));
+    assert!(second.body.contains("← Newest") && !second.body.contains("Older →"));
+    app.stop().await;
+}
+
+on_both_backends!(
+    refresh_and_refund_from_the_console,
+    the_payments_page_goes_back_in_pages_of_fifty
+);

@@ -1,0 +1,15 @@
+//! The operator console and what it added to the REST API: key roles,
+//! sessions and CSRF, escaping, flag resolution, the finance export; and the
+//! console driven in a real browser (`browser`).
+
+mod support;
+
+mod actions;
+mod browser;
+mod export;
+mod flags;
+mod indexes;
+mod pages;
+mod roles;
+mod sessions;
+mod webdriver;
