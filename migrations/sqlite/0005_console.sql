@@ -1,5 +1,5 @@
 -- The operator console and the people who act on payments, on SQLite: the
--- same tables, keys and checks as migrations/postgres/0004_console.sql.
+-- same tables, keys and checks as migrations/postgres/0005_console.sql.
 
 -- Signed-in console users. The cookie holds a random token; only its SHA-256
 -- is kept, so a leaked table signs nobody in. `key_name` is the API key the
@@ -31,7 +31,7 @@ CREATE INDEX payment_actions_by_payment ON payment_actions (payment_id, id);
 
 -- The reads of the console and the finance export (payments waiting for a
 -- person, which a resolution clears, are read through `payments_flagged` of
--- 0005_ops.sql: flags are rare);
+-- 0004_ops.sql: flags are rare);
 -- payments of a time range, and of an amount, newest first;
 CREATE INDEX payments_by_created ON payments (created_at, id);
 CREATE INDEX payments_by_amount ON payments (amount_minor, id);

@@ -30,7 +30,7 @@ CREATE INDEX payment_actions_by_payment ON payment_actions (payment_id, id);
 
 -- The reads of the console and the finance export (payments waiting for a
 -- person, which a resolution clears, are read through `payments_flagged` of
--- 0005_ops.sql: flags are rare);
+-- 0004_ops.sql: flags are rare);
 -- payments of a time range, and of an amount, newest first;
 CREATE INDEX payments_by_created ON payments (created_at, id);
 CREATE INDEX payments_by_amount ON payments (amount_minor, id);
