@@ -13,6 +13,8 @@
 //! - [`view`]: the page shell, navigation, and how money, times and
 //!   statuses are shown;
 //! - [`overview`], [`payments`], [`payment`], [`flagged`], [`export`]: the pages;
+//! - [`refusals`], [`refusal`]: the journal of refused requests, and one
+//!   refusal with the signature doctor's diagnosis;
 //! - [`timeline`]: a payment's audit trail, rendered entry by entry by kind;
 //! - [`actions`]: refund, refresh, resolve a flag (confirmation, then the act).
 
@@ -23,6 +25,8 @@ pub mod flagged;
 pub mod overview;
 pub mod payment;
 pub mod payments;
+pub mod refusal;
+pub mod refusals;
 pub mod session;
 pub mod sign_in;
 pub mod timeline;
@@ -56,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/payments/{id}/refresh", post(actions::refresh))
         .route("/console/payments/{id}/resolve", post(actions::resolve))
         .route("/console/flagged", get(flagged::page))
+        .route("/console/refusals", get(refusals::page))
+        .route("/console/refusals/{id}", get(refusal::page))
         .route("/console/export", get(export::page))
         .route("/console/export.csv", get(export::download))
         .route("/console/console.css", get(stylesheet))

@@ -1,14 +1,17 @@
 //! `/console`: today (Asia/Jakarta) at a glance: payments by status with
 //! their amounts, notifications and paid amounts per hour, and the
-//! reconciliation backlog. Panels of later features (refusals by reason, the
-//! oldest undelivered event) take their place in [`panels`].
+//! reconciliation backlog, and the requests refused today by reason. Panels
+//! of later features (the oldest undelivered event) take their place in
+//! [`panels`].
 
 use super::chart::hourly_bars;
+use super::payments::urlencode;
+use super::refusals::reason_label;
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
-use crate::store::{Backlog, HourTotals, StatusTotal};
+use crate::store::{Backlog, HourTotals, ReasonTotal, StatusTotal};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,10 +22,11 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let now = Utc::now();
     let (start, end) = today(now);
     let store = &st.store;
-    let (totals, hours, backlog) = match tokio::try_join!(
+    let (totals, hours, backlog, refused) = match tokio::try_join!(
         store.status_totals(start, end),
         store.hourly_totals(start, end),
         store.backlog(crate::store::now()),
+        store.refusal_totals(start, end),
     ) {
         Ok(all) => all,
         Err(e) => return view::store_error(&e),
@@ -30,7 +34,7 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let day = now.with_timezone(&JAKARTA).format("%A %-d %B %Y").to_string();
     let body = html! {
         h1 { "Today" span.sub { (day) " (Asia/Jakarta)" } }
-        @for panel in panels(&totals, &hours, start, &backlog) { (panel) }
+        @for panel in panels(&totals, &hours, start, &backlog, &refused) { (panel) }
     };
     (StatusCode::OK, view::page("Overview", Some(&op), Nav::Overview, body)).into_response()
 }
@@ -47,8 +51,19 @@ pub fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// The overview's panels, in order.
-fn panels(totals: &[StatusTotal], hours: &[HourTotals], start: DateTime<Utc>, backlog: &Backlog) -> Vec<Markup> {
-    vec![by_status(totals), per_hour(hours, start), reconciliation(backlog)]
+fn panels(
+    totals: &[StatusTotal],
+    hours: &[HourTotals],
+    start: DateTime<Utc>,
+    backlog: &Backlog,
+    refused: &[ReasonTotal],
+) -> Vec<Markup> {
+    vec![
+        by_status(totals),
+        per_hour(hours, start),
+        reconciliation(backlog),
+        refusals(refused, start),
+    ]
 }
 
 fn by_status(totals: &[StatusTotal]) -> Markup {
@@ -114,6 +129,33 @@ fn reconciliation(b: &Backlog) -> Markup {
                 dt { "Checks due now" } dd { (b.due) @if b.due > 0 { " " span.status.wait { "waiting for the worker" } } }
                 dt { "Earliest scheduled check" } dd { @match b.earliest { Some(t) => (view::time(t)), None => "—" } }
             }
+        }
+    }
+}
+
+fn refusals(totals: &[ReasonTotal], start: DateTime<Utc>) -> Markup {
+    let since = urlencode(&start.with_timezone(&JAKARTA).format("%Y-%m-%dT%H:%M").to_string());
+    let count: i64 = totals.iter().map(|t| t.count).sum();
+    html! {
+        section.panel aria-labelledby="refused" {
+            h2 #refused { "Requests refused today, by reason" }
+            @if totals.is_empty() {
+                p.empty { "No request from Finpay was refused today." }
+            } @else {
+                table.totals {
+                    thead { tr { th scope="col" { "Reason" } th scope="col" .num { "Requests" } } }
+                    tbody {
+                        @for t in totals {
+                            tr {
+                                td { a href={"/console/refusals?reason=" (urlencode(&t.reason)) "&from=" (since)} { (reason_label(&t.reason)) } }
+                                td.num { (t.count) }
+                            }
+                        }
+                    }
+                    tfoot { tr { th scope="row" { "All" } td.num { (count) } } }
+                }
+            }
+            p { a href="/console/refusals" { "All refused requests →" } }
         }
     }
 }

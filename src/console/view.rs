@@ -16,16 +16,18 @@ pub enum Nav {
     Overview,
     Payments,
     Flagged,
+    Refused,
     Export,
     None,
 }
 
 /// The navigation: a section's label and address. Pages of features that
-/// come later (endpoints and deliveries, refused requests) take a line here.
+/// come later (endpoints and deliveries) take a line here.
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Overview, "Overview", "/console"),
     (Nav::Payments, "Payments", "/console/payments"),
     (Nav::Flagged, "Flagged", "/console/flagged"),
+    (Nav::Refused, "Refused requests", "/console/refusals"),
     (Nav::Export, "Export", "/console/export"),
 ];
 

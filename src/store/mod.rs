@@ -26,7 +26,7 @@ pub use console_store::*;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
-pub use refusals::{Refusal, RefusalFilter, RefusalStore};
+pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
