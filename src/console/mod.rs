@@ -9,7 +9,8 @@
 //! is refused.
 //!
 //! - [`session`]: the session cookie, who is signed in, CSRF tokens;
-//!   [`sign_in`]: signing in with an API key, and out;
+//!   [`sign_in`]: signing in with an API key, and out; [`throttle`]: how
+//!   many wrong keys one address may try;
 //! - [`view`]: the page shell, navigation, and how money, times and
 //!   statuses are shown;
 //! - [`overview`], [`payments`], [`payment`], [`flagged`], [`export`]: the pages;
@@ -29,6 +30,7 @@ pub mod refusal;
 pub mod refusals;
 pub mod session;
 pub mod sign_in;
+pub mod throttle;
 pub mod timeline;
 pub mod view;
 
@@ -38,7 +40,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
+use std::sync::Arc;
 
 /// Forms are a few short fields.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -52,7 +55,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/", get(overview::page))
-        .route("/console/sign-in", get(sign_in::sign_in_page).post(sign_in::sign_in))
+        .route(
+            "/console/sign-in",
+            get(sign_in::sign_in_page)
+                .post(sign_in::sign_in)
+                .layer(Extension(Arc::new(throttle::SignInThrottle::default()))),
+        )
         .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/payments", get(payments::page))
         .route("/console/payments/{id}", get(payment::page))
