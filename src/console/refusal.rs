@@ -88,7 +88,7 @@ fn diagnosis(r: &Refusal) -> Markup {
                             }
                         }
                     }
-                    @if let Some(e) = explanation { p.muted { "In one sentence: " (e) } }
+                    @if let Some(e) = explanation { p.muted { "As the REST API and `finpay-qris doctor` say it: " (e) } }
                 },
                 (None, _) if r.reason == "invalid_signature" => {
                     p.muted { "Not diagnosed: more signatures were refused at once than the doctor examines per second." }

@@ -2,12 +2,15 @@
 //! in with the demo's kind of key, find a payment paid through the
 //! simulator, read its timeline, refund part of it; a post without the CSRF
 //! token and a `read` key's refund are refused. The run saves screenshots
-//! of the main pages into docs/screenshots/ (shown in the README).
+//! of the main pages into docs/screenshots/ (shown in the README). A
+//! notification signed over a Python-spaced body is refused and explained
+//! on the Refused requests pages.
 
 use super::support::{client, flagged_payment, form_body, roles_env, READ_KEY};
 use super::webdriver::Browser;
 use crate::api::support::{get, paid_through_api, post, refunds_path};
 use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+use crate::refusals::{raw_hash, refuse_one};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -22,6 +25,11 @@ async fn post_form(url: String, cookie: &str, fields: &[(&str, &str)]) -> reqwes
         .await
         .unwrap()
 }
+
+/// A notification as sent, and the same JSON as Python's `json.dumps` writes
+/// it by default (the bytes its sender hashed).
+const SENT: &str = r#"{"originalPartnerReferenceNo":"ORDER-1042","originalReferenceNo":"2026120600001042","latestTransactionStatus":"00","amount":{"value":"25000.00","currency":"IDR"}}"#;
+const PY_SPACED: &str = r#"{"originalPartnerReferenceNo": "ORDER-1042", "originalReferenceNo": "2026120600001042", "latestTransactionStatus": "00", "amount": {"value": "25000.00", "currency": "IDR"}}"#;
 
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -114,6 +122,21 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     browser.screenshot(&shot("flagged")).await;
     browser.goto(&format!("{base}/console/export")).await;
     browser.screenshot(&shot("export")).await;
+
+    // A notification signed over another body than it carries: refused, and the page says why.
+    let refused = refuse_one(&app, SENT, "python", |s| s.body_hash = raw_hash(PY_SPACED)).await;
+    assert_eq!(refused["dialects"], json!(["body-spaced-separators"]));
+    browser.goto(&format!("{base}/console/refusals")).await;
+    assert_eq!(browser.all("table.refusals tbody tr").await.len(), 1);
+    browser.screenshot(&shot("refused-requests")).await;
+    browser.click_through("table.refusals tbody a").await;
+    let explained = browser.text().await;
+    assert!(
+        explained.contains("body-spaced-separators") && explained.contains("Python's json.dumps default"),
+        "{explained}"
+    );
+    assert!(explained.contains("ORDER-1042"), "the body as received");
+    browser.screenshot(&shot("refused-request")).await;
 
     // A key of the read role: sees the payment, has no actions, cannot refund.
     browser.click_through(".who button").await;
