@@ -48,7 +48,11 @@ pub async fn page(State(st): State<AppState>, op: Operator, Path(id): Path<Strin
         (headers(&r))
         (body_section(&r))
     };
-    (StatusCode::OK, view::page("Refused request", Some(&op), Nav::Refused, body)).into_response()
+    (
+        StatusCode::OK,
+        view::page("Refused request", Some(&op), Nav::Refused, body),
+    )
+        .into_response()
 }
 
 fn facts(r: &Refusal) -> Markup {

@@ -171,7 +171,10 @@ mod tests {
         for i in 0..ATTEMPTS {
             t.attempt(ip(&format!("192.168.0.{i}")), now).unwrap();
         }
-        assert!(t.attempt(ip("192.168.1.1"), now).is_err(), "the shared window is used up");
+        assert!(
+            t.attempt(ip("192.168.1.1"), now).is_err(),
+            "the shared window is used up"
+        );
         assert_eq!(t.table.lock().unwrap().windows.len(), MAX_ADDRESSES);
         // Once the windows are over, a new address finds room again.
         assert!(t.attempt(ip("192.168.1.1"), now + WINDOW).is_ok());

@@ -29,7 +29,11 @@ async fn a_refused_signature_is_shown_with_its_dialect_and_its_body_inert(backen
     let list = c.get("/console/refusals").await;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.body.contains("Refused requests"));
-    assert!(list.body.contains(&format!("href=\"/console/refusals/{id}\"")), "{}", list.body);
+    assert!(
+        list.body.contains(&format!("href=\"/console/refusals/{id}\"")),
+        "{}",
+        list.body
+    );
     assert!(list.body.contains("Invalid signature") && list.body.contains("4015200"));
     assert!(list.body.contains("<code>method-lowercase</code>"));
     assert!(list.body.contains("+07:00"), "times in Jakarta with the offset");
@@ -39,8 +43,14 @@ async fn a_refused_signature_is_shown_with_its_dialect_and_its_body_inert(backen
     assert_eq!(page.header("cache-control"), "no-store");
     assert!(page.header("content-security-policy").contains("default-src 'none'"));
     assert!(page.body.contains("method-lowercase"));
-    assert!(page.body.contains("the HTTP method in lower case"), "the dialect's sentence");
-    assert!(page.body.contains("write the method in upper case"), "and what to change");
+    assert!(
+        page.body.contains("the HTTP method in lower case"),
+        "the dialect's sentence"
+    );
+    assert!(
+        page.body.contains("write the method in upper case"),
+        "and what to change"
+    );
     assert!(page.body.contains(common::NOTIFY_PATH) && page.body.contains("127.0.0.1"));
     assert!(page.body.contains("+07:00"));
     // The body and the header, as text: escaped, never markup.
@@ -66,7 +76,16 @@ async fn a_signature_no_dialect_explains_says_so_plainly(backend: Backend) {
     let token = app.token().await;
     let ts = common::now_ts();
     let sig = Signing::as_sent(common::NOTIFY_PATH, Some(&token), HOSTILE_BODY, &ts).hmac("another secret");
-    let (status, _) = send_notify(&app, common::NOTIFY_PATH, Some(&token), &ts, &sig, HOSTILE_BODY, "wrong").await;
+    let (status, _) = send_notify(
+        &app,
+        common::NOTIFY_PATH,
+        Some(&token),
+        &ts,
+        &sig,
+        HOSTILE_BODY,
+        "wrong",
+    )
+    .await;
     assert_eq!(status, 401);
     let found = crate::refusals::diagnosed(&app, 1).await;
     let id = found["wrong"]["id"].as_str().unwrap();
@@ -78,7 +97,10 @@ async fn a_signature_no_dialect_explains_says_so_plainly(backend: Backend) {
         page.body
     );
     assert!(!page.body.contains(&token), "the token is never shown");
-    assert!(!page.body.contains(&raw_hash(&token)[..20]), "only a short prefix of its hash");
+    assert!(
+        !page.body.contains(&raw_hash(&token)[..20]),
+        "only a short prefix of its hash"
+    );
     let list = c.get("/console/refusals").await;
     assert!(list.body.contains("no known dialect"));
     app.stop().await;
@@ -91,10 +113,14 @@ async fn refusals_are_filtered_and_counted_on_the_overview(backend: Backend) {
     let resp = app.token_request("SOMEONE-ELSE", &common::now_ts()).await;
     assert_eq!(resp.status(), 401);
     // The journal is written in the background.
-    common::eventually("the token refusal journaled", std::time::Duration::from_secs(10), || async {
-        let (_, page) = crate::refusals::api_get(&app, "/api/v1/refusals?route=token").await;
-        (page["items"].as_array().map_or(0, Vec::len) == 1).then_some(())
-    })
+    common::eventually(
+        "the token refusal journaled",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, page) = crate::refusals::api_get(&app, "/api/v1/refusals?route=token").await;
+            (page["items"].as_array().map_or(0, Vec::len) == 1).then_some(())
+        },
+    )
     .await;
     let c = Console::sign_in(&app, common::API_KEY).await;
 
@@ -114,8 +140,9 @@ async fn refusals_are_filtered_and_counted_on_the_overview(backend: Backend) {
 
     let overview = c.get("/console").await;
     assert!(overview.body.contains("Requests refused today, by reason"));
-    let row = regex::Regex::new(r#"reason=invalid_signature&amp;from=[^"]+">Invalid signature</a></td><td class="num">1<"#)
-        .unwrap();
+    let row =
+        regex::Regex::new(r#"reason=invalid_signature&amp;from=[^"]+">Invalid signature</a></td><td class="num">1<"#)
+            .unwrap();
     assert!(row.is_match(&overview.body), "{}", overview.body);
     assert!(overview.body.contains("href=\"/console/refusals\""));
     app.stop().await;
