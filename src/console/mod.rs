@@ -14,6 +14,7 @@
 //! - [`view`]: the page shell, navigation, and how money, times and
 //!   statuses are shown;
 //! - [`overview`], [`payments`], [`payment`], [`flagged`], [`export`]: the pages;
+//!   [`listing`]: what the list pages share (filters, pages);
 //! - [`refusals`], [`refusal`]: the journal of refused requests, and one
 //!   refusal with the signature doctor's diagnosis;
 //! - [`timeline`]: a payment's audit trail, rendered entry by entry by kind;
@@ -23,6 +24,7 @@ pub mod actions;
 pub mod chart;
 pub mod export;
 pub mod flagged;
+pub mod listing;
 pub mod overview;
 pub mod payment;
 pub mod payments;

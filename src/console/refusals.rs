@@ -3,21 +3,17 @@
 //! `GET /api/v1/refusals` is (reason, route, time), in pages keyed on the id.
 //! Each row leads to the refusal's own page ([`refusal`](super::refusal)).
 
-use super::payments::{jakarta_time, urlencode};
+use super::listing::{self, given, query_string, PAGE_SIZE};
 use super::session::Operator;
 use super::view::{self, Nav};
-use crate::api::payments::{decode_cursor, encode_cursor};
 use crate::state::AppState;
 use crate::store::refusals::REASONS;
 use crate::store::{Refusal, RefusalFilter};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
-
-pub const PAGE_SIZE: i64 = 50;
 
 /// A reason as people read it.
 pub fn reason_label(reason: &str) -> &str {
@@ -50,10 +46,6 @@ pub struct Filters {
     pub cursor: Option<String>,
 }
 
-fn given(s: &Option<String>) -> Option<&str> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 impl Filters {
     /// The store's filter, or the problems to show next to the form.
     pub fn to_filter(&self) -> Result<RefusalFilter, Vec<String>> {
@@ -72,57 +64,31 @@ impl Filters {
             Some(_) => problems.push("Route: token or notify.".to_string()),
             None => {}
         }
-        for (value, slot, label) in [(&self.from, &mut f.from, "From"), (&self.to, &mut f.to, "To")] {
-            if let Some(v) = given(value) {
-                match jakarta_time(v) {
-                    Some(t) => *slot = Some(t),
-                    None => problems.push(format!("{label}: a date and time such as 2026-12-06T09:00.")),
-                }
-            }
-        }
-        if let Some(c) = given(&self.cursor) {
-            match decode_cursor(c) {
-                Some(id) => f.before_id = Some(id),
-                None => problems.push("This page link is not valid; start from the first page.".into()),
-            }
-        }
-        if problems.is_empty() {
-            Ok(f)
-        } else {
-            Err(problems)
-        }
+        f.from = listing::time(&self.from, "From", &mut problems);
+        f.to = listing::time(&self.to, "To", &mut problems);
+        f.before_id = listing::cursor(&self.cursor, &mut problems);
+        listing::checked(f, problems)
     }
 
     /// This query string with another cursor.
     fn with_cursor(&self, cursor: Option<String>) -> String {
-        [
+        query_string(&[
             ("reason", &self.reason),
             ("route", &self.route),
             ("from", &self.from),
             ("to", &self.to),
             ("cursor", &cursor),
-        ]
-        .iter()
-        .filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", urlencode(v))))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
     let filters = q.map(|Query(f)| f).unwrap_or_default();
-    let (rows, problems) = match filters.to_filter() {
-        Ok(f) => match st.store.list_refusals(&f).await {
-            Ok(rows) => (rows, Vec::new()),
-            Err(e) => return view::store_error(&e),
-        },
-        Err(p) => (Vec::new(), p),
-    };
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+    let (rows, problems, status) =
+        match listing::load(filters.to_filter(), |f| async move { st.store.list_refusals(&f).await }).await {
+            Ok(listed) => listed,
+            Err(page) => return page,
+        };
     let body = html! {
         h1 { "Refused requests" }
         p {
@@ -137,35 +103,13 @@ pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filt
 }
 
 fn filter_form(f: &Filters) -> Markup {
-    let v = |s: &Option<String>| s.clone().unwrap_or_default();
+    let reasons: Vec<(&str, &str)> = REASONS.iter().map(|r| (*r, reason_label(r))).collect();
     html! {
         form.filters method="get" action="/console/refusals" role="search" {
-            div.field {
-                label for="reason" { "Reason" }
-                select #reason name="reason" {
-                    option value="" { "Any" }
-                    @for r in REASONS {
-                        option value=(r) selected[f.reason.as_deref() == Some(*r)] { (reason_label(r)) }
-                    }
-                }
-            }
-            div.field {
-                label for="route" { "Route" }
-                select #route name="route" {
-                    option value="" { "Any" }
-                    @for r in ["notify", "token"] {
-                        option value=(r) selected[f.route.as_deref() == Some(r)] { (r) }
-                    }
-                }
-            }
-            div.field {
-                label for="from" { "Received from (Jakarta)" }
-                input #from type="datetime-local" name="from" value=(v(&f.from));
-            }
-            div.field {
-                label for="to" { "Received before (Jakarta)" }
-                input #to type="datetime-local" name="to" value=(v(&f.to));
-            }
+            (listing::select("reason", "Reason", &reasons, &f.reason))
+            (listing::select("route", "Route", &[("notify", "notify"), ("token", "token")], &f.route))
+            (listing::time_field("from", "Received from (Jakarta)", &f.from))
+            (listing::time_field("to", "Received before (Jakarta)", &f.to))
             div.field.submit { button type="submit" { "Filter" } " " a href="/console/refusals" { "Clear" } }
         }
     }
@@ -186,13 +130,7 @@ fn diagnosis_summary(r: &Refusal) -> Markup {
 }
 
 fn table(rows: &[Refusal], f: &Filters) -> Markup {
-    let more = rows.len() as i64 > PAGE_SIZE;
-    let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
-    let next = if more {
-        shown.last().and_then(|r| encode_cursor(&r.id))
-    } else {
-        None
-    };
+    let (shown, next) = listing::split(rows, |r| &r.id);
     html! {
         @if shown.is_empty() {
             p.empty { "No refused requests match." }
@@ -222,10 +160,7 @@ fn table(rows: &[Refusal], f: &Filters) -> Markup {
                 }
             }
         }
-        nav.pager aria-label="Pages" {
-            @if f.cursor.is_some() { a href={"/console/refusals?" (f.with_cursor(None))} { "← Newest" } }
-            @if let Some(c) = next { a href={"/console/refusals?" (f.with_cursor(Some(c)))} { "Older →" } }
-        }
+        (listing::pager("/console/refusals", f.cursor.is_some(), next, |c| f.with_cursor(c)))
     }
 }
 
