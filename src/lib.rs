@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod finpay;
 pub mod inbound;
 pub mod loadgen;

@@ -9,15 +9,18 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+pub mod events;
 mod explain;
 mod postgres;
 mod sql;
 mod sql_api;
+mod sql_events;
 mod sql_ingest;
 mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use events::EventStore;
 pub use explain::{explain, host};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -96,7 +99,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + Send + Sync + 'static {
+pub trait Store: ApiStore + EventStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -253,6 +253,10 @@ macro_rules! sql_store {
                     .await?;
                 let row = row.ok_or(StoreError::NotFound)?;
                 Self::insert_event(&mut tx, payment_id, "generated", &json!({"referenceNo": g.reference_no}), now).await?;
+                if row.status.is_open() {
+                    let pending = [crate::domain::events::qr_generated()];
+                    Self::raise(&mut tx, &row, &pending, crate::domain::Cause::Api, now, None).await?;
+                }
                 tx.commit().await?;
                 Ok(row)
             }
@@ -331,22 +335,23 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 let sql = format!(
                     "UPDATE payments SET status = 'expired', next_check_at = NULL, lease_owner = NULL, lease_until = NULL, \
-                     updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status IN {}",
+                     updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status IN {} RETURNING {PAYMENT_COLUMNS}",
                     PaymentStatus::OPEN_SQL
                 );
-                let done = sqlx::query(&Self::sql_owned(sql))
+                let expired: Option<Payment> = sqlx::query_as(&Self::sql_owned(sql))
                     .bind(now)
                     .bind(payment_id)
                     .bind(owner)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                let expired = done.rows_affected() == 1;
-                if expired {
+                if let Some(p) = &expired {
                     let detail = json!({"to": "expired", "by": "worker", "reason": reason});
                     Self::insert_event(&mut tx, payment_id, "status_changed", &detail, now).await?;
+                    let events = crate::domain::events::moved_to(p.status);
+                    Self::raise(&mut tx, p, &events, crate::domain::Cause::Worker, now, None).await?;
                 }
                 tx.commit().await?;
-                Ok(expired)
+                Ok(expired.is_some())
             }
         }
     };

@@ -47,6 +47,9 @@ impl SqliteStore {
         self.ingest_item_by_item(batch).await
     }
 
+    /// One writer at a time: one more than the highest is commit order.
+    pub(crate) const FEED_COLUMN: &'static str = ", feed_position";
+    pub(crate) const FEED_VALUE: &'static str = ", COALESCE((SELECT MAX(feed_position) FROM events), 0) + 1";
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;
@@ -75,6 +78,7 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+super::sql_events::sql_event_store!(SqliteStore, Sqlite);
 
 /// Creates the database file (and its folder) readable by this user only:
 /// it holds payments and notifications. SQLite gives its `-wal` and `-shm`
@@ -116,5 +120,36 @@ mod tests {
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&file), 0o600);
         assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+}
+
+impl SqliteStore {
+    /// The changes feed: one writer at a time, so `feed_position` is commit order.
+    pub(crate) async fn changes_page(
+        &self,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<super::events::ChangesPage> {
+        let after: i64 = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
+        };
+        let rows: Vec<(super::events::StoredEvent, i64)> = sqlx::query_as::<_, (String, String, Option<String>, Option<i64>, String, String, chrono::DateTime<chrono::Utc>, i64)>(
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
+             WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id, event_type, payment_id, sequence, cause, body, created_at, pos)| {
+            (super::events::StoredEvent { id, event_type, payment_id, sequence, cause, body, created_at }, pos)
+        })
+        .collect();
+        let cursor = rows.last().map(|r| r.1).unwrap_or(after).to_string();
+        Ok(super::events::ChangesPage { items: rows.into_iter().map(|r| r.0).collect(), cursor })
     }
 }

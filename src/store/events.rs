@@ -1,0 +1,198 @@
+//! Storage for payment events: webhook endpoints, the outbox's events, their
+//! deliveries and attempts, and the changes feed. A supertrait of
+//! [`Store`](super::Store), so `dyn Store` offers these too.
+//!
+//! Events are written by the paths that change payments, in their own
+//! transactions (`sql_events.rs`: `write_events`); this trait reads them,
+//! manages endpoints, and runs delivery: claims are leases taken with
+//! `FOR UPDATE SKIP LOCKED` (PostgreSQL) or in an immediate transaction
+//! (SQLite), so two replicas never send one attempt at the same time.
+
+use super::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A webhook endpoint as stored (its secrets included: handle with care).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// `api` or `config`.
+    pub source: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Subscribed types; empty means every type.
+    #[sqlx(skip)]
+    pub event_types: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointUpdate {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub payment_id: Option<String>,
+    pub sequence: Option<i64>,
+    pub cause: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub payment_id: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Keyset cursor: older than this event (ids sort by creation time).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+/// One event to one endpoint.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Attempt {
+    pub delivery_id: i64,
+    pub attempted_at: DateTime<Utc>,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub response_excerpt: Option<String>,
+}
+
+/// A delivery leased for sending, with what sending needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub attempts: i32,
+    pub event_id: String,
+    pub body: String,
+    pub event_created_at: DateTime<Utc>,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+}
+
+/// What happened to an attempt, and what comes next.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub attempt: Attempt,
+    pub succeeded: bool,
+    /// When to try again; `None` after a success or the last attempt.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Disable the endpoint if it has failed without a success since before this.
+    pub disable_if_failing_since: DateTime<Utc>,
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Our lease ran out and another sender took the delivery over.
+    LeaseLost,
+    Recorded { failed: bool, endpoint_disabled: bool },
+}
+
+/// One page of the changes feed.
+#[derive(Debug, Clone)]
+pub struct ChangesPage {
+    pub items: Vec<StoredEvent>,
+    /// Where the next read starts (the same cursor when nothing was new).
+    pub cursor: String,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    // ---- endpoints ----
+    async fn create_endpoint(&self, e: &NewEndpoint) -> Result<Endpoint>;
+    /// The endpoint the configuration names: created, or brought to this URL
+    /// and secret (enabled) if it exists.
+    async fn configure_endpoint(&self, url: &str, secret: &str, now: DateTime<Utc>) -> Result<Endpoint>;
+    /// The configuration names no endpoint any more: disable the one it named.
+    async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> Result<()>;
+    async fn list_endpoints(&self) -> Result<Vec<Endpoint>>;
+    async fn get_endpoint(&self, id: &str) -> Result<Option<Endpoint>>;
+    async fn update_endpoint(&self, id: &str, u: &EndpointUpdate, now: DateTime<Utc>) -> Result<Option<Endpoint>>;
+    /// Deletes the endpoint and its deliveries; `false` when there was none.
+    async fn delete_endpoint(&self, id: &str) -> Result<bool>;
+    /// A new secret; the current one keeps signing alongside until `old_until`.
+    async fn rotate_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>>;
+
+    // ---- events ----
+    async fn list_outbox_events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>>;
+    async fn get_outbox_event(&self, id: &str) -> Result<Option<StoredEvent>>;
+    /// An event's deliveries and their attempts, oldest first.
+    async fn deliveries_of(&self, event_id: &str) -> Result<(Vec<Delivery>, Vec<Attempt>)>;
+    /// Sends the event again, now: to `endpoint_id`, or to every enabled
+    /// endpoint subscribed to its type. How many deliveries were scheduled.
+    async fn resend_event(&self, event_id: &str, endpoint_id: Option<&str>, now: DateTime<Utc>) -> Result<u64>;
+    /// Sends again every delivery to the endpoint that failed, of events
+    /// created at or after `since`.
+    async fn resend_failed(&self, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64>;
+    /// Events after `cursor` (`None`: from the start), in commit order,
+    /// never skipping one a concurrent transaction commits later.
+    async fn changes(&self, cursor: Option<&str>, limit: i64) -> Result<ChangesPage>;
+
+    // ---- delivery ----
+    /// Leases up to `limit` due deliveries to enabled endpoints, earliest first.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_secs: u64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedDelivery>>;
+    /// Records an attempt on a delivery we hold the lease of, schedules the
+    /// next one or closes it, and disables an endpoint failing for too long
+    /// (raising `endpoint.disabled`), all in one transaction.
+    async fn record_attempt(&self, delivery_id: i64, owner: &str, r: &AttemptResult) -> Result<Recorded>;
+    /// Per enabled endpoint: pending deliveries and the oldest one's event time.
+    async fn backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
+}
