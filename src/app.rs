@@ -132,7 +132,9 @@ impl Application {
             state,
         } = self;
         tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
-        let workers = crate::worker::spawn(state.clone(), cancel.clone());
+        crate::events::apply_configuration(&state).await;
+        let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
+        workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
 
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());

@@ -13,7 +13,10 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+mod events;
 pub mod known;
+
+pub use events::EventSettings;
 
 /// A configuration problem, naming the key as an operator would set it.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,7 @@ pub struct Settings {
     pub finpay: FinpaySettings,
     pub worker: WorkerSettings,
     pub api: ApiSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
 }
 
@@ -238,7 +242,7 @@ impl Settings {
         let env: Vec<(String, String)> = env.into_iter().collect();
         known::check_environment(&env)?;
         let mut b = config::Config::builder();
-        for (k, v) in DEFAULTS {
+        for (k, v) in DEFAULTS.iter().chain(events::DEFAULTS) {
             b = b.set_default(*k, *v).map_err(|e| ConfigError::new(k, e.to_string()))?;
         }
         b = b
@@ -307,6 +311,7 @@ impl Settings {
 
     /// Checks that hold whatever is enabled.
     fn check(&self) -> Result<(), ConfigError> {
+        self.events.check()?;
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::new(
                 "server.listen",

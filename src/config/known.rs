@@ -26,6 +26,8 @@ const OPTIONAL_KEYS: &[&str] = &[
     "finpay.terminal_id",
     "finpay.callback_url",
     "worker.enabled",
+    "events.endpoint_url",
+    "events.endpoint_secret",
 ];
 
 /// Variables that share the prefix but are not settings.
@@ -48,6 +50,7 @@ pub const MIN_API_KEY_CHARS: usize = 32;
 pub fn all() -> impl Iterator<Item = &'static str> {
     DEFAULTS
         .iter()
+        .chain(super::events::DEFAULTS)
         .map(|(k, _)| *k)
         .chain(LIST_KEYS.iter().copied())
         .chain(OPTIONAL_KEYS.iter().copied())

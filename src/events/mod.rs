@@ -9,4 +9,27 @@
 //! The events themselves are decided by `domain::events` and written by the
 //! store in the transaction of each change (the outbox).
 
+pub mod delivery;
 pub mod payload;
+pub mod schedule;
+pub mod signing;
+pub mod target;
+
+use crate::state::AppState;
+
+/// Brings the endpoint the configuration names (`events.endpoint_url`,
+/// `events.endpoint_secret`) into the store, or disables the one it named
+/// before if it names none now.
+pub async fn apply_configuration(state: &AppState) {
+    let s = &state.settings.events;
+    let now = crate::store::now();
+    let done = match (&s.endpoint_url, &s.endpoint_secret) {
+        (Some(url), Some(secret)) => state.store.configure_endpoint(url, secret.expose(), now).await.map(|e| {
+            tracing::info!(endpoint = %e.id, "webhook endpoint from the configuration");
+        }),
+        _ => state.store.unconfigure_endpoint(now).await,
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "the configured webhook endpoint could not be stored");
+    }
+}
