@@ -11,6 +11,8 @@
 pub mod auth;
 pub mod create;
 pub mod error;
+pub mod events;
+pub mod events_model;
 pub mod extract;
 pub mod idempotency;
 pub mod model;
@@ -22,6 +24,7 @@ pub mod payments;
 pub mod qr;
 pub mod refunds;
 pub mod upstream;
+pub mod webhook_endpoints;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
@@ -55,6 +58,21 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
         .routes(routes!(qr::qr_svg))
         .routes(routes!(qr::qr_png))
+        .routes(routes!(
+            webhook_endpoints::create_endpoint,
+            webhook_endpoints::list_endpoints
+        ))
+        .routes(routes!(
+            webhook_endpoints::get_endpoint,
+            webhook_endpoints::update_endpoint,
+            webhook_endpoints::delete_endpoint
+        ))
+        .routes(routes!(webhook_endpoints::rotate_secret))
+        .routes(routes!(webhook_endpoints::resend_failed))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::get_event))
+        .routes(routes!(events::resend_event))
+        .routes(routes!(events::changes))
         .routes(routes!(openapi::document))
 }
 

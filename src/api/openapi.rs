@@ -38,6 +38,7 @@ pub const SCHEME: &str = "api_key";
     tags(
         (name = "payments", description = "QR payments: create, read, list, QR images, audit trail"),
         (name = "refunds", description = "Full and partial refunds of paid payments"),
+        (name = "events", description = "Payment events: webhook endpoints, signed delivery, resending, the changes feed"),
         (name = "meta", description = "This document"),
     )
 )]
