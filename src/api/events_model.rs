@@ -205,7 +205,11 @@ impl WebhookEventDetail {
                     endpoint_id: d.endpoint_id.clone(),
                     status: d.status.clone(),
                     next_attempt_at: d.next_attempt_at,
-                    attempts: attempts.iter().filter(|a| a.delivery_id == d.id).map(AttemptView::from).collect(),
+                    attempts: attempts
+                        .iter()
+                        .filter(|a| a.delivery_id == d.id)
+                        .map(AttemptView::from)
+                        .collect(),
                 })
                 .collect(),
         }

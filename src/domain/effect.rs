@@ -102,7 +102,10 @@ pub fn effect(
             kind: "created",
             detail: json!({"from": by, "status": payment.status.as_str(), "finpayStatus": obs.status.code()}),
         });
-        let decision = Decision::Transition { to: payment.status, flag: None };
+        let decision = Decision::Transition {
+            to: payment.status,
+            flag: None,
+        };
         return Ok(Effect {
             payment,
             from: None,

@@ -136,9 +136,18 @@ mod tests {
 
     #[test]
     fn each_final_status_raises_its_own_event() {
-        assert_eq!(raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Paid)), [EventType::PaymentPaid]);
-        assert_eq!(raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Failed)), [EventType::PaymentFailed]);
-        assert_eq!(raised(Some(PaymentStatus::Paying), &to(PaymentStatus::Expired)), [EventType::PaymentExpired]);
+        assert_eq!(
+            raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Paid)),
+            [EventType::PaymentPaid]
+        );
+        assert_eq!(
+            raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Failed)),
+            [EventType::PaymentFailed]
+        );
+        assert_eq!(
+            raised(Some(PaymentStatus::Paying), &to(PaymentStatus::Expired)),
+            [EventType::PaymentExpired]
+        );
         assert_eq!(
             raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Cancelled)),
             [EventType::PaymentCancelled]
@@ -160,9 +169,17 @@ mod tests {
 
     #[test]
     fn a_contradiction_or_a_flagged_transition_raises_flagged() {
-        let flagged = Decision::Flagged { reason: "amount".into() };
-        assert_eq!(raised(Some(PaymentStatus::Pending), &flagged), [EventType::PaymentFlagged]);
-        let paid_late = Decision::Transition { to: PaymentStatus::Paid, flag: Some("after expiry".into()) };
+        let flagged = Decision::Flagged {
+            reason: "amount".into(),
+        };
+        assert_eq!(
+            raised(Some(PaymentStatus::Pending), &flagged),
+            [EventType::PaymentFlagged]
+        );
+        let paid_late = Decision::Transition {
+            to: PaymentStatus::Paid,
+            flag: Some("after expiry".into()),
+        };
         assert_eq!(
             raised(Some(PaymentStatus::Expired), &paid_late),
             [EventType::PaymentPaid, EventType::PaymentFlagged]

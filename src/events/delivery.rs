@@ -167,7 +167,10 @@ async fn deliver(
     );
     match state.store.record_attempt(d.id, owner, &result).await? {
         Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
-        Recorded::Recorded { failed, endpoint_disabled } => {
+        Recorded::Recorded {
+            failed,
+            endpoint_disabled,
+        } => {
             if succeeded {
                 m.inc("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")]);
                 let lag = (now - d.event_created_at).to_std().unwrap_or_default();
@@ -249,8 +252,10 @@ async fn record_backlog(state: &AppState) {
         state
             .metrics
             .set_gauge("finpay_qris_event_backlog", &[("endpoint", &endpoint)], pending as f64);
-        state
-            .metrics
-            .set_gauge("finpay_qris_event_oldest_undelivered_seconds", &[("endpoint", &endpoint)], age);
+        state.metrics.set_gauge(
+            "finpay_qris_event_oldest_undelivered_seconds",
+            &[("endpoint", &endpoint)],
+            age,
+        );
     }
 }

@@ -24,9 +24,13 @@ pub async fn apply_configuration(state: &AppState) {
     let s = &state.settings.events;
     let now = crate::store::now();
     let done = match (&s.endpoint_url, &s.endpoint_secret) {
-        (Some(url), Some(secret)) => state.store.configure_endpoint(url, secret.expose(), now).await.map(|e| {
-            tracing::info!(endpoint = %e.id, "webhook endpoint from the configuration");
-        }),
+        (Some(url), Some(secret)) => state
+            .store
+            .configure_endpoint(url, secret.expose(), now)
+            .await
+            .map(|e| {
+                tracing::info!(endpoint = %e.id, "webhook endpoint from the configuration");
+            }),
         _ => state.store.unconfigure_endpoint(now).await,
     };
     if let Err(e) = done {

@@ -9,7 +9,11 @@ use rand::Rng;
 pub fn next_attempt(waits: &[u64], attempts: usize, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let wait_ms = waits.get(attempts.checked_sub(1)?)?.saturating_mul(1000) as i64;
     let spread = wait_ms / 10;
-    let jitter = if spread > 0 { rand::thread_rng().gen_range(-spread..=spread) } else { 0 };
+    let jitter = if spread > 0 {
+        rand::thread_rng().gen_range(-spread..=spread)
+    } else {
+        0
+    };
     Some(now + Duration::milliseconds(wait_ms + jitter))
 }
 

@@ -132,13 +132,40 @@ mod tests {
     fn verifies_a_signature_among_several_and_refuses_a_changed_body() {
         let key = SigningKey::parse(SECRET).unwrap();
         let header = format!("v1,bm90IHRoaXMgb25l {SIGNATURE}");
-        assert_eq!(verify(&[key.clone()], Some(ID), Some("1614265330"), Some(&header), BODY.as_bytes(), TS, 300), Ok(()));
         assert_eq!(
-            verify(&[key.clone()], Some(ID), Some("1614265330"), Some(&header), b"{}", TS, 300),
+            verify(
+                &[key.clone()],
+                Some(ID),
+                Some("1614265330"),
+                Some(&header),
+                BODY.as_bytes(),
+                TS,
+                300
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                &[key.clone()],
+                Some(ID),
+                Some("1614265330"),
+                Some(&header),
+                b"{}",
+                TS,
+                300
+            ),
             Err(SigningError::NoMatch)
         );
         assert_eq!(
-            verify(&[key], Some(ID), Some("1614265330"), Some(&header), BODY.as_bytes(), TS + 301, 300),
+            verify(
+                &[key],
+                Some(ID),
+                Some("1614265330"),
+                Some(&header),
+                BODY.as_bytes(),
+                TS + 301,
+                300
+            ),
             Err(SigningError::Timestamp)
         );
     }
@@ -146,8 +173,14 @@ mod tests {
     #[test]
     fn new_secrets_parse_and_malformed_ones_do_not() {
         assert!(SigningKey::parse(&new_secret()).is_ok());
-        assert_eq!(SigningKey::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err(), SigningError::BadSecret);
+        assert_eq!(
+            SigningKey::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err(),
+            SigningError::BadSecret
+        );
         assert_eq!(SigningKey::parse("whsec_!!!").unwrap_err(), SigningError::BadSecret);
-        assert_eq!(SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(), SigningError::BadSecret);
+        assert_eq!(
+            SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(),
+            SigningError::BadSecret
+        );
     }
 }

@@ -114,7 +114,9 @@ mod tests {
     #[test]
     fn http_and_private_addresses_are_refused_unless_allowed() {
         let strict = settings(false, false);
-        assert!(check_url("http://orders.example.com/", &strict).unwrap_err().contains("https"));
+        assert!(check_url("http://orders.example.com/", &strict)
+            .unwrap_err()
+            .contains("https"));
         for url in [
             "https://127.0.0.1/",
             "https://10.1.2.3/",

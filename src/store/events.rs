@@ -131,7 +131,10 @@ pub struct AttemptResult {
 pub enum Recorded {
     /// Our lease ran out and another sender took the delivery over.
     LeaseLost,
-    Recorded { failed: bool, endpoint_disabled: bool },
+    Recorded {
+        failed: bool,
+        endpoint_disabled: bool,
+    },
 }
 
 /// One page of the changes feed.

@@ -80,11 +80,7 @@ impl PgStore {
     /// still running (`pg_snapshot_xmin`), in `(txid, id)` order. A
     /// transaction that commits late got its `txid` before that bound, so it
     /// is returned after the ones that committed before it, never skipped.
-    pub(crate) async fn changes_page(
-        &self,
-        cursor: Option<&str>,
-        limit: i64,
-    ) -> Result<super::events::ChangesPage> {
+    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
         let (txid, id) = match cursor {
             None => ("0".to_string(), String::new()),
             Some(c) => {
@@ -95,32 +91,42 @@ impl PgStore {
                 (t.to_string(), i.to_string())
             }
         };
-        let rows: Vec<(String, String, Option<String>, Option<i64>, String, String, chrono::DateTime<chrono::Utc>, String)> =
-            sqlx::query_as(
-                "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text FROM events \
+        let rows: Vec<(
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            String,
+            String,
+            chrono::DateTime<chrono::Utc>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text FROM events \
                  WHERE (txid, id) > ($1::text::xid8, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
                  ORDER BY txid, id LIMIT $3",
-            )
-            .bind(&txid)
-            .bind(&id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(&txid)
+        .bind(&id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         let cursor = rows
             .last()
             .map(|r| format!("{}:{}", r.7, r.0))
             .unwrap_or_else(|| format!("{txid}:{id}"));
         let items = rows
             .into_iter()
-            .map(|(id, event_type, payment_id, sequence, cause, body, created_at, _)| super::events::StoredEvent {
-                id,
-                event_type,
-                payment_id,
-                sequence,
-                cause,
-                body,
-                created_at,
-            })
+            .map(
+                |(id, event_type, payment_id, sequence, cause, body, created_at, _)| super::events::StoredEvent {
+                    id,
+                    event_type,
+                    payment_id,
+                    sequence,
+                    cause,
+                    body,
+                    created_at,
+                },
+            )
             .collect();
         Ok(super::events::ChangesPage { items, cursor })
     }

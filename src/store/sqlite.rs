@@ -125,18 +125,26 @@ mod tests {
 
 impl SqliteStore {
     /// The changes feed: one writer at a time, so `feed_position` is commit order.
-    pub(crate) async fn changes_page(
-        &self,
-        cursor: Option<&str>,
-        limit: i64,
-    ) -> Result<super::events::ChangesPage> {
+    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
         let after: i64 = match cursor {
             None => 0,
             Some(c) => c
                 .parse()
                 .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
         };
-        let rows: Vec<(super::events::StoredEvent, i64)> = sqlx::query_as::<_, (String, String, Option<String>, Option<i64>, String, String, chrono::DateTime<chrono::Utc>, i64)>(
+        let rows: Vec<(super::events::StoredEvent, i64)> = sqlx::query_as::<
+            _,
+            (
+                String,
+                String,
+                Option<String>,
+                Option<i64>,
+                String,
+                String,
+                chrono::DateTime<chrono::Utc>,
+                i64,
+            ),
+        >(
             "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
              WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",
         )
@@ -146,10 +154,24 @@ impl SqliteStore {
         .await?
         .into_iter()
         .map(|(id, event_type, payment_id, sequence, cause, body, created_at, pos)| {
-            (super::events::StoredEvent { id, event_type, payment_id, sequence, cause, body, created_at }, pos)
+            (
+                super::events::StoredEvent {
+                    id,
+                    event_type,
+                    payment_id,
+                    sequence,
+                    cause,
+                    body,
+                    created_at,
+                },
+                pos,
+            )
         })
         .collect();
         let cursor = rows.last().map(|r| r.1).unwrap_or(after).to_string();
-        Ok(super::events::ChangesPage { items: rows.into_iter().map(|r| r.0).collect(), cursor })
+        Ok(super::events::ChangesPage {
+            items: rows.into_iter().map(|r| r.0).collect(),
+            cursor,
+        })
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod connections;
 mod crash;
+mod events;
 mod finpay_client;
 mod hostile;
 mod metrics;

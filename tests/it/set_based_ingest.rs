@@ -393,8 +393,18 @@ fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
         let outbox: Vec<&String> = written.iter().filter(|l| l.starts_with("outbox ")).collect();
         // INV-0 paid once (the replay and the duplicate raise nothing), FPS-4 learnt paid.
         assert_eq!(outbox.len(), 2, "{outbox:#?}");
-        assert!(outbox.iter().all(|l| l.starts_with("outbox payment.paid notification 1 ")), "{outbox:#?}");
-        assert!(outbox.iter().all(|l| l.ends_with("Some(\"ep-all pending,ep-paid pending\")")), "{outbox:#?}");
+        assert!(
+            outbox
+                .iter()
+                .all(|l| l.starts_with("outbox payment.paid notification 1 ")),
+            "{outbox:#?}"
+        );
+        assert!(
+            outbox
+                .iter()
+                .all(|l| l.ends_with("Some(\"ep-all pending,ep-paid pending\")")),
+            "{outbox:#?}"
+        );
     }
 }
 

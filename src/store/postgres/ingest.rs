@@ -160,7 +160,14 @@ impl PgStore {
             for t in &e.events {
                 let seq = sequences.entry(e.payment.id.clone()).or_insert(0);
                 *seq += 1;
-                events.push(payment_event(*t, &e.payment, Cause::Notification, *seq, n.received_at, None));
+                events.push(payment_event(
+                    *t,
+                    &e.payment,
+                    Cause::Notification,
+                    *seq,
+                    n.received_at,
+                    None,
+                ));
             }
             let created = e.created();
             let at = rows.put(a.or(b), e.payment, created);

@@ -2,7 +2,7 @@
 //! the problem shape, reads and pagination, QR images, idempotency, and
 //! creation and refunds against the Finpay simulator.
 
-mod support;
+pub mod support;
 
 mod auth;
 mod create;

@@ -1,0 +1,7 @@
+//! Payment events over HTTP: delivery to a receiver, signatures checked by
+//! the Standard Webhooks reference library, retries, redirects, disabling,
+//! resending, the event list and the changes feed.
+
+mod changes;
+mod delivery;
+mod receiver;
