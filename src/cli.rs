@@ -31,6 +31,8 @@ pub enum Command {
     Simulator(crate::simulator::SimulatorArgs),
     /// Load generator: signed notifications against a running server.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Receive payment events: verify each (Standard Webhooks) and print it.
+    Listen(crate::events::listen::ListenArgs),
 }
 
 #[derive(Args, Debug)]

@@ -17,6 +17,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
         Command::Sign(cmd) => sign(cmd),
         Command::Simulator(args) => crate::simulator::run(args).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
+        Command::Listen(args) => crate::events::listen::run(args).await,
     }
 }
 
@@ -34,7 +35,7 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     app.run(cancel).await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

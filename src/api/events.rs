@@ -98,7 +98,7 @@ pub struct ListParams {
     ),
     security(("api_key" = []))
 )]
-pub async fn list_events(
+pub async fn list_webhook_events(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<WebhookEventPage>, ApiError> {
@@ -141,7 +141,7 @@ pub async fn list_events(
     ),
     security(("api_key" = []))
 )]
-pub async fn get_event(
+pub async fn get_webhook_event(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WebhookEventDetail>, ApiError> {
@@ -166,10 +166,11 @@ pub async fn get_event(
     responses(
         (status = 202, description = "Scheduled", body = Scheduled),
         (status = 404, description = "No such event or endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`endpointId` is not a string", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
-pub async fn resend_event(
+pub async fn resend_webhook_event(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ResendRequest>,
@@ -223,7 +224,7 @@ pub struct ChangesParams {
     ),
     security(("api_key" = []))
 )]
-pub async fn changes(
+pub async fn list_changes(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<ChangesParams>,
 ) -> Result<Json<ChangesPageView>, ApiError> {

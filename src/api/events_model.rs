@@ -90,6 +90,15 @@ pub struct UpdateEndpointRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateRequest {
+    /// How long the previous secret keeps signing alongside, in seconds
+    /// (0 to 604800); absent: `events.rotation_overlap_secs`.
+    #[schema(minimum = 0, maximum = 604800)]
+    pub previous_secret_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResendFailedRequest {
     /// Resend failed deliveries of events created at or after this time (RFC 3339).
     #[schema(format = DateTime)]

@@ -69,10 +69,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhook_endpoints::rotate_secret))
         .routes(routes!(webhook_endpoints::resend_failed))
-        .routes(routes!(events::list_events))
-        .routes(routes!(events::get_event))
-        .routes(routes!(events::resend_event))
-        .routes(routes!(events::changes))
+        .routes(routes!(events::list_webhook_events))
+        .routes(routes!(events::get_webhook_event))
+        .routes(routes!(events::resend_webhook_event))
+        .routes(routes!(events::list_changes))
         .routes(routes!(openapi::document))
 }
 

@@ -106,7 +106,10 @@ impl Modify for Shared {
         }
         doc.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
         for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
                 shared_answers(op);
                 spell_link_targets(op);
             }

@@ -15,6 +15,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
+/// Longest the previous secret may sign alongside the new one: a week.
+const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
+
 fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
     check_url(url, &st.settings.events)
         .map(|_| url.to_string())
@@ -186,25 +189,38 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
 ///
 /// The answer holds the new secret (shown only now); the previous one keeps
 /// signing alongside (a second signature in `webhook-signature`) until
-/// `previousSecretUntil`.
+/// `previousSecretUntil` (send `{}` for the configured period).
 #[utoipa::path(
     post,
     path = "/webhook-endpoints/{id}/rotate-secret",
     tag = "events",
     params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    request_body = RotateRequest,
     responses(
         (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`previousSecretSeconds` is out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn rotate_secret(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RotateRequest>,
 ) -> Result<Json<EndpointWithSecret>, ApiError> {
+    let overlap = match body.previous_secret_seconds {
+        None => st.settings.events.rotation_overlap_secs as i64,
+        Some(s) if (0..=MAX_OVERLAP_SECS).contains(&s) => s,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "previousSecretSeconds",
+                format!("must be from 0 to {MAX_OVERLAP_SECS}"),
+            ))
+        }
+    };
     find(&st, &id).await?;
     let now = crate::store::now();
-    let until = now + chrono::Duration::seconds(st.settings.events.rotation_overlap_secs as i64);
+    let until = now + chrono::Duration::seconds(overlap);
     let secret = new_secret();
     let e = st
         .store

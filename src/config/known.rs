@@ -31,7 +31,11 @@ const OPTIONAL_KEYS: &[&str] = &[
 ];
 
 /// Variables that share the prefix but are not settings.
-const OTHER_VARIABLES: &[&str] = &["FINPAY_QRIS_CONFIG", "FINPAY_QRIS_SIGN_SECRET"];
+const OTHER_VARIABLES: &[&str] = &[
+    "FINPAY_QRIS_CONFIG",
+    "FINPAY_QRIS_SIGN_SECRET",
+    "FINPAY_QRIS_LISTEN_SECRET",
+];
 
 /// Settings read as one of a few words, and those words.
 pub(super) const ENUMS: &[(&str, &[&str])] = &[

@@ -99,9 +99,10 @@ async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: Ca
     tracing::info!("event delivery stopped");
 }
 
-/// Lease long enough for one attempt (connect, send, answer) and its record.
+/// Lease long enough for one attempt (connect, send, answer, bounded by
+/// `events.timeout_ms`) and recording it.
 fn lease_secs(state: &AppState) -> u64 {
-    state.settings.events.timeout_ms / 1000 + 30
+    state.settings.events.timeout_ms.div_ceil(1000) + 10
 }
 
 async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate::store::Result<usize> {

@@ -4,12 +4,14 @@
 //! - [`signing`]: Standard Webhooks v1 secrets, signatures and verification;
 //! - [`schedule`]: when a failed delivery is tried again;
 //! - [`target`]: which URLs may receive events (scheme, private networks);
-//! - [`delivery`]: the sender loop.
+//! - [`delivery`]: the sender loop;
+//! - [`listen`]: `finpay-qris listen`, a receiver that verifies and prints events.
 //!
 //! The events themselves are decided by `domain::events` and written by the
 //! store in the transaction of each change (the outbox).
 
 pub mod delivery;
+pub mod listen;
 pub mod payload;
 pub mod schedule;
 pub mod signing;

@@ -3,5 +3,6 @@
 //! resending, the event list and the changes feed.
 
 mod changes;
+mod crash;
 mod delivery;
 mod receiver;
