@@ -10,8 +10,6 @@ use crate::store::events::EventFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -43,18 +41,23 @@ fn time(field: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError>
     .transpose()
 }
 
-/// Cursors are opaque: base64url of what the store gave.
-fn encode(c: &str) -> String {
-    URL_SAFE_NO_PAD.encode(c)
+/// The events list pages by event id (`evt_` and 32 hex digits, in creation order).
+fn event_id_cursor(c: &str) -> Result<(), ApiError> {
+    let hex = c.strip_prefix("evt_").unwrap_or_default();
+    if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(bad("cursor", "not a cursor this API gave"))
+    }
 }
 
-fn decode(field: &str, c: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.chars().any(char::is_control))
-        .ok_or_else(|| bad(field, "not a cursor this API gave"))
+/// The changes feed's cursor: a position, and on PostgreSQL the last event at it
+/// (`^[0-9]{1,18}(:(evt_…)?)?$`, as documented).
+fn changes_cursor(c: &str) -> bool {
+    let (position, id) = c.split_once(':').unwrap_or((c, ""));
+    (1..=18).contains(&position.len())
+        && position.bytes().all(|b| b.is_ascii_digit())
+        && (id.is_empty() || event_id_cursor(id).is_ok())
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -67,6 +70,9 @@ fn not_found(id: &str) -> ApiError {
 pub struct ListParams {
     /// Only events of this type (`payment.paid`, …).
     #[serde(rename = "type")]
+    #[param(
+        pattern = "^(payment\\.(pending|paid|failed|expired|cancelled|flagged)|refund\\.(succeeded|failed)|endpoint\\.disabled)$"
+    )]
     event_type: Option<String>,
     /// Only events about this payment (our id).
     #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
@@ -81,6 +87,7 @@ pub struct ListParams {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(pattern = "^evt_[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 
@@ -114,14 +121,14 @@ pub async fn list_webhook_events(
         payment_id: q.payment_id,
         created_from: time("createdFrom", q.created_from.as_deref())?,
         created_to: time("createdTo", q.created_to.as_deref())?,
-        before_id: q.cursor.as_deref().map(|c| decode("cursor", c)).transpose()?,
+        before_id: q.cursor.map(|c| event_id_cursor(&c).map(|()| c)).transpose()?,
         limit: limit + 1,
     };
     let mut rows = st.store.list_outbox_events(&filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok(Json(WebhookEventPage {
-        next_cursor: if more { rows.last().map(|e| encode(&e.id)) } else { None },
+        next_cursor: if more { rows.last().map(|e| e.id.clone()) } else { None },
         items: rows.iter().map(WebhookEventView::from).collect(),
     }))
 }
@@ -201,6 +208,7 @@ pub async fn resend_webhook_event(
 #[into_params(parameter_in = Query)]
 pub struct ChangesParams {
     /// `nextCursor` of the previous read; absent: from the first event.
+    #[param(pattern = "^[0-9]{1,18}(:(evt_[0-9a-f]{32})?)?$")]
     cursor: Option<String>,
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
@@ -229,13 +237,15 @@ pub async fn list_changes(
     ApiQuery(q): ApiQuery<ChangesParams>,
 ) -> Result<Json<ChangesPageView>, ApiError> {
     let limit = limit(q.limit.as_deref())?;
-    let cursor = q.cursor.as_deref().map(|c| decode("cursor", c)).transpose()?;
-    let page = match st.store.changes(cursor.as_deref(), limit).await {
+    if q.cursor.as_deref().is_some_and(|c| !changes_cursor(c)) {
+        return Err(bad("cursor", "not a cursor this API gave"));
+    }
+    let page = match st.store.changes(q.cursor.as_deref(), limit).await {
         Err(crate::store::StoreError::Invalid(_)) => return Err(bad("cursor", "not a cursor this API gave")),
         other => other?,
     };
     Ok(Json(ChangesPageView {
         items: page.items.iter().map(WebhookEventView::from).collect(),
-        next_cursor: encode(&page.cursor),
+        next_cursor: page.cursor,
     }))
 }

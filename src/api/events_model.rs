@@ -64,8 +64,15 @@ pub struct EndpointList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateEndpointRequest {
-    /// Where events are POSTed: https (http only when allowed by the configuration).
-    #[schema(example = "https://orders.example.com/finpay-events", max_length = 2048)]
+    /// Where events are POSTed. `https` to a public address; `http`, and
+    /// loopback, link-local or private addresses, are refused (422) unless
+    /// the configuration allows them (`events.allow_http`,
+    /// `events.allow_private_networks`).
+    #[schema(
+        example = "https://orders.example.com/finpay-events",
+        max_length = 2048,
+        pattern = "^https?://[a-z][a-z0-9]{0,62}(\\.[a-z][a-z0-9]{0,62})*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
     /// Event types to receive; absent or empty: every type.
     #[serde(default)]
@@ -78,7 +85,11 @@ pub struct CreateEndpointRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateEndpointRequest {
-    #[schema(max_length = 2048)]
+    /// As when creating the endpoint.
+    #[schema(
+        max_length = 2048,
+        pattern = "^https?://[a-z][a-z0-9]{0,62}(\\.[a-z][a-z0-9]{0,62})*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: Option<String>,
     /// Replaces the subscribed types; empty: every type.
     pub event_types: Option<Vec<String>>,

@@ -84,10 +84,10 @@ impl PgStore {
         let (txid, id) = match cursor {
             None => ("0".to_string(), String::new()),
             Some(c) => {
-                let (t, i) = c
-                    .split_once(':')
-                    .filter(|(t, _)| t.parse::<u64>().is_ok())
-                    .ok_or_else(|| super::StoreError::Invalid("cursor is not one this feed gave".into()))?;
+                let (t, i) = c.split_once(':').unwrap_or((c, ""));
+                if t.parse::<u64>().is_err() {
+                    return Err(super::StoreError::Invalid("cursor is not one this feed gave".into()));
+                }
                 (t.to_string(), i.to_string())
             }
         };

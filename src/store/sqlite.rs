@@ -128,7 +128,11 @@ impl SqliteStore {
     pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
         let after: i64 = match cursor {
             None => 0,
+            // The position; PostgreSQL's cursors also name an event after it.
             Some(c) => c
+                .split(':')
+                .next()
+                .unwrap_or_default()
                 .parse()
                 .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
         };
