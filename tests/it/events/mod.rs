@@ -5,4 +5,7 @@
 mod changes;
 mod crash;
 mod delivery;
+mod listen;
+mod paths;
+mod replicas;
 mod receiver;
