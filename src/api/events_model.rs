@@ -5,6 +5,30 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// An event type.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = EventType)]
+pub enum EventTypeName {
+    #[serde(rename = "payment.pending")]
+    PaymentPending,
+    #[serde(rename = "payment.paid")]
+    PaymentPaid,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payment.expired")]
+    PaymentExpired,
+    #[serde(rename = "payment.cancelled")]
+    PaymentCancelled,
+    #[serde(rename = "payment.flagged")]
+    PaymentFlagged,
+    #[serde(rename = "refund.succeeded")]
+    RefundSucceeded,
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
+    #[serde(rename = "endpoint.disabled")]
+    EndpointDisabled,
+}
+
 /// A webhook endpoint (its secret is shown only when created or rotated).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -13,6 +37,7 @@ pub struct EndpointView {
     pub url: String,
     pub description: Option<String>,
     /// Subscribed event types; empty: every type.
+    #[schema(value_type = Vec<EventTypeName>)]
     pub event_types: Vec<String>,
     /// `api`, or `config` for the endpoint FINPAY_QRIS__EVENTS__ENDPOINT_URL names.
     pub source: String,
@@ -71,12 +96,12 @@ pub struct CreateEndpointRequest {
     #[schema(
         example = "https://orders.example.com/finpay-events",
         max_length = 2048,
-        pattern = "^https?://[a-z][a-z0-9]{0,62}(\\.[a-z][a-z0-9]{0,62})*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+        pattern = "^https?://([a-z][a-z0-9]*(-[a-z0-9]+)*(\\.[a-z][a-z0-9]*(-[a-z0-9]+)*)*|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}))?(/[A-Za-z0-9._~/-]*)?(\\?[A-Za-z0-9._~=&-]*)?$"
     )]
     pub url: String,
     /// Event types to receive; absent or empty: every type.
     #[serde(default)]
-    #[schema(example = json!(["payment.paid", "payment.expired"]))]
+    #[schema(example = json!(["payment.paid", "payment.expired"]), value_type = Option<Vec<EventTypeName>>)]
     pub event_types: Option<Vec<String>>,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -88,10 +113,11 @@ pub struct UpdateEndpointRequest {
     /// As when creating the endpoint.
     #[schema(
         max_length = 2048,
-        pattern = "^https?://[a-z][a-z0-9]{0,62}(\\.[a-z][a-z0-9]{0,62})*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+        pattern = "^https?://([a-z][a-z0-9]*(-[a-z0-9]+)*(\\.[a-z][a-z0-9]*(-[a-z0-9]+)*)*|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}))?(/[A-Za-z0-9._~/-]*)?(\\?[A-Za-z0-9._~=&-]*)?$"
     )]
     pub url: Option<String>,
     /// Replaces the subscribed types; empty: every type.
+    #[schema(value_type = Option<Vec<EventTypeName>>)]
     pub event_types: Option<Vec<String>>,
     #[schema(max_length = 500)]
     pub description: Option<String>,
@@ -105,7 +131,8 @@ pub struct RotateRequest {
     /// How long the previous secret keeps signing alongside, in seconds
     /// (0 to 604800); absent: `events.rotation_overlap_secs`.
     #[schema(minimum = 0, maximum = 604800)]
-    pub previous_secret_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "super::extract::whole_number")]
+    pub previous_secret_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -244,4 +271,42 @@ pub struct ChangesPageView {
     pub items: Vec<WebhookEventView>,
     /// Pass as `cursor` to read what changed after these (always present).
     pub next_cursor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventType;
+
+    #[test]
+    fn the_documented_event_types_are_the_domains() {
+        let documented = [
+            EventTypeName::PaymentPending,
+            EventTypeName::PaymentPaid,
+            EventTypeName::PaymentFailed,
+            EventTypeName::PaymentExpired,
+            EventTypeName::PaymentCancelled,
+            EventTypeName::PaymentFlagged,
+            EventTypeName::RefundSucceeded,
+            EventTypeName::RefundFailed,
+            EventTypeName::EndpointDisabled,
+        ]
+        .map(|t| serde_json::to_value(t).unwrap());
+        let domain = EventType::ALL.map(|t| serde_json::Value::from(t.as_str()));
+        assert_eq!(documented, domain);
+    }
+
+    #[test]
+    fn the_documented_url_pattern_is_the_one_checked() {
+        let (_, doc) = crate::api::api_routes().split_for_parts();
+        let doc = serde_json::to_value(doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for schema in ["CreateEndpointRequest", "UpdateEndpointRequest"] {
+            assert_eq!(
+                schemas[schema]["properties"]["url"]["pattern"],
+                crate::events::target::URL_PATTERN,
+                "{schema}"
+            );
+        }
+    }
 }

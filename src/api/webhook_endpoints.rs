@@ -208,9 +208,9 @@ pub async fn rotate_secret(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RotateRequest>,
 ) -> Result<Json<EndpointWithSecret>, ApiError> {
-    let overlap = match body.previous_secret_seconds {
+    let overlap = match body.previous_secret_seconds.map(i64::try_from) {
         None => st.settings.events.rotation_overlap_secs as i64,
-        Some(s) if (0..=MAX_OVERLAP_SECS).contains(&s) => s,
+        Some(Ok(s)) if (0..=MAX_OVERLAP_SECS).contains(&s) => s,
         Some(_) => {
             return Err(ApiError::validation(
                 "previousSecretSeconds",

@@ -26,7 +26,9 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
         }
     });
     let next = |what: &str| loop {
-        let line = lines.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no {what} line"));
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no {what} line"));
         if line.contains(what) {
             return line;
         }
@@ -34,7 +36,11 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
     next("listening on");
 
     let app = TestApp::spawn_with(backend, |env| {
-        common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_URL", &format!("http://127.0.0.1:{port}/"));
+        common::set_env(
+            env,
+            "FINPAY_QRIS__EVENTS__ENDPOINT_URL",
+            &format!("http://127.0.0.1:{port}/"),
+        );
         common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET", SECRET);
         common::set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true");
         common::set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true");
@@ -43,8 +49,14 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
     .await;
     let paid = paid_by_notification(&app, "25000.00").await;
     let line = next("payment.paid");
-    assert!(line.contains(&format!("payment={}", paid["id"].as_str().unwrap())), "{line}");
-    assert!(line.contains("status=paid amount=25000.00 sequence=1 cause=notification"), "{line}");
+    assert!(
+        line.contains(&format!("payment={}", paid["id"].as_str().unwrap())),
+        "{line}"
+    );
+    assert!(
+        line.contains("status=paid amount=25000.00 sequence=1 cause=notification"),
+        "{line}"
+    );
 
     let forged = app
         .http
@@ -59,7 +71,10 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
     assert_eq!(forged.status(), 401);
     app.stop().await;
 
-    let stopped = Command::new("kill").args(["-INT", &listener.id().to_string()]).status().unwrap();
+    let stopped = Command::new("kill")
+        .args(["-INT", &listener.id().to_string()])
+        .status()
+        .unwrap();
     assert!(stopped.success());
     let summary = next("events verified");
     assert!(summary.starts_with("events verified: 1, refused: 1,"), "{summary}");

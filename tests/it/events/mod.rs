@@ -7,5 +7,5 @@ mod crash;
 mod delivery;
 mod listen;
 mod paths;
-mod replicas;
 mod receiver;
+mod replicas;

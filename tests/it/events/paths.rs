@@ -36,9 +36,15 @@ async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_su
     assert_eq!(refund("12000", "returned").send(&app, id).await.status, 201);
     assert_eq!(
         events_for(&app, id).await,
-        [ev("payment.pending", "api", 1), ev("payment.paid", "notification", 2), ev("refund.succeeded", "api", 3)]
+        [
+            ev("payment.pending", "api", 1),
+            ev("payment.paid", "notification", 2),
+            ev("refund.succeeded", "api", 3)
+        ]
     );
-    let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.succeeded")).await.json();
+    let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.succeeded"))
+        .await
+        .json();
     let data = &page["items"][0]["payload"]["data"];
     assert_eq!(data["status"], "refunded");
     assert_eq!(data["refund"]["status"], "succeeded");
@@ -59,7 +65,12 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
     );
     // The settlement again, under a new key: no second paid event.
     let token = app.token().await;
-    let body = notify_body(paid["partnerReferenceNo"].as_str().unwrap(), paid["referenceNo"].as_str().unwrap(), "00", "8000.00");
+    let body = notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        "00",
+        "8000.00",
+    );
     let (status, _) = app.notify(&token, &unique_digits(), &body).await;
     assert_eq!(status, 200);
     assert_eq!(events_for(&app, id).await.len(), 2);
@@ -72,19 +83,28 @@ async fn the_workers_expiry_raises_expired(backend: Backend) {
     let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
     let p = create_payment(&app, 1_000_000, Duration::from_secs(2), Duration::ZERO).await;
     wait_for_status(&app, &p.id, PaymentStatus::Expired, Duration::from_secs(10)).await;
-    assert_eq!(events_for(&app, &p.id).await, [ev("payment.pending", "api", 1), ev("payment.expired", "worker", 2)]);
+    assert_eq!(
+        events_for(&app, &p.id).await,
+        [ev("payment.pending", "api", 1), ev("payment.expired", "worker", 2)]
+    );
     app.stop().await;
     sim.shutdown().await;
 }
 
 async fn a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query(backend: Backend) {
     let sim = spawn_simulator(|c| c.faults.drop_notifications = true).await;
-    let app = spawn_app_with_sim(backend, &sim, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
+    let app = spawn_app_with_sim(backend, &sim, |env| {
+        set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")
+    })
+    .await;
     let p = create_payment(&app, 1_000_000, Duration::from_secs(300), Duration::from_secs(300)).await;
     sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
     let read = get(&app, &format!("/api/v1/payments/{}?refresh=true", p.id)).await;
     assert_eq!(read.json()["status"], "paid");
-    assert_eq!(events_for(&app, &p.id).await, [ev("payment.pending", "api", 1), ev("payment.paid", "query", 2)]);
+    assert_eq!(
+        events_for(&app, &p.id).await,
+        [ev("payment.pending", "api", 1), ev("payment.paid", "query", 2)]
+    );
     app.stop().await;
     sim.shutdown().await;
 }

@@ -28,7 +28,13 @@ async fn two_replicas_never_send_one_delivery_twice() {
     let mut env = base_env(&a.db.url);
     fast_delivery(&mut env);
     let b = TestApp::spawn_env(a.db.shared(), env).await;
-    let r = post(&a, "/api/v1/webhook-endpoints", &serde_json::json!({"url": receiver.url()}), None).await;
+    let r = post(
+        &a,
+        "/api/v1/webhook-endpoints",
+        &serde_json::json!({"url": receiver.url()}),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 201);
 
     let token = a.token().await;
@@ -42,12 +48,16 @@ async fn two_replicas_never_send_one_delivery_twice() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in receiver.received() {
-        *seen.entry(r.headers["webhook-id"].to_str().unwrap().to_string()).or_default() += 1;
+        *seen
+            .entry(r.headers["webhook-id"].to_str().unwrap().to_string())
+            .or_default() += 1;
     }
     assert_eq!(seen.len(), n, "{} requests", got.len());
     assert!(seen.values().all(|&k| k == 1), "an event was sent twice: {seen:?}");
     let succeeded = |app: &TestApp| {
-        app.state.metrics.counter("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")])
+        app.state
+            .metrics
+            .counter("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")])
     };
     assert_eq!(succeeded(&a) + succeeded(&b), n as u64);
     b.stop().await;
