@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Args, Debug)]
 pub struct ListenArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:8082")]
     pub listen: String,
-    /// The endpoint's signing secret (`whsec_…`).
+    /// The endpoint's signing secret (`whsec_…`); the simulator's demo
+    /// settings name it as FINPAY_QRIS__EVENTS__ENDPOINT_SECRET.
     #[arg(long, env = "FINPAY_QRIS_LISTEN_SECRET", hide_env_values = true)]
     pub secret: String,
     /// Accepted age of `webhook-timestamp`, in seconds.
