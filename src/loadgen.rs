@@ -350,7 +350,7 @@ impl Share {
 /// Sends requests one after another on one connection until `end`.
 async fn worker(plan: Arc<Plan>, w: usize, connections: usize, measure_from: Instant, end: Instant) -> Tally {
     let mut tally = Tally::default();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x2545_F491_4F6C_DD1D));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let mut seq: u64 = 0;
     let mut share = Share::of(w, connections, plan.bodies.len());
     // Acknowledged (external id, body index) pairs this worker may replay.

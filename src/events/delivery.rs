@@ -105,6 +105,8 @@ fn lease_secs(state: &AppState) -> u64 {
     state.settings.events.timeout_ms.div_ceil(1000) + 10
 }
 
+/// One cycle: claim what is due, send it (concurrently), then record every
+/// attempt in one transaction (one commit per cycle, not per delivery).
 async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate::store::Result<usize> {
     let now = crate::store::now();
     let claimed = state
@@ -112,38 +114,43 @@ async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate
         .claim_deliveries(owner, now, lease_secs(state), state.settings.events.batch_size)
         .await?;
     let n = claimed.len();
-    futures::stream::iter(claimed)
-        .for_each_concurrent(CONCURRENCY, |d| async move {
-            if let Err(e) = deliver(state, client, owner, d).await {
-                tracing::warn!(error = %e, "recording a delivery attempt failed; it is tried again when its lease ends");
-            }
+    if n == 0 {
+        return Ok(0);
+    }
+    let attempted: Vec<(ClaimedDelivery, AttemptResult)> = futures::stream::iter(claimed)
+        .map(|d| async move {
+            let r = attempt(state, client, &d).await;
+            (d, r)
         })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
         .await;
+    let results: Vec<AttemptResult> = attempted.iter().map(|(_, r)| r.clone()).collect();
+    let recorded = state.store.record_attempts(owner, &results).await?;
+    for ((d, r), outcome) in attempted.iter().zip(recorded) {
+        count(state, d, r, outcome);
+    }
     Ok(n)
 }
 
-async fn deliver(
-    state: &AppState,
-    client: &reqwest::Client,
-    owner: &str,
-    d: ClaimedDelivery,
-) -> crate::store::Result<()> {
+/// Sends one delivery; what happened, and what comes next.
+async fn attempt(state: &AppState, client: &reqwest::Client, d: &ClaimedDelivery) -> AttemptResult {
     let s = &state.settings.events;
     let attempted_at = crate::store::now();
     let started = Instant::now();
-    let (status_code, error, excerpt) = match send(state, client, &d, attempted_at).await {
+    let (status_code, error, excerpt) = match send(state, client, d, attempted_at).await {
         Ok((status, excerpt)) => (Some(i32::from(status)), None, Some(excerpt)),
         Err(e) => (None, Some(e), None),
     };
     let latency_ms = started.elapsed().as_millis() as i64;
     let succeeded = status_code.is_some_and(|c| (200..300).contains(&c));
     let now = crate::store::now();
-    let result = AttemptResult {
+    AttemptResult {
         attempt: Attempt {
             delivery_id: d.id,
             attempted_at,
             status_code,
-            error: error.clone(),
+            error,
             latency_ms,
             response_excerpt: excerpt,
         },
@@ -154,9 +161,13 @@ async fn deliver(
             next_attempt(&s.retry_waits(), d.attempts as usize + 1, now)
         },
         disable_if_failing_since: now - chrono::Duration::seconds(s.disable_after_secs as i64),
-    };
+    }
+}
+
+/// The metrics of one recorded attempt.
+fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Recorded) {
     let m = &state.metrics;
-    let class = match status_code {
+    let class = match r.attempt.status_code {
         Some(c) => format!("{}xx", c / 100),
         None => "error".to_string(),
     };
@@ -164,17 +175,17 @@ async fn deliver(
     m.observe_duration(
         "finpay_qris_event_delivery_duration_seconds",
         &[],
-        Duration::from_millis(latency_ms as u64),
+        Duration::from_millis(r.attempt.latency_ms.max(0) as u64),
     );
-    match state.store.record_attempt(d.id, owner, &result).await? {
+    match outcome {
         Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
         Recorded::Recorded {
             failed,
             endpoint_disabled,
         } => {
-            if succeeded {
+            if r.succeeded {
                 m.inc("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")]);
-                let lag = (now - d.event_created_at).to_std().unwrap_or_default();
+                let lag = (crate::store::now() - d.event_created_at).to_std().unwrap_or_default();
                 m.observe_duration("finpay_qris_event_lag_seconds", &[], lag);
             } else if failed {
                 m.inc("finpay_qris_event_deliveries_total", &[("outcome", "failed")]);
@@ -185,7 +196,6 @@ async fn deliver(
             }
         }
     }
-    Ok(())
 }
 
 /// One POST; the answer's status and the start of its body, or why there was none.

@@ -192,10 +192,11 @@ pub trait EventStore: Send + Sync + 'static {
         lease_secs: u64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>>;
-    /// Records an attempt on a delivery we hold the lease of, schedules the
-    /// next one or closes it, and disables an endpoint failing for too long
-    /// (raising `endpoint.disabled`), all in one transaction.
-    async fn record_attempt(&self, delivery_id: i64, owner: &str, r: &AttemptResult) -> Result<Recorded>;
+    /// Records attempts on deliveries we hold the lease of (one transaction
+    /// for them all): for each, schedules the next attempt or closes it, and
+    /// disables an endpoint failing for too long (raising
+    /// `endpoint.disabled`). An answer per attempt, in order.
+    async fn record_attempts(&self, owner: &str, results: &[AttemptResult]) -> Result<Vec<Recorded>>;
     /// Per enabled endpoint: pending deliveries and the oldest one's event time.
     async fn backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
 }

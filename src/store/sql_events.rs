@@ -128,6 +128,86 @@ macro_rules! sql_event_store {
                     Ok(())
                 }
 
+                /// One attempt's record, in the caller's transaction (`record_attempts`).
+                async fn record_in(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    owner: &str,
+                    r: &AttemptResult,
+                ) -> crate::store::Result<Recorded> {
+                    let now = r.attempt.attempted_at;
+                    let delivery_id = r.attempt.delivery_id;
+                    let lock = Self::sql_owned(format!(
+                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let endpoint: Option<String> =
+                        sqlx::query_scalar(&lock).bind(delivery_id).bind(owner).fetch_optional(&mut **tx).await?;
+                    let Some(endpoint) = endpoint else {
+                        return Ok(Recorded::LeaseLost);
+                    };
+                    let a = &r.attempt;
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms, \
+                         response_excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
+                    ))
+                    .bind(delivery_id)
+                    .bind(a.attempted_at)
+                    .bind(a.status_code)
+                    .bind(a.error.as_deref())
+                    .bind(a.latency_ms)
+                    .bind(a.response_excerpt.as_deref())
+                    .execute(&mut **tx)
+                    .await?;
+                    let status = match (r.succeeded, r.next_attempt_at) {
+                        (true, _) => "succeeded",
+                        (false, Some(_)) => "pending",
+                        (false, None) => "failed",
+                    };
+                    sqlx::query(&Self::sql(
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                         lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4",
+                    ))
+                    .bind(status)
+                    .bind(if r.succeeded { None } else { r.next_attempt_at })
+                    .bind(now)
+                    .bind(delivery_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    let mut disabled = false;
+                    if r.succeeded {
+                        sqlx::query(&Self::sql(
+                            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                        ))
+                        .bind(&endpoint)
+                        .execute(&mut **tx)
+                        .await?;
+                    } else {
+                        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(&Self::sql(
+                            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+                             AND enabled = TRUE RETURNING failing_since",
+                        ))
+                        .bind(now)
+                        .bind(&endpoint)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        if let Some(Some(since)) = since.filter(|s| s.is_some_and(|s| s <= r.disable_if_failing_since)) {
+                            let reason = format!("no successful delivery since {}", since.to_rfc3339());
+                            sqlx::query(&Self::sql(
+                                "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+                                 WHERE id = $3",
+                            ))
+                            .bind(&reason)
+                            .bind(now)
+                            .bind(&endpoint)
+                            .execute(&mut **tx)
+                            .await?;
+                            Self::write_events(tx, &[endpoint_disabled(&endpoint, &reason, since, now)]).await?;
+                            disabled = true;
+                        }
+                    }
+                    Ok(Recorded::Recorded { failed: status == "failed", endpoint_disabled: disabled })
+                }
+
                 async fn endpoint_in(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     id: &str,
@@ -462,85 +542,23 @@ macro_rules! sql_event_store {
                     Ok(claimed)
                 }
 
-                async fn record_attempt(
+                async fn record_attempts(
                     &self,
-                    delivery_id: i64,
                     owner: &str,
-                    r: &AttemptResult,
-                ) -> crate::store::Result<Recorded> {
-                    let now = r.attempt.attempted_at;
+                    results: &[AttemptResult],
+                ) -> crate::store::Result<Vec<Recorded>> {
                     let mut tx = self.begin().await?;
-                    let lock = Self::sql_owned(format!(
-                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2{}",
-                        Self::FOR_UPDATE
-                    ));
-                    let endpoint: Option<String> =
-                        sqlx::query_scalar(&lock).bind(delivery_id).bind(owner).fetch_optional(&mut *tx).await?;
-                    let Some(endpoint) = endpoint else {
-                        return Ok(Recorded::LeaseLost);
-                    };
-                    let a = &r.attempt;
-                    sqlx::query(&Self::sql(
-                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms, \
-                         response_excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
-                    ))
-                    .bind(delivery_id)
-                    .bind(a.attempted_at)
-                    .bind(a.status_code)
-                    .bind(a.error.as_deref())
-                    .bind(a.latency_ms)
-                    .bind(a.response_excerpt.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
-                    let status = match (r.succeeded, r.next_attempt_at) {
-                        (true, _) => "succeeded",
-                        (false, Some(_)) => "pending",
-                        (false, None) => "failed",
-                    };
-                    sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4",
-                    ))
-                    .bind(status)
-                    .bind(if r.succeeded { None } else { r.next_attempt_at })
-                    .bind(now)
-                    .bind(delivery_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut disabled = false;
-                    if r.succeeded {
-                        sqlx::query(&Self::sql(
-                            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                        ))
-                        .bind(&endpoint)
-                        .execute(&mut *tx)
-                        .await?;
-                    } else {
-                        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(&Self::sql(
-                            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
-                             AND enabled = TRUE RETURNING failing_since",
-                        ))
-                        .bind(now)
-                        .bind(&endpoint)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if let Some(Some(since)) = since.filter(|s| s.is_some_and(|s| s <= r.disable_if_failing_since)) {
-                            let reason = format!("no successful delivery since {}", since.to_rfc3339());
-                            sqlx::query(&Self::sql(
-                                "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
-                                 WHERE id = $3",
-                            ))
-                            .bind(&reason)
-                            .bind(now)
-                            .bind(&endpoint)
-                            .execute(&mut *tx)
-                            .await?;
-                            Self::write_events(&mut tx, &[endpoint_disabled(&endpoint, &reason, since, now)]).await?;
-                            disabled = true;
-                        }
+                    // In delivery order: a replica's deliveries are its own (leased), so
+                    // the only rows two replicas' records share are endpoints, which the
+                    // record of each delivery touches after its own row.
+                    let mut order: Vec<usize> = (0..results.len()).collect();
+                    order.sort_by_key(|&i| results[i].attempt.delivery_id);
+                    let mut out = vec![Recorded::LeaseLost; results.len()];
+                    for i in order {
+                        out[i] = Self::record_in(&mut tx, owner, &results[i]).await?;
                     }
                     tx.commit().await?;
-                    Ok(Recorded::Recorded { failed: status == "failed", endpoint_disabled: disabled })
+                    Ok(out)
                 }
 
                 async fn backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
