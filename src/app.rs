@@ -69,6 +69,11 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::default());
         let observer_metrics = metrics.clone();
+        // Stored notifications usually raise events: on PostgreSQL the sender
+        // looks at once. On SQLite each of its cycles takes the one write lock
+        // the notify writer needs, so it keeps to its poll interval.
+        let events_wakeup = Arc::new(tokio::sync::Notify::new());
+        let wake_sender = (store.backend() == store::Backend::Postgres).then(|| events_wakeup.clone());
         // SQLite takes one writer at a time: a second writer only waits on its lock
         // (and past busy_timeout turns a batch into 5005200s), so it gets one.
         let writers = match store.backend() {
@@ -82,6 +87,9 @@ impl Application {
             Some(Arc::new(move |n, took| {
                 observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64);
                 observer_metrics.observe_duration("finpay_qris_notify_batch_duration_seconds", &[], took);
+                if let Some(w) = &wake_sender {
+                    w.notify_one();
+                }
             })),
         );
         let finpay =
@@ -103,6 +111,7 @@ impl Application {
             batcher,
             metrics,
             finpay,
+            events_wakeup,
         });
         Ok(Self {
             public,

@@ -94,6 +94,7 @@ async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: Ca
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep(poll) => {}
+            _ = state.events_wakeup.notified() => {}
         }
     }
     tracing::info!("event delivery stopped");
