@@ -134,7 +134,7 @@ mod tests {
         let header = format!("v1,bm90IHRoaXMgb25l {SIGNATURE}");
         assert_eq!(
             verify(
-                &[key.clone()],
+                std::slice::from_ref(&key),
                 Some(ID),
                 Some("1614265330"),
                 Some(&header),
@@ -146,7 +146,7 @@ mod tests {
         );
         assert_eq!(
             verify(
-                &[key.clone()],
+                std::slice::from_ref(&key),
                 Some(ID),
                 Some("1614265330"),
                 Some(&header),

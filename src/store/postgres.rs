@@ -75,6 +75,14 @@ super::sql::sql_store!(PgStore, Postgres);
 super::sql_api::sql_api_store!(PgStore, Postgres);
 super::sql_events::sql_event_store!(PgStore, Postgres);
 
+/// An event and its writing transaction.
+#[derive(sqlx::FromRow)]
+struct FeedRow {
+    #[sqlx(flatten)]
+    event: super::events::StoredEvent,
+    position: String,
+}
+
 impl PgStore {
     /// The changes feed: events of transactions older than every transaction
     /// still running (`pg_snapshot_xmin`), in `(txid, id)` order. A
@@ -91,19 +99,10 @@ impl PgStore {
                 (t.to_string(), i.to_string())
             }
         };
-        let rows: Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            String,
-            String,
-            chrono::DateTime<chrono::Utc>,
-            String,
-        )> = sqlx::query_as(
-            "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text FROM events \
-                 WHERE (txid, id) > ($1::text::xid8, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY txid, id LIMIT $3",
+        let rows: Vec<FeedRow> = sqlx::query_as(
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text AS position FROM events \
+             WHERE (txid, id) > ($1::text::xid8, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY txid, id LIMIT $3",
         )
         .bind(&txid)
         .bind(&id)
@@ -112,22 +111,9 @@ impl PgStore {
         .await?;
         let cursor = rows
             .last()
-            .map(|r| format!("{}:{}", r.7, r.0))
+            .map(|r| format!("{}:{}", r.position, r.event.id))
             .unwrap_or_else(|| format!("{txid}:{id}"));
-        let items = rows
-            .into_iter()
-            .map(
-                |(id, event_type, payment_id, sequence, cause, body, created_at, _)| super::events::StoredEvent {
-                    id,
-                    event_type,
-                    payment_id,
-                    sequence,
-                    cause,
-                    body,
-                    created_at,
-                },
-            )
-            .collect();
+        let items = rows.into_iter().map(|r| r.event).collect();
         Ok(super::events::ChangesPage { items, cursor })
     }
 }

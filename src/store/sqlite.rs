@@ -108,19 +108,12 @@ fn private_file(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_new_database_file_and_its_folder_are_private() {
-        let root = tempfile::tempdir().unwrap();
-        let file = root.path().join("data").join("finpay.db");
-        super::private_file(&file).unwrap();
-        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&file), 0o600);
-        assert_eq!(mode(file.parent().unwrap()), 0o700);
-    }
+/// An event and its place in the feed.
+#[derive(sqlx::FromRow)]
+struct FeedRow {
+    #[sqlx(flatten)]
+    event: super::events::StoredEvent,
+    feed_position: i64,
 }
 
 impl SqliteStore {
@@ -136,46 +129,33 @@ impl SqliteStore {
                 .parse()
                 .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
         };
-        let rows: Vec<(super::events::StoredEvent, i64)> = sqlx::query_as::<
-            _,
-            (
-                String,
-                String,
-                Option<String>,
-                Option<i64>,
-                String,
-                String,
-                chrono::DateTime<chrono::Utc>,
-                i64,
-            ),
-        >(
+        let rows: Vec<FeedRow> = sqlx::query_as(
             "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
              WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id, event_type, payment_id, sequence, cause, body, created_at, pos)| {
-            (
-                super::events::StoredEvent {
-                    id,
-                    event_type,
-                    payment_id,
-                    sequence,
-                    cause,
-                    body,
-                    created_at,
-                },
-                pos,
-            )
-        })
-        .collect();
-        let cursor = rows.last().map(|r| r.1).unwrap_or(after).to_string();
+        .await?;
+        let cursor = rows.last().map_or(after, |r| r.feed_position).to_string();
         Ok(super::events::ChangesPage {
-            items: rows.into_iter().map(|r| r.0).collect(),
+            items: rows.into_iter().map(|r| r.event).collect(),
             cursor,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_database_file_and_its_folder_are_private() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("data").join("finpay.db");
+        super::private_file(&file).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
     }
 }
