@@ -12,8 +12,8 @@ use super::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// A webhook endpoint as stored (its secrets included: handle with care).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A webhook endpoint as stored (its secrets included: `Debug` hides them).
+#[derive(Clone, sqlx::FromRow)]
 pub struct Endpoint {
     pub id: String,
     pub url: String,
@@ -33,7 +33,7 @@ pub struct Endpoint {
     pub event_types: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewEndpoint {
     pub id: String,
     pub url: String,
@@ -100,8 +100,8 @@ pub struct Attempt {
     pub response_excerpt: Option<String>,
 }
 
-/// A delivery leased for sending, with what sending needs.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A delivery leased for sending, with what sending needs (`Debug` hides the secrets).
+#[derive(Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
     pub id: i64,
     pub attempts: i32,
@@ -143,6 +143,38 @@ pub struct ChangesPage {
     pub items: Vec<StoredEvent>,
     /// Where the next read starts (the same cursor when nothing was new).
     pub cursor: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("enabled", &self.enabled)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEndpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
