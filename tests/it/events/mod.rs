@@ -2,6 +2,7 @@
 //! the Standard Webhooks reference library, retries, redirects, disabling,
 //! resending, the event list and the changes feed.
 
+mod atomic;
 mod changes;
 mod crash;
 mod delivery;
