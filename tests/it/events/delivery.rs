@@ -293,7 +293,27 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
     app.stop().await;
 }
 
+async fn undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age(backend: Backend) {
+    let app = app(backend, |env| {
+        common::set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false")
+    })
+    .await;
+    let (endpoint, _) = subscribe(&app, "http://127.0.0.1:9/never", &[]).await;
+    let (other, _) = subscribe(&app, "http://127.0.0.1:9/other", &["payment.expired"]).await;
+    let before = finpay_qris::store::now();
+    paid_by_notification(&app, "1000.00").await;
+    paid_by_notification(&app, "2000.00").await;
+    let backlog = app.state.store.backlog().await.unwrap();
+    let of = |id: &str| backlog.iter().find(|(e, _, _)| e == id).cloned().unwrap();
+    let (_, pending, oldest) = of(&endpoint);
+    assert_eq!(pending, 2);
+    assert!(oldest.is_some_and(|t| t >= before), "{oldest:?}");
+    assert_eq!(of(&other), (other.clone(), 0, None));
+    app.stop().await;
+}
+
 on_both_backends!(
+    undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
     a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it,
     failed_attempts_are_retried_until_the_endpoint_answers_2xx,
     a_refused_connection_is_retried_then_failed_and_resending_what_failed_delivers_it,
