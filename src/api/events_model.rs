@@ -1,6 +1,7 @@
 //! What the event and webhook-endpoint routes take and answer.
 
-use crate::store::events::{Attempt, Delivery, Endpoint, StoredEvent};
+use crate::store::endpoints::Endpoint;
+use crate::store::events::{Attempt, Delivery, StoredEvent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -10,7 +10,7 @@ use crate::domain::EventType;
 use crate::events::signing::new_secret;
 use crate::events::target::check_url;
 use crate::state::AppState;
-use crate::store::events::{Endpoint, EndpointUpdate, NewEndpoint};
+use crate::store::endpoints::{Endpoint, EndpointUpdate, NewEndpoint};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

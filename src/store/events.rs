@@ -1,5 +1,5 @@
-//! Storage for payment events: webhook endpoints, the outbox's events, their
-//! deliveries and attempts, and the changes feed. A supertrait of
+//! Storage for payment events: the outbox's events, their deliveries and
+//! attempts, and the changes feed (endpoints: `endpoints.rs`). A supertrait of
 //! [`Store`](super::Store), so `dyn Store` offers these too.
 //!
 //! Events are written by the paths that change payments, in their own
@@ -9,48 +9,13 @@
 //! (SQLite), so two replicas never send one attempt at the same time.
 
 use super::Result;
+
+/// The endpoints `w` that receive an event of type `$2` (SQL, both backends).
+pub(crate) const SUBSCRIBED: &str = "w.enabled = TRUE AND (NOT EXISTS (SELECT 1 FROM webhook_endpoint_types t \
+     WHERE t.endpoint_id = w.id) OR EXISTS (SELECT 1 FROM webhook_endpoint_types t \
+     WHERE t.endpoint_id = w.id AND t.event_type = $2))";
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-
-/// A webhook endpoint as stored (its secrets included: `Debug` hides them).
-#[derive(Clone, sqlx::FromRow)]
-pub struct Endpoint {
-    pub id: String,
-    pub url: String,
-    pub description: Option<String>,
-    /// `api` or `config`.
-    pub source: String,
-    pub enabled: bool,
-    pub disabled_reason: Option<String>,
-    pub secret: String,
-    pub previous_secret: Option<String>,
-    pub previous_secret_until: Option<DateTime<Utc>>,
-    pub failing_since: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Subscribed types; empty means every type.
-    #[sqlx(skip)]
-    pub event_types: Vec<String>,
-}
-
-#[derive(Clone)]
-pub struct NewEndpoint {
-    pub id: String,
-    pub url: String,
-    pub description: Option<String>,
-    pub event_types: Vec<String>,
-    pub secret: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// What an update changes; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct EndpointUpdate {
-    pub url: Option<String>,
-    pub description: Option<Option<String>>,
-    pub event_types: Option<Vec<String>>,
-    pub enabled: Option<bool>,
-}
 
 /// An event as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -145,27 +110,6 @@ pub struct ChangesPage {
     pub cursor: String,
 }
 
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("id", &self.id)
-            .field("url", &self.url)
-            .field("enabled", &self.enabled)
-            .field("secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for NewEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewEndpoint")
-            .field("id", &self.id)
-            .field("url", &self.url)
-            .field("secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
 impl std::fmt::Debug for ClaimedDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimedDelivery")
@@ -179,27 +123,6 @@ impl std::fmt::Debug for ClaimedDelivery {
 
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    // ---- endpoints ----
-    async fn create_endpoint(&self, e: &NewEndpoint) -> Result<Endpoint>;
-    /// The endpoint the configuration names: created, or brought to this URL
-    /// and secret (enabled) if it exists.
-    async fn configure_endpoint(&self, url: &str, secret: &str, now: DateTime<Utc>) -> Result<Endpoint>;
-    /// The configuration names no endpoint any more: disable the one it named.
-    async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> Result<()>;
-    async fn list_endpoints(&self) -> Result<Vec<Endpoint>>;
-    async fn get_endpoint(&self, id: &str) -> Result<Option<Endpoint>>;
-    async fn update_endpoint(&self, id: &str, u: &EndpointUpdate, now: DateTime<Utc>) -> Result<Option<Endpoint>>;
-    /// Deletes the endpoint and its deliveries; `false` when there was none.
-    async fn delete_endpoint(&self, id: &str) -> Result<bool>;
-    /// A new secret; the current one keeps signing alongside until `old_until`.
-    async fn rotate_secret(
-        &self,
-        id: &str,
-        secret: &str,
-        old_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>>;
-
     // ---- events ----
     async fn list_outbox_events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>>;
     async fn get_outbox_event(&self, id: &str) -> Result<Option<StoredEvent>>;

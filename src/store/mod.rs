@@ -9,17 +9,21 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+pub mod endpoints;
 pub mod events;
 mod explain;
 mod postgres;
 mod sql;
 mod sql_api;
+mod sql_endpoints;
 mod sql_events;
 mod sql_ingest;
+mod sql_outbox;
 mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{explain, host};
 pub use postgres::PgStore;
@@ -99,7 +103,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + EventStore + Send + Sync + 'static {
+pub trait Store: ApiStore + EndpointStore + EventStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -73,6 +73,8 @@ impl PgStore {
 
 super::sql::sql_store!(PgStore, Postgres);
 super::sql_api::sql_api_store!(PgStore, Postgres);
+super::sql_outbox::sql_outbox!(PgStore, Postgres);
+super::sql_endpoints::sql_endpoint_store!(PgStore, Postgres);
 super::sql_events::sql_event_store!(PgStore, Postgres);
 
 /// An event and its writing transaction.

@@ -78,6 +78,8 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+super::sql_outbox::sql_outbox!(SqliteStore, Sqlite);
+super::sql_endpoints::sql_endpoint_store!(SqliteStore, Sqlite);
 super::sql_events::sql_event_store!(SqliteStore, Sqlite);
 
 /// Creates the database file (and its folder) readable by this user only:

@@ -12,7 +12,7 @@
 use crate::common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{EventStore, InboundNotification, IngestOutcome, NewPayment, PgStore, Store};
+use finpay_qris::store::{EndpointStore, InboundNotification, IngestOutcome, NewPayment, PgStore, Store};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -55,7 +55,7 @@ fn dbs() -> Option<&'static Dbs> {
             // The same endpoints in both: one for paid and flagged payments, one for everything.
             for s in [&sa, &sb] {
                 for (id, types) in [("ep-paid", vec!["payment.paid", "payment.flagged"]), ("ep-all", vec![])] {
-                    s.create_endpoint(&finpay_qris::store::events::NewEndpoint {
+                    s.create_endpoint(&finpay_qris::store::endpoints::NewEndpoint {
                         id: id.into(),
                         url: "https://orders.example/events".into(),
                         description: None,
