@@ -322,7 +322,7 @@ async fn insert_payments(tx: &mut sqlx::PgConnection, new: &[&Payment]) -> Resul
 }
 
 /// The batch's events and their deliveries, in one statement (see
-/// `sql_events.rs`'s `write_events`, which writes the same rows one by one).
+/// `sql_outbox.rs`'s `write_events`, which writes the same rows one by one).
 async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
