@@ -3,8 +3,8 @@
 //! [`Store`](super::Store), so `dyn Store` offers these too.
 //!
 //! Events are written by the paths that change payments, in their own
-//! transactions (`sql_outbox.rs`: `write_events`); this trait reads them,
-//! manages endpoints, and runs delivery: claims are leases taken with
+//! transactions (`sql_outbox.rs`: `write_events`); this trait reads them
+//! and runs delivery: claims are leases taken with
 //! `FOR UPDATE SKIP LOCKED` (PostgreSQL) or in an immediate transaction
 //! (SQLite), so two replicas never send one attempt at the same time.
 
