@@ -199,6 +199,7 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
     responses(
         (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint comes from the configuration: change its secret there", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`previousSecretSeconds` is out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -218,7 +219,14 @@ pub async fn rotate_secret(
             ))
         }
     };
-    find(&st, &id).await?;
+    if find(&st, &id).await?.source == "config" {
+        return Err(ApiError::conflict(
+            "configured-endpoint",
+            "Endpoint from the configuration",
+            "its secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET: change it there (the old one keeps signing for \
+             events.rotation_overlap_secs)",
+        ));
+    }
     let now = crate::store::now();
     let until = now + chrono::Duration::seconds(overlap);
     let secret = new_secret();

@@ -28,7 +28,12 @@ pub async fn apply_configuration(state: &AppState) {
     let done = match (&s.endpoint_url, &s.endpoint_secret) {
         (Some(url), Some(secret)) => state
             .store
-            .configure_endpoint(url, secret.expose(), now)
+            .configure_endpoint(
+                url,
+                secret.expose(),
+                now + chrono::Duration::seconds(s.rotation_overlap_secs as i64),
+                now,
+            )
             .await
             .map(|e| {
                 tracing::info!(endpoint = %e.id, "webhook endpoint from the configuration");

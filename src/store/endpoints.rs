@@ -70,8 +70,15 @@ impl std::fmt::Debug for NewEndpoint {
 pub trait EndpointStore: Send + Sync + 'static {
     async fn create_endpoint(&self, e: &NewEndpoint) -> Result<Endpoint>;
     /// The endpoint the configuration names: created, or brought to this URL
-    /// and secret (enabled) if it exists.
-    async fn configure_endpoint(&self, url: &str, secret: &str, now: DateTime<Utc>) -> Result<Endpoint>;
+    /// and secret (enabled) if it exists; a changed secret is a rotation (the
+    /// old one signs alongside until `old_until`).
+    async fn configure_endpoint(
+        &self,
+        url: &str,
+        secret: &str,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Endpoint>;
     /// The configuration names no endpoint any more: disable the one it named.
     async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> Result<()>;
     async fn list_endpoints(&self) -> Result<Vec<Endpoint>>;

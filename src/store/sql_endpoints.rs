@@ -84,28 +84,32 @@ macro_rules! sql_endpoint_store {
                     &self,
                     url: &str,
                     secret: &str,
+                    old_until: DateTime<Utc>,
                     now: DateTime<Utc>,
                 ) -> crate::store::Result<Endpoint> {
+                    let configured = "SELECT id FROM webhook_endpoints WHERE source = 'config'";
                     let mut tx = self.begin().await?;
-                    let existing: Option<String> =
-                        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE source = 'config'")
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    let id = match existing {
+                    let existing: Option<String> = sqlx::query_scalar(configured).fetch_optional(&mut *tx).await?;
+                    match existing {
                         Some(id) => {
+                            // A new secret in the configuration is a rotation: the old one
+                            // keeps signing alongside until `old_until`.
                             sqlx::query(&Self::sql(
-                                "UPDATE webhook_endpoints SET url = $1, secret = $2, enabled = TRUE, \
-                                 disabled_reason = NULL, updated_at = $3 WHERE id = $4",
+                                "UPDATE webhook_endpoints SET url = $1, enabled = TRUE, disabled_reason = NULL, \
+                                 previous_secret = CASE WHEN secret = $2 THEN previous_secret ELSE secret END, \
+                                 previous_secret_until = CASE WHEN secret = $2 THEN previous_secret_until ELSE $3 END, \
+                                 secret = $2, updated_at = $4 WHERE id = $5",
                             ))
                             .bind(url)
                             .bind(secret)
+                            .bind(old_until)
                             .bind(now)
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
-                            id
                         }
                         None => {
+                            // Another replica starting at the same time may insert it first.
                             let id = uuid::Uuid::now_v7().to_string();
                             sqlx::query(&Self::sql(
                                 "INSERT INTO webhook_endpoints (id, url, description, source, enabled, secret, \
@@ -118,10 +122,10 @@ macro_rules! sql_endpoint_store {
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
-                            id
                         }
-                    };
+                    }
                     tx.commit().await?;
+                    let id: String = sqlx::query_scalar(configured).fetch_one(&self.pool).await?;
                     self.get_endpoint(&id).await?.ok_or(StoreError::NotFound)
                 }
 

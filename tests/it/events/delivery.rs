@@ -312,7 +312,53 @@ async fn undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age(ba
     app.stop().await;
 }
 
+async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let configured = |secret: &'static str| {
+        let url = receiver.url();
+        move |env: &mut Vec<(String, String)>| {
+            common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_URL", &url);
+            common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET", secret);
+        }
+    };
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let new = "whsec_c2Vjb25kIHNlY3JldCBvZiB0aGUgdGVzdHMgaGVyZQ==";
+    let first = app(backend, configured(old)).await;
+    let db = first.db.shared();
+    let mut env = common::base_env(&db.url);
+    for (k, v) in [
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+    ] {
+        common::set_env(&mut env, k, v);
+    }
+    configured(new)(&mut env);
+    // The configuration changed: the same database, started again with the new secret.
+    let second = TestApp::spawn_env(db, env).await;
+    let endpoints = get(&second, "/api/v1/webhook-endpoints").await.json();
+    let endpoint = &endpoints["items"][0];
+    assert_eq!(endpoint["source"], "config");
+    assert!(endpoint["previousSecretUntil"].is_string(), "{endpoint}");
+    paid_by_notification(&second, "1000.00").await;
+    let got = receiver.wait_for(1).await;
+    assert!(verified_by_reference_library(new, &got[0]));
+    assert!(verified_by_reference_library(old, &got[0]));
+    let id = endpoint["id"].as_str().unwrap();
+    let r = post(
+        &second,
+        &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+        &json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(r.problem(409)["type"], "urn:finpay-qris:problem:configured-endpoint");
+    second.stop().await;
+    first.stop().await;
+}
+
 on_both_backends!(
+    a_secret_changed_in_the_configuration_signs_alongside_the_old_one,
     undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
     a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it,
     failed_attempts_are_retried_until_the_endpoint_answers_2xx,
