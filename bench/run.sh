@@ -19,6 +19,10 @@
 #        SERVER_ENV="FINPAY_QRIS__SERVER__WRITERS=1" bench/run.sh   (extra settings for the server)
 #        FULL_SHAPE=1 bench/run.sh   (adds a second reference: pgbench doing the service's whole row work)
 #        SERVER_CPUS=0 LOADGEN_CPUS=0 bench/run.sh   (pins the server and loadgen with taskset -c)
+#        METRICS=ab bench/run.sh     (each PostgreSQL point is run again right after itself with the business
+#                                   metrics off, FINPAY_QRIS__METRICS__BUSINESS=false: rows "postgres" and
+#                                   "postgres-metrics-off", and their ratio under the table)
+#        METRICS=off bench/run.sh    (every point with the business metrics off)
 #        EVENTS=1 bench/run.sh      (one webhook endpoint, `finpay-qris listen --quiet`, subscribed to every
 #                                    event; prints each point's delivery rate, backlog at the end, event lag)
 # Other knobs: WARMUP, PGB_CLIENTS, DUPLICATES, LOG_LEVEL, PGSSLMODE, BACKENDS="postgres sqlite".
@@ -47,6 +51,15 @@ LOG_LEVEL=${LOG_LEVEL:-info}     # the service's default; per-request lines are 
 REPEAT=${REPEAT:-1}              # runs per point; the table shows the median run (by requests/s) and the range;
                                  # each run of the PostgreSQL points follows a pgbench run of its own
 SERVER_ENV=${SERVER_ENV:-}       # extra VAR=value settings for the server, space-separated
+METRICS=${METRICS:-on}           # on, off (business metrics off), or ab (each PostgreSQL point both ways)
+case "$METRICS" in
+    on) ;;
+    off) SERVER_ENV="$SERVER_ENV FINPAY_QRIS__METRICS__BUSINESS=false" ;;
+    ab) ;;
+    *) echo "METRICS must be on, off or ab" >&2; exit 2 ;;
+esac
+POINT_ENV=""                     # settings of the point being run (METRICS=ab)
+ROW_LABEL=""                     # the backend column of the point being run
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 REFS=${REFS:-generated}          # generated: notifications settle the seeded payments; static: they name unknown ones
 LOADGEN_REFS=()
@@ -181,7 +194,7 @@ start_listener() { # $1 log file
     exit 1
 }
 delivered() { # events delivered so far, from the server's metrics
-    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_event_deliveries_total\{outcome="succeeded"\}/ {s=$2} END {print s+0}'
+    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_event_deliveries_total\{outcome="delivered"\}/ {s=$2} END {print s+0}'
 }
 backlog() { # $1 backend: deliveries not yet made
     if [[ "$1" == postgres ]]; then
@@ -201,7 +214,7 @@ start_server() { # $1 database URL, $2 log file
         FINPAY_QRIS__WORKER__ENABLED=false \
         FINPAY_QRIS__LOG__LEVEL="$LOG_LEVEL" \
         "${EVENT_ENV[@]}" \
-        $SERVER_ENV \
+        $SERVER_ENV $POINT_ENV \
         "${SERVER_PIN[@]}" "$BIN" serve >"$2" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
@@ -286,7 +299,7 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     per_batch=$(echo "$before $after" | awk '{ if ($5 > $2) printf "%.1f / %.2f", ($4 - $1) / ($5 - $2), ($6 - $3) * 1000 / ($5 - $2); else print "-" }')
     # PostgreSQL's work per stored notification, which does not depend on how fast the machine is today.
     work=$(echo "$before $after $work0 $work1" | awk '{ n = $4 - $1; if (n > 0 && $10 > 0) printf "%.1f %.0f %.1f", ($10 - $7) / n, ($11 - $8) / n, ($12 - $9) / n; else print "- - -" }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${ROW_LABEL:-$1}" "$2" "$3" "$4" "$rss" "$per_batch" "$cpu0" "$cpu1" "$work" \
         "$(grep '^{' "$out" | tail -n 1)" >>"$ROWS"
 }
 
@@ -325,6 +338,10 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
         for c in $CONNS; do
             log "PostgreSQL, $c connections (run $r)"
             point postgres "$c" 0 "$r"
+            if [[ "$METRICS" == ab ]]; then
+                log "PostgreSQL, $c connections, business metrics off (run $r)"
+                POINT_ENV="FINPAY_QRIS__METRICS__BUSINESS=false" ROW_LABEL="postgres-metrics-off" point postgres "$c" 0 "$r"
+            fi
         done
         if [[ "$DUPLICATES" != "0" ]]; then
             log "PostgreSQL, 64 connections, $DUPLICATES duplicate replays (run $r)"
@@ -409,7 +426,7 @@ for (backend, conns, dups), runs in points.items():
     if backend == "postgres":
         work_rows.append((conns, dups, work))
     bad = sum(x[0]["unexpected"] for x in ok) + (len(runs) - len(ok))
-    if backend == "postgres" and pgb_of_run:
+    if backend.startswith("postgres") and pgb_of_run:
         # Every run of the PostgreSQL points has its pgbench figure (the script stops if one cannot be read).
         ratios = {x[5]: x[0]["requests_per_sec"] / pgb_of_run[x[5]] for x in ok}
         ratio = median(ratios.values())
@@ -432,7 +449,7 @@ print()
 print("| backend | connections | duplicates | server | database | loadgen | rest | all | idle % |")
 print("|---|---|---|---|---|---|---|---|---|")
 for backend, conns, dups, (s_, p_, l_, o_, idle) in cpu_rows:
-    db = f"{p_:,.0f}" if backend == "postgres" else "(in server)"
+    db = f"{p_:,.0f}" if backend.startswith("postgres") else "(in server)"
     print(f"| {backend} | {conns} | {dups:.0%} | {s_:,.0f} | {db} | {l_:,.0f} | {o_:,.0f} | {s_ + p_ + l_ + o_:,.0f} | {idle:.0f} |")
 if work_rows:
     print()
@@ -443,6 +460,19 @@ if work_rows:
     print("|---|---|---|---|---|")
     for conns, dups, work in work_rows:
         print(f"| {conns} | {dups:.0%} | " + " | ".join(work.split()) + " |")
+ab = []
+for (backend, conns, dups), runs in points.items():
+    off = points.get(("postgres-metrics-off", conns, dups))
+    if backend != "postgres" or not off:
+        continue
+    # Each run's pair was measured back to back after the same pgbench run: compare run by run.
+    on_by_run = {x[5]: x[0]["requests_per_sec"] for x in runs if x[0]}
+    pairs = [on_by_run[x[5]] / x[0]["requests_per_sec"] for x in off if x[0] and x[5] in on_by_run]
+    if pairs:
+        ab.append(f"{conns} connections {median(pairs):.3f} × (runs: {' / '.join(f'{p:.3f}' for p in pairs)})")
+if ab:
+    print()
+    print("Business metrics on ÷ off, requests/s (median of the per-run ratios; within 5 % means 0.95 or more): " + ", ".join(ab))
 renotified = sorted({f"{b} {c}" for (b, c, _), runs in points.items() for x in runs if x[0] and x[0].get("payments_renotified")})
 if renotified:
     print()

@@ -68,6 +68,7 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::default());
+        metrics.set_business(settings.metrics.business);
         let observer_metrics = metrics.clone();
         // Stored notifications usually raise events: on PostgreSQL the sender
         // looks at once. On SQLite each of its cycles takes the one write lock
@@ -145,6 +146,7 @@ impl Application {
         let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
         workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
+        tokio::spawn(crate::metrics::state::run(state.clone(), cancel.clone()));
 
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
         let internal_app = with_layers(crate::api::router(state.clone()), state.clone());

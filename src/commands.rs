@@ -23,7 +23,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
 
 async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    crate::telemetry::init(&settings.log.format, &settings.log.level);
+    let traces = crate::telemetry::init_serving(&settings.log.format, &settings.log.level)?;
     let app = Application::build(settings).await?;
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -32,7 +32,12 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
         tracing::info!("shutdown requested; finishing in-flight requests");
         c.cancel();
     });
-    app.run(cancel).await
+    let served = app.run(cancel).await;
+    if let Some(t) = traces {
+        // The SDK's shutdown blocks until its export thread is done.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
+    served
 }
 
 pub(crate) async fn shutdown_signal() {

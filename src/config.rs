@@ -50,6 +50,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub events: EventSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +179,15 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Business metrics and the state gauges (`src/metrics/business.rs`, `state.rs`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Count payments, amounts, refunds and notification delays.
+    pub business: bool,
+    /// How often the state gauges are read from the database.
+    pub state_interval_secs: u64,
+}
+
 const DEFAULTS: &[(&str, &str)] = &[
     ("server.listen", "127.0.0.1:8080"),
     ("server.body_limit_bytes", "65536"),
@@ -223,6 +233,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("api.body_timeout_ms", "10000"),
     ("log.format", "pretty"),
     ("log.level", "info"),
+    ("metrics.business", "true"),
+    ("metrics.state_interval_secs", "15"),
 ];
 
 /// Keys whose environment value is a comma-separated list.
@@ -343,6 +355,7 @@ impl Settings {
             ),
             ("server.idle_timeout_ms", self.server.idle_timeout_ms, DAY_MS),
             ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
+            ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError::new(key, format!("must be from 1 to {max}")));

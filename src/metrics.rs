@@ -5,8 +5,12 @@
 //! Recording is on the request path, so it allocates only the first time a
 //! series is seen: a series is found by comparing its labels as `&str`.
 
+pub mod business;
+pub mod state;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,12 +26,12 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "finpay_qris_event_deliveries_total",
         "counter",
-        "Event deliveries closed, by outcome (succeeded, failed after the last attempt).",
+        "Event delivery attempts, by outcome: delivered (2xx), rejected (another status), timeout, unreachable.",
     ),
     (
-        "finpay_qris_event_delivery_attempts_total",
+        "finpay_qris_event_deliveries_failed_total",
         "counter",
-        "Event delivery attempts, by result (the answer's status class, or error).",
+        "Event deliveries given up after their last attempt (resend them through the API).",
     ),
     (
         "finpay_qris_event_delivery_duration_seconds",
@@ -45,7 +49,7 @@ const HELP: &[(&str, &str, &str)] = &[
         "Undelivered events, per enabled endpoint.",
     ),
     (
-        "finpay_qris_event_oldest_undelivered_seconds",
+        "finpay_qris_event_oldest_pending_seconds",
         "gauge",
         "Age of the oldest undelivered event, per enabled endpoint.",
     ),
@@ -120,7 +124,7 @@ fn buckets(name: &str) -> &'static [f64] {
     match name {
         "finpay_qris_notify_batch_size" => BATCH_BUCKETS,
         "finpay_qris_reconcile_lag_seconds" => LAG_BUCKETS,
-        _ => LATENCY_BUCKETS,
+        _ => business::buckets(name).unwrap_or(LATENCY_BUCKETS),
     }
 }
 
@@ -141,6 +145,8 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<&'static str, Family<u64>>>,
     gauges: Mutex<BTreeMap<&'static str, Family<f64>>>,
     histograms: Mutex<BTreeMap<&'static str, Family<Histogram>>>,
+    /// `metrics.business = false` (business.rs).
+    business_off: AtomicBool,
 }
 
 fn same(labels: &Labels, wanted: &[(&'static str, &str)]) -> bool {
@@ -220,6 +226,12 @@ impl Metrics {
         self.set_gauge("finpay_qris_db_pool_connections", &[("state", "idle")], f64::from(idle));
     }
 
+    /// Every metric this service renders: name and type (the dashboard and
+    /// the alert rules are checked against them).
+    pub fn families() -> impl Iterator<Item = (&'static str, &'static str)> {
+        HELP.iter().chain(business::HELP).map(|(name, kind, _)| (*name, *kind))
+    }
+
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
         self.counters
             .lock()
@@ -234,7 +246,7 @@ impl Metrics {
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for (name, kind, help) in HELP {
+        for (name, kind, help) in HELP.iter().chain(business::HELP) {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             match *kind {
                 "counter" => {

@@ -12,16 +12,53 @@ use tracing_subscriber::EnvFilter;
 /// Characters of a client-supplied value kept in a log line.
 pub const CLIP_CHARS: usize = 64;
 
+pub mod otlp;
+
 pub fn init(format: &str, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directives(level)));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(level))
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().flatten_event(true).with_current_span(true).try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// [`init`] for `serve`, which also exports traces over OTLP when the
+/// OpenTelemetry variables ask for it (`otlp`); keep what it returns while
+/// serving and shut it down at the end. Without them it is exactly [`init`].
+pub fn init_serving(format: &str, level: &str) -> anyhow::Result<Option<otlp::Traces>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let Some(wire) = otlp::requested(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)? else {
+        init(format, level);
+        return Ok(None);
+    };
+    let traces = otlp::Traces::start(wire).map_err(anyhow::Error::msg)?;
+    // Each layer has its own filter: the log keeps its level while the trace
+    // also takes the hot path's debug spans.
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = if format == "json" {
+        log.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter(level))
+            .boxed()
+    } else {
+        log.with_filter(filter(level)).boxed()
+    };
+    let trace = tracing_opentelemetry::layer()
+        .with_tracer(traces.tracer())
+        .with_filter(otlp::span_filter());
+    let _ = tracing_subscriber::registry().with(log).with(trace).try_init();
+    tracing::info!(protocol = ?wire, "exporting traces over OTLP");
+    Ok(Some(traces))
+}
+
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directives(level)))
 }
 
 /// sqlx warns about a connect parameter it does not know with the parameter's
@@ -41,8 +78,43 @@ pub fn status_changed(
     to: PaymentStatus,
     reason: Option<&str>,
 ) {
+    status_line(None, by, payment, from, to, reason);
+}
+
+/// The request a status change was made on (a notification from Finpay),
+/// named in the change's line: the notify route has no request span at
+/// INFO (app.rs), so its line carries these itself.
+pub struct OnRequest<'a> {
+    pub request_id: &'a str,
+    pub external_id: &'a str,
+    /// The SNAP `responseCode` answered.
+    pub response_code: &'a str,
+}
+
+/// [`status_changed`] for a change a request made.
+pub fn status_changed_on(
+    on: &OnRequest<'_>,
+    by: &str,
+    payment: &PaymentRef<'_>,
+    from: Option<PaymentStatus>,
+    to: PaymentStatus,
+) {
+    status_line(Some(on), by, payment, from, to, None);
+}
+
+fn status_line(
+    on: Option<&OnRequest<'_>>,
+    by: &str,
+    payment: &PaymentRef<'_>,
+    from: Option<PaymentStatus>,
+    to: PaymentStatus,
+    reason: Option<&str>,
+) {
     tracing::info!(
         target: "finpay_qris::payments",
+        request_id = on.map(|r| display(clip(r.request_id))),
+        external_id = on.map(|r| display(clip(r.external_id))),
+        response_code = on.map(|r| r.response_code),
         payment_id = %clip(payment.id),
         partner_reference_no = %clip(payment.partner_reference_no.unwrap_or("-")),
         from = from.map_or("none", PaymentStatus::as_str),

@@ -15,6 +15,7 @@ use super::model::PaymentView;
 use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
 use super::upstream;
 use crate::finpay::GenerateRequest;
+use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
 use crate::store::{GeneratedQr, IdempotencyRef, NewPayment, Payment, StoreError};
@@ -131,6 +132,7 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
     match st.store.create_api_payment(&new, first_check, key).await {
         Ok(p) => {
             crate::telemetry::status_changed("api", &(&p).into(), None, p.status, None);
+            st.metrics.payment_changed(&Change::local(&p, None, p.status));
             Ok(Inserted::New(p))
         }
         Err(StoreError::Conflict(_)) => match st.store.get_payment(&new.partner_reference_no).await? {
@@ -224,6 +226,8 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             tracing::warn!(payment_id = %p.id, error = %e, "Finpay refused to generate the QR");
             match st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
                 Ok(Some(failed)) => {
+                    st.metrics
+                        .payment_changed(&Change::local(&failed, Some(p.status), failed.status));
                     let why = "Finpay refused to generate the QR";
                     crate::telemetry::status_changed(
                         "api",

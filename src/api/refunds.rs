@@ -20,6 +20,7 @@ use super::payments::find;
 use super::upstream;
 use crate::domain::PaymentStatus;
 use crate::finpay::RefundRequest;
+use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
 use crate::store::{IdempotencyRef, NewRefund, Payment, Refund, RefundOutcome, RefundReservation};
@@ -201,6 +202,7 @@ async fn run(
             return Reply::error(ApiError::from(se).refund(&refund.id), false);
         }
     };
+    st.metrics.refund_answered(&outcome, stored.amount_minor, &p.currency);
     if stored.status == "succeeded" && p.status == PaymentStatus::Paid {
         report_if_refunded(st, &p).await;
     }
@@ -225,6 +227,8 @@ async fn run(
 async fn report_if_refunded(st: &AppState, before: &Payment) {
     match st.store.get_payment(&before.id).await {
         Ok(Some(now)) if now.status != before.status => {
+            st.metrics
+                .payment_changed(&Change::local(&now, Some(before.status), now.status));
             crate::telemetry::status_changed("refund", &(&now).into(), Some(before.status), now.status, None);
         }
         Ok(_) => {}

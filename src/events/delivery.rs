@@ -168,15 +168,18 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &ClaimedDelivery
 /// The metrics of one recorded attempt.
 fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Recorded) {
     let m = &state.metrics;
-    let class = match r.attempt.status_code {
-        Some(c) => format!("{}xx", c / 100),
-        None => "error".to_string(),
+    let a = &r.attempt;
+    let kind = match (a.status_code, a.error.as_deref()) {
+        _ if r.succeeded => "delivered",
+        (Some(_), _) => "rejected",
+        (None, Some(e)) if e.starts_with("timeout") => "timeout",
+        (None, _) => "unreachable",
     };
-    m.inc("finpay_qris_event_delivery_attempts_total", &[("result", &class)]);
+    m.inc("finpay_qris_event_deliveries_total", &[("outcome", kind)]);
     m.observe_duration(
         "finpay_qris_event_delivery_duration_seconds",
         &[],
-        Duration::from_millis(r.attempt.latency_ms.max(0) as u64),
+        Duration::from_millis(a.latency_ms.max(0) as u64),
     );
     match outcome {
         Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
@@ -185,11 +188,11 @@ fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Reco
             endpoint_disabled,
         } => {
             if r.succeeded {
-                m.inc("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")]);
                 let lag = (crate::store::now() - d.event_created_at).to_std().unwrap_or_default();
                 m.observe_duration("finpay_qris_event_lag_seconds", &[], lag);
-            } else if failed {
-                m.inc("finpay_qris_event_deliveries_total", &[("outcome", "failed")]);
+            }
+            if failed {
+                m.inc("finpay_qris_event_deliveries_failed_total", &[]);
             }
             if endpoint_disabled {
                 m.inc("finpay_qris_event_endpoints_disabled_total", &[]);
@@ -265,7 +268,7 @@ async fn record_backlog(state: &AppState) {
             .metrics
             .set_gauge("finpay_qris_event_backlog", &[("endpoint", &endpoint)], pending as f64);
         state.metrics.set_gauge(
-            "finpay_qris_event_oldest_undelivered_seconds",
+            "finpay_qris_event_oldest_pending_seconds",
             &[("endpoint", &endpoint)],
             age,
         );

@@ -27,6 +27,7 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use token::TokenSlot;
+use tracing::Instrument;
 use transport::{Op, Transport};
 
 /// Query attempts per call (the first one included).
@@ -195,6 +196,7 @@ impl FinpayClient {
     /// One signed call, plus exactly one refresh-and-retry when Finpay says
     /// the token is invalid (it may expire tokens before `expiresIn`).
     async fn call(&self, op: Op, path: &str, body: &[u8]) -> Result<transport::Answer, FinpayError> {
+        let span = tracing::info_span!("finpay_call", op = op.as_str(), error = tracing::field::Empty);
         let result = async {
             let mut refreshed = false;
             loop {
@@ -210,8 +212,10 @@ impl FinpayClient {
                 return answer.judge();
             }
         }
+        .instrument(span.clone())
         .await;
         if let Err(e) = &result {
+            span.record("error", e.kind());
             self.transport.count_error(op, e.kind());
         }
         result

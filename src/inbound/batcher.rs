@@ -22,6 +22,9 @@ type Reply = oneshot::Sender<Result<IngestOutcome, Arc<StoreError>>>;
 struct Job {
     item: InboundNotification,
     reply: Reply,
+    /// The submitter's span (`batch_wait` when traces are exported, else
+    /// disabled): the batch's `commit` span is recorded under it.
+    span: tracing::Span,
 }
 
 #[derive(Clone)]
@@ -51,7 +54,9 @@ impl Batcher {
                         break;
                     }
                     let started = Instant::now();
+                    let commits = commit_spans(&jobs, n);
                     run_batch(store.as_ref(), std::mem::take(&mut jobs)).await;
+                    drop(commits);
                     if let Some(o) = &observer {
                         o(n, started.elapsed());
                     }
@@ -65,7 +70,8 @@ impl Batcher {
     /// Stores one notification; resolves after the commit that holds it.
     pub async fn submit(&self, item: InboundNotification) -> Result<IngestOutcome, Arc<StoreError>> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Job { item, reply }).await.is_err() {
+        let span = tracing::Span::current();
+        if self.tx.send(Job { item, reply, span }).await.is_err() {
             return Err(Arc::new(StoreError::Invalid("notification writer stopped".into())));
         }
         rx.await.unwrap_or_else(|_| {
@@ -74,6 +80,15 @@ impl Batcher {
             )))
         })
     }
+}
+
+/// One `commit` span per traced request of the batch, ended when the batch
+/// has been stored and answered; nothing when no request is traced.
+fn commit_spans(jobs: &[Job], batch: usize) -> Vec<tracing::Span> {
+    jobs.iter()
+        .filter(|j| !j.span.is_disabled())
+        .map(|j| tracing::debug_span!(parent: &j.span, "commit", batch))
+        .collect()
 }
 
 async fn run_batch(store: &dyn Store, jobs: Vec<Job>) {

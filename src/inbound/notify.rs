@@ -11,25 +11,28 @@ use super::headers::{headers_for_audit, json_content_type, required};
 use super::tokens::TokenCheck;
 use crate::config::{ExternalIdFormat, SignatureMode};
 use crate::domain::Observation;
+use crate::metrics::business::{Change, Via};
 use crate::snap::codes::{service, SnapStatus};
 use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify, FieldError};
 use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
-use crate::telemetry::clip;
+use crate::telemetry::{clip, OnRequest};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use tracing::Instrument;
 
 const SVC: u8 = service::NOTIFY;
 
 pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     // The request's span is debug-level on this hot route (app.rs), so the
     // events below name the X-EXTERNAL-ID themselves.
-    let result = receive_inner(&st, &uri, &headers, body).await;
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let result = receive_inner(&st, &uri, &headers, body, request_id).await;
     let (status, extra) = match result {
         Ok(Answer::Fresh) => (SnapStatus::successful(SVC), None),
         Ok(Answer::Replay) => {
@@ -49,6 +52,7 @@ pub async fn receive(State(st): State<AppState>, uri: Uri, headers: HeaderMap, b
                 response_code = %e.0.code(),
                 message = %e.0.message,
                 external_id = %clip(external_id.unwrap_or("-")),
+                request_id = %clip(request_id),
                 "notification refused"
             );
             (e.0, None)
@@ -64,10 +68,83 @@ enum Answer {
     Replay,
 }
 
-async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body) -> Result<Answer, SnapError> {
+async fn receive_inner(
+    st: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+) -> Result<Answer, SnapError> {
     let Some(creds) = st.inbound.as_ref() else {
         return Err(SnapStatus::general_error(SVC).into());
     };
+    let v = verify(st, creds, uri, headers, body)
+        .instrument(tracing::debug_span!("verify"))
+        .await?;
+    let (external_id, now) = (v.external_id, v.now);
+
+    let item = InboundNotification {
+        partner_id: v.partner_id.to_string(),
+        external_id: external_id.to_string(),
+        jakarta_day: timestamp::jakarta_day(now),
+        body_sha256: Sha256::digest(&v.bytes).to_vec(),
+        raw_body: v.raw_body,
+        headers_json: headers_for_audit(headers),
+        verification: v.verification,
+        received_at: now,
+        observation: Observation::from_notification(&v.parsed),
+    };
+    let paid_time = v.parsed.paid_time;
+    let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
+    let stored = st.batcher.submit(item).instrument(tracing::debug_span!("batch_wait"));
+    match tokio::time::timeout(deadline, stored).await {
+        Err(_) => Err(SnapStatus::timeout(SVC).into()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, external_id, request_id = %clip(request_id), "notification not stored; answering General Error so Finpay retries");
+            Err(SnapStatus::general_error(SVC).into())
+        }
+        Ok(Ok(IngestOutcome::Applied(applied))) => {
+            tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
+            st.metrics.payment_changed(&Change::of(&applied, Via::Notification));
+            st.metrics.notification_delay(paid_time.as_deref(), now);
+            if applied.from != Some(applied.to) {
+                let on = OnRequest {
+                    request_id,
+                    external_id,
+                    response_code: &SnapStatus::successful(SVC).code(),
+                };
+                crate::telemetry::status_changed_on(&on, "notification", &(&applied).into(), applied.from, applied.to);
+            }
+            Ok(Answer::Fresh)
+        }
+        Ok(Ok(IngestOutcome::Duplicate)) => Ok(Answer::Replay),
+        Ok(Ok(IngestOutcome::Conflict)) => Err(SnapStatus::conflict(SVC).into()),
+        Ok(Ok(IngestOutcome::Refused(why))) => {
+            tracing::info!(field = why.field, reason = %why.reason, external_id, request_id = %clip(request_id), "notification refused: it names no payment and cannot create one");
+            Err(SnapStatus::invalid_field_format(SVC, why.field).into())
+        }
+    }
+}
+
+/// A notification whose headers, token, signature and timestamp checked out,
+/// with its body parsed.
+struct Verified<'h> {
+    partner_id: &'h str,
+    external_id: &'h str,
+    bytes: bytes::Bytes,
+    verification: String,
+    parsed: crate::snap::notify::NotifyBody,
+    raw_body: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+async fn verify<'h>(
+    st: &AppState,
+    creds: &crate::config::InboundCredentials,
+    uri: &Uri,
+    headers: &'h HeaderMap,
+    body: Body,
+) -> Result<Verified<'h>, SnapError> {
     let cfg = &st.settings.inbound;
     let symmetric = cfg.signature == SignatureMode::Symmetric;
 
@@ -163,36 +240,13 @@ async fn receive_inner(st: &AppState, uri: &Uri, headers: &HeaderMap, body: Body
     let raw_body =
         String::from_utf8(bytes.to_vec()).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;
 
-    let item = InboundNotification {
-        partner_id: partner_id.to_string(),
-        external_id: external_id.to_string(),
-        jakarta_day: timestamp::jakarta_day(now),
-        body_sha256: Sha256::digest(&bytes).to_vec(),
-        raw_body,
-        headers_json: headers_for_audit(headers),
+    Ok(Verified {
+        partner_id,
+        external_id,
+        bytes,
         verification,
-        received_at: now,
-        observation: Observation::from_notification(&parsed),
-    };
-    let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
-    match tokio::time::timeout(deadline, st.batcher.submit(item)).await {
-        Err(_) => Err(SnapStatus::timeout(SVC).into()),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, external_id, "notification not stored; answering General Error so Finpay retries");
-            Err(SnapStatus::general_error(SVC).into())
-        }
-        Ok(Ok(IngestOutcome::Applied(applied))) => {
-            tracing::debug!(payment_id = %applied.payment_id, to = %applied.to, decision = ?applied.decision, "notification stored");
-            if applied.from != Some(applied.to) {
-                crate::telemetry::status_changed("notification", &(&applied).into(), applied.from, applied.to, None);
-            }
-            Ok(Answer::Fresh)
-        }
-        Ok(Ok(IngestOutcome::Duplicate)) => Ok(Answer::Replay),
-        Ok(Ok(IngestOutcome::Conflict)) => Err(SnapStatus::conflict(SVC).into()),
-        Ok(Ok(IngestOutcome::Refused(why))) => {
-            tracing::info!(field = why.field, reason = %why.reason, "notification refused: it names no payment and cannot create one");
-            Err(SnapStatus::invalid_field_format(SVC, why.field).into())
-        }
-    }
+        parsed,
+        raw_body,
+        now,
+    })
 }

@@ -12,6 +12,7 @@ mod api_store;
 pub mod endpoints;
 pub mod events;
 mod explain;
+pub(crate) mod ops_store;
 mod postgres;
 mod sql;
 mod sql_api;
@@ -26,6 +27,7 @@ pub use api_store::*;
 pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{explain, host};
+pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -103,7 +105,7 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + EndpointStore + EventStore + Send + Sync + 'static {
+pub trait Store: ApiStore + EndpointStore + EventStore + OpsStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -73,6 +73,7 @@ impl PgStore {
 
 super::sql::sql_store!(PgStore, Postgres);
 super::sql_api::sql_api_store!(PgStore, Postgres);
+super::ops_store::sql_ops_store!(PgStore);
 super::sql_outbox::sql_outbox!(PgStore, Postgres);
 super::sql_endpoints::sql_endpoint_store!(PgStore, Postgres);
 super::sql_events::sql_event_store!(PgStore, Postgres);

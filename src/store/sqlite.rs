@@ -78,6 +78,7 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+super::ops_store::sql_ops_store!(SqliteStore);
 super::sql_outbox::sql_outbox!(SqliteStore, Sqlite);
 super::sql_endpoints::sql_endpoint_store!(SqliteStore, Sqlite);
 super::sql_events::sql_event_store!(SqliteStore, Sqlite);

@@ -119,6 +119,8 @@ pub struct Applied {
     pub partner_reference_no: Option<String>,
     pub amount_minor: i64,
     pub currency: String,
+    /// `generated` or `notification`, as in `payments.origin`.
+    pub origin: String,
     pub created: bool,
     pub from: Option<PaymentStatus>,
     pub to: PaymentStatus,
@@ -133,6 +135,7 @@ impl Applied {
             partner_reference_no: e.payment.partner_reference_no.clone(),
             amount_minor: e.payment.amount_minor,
             currency: e.payment.currency.clone(),
+            origin: e.payment.origin.clone(),
             created: e.created(),
             from: e.from,
             to: e.payment.status,

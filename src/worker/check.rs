@@ -5,6 +5,7 @@
 use super::answer::{about, error_code, is_final, outcome_label, query_request};
 use super::schedule::{expiry_deadline, next_check};
 use crate::finpay::{FinpayClient, QueryResponse};
+use crate::metrics::business::{Change, Via};
 use crate::state::AppState;
 use crate::store::{self, Payment, QueryResult, StoreError};
 use chrono::{DateTime, Utc};
@@ -91,6 +92,7 @@ async fn apply(
     };
     match state.store.apply_query(&p.id, owner, &result, now).await {
         Ok(applied) => {
+            state.metrics.payment_changed(&Change::of(&applied, Via::Query));
             if applied.from != Some(applied.to) {
                 crate::telemetry::status_changed("reconciliation", &(&applied).into(), applied.from, applied.to, None);
             }
@@ -140,6 +142,7 @@ async fn expire(state: &AppState, owner: &str, p: &Payment, why: &str, now: Date
     match state.store.expire_payment(&p.id, owner, why, now).await {
         Ok(true) => {
             let to = crate::domain::PaymentStatus::Expired;
+            state.metrics.payment_changed(&Change::local(p, Some(p.status), to));
             crate::telemetry::status_changed("expiry", &p.into(), Some(p.status), to, Some(why));
             "expired"
         }

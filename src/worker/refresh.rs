@@ -6,6 +6,7 @@
 use super::answer::{about, error_code, query_request};
 use super::schedule::{expiry_deadline, next_check};
 use crate::finpay::FinpayError;
+use crate::metrics::business::{Change, Via};
 use crate::state::AppState;
 use crate::store::{self, Payment, QueryResult, StoreError};
 use std::time::Duration;
@@ -78,6 +79,9 @@ pub async fn reconcile_one(state: &AppState, payment_id: &str) -> Result<Payment
         ),
     };
     let applied = state.store.apply_query(&payment.id, &owner, &result, now).await;
+    if let Ok(a) = &applied {
+        state.metrics.payment_changed(&Change::of(a, Via::Query));
+    }
     let outcome = match (&applied, &failure) {
         (Err(_), _) => "store_error",
         (Ok(_), Some(_)) => "error",

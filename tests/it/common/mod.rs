@@ -374,6 +374,15 @@ pub async fn spawn_simulator(tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
     simulator::spawn(cfg).await.expect("simulator")
 }
 
+/// A port nobody listens on now, for a server started as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Sets `key` in `env`, replacing an earlier value.
 pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: &str) {
     env.retain(|(k, _)| k != key);

@@ -5,7 +5,7 @@
 
 use super::receiver::{Answer, Receiver};
 use crate::common::*;
-use crate::crash::{free_port, query_i64, start_server_with, token, wait_ready};
+use crate::crash::{query_i64, start_server_with, token, wait_ready};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -134,11 +134,15 @@ async fn failed_attempts_are_retried_until_the_endpoint_answers_2xx(backend: Bac
     assert_eq!(attempts[2]["statusCode"], 204);
     let m = &app.state.metrics;
     assert_eq!(
-        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")]),
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "delivered")]),
         1
     );
     assert_eq!(
-        m.counter("finpay_qris_event_delivery_attempts_total", &[("result", "5xx")]),
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "rejected")]),
+        1
+    );
+    assert_eq!(
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "timeout")]),
         1
     );
     app.stop().await;
@@ -168,7 +172,12 @@ async fn a_refused_connection_is_retried_then_failed_and_resending_what_failed_d
     let failed = app
         .state
         .metrics
-        .counter("finpay_qris_event_deliveries_total", &[("outcome", "failed")]);
+        .counter("finpay_qris_event_deliveries_failed_total", &[]);
+    let unreachable = app
+        .state
+        .metrics
+        .counter("finpay_qris_event_deliveries_total", &[("outcome", "unreachable")]);
+    assert_eq!(unreachable, 3);
     assert_eq!(failed, 1);
 
     let receiver = Receiver::start(vec![Answer::Status(200)]).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Backend) {
-    let port = crate::crash::free_port();
+    let port = common::free_port();
     let mut listener = Command::new(env!("CARGO_BIN_EXE_finpay-qris"))
         .args(["listen", "--listen", &format!("127.0.0.1:{port}"), "--secret", SECRET])
         .stdout(Stdio::piped())

@@ -57,7 +57,7 @@ async fn two_replicas_never_send_one_delivery_twice() {
     let succeeded = |app: &TestApp| {
         app.state
             .metrics
-            .counter("finpay_qris_event_deliveries_total", &[("outcome", "succeeded")])
+            .counter("finpay_qris_event_deliveries_total", &[("outcome", "delivered")])
     };
     assert_eq!(succeeded(&a) + succeeded(&b), n as u64);
     b.stop().await;
