@@ -188,6 +188,23 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64)
     }
 }
 
+/// A `WHERE` clause of the conditions given (`true`), in order, each `#`
+/// becoming the next placeholder: only the filters a query names become
+/// conditions, so each query is planned for what it asks.
+pub(crate) fn where_given(conditions: &[(bool, &str)]) -> String {
+    let given: Vec<String> = conditions
+        .iter()
+        .filter(|(given, _)| *given)
+        .enumerate()
+        .map(|(k, (_, c))| c.replace('#', &format!("${}", k + 1)))
+        .collect();
+    if given.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", given.join(" AND "))
+    }
+}
+
 /// Now, truncated to whole milliseconds so that both backends store and
 /// compare the same instant (SQLite keeps RFC 3339 text).
 pub fn now() -> DateTime<Utc> {

@@ -168,28 +168,13 @@ macro_rules! sql_store {
                 // Only the filters given become conditions, so each query is
                 // planned for what it asks (by status: `payments_by_status`,
                 // newest first; by reference: the unique indexes).
-                let mut conditions = Vec::new();
-                let mut n = 0;
-                let mut next = |condition: &str| {
-                    n += 1;
-                    conditions.push(condition.replace('#', &format!("${n}")));
-                };
-                if f.status.is_some() {
-                    next("status = #");
-                }
-                if f.created_from.is_some() {
-                    next("created_at >= #");
-                }
-                if f.created_to.is_some() {
-                    next("created_at < #");
-                }
-                if f.reference.is_some() {
-                    next("(partner_reference_no = # OR reference_no = #)");
-                }
-                if f.before_id.is_some() {
-                    next("id < #");
-                }
-                let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+                let filter = crate::store::where_given(&[
+                    (f.status.is_some(), "status = #"),
+                    (f.created_from.is_some(), "created_at >= #"),
+                    (f.created_to.is_some(), "created_at < #"),
+                    (f.reference.is_some(), "(partner_reference_no = # OR reference_no = #)"),
+                    (f.before_id.is_some(), "id < #"),
+                ]);
                 let sql = Self::sql_owned(format!(
                     "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY id DESC LIMIT {}",
                     f.limit.clamp(1, 1000)

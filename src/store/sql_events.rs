@@ -100,29 +100,13 @@ macro_rules! sql_event_store {
             #[async_trait::async_trait]
             impl EventStore for $Store {
                 async fn list_outbox_events(&self, f: &EventFilter) -> crate::store::Result<Vec<StoredEvent>> {
-                    let mut conditions = Vec::new();
-                    let mut n = 0;
-                    let mut next = |condition: &str| {
-                        n += 1;
-                        conditions.push(condition.replace('#', &format!("${n}")));
-                    };
-                    if f.event_type.is_some() {
-                        next("type = #");
-                    }
-                    if f.payment_id.is_some() {
-                        next("payment_id = #");
-                    }
-                    if f.created_from.is_some() {
-                        next("created_at >= #");
-                    }
-                    if f.created_to.is_some() {
-                        next("created_at < #");
-                    }
-                    if f.before_id.is_some() {
-                        next("id < #");
-                    }
-                    let filter =
-                        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+                    let filter = crate::store::where_given(&[
+                        (f.event_type.is_some(), "type = #"),
+                        (f.payment_id.is_some(), "payment_id = #"),
+                        (f.created_from.is_some(), "created_at >= #"),
+                        (f.created_to.is_some(), "created_at < #"),
+                        (f.before_id.is_some(), "id < #"),
+                    ]);
                     let sql = Self::sql_owned(format!(
                         "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY id DESC LIMIT {}",
                         f.limit.clamp(1, 1000)
