@@ -22,7 +22,7 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let (totals, hours, backlog) = match tokio::try_join!(
         store.status_totals(start, end),
         store.hourly_totals(start, end),
-        store.backlog(crate::store::now()),
+        store.reconciliation_backlog(crate::store::now()),
     ) {
         Ok(all) => all,
         Err(e) => return view::store_error(&e),
