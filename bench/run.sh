@@ -25,6 +25,8 @@
 #                                   metrics off, FINPAY_QRIS__METRICS__BUSINESS=false: rows "postgres" and
 #                                   "postgres-metrics-off", and their ratio under the table)
 #        METRICS=off bench/run.sh    (every point with the business metrics off)
+#        EVENTS=1 bench/run.sh      (one webhook endpoint, `finpay-qris listen --quiet`, subscribed to every
+#                                    event; prints each point's delivery rate, backlog at the end, event lag)
 # Other knobs: WARMUP, PGB_CLIENTS, DUPLICATES, LOG_LEVEL, PGSSLMODE, BACKENDS="postgres sqlite".
 # Needs: cargo, psql, pgbench, sqlite3, curl, python3; PostgreSQL at $PGHOST:$PGPORT
 # (user postgres, trust). It never stops or reconfigures the PostgreSQL server; it
@@ -66,6 +68,7 @@ LOADGEN_REFS=()
 [[ "$REFS" == static ]] && LOADGEN_REFS=(--ref-prefix SQR --finpay-ref-prefix SFP)
 FLOOD=${FLOOD:-0}                # badly signed notifications a second in an extra 64-connection point; 0 to skip
 FLOOD_CONNS=${FLOOD_CONNS:-8}    # connections carrying that flood
+EVENTS=${EVENTS:-0}              # 1: deliver every payment event to a local receiver (finpay-qris listen)
 FULL_SHAPE=${FULL_SHAPE:-0}      # 1: also run pgbench with bench/pgbench_notify_full.sql (the service's whole row work)
 # CPUs (taskset -c lists) for the server and for loadgen; empty: wherever the kernel puts them.
 SERVER_CPUS=${SERVER_CPUS:-}
@@ -86,10 +89,17 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 BIN=${BIN:-"$TARGET_DIR/release/finpay-qris"}
 WORK=$(mktemp -d /tmp/finpay-bench.XXXXXX)
 SERVER_PID=""
+LISTEN_PID=""
 ROWS="$WORK/rows.tsv"
 : >"$ROWS"
+EVENT_ROWS="$WORK/events.txt"
+: >"$EVENT_ROWS"
 
 cleanup() {
+    if [[ -n "$LISTEN_PID" ]] && kill -0 "$LISTEN_PID" 2>/dev/null; then
+        kill "$LISTEN_PID" 2>/dev/null || true
+        wait "$LISTEN_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
@@ -117,7 +127,7 @@ DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
 # `POST /payments` leaves them; a settlement clears it.
 # Every run starts from the same freshly written tables (no bloat carried over from the run before).
 pg_reset() {
-    psql -q -d "$BENCH_DB" -c "TRUNCATE payment_events, notifications, refunds, payments" \
+    psql -q -d "$BENCH_DB" -c "TRUNCATE payment_events, notifications, refunds, delivery_attempts, deliveries, events, webhook_endpoint_types, webhook_endpoints, payments" \
         -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at, next_check_at)
             SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now(), now() + interval '1 hour'
             FROM generate_series(1, $PAYMENTS) g" \
@@ -169,6 +179,35 @@ fi
 
 "$BIN" keygen --out-dir "$WORK" --name finpay >/dev/null 2>&1
 
+# EVENTS=1: a receiver that verifies every event and, when stopped, prints how many and their lag.
+EVENT_ENV=()
+if [[ "$EVENTS" == 1 ]]; then
+    LISTEN_PORT=$(free_port)
+    WEBHOOK_SECRET="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+    EVENT_ENV=(FINPAY_QRIS__EVENTS__ENDPOINT_URL="http://127.0.0.1:$LISTEN_PORT/events"
+        FINPAY_QRIS__EVENTS__ENDPOINT_SECRET="$WEBHOOK_SECRET"
+        FINPAY_QRIS__EVENTS__ALLOW_HTTP=true FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS=true)
+fi
+start_listener() { # $1 log file
+    [[ "$EVENTS" == 1 ]] || return 0
+    FINPAY_QRIS_LISTEN_SECRET="$WEBHOOK_SECRET" "$BIN" listen --quiet --listen "127.0.0.1:$LISTEN_PORT" >"$1" 2>&1 &
+    LISTEN_PID=$!
+    for _ in $(seq 1 50); do grep -q listening "$1" 2>/dev/null && return 0; sleep 0.1; done
+    echo "the event receiver did not start; log:" >&2
+    cat "$1" >&2
+    exit 1
+}
+delivered() { # events delivered so far, from the server's metrics
+    curl -fsS "http://127.0.0.1:$API_PORT/metrics" | awk '/^finpay_qris_event_deliveries_total\{outcome="delivered"\}/ {s=$2} END {print s+0}'
+}
+backlog() { # $1 backend: deliveries not yet made
+    if [[ "$1" == postgres ]]; then
+        psql -Atd "$BENCH_DB" -c "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+    else
+        sqlite3 -cmd ".timeout 10000" "$WORK/bench.db" "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+    fi
+}
+
 start_server() { # $1 database URL, $2 log file
     env FINPAY_QRIS__SERVER__LISTEN="127.0.0.1:$PORT" \
         FINPAY_QRIS__API__LISTEN="127.0.0.1:$API_PORT" \
@@ -178,6 +217,7 @@ start_server() { # $1 database URL, $2 log file
         FINPAY_QRIS__INBOUND__PUBLIC_KEY="$WORK/finpay_public.pem" \
         FINPAY_QRIS__WORKER__ENABLED=false \
         FINPAY_QRIS__LOG__LEVEL="$LOG_LEVEL" \
+        "${EVENT_ENV[@]}" \
         $SERVER_ENV $POINT_ENV \
         "${SERVER_PIN[@]}" "$BIN" serve >"$2" 2>&1 &
     SERVER_PID=$!
@@ -235,6 +275,8 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     local lg=$!
     work0=$(pg_work "$1")
     before=$(batches)
+    local delivered0=0
+    [[ "$EVENTS" == 1 ]] && delivered0=$(delivered)
     # CPU is sampled over the middle of the measured window (from 0.5 s in to
     # 1 s before its end), RSS half-way through it.
     sleep "$(python3 -c "print($WARMUP + 0.5)")"
@@ -245,6 +287,14 @@ run_load() { # $1 backend, $2 connections, $3 duplicates fraction, $4 run number
     cpu1="$(date +%s.%N) $(cpu_sample "$lg")"
     wait "$lg" || true
     after=$(batches)
+    if [[ "$EVENTS" == 1 ]]; then
+        # Delivery over the loadgen run (warm-up included), and what is left to deliver when it ends.
+        local delivered1 pending
+        delivered1=$(delivered)
+        pending=$(backlog "$1")
+        echo "$1 $2 connections (run $4): delivered $(( (delivered1 - delivered0) / (DURATION + WARMUP) ))/s," \
+            "backlog at the end $pending, $(grep -o '"requests_per_sec":[0-9.]*' "$out" | tail -n 1)" >>"$EVENT_ROWS"
+    fi
     # Statistics reach pg_stat_* when a backend goes idle; the writers have by now.
     sleep 0.6
     work1=$(pg_work "$1")
@@ -265,9 +315,16 @@ SQLITE_HWM=0
 point() { # $1 backend, $2 connections, $3 duplicates, $4 run number, $5 flood (requests/s, default 0)
     local url
     if [[ "$1" == postgres ]]; then pg_reset; url="$PG_URL"; else sqlite_reset; url="$SQLITE_URL"; fi
+    start_listener "$WORK/listen-$1-$2-$4.log"
     start_server "$url" "$WORK/server-$1.log"
     run_load "$1" "$2" "$3" "$4" "${5:-0}"
     stop_server
+    if [[ -n "$LISTEN_PID" ]]; then
+        kill -INT "$LISTEN_PID"
+        wait "$LISTEN_PID" || true
+        LISTEN_PID=""
+        echo "  receiver: $(tail -n 1 "$WORK/listen-$1-$2-$4.log")" >>"$EVENT_ROWS"
+    fi
     if [[ "$1" == postgres ]]; then
         ((LAST_HWM > PG_HWM)) && PG_HWM=$LAST_HWM
     else
@@ -442,3 +499,8 @@ print()
 print(f"peak RSS (VmHWM) of the server, highest over the runs: PostgreSQL {pg_hwm / 1024:.1f} MiB, SQLite {sqlite_hwm / 1024:.1f} MiB")
 print("'not 2005200' sums every run of the point; the other columns are the median run's.")
 EOF
+if [[ "$EVENTS" == 1 ]]; then
+    echo
+    echo "Payment events (one endpoint answering 204; lag = from the event's time to its arrival, receiver's clock):"
+    cat "$EVENT_ROWS"
+fi

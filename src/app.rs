@@ -79,6 +79,11 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         metrics.set_business(settings.metrics.business);
         let observer_metrics = metrics.clone();
+        // Stored notifications usually raise events: on PostgreSQL the sender
+        // looks at once. On SQLite each of its cycles takes the one write lock
+        // the notify writer needs, so it keeps to its poll interval.
+        let events_wakeup = Arc::new(tokio::sync::Notify::new());
+        let wake_sender = (store.backend() == store::Backend::Postgres).then(|| events_wakeup.clone());
         // SQLite takes one writer at a time: a second writer only waits on its lock
         // (and past busy_timeout turns a batch into 5005200s), so it gets one.
         let writers = match store.backend() {
@@ -92,6 +97,9 @@ impl Application {
             Some(Arc::new(move |n, took| {
                 observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64);
                 observer_metrics.observe_duration("finpay_qris_notify_batch_duration_seconds", &[], took);
+                if let Some(w) = &wake_sender {
+                    w.notify_one();
+                }
             })),
         );
         let recent_tokens = Arc::new(RecentTokens::new(settings.refusals.recent_tokens));
@@ -123,6 +131,7 @@ impl Application {
             batcher,
             metrics,
             finpay,
+            events_wakeup,
         });
         Ok(Self {
             public,
@@ -152,7 +161,9 @@ impl Application {
             state,
         } = self;
         tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
-        let workers = crate::worker::spawn(state.clone(), cancel.clone());
+        crate::events::apply_configuration(&state).await;
+        let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
+        workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
         tokio::spawn(crate::metrics::state::run(state.clone(), cancel.clone()));
 

@@ -33,6 +33,8 @@ pub enum Command {
     Doctor(crate::doctor::DoctorArgs),
     /// Load generator: signed notifications against a running server.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Receive payment events: verify each (Standard Webhooks) and print it.
+    Listen(crate::events::listen::ListenArgs),
 }
 
 #[derive(Args, Debug)]

@@ -18,6 +18,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
         Command::Simulator(args) => crate::simulator::run(args).await,
         Command::Doctor(args) => crate::doctor::run(config, args).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
+        Command::Listen(args) => crate::events::listen::run(args).await,
     }
 }
 
@@ -40,7 +41,7 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     served
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -14,7 +14,10 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 pub mod api_keys;
+mod events;
 pub mod known;
+
+pub use events::EventSettings;
 
 /// A configuration problem, naming the key as an operator would set it.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub api: ApiSettings,
     pub console: ConsoleSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub refusals: RefusalSettings,
@@ -296,7 +300,7 @@ impl Settings {
         let env: Vec<(String, String)> = env.into_iter().collect();
         known::check_environment(&env)?;
         let mut b = config::Config::builder();
-        for (k, v) in DEFAULTS {
+        for (k, v) in DEFAULTS.iter().chain(events::DEFAULTS) {
             b = b.set_default(*k, *v).map_err(|e| ConfigError::new(k, e.to_string()))?;
         }
         b = b
@@ -367,6 +371,7 @@ impl Settings {
 
     /// Checks that hold whatever is enabled.
     fn check(&self) -> Result<(), ConfigError> {
+        self.events.check()?;
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::new(
                 "server.listen",

@@ -15,6 +15,7 @@ pub mod config;
 pub mod console;
 pub mod doctor;
 pub mod domain;
+pub mod events;
 pub mod finpay;
 pub mod inbound;
 pub mod loadgen;

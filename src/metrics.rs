@@ -24,6 +24,41 @@ const LAG_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600
 /// The metrics this service exposes: name, type, help. Only these are rendered.
 const HELP: &[(&str, &str, &str)] = &[
     (
+        "finpay_qris_event_deliveries_total",
+        "counter",
+        "Event delivery attempts, by outcome: delivered (2xx), rejected (another status), timeout, unreachable.",
+    ),
+    (
+        "finpay_qris_event_deliveries_failed_total",
+        "counter",
+        "Event deliveries given up after their last attempt (resend them through the API).",
+    ),
+    (
+        "finpay_qris_event_delivery_duration_seconds",
+        "histogram",
+        "Time of one delivery attempt, from sending to the end of the answer.",
+    ),
+    (
+        "finpay_qris_event_lag_seconds",
+        "histogram",
+        "From an event's commit to its endpoint's 2xx.",
+    ),
+    (
+        "finpay_qris_event_backlog",
+        "gauge",
+        "Undelivered events, per enabled endpoint.",
+    ),
+    (
+        "finpay_qris_event_oldest_pending_seconds",
+        "gauge",
+        "Age of the oldest undelivered event, per enabled endpoint.",
+    ),
+    (
+        "finpay_qris_event_endpoints_disabled_total",
+        "counter",
+        "Endpoints disabled for failing without a success for too long.",
+    ),
+    (
         "finpay_qris_notifications_total",
         "counter",
         "Notifications answered, by SNAP responseCode.",

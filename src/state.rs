@@ -27,6 +27,9 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// `None`: no Finpay credentials; calls to Finpay are unavailable.
     pub finpay: Option<Arc<crate::finpay::FinpayClient>>,
+    /// Poked after notifications are stored, so the event sender need not
+    /// wait for its poll interval.
+    pub events_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

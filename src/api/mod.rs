@@ -13,6 +13,8 @@ pub mod audit;
 pub mod auth;
 pub mod create;
 pub mod error;
+pub mod events;
+pub mod events_model;
 pub mod export;
 pub mod extract;
 pub mod flags;
@@ -27,6 +29,7 @@ pub mod qr;
 pub mod refunds;
 pub mod refusals;
 pub mod upstream;
+pub mod webhook_endpoints;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, State};
@@ -66,6 +69,21 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(qr::qr_png))
         .routes(routes!(refusals::list_refusals))
         .routes(routes!(refusals::get_refusal))
+        .routes(routes!(
+            webhook_endpoints::create_endpoint,
+            webhook_endpoints::list_endpoints
+        ))
+        .routes(routes!(
+            webhook_endpoints::get_endpoint,
+            webhook_endpoints::update_endpoint,
+            webhook_endpoints::delete_endpoint
+        ))
+        .routes(routes!(webhook_endpoints::rotate_secret))
+        .routes(routes!(webhook_endpoints::resend_failed))
+        .routes(routes!(events::list_webhook_events))
+        .routes(routes!(events::get_webhook_event))
+        .routes(routes!(events::resend_webhook_event))
+        .routes(routes!(events::list_changes))
         .routes(routes!(openapi::document))
 }
 

@@ -41,6 +41,7 @@ pub const SCHEME: &str = "api_key";
         (name = "refunds", description = "Full and partial refunds of paid payments"),
         (name = "exports", description = "Payments and refunds for finance, as CSV"),
         (name = "refusals", description = "Requests from Finpay that were refused, and why (the signature doctor)"),
+        (name = "events", description = "Payment events: webhook endpoints, signed delivery, resending, the changes feed"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -113,7 +114,12 @@ impl Modify for Shared {
         }
         doc.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
         for item in doc.paths.paths.values_mut() {
-            for (op, changes_state) in [(&mut item.get, false), (&mut item.post, true)] {
+            for (op, changes_state) in [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ] {
                 let Some(op) = op else { continue };
                 shared_answers(op, changes_state);
                 spell_link_targets(op);

@@ -25,10 +25,16 @@ const OPTIONAL_KEYS: &[&str] = &[
     "finpay.terminal_id",
     "finpay.callback_url",
     "worker.enabled",
+    "events.endpoint_url",
+    "events.endpoint_secret",
 ];
 
 /// Variables that share the prefix but are not settings.
-const OTHER_VARIABLES: &[&str] = &["FINPAY_QRIS_CONFIG", "FINPAY_QRIS_SIGN_SECRET"];
+const OTHER_VARIABLES: &[&str] = &[
+    "FINPAY_QRIS_CONFIG",
+    "FINPAY_QRIS_SIGN_SECRET",
+    "FINPAY_QRIS_LISTEN_SECRET",
+];
 
 /// Settings read as one of a few words, and those words.
 pub(super) const ENUMS: &[(&str, &[&str])] = &[
@@ -43,6 +49,7 @@ pub(super) const ENUMS: &[(&str, &[&str])] = &[
 pub fn all() -> impl Iterator<Item = &'static str> {
     DEFAULTS
         .iter()
+        .chain(super::events::DEFAULTS)
         .map(|(k, _)| *k)
         .chain(LIST_KEYS.iter().copied())
         .chain(OPTIONAL_KEYS.iter().copied())

@@ -25,7 +25,7 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let (totals, hours, backlog, refused) = match tokio::try_join!(
         store.status_totals(start, end),
         store.hourly_totals(start, end),
-        store.backlog(crate::store::now()),
+        store.reconciliation_backlog(crate::store::now()),
         store.refusal_totals(start, end),
     ) {
         Ok(all) => all,

@@ -7,6 +7,7 @@
 //! order they are recorded. The executors in `store` only read, call this, and
 //! write what it returns; none of them decides anything.
 
+use super::events::{raised, EventType};
 use super::{decide, Decision, Observation, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -69,6 +70,8 @@ pub struct Effect {
     pub outcome: Outcome,
     /// The observation's own entry first, then what it caused.
     pub entries: Vec<Entry>,
+    /// What the merchant's systems are told (`events::raised`).
+    pub events: Vec<EventType>,
 }
 
 /// An observation that names no payment and cannot create one: refused, not stored.
@@ -99,12 +102,16 @@ pub fn effect(
             kind: "created",
             detail: json!({"from": by, "status": payment.status.as_str(), "finpayStatus": obs.status.code()}),
         });
-        let to = payment.status;
+        let decision = Decision::Transition {
+            to: payment.status,
+            flag: None,
+        };
         return Ok(Effect {
             payment,
             from: None,
             changed: true,
-            decision: Decision::Transition { to, flag: None },
+            events: raised(None, &decision),
+            decision,
             outcome: Outcome::Applied,
             entries,
         });
@@ -163,6 +170,7 @@ pub fn effect(
         payment,
         from: Some(stored.status),
         outcome: Outcome::of(&decision),
+        events: raised(Some(stored.status), &decision),
         decision,
         entries,
     })

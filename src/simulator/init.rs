@@ -35,6 +35,9 @@ pub struct Demo {
     pub merchant_public: RsaPublicKey,
 }
 
+/// Where the demo's event receiver (`finpay-qris listen`) listens.
+pub const DEMO_LISTEN: &str = "127.0.0.1:8082";
+
 fn secret() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
 }
@@ -150,6 +153,14 @@ pub fn write_merchant_env(
         ("FINPAY_QRIS__WORKER__FIRST_CHECK_SECS", "15".into()),
         ("FINPAY_QRIS__WORKER__MAX_INTERVAL_SECS", "60".into()),
         ("FINPAY_QRIS__WORKER__GRACE_SECS", "60".into()),
+        // Payment events to `finpay-qris listen` on this machine (a new secret each start).
+        ("FINPAY_QRIS__EVENTS__ENDPOINT_URL", format!("http://{DEMO_LISTEN}/")),
+        (
+            "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
+            crate::events::signing::new_secret(),
+        ),
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true".into()),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true".into()),
     ];
     let mut vars = vars.to_vec();
     // The service must listen where the simulator sends notifications.

@@ -131,7 +131,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
     /// Notifications received and amounts paid in `[from, to)`, per hour
     /// (hours without either are absent).
     async fn hourly_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<HourTotals>>;
-    async fn backlog(&self, now: DateTime<Utc>) -> Result<Backlog>;
+    async fn reconciliation_backlog(&self, now: DateTime<Utc>) -> Result<Backlog>;
     /// Sends the payments paid in `[from, to)`, then the refunds asked in it,
     /// each in time order, as the database returns them: memory stays
     /// bounded by the channel. Stops early when the receiver is gone.

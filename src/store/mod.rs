@@ -10,6 +10,8 @@
 
 mod api_store;
 mod console_store;
+pub mod endpoints;
+pub mod events;
 mod explain;
 pub(crate) mod ops_store;
 mod postgres;
@@ -17,12 +19,17 @@ pub mod refusals;
 mod sql;
 mod sql_api;
 mod sql_console;
+mod sql_endpoints;
+mod sql_events;
 mod sql_ingest;
+mod sql_outbox;
 mod sqlite;
 mod types;
 
 pub use api_store::*;
 pub use console_store::*;
+pub use endpoints::EndpointStore;
+pub use events::EventStore;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
@@ -103,7 +110,9 @@ pub enum Backend {
 }
 
 #[async_trait]
-pub trait Store: ApiStore + ConsoleStore + OpsStore + RefusalStore + Send + Sync + 'static {
+pub trait Store:
+    ApiStore + ConsoleStore + EndpointStore + EventStore + OpsStore + RefusalStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
@@ -183,6 +192,30 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64)
         Err(StoreError::Invalid(
             "database URL must start with postgres://, postgresql:// or sqlite:".into(),
         ))
+    }
+}
+
+/// A `WHERE` clause of the conditions given (`true`), in order, the `#` of
+/// each becoming the next placeholder (a condition without `#` takes none;
+/// bind in the same order): only the filters a query names become
+/// conditions, so each query is planned for what it asks.
+pub(crate) fn where_given(conditions: &[(bool, &str)]) -> String {
+    let mut n = 0;
+    let given: Vec<String> = conditions
+        .iter()
+        .filter(|(given, _)| *given)
+        .map(|(_, c)| {
+            if !c.contains('#') {
+                return c.to_string();
+            }
+            n += 1;
+            c.replace('#', &format!("${n}"))
+        })
+        .collect();
+    if given.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", given.join(" AND "))
     }
 }
 

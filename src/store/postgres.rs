@@ -45,6 +45,9 @@ impl PgStore {
         }
     }
 
+    /// The changes feed reads `txid` (set by the column's default).
+    pub(crate) const FEED_COLUMN: &'static str = "";
+    pub(crate) const FEED_VALUE: &'static str = "";
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
     pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;
@@ -73,3 +76,49 @@ super::sql_api::sql_api_store!(PgStore, Postgres);
 super::sql_console::sql_console_store!(PgStore, Postgres);
 super::refusals::sql_refusal_store!(PgStore, Postgres);
 super::ops_store::sql_ops_store!(PgStore);
+super::sql_outbox::sql_outbox!(PgStore, Postgres);
+super::sql_endpoints::sql_endpoint_store!(PgStore, Postgres);
+super::sql_events::sql_event_store!(PgStore, Postgres);
+
+/// An event and its writing transaction.
+#[derive(sqlx::FromRow)]
+struct FeedRow {
+    #[sqlx(flatten)]
+    event: super::events::StoredEvent,
+    position: String,
+}
+
+impl PgStore {
+    /// The changes feed: events of transactions older than every transaction
+    /// still running (`pg_snapshot_xmin`), in `(txid, id)` order. A
+    /// transaction that commits late got its `txid` before that bound, so it
+    /// is returned after the ones that committed before it, never skipped.
+    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
+        let (txid, id) = match cursor {
+            None => ("0".to_string(), String::new()),
+            Some(c) => {
+                let (t, i) = c.split_once(':').unwrap_or((c, ""));
+                if t.parse::<u64>().is_err() {
+                    return Err(super::StoreError::Invalid("cursor is not one this feed gave".into()));
+                }
+                (t.to_string(), i.to_string())
+            }
+        };
+        let rows: Vec<FeedRow> = sqlx::query_as(
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text AS position FROM events \
+             WHERE (txid, id) > ($1::text::xid8, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY txid, id LIMIT $3",
+        )
+        .bind(&txid)
+        .bind(&id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let cursor = rows
+            .last()
+            .map(|r| format!("{}:{}", r.position, r.event.id))
+            .unwrap_or_else(|| format!("{txid}:{id}"));
+        let items = rows.into_iter().map(|r| r.event).collect();
+        Ok(super::events::ChangesPage { items, cursor })
+    }
+}

@@ -178,38 +178,19 @@ macro_rules! sql_store {
                     && f.reference.is_none()
                     && f.amount_minor.is_none()
                     && !f.flagged;
-                let mut conditions = Vec::new();
-                let mut n = 0;
-                let mut next = |condition: &str| {
-                    n += 1;
-                    conditions.push(condition.replace('#', &format!("${n}")));
-                };
-                if f.status.is_some() {
-                    next("status = #");
-                }
-                if f.created_from.is_some() {
-                    next("created_at >= #");
-                }
-                if f.created_to.is_some() {
-                    next("created_at < #");
-                }
-                if f.reference.is_some() {
-                    next("(partner_reference_no = # OR reference_no = #)");
-                }
-                if f.amount_minor.is_some() {
-                    next("amount_minor = #");
-                }
-                if f.before_id.is_some() {
-                    next(if by_time {
-                        "(created_at, id) < ((SELECT created_at FROM payments WHERE id = #), #)"
-                    } else {
-                        "id < #"
-                    });
-                }
-                if f.flagged {
-                    conditions.push("flagged IS NOT NULL".to_string());
-                }
-                let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+                let filter = crate::store::where_given(&[
+                    (f.status.is_some(), "status = #"),
+                    (f.created_from.is_some(), "created_at >= #"),
+                    (f.created_to.is_some(), "created_at < #"),
+                    (f.reference.is_some(), "(partner_reference_no = # OR reference_no = #)"),
+                    (f.amount_minor.is_some(), "amount_minor = #"),
+                    (
+                        f.before_id.is_some() && by_time,
+                        "(created_at, id) < ((SELECT created_at FROM payments WHERE id = #), #)",
+                    ),
+                    (f.before_id.is_some() && !by_time, "id < #"),
+                    (f.flagged, "flagged IS NOT NULL"),
+                ]);
                 let sql = Self::sql_owned(format!(
                     "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY {} LIMIT {}",
                     if by_time { "created_at DESC, id DESC" } else { "id DESC" },
@@ -277,6 +258,10 @@ macro_rules! sql_store {
                     .await?;
                 let row = row.ok_or(StoreError::NotFound)?;
                 Self::insert_event(&mut tx, payment_id, "generated", &json!({"referenceNo": g.reference_no}), now).await?;
+                if row.status.is_open() {
+                    let pending = [crate::domain::events::qr_generated()];
+                    Self::raise(&mut tx, &row, &pending, crate::domain::Cause::Api, now, None).await?;
+                }
                 tx.commit().await?;
                 Ok(row)
             }
@@ -355,22 +340,23 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 let sql = format!(
                     "UPDATE payments SET status = 'expired', next_check_at = NULL, lease_owner = NULL, lease_until = NULL, \
-                     updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status IN {}",
+                     updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status IN {} RETURNING {PAYMENT_COLUMNS}",
                     PaymentStatus::OPEN_SQL
                 );
-                let done = sqlx::query(&Self::sql_owned(sql))
+                let expired: Option<Payment> = sqlx::query_as(&Self::sql_owned(sql))
                     .bind(now)
                     .bind(payment_id)
                     .bind(owner)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                let expired = done.rows_affected() == 1;
-                if expired {
+                if let Some(p) = &expired {
                     let detail = json!({"to": "expired", "by": "worker", "reason": reason});
                     Self::insert_event(&mut tx, payment_id, "status_changed", &detail, now).await?;
+                    let events = crate::domain::events::moved_to(p.status);
+                    Self::raise(&mut tx, p, &events, crate::domain::Cause::Worker, now, None).await?;
                 }
                 tx.commit().await?;
-                Ok(expired)
+                Ok(expired.is_some())
             }
         }
     };

@@ -203,10 +203,12 @@ macro_rules! sql_api_store {
                         .bind(current.status.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
-                    if failed.is_some() {
+                    if let Some(p) = &failed {
                         Self::insert_event(&mut tx, payment_id, "generate_failed", detail, now).await?;
                         let change = crate::domain::status_change_detail(current.status, PaymentStatus::Failed, "api", None);
                         Self::insert_event(&mut tx, payment_id, "status_changed", &change, now).await?;
+                        let events = crate::domain::events::moved_to(p.status);
+                        Self::raise(&mut tx, p, &events, crate::domain::Cause::Api, now, None).await?;
                     }
                     tx.commit().await?;
                     Ok(failed)
@@ -420,6 +422,13 @@ macro_rules! sql_api_store {
                         }
                     }
                     let refund: Refund = sqlx::query_as(&by_id).bind(refund_id).fetch_one(&mut *tx).await?;
+                    if refund.status != "pending" {
+                        let payment_sql = Self::sql_owned(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"));
+                        let payment: Payment =
+                            sqlx::query_as(&payment_sql).bind(&refund.payment_id).fetch_one(&mut *tx).await?;
+                        let event = crate::domain::events::refund_completed(refund.status == "succeeded");
+                        Self::raise(&mut tx, &payment, &[event], crate::domain::Cause::Api, now, Some(&refund)).await?;
+                    }
                     tx.commit().await?;
                     Ok(refund)
                 }

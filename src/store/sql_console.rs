@@ -210,7 +210,7 @@ macro_rules! sql_console_store {
                     Ok(hours.into_values().collect())
                 }
 
-                async fn backlog(&self, now: DateTime<Utc>) -> crate::store::Result<Backlog> {
+                async fn reconciliation_backlog(&self, now: DateTime<Utc>) -> crate::store::Result<Backlog> {
                     let (open, due): (i64, i64) = sqlx::query_as(&Self::sql(
                         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN next_check_at <= $1 THEN 1 ELSE 0 END), 0) \
                          FROM payments WHERE next_check_at IS NOT NULL",

@@ -9,7 +9,7 @@
 
 macro_rules! sql_ingest {
     ($Store:ident, $Db:ty) => {
-        use crate::domain::{effect, record_check, Effect, Entry, Found, Observation, ObservationSource};
+        use crate::domain::{effect, record_check, Cause, Effect, Entry, Found, Observation, ObservationSource};
         use crate::store::{Applied, InboundNotification, IngestOutcome, QueryResult};
         use sqlx::types::Json;
 
@@ -206,6 +206,7 @@ macro_rules! sql_ingest {
                     return Err(StoreError::Raced("the same notification was stored meanwhile"));
                 };
                 Self::insert_entries(tx, &e, Some(id), n.received_at).await?;
+                Self::raise(tx, &e.payment, &e.events, Cause::Notification, n.received_at, None).await?;
                 Ok(IngestOutcome::Applied(Applied::of(&e)))
             }
 
@@ -260,11 +261,13 @@ macro_rules! sql_ingest {
                         decision: Decision::Unchanged,
                         outcome: crate::domain::Outcome::Unchanged,
                         entries: vec![Entry { kind: "query", detail }],
+                        events: Vec::new(),
                     },
                 };
                 record_check(&mut e.payment, result.next_check_at);
                 Self::write_payment(tx, &e, Some(&payment)).await?;
                 Self::insert_entries(tx, &e, None, now).await?;
+                Self::raise(tx, &e.payment, &e.events, Cause::Query, now, None).await?;
                 Ok(Applied::of(&e))
             }
         }

@@ -47,6 +47,9 @@ impl SqliteStore {
         self.ingest_item_by_item(batch).await
     }
 
+    /// One writer at a time: one more than the highest is commit order.
+    pub(crate) const FEED_COLUMN: &'static str = ", feed_position";
+    pub(crate) const FEED_VALUE: &'static str = ", COALESCE((SELECT MAX(feed_position) FROM events), 0) + 1";
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;
@@ -78,6 +81,9 @@ super::sql_api::sql_api_store!(SqliteStore, Sqlite);
 super::sql_console::sql_console_store!(SqliteStore, Sqlite);
 super::refusals::sql_refusal_store!(SqliteStore, Sqlite);
 super::ops_store::sql_ops_store!(SqliteStore);
+super::sql_outbox::sql_outbox!(SqliteStore, Sqlite);
+super::sql_endpoints::sql_endpoint_store!(SqliteStore, Sqlite);
+super::sql_events::sql_event_store!(SqliteStore, Sqlite);
 
 /// Creates the database file (and its folder) readable by this user only:
 /// it holds payments and notifications. SQLite gives its `-wal` and `-shm`
@@ -105,6 +111,43 @@ fn private_file(path: &std::path::Path) -> Result<()> {
         .open(path)
         .map_err(|e| invalid(path, e))?;
     Ok(())
+}
+
+/// An event and its place in the feed.
+#[derive(sqlx::FromRow)]
+struct FeedRow {
+    #[sqlx(flatten)]
+    event: super::events::StoredEvent,
+    feed_position: i64,
+}
+
+impl SqliteStore {
+    /// The changes feed: one writer at a time, so `feed_position` is commit order.
+    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
+        let after: i64 = match cursor {
+            None => 0,
+            // The position; PostgreSQL's cursors also name an event after it.
+            Some(c) => c
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
+        };
+        let rows: Vec<FeedRow> = sqlx::query_as(
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
+             WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let cursor = rows.last().map_or(after, |r| r.feed_position).to_string();
+        Ok(super::events::ChangesPage {
+            items: rows.into_iter().map(|r| r.event).collect(),
+            cursor,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn start_server(db_url: &str, port: u16) -> Child {
+    start_server_with(db_url, port, &[])
+}
+
+/// The binary serving `db_url` on `port`, with `extra` settings.
+pub(crate) fn start_server_with(db_url: &str, port: u16, extra: &[(&str, String)]) -> Child {
     let env = base_env(db_url);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_finpay-qris"));
     cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
@@ -17,10 +22,13 @@ fn start_server(db_url: &str, port: u16) -> Child {
     }
     cmd.env("FINPAY_QRIS__SERVER__LISTEN", format!("127.0.0.1:{port}"));
     cmd.env("FINPAY_QRIS__API__LISTEN", format!("127.0.0.1:{}", free_port()));
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
     cmd.spawn().expect("start finpay-qris")
 }
 
-async fn wait_ready(http: &reqwest::Client, port: u16) {
+pub(crate) async fn wait_ready(http: &reqwest::Client, port: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/health/ready")).send().await {
@@ -33,7 +41,7 @@ async fn wait_ready(http: &reqwest::Client, port: u16) {
     }
 }
 
-async fn token(http: &reqwest::Client, port: u16) -> String {
+pub(crate) async fn token(http: &reqwest::Client, port: u16) -> String {
     let r = token_request_at(
         http,
         &format!("http://127.0.0.1:{port}{TOKEN_PATH}"),
@@ -47,7 +55,7 @@ async fn token(http: &reqwest::Client, port: u16) -> String {
         .to_string()
 }
 
-async fn query_i64(url: &str, sql: &str) -> i64 {
+pub(crate) async fn query_i64(url: &str, sql: &str) -> i64 {
     use sqlx::Connection;
     if url.starts_with("postgres") {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();

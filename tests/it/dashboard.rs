@@ -6,15 +6,6 @@
 use finpay_qris::metrics::Metrics;
 use std::collections::BTreeSet;
 
-/// Metrics that come with pushed events (event delivery, built separately):
-/// the dashboard's "Pushed events" row and `FinpayQrisEventEndpointFailing`
-/// use them. docs/operations.md lists them with their meaning.
-const WITH_PUSHED_EVENTS: &[&str] = &[
-    "finpay_qris_event_deliveries_total",
-    "finpay_qris_event_backlog",
-    "finpay_qris_event_oldest_pending_seconds",
-];
-
 fn repo_file(path: &str) -> String {
     let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
@@ -33,7 +24,6 @@ fn exported() -> BTreeSet<String> {
             names.insert(name.to_string());
         }
     }
-    names.extend(WITH_PUSHED_EVENTS.iter().map(|n| n.to_string()));
     names
 }
 

@@ -11,6 +11,7 @@ mod connections;
 mod console;
 mod crash;
 mod dashboard;
+mod events;
 mod finpay_client;
 mod hostile;
 mod metrics;

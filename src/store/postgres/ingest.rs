@@ -18,7 +18,8 @@
 //! Nobody is answered before the commit.
 
 use super::{PgStore, PAYMENT_COLUMNS};
-use crate::domain::{effect, Entry, Found, Payment};
+use crate::domain::{effect, Cause, Entry, Found, Payment};
+use crate::events::payload::{payment_event, NewEvent};
 use crate::store::{Applied, InboundNotification, IngestOutcome, Result};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -113,10 +114,24 @@ impl PgStore {
         .bind(refs(|n| n.observation.original_reference_no.as_deref()))
         .fetch_all(&mut *tx)
         .await?;
+        // Each payment's last event number, read under the locks just taken.
+        let mut sequences: HashMap<String, i64> = if read.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT payment_id, MAX(sequence) FROM events WHERE payment_id = ANY($1) GROUP BY payment_id",
+            )
+            .bind(read.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+        };
         let mut rows = Rows::default();
         for p in read {
             rows.put(None, p, false);
         }
+        let mut events: Vec<NewEvent> = Vec::new();
 
         let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
         let mut stored: Vec<Stored> = Vec::new();
@@ -142,6 +157,18 @@ impl PgStore {
                 }
             };
             outcomes[i] = Some(IngestOutcome::Applied(Applied::of(&e)));
+            for t in &e.events {
+                let seq = sequences.entry(e.payment.id.clone()).or_insert(0);
+                *seq += 1;
+                events.push(payment_event(
+                    *t,
+                    &e.payment,
+                    Cause::Notification,
+                    *seq,
+                    n.received_at,
+                    None,
+                ));
+            }
             let created = e.created();
             let at = rows.put(a.or(b), e.payment, created);
             rows.dirty[at] |= e.changed;
@@ -158,6 +185,7 @@ impl PgStore {
             tx.rollback().await?;
             return Ok(None);
         }
+        write_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(Some(
             outcomes
@@ -291,4 +319,34 @@ async fn insert_payments(tx: &mut sqlx::PgConnection, new: &[&Payment]) -> Resul
     .execute(&mut *tx)
     .await?
     .rows_affected())
+}
+
+/// The batch's events and their deliveries, in one statement (see
+/// `sql_outbox.rs`'s `write_events`, which writes the same rows one by one).
+async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH ev AS ( \
+           INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at) \
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
+             $7::timestamptz[]) RETURNING id, type, created_at \
+         ) \
+         INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
+         SELECT ev.id, w.id, 'pending', 0, ev.created_at, ev.created_at, ev.created_at FROM ev \
+         JOIN webhook_endpoints w ON w.enabled AND (NOT EXISTS (SELECT 1 FROM webhook_endpoint_types t \
+           WHERE t.endpoint_id = w.id) OR EXISTS (SELECT 1 FROM webhook_endpoint_types t \
+           WHERE t.endpoint_id = w.id AND t.event_type = ev.type))",
+    )
+    .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.payment_id.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -12,6 +12,10 @@ use std::collections::BTreeSet;
 
 /// The API as promised to integrators.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/changes"),
+    ("get", "/events"),
+    ("get", "/events/{id}"),
+    ("post", "/events/{id}/resend"),
     ("get", "/openapi.json"),
     ("get", "/payments"),
     ("post", "/payments"),
@@ -26,6 +30,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/exports/payments.csv"),
     ("get", "/refusals"),
     ("get", "/refusals/{id}"),
+    ("get", "/webhook-endpoints"),
+    ("post", "/webhook-endpoints"),
+    ("delete", "/webhook-endpoints/{id}"),
+    ("get", "/webhook-endpoints/{id}"),
+    ("patch", "/webhook-endpoints/{id}"),
+    ("post", "/webhook-endpoints/{id}/resend-failed"),
+    ("post", "/webhook-endpoints/{id}/rotate-secret"),
 ];
 
 async fn the_openapi_document_matches_the_routes(backend: Backend) {
@@ -53,6 +64,8 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
         let url = app.api_url(&format!("/api/v1{}", path.replace("{id}", "no-such-payment")));
         let req = match method.as_str() {
             "post" => app.http.post(url).json(&serde_json::json!({})),
+            "patch" => app.http.patch(url).json(&serde_json::json!({})),
+            "delete" => app.http.delete(url),
             _ => app.http.get(url),
         };
         let resp = req.bearer_auth(crate::common::API_KEY).send().await.unwrap();

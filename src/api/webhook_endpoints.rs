@@ -1,0 +1,272 @@
+//! Webhook endpoints: where payment events are sent. Create (the answer
+//! holds the signing secret, shown this once), list, read, update (which also
+//! disables and enables), delete, rotate the secret (the old one signs
+//! alongside for `events.rotation_overlap_secs`), and resend what failed.
+
+use super::error::{ApiError, Problem};
+use super::events_model::*;
+use super::extract::{ApiJson, ApiPath};
+use crate::domain::EventType;
+use crate::events::signing::new_secret;
+use crate::events::target::check_url;
+use crate::state::AppState;
+use crate::store::endpoints::{Endpoint, EndpointUpdate, NewEndpoint};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+/// Longest the previous secret may sign alongside the new one: a week.
+const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
+
+fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
+    check_url(url, &st.settings.events)
+        .map(|_| url.to_string())
+        .map_err(|e| ApiError::validation("url", format!("url {e}")))
+}
+
+fn valid_types(types: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let mut types = types.unwrap_or_default();
+    if let Some(bad) = types.iter().find(|t| EventType::parse(t).is_none()) {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        return Err(ApiError::validation(
+            "eventTypes",
+            format!("unknown event type {bad:?}; known: {}", known.join(", ")),
+        ));
+    }
+    types.sort();
+    types.dedup();
+    Ok(types)
+}
+
+fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
+    match d {
+        Some(d) if d.chars().count() > 500 => Err(ApiError::validation("description", "at most 500 characters")),
+        other => Ok(other),
+    }
+}
+
+async fn find(st: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    if id.chars().any(char::is_control) || id.len() > 128 {
+        return Err(not_found(id));
+    }
+    st.store.get_endpoint(id).await?.ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(format!("no webhook endpoint {id:?}"))
+}
+
+/// Create a webhook endpoint
+///
+/// Events of the subscribed types are POSTed to `url`, signed as Standard
+/// Webhooks v1 with the `secret` in the answer, which is shown only now.
+/// Events raised before the endpoint existed are not sent unless resent.
+#[utoipa::path(
+    post,
+    path = "/webhook-endpoints",
+    tag = "events",
+    request_body = CreateEndpointRequest,
+    responses(
+        (status = 201, description = "Created; keep the secret", body = EndpointWithSecret),
+        (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_endpoint(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<CreateEndpointRequest>,
+) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
+    let new = NewEndpoint {
+        id: uuid::Uuid::now_v7().to_string(),
+        url: valid_url(&st, &body.url)?,
+        description: valid_description(body.description)?,
+        event_types: valid_types(body.event_types)?,
+        secret: new_secret(),
+        created_at: crate::store::now(),
+    };
+    let e = st.store.create_endpoint(&new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointWithSecret {
+            endpoint: (&e).into(),
+            secret: new.secret,
+        }),
+    ))
+}
+
+/// List webhook endpoints
+#[utoipa::path(
+    get,
+    path = "/webhook-endpoints",
+    tag = "events",
+    responses((status = 200, description = "Every endpoint", body = EndpointList)),
+    security(("api_key" = []))
+)]
+pub async fn list_endpoints(State(st): State<AppState>) -> Result<Json<EndpointList>, ApiError> {
+    let items = st.store.list_endpoints().await?;
+    Ok(Json(EndpointList {
+        items: items.iter().map(EndpointView::from).collect(),
+    }))
+}
+
+/// Get a webhook endpoint
+#[utoipa::path(
+    get,
+    path = "/webhook-endpoints/{id}",
+    tag = "events",
+    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_endpoint(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EndpointView>, ApiError> {
+    Ok(Json((&find(&st, &id).await?).into()))
+}
+
+/// Update, disable or enable a webhook endpoint
+#[utoipa::path(
+    patch,
+    path = "/webhook-endpoints/{id}",
+    tag = "events",
+    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    request_body = UpdateEndpointRequest,
+    responses(
+        (status = 200, description = "The endpoint as updated", body = EndpointView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update_endpoint(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateEndpointRequest>,
+) -> Result<Json<EndpointView>, ApiError> {
+    find(&st, &id).await?;
+    let update = EndpointUpdate {
+        url: body.url.map(|u| valid_url(&st, &u)).transpose()?,
+        description: body.description.map(|d| valid_description(Some(d))).transpose()?,
+        event_types: body.event_types.map(|t| valid_types(Some(t))).transpose()?,
+        enabled: body.enabled,
+    };
+    let e = st
+        .store
+        .update_endpoint(&id, &update, crate::store::now())
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json((&e).into()))
+}
+
+/// Delete a webhook endpoint
+///
+/// Its deliveries and their attempts go with it.
+#[utoipa::path(
+    delete,
+    path = "/webhook-endpoints/{id}",
+    tag = "events",
+    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    find(&st, &id).await?;
+    if st.store.delete_endpoint(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+/// Rotate a webhook endpoint's secret
+///
+/// The answer holds the new secret (shown only now); the previous one keeps
+/// signing alongside (a second signature in `webhook-signature`) until
+/// `previousSecretUntil` (send `{}` for the configured period).
+#[utoipa::path(
+    post,
+    path = "/webhook-endpoints/{id}/rotate-secret",
+    tag = "events",
+    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    request_body = RotateRequest,
+    responses(
+        (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint comes from the configuration: change its secret there", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`previousSecretSeconds` is out of range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn rotate_secret(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RotateRequest>,
+) -> Result<Json<EndpointWithSecret>, ApiError> {
+    let overlap = match body.previous_secret_seconds.map(i64::try_from) {
+        None => st.settings.events.rotation_overlap_secs as i64,
+        Some(Ok(s)) if (0..=MAX_OVERLAP_SECS).contains(&s) => s,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "previousSecretSeconds",
+                format!("must be from 0 to {MAX_OVERLAP_SECS}"),
+            ))
+        }
+    };
+    if find(&st, &id).await?.source == "config" {
+        return Err(ApiError::conflict(
+            "configured-endpoint",
+            "Endpoint from the configuration",
+            "its secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET: change it there (the old one keeps signing for \
+             events.rotation_overlap_secs)",
+        ));
+    }
+    let now = crate::store::now();
+    let until = now + chrono::Duration::seconds(overlap);
+    let secret = new_secret();
+    let e = st
+        .store
+        .rotate_secret(&id, &secret, until, now)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(EndpointWithSecret {
+        endpoint: (&e).into(),
+        secret,
+    }))
+}
+
+/// Resend what failed for an endpoint
+///
+/// Every delivery to this endpoint that failed (after its last attempt), of
+/// events created at or after `since`, is sent again from now.
+#[utoipa::path(
+    post,
+    path = "/webhook-endpoints/{id}/resend-failed",
+    tag = "events",
+    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    request_body = ResendFailedRequest,
+    responses(
+        (status = 202, description = "Scheduled", body = Scheduled),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`since` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn resend_failed(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ResendFailedRequest>,
+) -> Result<(StatusCode, Json<Scheduled>), ApiError> {
+    let since = chrono::DateTime::parse_from_rfc3339(&body.since)
+        .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time"))?
+        .with_timezone(&chrono::Utc);
+    find(&st, &id).await?;
+    let scheduled = st.store.resend_failed(&id, since, crate::store::now()).await?;
+    Ok((StatusCode::ACCEPTED, Json(Scheduled { scheduled })))
+}

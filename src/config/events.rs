@@ -1,0 +1,86 @@
+//! `events.*`: delivering payment events to the merchant's endpoints.
+
+use super::ConfigError;
+use crate::secret::Secret;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Run the delivery loop in this process (events are written either way).
+    pub delivery_enabled: bool,
+    /// Accept `http://` endpoint URLs (local and test use); otherwise https only.
+    pub allow_http: bool,
+    /// Accept endpoints on loopback, link-local and private addresses.
+    pub allow_private_networks: bool,
+    pub connect_timeout_ms: u64,
+    /// The whole attempt: connect, send, answer.
+    pub timeout_ms: u64,
+    /// Seconds to wait before each retry, comma-separated; after the last the
+    /// delivery is marked failed. Each wait is jittered by up to ±10 %.
+    pub retry_schedule: String,
+    /// An endpoint failing with no success for this long is disabled.
+    pub disable_after_secs: u64,
+    /// After a rotation the previous secret signs alongside for this long.
+    pub rotation_overlap_secs: u64,
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed per cycle, sent concurrently.
+    pub batch_size: i64,
+    /// One endpoint from the configuration, for simple deployments.
+    pub endpoint_url: Option<String>,
+    pub endpoint_secret: Option<Secret>,
+}
+
+pub(super) const DEFAULTS: &[(&str, &str)] = &[
+    ("events.delivery_enabled", "true"),
+    ("events.allow_http", "false"),
+    ("events.allow_private_networks", "false"),
+    ("events.connect_timeout_ms", "5000"),
+    ("events.timeout_ms", "15000"),
+    ("events.retry_schedule", "5,300,1800,7200,18000,36000,36000"),
+    ("events.disable_after_secs", "432000"),
+    ("events.rotation_overlap_secs", "86400"),
+    ("events.poll_interval_ms", "250"),
+    ("events.batch_size", "64"),
+];
+
+impl EventSettings {
+    /// The retry waits, in seconds.
+    pub fn retry_waits(&self) -> Vec<u64> {
+        self.retry_schedule
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    }
+
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let parts: Vec<&str> = self.retry_schedule.split(',').map(str::trim).collect();
+        if parts.iter().any(|p| p.parse::<u64>().map_or(true, |s| s > 7 * 86_400)) {
+            return Err(ConfigError::new(
+                "events.retry_schedule",
+                "expected seconds separated by commas, each at most a week, e.g. 5,300,1800",
+            ));
+        }
+        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 || self.timeout_ms > 300_000 {
+            return Err(ConfigError::new(
+                "events.timeout_ms",
+                "timeouts must be between 1 ms and 300000 ms",
+            ));
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return Err(ConfigError::new("events.batch_size", "expected 1 to 1000"));
+        }
+        match (&self.endpoint_url, &self.endpoint_secret) {
+            (Some(_), None) | (None, Some(_)) => Err(ConfigError::new(
+                "events.endpoint_secret",
+                "events.endpoint_url and events.endpoint_secret go together",
+            )),
+            (Some(url), Some(secret)) => {
+                crate::events::target::check_url(url, self).map_err(|e| ConfigError::new("events.endpoint_url", e))?;
+                crate::events::signing::SigningKey::parse(secret.expose())
+                    .map(|_| ())
+                    .map_err(|e| ConfigError::new("events.endpoint_secret", e.to_string()))
+            }
+            (None, None) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The sender: claims due deliveries, POSTs each signed event, records the
+//! attempt and schedules the next one, in the reconciliation worker's style.
+//!
+//! Claims are leases in the database (`claim_deliveries`: `FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL, an immediate transaction on SQLite), longer than
+//! one attempt can take, so two replicas never send one attempt at the same
+//! time, and a crashed sender's deliveries come due again when its leases
+//! end: delivery is at least once. An attempt succeeds on a 2xx; any other
+//! status, a timeout or a refused connection is retried on
+//! `events.retry_schedule`. Redirects are not followed. The answer is read up
+//! to [`EXCERPT_BYTES`], which is what the attempt records.
+
+use super::schedule::next_attempt;
+use super::signing::{signature_header, SigningKey};
+use super::target::{check_url, PublicResolver};
+use crate::state::AppState;
+use crate::store::events::{Attempt, AttemptResult, ClaimedDelivery, Recorded};
+use futures::{FutureExt, StreamExt};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The start of an endpoint's answer kept with the attempt.
+pub const EXCERPT_BYTES: usize = 1024;
+/// Deliveries of one cycle sent at the same time.
+const CONCURRENCY: usize = 16;
+/// How often the backlog gauges are refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts the sender when `events.delivery_enabled`.
+pub fn spawn(state: AppState, cancel: CancellationToken) -> Option<JoinHandle<()>> {
+    if !state.settings.events.delivery_enabled {
+        tracing::info!("event delivery off: FINPAY_QRIS__EVENTS__DELIVERY_ENABLED is false");
+        return None;
+    }
+    let client = match client(&state) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "event delivery off: its HTTP client could not be built");
+            return None;
+        }
+    };
+    let owner = format!(
+        "{}:{}:{}",
+        crate::worker::host_name(),
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    Some(tokio::spawn(run(state, client, owner, cancel)))
+}
+
+fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
+    let s = &state.settings.events;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
+        .timeout(Duration::from_millis(s.timeout_ms))
+        .dns_resolver(Arc::new(PublicResolver {
+            allow_private_networks: s.allow_private_networks,
+        }))
+        .user_agent(concat!("finpay-qris/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: CancellationToken) {
+    let s = &state.settings.events;
+    let poll = Duration::from_millis(s.poll_interval_ms.max(10));
+    let mut last_backlog: Option<Instant> = None;
+    loop {
+        if last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+            record_backlog(&state).await;
+            last_backlog = Some(Instant::now());
+        }
+        let cycle = AssertUnwindSafe(cycle(&state, &client, &owner)).catch_unwind();
+        let full = tokio::select! {
+            _ = cancel.cancelled() => break,
+            result = cycle => match result {
+                Ok(Ok(n)) => n as i64 >= s.batch_size,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "event delivery cycle failed; retrying after the poll interval");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!("event delivery cycle panicked; continuing");
+                    false
+                }
+            },
+        };
+        if full {
+            continue;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(poll) => {}
+            _ = state.events_wakeup.notified() => {}
+        }
+    }
+    tracing::info!("event delivery stopped");
+}
+
+/// Lease long enough for one attempt (connect, send, answer, bounded by
+/// `events.timeout_ms`) and recording it.
+fn lease_secs(state: &AppState) -> u64 {
+    state.settings.events.timeout_ms.div_ceil(1000) + 10
+}
+
+/// One cycle: claim what is due, send it (concurrently), then record every
+/// attempt in one transaction (one commit per cycle, not per delivery).
+async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate::store::Result<usize> {
+    let now = crate::store::now();
+    let claimed = state
+        .store
+        .claim_deliveries(owner, now, lease_secs(state), state.settings.events.batch_size)
+        .await?;
+    let n = claimed.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let attempted: Vec<(ClaimedDelivery, AttemptResult)> = futures::stream::iter(claimed)
+        .map(|d| async move {
+            let r = attempt(state, client, &d).await;
+            (d, r)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let results: Vec<AttemptResult> = attempted.iter().map(|(_, r)| r.clone()).collect();
+    let recorded = state.store.record_attempts(owner, &results).await?;
+    for ((d, r), outcome) in attempted.iter().zip(recorded) {
+        count(state, d, r, outcome);
+    }
+    Ok(n)
+}
+
+/// Sends one delivery; what happened, and what comes next.
+async fn attempt(state: &AppState, client: &reqwest::Client, d: &ClaimedDelivery) -> AttemptResult {
+    let s = &state.settings.events;
+    let attempted_at = crate::store::now();
+    let started = Instant::now();
+    let (status_code, error, excerpt) = match send(state, client, d, attempted_at).await {
+        Ok((status, excerpt)) => (Some(i32::from(status)), None, Some(excerpt)),
+        Err(e) => (None, Some(e), None),
+    };
+    let latency_ms = started.elapsed().as_millis() as i64;
+    let succeeded = status_code.is_some_and(|c| (200..300).contains(&c));
+    let now = crate::store::now();
+    AttemptResult {
+        attempt: Attempt {
+            delivery_id: d.id,
+            attempted_at,
+            status_code,
+            error,
+            latency_ms,
+            response_excerpt: excerpt,
+        },
+        succeeded,
+        next_attempt_at: if succeeded {
+            None
+        } else {
+            next_attempt(&s.retry_waits(), d.attempts as usize + 1, now)
+        },
+        disable_if_failing_since: now - chrono::Duration::seconds(s.disable_after_secs as i64),
+    }
+}
+
+/// The metrics of one recorded attempt.
+fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Recorded) {
+    let m = &state.metrics;
+    let a = &r.attempt;
+    let kind = match (a.status_code, a.error.as_deref()) {
+        _ if r.succeeded => "delivered",
+        (Some(_), _) => "rejected",
+        (None, Some(e)) if e.starts_with("timeout") => "timeout",
+        (None, _) => "unreachable",
+    };
+    m.inc("finpay_qris_event_deliveries_total", &[("outcome", kind)]);
+    m.observe_duration(
+        "finpay_qris_event_delivery_duration_seconds",
+        &[],
+        Duration::from_millis(a.latency_ms.max(0) as u64),
+    );
+    match outcome {
+        Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
+        Recorded::Recorded {
+            failed,
+            endpoint_disabled,
+        } => {
+            if r.succeeded {
+                let lag = (crate::store::now() - d.event_created_at).to_std().unwrap_or_default();
+                m.observe_duration("finpay_qris_event_lag_seconds", &[], lag);
+            }
+            if failed {
+                m.inc("finpay_qris_event_deliveries_failed_total", &[]);
+            }
+            if endpoint_disabled {
+                m.inc("finpay_qris_event_endpoints_disabled_total", &[]);
+                tracing::warn!(endpoint = %d.endpoint_id, "webhook endpoint disabled: no successful delivery for too long");
+            }
+        }
+    }
+}
+
+/// One POST; the answer's status and the start of its body, or why there was none.
+async fn send(
+    state: &AppState,
+    client: &reqwest::Client,
+    d: &ClaimedDelivery,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(u16, String), String> {
+    let url = check_url(&d.url, &state.settings.events)?;
+    let mut keys = Vec::with_capacity(2);
+    keys.push(SigningKey::parse(&d.secret).map_err(|e| e.to_string())?);
+    if let (Some(old), Some(until)) = (&d.previous_secret, d.previous_secret_until) {
+        if until > now {
+            keys.push(SigningKey::parse(old).map_err(|e| e.to_string())?);
+        }
+    }
+    let ts = now.timestamp();
+    let signature = signature_header(&keys, &d.event_id, ts, d.body.as_bytes());
+    let mut answer = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &d.event_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(d.body.clone())
+        .send()
+        .await
+        .map_err(describe)?;
+    let status = answer.status().as_u16();
+    let mut excerpt = Vec::new();
+    while excerpt.len() < EXCERPT_BYTES {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_BYTES - excerpt.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&excerpt).into_owned()))
+}
+
+/// A failed request in a few words (reqwest's own chain names the URL's host).
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = kind.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg.chars().take(500).collect()
+}
+
+/// Per endpoint: undelivered events and the oldest one's age.
+async fn record_backlog(state: &AppState) {
+    let Ok(rows) = state.store.delivery_backlog().await else {
+        return;
+    };
+    let now = crate::store::now();
+    for (endpoint, pending, oldest) in rows {
+        let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+        state
+            .metrics
+            .set_gauge("finpay_qris_event_backlog", &[("endpoint", &endpoint)], pending as f64);
+        state.metrics.set_gauge(
+            "finpay_qris_event_oldest_pending_seconds",
+            &[("endpoint", &endpoint)],
+            age,
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Storage for webhook endpoints: where events are sent, their subscribed
+//! types and signing secrets. A supertrait of [`Store`](super::Store).
+
+use super::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A webhook endpoint as stored (its secrets included: `Debug` hides them).
+#[derive(Clone, sqlx::FromRow)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// `api` or `config`.
+    pub source: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Subscribed types; empty means every type.
+    #[sqlx(skip)]
+    pub event_types: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct NewEndpoint {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointUpdate {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("enabled", &self.enabled)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEndpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait EndpointStore: Send + Sync + 'static {
+    async fn create_endpoint(&self, e: &NewEndpoint) -> Result<Endpoint>;
+    /// The endpoint the configuration names: created, or brought to this URL
+    /// and secret (enabled) if it exists; a changed secret is a rotation (the
+    /// old one signs alongside until `old_until`).
+    async fn configure_endpoint(
+        &self,
+        url: &str,
+        secret: &str,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Endpoint>;
+    /// The configuration names no endpoint any more: disable the one it named.
+    async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> Result<()>;
+    async fn list_endpoints(&self) -> Result<Vec<Endpoint>>;
+    async fn get_endpoint(&self, id: &str) -> Result<Option<Endpoint>>;
+    async fn update_endpoint(&self, id: &str, u: &EndpointUpdate, now: DateTime<Utc>) -> Result<Option<Endpoint>>;
+    /// Deletes the endpoint and its deliveries; `false` when there was none.
+    async fn delete_endpoint(&self, id: &str) -> Result<bool>;
+    /// A new secret; the current one keeps signing alongside until `old_until`.
+    async fn rotate_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>>;
+}

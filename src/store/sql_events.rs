@@ -1,0 +1,278 @@
+//! SQL for [`EventStore`](super::EventStore), shared by both backends (same
+//! conventions as `sql.rs`): reading events and their deliveries, resending,
+//! and the sender's claims and records. The outbox's writes are
+//! `sql_outbox.rs`; the changes feed is each backend's own (`changes_page`).
+
+macro_rules! sql_event_store {
+    ($Store:ident, $Db:ty) => {
+        const _: () = {
+            use crate::events::payload::endpoint_disabled;
+            use crate::store::events::*;
+            use crate::store::StoreError;
+            use chrono::{DateTime, Utc};
+
+            const EVENT_COLUMNS: &str = "id, type, payment_id, sequence, cause, body, created_at";
+            const DELIVERY_COLUMNS: &str =
+                "id, event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at";
+
+            impl $Store {
+                /// One attempt's record, in the caller's transaction (`record_attempts`).
+                async fn record_in(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    owner: &str,
+                    r: &AttemptResult,
+                ) -> crate::store::Result<Recorded> {
+                    let now = r.attempt.attempted_at;
+                    let delivery_id = r.attempt.delivery_id;
+                    let lock = Self::sql_owned(format!(
+                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2{}",
+                        Self::FOR_UPDATE
+                    ));
+                    let endpoint: Option<String> =
+                        sqlx::query_scalar(&lock).bind(delivery_id).bind(owner).fetch_optional(&mut **tx).await?;
+                    let Some(endpoint) = endpoint else {
+                        return Ok(Recorded::LeaseLost);
+                    };
+                    let a = &r.attempt;
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms, \
+                         response_excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
+                    ))
+                    .bind(delivery_id)
+                    .bind(a.attempted_at)
+                    .bind(a.status_code)
+                    .bind(a.error.as_deref())
+                    .bind(a.latency_ms)
+                    .bind(a.response_excerpt.as_deref())
+                    .execute(&mut **tx)
+                    .await?;
+                    let status = match (r.succeeded, r.next_attempt_at) {
+                        (true, _) => "succeeded",
+                        (false, Some(_)) => "pending",
+                        (false, None) => "failed",
+                    };
+                    sqlx::query(&Self::sql(
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                         lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4",
+                    ))
+                    .bind(status)
+                    .bind(if r.succeeded { None } else { r.next_attempt_at })
+                    .bind(now)
+                    .bind(delivery_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    let mut disabled = false;
+                    if r.succeeded {
+                        sqlx::query(&Self::sql(
+                            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                        ))
+                        .bind(&endpoint)
+                        .execute(&mut **tx)
+                        .await?;
+                    } else {
+                        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(&Self::sql(
+                            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+                             AND enabled = TRUE RETURNING failing_since",
+                        ))
+                        .bind(now)
+                        .bind(&endpoint)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        if let Some(Some(since)) = since.filter(|s| s.is_some_and(|s| s <= r.disable_if_failing_since)) {
+                            let reason = format!("no successful delivery since {}", since.to_rfc3339());
+                            sqlx::query(&Self::sql(
+                                "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+                                 WHERE id = $3",
+                            ))
+                            .bind(&reason)
+                            .bind(now)
+                            .bind(&endpoint)
+                            .execute(&mut **tx)
+                            .await?;
+                            Self::write_events(tx, &[endpoint_disabled(&endpoint, &reason, since, now)]).await?;
+                            disabled = true;
+                        }
+                    }
+                    Ok(Recorded::Recorded { failed: status == "failed", endpoint_disabled: disabled })
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl EventStore for $Store {
+                async fn list_outbox_events(&self, f: &EventFilter) -> crate::store::Result<Vec<StoredEvent>> {
+                    let filter = crate::store::where_given(&[
+                        (f.event_type.is_some(), "type = #"),
+                        (f.payment_id.is_some(), "payment_id = #"),
+                        (f.created_from.is_some(), "created_at >= #"),
+                        (f.created_to.is_some(), "created_at < #"),
+                        (f.before_id.is_some(), "id < #"),
+                    ]);
+                    let sql = Self::sql_owned(format!(
+                        "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY id DESC LIMIT {}",
+                        f.limit.clamp(1, 1000)
+                    ));
+                    let mut q = sqlx::query_as(&sql);
+                    for v in [&f.event_type, &f.payment_id].into_iter().flatten() {
+                        q = q.bind(v.as_str());
+                    }
+                    for t in [f.created_from, f.created_to].into_iter().flatten() {
+                        q = q.bind(t);
+                    }
+                    if let Some(b) = &f.before_id {
+                        q = q.bind(b.as_str());
+                    }
+                    Ok(q.fetch_all(&self.pool).await?)
+                }
+
+                async fn get_outbox_event(&self, id: &str) -> crate::store::Result<Option<StoredEvent>> {
+                    let sql = Self::sql_owned(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"));
+                    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+                }
+
+                async fn deliveries_of(&self, event_id: &str) -> crate::store::Result<(Vec<Delivery>, Vec<Attempt>)> {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = $1 ORDER BY id"
+                    ));
+                    let deliveries = sqlx::query_as(&sql).bind(event_id).fetch_all(&self.pool).await?;
+                    let attempts = sqlx::query_as(&Self::sql(
+                        "SELECT a.delivery_id, a.attempted_at, a.status_code, a.error, a.latency_ms, a.response_excerpt \
+                         FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1 \
+                         ORDER BY a.id",
+                    ))
+                    .bind(event_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok((deliveries, attempts))
+                }
+
+                async fn resend_event(
+                    &self,
+                    event_id: &str,
+                    endpoint_id: Option<&str>,
+                    now: DateTime<Utc>,
+                ) -> crate::store::Result<u64> {
+                    let Some(event) = self.get_outbox_event(event_id).await? else {
+                        return Err(StoreError::NotFound);
+                    };
+                    let target = if endpoint_id.is_some() { "w.id = $4" } else { SUBSCRIBED };
+                    // A delivery being sent right now keeps its lease: it is sent again after.
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
+                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {target} \
+                         ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, \
+                         next_attempt_at = CASE WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
+                         updated_at = $3"
+                    ));
+                    let mut tx = self.begin().await?;
+                    let done = sqlx::query(&sql)
+                        .bind(event_id)
+                        .bind(&event.event_type)
+                        .bind(now)
+                        .bind(endpoint_id.unwrap_or_default())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn resend_failed(
+                    &self,
+                    endpoint_id: &str,
+                    since: DateTime<Utc>,
+                    now: DateTime<Utc>,
+                ) -> crate::store::Result<u64> {
+                    let mut tx = self.begin().await?;
+                    let done = sqlx::query(&Self::sql(
+                        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 \
+                         WHERE endpoint_id = $2 AND status = 'failed' \
+                         AND event_id IN (SELECT id FROM events WHERE created_at >= $3)",
+                    ))
+                    .bind(now)
+                    .bind(endpoint_id)
+                    .bind(since)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn changes(&self, cursor: Option<&str>, limit: i64) -> crate::store::Result<ChangesPage> {
+                    self.changes_page(cursor, limit.clamp(1, 1000)).await
+                }
+
+                async fn claim_deliveries(
+                    &self,
+                    owner: &str,
+                    now: DateTime<Utc>,
+                    lease_secs: u64,
+                    limit: i64,
+                ) -> crate::store::Result<Vec<ClaimedDelivery>> {
+                    let until = now + chrono::Duration::seconds(lease_secs as i64);
+                    let claim = Self::sql_owned(format!(
+                        "UPDATE deliveries SET lease_owner = $1, lease_until = $2, next_attempt_at = $2 WHERE id IN ( \
+                         SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+                         AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE) \
+                         ORDER BY d.next_attempt_at LIMIT $4{})",
+                        Self::SKIP_LOCKED
+                    ));
+                    let mut tx = self.begin().await?;
+                    sqlx::query(&claim).bind(owner).bind(until).bind(now).bind(limit).execute(&mut *tx).await?;
+                    let claimed = sqlx::query_as(&Self::sql(
+                        "SELECT d.id, d.attempts, e.id AS event_id, e.body, e.created_at AS event_created_at, \
+                         w.id AS endpoint_id, w.url, w.secret, w.previous_secret, w.previous_secret_until \
+                         FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+                         WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.status = 'pending' ORDER BY d.id",
+                    ))
+                    .bind(owner)
+                    .bind(until)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(claimed)
+                }
+
+                async fn record_attempts(
+                    &self,
+                    owner: &str,
+                    results: &[AttemptResult],
+                ) -> crate::store::Result<Vec<Recorded>> {
+                    let mut tx = self.begin().await?;
+                    // In delivery order: a replica's deliveries are its own (leased), so
+                    // the only rows two replicas' records share are endpoints, which the
+                    // record of each delivery touches after its own row.
+                    let mut order: Vec<usize> = (0..results.len()).collect();
+                    order.sort_by_key(|&i| results[i].attempt.delivery_id);
+                    let mut out = vec![Recorded::LeaseLost; results.len()];
+                    for i in order {
+                        out[i] = Self::record_in(&mut tx, owner, &results[i]).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
+                async fn delivery_backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT w.id, COUNT(d.id) FROM webhook_endpoints w LEFT JOIN deliveries d \
+                         ON d.endpoint_id = w.id AND d.status = 'pending' WHERE w.enabled = TRUE GROUP BY w.id ORDER BY w.id",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for (id, pending) in rows {
+                        let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(&Self::sql(
+                            "SELECT e.created_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                             WHERE d.endpoint_id = $1 AND d.status = 'pending' ORDER BY d.created_at LIMIT 1",
+                        ))
+                        .bind(&id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        out.push((id, pending, oldest));
+                    }
+                    Ok(out)
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use sql_event_store;

@@ -1,0 +1,91 @@
+//! The outbox's writes, shared by both backends (same conventions as
+//! `sql.rs`): what every path changing a payment calls inside its own
+//! transaction. `raise` numbers a payment's events (the caller holds its row
+//! lock) and builds their bodies; `write_events` inserts them, each with a
+//! delivery to every enabled endpoint subscribed to its type.
+
+macro_rules! sql_outbox {
+    ($Store:ident, $Db:ty) => {
+        const _: () = {
+            use crate::domain::{Cause, EventType};
+            use crate::events::payload::{payment_event, NewEvent};
+            use crate::store::events::SUBSCRIBED;
+            use crate::store::{Payment, Refund};
+            use chrono::{DateTime, Utc};
+
+            impl $Store {
+                /// The next `sequence` of a payment's events; the caller holds its row lock.
+                pub(crate) async fn next_sequence(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    payment_id: &str,
+                ) -> crate::store::Result<i64> {
+                    let last: Option<i64> =
+                        sqlx::query_scalar(&Self::sql("SELECT MAX(sequence) FROM events WHERE payment_id = $1"))
+                            .bind(payment_id)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    Ok(last.unwrap_or(0) + 1)
+                }
+
+                /// The events `types` about `payment` (as it is after the change), written
+                /// with their deliveries in the caller's transaction.
+                pub(crate) async fn raise(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    payment: &Payment,
+                    types: &[EventType],
+                    cause: Cause,
+                    at: DateTime<Utc>,
+                    refund: Option<&Refund>,
+                ) -> crate::store::Result<()> {
+                    if types.is_empty() {
+                        return Ok(());
+                    }
+                    let first = Self::next_sequence(tx, &payment.id).await?;
+                    let events: Vec<NewEvent> = types
+                        .iter()
+                        .zip(first..)
+                        .map(|(t, seq)| payment_event(*t, payment, cause, seq, at, refund))
+                        .collect();
+                    Self::write_events(tx, &events).await
+                }
+
+                pub(crate) async fn write_events(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    events: &[NewEvent],
+                ) -> crate::store::Result<()> {
+                    let insert = Self::sql_owned(format!(
+                        "INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at{}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7{})",
+                        Self::FEED_COLUMN,
+                        Self::FEED_VALUE
+                    ));
+                    let fan_out = Self::sql_owned(format!(
+                        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
+                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {SUBSCRIBED}"
+                    ));
+                    for e in events {
+                        sqlx::query(&insert)
+                            .bind(&e.id)
+                            .bind(e.event_type.as_str())
+                            .bind(e.payment_id.as_deref())
+                            .bind(e.sequence)
+                            .bind(e.cause.as_str())
+                            .bind(&e.body)
+                            .bind(e.created_at)
+                            .execute(&mut **tx)
+                            .await?;
+                        sqlx::query(&fan_out)
+                            .bind(&e.id)
+                            .bind(e.event_type.as_str())
+                            .bind(e.created_at)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use sql_outbox;

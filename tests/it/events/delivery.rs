@@ -1,0 +1,379 @@
+use super::receiver::{verified_by_reference_library, Answer, Receiver};
+use crate::api::support::{get, paid_by_notification, post};
+use crate::common::{self, eventually, Backend, TestApp};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// An application delivering events at test speed to local receivers.
+async fn app(backend: Backend, tweak: impl FnOnce(&mut Vec<(String, String)>)) -> TestApp {
+    TestApp::spawn_with(backend, |env| {
+        for (k, v) in [
+            ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+            ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+            ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
+            ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
+            ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
+        ] {
+            common::set_env(env, k, v);
+        }
+        tweak(env);
+    })
+    .await
+}
+
+/// Subscribes `url`; the endpoint's id and secret.
+async fn subscribe(app: &TestApp, url: &str, types: &[&str]) -> (String, String) {
+    let r = post(
+        app,
+        "/api/v1/webhook-endpoints",
+        &json!({"url": url, "eventTypes": types}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.bytes));
+    let e = r.json();
+    (
+        e["id"].as_str().unwrap().to_string(),
+        e["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn event_detail(app: &TestApp, id: &str) -> Value {
+    let r = get(app, &format!("/api/v1/events/{id}")).await;
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
+/// Waits until the event's only delivery is `status`; returns the event.
+async fn delivery_becomes(app: &TestApp, event_id: &str, status: &str) -> Value {
+    eventually(
+        &format!("delivery of {event_id} to be {status}"),
+        Duration::from_secs(20),
+        || async {
+            let e = event_detail(app, event_id).await;
+            (e["deliveries"][0]["status"] == status).then_some(e)
+        },
+    )
+    .await
+}
+
+fn body(r: &super::receiver::Received) -> Value {
+    serde_json::from_str(&r.body).unwrap()
+}
+
+async fn a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, |_| {}).await;
+    let (endpoint, secret) = subscribe(&app, &receiver.url(), &[]).await;
+    let (_, _) = subscribe(&app, "http://127.0.0.1:9/never", &["payment.expired"]).await;
+    let paid = paid_by_notification(&app, "15000.00").await;
+
+    let got = receiver.wait_for(1).await;
+    let event = body(&got[0]);
+    assert_eq!(event["type"], "payment.paid");
+    assert_eq!(event["data"]["id"], paid["id"]);
+    assert_eq!(event["data"]["cause"], "notification");
+    assert_eq!(event["data"]["sequence"], 1);
+    // `data` is the payment as the API shows it, plus cause and sequence.
+    let mut data = event["data"].clone();
+    data.as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "cause" && k != "sequence");
+    assert_eq!(data, paid);
+    assert!(verified_by_reference_library(&secret, &got[0]));
+    let mut tampered = got[0].clone();
+    tampered.body = tampered.body.replace("15000.00", "15.00");
+    assert!(!verified_by_reference_library(&secret, &tampered));
+
+    let id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let detail = delivery_becomes(&app, &id, "succeeded").await;
+    assert_eq!(detail["type"], "payment.paid");
+    assert_eq!(detail["paymentId"], paid["id"]);
+    // Only the endpoint subscribed to the type received it.
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(detail["deliveries"][0]["endpointId"], endpoint);
+    let attempt = &detail["deliveries"][0]["attempts"][0];
+    assert_eq!(attempt["statusCode"], 200);
+    assert_eq!(attempt["responseExcerpt"], "answer from the receiver");
+    let listed = get(
+        &app,
+        &format!("/api/v1/events?paymentId={}", paid["id"].as_str().unwrap()),
+    )
+    .await
+    .json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    app.stop().await;
+}
+
+async fn failed_attempts_are_retried_until_the_endpoint_answers_2xx(backend: Backend) {
+    let receiver = Receiver::start(vec![
+        Answer::Status(500),
+        Answer::Slow(Duration::from_secs(2)),
+        Answer::Status(204),
+    ])
+    .await;
+    let app = app(backend, |_| {}).await;
+    subscribe(&app, &receiver.url(), &["payment.paid"]).await;
+    paid_by_notification(&app, "1000.00").await;
+    let got = receiver.wait_for(3).await;
+    let id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    assert!(
+        got.iter().all(|r| r.headers["webhook-id"] == id.as_str()),
+        "one event, three attempts"
+    );
+    let detail = delivery_becomes(&app, &id, "succeeded").await;
+    let attempts = detail["deliveries"][0]["attempts"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert_eq!(attempts[0]["statusCode"], 500);
+    assert!(
+        attempts[1]["error"].as_str().unwrap().contains("timeout"),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[2]["statusCode"], 204);
+    let m = &app.state.metrics;
+    assert_eq!(
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "delivered")]),
+        1
+    );
+    assert_eq!(
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "rejected")]),
+        1
+    );
+    assert_eq!(
+        m.counter("finpay_qris_event_deliveries_total", &[("outcome", "timeout")]),
+        1
+    );
+    app.stop().await;
+}
+
+async fn a_refused_connection_is_retried_then_failed_and_resending_what_failed_delivers_it(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = app(backend, |_| {}).await;
+    let (endpoint, _) = subscribe(&app, &format!("http://{closed}/hooks"), &[]).await;
+    let paid = paid_by_notification(&app, "1000.00").await;
+    let events = get(
+        &app,
+        &format!("/api/v1/events?paymentId={}", paid["id"].as_str().unwrap()),
+    )
+    .await
+    .json();
+    let id = events["items"][0]["id"].as_str().unwrap().to_string();
+    let detail = delivery_becomes(&app, &id, "failed").await;
+    let attempts = detail["deliveries"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "the first attempt and two retries: {attempts:?}");
+    assert!(attempts
+        .iter()
+        .all(|a| a["statusCode"].is_null() && a["error"].is_string()));
+    let failed = app
+        .state
+        .metrics
+        .counter("finpay_qris_event_deliveries_failed_total", &[]);
+    let unreachable = app
+        .state
+        .metrics
+        .counter("finpay_qris_event_deliveries_total", &[("outcome", "unreachable")]);
+    assert_eq!(unreachable, 3);
+    assert_eq!(failed, 1);
+
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let path = format!("/api/v1/webhook-endpoints/{endpoint}");
+    let r = app
+        .http
+        .patch(app.api_url(&path))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"url": receiver.url()}));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    let r = post(
+        &app,
+        &format!("{path}/resend-failed"),
+        &json!({"since": "2020-01-01T00:00:00Z"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["scheduled"], 1);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].headers["webhook-id"], id.as_str());
+    delivery_becomes(&app, &id, "succeeded").await;
+    app.stop().await;
+}
+
+async fn a_redirect_is_not_followed(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Redirect, Answer::Status(200)]).await;
+    let app = app(backend, |_| {}).await;
+    subscribe(&app, &receiver.url(), &[]).await;
+    paid_by_notification(&app, "1000.00").await;
+    let got = receiver.wait_for(2).await;
+    let id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let detail = delivery_becomes(&app, &id, "succeeded").await;
+    assert!(
+        got.iter().all(|r| r.path == "/hooks"),
+        "the redirect was followed: {got:?}"
+    );
+    assert_eq!(detail["deliveries"][0]["attempts"][0]["statusCode"], 307);
+    app.stop().await;
+}
+
+async fn an_endpoint_failing_too_long_is_disabled_and_that_is_an_event(backend: Backend) {
+    let failing = Receiver::start(vec![Answer::Status(503)]).await;
+    let watching = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, |env| {
+        common::set_env(env, "FINPAY_QRIS__EVENTS__DISABLE_AFTER_SECS", "0")
+    })
+    .await;
+    let (bad, _) = subscribe(&app, &failing.url(), &["payment.paid"]).await;
+    let (_, secret) = subscribe(&app, &watching.url(), &["endpoint.disabled"]).await;
+    paid_by_notification(&app, "1000.00").await;
+    let got = watching.wait_for(1).await;
+    let event = body(&got[0]);
+    assert_eq!(event["type"], "endpoint.disabled");
+    assert_eq!(event["data"]["endpointId"], bad.as_str());
+    assert!(verified_by_reference_library(&secret, &got[0]));
+    let e = get(&app, &format!("/api/v1/webhook-endpoints/{bad}")).await.json();
+    assert_eq!(e["enabled"], false);
+    assert!(e["disabledReason"].as_str().unwrap().contains("no successful delivery"));
+    assert_eq!(failing.received().len(), 1, "a disabled endpoint is not tried again");
+    assert_eq!(
+        app.state
+            .metrics
+            .counter("finpay_qris_event_endpoints_disabled_total", &[]),
+        1
+    );
+    app.stop().await;
+}
+
+async fn a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, |_| {}).await;
+    let (endpoint, old) = subscribe(&app, &receiver.url(), &[]).await;
+    paid_by_notification(&app, "1000.00").await;
+    let first = receiver.wait_for(1).await;
+    let id = first[0].headers["webhook-id"].to_str().unwrap().to_string();
+    delivery_becomes(&app, &id, "succeeded").await;
+    let rotated = post(
+        &app,
+        &format!("/api/v1/webhook-endpoints/{endpoint}/rotate-secret"),
+        &json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(rotated.status, 200);
+    let new = rotated.json()["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    let r = post(&app, &format!("/api/v1/events/{id}/resend"), &json!({}), None).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.bytes));
+    let again = receiver.wait_for(2).await;
+    assert_eq!(again[1].headers["webhook-id"], id.as_str());
+    assert_eq!(again[1].body, first[0].body);
+    let signatures = again[1].headers["webhook-signature"].to_str().unwrap();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    assert!(verified_by_reference_library(&new, &again[1]));
+    assert!(verified_by_reference_library(&old, &again[1]));
+    // The secret is never shown again.
+    let shown = get(&app, &format!("/api/v1/webhook-endpoints/{endpoint}")).await;
+    assert!(!String::from_utf8_lossy(&shown.bytes).contains("whsec_"));
+    app.stop().await;
+}
+
+async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (url, says) in [
+        ("http://orders.example.com/hooks", "https"),
+        ("https://10.0.0.7/hooks", "private"),
+    ] {
+        let r = post(&app, "/api/v1/webhook-endpoints", &json!({"url": url}), None).await;
+        let p = r.problem(422);
+        assert_eq!(p["field"], "url");
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    let r = post(
+        &app,
+        "/api/v1/webhook-endpoints",
+        &json!({"url": "https://orders.example.com/h", "eventTypes": ["payment.refunded"]}),
+        None,
+    )
+    .await;
+    assert_eq!(r.problem(422)["field"], "eventTypes");
+    app.stop().await;
+}
+
+async fn undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age(backend: Backend) {
+    let app = app(backend, |env| {
+        common::set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false")
+    })
+    .await;
+    let (endpoint, _) = subscribe(&app, "http://127.0.0.1:9/never", &[]).await;
+    let (other, _) = subscribe(&app, "http://127.0.0.1:9/other", &["payment.expired"]).await;
+    let before = finpay_qris::store::now();
+    paid_by_notification(&app, "1000.00").await;
+    paid_by_notification(&app, "2000.00").await;
+    let backlog = app.state.store.delivery_backlog().await.unwrap();
+    let of = |id: &str| backlog.iter().find(|(e, _, _)| e == id).cloned().unwrap();
+    let (_, pending, oldest) = of(&endpoint);
+    assert_eq!(pending, 2);
+    assert!(oldest.is_some_and(|t| t >= before), "{oldest:?}");
+    assert_eq!(of(&other), (other.clone(), 0, None));
+    app.stop().await;
+}
+
+async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let configured = |secret: &'static str| {
+        let url = receiver.url();
+        move |env: &mut Vec<(String, String)>| {
+            common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_URL", &url);
+            common::set_env(env, "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET", secret);
+        }
+    };
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let new = "whsec_c2Vjb25kIHNlY3JldCBvZiB0aGUgdGVzdHMgaGVyZQ==";
+    let first = app(backend, configured(old)).await;
+    let db = first.db.shared();
+    let mut env = common::base_env(&db.url);
+    for (k, v) in [
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+    ] {
+        common::set_env(&mut env, k, v);
+    }
+    configured(new)(&mut env);
+    // The configuration changed: the same database, started again with the new secret.
+    let second = TestApp::spawn_env(db, env).await;
+    let endpoints = get(&second, "/api/v1/webhook-endpoints").await.json();
+    let endpoint = &endpoints["items"][0];
+    assert_eq!(endpoint["source"], "config");
+    assert!(endpoint["previousSecretUntil"].is_string(), "{endpoint}");
+    paid_by_notification(&second, "1000.00").await;
+    let got = receiver.wait_for(1).await;
+    assert!(verified_by_reference_library(new, &got[0]));
+    assert!(verified_by_reference_library(old, &got[0]));
+    let id = endpoint["id"].as_str().unwrap();
+    let r = post(
+        &second,
+        &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+        &json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(r.problem(409)["type"], "urn:finpay-qris:problem:configured-endpoint");
+    second.stop().await;
+    first.stop().await;
+}
+
+on_both_backends!(
+    a_secret_changed_in_the_configuration_signs_alongside_the_old_one,
+    undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
+    a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it,
+    failed_attempts_are_retried_until_the_endpoint_answers_2xx,
+    a_refused_connection_is_retried_then_failed_and_resending_what_failed_delivers_it,
+    a_redirect_is_not_followed,
+    an_endpoint_failing_too_long_is_disabled_and_that_is_an_event,
+    a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside,
+    endpoints_refuse_http_and_private_addresses_by_default,
+);

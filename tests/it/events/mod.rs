@@ -1,0 +1,12 @@
+//! Payment events over HTTP: delivery to a receiver, signatures checked by
+//! the Standard Webhooks reference library, retries, redirects, disabling,
+//! resending, the event list and the changes feed.
+
+mod atomic;
+mod changes;
+mod crash;
+mod delivery;
+mod listen;
+mod paths;
+mod receiver;
+mod replicas;

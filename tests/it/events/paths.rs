@@ -1,0 +1,117 @@
+//! Every path that changes a payment raises its event, numbered in order:
+//! a QR generated through the API, a notification, a refund's outcome, the
+//! worker's expiry, a refresh on read; a replayed notification raises nothing.
+
+use crate::api::support::{get, paid_by_notification, paid_through_api, refund, with_simulator};
+use crate::common::*;
+use finpay_qris::domain::PaymentStatus;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The payment's events, oldest first: (type, cause, sequence).
+async fn events_for(app: &TestApp, payment_id: &str) -> Vec<(String, String, i64)> {
+    let page = get(app, &format!("/api/v1/events?paymentId={payment_id}")).await.json();
+    let mut items: Vec<Value> = page["items"].as_array().unwrap().clone();
+    items.reverse();
+    items
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["cause"].as_str().unwrap().to_string(),
+                e["sequence"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn ev(t: &str, cause: &str, seq: i64) -> (String, String, i64) {
+    (t.to_string(), cause.to_string(), seq)
+}
+
+async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_succeeded(backend: Backend) {
+    let (app, sim) = with_simulator(backend, |_| {}).await;
+    let paid = paid_through_api(&app, &sim, "12000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    assert_eq!(refund("12000", "returned").send(&app, id).await.status, 201);
+    assert_eq!(
+        events_for(&app, id).await,
+        [
+            ev("payment.pending", "api", 1),
+            ev("payment.paid", "notification", 2),
+            ev("refund.succeeded", "api", 3)
+        ]
+    );
+    let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.succeeded"))
+        .await
+        .json();
+    let data = &page["items"][0]["payload"]["data"];
+    assert_eq!(data["status"], "refunded");
+    assert_eq!(data["refund"]["status"], "succeeded");
+    assert_eq!(data["refund"]["amount"], "12000.00");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backend: Backend) {
+    let (app, sim) = with_simulator(backend, |_| {}).await;
+    // Paid according to a notification, unknown to this Finpay: it refuses the refund.
+    let paid = paid_by_notification(&app, "8000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    assert_eq!(refund("8000", "x").send(&app, id).await.status, 502);
+    assert_eq!(
+        events_for(&app, id).await,
+        [ev("payment.paid", "notification", 1), ev("refund.failed", "api", 2)]
+    );
+    // The settlement again, under a new key: no second paid event.
+    let token = app.token().await;
+    let body = notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        "00",
+        "8000.00",
+    );
+    let (status, _) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(events_for(&app, id).await.len(), 2);
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn the_workers_expiry_raises_expired(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    let p = create_payment(&app, 1_000_000, Duration::from_secs(2), Duration::ZERO).await;
+    wait_for_status(&app, &p.id, PaymentStatus::Expired, Duration::from_secs(10)).await;
+    assert_eq!(
+        events_for(&app, &p.id).await,
+        [ev("payment.pending", "api", 1), ev("payment.expired", "worker", 2)]
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query(backend: Backend) {
+    let sim = spawn_simulator(|c| c.faults.drop_notifications = true).await;
+    let app = spawn_app_with_sim(backend, &sim, |env| {
+        set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")
+    })
+    .await;
+    let p = create_payment(&app, 1_000_000, Duration::from_secs(300), Duration::from_secs(300)).await;
+    sim.pay(p.partner_reference_no.as_deref().unwrap()).unwrap();
+    let read = get(&app, &format!("/api/v1/payments/{}?refresh=true", p.id)).await;
+    assert_eq!(read.json()["status"], "paid");
+    assert_eq!(
+        events_for(&app, &p.id).await,
+        [ev("payment.pending", "api", 1), ev("payment.paid", "query", 2)]
+    );
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+on_both_backends!(
+    a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_succeeded,
+    a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing,
+    the_workers_expiry_raises_expired,
+    a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query,
+);
