@@ -17,17 +17,23 @@
 //!   [`listing`]: what the list pages share (filters, pages);
 //! - [`refusals`], [`refusal`]: the journal of refused requests, and one
 //!   refusal with the signature doctor's diagnosis;
+//! - [`endpoints`]: webhook endpoints and their deliveries;
+//!   [`endpoint_actions`]: disable/enable, resend what failed, resend an
+//!   event; [`pushed`]: a payment's events in its timeline;
 //! - [`timeline`]: a payment's audit trail, rendered entry by entry by kind;
 //! - [`actions`]: refund, refresh, resolve a flag (confirmation, then the act).
 
 pub mod actions;
 pub mod chart;
+pub mod endpoint_actions;
+pub mod endpoints;
 pub mod export;
 pub mod flagged;
 pub mod listing;
 pub mod overview;
 pub mod payment;
 pub mod payments;
+pub mod pushed;
 pub mod refusal;
 pub mod refusals;
 pub mod session;
@@ -72,6 +78,14 @@ pub fn router(state: AppState) -> Router {
         .route("/console/flagged", get(flagged::page))
         .route("/console/refusals", get(refusals::page))
         .route("/console/refusals/{id}", get(refusal::page))
+        .route("/console/endpoints", get(endpoints::page))
+        .route("/console/endpoints/{id}", get(endpoints::endpoint_page))
+        .route("/console/endpoints/{id}/enabled", post(endpoint_actions::set_enabled))
+        .route(
+            "/console/endpoints/{id}/resend-failed",
+            post(endpoint_actions::resend_failed),
+        )
+        .route("/console/events/{id}/resend", post(endpoint_actions::resend_event))
         .route("/console/export", get(export::page))
         .route("/console/export.csv", get(export::download))
         .route("/console/console.css", get(stylesheet))

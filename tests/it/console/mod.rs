@@ -7,6 +7,7 @@ mod support;
 
 mod actions;
 mod browser;
+mod deliveries;
 mod export;
 mod flags;
 mod indexes;
