@@ -4,12 +4,15 @@
 //! token and a `read` key's refund are refused. The run saves screenshots
 //! of the main pages into docs/screenshots/ (shown in the README). A
 //! notification signed over a Python-spaced body is refused and explained
-//! on the Refused requests pages.
+//! on the Refused requests pages; the events pushed to an order service
+//! are on the Endpoints pages.
 
+use super::deliveries::{events_env, subscribe};
 use super::support::{client, flagged_payment, form_body, roles_env, READ_KEY};
 use super::webdriver::Browser;
 use crate::api::support::{get, paid_through_api, post, refunds_path};
 use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+use crate::events::receiver::{Answer, Receiver};
 use crate::refusals::{raw_hash, refuse_one};
 use serde_json::json;
 use std::path::PathBuf;
@@ -41,7 +44,14 @@ fn shot(name: &str) -> PathBuf {
 async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     let Some(browser) = Browser::start().await else { return };
     let sim = spawn_simulator(|_| {}).await;
-    let app = spawn_app_with_sim(Backend::Sqlite, &sim, roles_env).await;
+    let app = spawn_app_with_sim(Backend::Sqlite, &sim, |env| {
+        roles_env(env);
+        events_env(env);
+    })
+    .await;
+    // The merchant's order service, told of every payment change.
+    let orders = Receiver::start(vec![Answer::Status(200)]).await;
+    let (endpoint, _) = subscribe(&app, &orders.url()).await;
     // A few payments, as a morning at the till: two paid, one waiting, one flagged.
     let paid = paid_through_api(&app, &sim, "25000.00").await;
     paid_through_api(&app, &sim, "18500.00").await;
@@ -137,6 +147,20 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     );
     assert!(explained.contains("ORDER-1042"), "the body as received");
     browser.screenshot(&shot("refused-request")).await;
+
+    // The events pushed to the order service, and their deliveries.
+    orders.wait_for(4).await;
+    browser.goto(&format!("{base}/console/endpoints")).await;
+    assert_eq!(browser.all("table.endpoints tbody tr").await.len(), 1);
+    browser.screenshot(&shot("endpoints")).await;
+    browser.click_through("table.endpoints tbody a").await;
+    assert!(browser.url().await.ends_with(&format!("/console/endpoints/{endpoint}")));
+    let deliveries = browser.text().await;
+    assert!(
+        deliveries.contains("payment.paid") && deliveries.contains("HTTP 200"),
+        "{deliveries}"
+    );
+    browser.screenshot(&shot("endpoint")).await;
 
     // A key of the read role: sees the payment, has no actions, cannot refund.
     browser.click_through(".who button").await;

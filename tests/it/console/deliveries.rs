@@ -13,20 +13,31 @@ use std::time::Duration;
 
 /// Events delivered at test speed to local receivers, with the console's keys.
 async fn spawn(backend: Backend) -> TestApp {
+    spawn_retrying(backend, "0,0").await
+}
+
+/// The same, retrying on this schedule (seconds).
+async fn spawn_retrying(backend: Backend, schedule: &str) -> TestApp {
     TestApp::spawn_with(backend, |env| {
         roles_env(env);
-        for (k, v) in [
-            ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
-            ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
-            ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
-            ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
-            ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
-            ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
-        ] {
-            common::set_env(env, k, v);
-        }
+        events_env(env);
+        common::set_env(env, "FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", schedule);
     })
     .await
+}
+
+/// Events delivered at test speed to local (http, loopback) receivers.
+pub fn events_env(env: &mut Vec<(String, String)>) {
+    for (k, v) in [
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+        ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
+        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
+        ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
+    ] {
+        common::set_env(env, k, v);
+    }
 }
 
 /// Subscribes `url` to every type; the endpoint's id and secret.
@@ -206,7 +217,45 @@ async fn an_operator_disables_enables_and_resends_after_confirming(backend: Back
     app.stop().await;
 }
 
+async fn the_overview_says_how_old_the_oldest_undelivered_event_is(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The first attempt fails; the next is an hour away: the event waits.
+    let app = spawn_retrying(backend, "3600").await;
+    subscribe(&app, &format!("http://{closed}/hooks")).await;
+    let paid = paid_by_notification(&app, "1000.00").await;
+    let event = eventually("a failed first attempt", Duration::from_secs(20), || async {
+        let events = get(
+            &app,
+            &format!("/api/v1/events?paymentId={}", paid["id"].as_str().unwrap()),
+        )
+        .await
+        .json();
+        let id = events["items"][0]["id"].as_str()?.to_string();
+        let e = get(&app, &format!("/api/v1/events/{id}")).await.json();
+        (e["deliveries"][0]["attempts"].as_array()?.len() == 1).then_some(e)
+    })
+    .await;
+    assert_eq!(event["deliveries"][0]["status"], "pending");
+    let c = Console::sign_in(&app, READ_KEY).await;
+    let overview = c.get("/console").await;
+    let waiting =
+        regex::Regex::new(r"<dt>Deliveries waiting</dt><dd>1</dd><dt>Oldest undelivered event</dt><dd>\d+ s old")
+            .unwrap();
+    assert!(waiting.is_match(&overview.body), "{}", overview.body);
+    let list = c.get("/console/endpoints").await;
+    assert!(
+        list.body.contains("<td class=\"num\">1</td>"),
+        "one waiting: {}",
+        list.body
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_overview_says_how_old_the_oldest_undelivered_event_is,
     endpoints_deliveries_and_a_payments_events_are_shown_without_secrets,
     an_operator_disables_enables_and_resends_after_confirming
 );
