@@ -10,6 +10,7 @@
 //! The work is the REST API's own (`update_endpoint`, `resend_failed`,
 //! `resend_event` of the store).
 
+use super::actions::{confirm, guard, Confirm};
 use super::endpoints::load;
 use super::session::Operator;
 use super::view::{self, Nav};
@@ -42,35 +43,27 @@ impl DeliveryForm {
     }
 }
 
-fn guard(op: &Operator, f: &DeliveryForm) -> Result<(), Response> {
-    op.check_csrf(f.csrf.as_deref()).map_err(IntoResponse::into_response)?;
-    op.check_operate().map_err(IntoResponse::into_response)
+/// The checks, then the endpoint the action is about.
+async fn begin(st: &AppState, op: &Operator, id: &str, f: &DeliveryForm) -> Result<Endpoint, Response> {
+    guard(op, f.csrf.as_deref()).map_err(IntoResponse::into_response)?;
+    load(st, id).await
 }
 
-/// A confirmation page: what will happen, the fields again, and the two choices.
+/// A confirmation page posting to `action`, cancelled back to `back`.
 fn confirm_page(
     op: &Operator,
     action: &str,
     back: &str,
-    (title, button): (&str, &str),
+    words: (&str, &str),
     summary: Markup,
     hidden: &[(&str, String)],
 ) -> Response {
-    let body = html! {
-        h1 { (title) }
-        div.confirm {
-            (summary)
-            form method="post" action=(action) {
-                input type="hidden" name="csrf" value=(op.csrf);
-                input type="hidden" name="confirm" value="yes";
-                @for (name, value) in hidden { input type="hidden" name=(name) value=(value); }
-                button.primary type="submit" autofocus { (button) }
-                " "
-                a.button href=(back) { "Cancel" }
-            }
-        }
+    let to = Confirm {
+        action,
+        cancel: back,
+        nav: Nav::Endpoints,
     };
-    (StatusCode::OK, view::page(title, Some(op), Nav::Endpoints, body)).into_response()
+    confirm(op, &to, words, summary, hidden)
 }
 
 /// The actions an endpoint's page offers to the signed-in role.
@@ -114,10 +107,7 @@ pub async fn set_enabled(
     Path(id): Path<String>,
     Form(f): Form<DeliveryForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r;
-    }
-    let e = match load(&st, &id).await {
+    let e = match begin(&st, &op, &id, &f).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -176,10 +166,7 @@ pub async fn resend_failed(
     Path(id): Path<String>,
     Form(f): Form<DeliveryForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r;
-    }
-    let e = match load(&st, &id).await {
+    let e = match begin(&st, &op, &id, &f).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -221,8 +208,8 @@ pub async fn resend_event(
     Path(id): Path<String>,
     Form(f): Form<DeliveryForm>,
 ) -> Response {
-    if let Err(r) = guard(&op, &f) {
-        return r;
+    if let Err(r) = guard(&op, f.csrf.as_deref()) {
+        return r.into_response();
     }
     let not_found = || view::error_page(StatusCode::NOT_FOUND, "Event not found", "No event has this id.");
     if id.chars().any(char::is_control) || id.len() > 128 {

@@ -4,6 +4,7 @@
 //! deliveries with their attempts, and for the `operate` role the actions
 //! ([`endpoint_actions`](super::endpoint_actions)). No secret is ever shown.
 
+use super::payment::PageQuery;
 use super::session::Operator;
 use super::view::{self, Nav};
 use crate::state::AppState;
@@ -15,7 +16,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 /// Deliveries shown on an endpoint's page.
 pub const SHOWN: i64 = 50;
@@ -76,12 +76,6 @@ pub fn state(e: &Endpoint) -> Markup {
             @if let Some(r) = &e.disabled_reason { " " span.muted { (r) } }
         }
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
-    #[serde(default)]
-    notice: Option<String>,
 }
 
 /// What an action's redirect says; fixed texts, nothing from the request.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
     #[serde(default)]
-    notice: Option<String>,
+    pub notice: Option<String>,
 }
 
 /// What an action's redirect says; fixed texts, nothing from the request.
