@@ -5,7 +5,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use super::payments::{decode_cursor, encode_cursor, page_limit, rfc3339};
 use crate::state::AppState;
-use crate::store::refusals::REASONS;
+use crate::store::refusals::Reason as RefusalReason;
 use crate::store::{Refusal, RefusalFilter};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,21 +13,6 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-/// Why a request was refused.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalReason {
-    InvalidSignature,
-    InvalidToken,
-    StaleTimestamp,
-    UnknownClient,
-    MissingField,
-    InvalidField,
-    BadRequest,
-    Conflict,
-    Other,
-}
 
 /// A request the public listener refused with a 4xx.
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,7 +129,7 @@ pub async fn list_refusals(
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> Result<Json<RefusalPage>, ApiError> {
     let bad = |field: &str, msg: &str| ApiError::bad_request(msg.to_string()).field(field);
-    if let Some(r) = q.reason.as_deref().filter(|r| !REASONS.contains(r)) {
+    if let Some(r) = q.reason.as_deref().filter(|r| RefusalReason::parse(r).is_none()) {
         return Err(bad("reason", &format!("unknown reason {r:?}")));
     }
     if q.route.as_deref().is_some_and(|r| r != "token" && r != "notify") {

@@ -14,6 +14,7 @@ use super::suspect::{DoctorKeys, Route, Suspect};
 use crate::config::RefusalSettings;
 use crate::metrics::Metrics;
 use crate::snap::codes::SnapStatus;
+use crate::store::refusals::Reason;
 use crate::store::{Refusal, Store};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -107,22 +108,17 @@ impl Journal {
     }
 }
 
-/// The `reason` of a refusal: one of `store::refusals::REASONS`.
+/// The reason of a refusal, read from the SNAP answer.
 pub fn reason(status: &SnapStatus) -> &'static str {
-    match (status.http, status.case) {
-        (401, _) => match super::error::auth_failure_reason(status) {
-            "invalid_token" => "invalid_token",
-            "invalid_signature" => "invalid_signature",
-            "stale_timestamp" => "stale_timestamp",
-            "unknown_client" => "unknown_client",
-            _ => "other",
-        },
-        (400, 0) => "bad_request",
-        (400, 1) => "invalid_field",
-        (400, 2) => "missing_field",
-        (409, _) => "conflict",
-        _ => "other",
-    }
+    let reason = match (status.http, status.case) {
+        (401, _) => Reason::parse(super::error::auth_failure_reason(status)).unwrap_or(Reason::Other),
+        (400, 0) => Reason::BadRequest,
+        (400, 1) => Reason::InvalidField,
+        (400, 2) => Reason::MissingField,
+        (409, _) => Reason::Conflict,
+        _ => Reason::Other,
+    };
+    reason.as_str()
 }
 
 struct Writer {

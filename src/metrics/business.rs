@@ -163,21 +163,10 @@ impl<'a> Change<'a> {
     /// The `event` labels this change counts under.
     pub fn events(&self) -> impl Iterator<Item = &'static str> {
         let created = self.from.is_none().then_some("created");
-        let moved = (self.from != Some(self.to)).then(|| event_of(self.to)).flatten();
+        // A payment reaching a final status counts under that status's name.
+        let moved = (self.from != Some(self.to) && !self.to.is_open()).then(|| self.to.as_str());
         let flagged = self.flagged.then_some("flagged");
         created.into_iter().chain(moved).chain(flagged)
-    }
-}
-
-/// The event a status counts as, for statuses worth counting.
-fn event_of(s: PaymentStatus) -> Option<&'static str> {
-    match s {
-        PaymentStatus::Paid => Some("paid"),
-        PaymentStatus::Failed => Some("failed"),
-        PaymentStatus::Cancelled => Some("cancelled"),
-        PaymentStatus::Expired => Some("expired"),
-        PaymentStatus::Refunded => Some("refunded"),
-        PaymentStatus::Initiated | PaymentStatus::Pending | PaymentStatus::Paying => None,
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Refusal {
     pub route: String,
     pub path: String,
     pub response_code: String,
-    /// One of [`REASONS`].
+    /// One of [`Reason`], as stored.
     pub reason: String,
     pub message: String,
     pub sender: Option<String>,
@@ -30,18 +30,54 @@ pub struct Refusal {
     pub diagnosis: Option<String>,
 }
 
-/// The `reason` of a refusal (a CHECK in the schema holds the same list).
-pub const REASONS: &[&str] = &[
-    "invalid_signature",
-    "invalid_token",
-    "stale_timestamp",
-    "unknown_client",
-    "missing_field",
-    "invalid_field",
-    "bad_request",
-    "conflict",
-    "other",
-];
+/// Why a request was refused: the `reason` of a refusal (a CHECK in the
+/// schema holds the same list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = RefusalReason)]
+pub enum Reason {
+    InvalidSignature,
+    InvalidToken,
+    StaleTimestamp,
+    UnknownClient,
+    MissingField,
+    InvalidField,
+    BadRequest,
+    Conflict,
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Self::InvalidSignature,
+        Self::InvalidToken,
+        Self::StaleTimestamp,
+        Self::UnknownClient,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::BadRequest,
+        Self::Conflict,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidToken => "invalid_token",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::UnknownClient => "unknown_client",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::BadRequest => "bad_request",
+            Self::Conflict => "conflict",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
 
 /// Refusals of one reason in a period.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -82,25 +118,13 @@ pub(crate) const COLUMNS: &str =
 /// The `WHERE` clause of a filter, numbered from `$1`, in the order
 /// [`bind_filter`] binds.
 pub(crate) fn filter_sql(f: &RefusalFilter) -> String {
-    let mut conditions = Vec::new();
-    let fields = [
-        (f.reason.is_some(), "reason"),
-        (f.route.is_some(), "route"),
-        (f.from.is_some(), "received_at >="),
-        (f.to.is_some(), "received_at <"),
-        (f.before_id.is_some(), "id <"),
-    ];
-    for (given, column) in fields {
-        if given {
-            let op = if column.contains(' ') { "" } else { " =" };
-            conditions.push(format!("{column}{op} ${}", conditions.len() + 1));
-        }
-    }
-    if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    }
+    crate::store::where_given(&[
+        (f.reason.is_some(), "reason = #"),
+        (f.route.is_some(), "route = #"),
+        (f.from.is_some(), "received_at >= #"),
+        (f.to.is_some(), "received_at < #"),
+        (f.before_id.is_some(), "id < #"),
+    ])
 }
 
 macro_rules! sql_refusal_store {

@@ -1,0 +1,207 @@
+use super::*;
+
+const K1: &str = "first-api-key-0123456789abcdef012345";
+const K2: &str = "second-api-key-0123456789abcdef01234";
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn defaults_need_no_configuration() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert_eq!(s.api.listen, "127.0.0.1:8081");
+    assert_eq!(s.inbound.notify_paths, vec!["/v1.0/qr/qr-mpm-notify"]);
+    assert_eq!(s.inbound.signature, SignatureMode::Symmetric);
+    assert!(s.database.url.expose().starts_with("sqlite://data/"));
+    assert!(s.inbound_credentials().unwrap().is_none());
+    assert!(s.finpay_credentials().unwrap().is_none());
+}
+
+#[test]
+fn environment_wins_over_the_file_which_wins_over_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:9000\"\nmax_batch = 7\n[inbound]\ntimestamp_tolerance_secs = 60\n",
+    )
+    .unwrap();
+    let s = Settings::load_from(
+        Some(&file),
+        env(&[
+            ("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:9100"),
+            ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/a, /b"),
+            ("FINPAY_QRIS__API__KEYS", &format!("{K1},{K2}")),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.server.listen, "127.0.0.1:9100");
+    assert_eq!(s.server.max_batch, 7);
+    assert_eq!(s.inbound.timestamp_tolerance_secs, 60);
+    assert_eq!(s.inbound.notify_paths, vec!["/a", "/b"]);
+    assert_eq!(s.api.keys.len(), 2);
+}
+
+#[test]
+fn database_url_is_read_from_database_url_unless_ours_is_set() {
+    let s = Settings::load_from(None, env(&[("DATABASE_URL", "postgres://a@h/db")])).unwrap();
+    assert_eq!(s.database.url.expose(), "postgres://a@h/db");
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("DATABASE_URL", "postgres://a@h/db"),
+            ("FINPAY_QRIS__DATABASE__URL", "sqlite://x.db"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database.url.expose(), "sqlite://x.db");
+}
+
+#[test]
+fn a_bad_value_is_reported_with_its_key() {
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__LISTEN", "nowhere")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTEN");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__SIGNATURE", "rot13")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__INBOUND__SIGNATURE");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS", "soon")])).unwrap_err();
+    assert!(e.to_string().contains("timestamp_tolerance_secs"), "{e}");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__API__MAX_CONNECTIONS", "0")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__API__MAX_CONNECTIONS");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__IDLE_TIMEOUT_MS", "0")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__SERVER__IDLE_TIMEOUT_MS");
+    let e = Settings::load_from(
+        None,
+        env(&[("FINPAY_QRIS__API__BODY_TIMEOUT_MS", "18446744073709551615")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__API__BODY_TIMEOUT_MS");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "-1")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "{e}");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__RETENTION_DAYS", "40000")])).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.message.as_str()),
+        (
+            "FINPAY_QRIS__WORKER__RETENTION_DAYS",
+            "must be at most 36500 (0 keeps forever)"
+        )
+    );
+}
+
+#[test]
+fn partial_inbound_credentials_name_the_missing_key() {
+    let s = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", "X")])).unwrap();
+    assert_eq!(
+        s.inbound_credentials().unwrap_err().key,
+        "FINPAY_QRIS__INBOUND__PUBLIC_KEY"
+    );
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("FINPAY_QRIS__INBOUND__CLIENT_ID", "X"),
+            ("FINPAY_QRIS__INBOUND__PUBLIC_KEY", "/does/not/exist.pem"),
+        ]),
+    )
+    .unwrap();
+    let e = s.inbound_credentials().unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__INBOUND__PUBLIC_KEY");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("FINPAY_QRIS__INBOUND__CLIENT_SECRET", "super-secret-value"),
+            ("FINPAY_QRIS__API__KEYS", "api-key-value-0123456789abcdef0123"),
+            ("FINPAY_QRIS__DATABASE__URL", "postgres://u:db-password@h/db"),
+        ]),
+    )
+    .unwrap();
+    let dbg = format!("{s:?}");
+    for secret in ["super-secret-value", "api-key-value", "db-password"] {
+        assert!(!dbg.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn a_misspelt_variable_stops_the_start_naming_the_nearest_setting() {
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__LISTN", "127.0.0.1:1")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__SERVER__LISTN");
+    assert!(e.message.contains("did you mean FINPAY_QRIS__SERVER__LISTEN?"), "{e}");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS_API__KEYS", K1)])).unwrap_err();
+    assert!(e.message.contains("FINPAY_QRIS__API__KEYS"), "{e}");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__DATABASE__ULR", "sqlite://x.db")])).unwrap_err();
+    assert!(e.message.contains("FINPAY_QRIS__DATABASE__URL"), "{e}");
+    // Not settings: the file's path and the sign command's secret.
+    Settings::load_from(None, env(&[("FINPAY_QRIS_SIGN_SECRET", "s"), ("OTHER", "x")])).unwrap();
+}
+
+#[test]
+fn every_settings_field_is_a_known_key() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    let (mut section, mut fields) = (String::new(), Vec::new());
+    for line in format!("{s:#?}").lines() {
+        let indent = line.len() - line.trim_start().len();
+        let Some((name, _)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        match indent {
+            4 => section = name.to_string(),
+            8 => fields.push(format!("{section}.{name}")),
+            _ => {}
+        }
+    }
+    assert!(fields.len() > 40, "{fields:?}");
+    for f in fields {
+        assert!(known::all().any(|k| k == f), "{f} is missing from the known keys");
+        let var = env_name(&f);
+        let e = Settings::load_from(None, env(&[(&var, "x")])).err();
+        assert!(e.is_none_or(|e| !e.message.contains("unknown setting")), "{var}");
+    }
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named_with_the_nearest_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:9000\"\n[worker]\npoll_interval = 5\n",
+    )
+    .unwrap();
+    let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(e.key.starts_with("worker.poll_interval (in "), "{e}");
+    assert!(e.message.contains("did you mean worker.poll_interval_ms?"), "{e}");
+    std::fs::write(&file, "[servr]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+    let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(e.message.contains("did you mean server.listen?"), "{e}");
+}
+
+#[test]
+fn an_enum_setting_lists_its_valid_values() {
+    for (key, words) in known::ENUMS {
+        let var = env_name(key);
+        let e = Settings::load_from(None, env(&[(&var, "rot13")])).unwrap_err();
+        assert_eq!(e.key, var);
+        assert!(e.message.contains(&words.join(", ")), "{e}");
+        for w in *words {
+            Settings::load_from(None, env(&[(&var, w)])).unwrap_or_else(|e| panic!("{var}={w}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn a_short_api_key_is_refused_by_position_never_shown() {
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__API__KEYS", &format!("{K1},short-key"))])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__API__KEYS");
+    assert!(e.message.contains("key 2 of 2"), "{e}");
+    assert!(!e.to_string().contains("short-key"), "{e}");
+}
+
+#[test]
+fn a_bad_value_of_a_setting_without_default_names_it() {
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__ENABLED", "maybe")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__WORKER__ENABLED", "{e}");
+}
