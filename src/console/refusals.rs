@@ -7,7 +7,7 @@ use super::listing::{self, given, query_string, PAGE_SIZE};
 use super::session::Operator;
 use super::view::{self, Nav};
 use crate::state::AppState;
-use crate::store::refusals::REASONS;
+use crate::store::refusals::Reason;
 use crate::store::{Refusal, RefusalFilter};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -55,7 +55,7 @@ impl Filters {
             ..Default::default()
         };
         match given(&self.reason) {
-            Some(r) if REASONS.contains(&r) => f.reason = Some(r.to_string()),
+            Some(r) if Reason::parse(r).is_some() => f.reason = Some(r.to_string()),
             Some(_) => problems.push("Reason: not a reason.".to_string()),
             None => {}
         }
@@ -103,7 +103,10 @@ pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filt
 }
 
 fn filter_form(f: &Filters) -> Markup {
-    let reasons: Vec<(&str, &str)> = REASONS.iter().map(|r| (*r, reason_label(r))).collect();
+    let reasons: Vec<(&str, &str)> = Reason::ALL
+        .iter()
+        .map(|r| (r.as_str(), reason_label(r.as_str())))
+        .collect();
     html! {
         form.filters method="get" action="/console/refusals" role="search" {
             (listing::select("reason", "Reason", &reasons, &f.reason))
