@@ -43,14 +43,14 @@ impl ActionForm {
 
 /// The checks every action makes first: a form of this session, a role
 /// that may act.
-fn guard(op: &Operator, f: &ActionForm) -> Result<(), view::Refusal> {
-    op.check_csrf(f.csrf.as_deref())?;
+pub fn guard(op: &Operator, csrf: Option<&str>) -> Result<(), view::Refusal> {
+    op.check_csrf(csrf)?;
     op.check_operate()
 }
 
 /// The checks, then the payment the action is about.
 async fn begin(st: &AppState, op: &Operator, id: &str, f: &ActionForm) -> Result<crate::store::Payment, Response> {
-    guard(op, f).map_err(IntoResponse::into_response)?;
+    guard(op, f.csrf.as_deref()).map_err(IntoResponse::into_response)?;
     load(st, id).await
 }
 
@@ -64,6 +64,31 @@ fn confirm_page(
     op: &Operator,
     id: &str,
     action: &str,
+    words: (&str, &str),
+    summary: Markup,
+    hidden: &[(&str, String)],
+) -> Response {
+    let back = format!("/console/payments/{id}");
+    let to = Confirm {
+        action: &format!("{back}/{action}"),
+        cancel: &back,
+        nav: Nav::Payments,
+    };
+    confirm(op, &to, words, summary, hidden)
+}
+
+/// Where a confirmation posts to, where "Cancel" leads, and its section.
+pub struct Confirm<'a> {
+    pub action: &'a str,
+    pub cancel: &'a str,
+    pub nav: Nav,
+}
+
+/// A confirmation page: what will happen (`summary`), the form's fields
+/// again (`hidden`, with `confirm=yes`), and the two choices.
+pub fn confirm(
+    op: &Operator,
+    to: &Confirm<'_>,
     (title, button): (&str, &str),
     summary: Markup,
     hidden: &[(&str, String)],
@@ -72,17 +97,17 @@ fn confirm_page(
         h1 { (title) }
         div.confirm {
             (summary)
-            form method="post" action={"/console/payments/" (id) "/" (action)} {
+            form method="post" action=(to.action) {
                 input type="hidden" name="csrf" value=(op.csrf);
                 input type="hidden" name="confirm" value="yes";
                 @for (name, value) in hidden { input type="hidden" name=(name) value=(value); }
                 button.primary type="submit" autofocus { (button) }
                 " "
-                a.button href={"/console/payments/" (id)} { "Cancel" }
+                a.button href=(to.cancel) { "Cancel" }
             }
         }
     };
-    (StatusCode::OK, view::page(title, Some(op), Nav::Payments, body)).into_response()
+    (StatusCode::OK, view::page(title, Some(op), to.nav, body)).into_response()
 }
 
 /// Rupiah as typed → the API's decimal string; `None` unless more than zero.

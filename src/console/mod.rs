@@ -9,22 +9,36 @@
 //! is refused.
 //!
 //! - [`session`]: the session cookie, who is signed in, CSRF tokens;
-//!   [`sign_in`]: signing in with an API key, and out;
+//!   [`sign_in`]: signing in with an API key, and out; [`throttle`]: how
+//!   many wrong keys one address may try;
 //! - [`view`]: the page shell, navigation, and how money, times and
 //!   statuses are shown;
 //! - [`overview`], [`payments`], [`payment`], [`flagged`], [`export`]: the pages;
+//!   [`listing`]: what the list pages share (filters, pages);
+//! - [`refusals`], [`refusal`]: the journal of refused requests, and one
+//!   refusal with the signature doctor's diagnosis;
+//! - [`endpoints`]: webhook endpoints and their deliveries;
+//!   [`endpoint_actions`]: disable/enable, resend what failed, resend an
+//!   event; [`pushed`]: a payment's events in its timeline;
 //! - [`timeline`]: a payment's audit trail, rendered entry by entry by kind;
 //! - [`actions`]: refund, refresh, resolve a flag (confirmation, then the act).
 
 pub mod actions;
 pub mod chart;
+pub mod endpoint_actions;
+pub mod endpoints;
 pub mod export;
 pub mod flagged;
+pub mod listing;
 pub mod overview;
 pub mod payment;
 pub mod payments;
+pub mod pushed;
+pub mod refusal;
+pub mod refusals;
 pub mod session;
 pub mod sign_in;
+pub mod throttle;
 pub mod timeline;
 pub mod view;
 
@@ -34,7 +48,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
+use std::sync::Arc;
 
 /// Forms are a few short fields.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -48,7 +63,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/console", get(overview::page))
         .route("/console/", get(overview::page))
-        .route("/console/sign-in", get(sign_in::sign_in_page).post(sign_in::sign_in))
+        .route(
+            "/console/sign-in",
+            get(sign_in::sign_in_page)
+                .post(sign_in::sign_in)
+                .layer(Extension(Arc::new(throttle::SignInThrottle::default()))),
+        )
         .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/payments", get(payments::page))
         .route("/console/payments/{id}", get(payment::page))
@@ -56,6 +76,16 @@ pub fn router(state: AppState) -> Router {
         .route("/console/payments/{id}/refresh", post(actions::refresh))
         .route("/console/payments/{id}/resolve", post(actions::resolve))
         .route("/console/flagged", get(flagged::page))
+        .route("/console/refusals", get(refusals::page))
+        .route("/console/refusals/{id}", get(refusal::page))
+        .route("/console/endpoints", get(endpoints::page))
+        .route("/console/endpoints/{id}", get(endpoints::endpoint_page))
+        .route("/console/endpoints/{id}/enabled", post(endpoint_actions::set_enabled))
+        .route(
+            "/console/endpoints/{id}/resend-failed",
+            post(endpoint_actions::resend_failed),
+        )
+        .route("/console/events/{id}/resend", post(endpoint_actions::resend_event))
         .route("/console/export", get(export::page))
         .route("/console/export.csv", get(export::download))
         .route("/console/console.css", get(stylesheet))

@@ -1,14 +1,16 @@
 //! `/console`: today (Asia/Jakarta) at a glance: payments by status with
 //! their amounts, notifications and paid amounts per hour, and the
-//! reconciliation backlog. Panels of later features (refusals by reason, the
-//! oldest undelivered event) take their place in [`panels`].
+//! reconciliation backlog, the requests refused today by reason, and the
+//! oldest event not yet delivered. Each is one of [`panels`].
 
 use super::chart::hourly_bars;
+use super::payments::urlencode;
+use super::refusals::reason_label;
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
-use crate::store::{Backlog, HourTotals, StatusTotal};
+use crate::store::{Backlog, HourTotals, ReasonTotal, StatusTotal};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,10 +21,12 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let now = Utc::now();
     let (start, end) = today(now);
     let store = &st.store;
-    let (totals, hours, backlog) = match tokio::try_join!(
+    let (totals, hours, backlog, refused, undelivered) = match tokio::try_join!(
         store.status_totals(start, end),
         store.hourly_totals(start, end),
         store.reconciliation_backlog(crate::store::now()),
+        store.refusal_totals(start, end),
+        store.delivery_backlog(),
     ) {
         Ok(all) => all,
         Err(e) => return view::store_error(&e),
@@ -30,7 +34,8 @@ pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let day = now.with_timezone(&JAKARTA).format("%A %-d %B %Y").to_string();
     let body = html! {
         h1 { "Today" span.sub { (day) " (Asia/Jakarta)" } }
-        @for panel in panels(&totals, &hours, start, &backlog) { (panel) }
+        @for panel in panels(&totals, &hours, start, &backlog, &refused) { (panel) }
+        (delivery(&undelivered, now))
     };
     (StatusCode::OK, view::page("Overview", Some(&op), Nav::Overview, body)).into_response()
 }
@@ -47,8 +52,19 @@ pub fn today(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// The overview's panels, in order.
-fn panels(totals: &[StatusTotal], hours: &[HourTotals], start: DateTime<Utc>, backlog: &Backlog) -> Vec<Markup> {
-    vec![by_status(totals), per_hour(hours, start), reconciliation(backlog)]
+fn panels(
+    totals: &[StatusTotal],
+    hours: &[HourTotals],
+    start: DateTime<Utc>,
+    backlog: &Backlog,
+    refused: &[ReasonTotal],
+) -> Vec<Markup> {
+    vec![
+        by_status(totals),
+        per_hour(hours, start),
+        reconciliation(backlog),
+        refusals(refused, start),
+    ]
 }
 
 fn by_status(totals: &[StatusTotal]) -> Markup {
@@ -118,9 +134,80 @@ fn reconciliation(b: &Backlog) -> Markup {
     }
 }
 
+fn refusals(totals: &[ReasonTotal], start: DateTime<Utc>) -> Markup {
+    let since = urlencode(&start.with_timezone(&JAKARTA).format("%Y-%m-%dT%H:%M").to_string());
+    let count: i64 = totals.iter().map(|t| t.count).sum();
+    html! {
+        section.panel aria-labelledby="refused" {
+            h2 #refused { "Requests refused today, by reason" }
+            @if totals.is_empty() {
+                p.empty { "No request from Finpay was refused today." }
+            } @else {
+                table.totals {
+                    thead { tr { th scope="col" { "Reason" } th scope="col" .num { "Requests" } } }
+                    tbody {
+                        @for t in totals {
+                            tr {
+                                td { a href={"/console/refusals?reason=" (urlencode(&t.reason)) "&from=" (since)} { (reason_label(&t.reason)) } }
+                                td.num { (t.count) }
+                            }
+                        }
+                    }
+                    tfoot { tr { th scope="row" { "All" } td.num { (count) } } }
+                }
+            }
+            p { a href="/console/refusals" { "All refused requests →" } }
+        }
+    }
+}
+
+/// Events waiting for delivery (per enabled endpoint: how many, and when
+/// the oldest was raised): the oldest one's age.
+fn delivery(undelivered: &[(String, i64, Option<DateTime<Utc>>)], now: DateTime<Utc>) -> Markup {
+    let waiting: i64 = undelivered.iter().map(|u| u.1).sum();
+    let oldest = undelivered.iter().filter_map(|u| u.2).min();
+    html! {
+        section.panel aria-labelledby="delivery" {
+            h2 #delivery { "Event delivery" }
+            dl.facts {
+                dt { "Deliveries waiting" } dd { (waiting) }
+                dt { "Oldest undelivered event" }
+                dd {
+                    @match oldest {
+                        Some(t) => { (age(now - t)) " old " span.muted { "(raised " (view::time(t)) ")" } },
+                        None => "none: everything was delivered",
+                    }
+                }
+            }
+            p { a href="/console/endpoints" { "Endpoints and deliveries →" } }
+        }
+    }
+}
+
+/// A duration as people say it: `42 s`, `3 min 12 s`, `2 h 5 min`, `3 d 4 h`.
+pub fn age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_are_said_in_the_two_largest_units() {
+        let s = chrono::Duration::seconds;
+        assert_eq!(age(s(42)), "42 s");
+        assert_eq!(age(s(192)), "3 min 12 s");
+        assert_eq!(age(s(7500)), "2 h 5 min");
+        assert_eq!(age(s(3 * 86400 + 4 * 3600 + 59)), "3 d 4 h");
+        assert_eq!(age(s(-5)), "0 s");
+    }
 
     #[test]
     fn today_is_the_jakarta_day() {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
     #[serde(default)]
-    notice: Option<String>,
+    pub notice: Option<String>,
 }
 
 /// What an action's redirect says; fixed texts, nothing from the request.
@@ -28,6 +28,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "refunded" => Some("Refund done: Finpay confirmed it. It is in the timeline below."),
         "refreshed" => Some("Asked Finpay: the payment below is as Finpay now reports it."),
         "resolved" => Some("Flag resolved: your note is in the timeline below."),
+        "resent" => Some("Event resent: it is delivered again to every endpoint subscribed to it."),
         _ => None,
     }
 }
@@ -54,16 +55,20 @@ pub async fn page(
         Err(r) => return r,
     };
     let store = &st.store;
-    let (events, actions, notifications, refunds) = match tokio::try_join!(
+    let (events, actions, notifications, refunds, pushed) = match tokio::try_join!(
         store.payment_events(&p.id),
         store.payment_actions(&p.id),
         store.payment_notifications(&p.id),
         store.list_refunds(&p.id),
+        super::pushed::load(&st, &p.id),
     ) {
         Ok(all) => all,
         Err(e) => return view::store_error(&e),
     };
-    let entries = timeline::entries(&events, &actions, &notifications);
+    let mut entries = timeline::entries(&events, &actions, &notifications);
+    // Pushed events after what caused them (same time: the change comes first).
+    entries.extend(pushed.entries());
+    entries.sort_by_key(|e| (e.at, e.resend.is_some()));
     let said = q.ok().and_then(|Query(q)| q.notice).and_then(|n| notice(&n));
     let title = p.partner_reference_no.clone().unwrap_or_else(|| p.id.clone());
     let body = html! {
@@ -97,7 +102,7 @@ pub async fn page(
         }
         section aria-labelledby="timeline" {
             h2 #timeline { "Timeline" }
-            (timeline::render(&entries))
+            (timeline::render(&entries, op.role.may_operate().then_some(op.csrf.as_str())))
         }
     };
     (

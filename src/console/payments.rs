@@ -2,21 +2,20 @@
 //! list's filters (status, time range, reference ours or Finpay's, amount,
 //! flagged), in pages keyed on the id (the REST API's keyset cursor).
 
+use super::listing::{self, given, query_string};
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
-use crate::api::payments::{decode_cursor, encode_cursor};
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-pub const PAGE_SIZE: i64 = 50;
+pub use super::listing::PAGE_SIZE;
 
 /// The filters as the form sends them (and as links carry them).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -36,10 +35,6 @@ pub struct Filters {
     pub flagged: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
-}
-
-fn given(s: &Option<String>) -> Option<&str> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// A time typed in Jakarta: `YYYY-MM-DDTHH:MM` (what a date-time field
@@ -72,17 +67,8 @@ impl Filters {
                 None => problems.push("Status: not a status.".into()),
             }
         }
-        for (value, slot, label) in [
-            (&self.created_from, &mut f.created_from, "From"),
-            (&self.created_to, &mut f.created_to, "To"),
-        ] {
-            if let Some(v) = given(value) {
-                match jakarta_time(v) {
-                    Some(t) => *slot = Some(t),
-                    None => problems.push(format!("{label}: a date and time such as 2026-12-06T09:00.")),
-                }
-            }
-        }
+        f.created_from = listing::time(&self.created_from, "From", &mut problems);
+        f.created_to = listing::time(&self.created_to, "To", &mut problems);
         if let Some(r) = given(&self.reference) {
             if r.chars().any(char::is_control) || r.len() > 128 {
                 problems.push("Reference: no control characters, at most 128 characters.".into());
@@ -97,40 +83,22 @@ impl Filters {
             }
         }
         f.flagged = given(&self.flagged).is_some_and(|v| v == "true" || v == "on");
-        if let Some(c) = given(&self.cursor) {
-            match decode_cursor(c) {
-                Some(id) => f.before_id = Some(id),
-                None => problems.push("This page link is not valid; start from the first page.".into()),
-            }
-        }
-        if problems.is_empty() {
-            Ok(f)
-        } else {
-            Err(problems)
-        }
+        f.before_id = listing::cursor(&self.cursor, &mut problems);
+        listing::checked(f, problems)
     }
 
     /// This query string with another cursor.
     fn with_cursor(&self, cursor: Option<String>) -> String {
-        let next = Filters { cursor, ..self.clone() };
-        query_string(&next)
+        query_string(&[
+            ("status", &self.status),
+            ("createdFrom", &self.created_from),
+            ("createdTo", &self.created_to),
+            ("reference", &self.reference),
+            ("amount", &self.amount),
+            ("flagged", &self.flagged),
+            ("cursor", &cursor),
+        ])
     }
-}
-
-fn query_string(f: &Filters) -> String {
-    [
-        ("status", &f.status),
-        ("createdFrom", &f.created_from),
-        ("createdTo", &f.created_to),
-        ("reference", &f.reference),
-        ("amount", &f.amount),
-        ("flagged", &f.flagged),
-        ("cursor", &f.cursor),
-    ]
-    .iter()
-    .filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", urlencode(v))))
-    .collect::<Vec<_>>()
-    .join("&")
 }
 
 /// Percent-encoding for a query value.
@@ -145,18 +113,11 @@ pub fn urlencode(s: &str) -> String {
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
     let filters = q.map(|Query(f)| f).unwrap_or_default();
-    let (rows, problems) = match filters.to_filter() {
-        Ok(f) => match st.store.list_payments(&f).await {
-            Ok(rows) => (rows, Vec::new()),
-            Err(e) => return view::store_error(&e),
-        },
-        Err(p) => (Vec::new(), p),
-    };
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+    let (rows, problems, status) =
+        match listing::load(filters.to_filter(), |f| async move { st.store.list_payments(&f).await }).await {
+            Ok(listed) => listed,
+            Err(page) => return page,
+        };
     let body = html! {
         h1 { "Payments" }
         (filter_form(&filters))
@@ -168,25 +129,12 @@ pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filt
 
 fn filter_form(f: &Filters) -> Markup {
     let v = |s: &Option<String>| s.clone().unwrap_or_default();
+    let statuses: Vec<(&str, &str)> = PaymentStatus::ALL.iter().map(|s| (s.as_str(), s.as_str())).collect();
     html! {
         form.filters method="get" action="/console/payments" role="search" {
-            div.field {
-                label for="status" { "Status" }
-                select #status name="status" {
-                    option value="" { "Any" }
-                    @for s in PaymentStatus::ALL {
-                        option value=(s.as_str()) selected[f.status.as_deref() == Some(s.as_str())] { (s.as_str()) }
-                    }
-                }
-            }
-            div.field {
-                label for="createdFrom" { "Created from (Jakarta)" }
-                input #createdFrom type="datetime-local" name="createdFrom" value=(v(&f.created_from));
-            }
-            div.field {
-                label for="createdTo" { "Created before (Jakarta)" }
-                input #createdTo type="datetime-local" name="createdTo" value=(v(&f.created_to));
-            }
+            (listing::select("status", "Status", &statuses, &f.status))
+            (listing::time_field("createdFrom", "Created from (Jakarta)", &f.created_from))
+            (listing::time_field("createdTo", "Created before (Jakarta)", &f.created_to))
             div.field {
                 label for="reference" { "Reference (ours or Finpay's)" }
                 input #reference type="search" name="reference" value=(v(&f.reference)) autocomplete="off";
@@ -243,19 +191,10 @@ pub fn rows_table(rows: &[Payment], with_flag_reason: bool) -> Markup {
 }
 
 fn table(rows: &[Payment], f: &Filters) -> Markup {
-    let more = rows.len() as i64 > PAGE_SIZE;
-    let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
-    let next = if more {
-        shown.last().and_then(|p| encode_cursor(&p.id))
-    } else {
-        None
-    };
+    let (shown, next) = listing::split(rows, |p| &p.id);
     html! {
         (rows_table(shown, false))
-        nav.pager aria-label="Pages" {
-            @if f.cursor.is_some() { a href={"/console/payments?" (f.with_cursor(None))} { "← Newest" } }
-            @if let Some(c) = next { a href={"/console/payments?" (f.with_cursor(Some(c)))} { "Older →" } }
-        }
+        (listing::pager("/console/payments", f.cursor.is_some(), next, |c| f.with_cursor(c)))
     }
 }
 

@@ -1,19 +1,23 @@
 //! The sign-in and sign-out forms. Signing in exchanges an API key for a
 //! session ([`session`](super::session)) and leads back to the page that was
-//! asked for.
+//! asked for; wrong keys are limited per client address
+//! ([`throttle`](super::throttle)).
 
 use super::session::{cookie, digest, idle, safe_next, secure, session_token, Operator};
+use super::throttle::SignInThrottle;
 use super::view;
 use crate::api::auth::ApiKeys;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use maud::html;
 use rand::RngCore;
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInQuery {
@@ -66,7 +70,29 @@ pub struct SignIn {
     next: Option<String>,
 }
 
-pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<SignIn>) -> Response {
+pub async fn sign_in(
+    State(st): State<AppState>,
+    Extension(throttle): Extension<Arc<SignInThrottle>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(f): Form<SignIn>,
+) -> Response {
+    // Without a peer (a router called in-process) every caller is one client.
+    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(p))| p.ip());
+    if let Err(too_many) = throttle.attempt(ip, std::time::Instant::now()) {
+        tracing::warn!(client = %ip, "console sign-in refused: too many attempts from this address");
+        let wait = too_many.retry_after.as_secs().max(1);
+        let mut resp = view::error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            &format!(
+                "Too many wrong keys were tried from your address. Wait {wait} seconds, then sign in again. \
+                 Nothing was checked."
+            ),
+        );
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return resp;
+    }
     let Some(caller) = ApiKeys::new(&st.settings.api).caller(&f.key) else {
         tracing::info!("console sign-in refused: not a configured key");
         let problem = Some("That is not a key of this service.");
@@ -91,6 +117,7 @@ pub async fn sign_in(State(st): State<AppState>, headers: HeaderMap, Form(f): Fo
     {
         return view::store_error(&e);
     }
+    throttle.succeeded(ip);
     tracing::info!(actor = %caller.name, role = caller.role.as_str(), "console sign-in");
     let to = f.next.as_deref().and_then(safe_next).unwrap_or("/console");
     let mut resp = Redirect::to(to).into_response();

@@ -24,8 +24,10 @@ pub struct Entry {
     pub title: String,
     pub actor: Option<String>,
     pub facts: Vec<(String, String)>,
-    /// A notification's raw body, pretty-printed when it is JSON.
+    /// A notification's raw body (or a pushed event's), pretty-printed when it is JSON.
     pub body: Option<String>,
+    /// A pushed event's id: the entry offers to resend it.
+    pub resend: Option<String>,
 }
 
 /// How a kind of entry is titled.
@@ -47,6 +49,7 @@ fn title(kind: &str) -> String {
         "action:refund" => "Refund asked",
         "action:refresh" => "Refresh from Finpay asked",
         "action:resolve_flag" => "Flag resolved",
+        "action:resend_event" => "Event resend asked",
         other => {
             let words = other.trim_start_matches("action:").replace(['_', '.'], " ");
             let mut c = words.chars();
@@ -102,6 +105,7 @@ pub fn entries(events: &[PaymentEvent], actions: &[PaymentAction], notifications
                 actor: Some(a.actor.clone()),
                 facts: facts(&a.detail),
                 body: None,
+                resend: None,
             },
         ));
     }
@@ -130,6 +134,7 @@ pub fn entries(events: &[PaymentEvent], actions: &[PaymentAction], notifications
                 actor: None,
                 facts: f,
                 body,
+                resend: None,
             },
         ));
     }
@@ -137,7 +142,9 @@ pub fn entries(events: &[PaymentEvent], actions: &[PaymentAction], notifications
     out.into_iter().map(|(.., e)| e).collect()
 }
 
-pub fn render(entries: &[Entry]) -> Markup {
+/// The entries; `csrf` is the signed-in key's token when its role may
+/// act (then pushed events offer a resend).
+pub fn render(entries: &[Entry], csrf: Option<&str>) -> Markup {
     html! {
         @if entries.is_empty() {
             p.empty { "Nothing recorded yet." }
@@ -157,9 +164,15 @@ pub fn render(entries: &[Entry]) -> Markup {
                                 }
                             }
                             @if let Some(b) = &e.body {
-                                details open {
-                                    summary { "Body as received" }
+                                details open[e.resend.is_none()] {
+                                    summary { @if e.resend.is_some() { "Body sent" } @else { "Body as received" } }
                                     pre.body { code { (b) } }
+                                }
+                            }
+                            @if let (Some(event), Some(token)) = (&e.resend, csrf) {
+                                form.inline method="post" action={"/console/events/" (event) "/resend"} {
+                                    input type="hidden" name="csrf" value=(token);
+                                    button type="submit" { "Resend this event…" }
                                 }
                             }
                         }
@@ -202,7 +215,7 @@ mod tests {
             &[],
             &[n],
         );
-        let html = render(&e).into_string();
+        let html = render(&e, None).into_string();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(html.contains("&lt;img src=x&gt;"), "{html}");

@@ -16,16 +16,19 @@ pub enum Nav {
     Overview,
     Payments,
     Flagged,
+    Refused,
+    Endpoints,
     Export,
     None,
 }
 
-/// The navigation: a section's label and address. Pages of features that
-/// come later (endpoints and deliveries, refused requests) take a line here.
+/// The navigation: a section's label and address.
 const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Overview, "Overview", "/console"),
     (Nav::Payments, "Payments", "/console/payments"),
     (Nav::Flagged, "Flagged", "/console/flagged"),
+    (Nav::Refused, "Refused requests", "/console/refusals"),
+    (Nav::Endpoints, "Endpoints", "/console/endpoints"),
     (Nav::Export, "Export", "/console/export"),
 ];
 

@@ -16,7 +16,7 @@ pub struct PaymentAction {
     pub id: i64,
     pub payment_id: String,
     pub actor: String,
-    /// `refund`, `refresh` or `resolve_flag`.
+    /// `refund`, `refresh`, `resolve_flag` or `resend_event`.
     pub action: String,
     #[sqlx(json)]
     pub detail: serde_json::Value,

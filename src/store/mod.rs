@@ -9,6 +9,7 @@
 //! (SQLite, one writer at a time).
 
 mod api_store;
+pub mod console_events;
 mod console_store;
 pub mod endpoints;
 pub mod events;
@@ -27,13 +28,14 @@ mod sqlite;
 mod types;
 
 pub use api_store::*;
+pub use console_events::ConsoleEventStore;
 pub use console_store::*;
 pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::PgStore;
-pub use refusals::{Refusal, RefusalFilter, RefusalStore};
+pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -111,7 +113,16 @@ pub enum Backend {
 
 #[async_trait]
 pub trait Store:
-    ApiStore + ConsoleStore + EndpointStore + EventStore + OpsStore + RefusalStore + Send + Sync + 'static
+    ApiStore
+    + ConsoleStore
+    + ConsoleEventStore
+    + EndpointStore
+    + EventStore
+    + OpsStore
+    + RefusalStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;

@@ -79,6 +79,13 @@ impl Reason {
     }
 }
 
+/// Refusals of one reason in a period.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReasonTotal {
+    pub reason: String,
+    pub count: i64,
+}
+
 /// A page of the journal, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct RefusalFilter {
@@ -97,6 +104,8 @@ pub trait RefusalStore: Send + Sync + 'static {
     async fn insert_refusals(&self, rows: &[Refusal]) -> Result<()>;
     async fn list_refusals(&self, filter: &RefusalFilter) -> Result<Vec<Refusal>>;
     async fn get_refusal(&self, id: &str) -> Result<Option<Refusal>>;
+    /// How many refusals were received in `[from, to)`, by reason (most first).
+    async fn refusal_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ReasonTotal>>;
     /// Deletes up to `limit` of the oldest refusals that are received before
     /// `before` or beyond the newest `keep`. Returns how many it deleted.
     async fn prune_refusals(&self, before: DateTime<Utc>, keep: i64, limit: i64) -> Result<u64>;
@@ -121,7 +130,7 @@ pub(crate) fn filter_sql(f: &RefusalFilter) -> String {
 macro_rules! sql_refusal_store {
     ($Store:ident, $Db:ty) => {
         const _: () = {
-            use crate::store::refusals::{filter_sql, Refusal, RefusalFilter, RefusalStore, COLUMNS};
+            use crate::store::refusals::{filter_sql, ReasonTotal, Refusal, RefusalFilter, RefusalStore, COLUMNS};
             use chrono::{DateTime, Utc};
 
             #[async_trait::async_trait]
@@ -175,6 +184,19 @@ macro_rules! sql_refusal_store {
                 async fn get_refusal(&self, id: &str) -> crate::store::Result<Option<Refusal>> {
                     let sql = Self::sql_owned(format!("SELECT {COLUMNS} FROM refusals WHERE id = $1"));
                     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+                }
+
+                async fn refusal_totals(
+                    &self,
+                    from: DateTime<Utc>,
+                    to: DateTime<Utc>,
+                ) -> crate::store::Result<Vec<ReasonTotal>> {
+                    let sql = Self::sql(
+                        "SELECT reason, COUNT(*) AS count FROM refusals \
+                         WHERE received_at >= $1 AND received_at < $2 \
+                         GROUP BY reason ORDER BY count DESC, reason",
+                    );
+                    Ok(sqlx::query_as(&sql).bind(from).bind(to).fetch_all(&self.pool).await?)
                 }
 
                 async fn prune_refusals(&self, before: DateTime<Utc>, keep: i64, limit: i64) -> crate::store::Result<u64> {

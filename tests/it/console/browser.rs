@@ -2,12 +2,18 @@
 //! in with the demo's kind of key, find a payment paid through the
 //! simulator, read its timeline, refund part of it; a post without the CSRF
 //! token and a `read` key's refund are refused. The run saves screenshots
-//! of the main pages into docs/screenshots/ (shown in the README).
+//! of the main pages into docs/screenshots/ (shown in the README). A
+//! notification signed over a Python-spaced body is refused and explained
+//! on the Refused requests pages; the events pushed to an order service
+//! are on the Endpoints pages.
 
+use super::deliveries::{events_env, subscribe};
 use super::support::{client, flagged_payment, form_body, roles_env, READ_KEY};
 use super::webdriver::Browser;
 use crate::api::support::{get, paid_through_api, post, refunds_path};
 use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+use crate::events::receiver::{Answer, Receiver};
+use crate::refusals::{raw_hash, refuse_one};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -23,6 +29,11 @@ async fn post_form(url: String, cookie: &str, fields: &[(&str, &str)]) -> reqwes
         .unwrap()
 }
 
+/// A notification as sent, and the same JSON as Python's `json.dumps` writes
+/// it by default (the bytes its sender hashed).
+const SENT: &str = r#"{"originalPartnerReferenceNo":"ORDER-1042","originalReferenceNo":"2026120600001042","latestTransactionStatus":"00","amount":{"value":"25000.00","currency":"IDR"}}"#;
+const PY_SPACED: &str = r#"{"originalPartnerReferenceNo": "ORDER-1042", "originalReferenceNo": "2026120600001042", "latestTransactionStatus": "00", "amount": {"value": "25000.00", "currency": "IDR"}}"#;
+
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("docs/screenshots")
@@ -33,7 +44,14 @@ fn shot(name: &str) -> PathBuf {
 async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     let Some(browser) = Browser::start().await else { return };
     let sim = spawn_simulator(|_| {}).await;
-    let app = spawn_app_with_sim(Backend::Sqlite, &sim, roles_env).await;
+    let app = spawn_app_with_sim(Backend::Sqlite, &sim, |env| {
+        roles_env(env);
+        events_env(env);
+    })
+    .await;
+    // The merchant's order service, told of every payment change.
+    let orders = Receiver::start(vec![Answer::Status(200)]).await;
+    let (endpoint, _) = subscribe(&app, &orders.url()).await;
     // A few payments, as a morning at the till: two paid, one waiting, one flagged.
     let paid = paid_through_api(&app, &sim, "25000.00").await;
     paid_through_api(&app, &sim, "18500.00").await;
@@ -114,6 +132,35 @@ async fn a_payment_is_followed_from_qr_to_paid_to_refunded_in_a_browser() {
     browser.screenshot(&shot("flagged")).await;
     browser.goto(&format!("{base}/console/export")).await;
     browser.screenshot(&shot("export")).await;
+
+    // A notification signed over another body than it carries: refused, and the page says why.
+    let refused = refuse_one(&app, SENT, "python", |s| s.body_hash = raw_hash(PY_SPACED)).await;
+    assert_eq!(refused["dialects"], json!(["body-spaced-separators"]));
+    browser.goto(&format!("{base}/console/refusals")).await;
+    assert_eq!(browser.all("table.refusals tbody tr").await.len(), 1);
+    browser.screenshot(&shot("refused-requests")).await;
+    browser.click_through("table.refusals tbody a").await;
+    let explained = browser.text().await;
+    assert!(
+        explained.contains("body-spaced-separators") && explained.contains("Python's json.dumps default"),
+        "{explained}"
+    );
+    assert!(explained.contains("ORDER-1042"), "the body as received");
+    browser.screenshot(&shot("refused-request")).await;
+
+    // The events pushed to the order service, and their deliveries.
+    orders.wait_for(4).await;
+    browser.goto(&format!("{base}/console/endpoints")).await;
+    assert_eq!(browser.all("table.endpoints tbody tr").await.len(), 1);
+    browser.screenshot(&shot("endpoints")).await;
+    browser.click_through("table.endpoints tbody a").await;
+    assert!(browser.url().await.ends_with(&format!("/console/endpoints/{endpoint}")));
+    let deliveries = browser.text().await;
+    assert!(
+        deliveries.contains("payment.paid") && deliveries.contains("HTTP 200"),
+        "{deliveries}"
+    );
+    browser.screenshot(&shot("endpoint")).await;
 
     // A key of the read role: sees the payment, has no actions, cannot refund.
     browser.click_through(".who button").await;

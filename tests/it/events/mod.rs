@@ -8,5 +8,5 @@ mod crash;
 mod delivery;
 mod listen;
 mod paths;
-mod receiver;
+pub(crate) mod receiver;
 mod replicas;
