@@ -15,14 +15,15 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 
 -- What a person did to a payment, through the console or the REST API:
--- who (the API key's name), what, and with which input (amount, reason,
--- note). Written before the action is carried out, so an action that fails
--- half-way is still on record; its outcome is in `payment_events`.
+-- who (the API key's name), what (a refund, a refresh, a flag resolved, an
+-- event resent), and with which input (amount, reason, note, event).
+-- Written before the action is carried out, so an action that fails half-way
+-- is still on record; its outcome is in `payment_events`.
 CREATE TABLE payment_actions (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     payment_id TEXT NOT NULL REFERENCES payments (id),
     actor      TEXT NOT NULL,
-    action     TEXT NOT NULL CHECK (action IN ('refund', 'refresh', 'resolve_flag')),
+    action     TEXT NOT NULL CHECK (action IN ('refund', 'refresh', 'resolve_flag', 'resend_event')),
     detail     JSONB NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
