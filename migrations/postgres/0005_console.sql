@@ -1,14 +1,16 @@
 -- The operator console and the people who act on payments.
 
 -- Signed-in console users. The cookie holds a random token; only its SHA-256
--- is kept, so a leaked table signs nobody in. `key_name` is the API key the
--- user signed in with (its name, never the key); the role is read from the
--- configuration on each request, so removing a key ends its sessions.
+-- is kept, so a leaked table signs nobody in. `key_name` and `key_id` are
+-- the API key the user signed in with (its name, and the first 8 bytes of its
+-- SHA-256 in hex; never the key); the role is read from the configuration on
+-- each request, so removing or replacing a key ends its sessions.
 -- A session ends at `expires_at`, which every request moves forward
 -- (expiry after inactivity); several replicas share the table.
 CREATE TABLE console_sessions (
     token_sha256 BYTEA PRIMARY KEY CHECK (length(token_sha256) = 32),
     key_name     TEXT NOT NULL,
+    key_id       TEXT NOT NULL CHECK (length(key_id) = 16),
     created_at   TIMESTAMPTZ NOT NULL,
     expires_at   TIMESTAMPTZ NOT NULL CHECK (expires_at > created_at)
 );

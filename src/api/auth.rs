@@ -65,15 +65,19 @@ impl ApiKeys {
         let i = Option::<u32>::from(found)? as usize;
         let k = &self.0[i];
         Some(Caller {
-            key_id: hex::encode(&d[..8]),
+            key_id: key_id_of(&d),
             name: k.name.clone(),
             role: k.role,
         })
     }
 
-    /// The role of the key named `name` now (a session outlives no key).
-    pub fn role_of(&self, name: &str) -> Option<Role> {
-        self.0.iter().find(|k| k.name == name).map(|k| k.role)
+    /// The role now of the key with this id and name: a session outlives no
+    /// key, and a key replaced under the same name is another key.
+    pub fn role_of(&self, key_id: &str, name: &str) -> Option<Role> {
+        self.0
+            .iter()
+            .find(|k| k.name == name && key_id_of(&k.digest) == key_id)
+            .map(|k| k.role)
     }
 }
 
@@ -85,6 +89,11 @@ pub struct Caller {
     pub key_id: String,
     pub name: String,
     pub role: Role,
+}
+
+/// A key's stable, non-secret id: the first eight bytes of its SHA-256, hex.
+fn key_id_of(digest: &[u8; 32]) -> String {
+    hex::encode(&digest[..8])
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -151,8 +160,21 @@ mod tests {
         assert_eq!((b.name.as_str(), b.role), ("support", Role::Read));
         assert!(keys.caller("alph").is_none());
         assert!(keys.caller("").is_none());
-        assert_eq!(keys.role_of("support"), Some(Role::Read));
-        assert_eq!(keys.role_of("gone"), None);
+        assert_eq!(keys.role_of(&b.key_id, "support"), Some(Role::Read));
+        assert_eq!(keys.role_of(&b.key_id, "gone"), None);
+    }
+
+    #[test]
+    fn a_key_replaced_under_the_same_name_is_another_key() {
+        let before = keys().caller("alpha").unwrap();
+        let rotated = ApiKeys::from_keys(vec![ApiKey {
+            name: "finance".into(),
+            role: Role::Operate,
+            secret: Secret::new("gamma"),
+        }]);
+        assert_eq!(rotated.role_of(&before.key_id, "finance"), None);
+        let after = rotated.caller("gamma").unwrap();
+        assert_eq!(rotated.role_of(&after.key_id, "finance"), Some(Role::Operate));
     }
 
     #[test]

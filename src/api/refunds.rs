@@ -160,7 +160,7 @@ pub async fn create_refund(
 }
 
 /// A refund asked by `actor` through the console: recorded, then carried out
-/// as the API's is. No idempotency key: the form's `partner_refund_no`
+/// as the API's is, to its end even if the browser goes away. No idempotency key: the form's `partner_refund_no`
 /// (drawn when the refund was confirmed) makes a repeated submission the
 /// same refund.
 pub async fn refund_as(
@@ -172,7 +172,11 @@ pub async fn refund_as(
     let spec = RefundSpec::parse(request)?;
     upstream::finpay(st)?;
     audit::record(st, &payment.id, actor, "refund", spec.audit_detail()).await?;
-    Ok(run(st, payment, spec, None, None).await)
+    // On a task of its own, as the API's: Finpay's answer is recorded even if
+    // the browser goes away meanwhile.
+    let task_state = st.clone();
+    let work = async move { run(&task_state, payment, spec, None, None).await };
+    Ok(idempotency::run_detached(st, None, "refund", work).await)
 }
 
 async fn run(

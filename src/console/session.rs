@@ -126,12 +126,12 @@ impl FromRequestParts<AppState> for Operator {
         let token = session_token(&parts.headers).ok_or_else(|| to_sign_in(parts, false))?;
         let now = crate::store::now();
         let until = now + idle(st);
-        let name = match st.store.touch_session(&digest(&token), now, until).await {
-            Ok(Some(name)) => name,
+        let (name, key_id) = match st.store.touch_session(&digest(&token), now, until).await {
+            Ok(Some(key)) => key,
             Ok(None) => return Err(to_sign_in(parts, true)),
             Err(e) => return Err(view::store_error(&e)),
         };
-        let Some(role) = ApiKeys::new(&st.settings.api).role_of(&name) else {
+        let Some(role) = ApiKeys::new(&st.settings.api).role_of(&key_id, &name) else {
             return Err(to_sign_in(parts, true));
         };
         Ok(Operator {

@@ -112,7 +112,7 @@ pub async fn sign_in(
     }
     if let Err(e) = st
         .store
-        .create_session(&digest(&token), &caller.name, now, now + idle(&st))
+        .create_session(&digest(&token), &caller.name, &caller.key_id, now, now + idle(&st))
         .await
     {
         return view::store_error(&e);

@@ -104,15 +104,30 @@ pub fn money(minor: i64, currency: &str) -> String {
     }
 }
 
-/// Rupiah as people type them (`25.000`, `25000`, `25000,50`, `Rp 25.000`:
-/// a dot groups thousands, a comma starts the cents), in minor units.
+/// Rupiah as people type them, in minor units: `25.000` and `Rp 1.250.000`
+/// (dots grouping thousands, a comma before the cents: `25.000,50`), or as
+/// the API and the export write them (`25000`, `25000.00`: one dot before at
+/// most two decimals). Anything else, such as `25.00.0`, is refused rather
+/// than guessed, so an amount is never read a hundred times too large.
 pub fn typed_rupiah(s: &str) -> Option<i64> {
-    let plain = s
-        .trim()
-        .trim_start_matches("Rp")
-        .trim()
-        .replace('.', "")
-        .replace(',', ".");
+    let s = s.trim().trim_start_matches("Rp").trim();
+    let (whole, cents) = match s.split_once(',') {
+        Some((w, c)) => (w, Some(c)),
+        None => match s.rsplit_once('.') {
+            Some((w, c)) if (1..=2).contains(&c.len()) && !w.contains('.') => (w, Some(c)),
+            _ => (s, None),
+        },
+    };
+    let mut groups = whole.split('.');
+    let first = groups.next()?;
+    let grouped_right = first.len() <= 3 || !whole.contains('.');
+    if !grouped_right || groups.any(|g| g.len() != 3) {
+        return None;
+    }
+    let plain = match cents {
+        Some(c) => format!("{}.{c:0<2}", whole.replace('.', "")),
+        None => whole.replace('.', ""),
+    };
     crate::api::money::parse_minor(&plain).ok()
 }
 
@@ -199,6 +214,33 @@ mod tests {
         assert_eq!(money(0, "IDR"), "Rp 0");
         assert_eq!(money(-2_500_000, "IDR"), "-Rp 25.000");
         assert_eq!(money(1_000, "USD"), "USD 10");
+    }
+
+    #[test]
+    fn typed_amounts_are_read_as_people_and_the_api_write_them() {
+        assert_eq!(typed_rupiah("25.000"), Some(2_500_000));
+        assert_eq!(typed_rupiah("Rp 1.250.000"), Some(125_000_000));
+        assert_eq!(typed_rupiah("25.000,50"), Some(2_500_050));
+        assert_eq!(typed_rupiah("25000"), Some(2_500_000));
+        assert_eq!(typed_rupiah("25000.00"), Some(2_500_000));
+        assert_eq!(typed_rupiah("25000,5"), Some(2_500_050));
+        assert_eq!(typed_rupiah("1.5"), Some(150));
+    }
+
+    #[test]
+    fn an_amount_that_could_be_read_two_ways_is_refused() {
+        for typed in [
+            "25.00.0",
+            "2500.000.00",
+            "25.0000",
+            "1234.567",
+            "25,000.00",
+            "",
+            "Rp",
+            "abc",
+        ] {
+            assert_eq!(typed_rupiah(typed), None, "{typed}");
+        }
     }
 
     #[test]

@@ -94,17 +94,18 @@ pub trait ConsoleStore: Send + Sync + 'static {
         &self,
         token_sha256: &[u8],
         key_name: &str,
+        key_id: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
-    /// The key name of a session still alive at `now`, which now lasts until
-    /// `expires_at`; `None` when it expired or never existed.
+    /// The key (name, id) of a session still alive at `now`, which now lasts
+    /// until `expires_at`; `None` when it expired or never existed.
     async fn touch_session(
         &self,
         token_sha256: &[u8],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> Result<Option<String>>;
+    ) -> Result<Option<(String, String)>>;
     async fn delete_session(&self, token_sha256: &[u8]) -> Result<()>;
     async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
 

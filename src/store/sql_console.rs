@@ -58,14 +58,17 @@ macro_rules! sql_console_store {
                     &self,
                     token_sha256: &[u8],
                     key_name: &str,
+                    key_id: &str,
                     now: DateTime<Utc>,
                     expires_at: DateTime<Utc>,
                 ) -> crate::store::Result<()> {
                     sqlx::query(&Self::sql(
-                        "INSERT INTO console_sessions (token_sha256, key_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                        "INSERT INTO console_sessions (token_sha256, key_name, key_id, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
                     ))
                     .bind(token_sha256)
                     .bind(key_name)
+                    .bind(key_id)
                     .bind(now)
                     .bind(expires_at)
                     .execute(&self.pool)
@@ -78,10 +81,10 @@ macro_rules! sql_console_store {
                     token_sha256: &[u8],
                     now: DateTime<Utc>,
                     expires_at: DateTime<Utc>,
-                ) -> crate::store::Result<Option<String>> {
-                    Ok(sqlx::query_scalar(&Self::sql(
+                ) -> crate::store::Result<Option<(String, String)>> {
+                    Ok(sqlx::query_as(&Self::sql(
                         "UPDATE console_sessions SET expires_at = $3 WHERE token_sha256 = $1 AND expires_at > $2 \
-                         RETURNING key_name",
+                         RETURNING key_name, key_id",
                     ))
                     .bind(token_sha256)
                     .bind(now)

@@ -115,13 +115,17 @@ async fn a_session_expires_after_inactivity_and_is_never_revived(backend: Backen
     let hash = [7u8; 32];
     let t0 = finpay_qris::store::now();
     store
-        .create_session(&hash, "finance", t0, t0 + Duration::minutes(30))
+        .create_session(&hash, "finance", "0123456789abcdef", t0, t0 + Duration::minutes(30))
         .await
         .unwrap();
     let touched = store
         .touch_session(&hash, t0 + Duration::minutes(29), t0 + Duration::minutes(59))
         .await;
-    assert_eq!(touched.unwrap().as_deref(), Some("finance"), "activity extends it");
+    assert_eq!(
+        touched.unwrap(),
+        Some(("finance".to_string(), "0123456789abcdef".to_string())),
+        "activity extends it"
+    );
     let idle = store
         .touch_session(&hash, t0 + Duration::minutes(60), t0 + Duration::minutes(90))
         .await;
