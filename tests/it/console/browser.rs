@@ -2,7 +2,8 @@
 //! in with the demo's kind of key, find a payment paid through the
 //! simulator, read its timeline, refund part of it; a post without the CSRF
 //! token and a `read` key's refund are refused. The run saves screenshots
-//! of the main pages into docs/screenshots/ (shown in the README). A
+//! of the main pages into target/screenshots/, or into the folder
+//! `SCREENSHOTS_DIR` names (`docs/screenshots` renews the README's). A
 //! notification signed over a Python-spaced body is refused and explained
 //! on the Refused requests pages; the events pushed to an order service
 //! are on the Endpoints pages.
@@ -34,10 +35,16 @@ async fn post_form(url: String, cookie: &str, fields: &[(&str, &str)]) -> reqwes
 const SENT: &str = r#"{"originalPartnerReferenceNo":"ORDER-1042","originalReferenceNo":"2026120600001042","latestTransactionStatus":"00","amount":{"value":"25000.00","currency":"IDR"}}"#;
 const PY_SPACED: &str = r#"{"originalPartnerReferenceNo": "ORDER-1042", "originalReferenceNo": "2026120600001042", "latestTransactionStatus": "00", "amount": {"value": "25000.00", "currency": "IDR"}}"#;
 
+/// Where a screenshot goes: a test run leaves the working tree as it was
+/// unless asked to renew the README's pictures.
 fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/screenshots")
-        .join(format!("{name}.png"))
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("SCREENSHOTS_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target/screenshots"),
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir.join(format!("{name}.png"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
