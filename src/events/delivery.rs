@@ -278,7 +278,7 @@ fn describe(e: reqwest::Error) -> String {
 /// Per endpoint (a disabled one's parked deliveries too): undelivered events
 /// and the oldest one's age. The series of endpoints deleted since the last
 /// refresh (`reported`) are removed.
-async fn record_backlog(state: &AppState, reported: &mut BTreeSet<String>) {
+pub async fn record_backlog(state: &AppState, reported: &mut BTreeSet<String>) {
     let Ok(rows) = state.store.delivery_backlog().await else {
         return;
     };
