@@ -46,12 +46,12 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "finpay_qris_event_backlog",
         "gauge",
-        "Undelivered events, per enabled endpoint.",
+        "Undelivered events, per endpoint (a disabled one's parked ones too).",
     ),
     (
         "finpay_qris_event_oldest_pending_seconds",
         "gauge",
-        "Age of the oldest undelivered event, per enabled endpoint.",
+        "Age of the oldest undelivered event, per endpoint.",
     ),
     (
         "finpay_qris_event_endpoints_disabled_total",
@@ -353,7 +353,10 @@ mod tests {
         m.remove_gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")]);
         let text = m.render();
         assert!(!text.contains("endpoint=\"we_a\""), "{text}");
-        assert!(text.contains("finpay_qris_event_backlog{endpoint=\"we_b\"} 1"), "{text}");
+        assert!(
+            text.contains("finpay_qris_event_backlog{endpoint=\"we_b\"} 1"),
+            "{text}"
+        );
         assert_eq!(m.gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")]), None);
     }
 

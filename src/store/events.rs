@@ -159,7 +159,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// disables an endpoint failing for too long (raising
     /// `endpoint.disabled`). An answer per attempt, in order.
     /// A delivery whose lease ended before `now` is not recorded (`LeaseLost`).
-    async fn record_attempts(&self, owner: &str, now: DateTime<Utc>, results: &[AttemptResult]) -> Result<Vec<Recorded>>;
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        results: &[AttemptResult],
+    ) -> Result<Vec<Recorded>>;
     /// Per endpoint (disabled ones too): pending deliveries and the oldest one's event time.
     async fn delivery_backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
 }

@@ -340,14 +340,14 @@ async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Resul
         subscribed("ev.type")
     );
     sqlx::query(&sql)
-    .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payment_id.as_deref()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+        .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payment_id.as_deref()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

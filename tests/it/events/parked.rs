@@ -15,7 +15,10 @@ async fn app(backend: Backend, delivering: bool) -> TestApp {
             ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
             ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
             ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
-            ("FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", if delivering { "true" } else { "false" }),
+            (
+                "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED",
+                if delivering { "true" } else { "false" },
+            ),
         ] {
             common::set_env(env, k, v);
         }
