@@ -199,7 +199,10 @@ fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Reco
         Duration::from_millis(a.latency_ms.max(0) as u64),
     );
     match outcome {
-        Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
+        Recorded::LeaseLost => tracing::warn!(
+            delivery = d.id,
+            "a delivery's lease ran out, or a resend took it back, while it was sent: it is sent again"
+        ),
         Recorded::Recorded {
             failed,
             endpoint_disabled,
