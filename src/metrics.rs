@@ -46,12 +46,12 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "finpay_qris_event_backlog",
         "gauge",
-        "Undelivered events, per enabled endpoint.",
+        "Undelivered events, per endpoint (a disabled one's parked ones too).",
     ),
     (
         "finpay_qris_event_oldest_pending_seconds",
         "gauge",
-        "Age of the oldest undelivered event, per enabled endpoint.",
+        "Age of the oldest undelivered event, per endpoint.",
     ),
     (
         "finpay_qris_event_endpoints_disabled_total",
@@ -210,6 +210,15 @@ impl Metrics {
         }
     }
 
+    /// Drops a gauge's series (what it measured is gone), so it is no longer rendered.
+    pub fn remove_gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        if let Ok(mut m) = self.gauges.lock() {
+            if let Some(family) = m.get_mut(name) {
+                family.retain(|(l, _)| !same(l, labels));
+            }
+        }
+    }
+
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
         let bounds = buckets(name);
         if let Ok(mut m) = self.histograms.lock() {
@@ -256,6 +265,12 @@ impl Metrics {
                     .and_then(|f| f.iter().find(|(l, _)| same(l, labels)).map(|(_, v)| *v))
             })
             .unwrap_or(0)
+    }
+
+    /// A gauge's value, if that series exists.
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Option<f64> {
+        let m = self.gauges.lock().ok()?;
+        m.get(name)?.iter().find(|(l, _)| same(l, labels)).map(|(_, v)| *v)
     }
 
     /// The Prometheus text exposition format.
@@ -329,6 +344,21 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_gauge_series_is_no_longer_rendered() {
+        let m = Metrics::default();
+        m.set_gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")], 3.0);
+        m.set_gauge("finpay_qris_event_backlog", &[("endpoint", "we_b")], 1.0);
+        m.remove_gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")]);
+        let text = m.render();
+        assert!(!text.contains("endpoint=\"we_a\""), "{text}");
+        assert!(
+            text.contains("finpay_qris_event_backlog{endpoint=\"we_b\"} 1"),
+            "{text}"
+        );
+        assert_eq!(m.gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")]), None);
+    }
 
     #[test]
     fn counters_and_histograms_render_as_prometheus_text() {

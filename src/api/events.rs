@@ -163,7 +163,9 @@ pub async fn get_webhook_event(
 /// Resend an event
 ///
 /// To one endpoint, or to every enabled endpoint subscribed to its type,
-/// from now, with a fresh retry schedule.
+/// from now, with a fresh retry schedule. A delivery being sent at this
+/// moment is sent again once that attempt's lease ends. A disabled endpoint
+/// is refused (409): enable it first.
 #[utoipa::path(
     post,
     path = "/events/{id}/resend",
@@ -173,6 +175,7 @@ pub async fn get_webhook_event(
     responses(
         (status = 202, description = "Scheduled", body = Scheduled),
         (status = 404, description = "No such event or endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint `endpointId` is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`endpointId` is not a string", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -189,11 +192,17 @@ pub async fn resend_webhook_event(
         return Err(not_found(&id));
     }
     if let Some(endpoint) = &body.endpoint_id {
-        let known = !endpoint.chars().any(char::is_control) && st.store.get_endpoint(endpoint).await?.is_some();
-        if !known {
+        let found = match endpoint.chars().any(char::is_control) {
+            true => None,
+            false => st.store.get_endpoint(endpoint).await?,
+        };
+        let Some(found) = found else {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found")
                 .detail(format!("no webhook endpoint {endpoint:?}"))
                 .field("endpointId"));
+        };
+        if !found.enabled {
+            return Err(super::webhook_endpoints::disabled(endpoint).field("endpointId"));
         }
     }
     let scheduled = st

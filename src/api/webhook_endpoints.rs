@@ -244,7 +244,9 @@ pub async fn rotate_secret(
 /// Resend what failed for an endpoint
 ///
 /// Every delivery to this endpoint that failed (after its last attempt), of
-/// events created at or after `since`, is sent again from now.
+/// events created at or after `since`, is sent again from now. A disabled
+/// endpoint is refused (409): enable it first (what is still pending for it
+/// then goes out on its own).
 #[utoipa::path(
     post,
     path = "/webhook-endpoints/{id}/resend-failed",
@@ -254,6 +256,7 @@ pub async fn rotate_secret(
     responses(
         (status = 202, description = "Scheduled", body = Scheduled),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`since` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -266,7 +269,18 @@ pub async fn resend_failed(
     let since = chrono::DateTime::parse_from_rfc3339(&body.since)
         .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time"))?
         .with_timezone(&chrono::Utc);
-    find(&st, &id).await?;
+    if !find(&st, &id).await?.enabled {
+        return Err(disabled(&id));
+    }
     let scheduled = st.store.resend_failed(&id, since, crate::store::now()).await?;
     Ok((StatusCode::ACCEPTED, Json(Scheduled { scheduled })))
+}
+
+/// A resend to a disabled endpoint would wait unseen: refused.
+pub(super) fn disabled(id: &str) -> ApiError {
+    ApiError::conflict(
+        "endpoint-disabled",
+        "Endpoint disabled",
+        format!("webhook endpoint {id:?} is disabled: enable it (PATCH with \"enabled\": true), then resend"),
+    )
 }

@@ -23,8 +23,10 @@ pub struct EventSettings {
     /// After a rotation the previous secret signs alongside for this long.
     pub rotation_overlap_secs: u64,
     pub poll_interval_ms: u64,
-    /// Deliveries claimed per cycle, sent concurrently.
+    /// Deliveries claimed per cycle; their leases cover the whole cycle.
     pub batch_size: i64,
+    /// Deliveries of one cycle sent at the same time.
+    pub concurrency: usize,
     /// One endpoint from the configuration, for simple deployments.
     pub endpoint_url: Option<String>,
     pub endpoint_secret: Option<Secret>,
@@ -41,6 +43,7 @@ pub(super) const DEFAULTS: &[(&str, &str)] = &[
     ("events.rotation_overlap_secs", "86400"),
     ("events.poll_interval_ms", "250"),
     ("events.batch_size", "64"),
+    ("events.concurrency", "16"),
 ];
 
 impl EventSettings {
@@ -68,6 +71,9 @@ impl EventSettings {
         }
         if !(1..=1000).contains(&self.batch_size) {
             return Err(ConfigError::new("events.batch_size", "expected 1 to 1000"));
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return Err(ConfigError::new("events.concurrency", "expected 1 to 256"));
         }
         match (&self.endpoint_url, &self.endpoint_secret) {
             (Some(_), None) | (None, Some(_)) => Err(ConfigError::new(

@@ -2,10 +2,12 @@
 //! attempt and schedules the next one, in the reconciliation worker's style.
 //!
 //! Claims are leases in the database (`claim_deliveries`: `FOR UPDATE SKIP
-//! LOCKED` on PostgreSQL, an immediate transaction on SQLite), longer than
-//! one attempt can take, so two replicas never send one attempt at the same
-//! time, and a crashed sender's deliveries come due again when its leases
-//! end: delivery is at least once. An attempt succeeds on a 2xx; any other
+//! LOCKED` on PostgreSQL, an immediate transaction on SQLite) covering the
+//! whole cycle (every round of sends, then the record), so two replicas never
+//! send one attempt at the same time; an attempt is not started when its
+//! lease could end before it does, and a record after the lease's end is
+//! refused (`Recorded::LeaseLost`). A crashed sender's deliveries come due
+//! again when its leases end: delivery is at least once. An attempt succeeds on a 2xx; any other
 //! status, a timeout or a refused connection is retried on
 //! `events.retry_schedule`. Redirects are not followed. The answer is read up
 //! to [`EXCERPT_BYTES`], which is what the attempt records.
@@ -16,6 +18,7 @@ use super::target::{check_url, PublicResolver};
 use crate::state::AppState;
 use crate::store::events::{Attempt, AttemptResult, ClaimedDelivery, Recorded};
 use futures::{FutureExt, StreamExt};
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The start of an endpoint's answer kept with the attempt.
 pub const EXCERPT_BYTES: usize = 1024;
-/// Deliveries of one cycle sent at the same time.
-const CONCURRENCY: usize = 16;
+/// Time a lease keeps beyond the cycle's sends, for claiming and recording.
+const LEASE_MARGIN_SECS: u64 = 10;
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -68,9 +71,10 @@ async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: Ca
     let s = &state.settings.events;
     let poll = Duration::from_millis(s.poll_interval_ms.max(10));
     let mut last_backlog: Option<Instant> = None;
+    let mut reported = BTreeSet::new();
     loop {
         if last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
-            record_backlog(&state).await;
+            record_backlog(&state, &mut reported).await;
             last_backlog = Some(Instant::now());
         }
         let cycle = AssertUnwindSafe(cycle(&state, &client, &owner)).catch_unwind();
@@ -100,34 +104,47 @@ async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: Ca
     tracing::info!("event delivery stopped");
 }
 
-/// Lease long enough for one attempt (connect, send, answer, bounded by
-/// `events.timeout_ms`) and recording it.
-fn lease_secs(state: &AppState) -> u64 {
-    state.settings.events.timeout_ms.div_ceil(1000) + 10
+/// Lease long enough for a whole cycle: `batch_size` deliveries sent
+/// `concurrency` at a time, each attempt bounded by `events.timeout_ms`, then
+/// recorded together.
+pub fn lease_secs(s: &crate::config::EventSettings) -> u64 {
+    let rounds = (s.batch_size.max(1) as u64).div_ceil(s.concurrency.max(1) as u64);
+    rounds * s.timeout_ms.div_ceil(1000) + LEASE_MARGIN_SECS
 }
 
 /// One cycle: claim what is due, send it (concurrently), then record every
 /// attempt in one transaction (one commit per cycle, not per delivery).
 async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate::store::Result<usize> {
+    let s = &state.settings.events;
     let now = crate::store::now();
-    let claimed = state
-        .store
-        .claim_deliveries(owner, now, lease_secs(state), state.settings.events.batch_size)
-        .await?;
+    let lease = lease_secs(s);
+    let claimed = state.store.claim_deliveries(owner, now, lease, s.batch_size).await?;
     let n = claimed.len();
     if n == 0 {
         return Ok(0);
     }
+    // The lease covers the worst case; should the cycle still run late, an
+    // attempt that could outlast the lease is left for its end (not sent).
+    let last_start = now + chrono::Duration::seconds(lease as i64)
+        - chrono::Duration::milliseconds(s.timeout_ms as i64)
+        - chrono::Duration::seconds(LEASE_MARGIN_SECS as i64 / 2);
     let attempted: Vec<(ClaimedDelivery, AttemptResult)> = futures::stream::iter(claimed)
         .map(|d| async move {
+            if crate::store::now() > last_start {
+                return None;
+            }
             let r = attempt(state, client, &d).await;
-            (d, r)
+            Some((d, r))
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(s.concurrency.max(1))
+        .filter_map(|a| async move { a })
         .collect()
         .await;
     let results: Vec<AttemptResult> = attempted.iter().map(|(_, r)| r.clone()).collect();
-    let recorded = state.store.record_attempts(owner, &results).await?;
+    let recorded = state
+        .store
+        .record_attempts(owner, crate::store::now(), &results)
+        .await?;
     for ((d, r), outcome) in attempted.iter().zip(recorded) {
         count(state, d, r, outcome);
     }
@@ -182,7 +199,10 @@ fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Reco
         Duration::from_millis(a.latency_ms.max(0) as u64),
     );
     match outcome {
-        Recorded::LeaseLost => tracing::warn!(delivery = d.id, "a delivery's lease ran out while it was sent"),
+        Recorded::LeaseLost => tracing::warn!(
+            delivery = d.id,
+            "a delivery's lease ran out, or a resend took it back, while it was sent: it is sent again"
+        ),
         Recorded::Recorded {
             failed,
             endpoint_disabled,
@@ -258,12 +278,21 @@ fn describe(e: reqwest::Error) -> String {
     msg.chars().take(500).collect()
 }
 
-/// Per endpoint: undelivered events and the oldest one's age.
-async fn record_backlog(state: &AppState) {
+/// Per endpoint (a disabled one's parked deliveries too): undelivered events
+/// and the oldest one's age. The series of endpoints deleted since the last
+/// refresh (`reported`) are removed.
+pub async fn record_backlog(state: &AppState, reported: &mut BTreeSet<String>) {
     let Ok(rows) = state.store.delivery_backlog().await else {
         return;
     };
     let now = crate::store::now();
+    let current: BTreeSet<String> = rows.iter().map(|(id, _, _)| id.clone()).collect();
+    for gone in reported.difference(&current) {
+        for name in ["finpay_qris_event_backlog", "finpay_qris_event_oldest_pending_seconds"] {
+            state.metrics.remove_gauge(name, &[("endpoint", gone)]);
+        }
+    }
+    *reported = current;
     for (endpoint, pending, oldest) in rows {
         let age = oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
         state

@@ -101,7 +101,9 @@ pub fn verify(
         return Err(SigningError::MissingHeader);
     };
     let ts: i64 = ts.parse().map_err(|_| SigningError::Timestamp)?;
-    if (now - ts).abs() > tolerance_secs {
+    // Checked: a hostile timestamp (i64::MIN) must not overflow.
+    let off = now.checked_sub(ts).and_then(i64::checked_abs);
+    if off.is_none_or(|d| d > tolerance_secs) {
         return Err(SigningError::Timestamp);
     }
     if keys.iter().any(|k| k.matches(id, ts, body, sigs)) {
@@ -158,6 +160,28 @@ mod tests {
             ),
             Err(SigningError::MissingHeader)
         );
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_the_integer_range_is_refused_not_a_panic() {
+        let key = SigningKey::parse(SECRET).unwrap();
+        for (ts, now) in [
+            (i64::MIN.to_string(), TS),
+            (i64::MAX.to_string(), TS),
+            (i64::MIN.to_string(), 0),
+            ("-1".to_string(), i64::MAX),
+        ] {
+            let r = verify(
+                std::slice::from_ref(&key),
+                Some(ID),
+                Some(&ts),
+                Some(SIGNATURE),
+                BODY.as_bytes(),
+                now,
+                300,
+            );
+            assert_eq!(r, Err(SigningError::Timestamp), "webhook-timestamp {ts} at {now}");
+        }
     }
 
     #[test]

@@ -10,10 +10,16 @@
 
 use super::Result;
 
-/// The endpoints `w` that receive an event of type `$2` (SQL, both backends).
-pub(crate) const SUBSCRIBED: &str = "w.enabled = TRUE AND (NOT EXISTS (SELECT 1 FROM webhook_endpoint_types t \
-     WHERE t.endpoint_id = w.id) OR EXISTS (SELECT 1 FROM webhook_endpoint_types t \
-     WHERE t.endpoint_id = w.id AND t.event_type = $2))";
+/// The endpoints `w` subscribed to events of the type `event_type` (an SQL
+/// expression) names, enabled or not: every executor that writes events
+/// (`sql_outbox.rs`, `postgres/ingest.rs`) and resends them uses this one
+/// filter. A disabled endpoint's deliveries wait, parked, until it is enabled.
+pub(crate) fn subscribed(event_type: &str) -> String {
+    format!(
+        "(NOT EXISTS (SELECT 1 FROM webhook_endpoint_types t WHERE t.endpoint_id = w.id) \
+         OR EXISTS (SELECT 1 FROM webhook_endpoint_types t WHERE t.endpoint_id = w.id AND t.event_type = {event_type}))"
+    )
+}
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -130,6 +136,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn deliveries_of(&self, event_id: &str) -> Result<(Vec<Delivery>, Vec<Attempt>)>;
     /// Sends the event again, now: to `endpoint_id`, or to every enabled
     /// endpoint subscribed to its type. How many deliveries were scheduled.
+    /// A delivery being sent loses its lease and is sent again at its end.
     async fn resend_event(&self, event_id: &str, endpoint_id: Option<&str>, now: DateTime<Utc>) -> Result<u64>;
     /// Sends again every delivery to the endpoint that failed, of events
     /// created at or after `since`.
@@ -151,7 +158,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// for them all): for each, schedules the next attempt or closes it, and
     /// disables an endpoint failing for too long (raising
     /// `endpoint.disabled`). An answer per attempt, in order.
-    async fn record_attempts(&self, owner: &str, results: &[AttemptResult]) -> Result<Vec<Recorded>>;
-    /// Per enabled endpoint: pending deliveries and the oldest one's event time.
+    /// A delivery whose lease ended before `now` is not recorded (`LeaseLost`).
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        results: &[AttemptResult],
+    ) -> Result<Vec<Recorded>>;
+    /// Per endpoint (disabled ones too): pending deliveries and the oldest one's event time.
     async fn delivery_backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
 }

@@ -20,16 +20,23 @@ macro_rules! sql_event_store {
                 async fn record_in(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     owner: &str,
+                    recorded_at: DateTime<Utc>,
                     r: &AttemptResult,
                 ) -> crate::store::Result<Recorded> {
                     let now = r.attempt.attempted_at;
                     let delivery_id = r.attempt.delivery_id;
+                    // Only while the lease lasts: once it ends another sender may hold it.
                     let lock = Self::sql_owned(format!(
-                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2{}",
+                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2 \
+                         AND lease_until > $3{}",
                         Self::FOR_UPDATE
                     ));
-                    let endpoint: Option<String> =
-                        sqlx::query_scalar(&lock).bind(delivery_id).bind(owner).fetch_optional(&mut **tx).await?;
+                    let endpoint: Option<String> = sqlx::query_scalar(&lock)
+                        .bind(delivery_id)
+                        .bind(owner)
+                        .bind(recorded_at)
+                        .fetch_optional(&mut **tx)
+                        .await?;
                     let Some(endpoint) = endpoint else {
                         return Ok(Recorded::LeaseLost);
                     };
@@ -154,14 +161,18 @@ macro_rules! sql_event_store {
                     let Some(event) = self.get_outbox_event(event_id).await? else {
                         return Err(StoreError::NotFound);
                     };
-                    let target = if endpoint_id.is_some() { "w.id = $4" } else { SUBSCRIBED };
-                    // A delivery being sent right now keeps its lease: it is sent again after.
+                    let target = match endpoint_id {
+                        Some(_) => "w.id = $4".to_string(),
+                        None => format!("w.enabled = TRUE AND {}", subscribed("$2")),
+                    };
+                    // A delivery being sent right now loses its lease (its record is
+                    // refused) and is sent again once that lease would have ended.
                     let sql = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
                          updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {target} \
                          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, \
                          next_attempt_at = CASE WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
-                         updated_at = $3"
+                         lease_owner = NULL, lease_until = NULL, updated_at = $3"
                     ));
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&sql)
@@ -234,6 +245,7 @@ macro_rules! sql_event_store {
                 async fn record_attempts(
                     &self,
                     owner: &str,
+                    now: DateTime<Utc>,
                     results: &[AttemptResult],
                 ) -> crate::store::Result<Vec<Recorded>> {
                     let mut tx = self.begin().await?;
@@ -244,7 +256,7 @@ macro_rules! sql_event_store {
                     order.sort_by_key(|&i| results[i].attempt.delivery_id);
                     let mut out = vec![Recorded::LeaseLost; results.len()];
                     for i in order {
-                        out[i] = Self::record_in(&mut tx, owner, &results[i]).await?;
+                        out[i] = Self::record_in(&mut tx, owner, now, &results[i]).await?;
                     }
                     tx.commit().await?;
                     Ok(out)
@@ -253,7 +265,7 @@ macro_rules! sql_event_store {
                 async fn delivery_backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
                     let rows: Vec<(String, i64)> = sqlx::query_as(
                         "SELECT w.id, COUNT(d.id) FROM webhook_endpoints w LEFT JOIN deliveries d \
-                         ON d.endpoint_id = w.id AND d.status = 'pending' WHERE w.enabled = TRUE GROUP BY w.id ORDER BY w.id",
+                         ON d.endpoint_id = w.id AND d.status = 'pending' GROUP BY w.id ORDER BY w.id",
                     )
                     .fetch_all(&self.pool)
                     .await?;

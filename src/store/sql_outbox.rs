@@ -2,14 +2,15 @@
 //! `sql.rs`): what every path changing a payment calls inside its own
 //! transaction. `raise` numbers a payment's events (the caller holds its row
 //! lock) and builds their bodies; `write_events` inserts them, each with a
-//! delivery to every enabled endpoint subscribed to its type.
+//! delivery to every endpoint subscribed to its type (a disabled endpoint's
+//! waits until it is enabled again).
 
 macro_rules! sql_outbox {
     ($Store:ident, $Db:ty) => {
         const _: () = {
             use crate::domain::{Cause, EventType};
             use crate::events::payload::{payment_event, NewEvent};
-            use crate::store::events::SUBSCRIBED;
+            use crate::store::events::subscribed;
             use crate::store::{Payment, Refund};
             use chrono::{DateTime, Utc};
 
@@ -61,7 +62,8 @@ macro_rules! sql_outbox {
                     ));
                     let fan_out = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
-                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {SUBSCRIBED}"
+                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {}",
+                        subscribed("$2")
                     ));
                     for e in events {
                         sqlx::query(&insert)

@@ -20,6 +20,7 @@
 use super::{PgStore, PAYMENT_COLUMNS};
 use crate::domain::{effect, Cause, Entry, Found, Payment};
 use crate::events::payload::{payment_event, NewEvent};
+use crate::store::events::subscribed;
 use crate::store::{Applied, InboundNotification, IngestOutcome, Result};
 use chrono::NaiveDate;
 use std::collections::HashMap;
@@ -327,7 +328,7 @@ async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Resul
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let sql = format!(
         "WITH ev AS ( \
            INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at) \
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
@@ -335,18 +336,18 @@ async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Resul
          ) \
          INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
          SELECT ev.id, w.id, 'pending', 0, ev.created_at, ev.created_at, ev.created_at FROM ev \
-         JOIN webhook_endpoints w ON w.enabled AND (NOT EXISTS (SELECT 1 FROM webhook_endpoint_types t \
-           WHERE t.endpoint_id = w.id) OR EXISTS (SELECT 1 FROM webhook_endpoint_types t \
-           WHERE t.endpoint_id = w.id AND t.event_type = ev.type))",
-    )
-    .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.payment_id.as_deref()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+         JOIN webhook_endpoints w ON {}",
+        subscribed("ev.type")
+    );
+    sqlx::query(&sql)
+        .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payment_id.as_deref()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.cause.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

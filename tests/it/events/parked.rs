@@ -1,0 +1,132 @@
+//! A disabled endpoint loses nothing: events raised meanwhile wait, parked,
+//! and go out when it is enabled again; resending to it is refused until
+//! then; and its backlog stays visible in the gauges.
+
+use super::receiver::{Answer, Receiver};
+use crate::api::support::{get, paid_by_notification, post};
+use crate::common::{self, eventually, Backend, TestApp, API_KEY};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+async fn app(backend: Backend, delivering: bool) -> TestApp {
+    TestApp::spawn_with(backend, |env| {
+        for (k, v) in [
+            ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+            ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+            (
+                "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED",
+                if delivering { "true" } else { "false" },
+            ),
+        ] {
+            common::set_env(env, k, v);
+        }
+    })
+    .await
+}
+
+async fn endpoint(app: &TestApp, url: &str) -> String {
+    let r = post(app, "/api/v1/webhook-endpoints", &json!({"url": url}), None).await;
+    assert_eq!(r.status, 201);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+async fn set_enabled(app: &TestApp, id: &str, enabled: bool) {
+    let r = app
+        .http
+        .patch(app.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(API_KEY)
+        .json(&json!({"enabled": enabled}));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+}
+
+/// The id of the newest event.
+async fn newest_event(app: &TestApp) -> String {
+    let list = get(app, "/api/v1/events?limit=1").await.json();
+    list["items"][0]["id"].as_str().unwrap().to_string()
+}
+
+async fn deliveries(app: &TestApp, event: &str) -> Vec<Value> {
+    let e = get(app, &format!("/api/v1/events/{event}")).await.json();
+    e["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+async fn events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_enabled_again(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, true).await;
+    let id = endpoint(&app, &receiver.url()).await;
+    set_enabled(&app, &id, false).await;
+    paid_by_notification(&app, "1000.00").await;
+    let event = newest_event(&app).await;
+    let parked = deliveries(&app, &event).await;
+    assert_eq!(parked.len(), 1, "a disabled endpoint still gets its delivery, parked");
+    assert_eq!(parked[0]["status"], "pending");
+
+    set_enabled(&app, &id, true).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].headers["webhook-id"].to_str().unwrap(), event);
+    eventually("the parked delivery to succeed", Duration::from_secs(20), || async {
+        (deliveries(&app, &event).await[0]["status"] == "succeeded").then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled(backend: Backend) {
+    let app = app(backend, false).await;
+    let id = endpoint(&app, "http://127.0.0.1:9/h").await;
+    paid_by_notification(&app, "1000.00").await;
+    let event = newest_event(&app).await;
+    set_enabled(&app, &id, false).await;
+
+    let resend = format!("/api/v1/events/{event}/resend");
+    let r = post(&app, &resend, &json!({"endpointId": id}), None).await;
+    let p = r.problem(409);
+    assert_eq!(p["type"], "urn:finpay-qris:problem:endpoint-disabled");
+    assert_eq!(p["field"], "endpointId");
+    let failed = format!("/api/v1/webhook-endpoints/{id}/resend-failed");
+    let r = post(&app, &failed, &json!({"since": "2020-01-01T00:00:00Z"}), None).await;
+    assert_eq!(r.problem(409)["type"], "urn:finpay-qris:problem:endpoint-disabled");
+
+    set_enabled(&app, &id, true).await;
+    let r = post(&app, &resend, &json!({"endpointId": id}), None).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["scheduled"], 1);
+    app.stop().await;
+}
+
+async fn backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones(backend: Backend) {
+    let app = app(backend, false).await;
+    let disabled = endpoint(&app, "http://127.0.0.1:9/off").await;
+    set_enabled(&app, &disabled, false).await;
+    paid_by_notification(&app, "1000.00").await;
+    let gauge = |id: &str| {
+        app.state
+            .metrics
+            .gauge("finpay_qris_event_backlog", &[("endpoint", id)])
+    };
+    let mut reported = BTreeSet::new();
+    finpay_qris::events::delivery::record_backlog(&app.state, &mut reported).await;
+    assert_eq!(gauge(&disabled), Some(1.0));
+
+    let r = app
+        .http
+        .delete(app.api_url(&format!("/api/v1/webhook-endpoints/{disabled}")))
+        .bearer_auth(API_KEY);
+    assert_eq!(r.send().await.unwrap().status(), 204);
+    finpay_qris::events::delivery::record_backlog(&app.state, &mut reported).await;
+    assert_eq!(gauge(&disabled), None);
+    let age = app
+        .state
+        .metrics
+        .gauge("finpay_qris_event_oldest_pending_seconds", &[("endpoint", &disabled)]);
+    assert_eq!(age, None);
+    app.stop().await;
+}
+
+on_both_backends!(
+    events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_enabled_again,
+    a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled,
+    backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones,
+);
