@@ -60,10 +60,11 @@ CREATE INDEX events_feed ON events (txid, id);
 CREATE INDEX events_by_time ON events (created_at, id);
 CREATE INDEX events_by_type ON events (type, created_at);
 
--- One event to one endpoint: created with the event for every enabled
--- endpoint subscribed to its type, or by a resend. Pending deliveries have
--- their next attempt scheduled; a claim leases one (and moves the attempt to
--- the lease's end, so a crashed sender's delivery comes due again).
+-- One event to one endpoint: created with the event for every endpoint
+-- subscribed to its type (a disabled endpoint's wait, parked, until it is
+-- enabled again), or by a resend. Pending deliveries have their next attempt
+-- scheduled; a claim leases one (and moves the attempt to the lease's end, so
+-- a crashed sender's delivery comes due again).
 CREATE TABLE deliveries (
     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id        TEXT NOT NULL REFERENCES events (id),

@@ -1,6 +1,7 @@
 //! Payment events: list and read them (with every delivery attempt), resend
 //! one, and the changes feed for a consumer catching up or pulling.
 
+use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::events_model::*;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -9,6 +10,7 @@ use crate::state::AppState;
 use crate::store::events::EventFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -182,15 +184,16 @@ pub async fn get_webhook_event(
 )]
 pub async fn resend_webhook_event(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ResendRequest>,
 ) -> Result<(StatusCode, Json<Scheduled>), ApiError> {
     if id.chars().any(char::is_control) || id.len() > 128 {
         return Err(not_found(&id));
     }
-    if st.store.get_outbox_event(&id).await?.is_none() {
+    let Some(event) = st.store.get_outbox_event(&id).await? else {
         return Err(not_found(&id));
-    }
+    };
     if let Some(endpoint) = &body.endpoint_id {
         let found = match endpoint.chars().any(char::is_control) {
             true => None,
@@ -204,6 +207,11 @@ pub async fn resend_webhook_event(
         if !found.enabled {
             return Err(super::webhook_endpoints::disabled(endpoint).field("endpointId"));
         }
+    }
+    // A person's action on a payment is on record, with the key's name, before it is carried out.
+    if let Some(payment_id) = &event.payment_id {
+        let detail = serde_json::json!({ "event": event.id, "type": event.event_type, "endpoint": body.endpoint_id });
+        super::audit::record(&st, payment_id, &caller.name, "resend_event", detail).await?;
     }
     let scheduled = st
         .store

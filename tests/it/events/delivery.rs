@@ -267,6 +267,19 @@ async fn a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alo
     assert_ne!(new, old);
     let r = post(&app, &format!("/api/v1/events/{id}/resend"), &json!({}), None).await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.bytes));
+    let payment: serde_json::Value = serde_json::from_str(&first[0].body).unwrap();
+    let actions = app
+        .state
+        .store
+        .payment_actions(payment["data"]["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.action == "resend_event" && a.detail["event"] == id.as_str()),
+        "the resend is on the payment's record: {actions:?}"
+    );
     let again = receiver.wait_for(2).await;
     assert_eq!(again[1].headers["webhook-id"], id.as_str());
     assert_eq!(again[1].body, first[0].body);
