@@ -143,7 +143,7 @@ PGB_PAYMENTS=1000
 psql -q -d "$DB" -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at)
     SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now() FROM generate_series(1, 1000) g"
 measure empty
-psql -q -d "$DB" -c "TRUNCATE payment_events, notifications, refunds, payments"
+psql -q -v ON_ERROR_STOP=1 -d "$DB" -c "TRUNCATE payment_actions, payment_events, notifications, refunds, delivery_attempts, deliveries, events, payments"
 log "seeding $HISTORY_PAYMENTS payments and $HISTORY_NOTIFICATIONS notifications"
 seed_history
 PGB_PAYMENTS=$HISTORY_PAYMENTS

@@ -127,7 +127,7 @@ DATABASE_URL="$PG_URL" "$BIN" migrate >/dev/null
 # `POST /payments` leaves them; a settlement clears it.
 # Every run starts from the same freshly written tables (no bloat carried over from the run before).
 pg_reset() {
-    psql -q -d "$BENCH_DB" -c "TRUNCATE payment_events, notifications, refunds, delivery_attempts, deliveries, events, webhook_endpoint_types, webhook_endpoints, payments" \
+    psql -q -v ON_ERROR_STOP=1 -d "$BENCH_DB" -c "TRUNCATE payment_actions, payment_events, notifications, refunds, delivery_attempts, deliveries, events, webhook_endpoint_types, webhook_endpoints, payments" \
         -c "INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, created_at, updated_at, next_check_at)
             SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR', 'pending', 'generated', now(), now(), now() + interval '1 hour'
             FROM generate_series(1, $PAYMENTS) g" \
