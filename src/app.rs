@@ -160,7 +160,13 @@ impl Application {
             internal,
             state,
         } = self;
-        tracing::info!(public = %public.local_addr()?, internal = %internal.local_addr()?, "finpay-qris listening");
+        let internal_addr = internal.local_addr()?;
+        tracing::info!(
+            public = %public.local_addr()?,
+            internal = %internal_addr,
+            console = %format!("http://{internal_addr}/console"),
+            "finpay-qris listening"
+        );
         crate::events::apply_configuration(&state).await;
         let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
         workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));

@@ -135,6 +135,11 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
         let env = init::write_merchant_env(demo, &base, merchant, &args.merchant_notify_path)?;
         eprintln!("Service settings written to {}; start the service with:", env.display());
         eprintln!("  set -a; . {}; set +a; cargo run --release -- serve", env.display());
+        eprintln!(
+            "Then open the console at http://127.0.0.1:8081/console and sign in with the API key \
+             in {} (FINPAY_QRIS__API__KEYS)",
+            env.display()
+        );
     }
     eprintln!("Control API: GET {0}/sim/payments | POST {0}/sim/payments/<partnerReferenceNo>/pay | .../fail | .../expire | GET/POST {0}/sim/faults", handle.base_url());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
