@@ -346,6 +346,15 @@ async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backe
     let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let new = "whsec_c2Vjb25kIHNlY3JldCBvZiB0aGUgdGVzdHMgaGVyZQ==";
     let first = app(backend, configured(old)).await;
+    // The first start has stored its endpoint before the second start reads it
+    // (each applies the configuration as it starts serving).
+    for _ in 0..200 {
+        let listed = get(&first, "/api/v1/webhook-endpoints").await.json();
+        if listed["items"].as_array().is_some_and(|items| !items.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let db = first.db.shared();
     let mut env = common::base_env(&db.url);
     for (k, v) in [
