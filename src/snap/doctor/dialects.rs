@@ -1,6 +1,6 @@
 //! The dialects the doctor knows: the small ways SNAP signers differ from the
 //! string this service verifies. Each has a stable identifier (stored on
-//! refusals, used as a metric label, listed in the README) and a sentence a
+//! refusals, used as a metric label, listed in docs/protocol.md) and a sentence a
 //! developer can act on.
 
 use std::fmt;

@@ -349,12 +349,15 @@ fn bodies_that_are_not_json_or_not_utf8_do_not_panic() {
 }
 
 #[test]
-fn the_readme_and_the_protocol_page_name_every_dialect() {
-    let readme = include_str!("../../../README.md");
+fn the_protocol_page_names_and_explains_every_dialect() {
     let protocol = include_str!("../../../docs/protocol.md");
     for d in Dialect::ALL {
         let row = format!("| `{}` |", d.id());
-        assert!(readme.contains(&row), "README's dialects table lacks {}", d.id());
+        assert!(
+            protocol.contains(&row),
+            "docs/protocol.md's table for the sender lacks {}",
+            d.id()
+        );
         assert!(
             protocol.contains(&format!("`{}`", d.id())),
             "docs/protocol.md lacks {}",
