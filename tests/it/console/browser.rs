@@ -8,11 +8,12 @@
 //! on the Refused requests pages; the events pushed to an order service
 //! are on the Endpoints pages.
 
-use super::deliveries::{events_env, subscribe};
+use super::deliveries::subscribe;
 use super::support::{client, flagged_payment, form_body, roles_env, READ_KEY};
 use super::webdriver::Browser;
 use crate::api::support::{get, paid_through_api, post, refunds_path};
 use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+use crate::events::events_env;
 use crate::events::receiver::{Answer, Receiver};
 use crate::refusals::{raw_hash, refuse_one};
 use serde_json::json;

@@ -7,6 +7,7 @@
 use super::support::{roles_env, Console, READ_KEY};
 use crate::api::support::{get, paid_by_notification, post};
 use crate::common::{self, eventually, Backend, TestApp};
+use crate::events::events_env;
 use crate::events::receiver::{Answer, Receiver};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -24,20 +25,6 @@ async fn spawn_retrying(backend: Backend, schedule: &str) -> TestApp {
         common::set_env(env, "FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", schedule);
     })
     .await
-}
-
-/// Events delivered at test speed to local (http, loopback) receivers.
-pub fn events_env(env: &mut Vec<(String, String)>) {
-    for (k, v) in [
-        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
-        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
-        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
-        ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
-        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
-        ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
-    ] {
-        common::set_env(env, k, v);
-    }
 }
 
 /// Subscribes `url` to every type; the endpoint's id and secret.

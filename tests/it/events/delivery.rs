@@ -7,16 +7,7 @@ use std::time::Duration;
 /// An application delivering events at test speed to local receivers.
 async fn app(backend: Backend, tweak: impl FnOnce(&mut Vec<(String, String)>)) -> TestApp {
     TestApp::spawn_with(backend, |env| {
-        for (k, v) in [
-            ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
-            ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
-            ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
-            ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
-            ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
-            ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
-        ] {
-            common::set_env(env, k, v);
-        }
+        super::events_env(env);
         tweak(env);
     })
     .await

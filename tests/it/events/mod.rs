@@ -12,3 +12,19 @@ mod parked;
 mod paths;
 pub(crate) mod receiver;
 mod replicas;
+
+use crate::common;
+
+/// Events delivered at test speed to local (http, loopback) receivers.
+pub(crate) fn events_env(env: &mut Vec<(String, String)>) {
+    for (k, v) in [
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true"),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20"),
+        ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "0,0"),
+        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "500"),
+        ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "300"),
+    ] {
+        common::set_env(env, k, v);
+    }
+}
