@@ -7,6 +7,14 @@
 //! Nothing here decides: each observation is judged by `domain::effect` on
 //! the payments it names, read under a row lock, and its result is written.
 
+/// A payment a notification names, with the number of its last event.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Named {
+    #[sqlx(flatten)]
+    pub payment: crate::domain::Payment,
+    pub last_sequence: Option<i64>,
+}
+
 macro_rules! sql_ingest {
     ($Store:ident, $Db:ty) => {
         use crate::domain::{effect, record_check, Cause, Effect, Entry, Found, Observation, ObservationSource};
@@ -25,6 +33,30 @@ macro_rules! sql_ingest {
                     Self::FOR_UPDATE
                 ));
                 Ok(sqlx::query_as(&sql).bind(value).fetch_optional(&mut **tx).await?)
+            }
+
+            /// The payments a notification's references name (none, one, or
+            /// two that contradict each other), locked in id order, each with
+            /// its last event number: one statement, because on SQLite every
+            /// statement is a round trip to the database's own thread.
+            async fn payments_named(
+                tx: &mut sqlx::Transaction<'static, $Db>,
+                obs: &Observation,
+            ) -> crate::store::Result<Vec<crate::store::sql_ingest::Named>> {
+                if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
+                    return Ok(Vec::new());
+                }
+                let sql = Self::sql_owned(format!(
+                    "SELECT {PAYMENT_COLUMNS}, \
+                       (SELECT MAX(sequence) FROM events WHERE events.payment_id = payments.id) AS last_sequence \
+                     FROM payments WHERE partner_reference_no = $1 OR reference_no = $2 ORDER BY id{}",
+                    Self::FOR_UPDATE
+                ));
+                Ok(sqlx::query_as(&sql)
+                    .bind(obs.original_partner_reference_no.as_deref())
+                    .bind(obs.original_reference_no.as_deref())
+                    .fetch_all(&mut **tx)
+                    .await?)
             }
 
             /// One entry of a payment's audit trail.
@@ -174,14 +206,16 @@ macro_rules! sql_ingest {
                     return Ok(n.replay_of(&hash));
                 }
                 let obs = &n.observation;
-                let a = Self::payment_by(tx, "partner_reference_no", obs.original_partner_reference_no.as_deref()).await?;
-                let b = Self::payment_by(tx, "reference_no", obs.original_reference_no.as_deref()).await?;
-                let found = Found { by_partner_reference: a.as_ref(), by_reference: b.as_ref() };
+                let named = Self::payments_named(tx, obs).await?;
+                let by = |hit: fn(&Payment, &Observation) -> bool| named.iter().map(|r| &r.payment).find(|p| hit(p, obs));
+                let a = by(|p, o| p.partner_reference_no.is_some() && p.partner_reference_no == o.original_partner_reference_no);
+                let b = by(|p, o| p.reference_no.is_some() && p.reference_no == o.original_reference_no);
+                let found = Found { by_partner_reference: a, by_reference: b };
                 let e = match effect(found, obs, n.entry_detail(), n.received_at, new_payment_id) {
                     Ok(e) => e,
                     Err(refusal) => return Ok(IngestOutcome::Refused(refusal)),
                 };
-                let judged_on = a.as_ref().or(b.as_ref());
+                let judged_on = a.or(b);
                 if e.changed {
                     Self::write_payment(tx, &e, judged_on).await?;
                 }
@@ -206,7 +240,9 @@ macro_rules! sql_ingest {
                     return Err(StoreError::Raced("the same notification was stored meanwhile"));
                 };
                 Self::insert_entries(tx, &e, Some(id), n.received_at).await?;
-                Self::raise(tx, &e.payment, &e.events, Cause::Notification, n.received_at, None).await?;
+                let last = named.iter().find(|r| r.payment.id == e.payment.id).and_then(|r| r.last_sequence);
+                let first = last.unwrap_or(0) + 1;
+                Self::raise_from(tx, first, &e.payment, &e.events, Cause::Notification, n.received_at, None).await?;
                 Ok(IngestOutcome::Applied(Applied::of(&e)))
             }
 
@@ -218,10 +254,22 @@ macro_rules! sql_ingest {
                 notification_id: Option<i64>,
                 at: DateTime<Utc>,
             ) -> crate::store::Result<()> {
+                if e.entries.is_empty() {
+                    return Ok(());
+                }
+                let rows: Vec<String> = (0..e.entries.len())
+                    .map(|k| format!("($1, ${}, ${}, ${}, $2)", 3 * k + 3, 3 * k + 4, 3 * k + 5))
+                    .collect();
+                let sql = Self::sql_owned(format!(
+                    "INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at) VALUES {}",
+                    rows.join(", ")
+                ));
+                let mut insert = sqlx::query(&sql).bind(&e.payment.id).bind(at);
                 for (k, Entry { kind, detail }) in e.entries.iter().enumerate() {
                     let names = if k == 0 { notification_id } else { None };
-                    Self::insert_entry(tx, &e.payment.id, kind, names, detail, at).await?;
+                    insert = insert.bind(*kind).bind(names).bind(Json(detail));
                 }
+                insert.execute(&mut **tx).await?;
                 Ok(())
             }
 
