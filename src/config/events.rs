@@ -27,6 +27,9 @@ pub struct EventSettings {
     pub batch_size: i64,
     /// Deliveries of one cycle sent at the same time.
     pub concurrency: usize,
+    /// Sending loops in this process, each with its own claims: while one
+    /// records its cycle in the database, another sends.
+    pub senders: usize,
     /// One endpoint from the configuration, for simple deployments.
     pub endpoint_url: Option<String>,
     pub endpoint_secret: Option<Secret>,
@@ -44,6 +47,7 @@ pub(super) const DEFAULTS: &[(&str, &str)] = &[
     ("events.poll_interval_ms", "250"),
     ("events.batch_size", "64"),
     ("events.concurrency", "16"),
+    ("events.senders", "4"),
 ];
 
 impl EventSettings {
@@ -74,6 +78,9 @@ impl EventSettings {
         }
         if !(1..=256).contains(&self.concurrency) {
             return Err(ConfigError::new("events.concurrency", "expected 1 to 256"));
+        }
+        if !(1..=32).contains(&self.senders) {
+            return Err(ConfigError::new("events.senders", "expected 1 to 32"));
         }
         match (&self.endpoint_url, &self.endpoint_secret) {
             (Some(_), None) | (None, Some(_)) => Err(ConfigError::new(

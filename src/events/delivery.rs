@@ -32,26 +32,32 @@ const LEASE_MARGIN_SECS: u64 = 10;
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
-/// Starts the sender when `events.delivery_enabled`.
-pub fn spawn(state: AppState, cancel: CancellationToken) -> Option<JoinHandle<()>> {
+/// Starts the sending loops (`events.senders`) when `events.delivery_enabled`.
+pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
     if !state.settings.events.delivery_enabled {
         tracing::info!("event delivery off: FINPAY_QRIS__EVENTS__DELIVERY_ENABLED is false");
-        return None;
+        return Vec::new();
     }
     let client = match client(&state) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "event delivery off: its HTTP client could not be built");
-            return None;
+            return Vec::new();
         }
     };
-    let owner = format!(
-        "{}:{}:{}",
-        crate::worker::host_name(),
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    );
-    Some(tokio::spawn(run(state, client, owner, cancel)))
+    // Each loop is a lease owner of its own, as a replica is: a loop reads and
+    // records only what it claimed.
+    (0..state.settings.events.senders.max(1))
+        .map(|k| {
+            let owner = format!(
+                "{}:{}:{}",
+                crate::worker::host_name(),
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            );
+            tokio::spawn(run(state.clone(), client.clone(), owner, k == 0, cancel.clone()))
+        })
+        .collect()
 }
 
 fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
@@ -67,13 +73,14 @@ fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-async fn run(state: AppState, client: reqwest::Client, owner: String, cancel: CancellationToken) {
+/// One sending loop; the first (`gauges`) also refreshes the backlog gauges.
+async fn run(state: AppState, client: reqwest::Client, owner: String, gauges: bool, cancel: CancellationToken) {
     let s = &state.settings.events;
     let poll = Duration::from_millis(s.poll_interval_ms.max(10));
     let mut last_backlog: Option<Instant> = None;
     let mut reported = BTreeSet::new();
     loop {
-        if last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+        if gauges && last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
             record_backlog(&state, &mut reported).await;
             last_backlog = Some(Instant::now());
         }

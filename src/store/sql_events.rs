@@ -25,18 +25,26 @@ macro_rules! sql_event_store {
                 ) -> crate::store::Result<Recorded> {
                     let now = r.attempt.attempted_at;
                     let delivery_id = r.attempt.delivery_id;
+                    let status = match (r.succeeded, r.next_attempt_at) {
+                        (true, _) => "succeeded",
+                        (false, Some(_)) => "pending",
+                        (false, None) => "failed",
+                    };
                     // Only while the lease lasts: once it ends another sender may hold it.
-                    let lock = Self::sql_owned(format!(
-                        "SELECT endpoint_id FROM deliveries WHERE id = $1 AND status = 'pending' AND lease_owner = $2 \
-                         AND lease_until > $3{}",
-                        Self::FOR_UPDATE
-                    ));
-                    let endpoint: Option<String> = sqlx::query_scalar(&lock)
-                        .bind(delivery_id)
-                        .bind(owner)
-                        .bind(recorded_at)
-                        .fetch_optional(&mut **tx)
-                        .await?;
+                    let endpoint: Option<String> = sqlx::query_scalar(&Self::sql(
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                         lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+                         WHERE id = $4 AND status = 'pending' AND lease_owner = $5 AND lease_until > $6 \
+                         RETURNING endpoint_id",
+                    ))
+                    .bind(status)
+                    .bind(if r.succeeded { None } else { r.next_attempt_at })
+                    .bind(now)
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .bind(recorded_at)
+                    .fetch_optional(&mut **tx)
+                    .await?;
                     let Some(endpoint) = endpoint else {
                         return Ok(Recorded::LeaseLost);
                     };
@@ -51,21 +59,6 @@ macro_rules! sql_event_store {
                     .bind(a.error.as_deref())
                     .bind(a.latency_ms)
                     .bind(a.response_excerpt.as_deref())
-                    .execute(&mut **tx)
-                    .await?;
-                    let status = match (r.succeeded, r.next_attempt_at) {
-                        (true, _) => "succeeded",
-                        (false, Some(_)) => "pending",
-                        (false, None) => "failed",
-                    };
-                    sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $3 WHERE id = $4",
-                    ))
-                    .bind(status)
-                    .bind(if r.succeeded { None } else { r.next_attempt_at })
-                    .bind(now)
-                    .bind(delivery_id)
                     .execute(&mut **tx)
                     .await?;
                     let mut disabled = false;
@@ -227,12 +220,15 @@ macro_rules! sql_event_store {
                         Self::SKIP_LOCKED
                     ));
                     let mut tx = self.begin().await?;
+                    // The claim moves each row's `next_attempt_at` to the lease's end, so the
+                    // read below finds what it claimed through the due index, not by a scan.
                     sqlx::query(&claim).bind(owner).bind(until).bind(now).bind(limit).execute(&mut *tx).await?;
                     let claimed = sqlx::query_as(&Self::sql(
                         "SELECT d.id, d.attempts, e.id AS event_id, e.body, e.created_at AS event_created_at, \
                          w.id AS endpoint_id, w.url, w.secret, w.previous_secret, w.previous_secret_until \
                          FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-                         WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.status = 'pending' ORDER BY d.id",
+                         WHERE d.status = 'pending' AND d.next_attempt_at = $2 AND d.lease_owner = $1 AND d.lease_until = $2 \
+                         ORDER BY d.id",
                     ))
                     .bind(owner)
                     .bind(until)

@@ -379,7 +379,35 @@ async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backe
     first.stop().await;
 }
 
+/// Each sending loop claims and sends cycles of its own: with two loops that
+/// send one delivery at a time, two slow attempts are under way at once (one
+/// loop would start the second only after the first timed out, 10 s later).
+async fn two_sending_loops_have_two_attempts_under_way_at_once(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Slow(Duration::from_secs(30))]).await;
+    let app = app(backend, |env| {
+        for (k, v) in [
+            ("FINPAY_QRIS__EVENTS__SENDERS", "2"),
+            ("FINPAY_QRIS__EVENTS__CONCURRENCY", "1"),
+            ("FINPAY_QRIS__EVENTS__BATCH_SIZE", "1"),
+            ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "10000"),
+        ] {
+            common::set_env(env, k, v);
+        }
+    })
+    .await;
+    subscribe(&app, &receiver.url(), &["payment.paid"]).await;
+    paid_by_notification(&app, "1000.00").await;
+    paid_by_notification(&app, "2000.00").await;
+
+    let both = tokio::time::timeout(Duration::from_secs(5), receiver.wait_for(2))
+        .await
+        .expect("the second attempt started while the first was under way");
+    assert_ne!(both[0].headers["webhook-id"], both[1].headers["webhook-id"]);
+    app.stop().await;
+}
+
 on_both_backends!(
+    two_sending_loops_have_two_attempts_under_way_at_once,
     a_secret_changed_in_the_configuration_signs_alongside_the_old_one,
     undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
     a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it,
