@@ -63,9 +63,10 @@ seed_run() {
 }
 
 # History: payments PRN<n> (what pgbench_notify.sql settles), most of them paid, five
-# notifications each over the last 90 days, each with its audit entry.
+# notifications each over the last 90 days, each with its audit entry; each paid
+# payment's `payment.paid` event.
 seed_history() {
-    psql -q -d "$DB" <<SQL
+    psql -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
 INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin, paid_at,
     finpay_status, created_at, updated_at, next_check_at)
 SELECT 'bench-' || g, 'PRN' || g, 'FP' || g, 1000000, 'IDR',
@@ -87,10 +88,15 @@ FROM generate_series(1, $HISTORY_NOTIFICATIONS) g;
 INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at)
 SELECT payment_id, 'notification', id, '{"externalId":"history","latestTransactionStatus":"00","verification":"symmetric:HMAC-SHA512"}', received_at
 FROM notifications WHERE external_id LIKE 'H%';
+INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at)
+SELECT 'evt_history_' || id, 'payment.paid', id, 1, 'notification',
+       '{"type":"payment.paid","timestamp":"2026-11-25T16:41:07Z","data":{"id":"' || id || '","partnerReferenceNo":"' || partner_reference_no || '","referenceNo":"' || reference_no || '","amount":{"value":"10000.00","currency":"IDR"},"status":"paid","origin":"generated","refundedAmount":{"value":"0.00","currency":"IDR"},"cause":"notification","sequence":1}}',
+       paid_at
+FROM payments WHERE status = 'paid' AND id LIKE 'bench-%';
 VACUUM ANALYZE;
 CHECKPOINT;
 SQL
-    log "history: $(psql -Atd "$DB" -c "SELECT (SELECT count(*) FROM payments) || ' payments, ' || (SELECT count(*) FROM notifications) || ' notifications, ' || (SELECT count(*) FROM payment_events) || ' events, ' || pg_size_pretty(pg_database_size(current_database()))")"
+    log "history: $(psql -Atd "$DB" -c "SELECT (SELECT count(*) FROM payments) || ' payments, ' || (SELECT count(*) FROM notifications) || ' notifications, ' || (SELECT count(*) FROM payment_events) || ' audit entries, ' || (SELECT count(*) FROM events) || ' events, ' || pg_size_pretty(pg_database_size(current_database()))")"
 }
 
 start_server() {

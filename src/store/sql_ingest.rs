@@ -7,14 +7,6 @@
 //! Nothing here decides: each observation is judged by `domain::effect` on
 //! the payments it names, read under a row lock, and its result is written.
 
-/// A payment a notification names, with the number of its last event.
-#[derive(sqlx::FromRow)]
-pub(crate) struct Named {
-    #[sqlx(flatten)]
-    pub payment: crate::domain::Payment,
-    pub last_sequence: Option<i64>,
-}
-
 macro_rules! sql_ingest {
     ($Store:ident, $Db:ty) => {
         use crate::domain::{effect, record_check, Cause, Effect, Entry, Found, Observation, ObservationSource};
@@ -36,20 +28,21 @@ macro_rules! sql_ingest {
             }
 
             /// The payments a notification's references name (none, one, or
-            /// two that contradict each other), locked in id order, each with
-            /// its last event number: one statement, because on SQLite every
-            /// statement is a round trip to the database's own thread.
+            /// two that contradict each other), locked in id order: one
+            /// statement, because on SQLite every statement is a round trip to
+            /// the database's own thread. (A payment's last event number is read
+            /// by `raise`, after the lock: on PostgreSQL a statement that waited
+            /// for a row lock still reads other rows as of its start.)
             async fn payments_named(
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 obs: &Observation,
-            ) -> crate::store::Result<Vec<crate::store::sql_ingest::Named>> {
+            ) -> crate::store::Result<Vec<Payment>> {
                 if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
                     return Ok(Vec::new());
                 }
                 let sql = Self::sql_owned(format!(
-                    "SELECT {PAYMENT_COLUMNS}, \
-                       (SELECT MAX(sequence) FROM events WHERE events.payment_id = payments.id) AS last_sequence \
-                     FROM payments WHERE partner_reference_no = $1 OR reference_no = $2 ORDER BY id{}",
+                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE partner_reference_no = $1 OR reference_no = $2 \
+                     ORDER BY id{}",
                     Self::FOR_UPDATE
                 ));
                 Ok(sqlx::query_as(&sql)
@@ -207,7 +200,7 @@ macro_rules! sql_ingest {
                 }
                 let obs = &n.observation;
                 let named = Self::payments_named(tx, obs).await?;
-                let by = |hit: fn(&Payment, &Observation) -> bool| named.iter().map(|r| &r.payment).find(|p| hit(p, obs));
+                let by = |hit: fn(&Payment, &Observation) -> bool| named.iter().find(|p| hit(p, obs));
                 let a = by(|p, o| p.partner_reference_no.is_some() && p.partner_reference_no == o.original_partner_reference_no);
                 let b = by(|p, o| p.reference_no.is_some() && p.reference_no == o.original_reference_no);
                 let found = Found { by_partner_reference: a, by_reference: b };
@@ -240,9 +233,7 @@ macro_rules! sql_ingest {
                     return Err(StoreError::Raced("the same notification was stored meanwhile"));
                 };
                 Self::insert_entries(tx, &e, Some(id), n.received_at).await?;
-                let last = named.iter().find(|r| r.payment.id == e.payment.id).and_then(|r| r.last_sequence);
-                let first = last.unwrap_or(0) + 1;
-                Self::raise_from(tx, first, &e.payment, &e.events, Cause::Notification, n.received_at, None).await?;
+                Self::raise(tx, &e.payment, &e.events, Cause::Notification, n.received_at, None).await?;
                 Ok(IngestOutcome::Applied(Applied::of(&e)))
             }
 

@@ -42,24 +42,6 @@ macro_rules! sql_outbox {
                         return Ok(());
                     }
                     let first = Self::next_sequence(tx, &payment.id).await?;
-                    Self::raise_from(tx, first, payment, types, cause, at, refund).await
-                }
-
-                /// `raise`, for a caller that read the payment's next `sequence`
-                /// (`first`) under the lock it holds.
-                #[allow(clippy::too_many_arguments)]
-                pub(crate) async fn raise_from(
-                    tx: &mut sqlx::Transaction<'static, $Db>,
-                    first: i64,
-                    payment: &Payment,
-                    types: &[EventType],
-                    cause: Cause,
-                    at: DateTime<Utc>,
-                    refund: Option<&Refund>,
-                ) -> crate::store::Result<()> {
-                    if types.is_empty() {
-                        return Ok(());
-                    }
                     let events: Vec<NewEvent> = types
                         .iter()
                         .zip(first..)

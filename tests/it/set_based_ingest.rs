@@ -410,13 +410,37 @@ fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
 
 #[test]
 fn concurrent_batches_on_the_same_payments_keep_every_effect_once() {
+    concurrent_batches_keep_every_effect_once(false);
+}
+
+/// The reference executor is PostgreSQL's fallback, so it too must hold up
+/// against a concurrent writer of the same payments: each event numbered once.
+#[test]
+fn concurrent_item_by_item_batches_keep_every_effect_once() {
+    concurrent_batches_keep_every_effect_once(true);
+}
+
+/// Two stores write interleaved batches about the same two payments at once.
+fn concurrent_batches_keep_every_effect_once(item_by_item: bool) {
     let Some(dbs) = dbs() else { return };
     let case = format!("k{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+    let (store, url) = if item_by_item {
+        (&dbs.item_by_item, &dbs.urls.0)
+    } else {
+        (&dbs.set_based, &dbs.urls.1)
+    };
     dbs.rt.block_on(async {
         use sqlx::Connection;
-        let other = Arc::new(PgStore::connect(&dbs.urls.1, 4, 5).await.unwrap());
+        let other = Arc::new(PgStore::connect(url, 4, 5).await.unwrap());
+        let ingest = |s: Arc<PgStore>, batch: Vec<InboundNotification>| async move {
+            if item_by_item {
+                s.ingest_item_by_item(&batch).await
+            } else {
+                s.ingest_notifications(&batch).await
+            }
+        };
         let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
-        seed(dbs.set_based.as_ref(), &case, base).await;
+        seed(store.as_ref(), &case, base).await;
         let statuses = ["01", "02", "03", "00", "06", "02"];
         let mut tick = 0i64;
         let mut next = |ext: u32, k: u32| {
@@ -431,26 +455,31 @@ fn concurrent_batches_on_the_same_payments_keep_every_effect_once() {
             n.external_id = format!("{case}E{ext}");
             n
         };
+        // Item by item, a batch locks its payments one after the other, so two
+        // batches naming the same payments in another order can deadlock (the
+        // batcher then stores their notifications one by one): here its batches
+        // name one payment each, both the same.
+        let (size, shift) = if item_by_item { (1, 0) } else { (5, 1) };
         let mut ext = 0u32;
         for round in 0..60u32 {
-            let a: Vec<_> = (0..5)
+            let a: Vec<_> = (0..size)
                 .map(|k| {
                     ext += 1;
                     next(ext, k + round)
                 })
                 .collect();
-            let b: Vec<_> = (0..5)
+            let b: Vec<_> = (0..size)
                 .map(|k| {
                     ext += 1;
-                    next(ext, k + round + 1)
+                    next(ext, k + round + shift)
                 })
                 .collect();
-            let (ra, rb) = tokio::join!(dbs.set_based.ingest_notifications(&a), other.ingest_notifications(&b));
+            let (ra, rb) = tokio::join!(ingest(store.clone(), a), ingest(other.clone(), b));
             for o in ra.unwrap().into_iter().chain(rb.unwrap()) {
                 assert!(matches!(o, IngestOutcome::Applied(_)), "{o:?}");
             }
         }
-        let mut c = sqlx::PgConnection::connect(&dbs.urls.1).await.unwrap();
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
         let like = format!("{case}%");
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE external_id LIKE $1")
             .bind(&like)
@@ -459,13 +488,8 @@ fn concurrent_batches_on_the_same_payments_keep_every_effect_once() {
             .unwrap();
         assert_eq!(stored, i64::from(ext));
         for k in 0..2 {
-            let p = dbs
-                .set_based
-                .get_payment(&format!("{case}INV-{k}"))
-                .await
-                .unwrap()
-                .unwrap();
-            let events = dbs.set_based.payment_events(&p.id).await.unwrap();
+            let p = store.get_payment(&format!("{case}INV-{k}")).await.unwrap().unwrap();
+            let events = store.payment_events(&p.id).await.unwrap();
             let named: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE payment_id = $1")
                 .bind(&p.id)
                 .fetch_one(&mut c)
@@ -501,4 +525,67 @@ fn a_batch_naming_the_same_unknown_payment_twice_creates_it_once() {
 fn references_that_contradict_flag_our_payment_in_both_executors() {
     let it = for_the_full_amount;
     check(vec![vec![it(1, 1, "03"), it(2, 6, "00")], vec![it(3, 0, "00")]]).unwrap();
+}
+
+/// A batch that waited for a payment's lock numbers the payment's next event
+/// after the events committed while it waited, in both executors (on
+/// PostgreSQL a statement that waits for a row lock still reads other rows as
+/// of its start: the number must be read after the lock).
+#[test]
+fn an_event_raised_after_waiting_for_the_lock_follows_the_ones_committed_meanwhile() {
+    let Some(dbs) = dbs() else { return };
+    for item_by_item in [false, true] {
+        let case = format!("w{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+        let (store, url) = if item_by_item {
+            (dbs.item_by_item.clone(), &dbs.urls.0)
+        } else {
+            (dbs.set_based.clone(), &dbs.urls.1)
+        };
+        dbs.rt.block_on(async {
+            use sqlx::Connection;
+            let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+            seed(store.as_ref(), &case, base).await;
+            let payment = format!("{case}pay-0");
+            let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+            sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
+                .bind(&payment)
+                .execute(&mut holder)
+                .await
+                .unwrap();
+
+            let paid = notification(&case, &for_the_full_amount(1, 0, "00"), base);
+            let waiting = tokio::spawn(async move {
+                if item_by_item {
+                    store.ingest_item_by_item(&[paid]).await
+                } else {
+                    store.ingest_notifications(&[paid]).await
+                }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            sqlx::query(
+                "INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at) \
+                 SELECT $1, 'payment.pending', $2, COALESCE(MAX(sequence), 0) + 1, 'api', '{}', now() \
+                 FROM events WHERE payment_id = $2",
+            )
+            .bind(format!("{case}evt-meanwhile"))
+            .bind(&payment)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+            sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+            let outcome = waiting.await.unwrap().unwrap();
+            assert!(matches!(outcome[0], IngestOutcome::Applied(_)), "{outcome:?}");
+            let sequences: Vec<(String, i64)> =
+                sqlx::query_as("SELECT type, sequence FROM events WHERE payment_id = $1 ORDER BY sequence")
+                    .bind(&payment)
+                    .fetch_all(&mut holder)
+                    .await
+                    .unwrap();
+            let last = sequences.last().unwrap();
+            assert_eq!(last.0, "payment.paid", "{sequences:?}");
+            assert_eq!(last.1, sequences.len() as i64, "numbered once each: {sequences:?}");
+        });
+    }
 }
