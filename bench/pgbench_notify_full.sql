@@ -1,4 +1,4 @@
--- A second reference, not the issue's: the row work finpay-qris does per settling
+-- A second reference, beside the one the ratio is taken to: the row work finpay-qris does per settling
 -- notification, one transaction per notification, as pgbench sees it. On top of
 -- bench/pgbench_notify.sql it reads the payment (by partnerReferenceNo or
 -- referenceNo) and the idempotency key first, locks the payment, writes the

@@ -179,6 +179,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &ClaimedDelivery
             latency_ms,
             response_excerpt: excerpt,
         },
+        endpoint_id: d.endpoint_id.clone(),
         succeeded,
         next_attempt_at: if succeeded {
             None

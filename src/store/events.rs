@@ -90,6 +90,8 @@ pub struct ClaimedDelivery {
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub attempt: Attempt,
+    /// The delivery's endpoint: a cycle's records lock endpoints in this order.
+    pub endpoint_id: String,
     pub succeeded: bool,
     /// When to try again; `None` after a success or the last attempt.
     pub next_attempt_at: Option<DateTime<Utc>>,

@@ -245,11 +245,12 @@ macro_rules! sql_event_store {
                     results: &[AttemptResult],
                 ) -> crate::store::Result<Vec<Recorded>> {
                     let mut tx = self.begin().await?;
-                    // In delivery order: a replica's deliveries are its own (leased), so
-                    // the only rows two replicas' records share are endpoints, which the
-                    // record of each delivery touches after its own row.
+                    // By endpoint, then delivery: each delivery is leased to this
+                    // sender alone, but endpoints are shared with the other senders
+                    // (loops and replicas), whose records then lock them in the same
+                    // order and wait on each other instead of deadlocking.
                     let mut order: Vec<usize> = (0..results.len()).collect();
-                    order.sort_by_key(|&i| results[i].attempt.delivery_id);
+                    order.sort_by_key(|&i| (results[i].endpoint_id.as_str(), results[i].attempt.delivery_id));
                     let mut out = vec![Recorded::LeaseLost; results.len()];
                     for i in order {
                         out[i] = Self::record_in(&mut tx, owner, now, &results[i]).await?;

@@ -138,7 +138,16 @@ macro_rules! sql_ingest {
                 .bind(&p.id)
                 .bind(before.status.as_str())
                 .execute(&mut **tx)
-                .await?;
+                .await;
+                let updated = match updated {
+                    Ok(u) => u,
+                    // A payment holding the reference this one learns was committed
+                    // after our read: run the batch again, which then sees it.
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        return Err(StoreError::Raced("a payment with this reference was created meanwhile"))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if updated.rows_affected() != 1 {
                     return Err(StoreError::Invalid(format!("payment {} changed under its lock", p.id)));
                 }
@@ -147,9 +156,12 @@ macro_rules! sql_ingest {
 
             /// The reference executor: the batch in one transaction, one
             /// notification after the other, in key order (so two replicas
-            /// storing overlapping batches wait on each other instead of
-            /// deadlocking). A batch that met a concurrent writer of the same
-            /// key or payment is run again, and then sees that writer's rows.
+            /// storing the same notifications wait on each other instead of
+            /// deadlocking; batches naming the same payments in another order
+            /// can still deadlock, and the batcher then stores their
+            /// notifications one by one). A batch that met a concurrent writer
+            /// of the same key or payment is run again, and then sees that
+            /// writer's rows.
             pub async fn ingest_item_by_item(
                 &self,
                 batch: &[InboundNotification],

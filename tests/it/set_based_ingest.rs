@@ -589,3 +589,47 @@ fn an_event_raised_after_waiting_for_the_lock_follows_the_ones_committed_meanwhi
         });
     }
 }
+
+/// A notification whose read waited for its payment's lock, while another
+/// transaction gave a second payment the reference it names, is judged again
+/// on both payments (references that contradict) instead of failing on the
+/// reference's unique key.
+#[test]
+fn a_reference_taken_while_the_read_waited_is_seen_when_the_batch_runs_again() {
+    let Some(dbs) = dbs() else { return };
+    let case = format!("r{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
+    dbs.rt.block_on(async {
+        use sqlx::Connection;
+        let store = dbs.item_by_item.clone();
+        let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
+        seed(store.as_ref(), &case, base).await;
+        let mut holder = sqlx::PgConnection::connect(&dbs.urls.0).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
+            .bind(format!("{case}pay-0"))
+            .execute(&mut holder)
+            .await
+            .unwrap();
+
+        // INV-0 with FP-1: while it waits, FP-1 becomes the second payment's.
+        let contradicting = notification(&case, &for_the_full_amount(1, 6, "00"), base);
+        let waiting = tokio::spawn(async move { store.ingest_item_by_item(&[contradicting]).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("UPDATE payments SET reference_no = $1 WHERE id = $2")
+            .bind(format!("{case}FP-1"))
+            .bind(format!("{case}pay-1"))
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+        let outcome = waiting.await.unwrap().expect("judged again, not failed");
+        assert!(matches!(outcome[0], IngestOutcome::Applied(_)), "{outcome:?}");
+        let stored: String = sqlx::query_scalar("SELECT outcome FROM notifications WHERE external_id = $1")
+            .bind(format!("{case}X1"))
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+        assert_eq!(stored, "flagged");
+    });
+}

@@ -54,6 +54,7 @@ fn success(d: &ClaimedDelivery, at: DateTime<Utc>) -> AttemptResult {
             latency_ms: 5,
             response_excerpt: Some("ok".into()),
         },
+        endpoint_id: d.endpoint_id.clone(),
         succeeded: true,
         next_attempt_at: None,
         disable_if_failing_since: at - Span::days(5),
