@@ -107,9 +107,21 @@ async fn handle(
 }
 
 /// Verifies a received event with the Standard Webhooks reference library
-/// (Python `standardwebhooks`), an implementation independent of ours.
-/// Under `CI=true` a missing library fails the test instead of skipping it.
+/// (Python `standardwebhooks`), an implementation independent of ours; true
+/// (skipped) when the library is missing outside CI.
 pub fn verified_by_reference_library(secret: &str, r: &Received) -> bool {
+    reference_verdict(secret, r).unwrap_or(true)
+}
+
+/// The reference library refuses the event; true (skipped) when the library
+/// is missing outside CI.
+pub fn refused_by_reference_library(secret: &str, r: &Received) -> bool {
+    reference_verdict(secret, r).is_none_or(|verified| !verified)
+}
+
+/// The library's verdict, or `None` when it is missing. Under `CI=true` a
+/// missing library fails the test instead of skipping the check.
+fn reference_verdict(secret: &str, r: &Received) -> Option<bool> {
     let has = std::process::Command::new("python3")
         .args(["-c", "import standardwebhooks"])
         .status()
@@ -120,7 +132,7 @@ pub fn verified_by_reference_library(secret: &str, r: &Received) -> bool {
             "python3 with standardwebhooks is required under CI (pip install standardwebhooks)"
         );
         eprintln!("skipping the reference verification: python3 -m pip install standardwebhooks");
-        return true;
+        return None;
     }
     let header = |n: &str| {
         r.headers
@@ -161,5 +173,5 @@ pub fn verified_by_reference_library(secret: &str, r: &Received) -> bool {
     if !out.status.success() {
         eprintln!("standardwebhooks refused: {}", String::from_utf8_lossy(&out.stderr));
     }
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "verified"
+    Some(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "verified")
 }
