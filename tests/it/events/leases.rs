@@ -202,3 +202,97 @@ async fn two_senders_whose_cycle_outlasts_one_attempt_send_each_delivery_once() 
     }
     writer.stop().await;
 }
+
+/// A failed attempt, to be tried again in a minute.
+fn failure(delivery_id: i64, endpoint_id: &str, at: DateTime<Utc>) -> AttemptResult {
+    AttemptResult {
+        attempt: Attempt {
+            delivery_id,
+            attempted_at: at,
+            status_code: Some(500),
+            error: None,
+            latency_ms: 5,
+            response_excerpt: Some("down".into()),
+        },
+        endpoint_id: endpoint_id.to_string(),
+        succeeded: false,
+        next_attempt_at: Some(at + Span::seconds(60)),
+        disable_if_failing_since: at - Span::days(5),
+    }
+}
+
+/// Two senders recording failures for the same two endpoints, their deliveries
+/// in opposite endpoint order by id, both succeed: records lock endpoints in
+/// one order. (A third transaction holds one endpoint so that both records are
+/// under way at once, each holding what the other will need if the order
+/// were the deliveries'.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_senders_recording_failures_for_two_endpoints_do_not_deadlock() {
+    if !common::postgres_available().await {
+        return;
+    }
+    use sqlx::Connection;
+    let app = quiet_app(Backend::Postgres).await;
+    let mut endpoints = Vec::new();
+    for url in ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"] {
+        let r = post(&app, "/api/v1/webhook-endpoints", &json!({ "url": url }), None).await;
+        assert_eq!(r.status, 201);
+        endpoints.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    endpoints.sort();
+    let (lo, hi) = (endpoints[0].clone(), endpoints[1].clone());
+    paid_by_notification(&app, "1000.00").await;
+    paid_by_notification(&app, "2000.00").await;
+
+    let mut db = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, endpoint_id FROM deliveries ORDER BY id")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let of = |e: &str| {
+        rows.iter()
+            .filter(|(_, ep)| ep == e)
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>()
+    };
+    let (l, h) = (of(&lo), of(&hi));
+    assert_eq!((l.len(), h.len()), (2, 2), "{rows:?}");
+    // By id, sender-b's come endpoint hi first, sender-a's endpoint lo first.
+    let now = finpay_qris::store::now();
+    for (owner, ids) in [("sender-a", [l[0], h[1]]), ("sender-b", [h[0], l[1]])] {
+        sqlx::query("UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY($3)")
+            .bind(owner)
+            .bind(now + Span::seconds(30))
+            .bind(&ids[..])
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    assert!(h[0] < l[1] && l[0] < h[1], "{rows:?}");
+
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
+        .bind(&hi)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let record = |owner: &'static str, results: Vec<AttemptResult>| {
+        let store = app.state.store.clone();
+        tokio::spawn(async move { store.record_attempts(owner, now, &results).await })
+    };
+    let b = record("sender-b", vec![failure(h[0], &hi, now), failure(l[1], &lo, now)]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = record("sender-a", vec![failure(l[0], &lo, now), failure(h[1], &hi, now)]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+
+    for (who, r) in [("sender-a", a.await.unwrap()), ("sender-b", b.await.unwrap())] {
+        let recorded = r.unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert!(
+            recorded.iter().all(|r| matches!(r, Recorded::Recorded { .. })),
+            "{who}: {recorded:?}"
+        );
+    }
+    app.stop().await;
+}
