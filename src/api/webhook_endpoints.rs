@@ -46,10 +46,17 @@ fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 async fn find(st: &AppState, id: &str) -> Result<Endpoint, ApiError> {
+    possible_id(id)?;
+    st.store.get_endpoint(id).await?.ok_or_else(|| not_found(id))
+}
+
+/// No endpoint has a control character or more than 128 characters in its id
+/// (and PostgreSQL would refuse a NUL byte): such an id is not found.
+fn possible_id(id: &str) -> Result<(), ApiError> {
     if id.chars().any(char::is_control) || id.len() > 128 {
         return Err(not_found(id));
     }
-    st.store.get_endpoint(id).await?.ok_or_else(|| not_found(id))
+    Ok(())
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -177,7 +184,7 @@ pub async fn update_endpoint(
     security(("api_key" = []))
 )]
 pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
-    find(&st, &id).await?;
+    possible_id(&id)?;
     if st.store.delete_endpoint(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
