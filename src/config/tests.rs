@@ -79,6 +79,8 @@ fn a_bad_value_is_reported_with_its_key() {
     assert_eq!(e.key, "FINPAY_QRIS__API__BODY_TIMEOUT_MS");
     let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "-1")])).unwrap_err();
     assert_eq!(e.key, "FINPAY_QRIS__SERVER__MAX_CONNECTIONS", "{e}");
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__EVENTS__SENDERS", "0")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__EVENTS__SENDERS", "{e}");
     let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__RETENTION_DAYS", "40000")])).unwrap_err();
     assert_eq!(
         (e.key.as_str(), e.message.as_str()),
