@@ -76,10 +76,11 @@ async fn a_change_an_older_transaction_commits_late_is_not_skipped() {
         early.items
     );
     t1.commit().await.unwrap();
-    // Other tests' transactions on the server may hold the bound back a moment.
+    // Other tests' transactions on the server may hold the bound back a
+    // moment, between the two transactions too: wait until both are below it.
     let late = eventually("both events listed", Duration::from_secs(20), || async {
         let page = store.changes(Some(&early.cursor), 100).await.unwrap();
-        (!page.items.is_empty()).then_some(page)
+        (page.items.len() >= 2).then_some(page)
     })
     .await;
     let ids: Vec<&str> = late.items.iter().map(|e| e.id.as_str()).collect();
