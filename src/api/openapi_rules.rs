@@ -46,6 +46,11 @@ impl Modify for Rules {
         if let Some(note) = object(schemas.get_mut("ResolveFlagRequest")).and_then(|o| property(o, "note")) {
             not(note, json!({"pattern": CONTROL_PATTERN}));
         }
+        for endpoint in ["CreateEndpointRequest", "UpdateEndpointRequest"] {
+            if let Some(d) = object(schemas.get_mut(endpoint)).and_then(|o| property(o, "description")) {
+                not(d, json!({"pattern": CONTROL_PATTERN}));
+            }
+        }
         schemas.insert("TipsRequest".into(), RefOr::T(tips()));
         // Spelled out per variant now; nothing refers to it any more.
         schemas.remove("TipsMode");

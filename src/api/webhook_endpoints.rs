@@ -40,7 +40,10 @@ fn valid_types(types: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
 
 fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
-        Some(d) if d.chars().count() > 500 => Err(ApiError::validation("description", "at most 500 characters")),
+        Some(d) if d.chars().count() > 500 || d.chars().any(char::is_control) => Err(ApiError::validation(
+            "description",
+            "at most 500 characters, none of them control characters",
+        )),
         other => Ok(other),
     }
 }

@@ -303,6 +303,15 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
     )
     .await;
     assert_eq!(r.problem(422)["field"], "eventTypes");
+    // A NUL byte is refused by name, never passed to the database.
+    let r = post(
+        &app,
+        "/api/v1/webhook-endpoints",
+        &json!({"url": "https://orders.example.com/h", "description": "orders\u{0}"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.problem(422)["field"], "description");
     app.stop().await;
 }
 
