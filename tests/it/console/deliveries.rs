@@ -205,13 +205,11 @@ async fn an_operator_disables_enables_and_resends_after_confirming(backend: Back
 }
 
 async fn the_overview_says_how_old_the_oldest_undelivered_event_is(backend: Backend) {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    // The first attempt fails; the next is an hour away: the event waits.
+    // The first attempt fails; the next is an hour away: the event waits. (A
+    // receiver answering 500, not a closed port: another test may bind it.)
+    let receiver = Receiver::start(vec![Answer::Status(500)]).await;
     let app = spawn_retrying(backend, "3600").await;
-    subscribe(&app, &format!("http://{closed}/hooks")).await;
+    subscribe(&app, &receiver.url()).await;
     let paid = paid_by_notification(&app, "1000.00").await;
     let event = eventually("a failed first attempt", Duration::from_secs(20), || async {
         let events = get(
