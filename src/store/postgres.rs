@@ -36,6 +36,10 @@ impl PgStore {
         &self.pool
     }
 
+    fn pools(&self) -> [&PgPool; 1] {
+        [&self.pool]
+    }
+
     /// A batch of notifications: set-based, or item by item when a
     /// concurrent writer got in the way (`postgres/ingest.rs`).
     async fn ingest_batch(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>> {

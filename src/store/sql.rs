@@ -87,8 +87,10 @@ macro_rules! sql_store {
             }
 
             fn pool_usage(&self) -> (u32, u32) {
-                let (size, idle) = (self.pool.size(), self.pool.num_idle() as u32);
-                (size.saturating_sub(idle), idle)
+                self.pools().iter().fold((0, 0), |(busy, idle), pool| {
+                    let (size, free) = (pool.size(), pool.num_idle() as u32);
+                    (busy + size.saturating_sub(free), idle + free)
+                })
             }
 
             async fn insert_token(

@@ -23,5 +23,6 @@ mod reconcile_replicas;
 mod refusals;
 mod replicas;
 mod set_based_ingest;
+mod sqlite_writer;
 mod test_databases;
 mod traces;

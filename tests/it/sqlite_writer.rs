@@ -1,0 +1,56 @@
+//! On SQLite, write transactions run on a connection of their own: readers
+//! holding every other connection never hold up a notification.
+
+use crate::common::*;
+use finpay_qris::domain::{Observation, ObservationSource};
+use finpay_qris::snap::notify::{Amount, TransactionStatus};
+use finpay_qris::store::{InboundNotification, IngestOutcome, SqliteStore, Store};
+use sha2::{Digest, Sha256};
+
+fn static_qr_paid(external_id: &str) -> InboundNotification {
+    let raw_body = r#"{"originalReferenceNo":"FPS-1","latestTransactionStatus":"00","amount":{"value":"1000.00","currency":"IDR"}}"#;
+    InboundNotification {
+        partner_id: CLIENT_ID.into(),
+        external_id: external_id.into(),
+        jakarta_day: chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap(),
+        body_sha256: Sha256::digest(raw_body.as_bytes()).to_vec(),
+        raw_body: raw_body.into(),
+        headers_json: r#"{"x-external-id":"e"}"#.into(),
+        verification: "symmetric:HMAC-SHA512".into(),
+        received_at: finpay_qris::store::now(),
+        observation: Observation {
+            source: ObservationSource::Notification,
+            original_reference_no: Some("FPS-1".into()),
+            original_partner_reference_no: None,
+            status: TransactionStatus::from_code("00").unwrap(),
+            status_desc: None,
+            amount: Some(Amount::parse("1000.00", "IDR").unwrap()),
+            paid_time: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_notification_is_stored_while_readers_hold_every_read_connection() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    // Two read connections, and a pool timeout of one second.
+    let store = SqliteStore::connect(&db.url, 2, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let readers = (
+        store.pool().acquire().await.unwrap(),
+        store.pool().acquire().await.unwrap(),
+    );
+
+    let outcomes = store.ingest_notifications(&[static_qr_paid("X-1")]).await.unwrap();
+    drop(readers);
+
+    let [IngestOutcome::Applied(applied)] = &outcomes[..] else {
+        panic!("{outcomes:?}")
+    };
+    let stored = store
+        .get_payment(&applied.payment_id)
+        .await
+        .unwrap()
+        .expect("the static QR's payment");
+    assert_eq!(stored.status.as_str(), "paid");
+}
