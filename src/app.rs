@@ -79,13 +79,13 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         metrics.set_business(settings.metrics.business);
         let observer_metrics = metrics.clone();
-        // Stored notifications usually raise events: on PostgreSQL the sender
-        // looks at once. On SQLite each of its cycles takes the one write lock
-        // the notify writer needs, so it keeps to its poll interval.
+        // Stored notifications usually raise events: the sender looks at once
+        // after each batch. (On SQLite its claim queues for the one write
+        // connection behind the notify writer, in turn.)
         let events_wakeup = Arc::new(tokio::sync::Notify::new());
-        let wake_sender = (store.backend() == store::Backend::Postgres).then(|| events_wakeup.clone());
-        // SQLite takes one writer at a time: a second writer only waits on its lock
-        // (and past busy_timeout turns a batch into 5005200s), so it gets one.
+        let wake_sender = events_wakeup.clone();
+        // SQLite takes one writer at a time: a second writer would only queue
+        // for its one write connection, so it gets one.
         let writers = match store.backend() {
             store::Backend::Sqlite => 1,
             store::Backend::Postgres => settings.server.writers,
@@ -97,9 +97,7 @@ impl Application {
             Some(Arc::new(move |n, took| {
                 observer_metrics.observe("finpay_qris_notify_batch_size", &[], n as f64);
                 observer_metrics.observe_duration("finpay_qris_notify_batch_duration_seconds", &[], took);
-                if let Some(w) = &wake_sender {
-                    w.notify_one();
-                }
+                wake_sender.notify_one();
             })),
         );
         let recent_tokens = Arc::new(RecentTokens::new(settings.refusals.recent_tokens));

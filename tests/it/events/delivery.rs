@@ -415,7 +415,26 @@ async fn two_sending_loops_have_two_attempts_under_way_at_once(backend: Backend)
     app.stop().await;
 }
 
+/// A stored batch of notifications ends the sender's pause: the event of a
+/// paid payment arrives long before the next poll would have found it.
+async fn a_stored_notification_wakes_the_sender_before_its_poll_interval(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, |env| {
+        common::set_env(env, "FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "120000");
+    })
+    .await;
+    subscribe(&app, &receiver.url(), &["payment.paid"]).await;
+    paid_by_notification(&app, "1000.00").await;
+
+    let got = tokio::time::timeout(Duration::from_secs(10), receiver.wait_for(1))
+        .await
+        .expect("the paid event arrived without waiting for the two-minute poll");
+    assert_eq!(body(&got[0])["type"], "payment.paid");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_stored_notification_wakes_the_sender_before_its_poll_interval,
     two_sending_loops_have_two_attempts_under_way_at_once,
     a_secret_changed_in_the_configuration_signs_alongside_the_old_one,
     undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
