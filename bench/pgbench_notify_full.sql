@@ -3,7 +3,9 @@
 -- bench/pgbench_notify.sql it reads the payment (by partnerReferenceNo or
 -- referenceNo) and the idempotency key first, locks the payment, writes the
 -- audit entries (the notification's, and the status change's when there is
--- one) and guards the update on the status it read. Run by bench/run.sh when FULL_SHAPE=1:
+-- one), guards the update on the status it read, and writes the payment's
+-- `payment.paid` event to the outbox (its number read after the lock; its
+-- deliveries, one per endpoint: none in the benchmark). Run by bench/run.sh when FULL_SHAPE=1:
 --   pgbench -n -M prepared -f bench/pgbench_notify_full.sql -D payments=100000 -c 16 -j 2 -T 10 finpay_bench
 -- (chr(58) below is a colon; see bench/pgbench_notify.sql.)
 \set r random(1, 1000000000000)
@@ -34,6 +36,15 @@ VALUES ('bench-' || CAST(:pay AS text), 'notification', :nid,
 UPDATE payments SET reference_no = 'FP' || CAST(:pay AS text), status = 'paid', finpay_status = '00',
        paid_at = COALESCE(paid_at, now()), flagged = NULL, next_check_at = NULL, updated_at = now()
  WHERE id = 'bench-' || CAST(:pay AS text) AND status = 'pending';
+SELECT COALESCE(MAX(sequence), 0) + 1 AS seq FROM events WHERE payment_id = 'bench-' || CAST(:pay AS text) \gset
+INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at)
+VALUES ('PGB' || CAST(:client_id AS text) || 'E' || CAST(:r AS text), 'payment.paid', 'bench-' || CAST(:pay AS text), :seq,
+        'notification',
+        '{"id":"PGB' || CAST(:r AS text) || '","type":"payment.paid","timestamp":"2026-11-25T16' || chr(58) || '41' || chr(58) || '07.123456Z","data":{"id":"bench-' || CAST(:pay AS text) || '","partnerReferenceNo":"PRN' || CAST(:pay AS text) || '","referenceNo":"FP' || CAST(:pay AS text) || '","amount":{"value":"10000.00","currency":"IDR"},"status":"paid","origin":"generated","qrContent"' || chr(58) || 'null,"qrUrl"' || chr(58) || 'null,"note"' || chr(58) || 'null,"validUntil"' || chr(58) || 'null,"paidAt":"2026-11-25T16' || chr(58) || '41' || chr(58) || '07.123456Z","refunded":{"value":"0.00","currency":"IDR"},"flagged"' || chr(58) || 'null,"finpayStatus":"00","createdAt":"2026-11-25T16' || chr(58) || '40' || chr(58) || '00.000000Z","updatedAt":"2026-11-25T16' || chr(58) || '41' || chr(58) || '07.123456Z","cause":"notification","sequence":' || CAST(:seq AS text) || '}}',
+        now());
+INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
+SELECT 'PGB' || CAST(:client_id AS text) || 'E' || CAST(:r AS text), w.id, 'pending', 0, now(), now(), now()
+  FROM webhook_endpoints w;
 \else
 INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at)
 VALUES ('bench-' || CAST(:pay AS text), 'notification', :nid,
