@@ -35,6 +35,10 @@ pub enum IdempotencyClaim {
     Mismatch,
 }
 
+/// The columns a [`Refund`] is read from.
+pub(crate) const REFUND_COLUMNS: &str =
+    "id, payment_id, partner_refund_no, amount_minor, reason, status, reference_no, response_code, created_at, updated_at";
+
 /// A refund as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Refund {

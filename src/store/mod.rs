@@ -24,6 +24,7 @@ mod sql_endpoints;
 mod sql_events;
 mod sql_ingest;
 mod sql_outbox;
+mod sql_refunds;
 mod sqlite;
 mod types;
 

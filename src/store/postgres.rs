@@ -77,6 +77,7 @@ impl PgStore {
 
 super::sql::sql_store!(PgStore, Postgres);
 super::sql_api::sql_api_store!(PgStore, Postgres);
+super::sql_refunds::sql_refund_writes!(PgStore, Postgres);
 super::sql_console::sql_console_store!(PgStore, Postgres);
 super::refusals::sql_refusal_store!(PgStore, Postgres);
 super::ops_store::sql_ops_store!(PgStore);

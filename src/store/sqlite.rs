@@ -95,6 +95,7 @@ impl SqliteStore {
 
 super::sql::sql_store!(SqliteStore, Sqlite);
 super::sql_api::sql_api_store!(SqliteStore, Sqlite);
+super::sql_refunds::sql_refund_writes!(SqliteStore, Sqlite);
 super::sql_console::sql_console_store!(SqliteStore, Sqlite);
 super::refusals::sql_refusal_store!(SqliteStore, Sqlite);
 super::ops_store::sql_ops_store!(SqliteStore);
