@@ -36,6 +36,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// Where a write outside a transaction runs: the one pool.
+    pub(crate) fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
     fn pools(&self) -> [&PgPool; 1] {
         [&self.pool]
     }

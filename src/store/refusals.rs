@@ -207,7 +207,7 @@ macro_rules! sql_refusal_store {
                     ))
                     .bind(before)
                     .bind(limit)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?
                     .rows_affected();
                     let beyond = sqlx::query(&Self::sql(
@@ -216,7 +216,7 @@ macro_rules! sql_refusal_store {
                     ))
                     .bind(limit)
                     .bind(keep.max(0))
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?
                     .rows_affected();
                     Ok(old + beyond)

@@ -107,7 +107,7 @@ macro_rules! sql_store {
                 .bind(client_id)
                 .bind(issued_at)
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(self.writes())
                 .await?;
                 Ok(())
             }
@@ -122,7 +122,7 @@ macro_rules! sql_store {
             async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                 Ok(sqlx::query(&Self::sql("DELETE FROM access_tokens WHERE expires_at < $1"))
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?
                     .rows_affected())
             }

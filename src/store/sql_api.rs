@@ -64,7 +64,7 @@ macro_rules! sql_api_store {
                         .bind(request_sha256)
                         .bind(now)
                         .bind(locked_until)
-                        .execute(&self.pool)
+                        .execute(self.writes())
                         .await?;
                         if inserted.rows_affected() == 1 {
                             return Ok(IdempotencyClaim::Claimed { resource_id: None });
@@ -101,7 +101,7 @@ macro_rules! sql_api_store {
                         .bind(&key.scope)
                         .bind(&key.key)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(self.writes())
                         .await?;
                         return Ok(if taken.rows_affected() == 1 {
                             IdempotencyClaim::Claimed { resource_id }
@@ -126,7 +126,7 @@ macro_rules! sql_api_store {
                     .bind(body)
                     .bind(&key.scope)
                     .bind(&key.key)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?;
                     Ok(())
                 }
@@ -157,7 +157,7 @@ macro_rules! sql_api_store {
                         "DELETE FROM api_idempotency WHERE created_at < $1 AND status_code IS NOT NULL",
                     ))
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?
                     .rows_affected())
                 }

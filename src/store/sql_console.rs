@@ -71,7 +71,7 @@ macro_rules! sql_console_store {
                     .bind(key_id)
                     .bind(now)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?;
                     Ok(())
                 }
@@ -89,14 +89,14 @@ macro_rules! sql_console_store {
                     .bind(token_sha256)
                     .bind(now)
                     .bind(expires_at)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.writes())
                     .await?)
                 }
 
                 async fn delete_session(&self, token_sha256: &[u8]) -> crate::store::Result<()> {
                     sqlx::query(&Self::sql("DELETE FROM console_sessions WHERE token_sha256 = $1"))
                         .bind(token_sha256)
-                        .execute(&self.pool)
+                        .execute(self.writes())
                         .await?;
                     Ok(())
                 }
@@ -104,7 +104,7 @@ macro_rules! sql_console_store {
                 async fn purge_sessions(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                     let r = sqlx::query(&Self::sql("DELETE FROM console_sessions WHERE expires_at <= $1"))
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(self.writes())
                         .await?;
                     Ok(r.rows_affected())
                 }

@@ -135,7 +135,7 @@ macro_rules! sql_endpoint_store {
                          'no longer in the configuration', updated_at = $1 WHERE source = 'config' AND enabled = TRUE",
                     ))
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writes())
                     .await?;
                     Ok(())
                 }

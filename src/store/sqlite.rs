@@ -2,13 +2,13 @@
 //! a time (transactions start `IMMEDIATE`, so a read-then-write never has to
 //! upgrade its lock and fail with `SQLITE_BUSY`).
 //!
-//! Write transactions all go through one connection of their own. SQLite
-//! admits one writer anyway, so nothing is lost, and two things are won:
-//! writers wait in the order they came for that connection (instead of
-//! polling the file lock with SQLite's growing sleeps), and its page cache
-//! stays warm (a connection drops its cache whenever another one wrote), so
-//! a batch of notifications reads its index pages from memory. Reads use
-//! the other pool and never hold a writer up.
+//! Every write goes through one connection of its own. SQLite admits one
+//! writer anyway, so nothing is lost, and two things are won: writers wait
+//! in the order they came for that connection (instead of polling the file
+//! lock with SQLite's growing sleeps), and its page cache stays warm (a
+//! connection drops its cache whenever another one wrote), so a batch of
+//! notifications reads its index pages from memory. Reads use the other
+//! pool and never hold a writer up.
 
 use super::Result;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -18,9 +18,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub struct SqliteStore {
-    /// Reads, and the few single-statement writes outside a transaction.
+    /// Reads.
     pub(crate) pool: SqlitePool,
-    /// The one connection write transactions (`begin`) run on.
+    /// The one connection every write runs on: transactions (`begin`) and
+    /// single statements (`writes`).
     writer: SqlitePool,
 }
 
@@ -52,6 +53,12 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Where a write outside a transaction runs: the write connection too, so
+    /// that it waits in turn instead of polling the file lock.
+    pub(crate) fn writes(&self) -> &SqlitePool {
+        &self.writer
     }
 
     fn pools(&self) -> [&SqlitePool; 2] {

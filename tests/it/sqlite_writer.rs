@@ -1,5 +1,5 @@
-//! On SQLite, write transactions run on a connection of their own: readers
-//! holding every other connection never hold up a notification.
+//! On SQLite, every write runs on a connection of its own: readers holding
+//! every other connection never hold up a notification or a token.
 
 use crate::common::*;
 use finpay_qris::domain::{Observation, ObservationSource};
@@ -53,4 +53,24 @@ async fn a_notification_is_stored_while_readers_hold_every_read_connection() {
         .unwrap()
         .expect("the static QR's payment");
     assert_eq!(stored.status.as_str(), "paid");
+}
+
+#[tokio::test]
+async fn a_single_statement_write_also_runs_on_the_write_connection() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = SqliteStore::connect(&db.url, 2, 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let readers = (
+        store.pool().acquire().await.unwrap(),
+        store.pool().acquire().await.unwrap(),
+    );
+    let now = finpay_qris::store::now();
+
+    store
+        .insert_token(&[7; 32], CLIENT_ID, now, now + chrono::Duration::minutes(15))
+        .await
+        .expect("the token is stored while readers hold every read connection");
+    drop(readers);
+    let found = store.find_token(&[7; 32]).await.unwrap();
+    assert_eq!(found.map(|(client, _)| client).as_deref(), Some(CLIENT_ID));
 }
