@@ -30,16 +30,24 @@ fn static_qr_paid(external_id: &str) -> InboundNotification {
     }
 }
 
-#[tokio::test]
-async fn a_notification_is_stored_while_readers_hold_every_read_connection() {
+type Reader = sqlx::pool::PoolConnection<sqlx::Sqlite>;
+
+/// A store with two read connections and a pool timeout of one second, both
+/// read connections held.
+async fn store_with_every_reader_held() -> (TestDb, SqliteStore, [Reader; 2]) {
     let db = TestDb::new(Backend::Sqlite).await;
-    // Two read connections, and a pool timeout of one second.
     let store = SqliteStore::connect(&db.url, 2, 1).await.unwrap();
     store.migrate().await.unwrap();
-    let readers = (
+    let readers = [
         store.pool().acquire().await.unwrap(),
         store.pool().acquire().await.unwrap(),
-    );
+    ];
+    (db, store, readers)
+}
+
+#[tokio::test]
+async fn a_notification_is_stored_while_readers_hold_every_read_connection() {
+    let (_db, store, readers) = store_with_every_reader_held().await;
 
     let outcomes = store.ingest_notifications(&[static_qr_paid("X-1")]).await.unwrap();
     drop(readers);
@@ -57,13 +65,7 @@ async fn a_notification_is_stored_while_readers_hold_every_read_connection() {
 
 #[tokio::test]
 async fn a_single_statement_write_also_runs_on_the_write_connection() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let store = SqliteStore::connect(&db.url, 2, 1).await.unwrap();
-    store.migrate().await.unwrap();
-    let readers = (
-        store.pool().acquire().await.unwrap(),
-        store.pool().acquire().await.unwrap(),
-    );
+    let (_db, store, readers) = store_with_every_reader_held().await;
     let now = finpay_qris::store::now();
 
     store
