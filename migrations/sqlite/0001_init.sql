@@ -1,8 +1,8 @@
--- The data model of finpay-qris on SQLite: the same tables, keys and checks
--- as on PostgreSQL (migrations/postgres/0001_init.sql), in SQLite's types.
--- Times are RFC 3339 text in UTC with milliseconds, which sorts as time does;
--- JSON is text checked by json_valid. Foreign keys are enforced (the store
--- turns them on for every connection).
+-- The data model of finpay-qris on SQLite: the same tables, keys, checks and
+-- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), in SQLite's
+-- types. Times are RFC 3339 text in UTC with milliseconds, which sorts as time
+-- does; JSON is text checked by json_valid; booleans are 0/1. Foreign keys are
+-- enforced (the store turns them on for every connection).
 
 -- Access tokens we issued to Finpay (SNAP B2B token endpoint). Only the
 -- SHA-256 of a token is kept: a leaked table grants nothing.
@@ -45,9 +45,17 @@ CREATE TABLE payments (
     CHECK (partner_reference_no IS NOT NULL OR reference_no IS NOT NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
--- The API's list (by status, newest first) and the worker's claim (what is due).
+-- Payments are read by status, newest first (the API's list); by what is due
+-- (the worker's claim); flagged, waiting for a person (the operators' gauges:
+-- flags are rare, so a partial index keeps their count and the oldest one
+-- cheap however many payments have settled); and by creation time, amount and
+-- payment time (the console's filters and the finance export).
 CREATE INDEX payments_by_status ON payments (status, id);
 CREATE INDEX payments_due ON payments (next_check_at) WHERE next_check_at IS NOT NULL;
+CREATE INDEX payments_flagged ON payments (updated_at) WHERE flagged IS NOT NULL;
+CREATE INDEX payments_by_created ON payments (created_at, id);
+CREATE INDEX payments_by_amount ON payments (amount_minor, id);
+CREATE INDEX payments_by_paid ON payments (paid_at) WHERE paid_at IS NOT NULL;
 
 -- Every verified notification, stored once per (partner, X-EXTERNAL-ID,
 -- Jakarta day): the unique key makes storage idempotent across replicas. A
@@ -70,9 +78,11 @@ CREATE TABLE notifications (
     UNIQUE (partner_id, external_id, jakarta_day),
     CHECK ((raw_body IS NULL) = (headers IS NULL))
 );
+-- A payment's notifications; what retention still has to clear, oldest
+-- first; notifications per hour (the console's overview).
 CREATE INDEX notifications_by_payment ON notifications (payment_id, id);
--- What retention still has to clear, oldest first.
 CREATE INDEX notifications_retained ON notifications (received_at) WHERE raw_body IS NOT NULL;
+CREATE INDEX notifications_by_received ON notifications (received_at);
 
 -- The audit trail of a payment: one row per entry, in id order. A
 -- notification's entry names its stored row; a query's entry holds the
@@ -106,7 +116,24 @@ CREATE TABLE refunds (
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
 );
+-- A payment's refunds; refunds asked in a time range (the finance export).
 CREATE INDEX refunds_by_payment ON refunds (payment_id, created_at);
+CREATE INDEX refunds_by_created ON refunds (created_at);
+
+-- What a person did to a payment, through the console or the REST API:
+-- who (the API key's name), what (a refund, a refresh, a flag resolved, an
+-- event resent), and with which input (amount, reason, note, event).
+-- Written before the action is carried out, so an action that fails half-way
+-- is still on record; its outcome is in `payment_events`.
+CREATE TABLE payment_actions (
+    id         INTEGER PRIMARY KEY,
+    payment_id TEXT NOT NULL REFERENCES payments (id),
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL CHECK (action IN ('refund', 'refresh', 'resolve_flag', 'resend_event')),
+    detail     TEXT NOT NULL CHECK (json_valid(detail)),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX payment_actions_by_payment ON payment_actions (payment_id, id);
 
 -- Idempotency keys of the internal API (creation and refunds). A key is
 -- claimed by inserting it; `locked_until` is how long its holder owns it (a
@@ -126,3 +153,163 @@ CREATE TABLE api_idempotency (
     CHECK ((status_code IS NULL) = (response_body IS NULL))
 );
 CREATE INDEX api_idempotency_age ON api_idempotency (created_at);
+
+-- Signed-in console users. The cookie holds a random token; only its SHA-256
+-- is kept, so a leaked table signs nobody in. `key_name` and `key_id` are
+-- the API key the user signed in with (its name, and the first 8 bytes of its
+-- SHA-256 in hex; never the key); the role is read from the configuration on
+-- each request, so removing or replacing a key ends its sessions.
+-- A session ends at `expires_at`, which every request moves forward
+-- (expiry after inactivity).
+CREATE TABLE console_sessions (
+    token_sha256 BLOB PRIMARY KEY CHECK (length(token_sha256) = 32),
+    key_name     TEXT NOT NULL,
+    key_id       TEXT NOT NULL CHECK (length(key_id) = 16),
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL CHECK (expires_at > created_at)
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+
+-- ------------------------------------------------------------------------
+-- Payment events for the merchant's systems: an outbox written in the
+-- transaction of each change, and its delivery to subscribed endpoints as
+-- signed webhooks (Standard Webhooks v1).
+
+-- Where events are sent. `source` says whether the endpoint was created
+-- through the API or comes from the configuration (at most one). The secret
+-- signs every delivery; after a rotation the previous one signs alongside it
+-- until `previous_secret_until`. `failing_since` is the first failed attempt
+-- since the last success: once it is older than the configured period the
+-- endpoint is disabled (`disabled_reason` says why).
+CREATE TABLE webhook_endpoints (
+    id                    TEXT PRIMARY KEY,
+    url                   TEXT NOT NULL,
+    description           TEXT,
+    source                TEXT NOT NULL CHECK (source IN ('api', 'config')),
+    enabled               INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    disabled_reason       TEXT,
+    secret                TEXT NOT NULL CHECK (secret LIKE 'whsec_%'),
+    previous_secret       TEXT CHECK (previous_secret LIKE 'whsec_%'),
+    previous_secret_until TEXT,
+    failing_since         TEXT,
+    created_at            TEXT NOT NULL,
+    updated_at            TEXT NOT NULL,
+    CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
+    CHECK (enabled OR disabled_reason IS NOT NULL)
+);
+CREATE UNIQUE INDEX webhook_endpoints_one_from_config ON webhook_endpoints (source) WHERE source = 'config';
+
+-- The event types an endpoint subscribed to; an endpoint with none receives
+-- every type.
+CREATE TABLE webhook_endpoint_types (
+    endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_type  TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, event_type)
+);
+
+-- The outbox: one row per event, written in the transaction of the change
+-- that raised it, so an event exists exactly when its change committed.
+-- `body` is the JSON sent, byte for byte, on every attempt. A payment's
+-- events are numbered by `sequence` (assigned under the payment's row lock)
+-- so a consumer can drop a stale one; `endpoint.disabled` names no payment.
+-- Writers take the database one at a time, so `feed_position` (one more
+-- than the highest, assigned by the writer) is commit order: the changes
+-- feed reads in it.
+CREATE TABLE events (
+    id         TEXT PRIMARY KEY,
+    type       TEXT NOT NULL,
+    payment_id TEXT REFERENCES payments (id),
+    sequence   BIGINT CHECK (sequence > 0),
+    cause      TEXT NOT NULL CHECK (cause IN ('notification', 'query', 'api', 'worker')),
+    body       TEXT NOT NULL CHECK (json_valid(body)),
+    created_at TEXT NOT NULL,
+    feed_position INTEGER NOT NULL UNIQUE,
+    UNIQUE (payment_id, sequence),
+    CHECK ((payment_id IS NULL) = (sequence IS NULL))
+);
+-- The event list (newest first, by type or payment).
+CREATE INDEX events_by_time ON events (created_at, id);
+CREATE INDEX events_by_type ON events (type, created_at);
+
+-- One event to one endpoint: created with the event for every endpoint
+-- subscribed to its type (a disabled endpoint's wait, parked, until it is
+-- enabled again), or by a resend. Pending deliveries have their next attempt
+-- scheduled; a claim leases one (and moves the attempt to the lease's end, so
+-- a crashed sender's delivery comes due again).
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    event_id        TEXT NOT NULL REFERENCES events (id),
+    endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at TEXT,
+    lease_owner     TEXT,
+    lease_until     TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (event_id, endpoint_id),
+    CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL)),
+    CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id, status, created_at);
+
+-- Every attempt of a delivery: when, how long, what the endpoint answered
+-- (its status and the start of its body) or why there was no answer.
+CREATE TABLE delivery_attempts (
+    id               INTEGER PRIMARY KEY,
+    delivery_id      BIGINT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    attempted_at     TEXT NOT NULL,
+    status_code      INTEGER CHECK (status_code BETWEEN 100 AND 999),
+    error            TEXT,
+    latency_ms       BIGINT NOT NULL CHECK (latency_ms >= 0),
+    response_excerpt TEXT,
+    CHECK (status_code IS NOT NULL OR error IS NOT NULL)
+);
+CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts (delivery_id, id);
+
+-- ------------------------------------------------------------------------
+-- The journal of refused requests: every request the public listener (token
+-- and notify) answered with a 4xx, kept so that the sender's mistake can be
+-- seen and explained.
+--
+-- `reason` is one of a few words (the filter of GET /api/v1/refusals and the
+-- label of finpay_qris_refusals_total); `response_code` and `message` are the
+-- SNAP answer as sent. `sender` is the peer address. `headers` are the
+-- request's headers without credentials: the bearer token is replaced by the
+-- first 12 hex digits of its SHA-256, cookies are dropped, signatures are kept
+-- (they are not secrets). `body` holds at most `refusals.body_limit_bytes`
+-- of the bytes received (NULL when they could not be read: larger than
+-- `server.body_limit_bytes`, or too slow); `body_bytes` is how many were
+-- received.
+--
+-- For a refused signature the doctor lists, in `dialects`, the known ways of
+-- signing that explain it (an empty array: none does) and says so in
+-- `diagnosis`; both are NULL when no diagnosis was made (another kind of
+-- refusal, or more refusals at once than the doctor's budget).
+--
+-- Ids are UUIDv7: they sort by time. The table is bounded by
+-- `refusals.max_rows` and `refusals.max_age_days`; the journal's writer deletes
+-- the oldest rows in small batches.
+CREATE TABLE refusals (
+    id            TEXT PRIMARY KEY,
+    received_at   TEXT NOT NULL,
+    route         TEXT NOT NULL CHECK (route IN ('token', 'notify')),
+    path          TEXT NOT NULL,
+    response_code TEXT NOT NULL CHECK (length(response_code) = 7 AND response_code GLOB '4[0-9][0-9][0-9][0-9][0-9][0-9]'),
+    reason        TEXT NOT NULL CHECK (reason IN (
+                      'invalid_signature', 'invalid_token', 'stale_timestamp', 'unknown_client',
+                      'missing_field', 'invalid_field', 'bad_request', 'conflict', 'other')),
+    message       TEXT NOT NULL,
+    sender        TEXT,
+    headers       TEXT NOT NULL CHECK (json_valid(headers) AND json_type(headers) = 'object'),
+    body          BLOB,
+    body_bytes    BIGINT NOT NULL CHECK (body_bytes >= 0),
+    dialects      TEXT CHECK (dialects IS NULL OR (json_valid(dialects) AND json_type(dialects) = 'array')),
+    diagnosis     TEXT,
+    CHECK (body IS NULL OR length(body) <= body_bytes),
+    CHECK ((dialects IS NULL) = (diagnosis IS NULL))
+);
+-- The API's list (newest first, optionally one reason) and the pruning by age.
+CREATE INDEX refusals_by_reason ON refusals (reason, id);
+CREATE INDEX refusals_by_time ON refusals (received_at);

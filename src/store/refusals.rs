@@ -1,4 +1,4 @@
-//! The journal of refused requests (`migrations/*/0003_refusals.sql`): its
+//! The journal of refused requests (table `refusals`): its
 //! rows, its reads, and how it is kept bounded. A supertrait of
 //! [`Store`](super::Store); the SQL is shared by both backends.
 

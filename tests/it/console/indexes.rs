@@ -1,7 +1,7 @@
 //! The console's reads stay fast on large tables: on PostgreSQL, with a
 //! month of payments (ids rising with creation time, as UUIDv7 ids do), each
-//! read is planned on an index (most on one of `0005_console.sql`, flagged
-//! payments on `0004_ops.sql`'s), never on a scan of the table.
+//! read is planned on one of the indexes beside its table in `0001_init.sql`,
+//! never on a scan of the table.
 
 use crate::common::{self, Backend, TestDb};
 use sqlx::Connection;
