@@ -64,6 +64,9 @@ fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
     let s = &state.settings.events;
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve the endpoint's name
+        // itself, past the resolver that refuses private addresses.
+        .no_proxy()
         .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
         .timeout(Duration::from_millis(s.timeout_ms))
         .dns_resolver(Arc::new(PublicResolver {
@@ -265,7 +268,13 @@ async fn send(
             Ok(None) | Err(_) => break,
         }
     }
-    Ok((status, String::from_utf8_lossy(&excerpt).into_owned()))
+    Ok((status, excerpt_text(&excerpt)))
+}
+
+/// The start of an answer as text: invalid UTF-8 and NUL (which PostgreSQL's
+/// text cannot hold) become U+FFFD.
+fn excerpt_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
 }
 
 /// A failed request in a few words (reqwest's own chain names the URL's host).

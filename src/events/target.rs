@@ -13,10 +13,12 @@ use std::net::{IpAddr, SocketAddr};
 pub const MAX_URL_CHARS: usize = 2048;
 
 /// The URLs accepted, as the OpenAPI document states them (`events_model.rs`
-/// repeats it as a literal; a test holds the two equal): http(s), a host
-/// name of lowercase letters, digits and single hyphens, or an IPv4 address,
-/// an optional port, path and query.
-pub const URL_PATTERN: &str = r"^https?://([a-z][a-z0-9]*(-[a-z0-9]+)*(\.[a-z][a-z0-9]*(-[a-z0-9]+)*)*|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}))?(/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&-]*)?$";
+/// repeats it as a literal; a test holds the two equal): http(s); a host
+/// name of lowercase letters, digits and single hyphens whose last label
+/// starts with a letter (so it cannot be read as an address), or an IPv4
+/// address; an optional port; a path and a query of RFC 3986's characters,
+/// percent-encoding included.
+pub const URL_PATTERN: &str = r"^https?://(([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
 
 fn well_formed(url: &str) -> bool {
     static SHAPE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -68,25 +70,39 @@ fn private_message() -> String {
         .into()
 }
 
-/// Loopback, link-local, private, unique-local, unspecified or CGNAT.
+/// Anything but a public unicast address: loopback, private, link-local,
+/// CGNAT, benchmarking, reserved, multicast, unspecified; in IPv6 also
+/// unique-local, site-local, and an IPv4 address carried inside an IPv6 one
+/// (mapped, compatible, 6to4, NAT64), judged as that IPv4 address.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            v4.is_loopback()
+            o[0] == 0
+                || v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
+                || v4.is_multicast()
+                || o[0] >= 240
                 || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (18..20).contains(&o[1]))
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let o = v6.octets();
+            let v4 = |at: usize| IpAddr::V4(std::net::Ipv4Addr::new(o[at], o[at + 1], o[at + 2], o[at + 3]));
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
                 || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || (s[..6] == [0; 6] && is_private(v4(12)))
+                || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && is_private(v4(12)))
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x2002 && is_private(v4(2)))
         }
     }
 }
@@ -135,10 +151,27 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "0.1.2.3",
+            "192.0.0.8",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:0a00:0001::1",
+            "::10.0.0.1",
+            "fec0::1",
+            "ff02::1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -176,5 +209,29 @@ mod tests {
         )
         .is_ok());
         assert!(check_url("https://user:pw@orders.example.com/", &strict).is_err());
+    }
+
+    #[test]
+    fn ordinary_https_urls_are_accepted_and_lookalike_addresses_are_not() {
+        let strict = settings(false, false);
+        for url in [
+            "https://hooks.example.com:60443/x",
+            "https://1shop.example.com/hooks",
+            "https://shop.example.com/webhooks/finpay?token=a%2Bb&at=10:00",
+            "https://shop.example.com/a+b/(c)/~d;e,f@g",
+        ] {
+            assert!(check_url(url, &strict).is_ok(), "{url}");
+        }
+        for url in [
+            "https://hooks.example.com:65536/",
+            "https://1.2.3/",
+            "https://1.2.3.04/",
+            "https://Hooks.example.com/",
+            "https://shop.example.com/%zz",
+            "https://shop.example.com/a b",
+            "https://shop.example.com/#part",
+        ] {
+            assert!(check_url(url, &strict).is_err(), "{url}");
+        }
     }
 }

@@ -93,13 +93,20 @@ macro_rules! sql_endpoint_store {
                     match existing {
                         Some(id) => {
                             // A new secret in the configuration is a rotation: the old one
-                            // keeps signing alongside until `old_until`.
-                            sqlx::query(&Self::sql(
-                                "UPDATE webhook_endpoints SET url = $1, enabled = TRUE, disabled_reason = NULL, \
+                            // keeps signing alongside until `old_until`. A start does not undo
+                            // a disable (a person's, or the sender's after failing too long)
+                            // unless the URL changed; the one that removing the endpoint from
+                            // the configuration caused is lifted.
+                            let kept_disabled = "(url = $1 AND NOT enabled AND disabled_reason <> 'no longer in the configuration')";
+                            sqlx::query(&Self::sql_owned(format!(
+                                "UPDATE webhook_endpoints SET url = $1, \
+                                 enabled = CASE WHEN {kept_disabled} THEN FALSE ELSE TRUE END, \
+                                 disabled_reason = CASE WHEN {kept_disabled} THEN disabled_reason END, \
+                                 failing_since = CASE WHEN {kept_disabled} OR (url = $1 AND enabled) THEN failing_since END, \
                                  previous_secret = CASE WHEN secret = $2 THEN previous_secret ELSE secret END, \
                                  previous_secret_until = CASE WHEN secret = $2 THEN previous_secret_until ELSE $3 END, \
                                  secret = $2, updated_at = $4 WHERE id = $5",
-                            ))
+                            )))
                             .bind(url)
                             .bind(secret)
                             .bind(old_until)

@@ -98,6 +98,20 @@ async fn a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_i
     app.stop().await;
 }
 
+async fn an_answer_holding_a_nul_byte_is_recorded_and_the_delivery_succeeds(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Body(b"ok\0\xffdone")]).await;
+    let app = app(backend, |_| {}).await;
+    subscribe(&app, &receiver.url(), &["payment.paid"]).await;
+    paid_by_notification(&app, "1000.00").await;
+    let got = receiver.wait_for(1).await;
+    let id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let detail = delivery_becomes(&app, &id, "succeeded").await;
+    let attempts = detail["deliveries"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["responseExcerpt"], "ok\u{FFFD}\u{FFFD}done");
+    app.stop().await;
+}
+
 async fn failed_attempts_are_retried_until_the_endpoint_answers_2xx(backend: Backend) {
     let receiver = Receiver::start(vec![
         Answer::Status(500),
@@ -334,6 +348,52 @@ async fn undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age(ba
     app.stop().await;
 }
 
+/// The configured endpoint as a start on `db` with `url` leaves it.
+async fn configured_endpoint_after_a_start(db: common::TestDb, url: &str) -> (TestApp, Value) {
+    let mut env = common::base_env(&db.url);
+    super::events_env(&mut env);
+    common::set_env(&mut env, "FINPAY_QRIS__EVENTS__ENDPOINT_URL", url);
+    common::set_env(
+        &mut env,
+        "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    let app = TestApp::spawn_env(db, env).await;
+    let endpoint = eventually("the configured endpoint", Duration::from_secs(10), || async {
+        let listed = get(&app, "/api/v1/webhook-endpoints").await.json();
+        listed["items"].as_array().and_then(|items| items.first().cloned())
+    })
+    .await;
+    (app, endpoint)
+}
+
+/// A start applies the configured endpoint's URL and secret, but does not
+/// undo a disable (a person's, or the sender's) unless the URL changed.
+async fn a_restart_keeps_the_configured_endpoint_disabled_unless_its_url_changed(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let url = "http://127.0.0.1:9/hooks";
+    let (first, endpoint) = configured_endpoint_after_a_start(db.shared(), url).await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let r = first
+        .http
+        .patch(first.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"enabled": false}));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    first.stop().await;
+
+    let (second, endpoint) = configured_endpoint_after_a_start(db.shared(), url).await;
+    assert_eq!(endpoint["enabled"], false, "{endpoint}");
+    assert_eq!(endpoint["disabledReason"], "disabled through the API");
+    second.stop().await;
+
+    let (third, endpoint) = configured_endpoint_after_a_start(db.shared(), "http://127.0.0.1:9/moved").await;
+    assert_eq!(endpoint["enabled"], true, "a new URL is a fresh start: {endpoint}");
+    assert_eq!(endpoint["url"], "http://127.0.0.1:9/moved");
+    third.stop().await;
+    drop(db);
+}
+
 async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backend: Backend) {
     let receiver = Receiver::start(vec![Answer::Status(200)]).await;
     let configured = |secret: &'static str| {
@@ -437,8 +497,10 @@ on_both_backends!(
     a_stored_notification_wakes_the_sender_before_its_poll_interval,
     two_sending_loops_have_two_attempts_under_way_at_once,
     a_secret_changed_in_the_configuration_signs_alongside_the_old_one,
+    a_restart_keeps_the_configured_endpoint_disabled_unless_its_url_changed,
     undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age,
     a_paid_payment_is_delivered_signed_and_the_reference_library_verifies_it,
+    an_answer_holding_a_nul_byte_is_recorded_and_the_delivery_succeeds,
     failed_attempts_are_retried_until_the_endpoint_answers_2xx,
     a_refused_connection_is_retried_then_failed_and_resending_what_failed_delivers_it,
     a_redirect_is_not_followed,

@@ -17,6 +17,8 @@ pub enum Answer {
     Slow(Duration),
     /// A redirect to the receiver's own `/elsewhere`.
     Redirect,
+    /// 200 with these bytes as the body.
+    Body(&'static [u8]),
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,7 @@ async fn handle(
             (StatusCode::OK, "late").into_response()
         }
         Answer::Redirect => (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")], "").into_response(),
+        Answer::Body(b) => (StatusCode::OK, b).into_response(),
     }
 }
 
