@@ -169,6 +169,7 @@ impl Application {
         let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
         workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));
+        tokio::spawn(crate::worker::run_retention(state.clone(), cancel.clone()));
         tokio::spawn(crate::metrics::state::run(state.clone(), cancel.clone()));
 
         let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());

@@ -1,8 +1,10 @@
 -- The data model of finpay-qris on SQLite: the same tables, keys, checks and
 -- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), in SQLite's
 -- types. Times are RFC 3339 text in UTC with milliseconds, which sorts as time
--- does; JSON is text checked by json_valid; booleans are 0/1. Foreign keys are
--- enforced (the store turns them on for every connection).
+-- does; JSON is text checked by json_valid (on PostgreSQL jsonb checks it,
+-- except `events.body`, text there so that it is sent byte for byte, and
+-- written only by the service); booleans are 0/1. Foreign keys are enforced
+-- (the store turns them on for every connection).
 
 -- Access tokens we issued to Finpay (SNAP B2B token endpoint). Only the
 -- SHA-256 of a token is kept: a leaked table grants nothing.
@@ -24,7 +26,7 @@ CREATE TABLE payments (
     partner_reference_no TEXT UNIQUE,
     reference_no         TEXT UNIQUE,
     amount_minor         BIGINT NOT NULL CHECK (amount_minor > 0),
-    currency             TEXT NOT NULL CHECK (length(currency) = 3 AND currency = upper(currency)),
+    currency             TEXT NOT NULL CHECK (currency GLOB '[A-Z][A-Z][A-Z]'),
     status               TEXT NOT NULL CHECK (status IN
                              ('initiated', 'pending', 'paying', 'paid', 'refunded', 'cancelled', 'failed', 'expired')),
     origin               TEXT NOT NULL CHECK (origin IN ('generated', 'notification')),

@@ -129,7 +129,7 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
         created_at: now,
     };
     let first_check = after(now, st.settings.worker.first_check_secs);
-    match st.store.create_api_payment(&new, first_check, key).await {
+    match st.store.create_api_payment(&new, Some(first_check), key).await {
         Ok(p) => {
             crate::telemetry::status_changed("api", &(&p).into(), None, p.status, None);
             st.metrics.payment_changed(&Change::local(&p, None, p.status));

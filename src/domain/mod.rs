@@ -7,7 +7,7 @@ pub mod observation;
 pub mod payment;
 pub mod status;
 
-pub use effect::{effect, record_check, status_change_detail, Effect, Entry, Found, Outcome, Refusal};
+pub use effect::{effect, expiry, record_check, status_change_detail, Effect, Entry, Found, Outcome, Refusal};
 pub use events::{Cause, EventType};
 pub use observation::{Observation, ObservationSource};
 pub use payment::Payment;

@@ -195,7 +195,9 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
         original_reference_no: original_reference_no.to_owned(),
         original_partner_reference_no: original_partner_reference_no.map(str::to_owned),
         latest_transaction_status,
-        transaction_status_desc: transaction_status_desc.map(str::to_owned),
+        // Free text: kept even with a NUL (which no PostgreSQL text or jsonb can
+        // hold), as U+FFFD, rather than refusing a payment's news for its wording.
+        transaction_status_desc: transaction_status_desc.map(|s| s.replace('\0', "\u{FFFD}")),
         amount,
         transaction_date: transaction_date.map(str::to_owned),
         additional_info: additional_info.cloned().map(Value::Object),

@@ -124,14 +124,15 @@ pub trait ApiStore: Send + Sync + 'static {
 
     // ---- payments created through the API ----
     /// Inserts a `pending` payment (with its `created` event) before Finpay is
-    /// asked for the QR, scheduled for a first check at `next_check_at` so a
-    /// crash before the answer is stored still gets reconciled, and names it
-    /// on the idempotency key, all in one transaction. A taken
-    /// `partnerReferenceNo` is [`StoreError::Conflict`](super::StoreError::Conflict).
+    /// asked for the QR, scheduled for a first check at `next_check_at` (the
+    /// API always gives one, so a crash before the answer is stored still gets
+    /// reconciled), and names it on the idempotency key, all in one
+    /// transaction. A taken `partnerReferenceNo` is
+    /// [`StoreError::Conflict`](super::StoreError::Conflict).
     async fn create_api_payment(
         &self,
         p: &NewPayment,
-        next_check_at: DateTime<Utc>,
+        next_check_at: Option<DateTime<Utc>>,
         idempotency: Option<&IdempotencyRef>,
     ) -> Result<Payment>;
     /// Finpay definitely refused to generate the QR: `pending` → `failed`

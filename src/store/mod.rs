@@ -3,8 +3,8 @@
 //!
 //! The database owns the invariants: the unique key on
 //! `(partner_id, external_id, jakarta_day)` makes notification storage
-//! idempotent across replicas; status changes are guarded `UPDATE … WHERE
-//! status = $old` under a row lock; worker claims are leases taken with
+//! idempotent across replicas; a status changes under the row lock taken
+//! when the payment was read for judging; worker claims are leases taken with
 //! `FOR UPDATE SKIP LOCKED` (PostgreSQL) or inside an immediate transaction
 //! (SQLite, one writer at a time).
 
@@ -156,7 +156,6 @@ pub trait Store:
     async fn clear_notification_bodies(&self, before: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     // ---- payments ----
-    async fn insert_payment(&self, p: &NewPayment) -> Result<Payment>;
     /// By our id, or by `partnerReferenceNo`.
     async fn get_payment(&self, id_or_reference: &str) -> Result<Option<Payment>>;
     async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>>;

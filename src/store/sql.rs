@@ -150,13 +150,6 @@ macro_rules! sql_store {
                 Ok(cleared)
             }
 
-            async fn insert_payment(&self, p: &NewPayment) -> crate::store::Result<Payment> {
-                let mut tx = self.begin().await?;
-                let row = Self::insert_generated_payment(&mut tx, p, None).await?;
-                tx.commit().await?;
-                Ok(row)
-            }
-
             async fn get_payment(&self, id_or_reference: &str) -> crate::store::Result<Option<Payment>> {
                 let sql = format!(
                     "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 OR partner_reference_no = $1 \
@@ -278,11 +271,14 @@ macro_rules! sql_store {
                 // Only open payments have a check scheduled (a CHECK says so),
                 // and a claim moves the check to the lease's end: should this
                 // worker die, the payment comes due again then. So the claim
-                // reads the due end of `payments_due` and nothing else.
+                // reads the due end of `payments_due` and nothing else. A payment
+                // a refresh on read holds (its lease runs, its check is left as
+                // it was) is not taken from it.
                 let until = now + chrono::Duration::seconds(lease_secs as i64);
                 let sql = Self::sql_owned(format!(
                     "UPDATE payments SET lease_owner = $1, lease_until = $2, next_check_at = $2 WHERE id IN ( \
-                     SELECT id FROM payments WHERE next_check_at <= $3 ORDER BY next_check_at LIMIT $4{}) \
+                     SELECT id FROM payments WHERE next_check_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+                     ORDER BY next_check_at LIMIT $4{}) \
                      RETURNING {PAYMENT_COLUMNS}",
                     Self::SKIP_LOCKED
                 ));
@@ -339,26 +335,22 @@ macro_rules! sql_store {
                 reason: &str,
                 now: DateTime<Utc>,
             ) -> crate::store::Result<bool> {
+                // Judged by the domain on the payment as locked; written as any
+                // other effect is (the guarded update, its entry, its event).
                 let mut tx = self.begin().await?;
-                let sql = format!(
-                    "UPDATE payments SET status = 'expired', next_check_at = NULL, lease_owner = NULL, lease_until = NULL, \
-                     updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND status IN {} RETURNING {PAYMENT_COLUMNS}",
-                    PaymentStatus::OPEN_SQL
-                );
-                let expired: Option<Payment> = sqlx::query_as(&Self::sql_owned(sql))
-                    .bind(now)
-                    .bind(payment_id)
-                    .bind(owner)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(p) = &expired {
-                    let detail = json!({"to": "expired", "by": "worker", "reason": reason});
-                    Self::insert_event(&mut tx, payment_id, "status_changed", &detail, now).await?;
-                    let events = crate::domain::events::moved_to(p.status);
-                    Self::raise(&mut tx, p, &events, crate::domain::Cause::Worker, now, None).await?;
-                }
+                let sql = Self::sql_owned(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{}", Self::FOR_UPDATE));
+                let locked: Option<Payment> = sqlx::query_as(&sql).bind(payment_id).fetch_optional(&mut *tx).await?;
+                let Some(p) = locked.filter(|p| p.lease_owner.as_deref() == Some(owner)) else {
+                    return Ok(false);
+                };
+                let Some(e) = crate::domain::expiry(&p, reason, now) else {
+                    return Ok(false);
+                };
+                Self::write_payment(&mut tx, &e, Some(&p)).await?;
+                Self::insert_entries(&mut tx, &e, None, now).await?;
+                Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Worker, now, None).await?;
                 tx.commit().await?;
-                Ok(expired.is_some())
+                Ok(true)
             }
         }
     };

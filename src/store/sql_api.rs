@@ -165,11 +165,11 @@ macro_rules! sql_api_store {
                 async fn create_api_payment(
                     &self,
                     p: &NewPayment,
-                    next_check_at: DateTime<Utc>,
+                    next_check_at: Option<DateTime<Utc>>,
                     idempotency: Option<&IdempotencyRef>,
                 ) -> crate::store::Result<Payment> {
                     let mut tx = self.begin().await?;
-                    let row = Self::insert_generated_payment(&mut tx, p, Some(next_check_at)).await?;
+                    let row = Self::insert_generated_payment(&mut tx, p, next_check_at).await?;
                     Self::name_resource(&mut tx, idempotency, &row.id).await?;
                     tx.commit().await?;
                     Ok(row)

@@ -116,7 +116,7 @@ macro_rules! sql_console_store {
                     action: &str,
                     detail: &serde_json::Value,
                 ) -> crate::store::Result<()> {
-                    let mut conn = self.pool.acquire().await?;
+                    let mut conn = self.writes().acquire().await?;
                     insert_action(&mut *conn, payment_id, actor, action, detail, crate::store::now()).await
                 }
 

@@ -11,8 +11,9 @@
 //! and cancellation is honoured between and during cycles (in-flight leases
 //! then lapse after `worker.lease_secs`).
 //!
-//! Once a minute it also applies retention: notifications' raw bodies and
-//! headers older than `worker.retention_days` are cleared (`retention.rs`).
+//! Retention (`retention.rs`) has a task of its own, which runs whether or
+//! not this loop does: once a minute, notifications' raw bodies and headers
+//! older than `worker.retention_days` are cleared.
 
 mod answer;
 mod check;
@@ -21,7 +22,7 @@ mod retention;
 pub mod schedule;
 
 pub use refresh::{reconcile_one, ReconcileError};
-pub use retention::apply as apply_retention;
+pub use retention::{apply as apply_retention, run as run_retention};
 
 use crate::finpay::FinpayClient;
 use crate::state::AppState;
@@ -84,15 +85,7 @@ pub(crate) fn host_name() -> String {
 async fn run(state: AppState, finpay: Arc<FinpayClient>, owner: String, cancel: CancellationToken) {
     let w = &state.settings.worker;
     let poll = Duration::from_millis(w.poll_interval_ms.max(10));
-    let mut last_retention: Option<tokio::time::Instant> = None;
     loop {
-        if last_retention.is_none_or(|t| t.elapsed() >= retention::INTERVAL) {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = retention::apply(&state) => {}
-            }
-            last_retention = Some(tokio::time::Instant::now());
-        }
         let cycle = AssertUnwindSafe(cycle(&state, &finpay, &owner)).catch_unwind();
         let full_batch = tokio::select! {
             _ = cancel.cancelled() => break,

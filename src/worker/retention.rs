@@ -5,6 +5,7 @@
 
 use crate::state::AppState;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How often retention runs.
 pub const INTERVAL: Duration = Duration::from_secs(60);
@@ -13,6 +14,23 @@ const BATCH: i64 = 500;
 /// Batches per run: a backlog (retention just turned on) is worked off over
 /// several runs instead of in one long burst.
 const BATCHES_PER_RUN: usize = 20;
+
+/// Applies retention at start and then every `INTERVAL`, until cancelled. It
+/// runs whether or not the reconciliation loop does: without Finpay
+/// credentials, or with the worker off, notifications still arrive.
+pub async fn run(state: AppState, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = apply(&state) => {}
+        }
+    }
+}
 
 /// Clears what has outlived the retention period; returns how many rows.
 pub async fn apply(state: &AppState) -> u64 {

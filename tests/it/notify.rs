@@ -513,6 +513,20 @@ async fn references_with_control_characters_are_refused_before_storage(b: Backen
     app.stop().await;
 }
 
+async fn a_nul_in_the_status_description_still_settles_the_payment(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let p = insert_pending_payment(app.state.store.as_ref(), "INV-NUL", 1_000_000).await;
+    let token = app.token().await;
+    let body = notify_body("INV-NUL", "FP-NUL", "00", "10000.00").replace(r#""success""#, r#""paid\u0000ok""#);
+    let (status, v) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!((status, code(&v)), (200, "2005200"), "{v}");
+    let paid = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
+    assert_eq!(paid.status.as_str(), "paid");
+    let entry = &events_of(&app, &p.id, "notification").await[0];
+    assert_eq!(entry["transactionStatusDesc"], "paid\u{FFFD}ok", "{entry}");
+    app.stop().await;
+}
+
 async fn an_oversized_body_is_refused_without_being_stored(b: Backend) {
     let app = TestApp::spawn_with(b, |env| {
         env.push(("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES".into(), "4096".into()))
@@ -575,8 +589,36 @@ async fn without_inbound_credentials_snap_answers_general_error_and_health_is_up
     app.stop().await;
 }
 
-/// The audit trail (events, notifications) refers to payments, so the database
-/// refuses to delete one, whoever asks.
+/// The database keeps a currency to three capital letters, on both backends.
+async fn a_currency_is_three_capital_letters(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let p = insert_pending_payment(app.state.store.as_ref(), "INV-CUR", 1_000).await;
+    for (currency, allowed) in [
+        ("USD", true),
+        ("1DR", false),
+        ("idr", false),
+        ("IDRX", false),
+        ("ID", false),
+    ] {
+        let result = with_connection!(&app.db.url, |c| sqlx::query(
+            "UPDATE payments SET currency = $1 WHERE id = $2"
+        )
+        .bind(currency)
+        .bind(&p.id)
+        .execute(&mut c)
+        .await
+        .err());
+        match result {
+            None => assert!(allowed, "{currency} was accepted"),
+            Some(e) => assert!(
+                !allowed && e.as_database_error().is_some_and(|d| d.is_check_violation()),
+                "{currency}: {e}"
+            ),
+        }
+    }
+    app.stop().await;
+}
+
 /// A payment's audit trail refers to it by a foreign key: the database
 /// refuses to delete a payment that has one (every payment does).
 async fn a_payment_with_an_audit_trail_cannot_be_deleted(b: Backend) {
@@ -648,6 +690,48 @@ async fn old_notification_bodies_are_cleared_and_their_replays_still_recognised(
     // The same key and body again: a replay, not a second effect.
     assert_eq!(code(&app.notify(&token, &old, &old_body).await.1), "2005200");
     assert_eq!(count_notifications(url).await, 2);
+    app.stop().await;
+}
+
+/// Retention runs on its own: here with no Finpay credentials and the
+/// reconciliation worker off (a first start on the embedded default), a
+/// replica starting on the database clears what has outlived the period.
+async fn retention_runs_without_finpay_credentials_or_the_worker(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    assert!(app.state.finpay.is_none());
+    let token = app.token().await;
+    let old = unique_digits();
+    let body = notify_body("INV-RET", "FP-RET", "00", "1500.00");
+    assert_eq!(code(&app.notify(&token, &old, &body).await.1), "2005200");
+    let url = app.db.url.clone();
+    let long_ago = finpay_qris::store::now() - chrono::Duration::days(100);
+    with_connection!(&url, |c| sqlx::query("UPDATE notifications SET received_at = $1")
+        .bind(long_ago)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+
+    let settings = finpay_qris::Settings::load_from(None, base_env(&url)).unwrap();
+    let replica = finpay_qris::Application::build(settings).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(replica.run(stop.clone()));
+    eventually(
+        "the old body to be cleared",
+        std::time::Duration::from_secs(20),
+        || async {
+            let left: i64 = with_connection!(&url, |c| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM notifications WHERE raw_body IS NOT NULL"
+            )
+            .fetch_one(&mut c)
+            .await
+            .unwrap());
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    stop.cancel();
+    running.await.unwrap().unwrap();
     app.stop().await;
 }
 
@@ -747,6 +831,9 @@ on_both_backends!(
     forged_stale_and_malformed_notifications_are_refused_precisely,
     signed_bodies_with_bad_fields_name_the_field,
     references_with_control_characters_are_refused_before_storage,
+    a_currency_is_three_capital_letters,
+    retention_runs_without_finpay_credentials_or_the_worker,
+    a_nul_in_the_status_description_still_settles_the_payment,
     an_oversized_body_is_refused_without_being_stored,
     asymmetric_mode_verifies_finpays_rsa_signature_without_a_token,
     without_inbound_credentials_snap_answers_general_error_and_health_is_up,

@@ -16,6 +16,7 @@ on_both_backends!(
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
     a_crashed_workers_claim_comes_due_again_at_its_lease_end,
+    the_worker_does_not_claim_a_payment_a_refresh_holds,
 );
 
 const IDR_10K: i64 = 1_000_000;
@@ -326,6 +327,29 @@ async fn a_crashed_workers_claim_comes_due_again_at_its_lease_end(backend: Backe
     let taken_over = store.claim_due("other", after, 30, 10).await.unwrap();
     assert_eq!(ids(&taken_over), [p.id.as_str()]);
     assert_eq!(taken_over[0].lease_owner.as_deref(), Some("other"));
+    app.stop().await;
+}
+
+/// A refresh on read leases a payment without moving its check: the worker
+/// must not claim it while that lease runs, or Finpay is asked twice and the
+/// refresh's answer is refused as no longer its own.
+async fn the_worker_does_not_claim_a_payment_a_refresh_holds(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |env| set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false")).await;
+    let store = app.state.store.clone();
+    let p = new_pending_payment(store.as_ref()).await;
+    let now = store::now();
+    set_next_check(&app.db.url, &p.id, Some(now - chrono::Duration::seconds(5))).await;
+
+    let held = store.claim_one(&p.id, "refresh", now, 30).await.unwrap();
+    assert!(held.is_some(), "the refresh holds the payment");
+    assert!(store.claim_due("worker", now, 30, 10).await.unwrap().is_empty());
+    let after = now + chrono::Duration::seconds(31);
+    let claimed = store.claim_due("worker", after, 30, 10).await.unwrap();
+    assert_eq!(
+        ids(&claimed),
+        [p.id.as_str()],
+        "due again once the refresh's lease ran out"
+    );
     app.stop().await;
 }
 

@@ -10,10 +10,12 @@
 //!    those rows as the batch has changed them so far: exactly what item by
 //!    item would do.
 //! 4. Write: the payments learnt from notifications, then everything else in
-//!    one statement, and check in Rust that each wrote what was planned. It can write less only if another transaction stored one of
-//!    the keys or created a payment with one of the references after the
-//!    reads; then the batch is rolled back and the caller runs the reference
-//!    executor, which sees that transaction's rows.
+//!    one statement, and check in Rust that each wrote what was planned. It
+//!    can write less (or meet a reference's unique key) only if another
+//!    transaction, after the reads, stored one of the keys, created a payment
+//!    with one of the references, or gave one to another payment; then the
+//!    batch is rolled back and the caller runs the reference executor, which
+//!    sees that transaction's rows.
 //!
 //! Nobody is answered before the commit.
 
@@ -215,7 +217,7 @@ async fn write(tx: &mut sqlx::PgConnection, rows: &Rows, stored: &[Stored<'_>]) 
         .iter()
         .flat_map(|s| s.entries.iter().enumerate().map(move |(k, e)| (s, k, e)))
         .collect();
-    let counts: (i64, i64, i64) = sqlx::query_as(
+    let counts: std::result::Result<(i64, i64, i64), sqlx::Error> = sqlx::query_as(
         "WITH changed AS ( \
            UPDATE payments p SET reference_no = u.rn, status = u.status, finpay_status = u.fs, paid_at = u.paid_at, \
              flagged = u.flagged, next_check_at = u.nca, updated_at = u.ua \
@@ -287,8 +289,14 @@ async fn write(tx: &mut sqlx::PgConnection, rows: &Rows, stored: &[Stored<'_>]) 
     .bind(entries.iter().map(|(_, _, e)| e.detail.to_string()).collect::<Vec<_>>())
     .bind(entries.iter().map(|(s, _, _)| s.n.received_at).collect::<Vec<_>>())
     .fetch_one(&mut *tx)
-    .await?;
-    Ok(counts == (changed.len() as i64, stored.len() as i64, entries.len() as i64))
+    .await;
+    match counts {
+        Ok(counts) => Ok(counts == (changed.len() as i64, stored.len() as i64, entries.len() as i64)),
+        // A reference this batch gives a payment was given to another one after
+        // the read: the reference executor, run next, sees that payment.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Inserts payments learnt from notifications; how many were new.

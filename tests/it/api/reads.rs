@@ -211,7 +211,7 @@ async fn pagination_neither_skips_nor_repeats_under_concurrent_inserts(backend: 
                     valid_until: now + chrono::Duration::minutes(5),
                     created_at: now,
                 };
-                ids.push(store.insert_payment(&p).await.unwrap().id);
+                ids.push(store.create_api_payment(&p, None, None).await.unwrap().id);
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
             ids

@@ -465,7 +465,12 @@ pub async fn create_payment(
         valid_until,
         created_at: now,
     };
-    let p = app.state.store.insert_payment(&new).await.expect("insert payment");
+    let p = app
+        .state
+        .store
+        .create_api_payment(&new, None, None)
+        .await
+        .expect("insert payment");
     let finpay = app.state.finpay.as_ref().expect("Finpay is configured");
     let g = finpay
         .generate(&GenerateRequest {
@@ -552,15 +557,19 @@ pub async fn insert_pending_payment(
 ) -> finpay_qris::store::Payment {
     let now = finpay_qris::store::now();
     store
-        .insert_payment(&finpay_qris::store::NewPayment {
-            id: uuid::Uuid::now_v7().to_string(),
-            partner_reference_no: partner_reference_no.into(),
-            amount_minor,
-            currency: "IDR".into(),
-            note: None,
-            valid_until: now + chrono::Duration::seconds(900),
-            created_at: now,
-        })
+        .create_api_payment(
+            &finpay_qris::store::NewPayment {
+                id: uuid::Uuid::now_v7().to_string(),
+                partner_reference_no: partner_reference_no.into(),
+                amount_minor,
+                currency: "IDR".into(),
+                note: None,
+                valid_until: now + chrono::Duration::seconds(900),
+                created_at: now,
+            },
+            None,
+            None,
+        )
         .await
         .expect("insert payment")
 }
