@@ -407,7 +407,11 @@ fn a_batch_with_a_replay_of_an_earlier_batch_answers_it_from_the_stored_row() {
     ])
     .unwrap();
     if dbs().is_some() {
-        let outbox: Vec<&String> = written.iter().filter(|l| l.starts_with("outbox ")).collect();
+        // (The seeded INV-7's expiry is not this batch's.)
+        let outbox: Vec<&String> = written
+            .iter()
+            .filter(|l| l.starts_with("outbox ") && !l.starts_with("outbox payment.expired worker"))
+            .collect();
         // INV-0 paid once (the replay and the duplicate raise nothing), FPS-4 learnt paid.
         assert_eq!(outbox.len(), 2, "{outbox:#?}");
         assert!(
