@@ -47,12 +47,13 @@ CREATE TABLE payments (
     CHECK (partner_reference_no IS NOT NULL OR reference_no IS NOT NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
--- Payments are read by status, newest first (the API's list); by what is due
+-- Payments are read by status and creation time, newest first (the API's
+-- and the console's lists, the open payments' ages); by what is due
 -- (the worker's claim); flagged, waiting for a person (the operators' gauges:
 -- flags are rare, so a partial index keeps their count and the oldest one
 -- cheap however many payments have settled); and by creation time, amount and
 -- payment time (the console's filters and the finance export).
-CREATE INDEX payments_by_status ON payments (status, id);
+CREATE INDEX payments_by_status ON payments (status, created_at, id);
 CREATE INDEX payments_due ON payments (next_check_at) WHERE next_check_at IS NOT NULL;
 CREATE INDEX payments_flagged ON payments (updated_at) WHERE flagged IS NOT NULL;
 CREATE INDEX payments_by_created ON payments (created_at, id);
@@ -234,10 +235,11 @@ CREATE INDEX events_by_time ON events (created_at, id);
 CREATE INDEX events_by_type ON events (type, created_at);
 
 -- One event to one endpoint: created with the event for every endpoint
--- subscribed to its type (a disabled endpoint's wait, parked, until it is
--- enabled again), or by a resend. Pending deliveries have their next attempt
--- scheduled; a claim leases one (and moves the attempt to the lease's end, so
--- a crashed sender's delivery comes due again).
+-- subscribed to its type, or by a resend. A pending delivery has its next
+-- attempt scheduled, unless its endpoint is disabled: then it waits, parked,
+-- with none (out of the due index's way) until the endpoint is enabled again.
+-- A claim leases one (and moves the attempt to the lease's end, so a crashed
+-- sender's delivery comes due again).
 CREATE TABLE deliveries (
     id              INTEGER PRIMARY KEY,
     event_id        TEXT NOT NULL REFERENCES events (id),
@@ -250,7 +252,7 @@ CREATE TABLE deliveries (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     UNIQUE (event_id, endpoint_id),
-    CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL)),
+    CHECK (status = 'pending' OR next_attempt_at IS NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';

@@ -188,36 +188,6 @@ pub fn status_change_detail(from: PaymentStatus, to: PaymentStatus, by: &str, fl
     json!({"from": from.as_str(), "to": to.as_str(), "by": by, "flag": flag})
 }
 
-/// The payment's validity (and grace) passed with no final word from Finpay:
-/// the worker expires it here. Only an open payment expires; `None` otherwise
-/// (a notification settled it meanwhile).
-pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Effect> {
-    let from = payment.status;
-    if !from.is_open() {
-        return None;
-    }
-    let to = PaymentStatus::Expired;
-    let mut expired = payment.clone();
-    expired.status = to;
-    expired.updated_at = now;
-    record_check(&mut expired, None);
-    expired.check_attempts = payment.check_attempts;
-    let mut detail = status_change_detail(from, to, "worker", None);
-    detail["reason"] = reason.into();
-    Some(Effect {
-        payment: expired,
-        from: Some(from),
-        changed: true,
-        decision: Decision::Transition { to, flag: None },
-        outcome: Outcome::Applied,
-        entries: vec![Entry {
-            kind: "status_changed",
-            detail,
-        }],
-        events: super::events::moved_to(to),
-    })
-}
-
 /// A reconciliation attempt is over: count it, give the lease back, and ask
 /// again at `next` while the payment is still open.
 pub fn record_check(payment: &mut Payment, next: Option<DateTime<Utc>>) {
@@ -307,4 +277,4 @@ fn same_row(a: &Payment, b: &Payment) -> bool {
 
 #[cfg(test)]
 #[path = "effect_tests.rs"]
-mod tests;
+pub(super) mod tests;

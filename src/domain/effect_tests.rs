@@ -2,11 +2,11 @@ use super::*;
 use crate::domain::ObservationSource;
 use crate::snap::notify::{Amount, TransactionStatus as T};
 
-fn at(secs: i64) -> DateTime<Utc> {
+pub(in crate::domain) fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
 }
 
-fn pending(id: &str, partner: &str, reference: Option<&str>) -> Payment {
+pub(in crate::domain) fn pending(id: &str, partner: &str, reference: Option<&str>) -> Payment {
     Payment {
         id: id.into(),
         partner_reference_no: Some(partner.into()),
@@ -205,33 +205,4 @@ fn an_open_payment_is_checked_again_after_a_query_and_a_settled_one_is_not() {
     p.status = PaymentStatus::Paid;
     record_check(&mut p, Some(at(240)));
     assert_eq!(p.next_check_at, None);
-}
-
-#[test]
-fn an_open_payment_expires_with_its_lease_and_check_cleared_and_says_so() {
-    let mut p = pending("p1", "INV-1", Some("R1"));
-    p.lease_owner = Some("worker".into());
-    p.lease_until = Some(at(90));
-    p.check_attempts = 3;
-    let e = expiry(&p, "validity and grace passed", at(100)).expect("an open payment expires");
-    assert_eq!(e.payment.status, PaymentStatus::Expired);
-    assert_eq!(e.payment.updated_at, at(100));
-    assert_eq!(
-        (e.payment.next_check_at, e.payment.lease_owner.as_deref()),
-        (None, None)
-    );
-    assert_eq!(e.payment.check_attempts, 3, "expiring is not a check");
-    assert_eq!((e.from, e.changed), (Some(PaymentStatus::Pending), true));
-    let mut want = status_change_detail(PaymentStatus::Pending, PaymentStatus::Expired, "worker", None);
-    want["reason"] = "validity and grace passed".into();
-    assert_eq!(kinds(&e), ["status_changed"]);
-    assert_eq!(e.entries[0].detail, want);
-    assert_eq!(e.events, crate::domain::events::moved_to(PaymentStatus::Expired));
-}
-
-#[test]
-fn a_settled_payment_does_not_expire() {
-    let mut p = pending("p1", "INV-1", Some("R1"));
-    p.status = PaymentStatus::Paid;
-    assert!(expiry(&p, "validity passed", at(100)).is_none());
 }

@@ -161,15 +161,14 @@ macro_rules! sql_store {
 
             async fn list_payments(&self, f: &PaymentFilter) -> crate::store::Result<Vec<Payment>> {
                 // Only the filters given become conditions, so each query is
-                // planned for what it asks (by status: `payments_by_status`,
-                // newest first; by reference: the unique indexes; by amount:
-                // `payments_by_amount`; flagged: `payments_flagged`).
-                // A time range alone is read in creation-time order along
-                // `payments_by_created`, so that a range far in the past is
-                // found without walking every newer id; its pages are keyed
-                // on (created_at, id), the cursor's row giving its place.
-                let by_time = (f.created_from.is_some() || f.created_to.is_some())
-                    && f.status.is_none()
+                // planned for what it asks (by reference: the unique indexes;
+                // by amount: `payments_by_amount`; flagged: `payments_flagged`).
+                // A status or a time range (or both) is read in creation-time
+                // order along `payments_by_status` or `payments_by_created`,
+                // so that a range far in the past is found without walking
+                // every newer row; those pages are keyed on (created_at, id),
+                // the cursor's row giving its place.
+                let by_time = (f.status.is_some() || f.created_from.is_some() || f.created_to.is_some())
                     && f.reference.is_none()
                     && f.amount_minor.is_none()
                     && !f.flagged;
@@ -343,7 +342,7 @@ macro_rules! sql_store {
                 let Some(p) = locked.filter(|p| p.lease_owner.as_deref() == Some(owner)) else {
                     return Ok(false);
                 };
-                let Some(e) = crate::domain::expiry(&p, reason, now) else {
+                let Some(e) = crate::domain::own_moves::expiry(&p, reason, now) else {
                     return Ok(false);
                 };
                 Self::write_payment(&mut tx, &e, Some(&p)).await?;

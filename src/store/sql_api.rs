@@ -185,30 +185,17 @@ macro_rules! sql_api_store {
                         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{}",
                         Self::FOR_UPDATE
                     ));
-                    let update = Self::sql_owned(format!(
-                        "UPDATE payments SET status = 'failed', next_check_at = NULL, updated_at = $1 \
-                         WHERE id = $2 AND status = $3 AND qr_content IS NULL RETURNING {PAYMENT_COLUMNS}"
-                    ));
                     let mut tx = self.begin().await?;
                     let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
-                    let Some(current) = current.filter(|p| p.status.is_open() && p.qr_content.is_none()) else {
+                    let Some(current) = current else { return Ok(None) };
+                    let Some(e) = crate::domain::own_moves::generation_failed(&current, detail.clone(), now) else {
                         return Ok(None);
                     };
-                    let failed: Option<Payment> = sqlx::query_as(&update)
-                        .bind(now)
-                        .bind(payment_id)
-                        .bind(current.status.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(p) = &failed {
-                        Self::insert_event(&mut tx, payment_id, "generate_failed", detail, now).await?;
-                        let change = crate::domain::status_change_detail(current.status, PaymentStatus::Failed, "api", None);
-                        Self::insert_event(&mut tx, payment_id, "status_changed", &change, now).await?;
-                        let events = crate::domain::events::moved_to(p.status);
-                        Self::raise(&mut tx, p, &events, crate::domain::Cause::Api, now, None).await?;
-                    }
+                    Self::write_payment(&mut tx, &e, Some(&current)).await?;
+                    Self::insert_entries(&mut tx, &e, None, now).await?;
+                    Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
                     tx.commit().await?;
-                    Ok(failed)
+                    Ok(Some(e.payment))
                 }
 
                 async fn generation_unknown(

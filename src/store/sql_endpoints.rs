@@ -13,6 +13,28 @@ macro_rules! sql_endpoint_store {
                  previous_secret, previous_secret_until, failing_since, created_at, updated_at";
 
             impl $Store {
+                /// Brings the endpoint's pending deliveries in line with its
+                /// `enabled`, after any change of it: parked (no next attempt, so
+                /// claims never walk past them) while it is disabled, due at `now`
+                /// once it is enabled again.
+                pub(crate) async fn park_deliveries(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    endpoint_id: &str,
+                    now: DateTime<Utc>,
+                ) -> crate::store::Result<()> {
+                    sqlx::query(&Self::sql(
+                        "UPDATE deliveries SET \
+                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) THEN $2 END, \
+                         updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending' \
+                         AND (next_attempt_at IS NULL) = (SELECT enabled FROM webhook_endpoints WHERE id = $1)",
+                    ))
+                    .bind(endpoint_id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(())
+                }
+
                 async fn with_types(&self, mut endpoints: Vec<Endpoint>) -> crate::store::Result<Vec<Endpoint>> {
                     let rows: Vec<(String, String)> = sqlx::query_as(
                         "SELECT endpoint_id, event_type FROM webhook_endpoint_types ORDER BY endpoint_id, event_type",
@@ -114,6 +136,7 @@ macro_rules! sql_endpoint_store {
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
+                            Self::park_deliveries(&mut tx, &id, now).await?;
                         }
                         None => {
                             // Another replica starting at the same time may insert it first.
@@ -137,13 +160,19 @@ macro_rules! sql_endpoint_store {
                 }
 
                 async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> crate::store::Result<()> {
-                    sqlx::query(&Self::sql(
+                    let mut tx = self.begin().await?;
+                    let disabled: Option<String> = sqlx::query_scalar(&Self::sql(
                         "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = \
-                         'no longer in the configuration', updated_at = $1 WHERE source = 'config' AND enabled = TRUE",
+                         'no longer in the configuration', updated_at = $1 WHERE source = 'config' AND enabled = TRUE \
+                         RETURNING id",
                     ))
                     .bind(now)
-                    .execute(self.writes())
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    if let Some(id) = disabled {
+                        Self::park_deliveries(&mut tx, &id, now).await?;
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
 
@@ -205,6 +234,9 @@ macro_rules! sql_endpoint_store {
                     .await?;
                     if let Some(types) = &u.event_types {
                         Self::set_types(&mut tx, id, types).await?;
+                    }
+                    if u.enabled.is_some() {
+                        Self::park_deliveries(&mut tx, id, now).await?;
                     }
                     tx.commit().await?;
                     self.get_endpoint(id).await

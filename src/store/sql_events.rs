@@ -32,8 +32,9 @@ macro_rules! sql_event_store {
                     };
                     // Only while the lease lasts: once it ends another sender may hold it.
                     let endpoint: Option<String> = sqlx::query_scalar(&Self::sql(
-                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, \
+                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = deliveries.endpoint_id) \
+                         THEN $2 END, lease_owner = NULL, lease_until = NULL, updated_at = $3 \
                          WHERE id = $4 AND status = 'pending' AND lease_owner = $5 AND lease_until > $6 \
                          RETURNING endpoint_id",
                     ))
@@ -89,6 +90,7 @@ macro_rules! sql_event_store {
                             .bind(&endpoint)
                             .execute(&mut **tx)
                             .await?;
+                            Self::park_deliveries(tx, &endpoint, now).await?;
                             Self::write_events(tx, &[endpoint_disabled(&endpoint, &reason, since, now)]).await?;
                             disabled = true;
                         }

@@ -3,7 +3,7 @@
 //! transaction. `raise` numbers a payment's events (the caller holds its row
 //! lock) and builds their bodies; `write_events` inserts them, each with a
 //! delivery to every endpoint subscribed to its type (a disabled endpoint's
-//! waits until it is enabled again).
+//! waits, parked with no next attempt, until it is enabled again).
 
 macro_rules! sql_outbox {
     ($Store:ident, $Db:ty) => {
@@ -62,7 +62,8 @@ macro_rules! sql_outbox {
                     ));
                     let fan_out = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
-                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {}",
+                         updated_at) SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
+                         FROM webhook_endpoints w WHERE {}",
                         subscribed("$2")
                     ));
                     for e in events {

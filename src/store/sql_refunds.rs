@@ -2,7 +2,7 @@
 //! `sql.rs`; `sql_api.rs`'s `ApiStore` calls them): reserving its amount on
 //! the payment with the refund's row, and recording Finpay's answer, which
 //! releases the reservation of a rejected refund and settles a payment that
-//! is refunded in full.
+//! is refunded in full (`domain::own_moves::refunded` decides that).
 
 macro_rules! sql_refund_writes {
     ($Store:ident, $Db:ty) => {
@@ -105,11 +105,10 @@ macro_rules! sql_refund_writes {
                     // Lock the payment first: completions of one payment's refunds run one at a time,
                     // so the "fully refunded" sum below sees every earlier completion.
                     let lock = Self::sql_owned(format!(
-                        "SELECT status, amount_minor FROM payments WHERE id = $1{}",
+                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{}",
                         Self::FOR_UPDATE
                     ));
-                    let (status, amount): (String, i64) =
-                        sqlx::query_as(&lock).bind(&refund.payment_id).fetch_one(&mut *tx).await?;
+                    let locked: Payment = sqlx::query_as(&lock).bind(&refund.payment_id).fetch_one(&mut *tx).await?;
                     let base = json!({
                         "refundId": refund.id,
                         "partnerRefundNo": refund.partner_refund_no,
@@ -144,24 +143,9 @@ macro_rules! sql_refund_writes {
                                 .bind(&refund.payment_id)
                                 .fetch_one(&mut *tx)
                                 .await?;
-                                if refunded >= amount && status == "paid" {
-                                    let moved = sqlx::query(&Self::sql(
-                                        "UPDATE payments SET status = 'refunded', next_check_at = NULL, updated_at = $1 \
-                                         WHERE id = $2 AND status = 'paid'",
-                                    ))
-                                    .bind(now)
-                                    .bind(&refund.payment_id)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                    if moved.rows_affected() == 1 {
-                                        let change = crate::domain::status_change_detail(
-                                            PaymentStatus::Paid,
-                                            PaymentStatus::Refunded,
-                                            "refund",
-                                            None,
-                                        );
-                                        Self::insert_event(&mut tx, &refund.payment_id, "status_changed", &change, now).await?;
-                                    }
+                                if let Some(e) = crate::domain::own_moves::refunded(&locked, refunded, now) {
+                                    Self::write_payment(&mut tx, &e, Some(&locked)).await?;
+                                    Self::insert_entries(&mut tx, &e, None, now).await?;
                                 }
                             }
                         }

@@ -343,7 +343,8 @@ async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Resul
              $7::timestamptz[]) RETURNING id, type, created_at \
          ) \
          INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
-         SELECT ev.id, w.id, 'pending', 0, ev.created_at, ev.created_at, ev.created_at FROM ev \
+         SELECT ev.id, w.id, 'pending', 0, CASE WHEN w.enabled THEN ev.created_at END, ev.created_at, \
+           ev.created_at FROM ev \
          JOIN webhook_endpoints w ON {}",
         subscribed("ev.type")
     );

@@ -9,7 +9,8 @@ use sqlx::Connection;
 const FILL: &str = "
 INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin,
                       paid_at, flagged, created_at, updated_at)
-SELECT lpad((1000000 - i)::text, 36, '0'), 'P' || i, 'R' || i, 100000 + (i % 977) * 100, 'IDR', 'paid', 'generated',
+SELECT lpad((1000000 - i)::text, 36, '0'), 'P' || i, 'R' || i, 100000 + (i % 977) * 100, 'IDR',
+       CASE WHEN i % 100 = 0 THEN 'pending' ELSE 'paid' END, 'generated',
        now() - i * interval '2 minutes', CASE WHEN i % 5000 = 0 THEN 'amount contradicts' END,
        now() - i * interval '2 minutes', now() - i * interval '2 minutes'
 FROM generate_series(1, 30000) AS i;
@@ -57,6 +58,18 @@ async fn the_consoles_reads_use_their_indexes_on_a_month_of_payments() {
              ORDER BY created_at DESC, id DESC LIMIT 51"
                 .to_string(),
             "payments_by_created",
+        ),
+        // A status, with or without a range three weeks back: along that
+        // status's creation times.
+        (
+            "SELECT id FROM payments WHERE status = 'pending' ORDER BY created_at DESC, id DESC LIMIT 51".to_string(),
+            "payments_by_status",
+        ),
+        (
+            "SELECT id FROM payments WHERE status = 'pending' AND created_at >= now() - interval '22 days' \
+             AND created_at < now() - interval '21 days' ORDER BY created_at DESC, id DESC LIMIT 51"
+                .to_string(),
+            "payments_by_status",
         ),
         (
             "SELECT id FROM payments WHERE paid_at >= now() - interval '1 day' AND paid_at < now() ORDER BY paid_at, id"

@@ -243,6 +243,14 @@ async fn an_endpoint_failing_too_long_is_disabled_and_that_is_an_event(backend: 
     assert_eq!(e["enabled"], false);
     assert!(e["disabledReason"].as_str().unwrap().contains("no successful delivery"));
     assert_eq!(failing.received().len(), 1, "a disabled endpoint is not tried again");
+    // Its retry is parked: pending, with no next attempt, until it is enabled.
+    let paid = failing.received()[0].headers["webhook-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let delivery = &event_detail(&app, &paid).await["deliveries"][0];
+    assert_eq!(delivery["status"], "pending", "{delivery}");
+    assert!(delivery["nextAttemptAt"].is_null(), "{delivery}");
     assert_eq!(
         app.state
             .metrics

@@ -62,6 +62,7 @@ async fn events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_en
     let parked = deliveries(&app, &event).await;
     assert_eq!(parked.len(), 1, "a disabled endpoint still gets its delivery, parked");
     assert_eq!(parked[0]["status"], "pending");
+    assert!(parked[0]["nextAttemptAt"].is_null(), "parked: not due, {parked:?}");
 
     set_enabled(&app, &id, true).await;
     let got = receiver.wait_for(1).await;

@@ -1,0 +1,84 @@
+//! The moves the service makes on its own, without Finpay's word about the
+//! payment: it expires when its validity (and grace) passed, it fails when
+//! Finpay definitely refused to generate its QR, it is refunded when its
+//! refunds add up to its amount. Each returns the effect to write, as
+//! [`effect`](super::effect) does for an observation, or `None` when the
+//! payment is no longer in a state it applies to.
+
+use super::effect::{record_check, status_change_detail, Effect, Entry, Outcome};
+use super::events::moved_to;
+use super::{Decision, Payment, PaymentStatus};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// The worker expires an open payment whose validity and grace passed.
+pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Effect> {
+    if !payment.status.is_open() {
+        return None;
+    }
+    let mut detail = status_change_detail(payment.status, PaymentStatus::Expired, "worker", None);
+    detail["reason"] = reason.into();
+    let mut e = moved(payment, PaymentStatus::Expired, now, vec![]);
+    record_check(&mut e.payment, None);
+    e.payment.check_attempts = payment.check_attempts;
+    e.entries.push(Entry {
+        kind: "status_changed",
+        detail,
+    });
+    Some(e)
+}
+
+/// Finpay definitely refused to generate the QR of an open payment that has
+/// none: it fails. `detail` is Finpay's answer, recorded first.
+pub fn generation_failed(payment: &Payment, detail: Value, now: DateTime<Utc>) -> Option<Effect> {
+    if !payment.status.is_open() || payment.qr_content.is_some() {
+        return None;
+    }
+    let change = status_change_detail(payment.status, PaymentStatus::Failed, "api", None);
+    let entries = vec![
+        Entry {
+            kind: "generate_failed",
+            detail,
+        },
+        Entry {
+            kind: "status_changed",
+            detail: change,
+        },
+    ];
+    Some(moved(payment, PaymentStatus::Failed, now, entries))
+}
+
+/// A refund succeeded and the payment's succeeded refunds now total
+/// `refunded_minor`: a paid payment refunded in full becomes `refunded`.
+pub fn refunded(payment: &Payment, refunded_minor: i64, now: DateTime<Utc>) -> Option<Effect> {
+    if payment.status != PaymentStatus::Paid || refunded_minor < payment.amount_minor {
+        return None;
+    }
+    let change = status_change_detail(PaymentStatus::Paid, PaymentStatus::Refunded, "refund", None);
+    let entries = vec![Entry {
+        kind: "status_changed",
+        detail: change,
+    }];
+    Some(moved(payment, PaymentStatus::Refunded, now, entries))
+}
+
+/// `payment` moved to the final status `to` by the service's own decision.
+fn moved(payment: &Payment, to: PaymentStatus, now: DateTime<Utc>, entries: Vec<Entry>) -> Effect {
+    let mut p = payment.clone();
+    p.status = to;
+    p.next_check_at = None;
+    p.updated_at = now;
+    Effect {
+        payment: p,
+        from: Some(payment.status),
+        changed: true,
+        decision: Decision::Transition { to, flag: None },
+        outcome: Outcome::Applied,
+        entries,
+        events: moved_to(to),
+    }
+}
+
+#[cfg(test)]
+#[path = "own_moves_tests.rs"]
+mod tests;

@@ -1,0 +1,73 @@
+use super::*;
+use crate::domain::effect::tests::{at, pending};
+use crate::domain::EventType;
+use serde_json::json;
+
+fn kinds(e: &Effect) -> Vec<&'static str> {
+    e.entries.iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn an_open_payment_expires_with_its_lease_and_check_cleared_and_says_so() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.lease_owner = Some("worker".into());
+    p.lease_until = Some(at(90));
+    p.check_attempts = 3;
+    let e = expiry(&p, "validity and grace passed", at(100)).expect("an open payment expires");
+    assert_eq!(e.payment.status, PaymentStatus::Expired);
+    assert_eq!(e.payment.updated_at, at(100));
+    assert_eq!(
+        (e.payment.next_check_at, e.payment.lease_owner.as_deref()),
+        (None, None)
+    );
+    assert_eq!(e.payment.check_attempts, 3, "expiring is not a check");
+    assert_eq!((e.from, e.changed), (Some(PaymentStatus::Pending), true));
+    let mut want = status_change_detail(PaymentStatus::Pending, PaymentStatus::Expired, "worker", None);
+    want["reason"] = "validity and grace passed".into();
+    assert_eq!(kinds(&e), ["status_changed"]);
+    assert_eq!(e.entries[0].detail, want);
+    assert_eq!(e.events, [EventType::PaymentExpired]);
+}
+
+#[test]
+fn a_settled_payment_neither_expires_nor_fails() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Paid;
+    assert!(expiry(&p, "validity passed", at(100)).is_none());
+    assert!(generation_failed(&p, json!({}), at(100)).is_none());
+}
+
+#[test]
+fn a_refused_generation_fails_a_payment_without_a_qr_only() {
+    let p = pending("p1", "INV-1", None);
+    let e = generation_failed(&p, json!({"responseCode": "4044711"}), at(5)).expect("fails");
+    assert_eq!(e.payment.status, PaymentStatus::Failed);
+    assert_eq!(e.payment.next_check_at, None);
+    assert_eq!(kinds(&e), ["generate_failed", "status_changed"]);
+    assert_eq!(e.entries[0].detail["responseCode"], "4044711");
+    assert_eq!(e.events, [EventType::PaymentFailed]);
+    let mut with_qr = p.clone();
+    with_qr.qr_content = Some("000201".into());
+    assert!(generation_failed(&with_qr, json!({}), at(5)).is_none(), "its QR exists");
+}
+
+#[test]
+fn a_paid_payment_is_refunded_once_its_refunds_reach_its_amount() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Paid;
+    p.next_check_at = None;
+    assert!(
+        refunded(&p, p.amount_minor - 1, at(9)).is_none(),
+        "partly refunded stays paid"
+    );
+    let e = refunded(&p, p.amount_minor, at(9)).expect("refunded in full");
+    assert_eq!(e.payment.status, PaymentStatus::Refunded);
+    assert_eq!(kinds(&e), ["status_changed"]);
+    assert_eq!(
+        e.entries[0].detail,
+        status_change_detail(PaymentStatus::Paid, PaymentStatus::Refunded, "refund", None)
+    );
+    assert!(e.events.is_empty(), "refund.succeeded is raised by the refund itself");
+    p.status = PaymentStatus::Refunded;
+    assert!(refunded(&p, p.amount_minor, at(9)).is_none());
+}
