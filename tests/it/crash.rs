@@ -8,12 +8,36 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn start_server(db_url: &str, port: u16) -> Child {
+fn start_server(db_url: &str, port: u16) -> Server {
     start_server_with(db_url, port, &[])
 }
 
 /// The binary serving `db_url` on `port`, with `extra` settings.
-pub(crate) fn start_server_with(db_url: &str, port: u16, extra: &[(&str, String)]) -> Child {
+/// A server process, killed when dropped: a test that fails half-way must
+/// not leave it running (it would go on working, and load the machine).
+pub(crate) struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn start_server_with(db_url: &str, port: u16, extra: &[(&str, String)]) -> Server {
     let env = base_env(db_url);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_finpay-qris"));
     cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
@@ -25,7 +49,7 @@ pub(crate) fn start_server_with(db_url: &str, port: u16, extra: &[(&str, String)
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("start finpay-qris")
+    Server(cmd.spawn().expect("start finpay-qris"))
 }
 
 pub(crate) async fn wait_ready(http: &reqwest::Client, port: u16) {
