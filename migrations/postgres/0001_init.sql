@@ -235,7 +235,7 @@ CREATE INDEX events_by_type ON events (type, created_at);
 -- One event to one endpoint: created with the event for every endpoint
 -- subscribed to its type, or by a resend. A pending delivery has its next
 -- attempt scheduled, unless its endpoint is disabled: then it waits, parked,
--- with none (out of the due index's way) until the endpoint is enabled again.
+-- with none (outside the due index) until the endpoint is enabled again.
 -- A claim leases one (and moves the attempt to the lease's end, so a crashed
 -- sender's delivery comes due again).
 CREATE TABLE deliveries (
@@ -253,7 +253,7 @@ CREATE TABLE deliveries (
     CHECK (status = 'pending' OR next_attempt_at IS NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id, status, created_at);
 
 -- Every attempt of a delivery: when, how long, what the endpoint answered

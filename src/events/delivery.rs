@@ -31,6 +31,9 @@ pub const EXCERPT_BYTES: usize = 1024;
 const LEASE_MARGIN_SECS: u64 = 10;
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+/// How often one loop looks for deliveries parked although their endpoint is
+/// enabled (`Store::schedule_stranded`): rare, and cheap to look for.
+const STRANDED_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the sending loops (`events.senders`) when `events.delivery_enabled`.
 pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
@@ -76,16 +79,26 @@ fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// One sending loop; the first (`gauges`) also refreshes the backlog gauges.
+/// One sending loop; the first (`gauges`) also refreshes the backlog gauges
+/// and schedules deliveries left parked for an enabled endpoint.
 async fn run(state: AppState, client: reqwest::Client, owner: String, gauges: bool, cancel: CancellationToken) {
     let s = &state.settings.events;
     let poll = Duration::from_millis(s.poll_interval_ms.max(10));
     let mut last_backlog: Option<Instant> = None;
+    let mut last_stranded: Option<Instant> = None;
     let mut reported = BTreeSet::new();
     loop {
         if gauges && last_backlog.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
             record_backlog(&state, &mut reported).await;
             last_backlog = Some(Instant::now());
+        }
+        if gauges && last_stranded.is_none_or(|t| t.elapsed() >= STRANDED_EVERY) {
+            match state.store.schedule_stranded(crate::store::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "parked deliveries of enabled endpoints scheduled"),
+                Err(e) => tracing::warn!(error = %e, "looking for parked deliveries of enabled endpoints failed"),
+            }
+            last_stranded = Some(Instant::now());
         }
         let cycle = AssertUnwindSafe(cycle(&state, &client, &owner)).catch_unwind();
         let full = tokio::select! {

@@ -70,10 +70,11 @@ fn private_message() -> String {
         .into()
 }
 
-/// Anything but a public unicast address: loopback, private, link-local,
-/// CGNAT, benchmarking, reserved, multicast, unspecified; in IPv6 also
-/// unique-local, site-local, and an IPv4 address carried inside an IPv6 one
-/// (mapped, compatible, 6to4, NAT64), judged as that IPv4 address.
+/// Loopback, private, link-local, CGNAT, benchmarking, documentation,
+/// reserved, multicast and unspecified addresses; in IPv6 also unique-local,
+/// site-local, discard-only, documentation and Teredo, and an IPv4 address
+/// carried inside an IPv6 one (mapped, translated, compatible, 6to4, NAT64),
+/// judged as that IPv4 address.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -87,6 +88,7 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (18..20).contains(&o[1]))
+                || matches!((o[0], o[1], o[2]), (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -100,6 +102,9 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfec0
                 || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
                 || (s[..6] == [0; 6] && is_private(v4(12)))
+                || (s[..6] == [0, 0, 0, 0, 0xffff, 0] && is_private(v4(12)))
+                || s[..4] == [0x100, 0, 0, 0]
+                || (s[0] == 0x2001 && (s[1] == 0 || s[1] == 0xdb8))
                 || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && is_private(v4(12)))
                 || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
                 || (s[0] == 0x2002 && is_private(v4(2)))
@@ -163,6 +168,12 @@ mod tests {
             "::10.0.0.1",
             "fec0::1",
             "ff02::1",
+            "192.0.2.7",
+            "203.0.113.9",
+            "::ffff:0:a00:1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "100::1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }

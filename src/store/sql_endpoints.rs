@@ -16,7 +16,8 @@ macro_rules! sql_endpoint_store {
                 /// Brings the endpoint's pending deliveries in line with its
                 /// `enabled`, after any change of it: parked (no next attempt, so
                 /// claims never walk past them) while it is disabled, due at `now`
-                /// once it is enabled again.
+                /// once it is enabled again (or when the lease of one being sent
+                /// ends, so that no other sender takes it meanwhile).
                 pub(crate) async fn park_deliveries(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     endpoint_id: &str,
@@ -24,7 +25,8 @@ macro_rules! sql_endpoint_store {
                 ) -> crate::store::Result<()> {
                     sqlx::query(&Self::sql(
                         "UPDATE deliveries SET \
-                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) THEN $2 END, \
+                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) \
+                           THEN (CASE WHEN lease_until > $2 THEN lease_until ELSE $2 END) END, \
                          updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending' \
                          AND (next_attempt_at IS NULL) = (SELECT enabled FROM webhook_endpoints WHERE id = $1)",
                     ))

@@ -164,9 +164,11 @@ macro_rules! sql_event_store {
                     // refused) and is sent again once that lease would have ended.
                     let sql = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
-                         updated_at) SELECT $1, w.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints w WHERE {target} \
+                         updated_at) SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
+                         FROM webhook_endpoints w WHERE {target} \
                          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, \
-                         next_attempt_at = CASE WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
+                         next_attempt_at = CASE WHEN excluded.next_attempt_at IS NULL THEN NULL \
+                           WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
                          lease_owner = NULL, lease_until = NULL, updated_at = $3"
                     ));
                     let mut tx = self.begin().await?;
@@ -189,7 +191,8 @@ macro_rules! sql_event_store {
                 ) -> crate::store::Result<u64> {
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 \
+                        "UPDATE deliveries SET status = 'pending', attempts = 0, updated_at = $1, \
+                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $2) THEN $1 END \
                          WHERE endpoint_id = $2 AND status = 'failed' \
                          AND event_id IN (SELECT id FROM events WHERE created_at >= $3)",
                     ))
@@ -218,7 +221,7 @@ macro_rules! sql_event_store {
                         "UPDATE deliveries SET lease_owner = $1, lease_until = $2, next_attempt_at = $2 WHERE id IN ( \
                          SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
                          AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE) \
-                         ORDER BY d.next_attempt_at LIMIT $4{})",
+                         ORDER BY d.next_attempt_at, d.id LIMIT $4{})",
                         Self::SKIP_LOCKED
                     ));
                     let mut tx = self.begin().await?;
@@ -259,6 +262,20 @@ macro_rules! sql_event_store {
                     }
                     tx.commit().await?;
                     Ok(out)
+                }
+
+                async fn schedule_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
+                    let mut tx = self.begin().await?;
+                    let done = sqlx::query(&Self::sql(
+                        "UPDATE deliveries SET next_attempt_at = CASE WHEN lease_until > $1 THEN lease_until ELSE $1 END, \
+                         updated_at = $1 WHERE status = 'pending' AND next_attempt_at IS NULL \
+                         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE)",
+                    ))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn delivery_backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {

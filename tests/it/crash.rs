@@ -41,6 +41,8 @@ pub(crate) fn start_server_with(db_url: &str, port: u16, extra: &[(&str, String)
     let env = base_env(db_url);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_finpay-qris"));
     cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null());
+    // No proxy exemptions from the machine: the proxy test sets its own proxy.
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
     for (k, v) in env {
         cmd.env(k, v);
     }

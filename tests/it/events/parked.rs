@@ -74,6 +74,87 @@ async fn events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_en
     app.stop().await;
 }
 
+/// On PostgreSQL an event written by a transaction that read its endpoint
+/// just before an enable committed stays parked after the enable scheduled
+/// the others: the sender looks for such deliveries (at start, then every
+/// minute) and sends them.
+async fn a_delivery_left_parked_for_an_enabled_endpoint_is_sent(backend: Backend) {
+    let receiver = Receiver::start(vec![Answer::Status(200)]).await;
+    let app = app(backend, false).await;
+    let id = endpoint(&app, &receiver.url()).await;
+    set_enabled(&app, &id, false).await;
+    paid_by_notification(&app, "1000.00").await;
+    let event = newest_event(&app).await;
+    // Enabled, as that enable left it: the endpoint on, this delivery still parked.
+    crate::with_connection!(&app.db.url, |c| sqlx::query(
+        "UPDATE webhook_endpoints SET enabled = TRUE, disabled_reason = NULL WHERE id = $1"
+    )
+    .bind(&id)
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+    assert!(deliveries(&app, &event).await[0]["nextAttemptAt"].is_null());
+
+    let mut env = common::base_env(&app.db.url);
+    super::events_env(&mut env);
+    let sender = TestApp::spawn_env(app.db.shared(), env).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].headers["webhook-id"].to_str().unwrap(), event);
+    sender.stop().await;
+    app.stop().await;
+}
+
+/// Failed deliveries resent while the endpoint is disabled (the console
+/// allows it) wait parked; one still being sent when the endpoint is enabled
+/// comes due only when that send's lease ends, so no second sender takes it.
+async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend: Backend) {
+    let app = app(backend, false).await;
+    let id = endpoint(&app, "http://127.0.0.1:9/h").await;
+    paid_by_notification(&app, "1000.00").await;
+    let event = newest_event(&app).await;
+    let url = app.db.url.clone();
+    let until = finpay_qris::store::now() + chrono::Duration::seconds(60);
+    crate::with_connection!(&url, |c| sqlx::query(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL WHERE event_id = $1"
+    )
+    .bind(&event)
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+    set_enabled(&app, &id, false).await;
+    let since = finpay_qris::store::now() - chrono::Duration::days(1);
+    let resent = app
+        .state
+        .store
+        .resend_failed(&id, since, finpay_qris::store::now())
+        .await
+        .unwrap();
+    assert_eq!(resent, 1);
+    let d = &deliveries(&app, &event).await[0];
+    assert_eq!(d["status"], "pending");
+    assert!(d["nextAttemptAt"].is_null(), "parked: {d}");
+
+    crate::with_connection!(&url, |c| sqlx::query(
+        "UPDATE deliveries SET lease_owner = 'a-sender', lease_until = $1 WHERE event_id = $2"
+    )
+    .bind(until)
+    .bind(&event)
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+    set_enabled(&app, &id, true).await;
+    let d = &deliveries(&app, &event).await[0];
+    let next: chrono::DateTime<chrono::Utc> = d["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (next - until).num_milliseconds().abs() < 2,
+        "due when the lease ends: {d}"
+    );
+    app.stop().await;
+}
+
 async fn a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled(backend: Backend) {
     let app = app(backend, false).await;
     let id = endpoint(&app, "http://127.0.0.1:9/h").await;
@@ -129,5 +210,7 @@ async fn backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones(backend
 on_both_backends!(
     events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_enabled_again,
     a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled,
+    a_delivery_left_parked_for_an_enabled_endpoint_is_sent,
+    resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease,
     backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones,
 );
