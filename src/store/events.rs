@@ -169,7 +169,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<Recorded>>;
     /// Per endpoint (disabled ones too): pending deliveries and the oldest one's event time.
     async fn delivery_backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
-    /// Schedules, at `now`, pending deliveries left parked although their
+    /// Schedules (due since their creation) pending deliveries left parked although their
     /// endpoint is enabled: on PostgreSQL an event written by a transaction
     /// that read the endpoint just before an enable committed is parked
     /// after that enable scheduled the others. How many.

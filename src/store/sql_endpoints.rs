@@ -15,8 +15,9 @@ macro_rules! sql_endpoint_store {
             impl $Store {
                 /// Brings the endpoint's pending deliveries in line with its
                 /// `enabled`, after any change of it: parked (no next attempt, so
-                /// claims never walk past them) while it is disabled, due at `now`
-                /// once it is enabled again (or when the lease of one being sent
+                /// claims never walk past them) while it is disabled; once it is
+                /// enabled again, due since their creation, so that they go out at
+                /// once and oldest first (one still being sent: when its lease
                 /// ends, so that no other sender takes it meanwhile).
                 pub(crate) async fn park_deliveries(
                     tx: &mut sqlx::Transaction<'static, $Db>,
@@ -26,7 +27,7 @@ macro_rules! sql_endpoint_store {
                     sqlx::query(&Self::sql(
                         "UPDATE deliveries SET \
                          next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) \
-                           THEN (CASE WHEN lease_until > $2 THEN lease_until ELSE $2 END) END, \
+                           THEN (CASE WHEN lease_until > $2 THEN lease_until ELSE created_at END) END, \
                          updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending' \
                          AND (next_attempt_at IS NULL) = (SELECT enabled FROM webhook_endpoints WHERE id = $1)",
                     ))

@@ -267,7 +267,7 @@ macro_rules! sql_event_store {
                 async fn schedule_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET next_attempt_at = CASE WHEN lease_until > $1 THEN lease_until ELSE $1 END, \
+                        "UPDATE deliveries SET next_attempt_at = CASE WHEN lease_until > $1 THEN lease_until ELSE created_at END, \
                          updated_at = $1 WHERE status = 'pending' AND next_attempt_at IS NULL \
                          AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE)",
                     ))

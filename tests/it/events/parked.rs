@@ -106,8 +106,9 @@ async fn a_delivery_left_parked_for_an_enabled_endpoint_is_sent(backend: Backend
 }
 
 /// Failed deliveries resent while the endpoint is disabled (the console
-/// allows it) wait parked; one still being sent when the endpoint is enabled
-/// comes due only when that send's lease ends, so no second sender takes it.
+/// allows it) wait parked. Enabling the endpoint makes what waited due since
+/// it was written (so it goes out at once, oldest first), and one still being
+/// sent due when that send's lease ends, so no second sender takes it.
 async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend: Backend) {
     let app = app(backend, false).await;
     let id = endpoint(&app, "http://127.0.0.1:9/h").await;
@@ -135,6 +136,8 @@ async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend:
     let d = &deliveries(&app, &event).await[0];
     assert_eq!(d["status"], "pending");
     assert!(d["nextAttemptAt"].is_null(), "parked: {d}");
+    paid_by_notification(&app, "2000.00").await;
+    let waiting = newest_event(&app).await;
 
     crate::with_connection!(&url, |c| sqlx::query(
         "UPDATE deliveries SET lease_owner = 'a-sender', lease_until = $1 WHERE event_id = $2"
@@ -152,6 +155,10 @@ async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend:
         (next - until).num_milliseconds().abs() < 2,
         "due when the lease ends: {d}"
     );
+    // The other waited parked: due since it was written, so it goes out at once, oldest first.
+    let written = get(&app, &format!("/api/v1/events/{waiting}")).await.json();
+    let d = &written["deliveries"][0];
+    assert_eq!(d["nextAttemptAt"], written["createdAt"], "{written}");
     app.stop().await;
 }
 
