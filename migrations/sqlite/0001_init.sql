@@ -255,7 +255,11 @@ CREATE TABLE deliveries (
     CHECK (status = 'pending' OR next_attempt_at IS NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+-- What is due, in the order claims take it; what waits parked, per endpoint
+-- (enabling it again, and the sweep for strays, find them); an endpoint's
+-- deliveries by status (resending what failed, the backlog per endpoint).
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX deliveries_parked ON deliveries (endpoint_id) WHERE status = 'pending' AND next_attempt_at IS NULL;
 CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id, status, created_at);
 
 -- Every attempt of a delivery: when, how long, what the endpoint answered

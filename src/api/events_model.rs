@@ -231,6 +231,8 @@ pub struct DeliveryView {
     pub endpoint_id: String,
     /// `pending`, `succeeded` or `failed` (after the last attempt).
     pub status: String,
+    /// When the next attempt is due. Null once delivered or failed, and while
+    /// `pending` for a disabled endpoint: parked until it is enabled.
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempts: Vec<AttemptView>,
 }

@@ -181,7 +181,7 @@ pub async fn resend_failed(
     if !f.confirmed() {
         let summary = html! {
             p { "Send again every event whose delivery to " strong.ref { (e.url) } " failed since " (view::time(since)) "?" }
-            p.muted { "They are sent from now on, with a fresh retry schedule." }
+            p.muted { "They are sent from now on (once it is enabled, if it is disabled), with a fresh retry schedule." }
         };
         let action = format!("{back}/resend-failed");
         let typed = f.since.clone().unwrap_or_default();

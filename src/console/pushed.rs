@@ -46,10 +46,11 @@ fn delivery_line(d: &Delivery, attempts: &[Attempt]) -> String {
         (None, Some(err)) => format!("; last: {err}"),
         (None, None) => String::new(),
     });
-    let next = d
-        .next_attempt_at
-        .map(|t| format!("; next try {}", view::jakarta(t)))
-        .unwrap_or_default();
+    let next = match d.next_attempt_at {
+        Some(t) => format!("; next try {}", view::jakarta(t)),
+        None if d.status == "pending" => "; parked until its endpoint is enabled".to_string(),
+        None => String::new(),
+    };
     format!("{} ({tries}{}{next})", d.status, last.unwrap_or_default())
 }
 

@@ -17,8 +17,10 @@ macro_rules! sql_endpoint_store {
                 /// `enabled`, after any change of it: parked (no next attempt, so
                 /// claims never walk past them) while it is disabled; once it is
                 /// enabled again, due since their creation, so that they go out at
-                /// once and oldest first (one still being sent: when its lease
-                /// ends, so that no other sender takes it meanwhile).
+                /// once and oldest first. One being sent is left to its sender,
+                /// which records it as the endpoint then is (and its row lock is
+                /// not waited for: the sender locks its delivery, then the
+                /// endpoint, where this runs the other way round).
                 pub(crate) async fn park_deliveries(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     endpoint_id: &str,
@@ -27,8 +29,9 @@ macro_rules! sql_endpoint_store {
                     sqlx::query(&Self::sql(
                         "UPDATE deliveries SET \
                          next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) \
-                           THEN (CASE WHEN lease_until > $2 THEN lease_until ELSE created_at END) END, \
+                           THEN created_at END, \
                          updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending' \
+                         AND (lease_until IS NULL OR lease_until <= $2) \
                          AND (next_attempt_at IS NULL) = (SELECT enabled FROM webhook_endpoints WHERE id = $1)",
                     ))
                     .bind(endpoint_id)

@@ -220,7 +220,7 @@ macro_rules! sql_event_store {
                     let claim = Self::sql_owned(format!(
                         "UPDATE deliveries SET lease_owner = $1, lease_until = $2, next_attempt_at = $2 WHERE id IN ( \
                          SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-                         AND d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE) \
+                         AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.enabled = TRUE) \
                          ORDER BY d.next_attempt_at, d.id LIMIT $4{})",
                         Self::SKIP_LOCKED
                     ));

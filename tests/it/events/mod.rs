@@ -10,6 +10,7 @@ mod leases;
 mod listen;
 mod parked;
 mod paths;
+mod plans;
 mod proxy;
 pub(crate) mod receiver;
 mod replicas;

@@ -106,20 +106,19 @@ async fn a_delivery_left_parked_for_an_enabled_endpoint_is_sent(backend: Backend
 }
 
 /// Failed deliveries resent while the endpoint is disabled (the console
-/// allows it) wait parked. Enabling the endpoint makes what waited due since
-/// it was written (so it goes out at once, oldest first), and one still being
-/// sent due when that send's lease ends, so no second sender takes it.
-async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend: Backend) {
+/// allows it) wait parked, as new ones do; enabling the endpoint makes them
+/// due since they were written (so they go out at once, oldest first). A
+/// delivery being sent when the endpoint is disabled is left to its sender.
+async fn parked_deliveries_are_due_since_written_and_one_being_sent_is_left_to_its_sender(backend: Backend) {
     let app = app(backend, false).await;
     let id = endpoint(&app, "http://127.0.0.1:9/h").await;
     paid_by_notification(&app, "1000.00").await;
-    let event = newest_event(&app).await;
+    let failed = newest_event(&app).await;
     let url = app.db.url.clone();
-    let until = finpay_qris::store::now() + chrono::Duration::seconds(60);
     crate::with_connection!(&url, |c| sqlx::query(
         "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL WHERE event_id = $1"
     )
-    .bind(&event)
+    .bind(&failed)
     .execute(&mut c)
     .await
     .unwrap()
@@ -133,32 +132,40 @@ async fn resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease(backend:
         .await
         .unwrap();
     assert_eq!(resent, 1);
-    let d = &deliveries(&app, &event).await[0];
+    let d = &deliveries(&app, &failed).await[0];
     assert_eq!(d["status"], "pending");
     assert!(d["nextAttemptAt"].is_null(), "parked: {d}");
     paid_by_notification(&app, "2000.00").await;
     let waiting = newest_event(&app).await;
 
+    set_enabled(&app, &id, true).await;
+    let written = get(&app, &format!("/api/v1/events/{waiting}")).await.json();
+    assert_eq!(
+        written["deliveries"][0]["nextAttemptAt"], written["createdAt"],
+        "{written}"
+    );
+    assert!(deliveries(&app, &failed).await[0]["nextAttemptAt"].is_string());
+
+    // Claimed by a sender (due at its lease's end), then the endpoint is disabled.
+    paid_by_notification(&app, "3000.00").await;
+    let sending = newest_event(&app).await;
+    let until = finpay_qris::store::now() + chrono::Duration::seconds(60);
     crate::with_connection!(&url, |c| sqlx::query(
-        "UPDATE deliveries SET lease_owner = 'a-sender', lease_until = $1 WHERE event_id = $2"
+        "UPDATE deliveries SET lease_owner = 'a-sender', lease_until = $1, next_attempt_at = $1 WHERE event_id = $2"
     )
     .bind(until)
-    .bind(&event)
+    .bind(&sending)
     .execute(&mut c)
     .await
     .unwrap()
     .rows_affected());
-    set_enabled(&app, &id, true).await;
-    let d = &deliveries(&app, &event).await[0];
-    let next: chrono::DateTime<chrono::Utc> = d["nextAttemptAt"].as_str().unwrap().parse().unwrap();
-    assert!(
-        (next - until).num_milliseconds().abs() < 2,
-        "due when the lease ends: {d}"
+    let before = deliveries(&app, &sending).await[0]["nextAttemptAt"].clone();
+    set_enabled(&app, &id, false).await;
+    assert_eq!(
+        deliveries(&app, &sending).await[0]["nextAttemptAt"],
+        before,
+        "left to its sender"
     );
-    // The other waited parked: due since it was written, so it goes out at once, oldest first.
-    let written = get(&app, &format!("/api/v1/events/{waiting}")).await.json();
-    let d = &written["deliveries"][0];
-    assert_eq!(d["nextAttemptAt"], written["createdAt"], "{written}");
     app.stop().await;
 }
 
@@ -218,6 +225,6 @@ on_both_backends!(
     events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_enabled_again,
     a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled,
     a_delivery_left_parked_for_an_enabled_endpoint_is_sent,
-    resent_deliveries_wait_parked_and_a_leased_one_keeps_its_lease,
+    parked_deliveries_are_due_since_written_and_one_being_sent_is_left_to_its_sender,
     backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones,
 );
