@@ -5,7 +5,7 @@
 //! [`effect`](super::effect) does for an observation, or `None` when the
 //! payment is no longer in a state it applies to.
 
-use super::effect::{record_check, status_change_detail, Effect, Entry, Outcome};
+use super::effect::{status_change_detail, Effect, Entry, Outcome};
 use super::events::moved_to;
 use super::{Decision, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
@@ -18,13 +18,14 @@ pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Eff
     }
     let mut detail = status_change_detail(payment.status, PaymentStatus::Expired, "worker", None);
     detail["reason"] = reason.into();
-    let mut e = moved(payment, PaymentStatus::Expired, now, vec![]);
-    record_check(&mut e.payment, None);
-    e.payment.check_attempts = payment.check_attempts;
-    e.entries.push(Entry {
+    let entries = vec![Entry {
         kind: "status_changed",
         detail,
-    });
+    }];
+    let mut e = moved(payment, PaymentStatus::Expired, now, entries);
+    // The worker's lease ends with it (expiring is not a check: no attempt counted).
+    e.payment.lease_owner = None;
+    e.payment.lease_until = None;
     Some(e)
 }
 

@@ -25,8 +25,8 @@ macro_rules! sql_endpoint_store {
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     endpoint_id: &str,
                     now: DateTime<Utc>,
-                ) -> crate::store::Result<()> {
-                    sqlx::query(&Self::sql(
+                ) -> crate::store::Result<u64> {
+                    let done = sqlx::query(&Self::sql(
                         "UPDATE deliveries SET \
                          next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) \
                            THEN created_at END, \
@@ -38,7 +38,7 @@ macro_rules! sql_endpoint_store {
                     .bind(now)
                     .execute(&mut **tx)
                     .await?;
-                    Ok(())
+                    Ok(done.rows_affected())
                 }
 
                 async fn with_types(&self, mut endpoints: Vec<Endpoint>) -> crate::store::Result<Vec<Endpoint>> {

@@ -266,16 +266,15 @@ macro_rules! sql_event_store {
 
                 async fn schedule_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                     let mut tx = self.begin().await?;
-                    let done = sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET next_attempt_at = CASE WHEN lease_until > $1 THEN lease_until ELSE created_at END, \
-                         updated_at = $1 WHERE status = 'pending' AND next_attempt_at IS NULL \
-                         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = TRUE)",
-                    ))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    let enabled: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled = TRUE")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut scheduled = 0;
+                    for id in &enabled {
+                        scheduled += Self::park_deliveries(&mut tx, id, now).await?;
+                    }
                     tx.commit().await?;
-                    Ok(done.rows_affected())
+                    Ok(scheduled)
                 }
 
                 async fn delivery_backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
