@@ -549,6 +549,43 @@ fn references_that_contradict_flag_our_payment_in_both_executors() {
     check(vec![vec![it(1, 1, "03"), it(2, 6, "00")], vec![it(3, 0, "00")]]).unwrap();
 }
 
+/// The executor under test, with its database: item by item, or set-based.
+fn executor(dbs: &Dbs, item_by_item: bool) -> (Arc<PgStore>, &str) {
+    if item_by_item {
+        (dbs.item_by_item.clone(), &dbs.urls.0)
+    } else {
+        (dbs.set_based.clone(), &dbs.urls.1)
+    }
+}
+
+/// A connection whose open transaction holds `payment`'s row lock.
+async fn holding_the_lock_of(url: &str, payment: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
+        .bind(payment)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
+/// Stores `n` with that executor in a task of its own (it waits for a lock).
+fn ingest_in_background(
+    store: Arc<PgStore>,
+    item_by_item: bool,
+    n: InboundNotification,
+) -> tokio::task::JoinHandle<finpay_qris::store::Result<Vec<IngestOutcome>>> {
+    tokio::spawn(async move {
+        if item_by_item {
+            store.ingest_item_by_item(&[n]).await
+        } else {
+            store.ingest_notifications(&[n]).await
+        }
+    })
+}
+
 /// A batch that waited for a payment's lock numbers the payment's next event
 /// after the events committed while it waited, in both executors (on
 /// PostgreSQL a statement that waits for a row lock still reads other rows as
@@ -558,32 +595,15 @@ fn an_event_raised_after_waiting_for_the_lock_follows_the_ones_committed_meanwhi
     let Some(dbs) = dbs() else { return };
     for item_by_item in [false, true] {
         let case = format!("w{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
-        let (store, url) = if item_by_item {
-            (dbs.item_by_item.clone(), &dbs.urls.0)
-        } else {
-            (dbs.set_based.clone(), &dbs.urls.1)
-        };
+        let (store, url) = executor(dbs, item_by_item);
         dbs.rt.block_on(async {
-            use sqlx::Connection;
             let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
             seed(store.as_ref(), &case, base).await;
             let payment = format!("{case}pay-0");
-            let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-            sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
-                .bind(&payment)
-                .execute(&mut holder)
-                .await
-                .unwrap();
+            let mut holder = holding_the_lock_of(url, &payment).await;
 
             let paid = notification(&case, &for_the_full_amount(1, 0, "00"), base);
-            let waiting = tokio::spawn(async move {
-                if item_by_item {
-                    store.ingest_item_by_item(&[paid]).await
-                } else {
-                    store.ingest_notifications(&[paid]).await
-                }
-            });
+            let waiting = ingest_in_background(store, item_by_item, paid);
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             sqlx::query(
                 "INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at) \
@@ -622,32 +642,15 @@ fn a_reference_taken_while_the_read_waited_is_seen_when_the_batch_runs_again() {
     let Some(dbs) = dbs() else { return };
     for item_by_item in [false, true] {
         let case = format!("r{}{}-", std::process::id(), CASE.fetch_add(1, Ordering::Relaxed));
-        let (store, url) = if item_by_item {
-            (dbs.item_by_item.clone(), &dbs.urls.0)
-        } else {
-            (dbs.set_based.clone(), &dbs.urls.1)
-        };
+        let (store, url) = executor(dbs, item_by_item);
         dbs.rt.block_on(async {
-            use sqlx::Connection;
             let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
             seed(store.as_ref(), &case, base).await;
-            let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-            sqlx::query("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE")
-                .bind(format!("{case}pay-0"))
-                .execute(&mut holder)
-                .await
-                .unwrap();
+            let mut holder = holding_the_lock_of(url, &format!("{case}pay-0")).await;
 
             // INV-0 with FP-1: while it waits, FP-1 becomes the second payment's.
             let contradicting = notification(&case, &for_the_full_amount(1, 6, "00"), base);
-            let waiting = tokio::spawn(async move {
-                if item_by_item {
-                    store.ingest_item_by_item(&[contradicting]).await
-                } else {
-                    store.ingest_notifications(&[contradicting]).await
-                }
-            });
+            let waiting = ingest_in_background(store, item_by_item, contradicting);
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             sqlx::query("UPDATE payments SET reference_no = $1 WHERE id = $2")
                 .bind(format!("{case}FP-1"))

@@ -4,7 +4,7 @@
 use crate::common::*;
 use finpay_qris::domain::{Observation, ObservationSource};
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{InboundNotification, IngestOutcome, SqliteStore, Store};
+use finpay_qris::store::{ConsoleStore, InboundNotification, IngestOutcome, SqliteStore, Store};
 use sha2::{Digest, Sha256};
 
 fn static_qr_paid(external_id: &str) -> InboundNotification {
@@ -75,4 +75,21 @@ async fn a_single_statement_write_also_runs_on_the_write_connection() {
     drop(readers);
     let found = store.find_token(&[7; 32]).await.unwrap();
     assert_eq!(found.map(|(client, _)| client).as_deref(), Some(CLIENT_ID));
+}
+
+#[tokio::test]
+async fn a_persons_action_is_recorded_on_the_write_connection() {
+    let (_db, store, readers) = store_with_every_reader_held().await;
+    let outcomes = store.ingest_notifications(&[static_qr_paid("X-2")]).await.unwrap();
+    let [IngestOutcome::Applied(applied)] = &outcomes[..] else {
+        panic!("{outcomes:?}")
+    };
+
+    store
+        .record_action(&applied.payment_id, "ops", "refresh", &serde_json::json!({}))
+        .await
+        .expect("the action is recorded while readers hold every read connection");
+    drop(readers);
+    let actions = store.payment_actions(&applied.payment_id).await.unwrap();
+    assert_eq!(actions.len(), 1);
 }

@@ -28,17 +28,8 @@ async fn event_ids(url: &str) -> HashSet<String> {
 async fn no_event_is_lost_to_kill_9_and_each_is_delivered_after_restart(b: Backend) {
     let receiver = Receiver::start(vec![Answer::Status(200)]).await;
     let db = TestDb::new(b).await;
-    let settings = [
-        ("FINPAY_QRIS__EVENTS__ENDPOINT_URL", receiver.url()),
-        (
-            "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
-        ),
-        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true".to_string()),
-        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true".to_string()),
-        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20".to_string()),
-        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "1000".to_string()),
-    ];
+    let mut settings = super::configured_endpoint(receiver.url());
+    settings.push(("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "1000".to_string()));
     let http = reqwest::Client::new();
     let port = free_port();
     let mut server = start_server_with(&db.url, port, &settings);

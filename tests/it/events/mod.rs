@@ -17,6 +17,21 @@ mod replicas;
 
 use crate::common;
 
+/// Settings of a server process delivering every event, at test speed, to
+/// `url` as its configured endpoint.
+pub(crate) fn configured_endpoint(url: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("FINPAY_QRIS__EVENTS__ENDPOINT_URL", url),
+        (
+            "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        ),
+        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true".to_string()),
+        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true".to_string()),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20".to_string()),
+    ]
+}
+
 /// Events delivered at test speed to local (http, loopback) receivers.
 pub(crate) fn events_env(env: &mut Vec<(String, String)>) {
     for (k, v) in [

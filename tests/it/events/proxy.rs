@@ -12,19 +12,10 @@ async fn a_proxy_in_the_environment_is_not_used_to_deliver_events(b: Backend) {
     let proxy = Receiver::start(vec![Answer::Status(200)]).await;
     let db = TestDb::new(b).await;
     let proxy_url = format!("http://{}", proxy.addr);
-    let settings = [
-        ("FINPAY_QRIS__EVENTS__ENDPOINT_URL", endpoint.url()),
-        (
-            "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
-        ),
-        ("FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true".to_string()),
-        ("FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true".to_string()),
-        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "20".to_string()),
-        ("HTTP_PROXY", proxy_url.clone()),
-        ("http_proxy", proxy_url.clone()),
-        ("ALL_PROXY", proxy_url),
-    ];
+    let mut settings = super::configured_endpoint(endpoint.url());
+    for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+        settings.push((var, proxy_url.clone()));
+    }
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let port = free_port();
     let mut server = start_server_with(&db.url, port, &settings);
