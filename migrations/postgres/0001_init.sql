@@ -91,7 +91,7 @@ CREATE TABLE payment_events (
     payment_id      TEXT NOT NULL REFERENCES payments (id),
     kind            TEXT NOT NULL CHECK (kind IN (
                         'created', 'generated', 'generate_failed', 'generate_unknown',
-                        'notification', 'query', 'status_changed', 'flagged', 'ignored',
+                        'notification', 'query', 'status_changed', 'flagged', 'ignored', 'flag_resolved',
                         'refund_requested', 'refund_succeeded', 'refund_failed', 'refund_unknown')),
     notification_id BIGINT REFERENCES notifications (id),
     detail          JSONB NOT NULL,

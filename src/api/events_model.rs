@@ -22,6 +22,8 @@ pub enum EventTypeName {
     PaymentCancelled,
     #[serde(rename = "payment.flagged")]
     PaymentFlagged,
+    #[serde(rename = "payment.flag_resolved")]
+    PaymentFlagResolved,
     #[serde(rename = "refund.succeeded")]
     RefundSucceeded,
     #[serde(rename = "refund.failed")]
@@ -290,6 +292,7 @@ mod tests {
             EventTypeName::PaymentExpired,
             EventTypeName::PaymentCancelled,
             EventTypeName::PaymentFlagged,
+            EventTypeName::PaymentFlagResolved,
             EventTypeName::RefundSucceeded,
             EventTypeName::RefundFailed,
             EventTypeName::EndpointDisabled,

@@ -182,7 +182,7 @@ pub struct RefundList {
 pub struct EventView {
     pub id: i64,
     /// `created`, `generated`, `notification`, `query`, `status_changed`,
-    /// `flagged`, `ignored`, `refund_requested`, `refund_succeeded`, …
+    /// `flagged`, `ignored`, `flag_resolved`, `refund_requested`, `refund_succeeded`, …
     #[schema(example = "status_changed")]
     pub kind: String,
     /// What happened, as recorded (JSON object).

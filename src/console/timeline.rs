@@ -42,13 +42,14 @@ fn title(kind: &str) -> String {
         "status_changed" => "Status changed",
         "flagged" => "Flagged for a person",
         "ignored" => "Ignored",
+        "flag_resolved" => "Flag resolved",
         "refund_requested" => "Refund requested",
         "refund_succeeded" => "Refund succeeded",
         "refund_failed" => "Refund refused by Finpay",
         "refund_unknown" => "Refund outcome unknown",
         "action:refund" => "Refund asked",
         "action:refresh" => "Refresh from Finpay asked",
-        "action:resolve_flag" => "Flag resolved",
+        "action:resolve_flag" => "Flag resolution asked",
         "action:resend_event" => "Event resend asked",
         other => {
             let words = other.trim_start_matches("action:").replace(['_', '.'], " ");

@@ -1,7 +1,7 @@
 //! Which events a change of a payment raises: the one definition every path
 //! that changes a payment uses (`effect` for notifications and query answers,
 //! and the store's paths for a generated QR, an expiry, a failed generation,
-//! a refund's completion). The store writes what this names, in the
+//! a refund's completion, a flag resolved). The store writes what this names, in the
 //! transaction of the change (the outbox), and delivery sends it.
 
 use super::{Decision, PaymentStatus};
@@ -15,6 +15,8 @@ pub enum EventType {
     PaymentExpired,
     PaymentCancelled,
     PaymentFlagged,
+    /// A person looked into a flagged payment and cleared its flag.
+    PaymentFlagResolved,
     RefundSucceeded,
     RefundFailed,
     /// An endpoint failed for too long without a success and was disabled.
@@ -22,13 +24,14 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         Self::PaymentPending,
         Self::PaymentPaid,
         Self::PaymentFailed,
         Self::PaymentExpired,
         Self::PaymentCancelled,
         Self::PaymentFlagged,
+        Self::PaymentFlagResolved,
         Self::RefundSucceeded,
         Self::RefundFailed,
         Self::EndpointDisabled,
@@ -42,6 +45,7 @@ impl EventType {
             Self::PaymentExpired => "payment.expired",
             Self::PaymentCancelled => "payment.cancelled",
             Self::PaymentFlagged => "payment.flagged",
+            Self::PaymentFlagResolved => "payment.flag_resolved",
             Self::RefundSucceeded => "refund.succeeded",
             Self::RefundFailed => "refund.failed",
             Self::EndpointDisabled => "endpoint.disabled",

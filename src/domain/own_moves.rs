@@ -1,15 +1,15 @@
-//! The moves the service makes on its own, without Finpay's word about the
-//! payment: it expires when its validity (and grace) passed, it fails when
-//! Finpay definitely refused to generate its QR, it is refunded when its
-//! refunds add up to its amount. Each returns the effect to write, as
+//! The moves made without Finpay's word about the payment: it expires when
+//! its validity (and grace) passed, it fails when Finpay definitely refused
+//! to generate its QR, it is refunded when its refunds add up to its amount,
+//! and a person clears its flag. Each returns the effect to write, as
 //! [`effect`](super::effect) does for an observation, or `None` when the
 //! payment is no longer in a state it applies to.
 
 use super::effect::{status_change_detail, Effect, Entry, Outcome};
-use super::events::moved_to;
+use super::events::{moved_to, EventType};
 use super::{Decision, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The worker expires an open payment whose validity and grace passed.
 pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Effect> {
@@ -61,6 +61,28 @@ pub fn refunded(payment: &Payment, refunded_minor: i64, now: DateTime<Utc>) -> O
         detail: change,
     }];
     Some(moved(payment, PaymentStatus::Refunded, now, entries))
+}
+
+/// A person looked into a flagged payment and resolved its flag with a
+/// note: the flag is cleared, the status stays. The entry keeps the flag's
+/// reason, who resolved it and the note.
+pub fn flag_resolved(payment: &Payment, actor: &str, note: &str, now: DateTime<Utc>) -> Option<Effect> {
+    let flag = payment.flagged.as_deref()?;
+    let mut p = payment.clone();
+    p.flagged = None;
+    p.updated_at = now;
+    Some(Effect {
+        payment: p,
+        from: Some(payment.status),
+        changed: true,
+        decision: Decision::Unchanged,
+        outcome: Outcome::Applied,
+        entries: vec![Entry {
+            kind: "flag_resolved",
+            detail: json!({"flag": flag, "by": actor, "note": note}),
+        }],
+        events: vec![EventType::PaymentFlagResolved],
+    })
 }
 
 /// `payment` moved to the final status `to` by the service's own decision.

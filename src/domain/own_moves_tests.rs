@@ -71,3 +71,26 @@ fn a_paid_payment_is_refunded_once_its_refunds_reach_its_amount() {
     p.status = PaymentStatus::Refunded;
     assert!(refunded(&p, p.amount_minor, at(9)).is_none());
 }
+
+#[test]
+fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_status_stays() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.flagged = Some("amount 9.00 IDR contradicts 10.00 IDR".into());
+    let e = flag_resolved(&p, "finance", "confirmed with Finpay", at(50)).expect("a flagged payment");
+    assert_eq!(e.payment.flagged, None);
+    assert_eq!(
+        (e.payment.status, e.payment.updated_at),
+        (PaymentStatus::Pending, at(50))
+    );
+    assert_eq!((e.from, e.changed), (Some(PaymentStatus::Pending), true));
+    assert_eq!(kinds(&e), ["flag_resolved"]);
+    assert_eq!(
+        e.entries[0].detail,
+        json!({"flag": "amount 9.00 IDR contradicts 10.00 IDR", "by": "finance", "note": "confirmed with Finpay"})
+    );
+    assert_eq!(e.events, [EventType::PaymentFlagResolved]);
+    assert!(
+        flag_resolved(&e.payment, "finance", "again", at(60)).is_none(),
+        "a payment not flagged has no flag to resolve"
+    );
+}

@@ -139,22 +139,23 @@ macro_rules! sql_console_store {
                     let now = crate::store::now();
                     let mut tx = self.begin().await?;
                     let sql = Self::sql_owned(format!(
-                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 AND flagged IS NOT NULL{}",
+                        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{}",
                         Self::FOR_UPDATE
                     ));
-                    let Some(before): Option<Payment> =
-                        sqlx::query_as(&sql).bind(payment_id).fetch_optional(&mut *tx).await?
+                    let before: Option<Payment> = sqlx::query_as(&sql).bind(payment_id).fetch_optional(&mut *tx).await?;
+                    // Judged by the domain on the payment as locked; written as any
+                    // other effect is (the guarded update, its entry, its event).
+                    let Some(e) = before.as_ref().and_then(|p| crate::domain::own_moves::flag_resolved(p, actor, note, now))
                     else {
                         return Ok(None);
                     };
-                    let sql = Self::sql_owned(format!(
-                        "UPDATE payments SET flagged = NULL, updated_at = $2 WHERE id = $1 RETURNING {PAYMENT_COLUMNS}"
-                    ));
-                    let after: Payment = sqlx::query_as(&sql).bind(payment_id).bind(now).fetch_one(&mut *tx).await?;
-                    let detail = json!({"flag": before.flagged, "note": note});
+                    let detail = json!({"flag": before.as_ref().and_then(|p| p.flagged.as_deref()), "note": note});
                     insert_action(&mut *tx, payment_id, actor, "resolve_flag", &detail, now).await?;
+                    Self::write_payment(&mut tx, &e, before.as_ref()).await?;
+                    Self::insert_entries(&mut tx, &e, None, now).await?;
+                    Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
                     tx.commit().await?;
-                    Ok(Some(after))
+                    Ok(Some(e.payment))
                 }
 
                 async fn payment_notifications(

@@ -3,7 +3,7 @@
 //! requests and sign-in throttling; and the
 //! console driven in a real browser (`browser`).
 
-mod support;
+pub(crate) mod support;
 
 mod actions;
 mod browser;

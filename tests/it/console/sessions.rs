@@ -172,7 +172,8 @@ async fn a_form_without_its_csrf_token_changes_nothing(backend: Backend) {
     );
     assert_eq!(actions[0].detail["note"], "checked with Finpay");
     let page = c.get(&format!("/console/payments/{}", p.id)).await;
-    assert!(page.body.contains("Flag resolved") && page.body.contains("finance"));
+    assert!(page.body.contains("Flag resolution asked") && page.body.contains("finance"));
+    assert!(page.body.contains("Flag resolved"), "the audit trail's entry");
     app.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! Every path that changes a payment raises its event, numbered in order:
 //! a QR generated through the API, a notification, a refund's outcome, the
-//! worker's expiry, a refresh on read; a replayed notification raises nothing.
+//! worker's expiry, a refresh on read, a flag resolved; a replayed
+//! notification raises nothing.
 
 use crate::api::support::{get, paid_by_notification, paid_through_api, refund, with_simulator};
 use crate::common::*;
@@ -109,7 +110,44 @@ async fn a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query(back
     sim.shutdown().await;
 }
 
+async fn a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail(backend: Backend) {
+    let app = crate::console::support::spawn(backend).await;
+    let p = crate::console::support::flagged_payment(&app).await;
+    let path = format!("/api/v1/payments/{}/flag-resolution", p.id);
+    let resolved = crate::api::support::post(&app, &path, &serde_json::json!({"note": "amount confirmed"}), None).await;
+    assert_eq!(resolved.status, 200, "{}", String::from_utf8_lossy(&resolved.bytes));
+    assert_eq!(
+        events_for(&app, &p.id).await,
+        [
+            ev("payment.pending", "api", 1),
+            ev("payment.flagged", "notification", 2),
+            ev("payment.flag_resolved", "api", 3)
+        ]
+    );
+    let page = get(
+        &app,
+        &format!("/api/v1/events?paymentId={}&type=payment.flag_resolved", p.id),
+    )
+    .await
+    .json();
+    let data = &page["items"][0]["payload"]["data"];
+    assert!(
+        data.get("flagged").is_none_or(Value::is_null),
+        "the payment as it is now: {data}"
+    );
+    assert_eq!(data["status"], p.status.as_str(), "the status is not changed");
+
+    let trail = get(&app, &format!("/api/v1/payments/{}/events", p.id)).await.json();
+    let last = trail["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "flag_resolved");
+    assert_eq!(last["detail"]["note"], "amount confirmed");
+    assert_eq!(last["detail"]["by"], "finance");
+    assert_eq!(last["detail"]["flag"].as_str(), p.flagged.as_deref());
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail,
     a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_succeeded,
     a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing,
     the_workers_expiry_raises_expired,
