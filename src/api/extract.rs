@@ -99,6 +99,16 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64
         .ok_or_else(|| serde::de::Error::custom(format!("must be a whole number of seconds, not {n}")))
 }
 
+/// A field of a change that may be left out (no change: `None`) or be
+/// `null` (remove the value: `Some(None)`).
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// The path serde reports, completed with the name from "missing field `x`"
 /// (reported at the parent's path; an unknown field's path names it already).
 fn field_name(path: &str, message: &str) -> String {

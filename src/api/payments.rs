@@ -115,7 +115,7 @@ pub struct ListParams {
     #[param(example = "25000.00", pattern = "^[0-9]{1,14}(\\.[0-9]{2})?$")]
     amount: Option<String>,
     /// `true`: only the payments waiting for a person (their `flagged` is
-    /// set until someone resolves it).
+    /// set until someone resolves it); `false`: only the others.
     #[param(value_type = Option<bool>)]
     flagged: Option<String>,
     /// Page size, 1–200 (default 50).
@@ -174,8 +174,9 @@ pub async fn list_payments(
             .map(|a| super::money::parse_minor(a).map_err(|m| bad("amount", m)))
             .transpose()?,
         flagged: match q.flagged.as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
+            None => None,
+            Some("false") => Some(false),
+            Some("true") => Some(true),
             Some(_) => return Err(bad("flagged", "must be true or false")),
         },
         before_id,

@@ -148,6 +148,7 @@ pub async fn get_endpoint(
     responses(
         (status = 200, description = "The endpoint as updated", body = EndpointView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A new `url` for the endpoint from the configuration: change it there", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -157,10 +158,17 @@ pub async fn update_endpoint(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateEndpointRequest>,
 ) -> Result<Json<EndpointView>, ApiError> {
-    find(&st, &id).await?;
+    let endpoint = find(&st, &id).await?;
+    if body.url.is_some() && endpoint.source == "config" {
+        return Err(ApiError::conflict(
+            "configured-endpoint",
+            "Endpoint from the configuration",
+            "its URL is FINPAY_QRIS__EVENTS__ENDPOINT_URL: change it there (a restart would put it back)",
+        ));
+    }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,
-        description: body.description.map(|d| valid_description(Some(d))).transpose()?,
+        description: body.description.map(valid_description).transpose()?,
         event_types: body.event_types.map(|t| valid_types(Some(t))).transpose()?,
         enabled: body.enabled,
     };

@@ -16,7 +16,7 @@ const SHOWN: i64 = 200;
 
 pub async fn page(State(st): State<AppState>, op: Operator) -> Response {
     let filter = PaymentFilter {
-        flagged: true,
+        flagged: Some(true),
         limit: SHOWN + 1,
         ..Default::default()
     };

@@ -82,7 +82,9 @@ impl Filters {
                 None => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
             }
         }
-        f.flagged = given(&self.flagged).is_some_and(|v| v == "true" || v == "on");
+        f.flagged = given(&self.flagged)
+            .is_some_and(|v| v == "true" || v == "on")
+            .then_some(true);
         f.before_id = listing::cursor(&self.cursor, &mut problems);
         listing::checked(f, problems)
     }
@@ -224,7 +226,7 @@ mod tests {
         let pf = f.to_filter().unwrap();
         assert_eq!(pf.amount_minor, Some(2_500_000));
         assert_eq!(pf.status, Some(PaymentStatus::Paid));
-        assert!(pf.flagged);
+        assert_eq!(pf.flagged, Some(true));
         let bad = Filters {
             status: Some("<b>".into()),
             cursor: Some("nope".into()),

@@ -232,8 +232,7 @@ fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Reco
             endpoint_disabled,
         } => {
             if r.succeeded {
-                let lag = (crate::store::now() - d.event_created_at).to_std().unwrap_or_default();
-                m.observe_duration("finpay_qris_event_lag_seconds", &[], lag);
+                m.observe_duration("finpay_qris_event_lag_seconds", &[], lag(d, a));
             }
             if failed {
                 m.inc("finpay_qris_event_deliveries_failed_total", &[]);
@@ -244,6 +243,13 @@ fn count(state: &AppState, d: &ClaimedDelivery, r: &AttemptResult, outcome: Reco
             }
         }
     }
+}
+
+/// From the event's commit to its endpoint's answer: not to the record of the
+/// attempt, which waits for the slowest attempt of its cycle.
+fn lag(d: &ClaimedDelivery, a: &Attempt) -> Duration {
+    let answered = a.attempted_at + chrono::Duration::milliseconds(a.latency_ms);
+    (answered - d.event_created_at).to_std().unwrap_or_default()
 }
 
 /// One POST; the answer's status and the start of its body, or why there was none.
@@ -333,5 +339,37 @@ pub async fn record_backlog(state: &AppState, reported: &mut BTreeSet<String>) {
             &[("endpoint", &endpoint)],
             age,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_lag_ends_when_the_endpoint_answered_not_when_the_cycle_was_recorded() {
+        let t = |ms: i64| chrono::Utc.timestamp_millis_opt(1_800_000_000_000 + ms).unwrap();
+        let d = ClaimedDelivery {
+            id: 1,
+            attempts: 0,
+            event_id: "evt".into(),
+            body: "{}".into(),
+            event_created_at: t(0),
+            endpoint_id: "ep".into(),
+            url: "https://orders.example.com/".into(),
+            secret: "whsec_x".into(),
+            previous_secret: None,
+            previous_secret_until: None,
+        };
+        let a = Attempt {
+            delivery_id: 1,
+            attempted_at: t(40),
+            status_code: Some(204),
+            error: None,
+            latency_ms: 80,
+            response_excerpt: None,
+        };
+        assert_eq!(lag(&d, &a), Duration::from_millis(120));
     }
 }

@@ -14,11 +14,11 @@ pub const MAX_URL_CHARS: usize = 2048;
 
 /// The URLs accepted, as the OpenAPI document states them (`events_model.rs`
 /// repeats it as a literal; a test holds the two equal): http(s); a host
-/// name of lowercase letters, digits and single hyphens whose last label
-/// starts with a letter (so it cannot be read as an address), or an IPv4
-/// address; an optional port; a path and a query of RFC 3986's characters,
+/// name of lowercase labels (letters, digits and inner hyphens, as punycode
+/// has them; at most 63 characters each) whose last label starts with a
+/// letter (so it cannot be read as an address), or an IPv4 address; an optional port; a path and a query of RFC 3986's characters,
 /// percent-encoding included.
-pub const URL_PATTERN: &str = r"^https?://(([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
+pub const URL_PATTERN: &str = r"^https?://(([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
 
 fn well_formed(url: &str) -> bool {
     static SHAPE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -230,6 +230,9 @@ mod tests {
             "https://1shop.example.com/hooks",
             "https://shop.example.com/webhooks/finpay?token=a%2Bb&at=10:00",
             "https://shop.example.com/a+b/(c)/~d;e,f@g",
+            "https://xn--bcher-kva.example/hooks",
+            "https://my--shop.example.com/hooks",
+            format!("https://{}.example.com/", "a".repeat(63)).as_str(),
         ] {
             assert!(check_url(url, &strict).is_ok(), "{url}");
         }
@@ -241,6 +244,9 @@ mod tests {
             "https://shop.example.com/%zz",
             "https://shop.example.com/a b",
             "https://shop.example.com/#part",
+            "https://-shop.example.com/",
+            "https://shop-.example.com/",
+            format!("https://{}.example.com/", "a".repeat(64)).as_str(),
         ] {
             assert!(check_url(url, &strict).is_err(), "{url}");
         }

@@ -86,8 +86,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: &mut Received) ->
         return Err(SnapStatus::unauthorized(SVC, &format!("Invalid Timestamp: {skew}")).into());
     }
 
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not JSON")))?;
+    let parsed = crate::snap::json::parse(&bytes).map_err(|why| SnapStatus::bad_request(SVC, Some(&why)))?;
     let Some(obj) = parsed.as_object() else {
         return Err(SnapStatus::bad_request(SVC, Some("Body is not a JSON object")).into());
     };

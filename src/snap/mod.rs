@@ -9,6 +9,7 @@
 pub mod body;
 pub mod codes;
 pub mod doctor;
+pub mod json;
 pub mod keys;
 pub mod notify;
 pub mod signature;

@@ -141,9 +141,9 @@ pub struct NotifyBody {
 }
 
 /// Parses a verified notify body. Unknown fields are ignored (the caller stores the raw
-/// body); JSON `null` counts as absent.
+/// body); JSON `null` counts as absent; a key repeated in one object is refused.
 pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| FieldError::NotJson(e.to_string()))?;
+    let value: Value = super::json::parse(body).map_err(FieldError::NotJson)?;
     let obj = value.as_object().ok_or_else(|| format_err("body"))?;
 
     let original_reference_no = required_str(obj, "originalReferenceNo", "originalReferenceNo")?;

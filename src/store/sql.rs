@@ -171,7 +171,7 @@ macro_rules! sql_store {
                 let by_time = (f.status.is_some() || f.created_from.is_some() || f.created_to.is_some())
                     && f.reference.is_none()
                     && f.amount_minor.is_none()
-                    && !f.flagged;
+                    && f.flagged != Some(true);
                 let filter = crate::store::where_given(&[
                     (f.status.is_some(), "status = #"),
                     (f.created_from.is_some(), "created_at >= #"),
@@ -183,7 +183,8 @@ macro_rules! sql_store {
                         "(created_at, id) < ((SELECT created_at FROM payments WHERE id = #), #)",
                     ),
                     (f.before_id.is_some() && !by_time, "id < #"),
-                    (f.flagged, "flagged IS NOT NULL"),
+                    (f.flagged == Some(true), "flagged IS NOT NULL"),
+                    (f.flagged == Some(false), "flagged IS NULL"),
                 ]);
                 let sql = Self::sql_owned(format!(
                     "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY {} LIMIT {}",

@@ -34,8 +34,9 @@ pub struct PaymentFilter {
     pub reference: Option<String>,
     /// Exactly this amount (minor units).
     pub amount_minor: Option<i64>,
-    /// Only payments waiting for a person (`flagged` set).
-    pub flagged: bool,
+    /// `Some(true)`: only payments waiting for a person (`flagged` set);
+    /// `Some(false)`: only those that are not.
+    pub flagged: Option<bool>,
     /// Keyset cursor: ids sort by creation time (UUIDv7); newest first.
     pub before_id: Option<String>,
     pub limit: i64,

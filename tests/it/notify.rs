@@ -124,6 +124,10 @@ async fn token_endpoint_refuses_bad_requests_with_precise_codes(b: Backend) {
         (r#"{"grantType":"password"}"#, "4007301"),
         (r#"{"other":1}"#, "4007302"),
         (r#"not json"#, "4007300"),
+        (
+            r#"{"grantType":"password","grantType":"client_credentials"}"#,
+            "4007300",
+        ),
     ] {
         let r = token_request_by(&app, &finpay_key(), &ts, body).send().await.unwrap();
         assert_eq!(r.status(), 400);
@@ -488,6 +492,18 @@ async fn signed_bodies_with_bad_fields_name_the_field(b: Backend) {
     }
     let (s, v) = app.notify(&token, &unique_digits(), "[1,2").await;
     assert_eq!((s, code(&v)), (400, "4005200"));
+    // A key given twice: the stored body would say one amount and the
+    // effect another, so neither is taken.
+    let twice = r#"{"originalReferenceNo":"R","latestTransactionStatus":"00","amount":{"value":"10000.00","currency":"IDR"},"amount":{"value":"1.00","currency":"IDR"}}"#;
+    let (s, v) = app.notify(&token, &unique_digits(), twice).await;
+    assert_eq!((s, code(&v)), (400, "4005200"), "{v}");
+    assert!(
+        v["responseMessage"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key `amount`"),
+        "{v}"
+    );
     assert_eq!(count_notifications(&app.db.url).await, 0);
     app.stop().await;
 }

@@ -19,6 +19,18 @@ async fn a_flag_is_listed_until_resolved_with_a_note(backend: Backend) {
         .collect();
     assert_eq!(ids, [flagged.id.as_str()]);
     assert!(!ids.contains(&fine["id"].as_str().unwrap()));
+    let others = get(&app, "/api/v1/payments?flagged=false").await.json();
+    let others: Vec<&str> = others["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        others,
+        [fine["id"].as_str().unwrap()],
+        "flagged=false: only the payments not flagged"
+    );
     get(&app, "/api/v1/payments?flagged=maybe").await.problem(400);
 
     let path = format!("/api/v1/payments/{}/flag-resolution", flagged.id);

@@ -452,6 +452,28 @@ async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backe
     )
     .await;
     assert_eq!(r.problem(409)["type"], "urn:finpay-qris:problem:configured-endpoint");
+    // Its URL is the configuration's too (a restart would put it back); a
+    // description can be changed, and removed with null.
+    let patch = |body: serde_json::Value| {
+        second
+            .http
+            .patch(second.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
+            .bearer_auth(common::API_KEY)
+            .json(&body)
+            .send()
+    };
+    let moved = patch(json!({"url": "http://127.0.0.1:9/elsewhere"})).await.unwrap();
+    assert_eq!(moved.status(), 409);
+    let changed = patch(json!({"description": "orders"})).await.unwrap();
+    assert_eq!(
+        changed.json::<serde_json::Value>().await.unwrap()["description"],
+        "orders"
+    );
+    let cleared = patch(json!({"description": null})).await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    let cleared: serde_json::Value = cleared.json().await.unwrap();
+    assert!(cleared["description"].is_null(), "{cleared}");
+    assert_eq!(cleared["url"], endpoint["url"]);
     second.stop().await;
     first.stop().await;
 }

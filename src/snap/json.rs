@@ -1,0 +1,90 @@
+//! JSON as SNAP bodies are read: an object holding the same key twice is
+//! refused. `serde_json` would keep the last value, so the stored raw body
+//! (which a person reads first to last) could say another amount or status
+//! than the one acted on.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// Parses `bytes`; the error names a repeated key.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<KeysOnce>(bytes).map_err(|e| e.to_string())?;
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// A JSON document in which no object repeats a key (it holds nothing else).
+struct KeysOnce;
+
+impl<'de> Deserialize<'de> for KeysOnce {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeysOnceVisitor)
+    }
+}
+
+struct KeysOnceVisitor;
+
+impl<'de> Visitor<'de> for KeysOnceVisitor {
+    type Value = KeysOnce;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+    fn visit_unit<E>(self) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<KeysOnce, A::Error> {
+        while items.next_element::<KeysOnce>()?.is_some() {}
+        Ok(KeysOnce)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<KeysOnce, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            entries.next_value::<KeysOnce>()?;
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            }
+        }
+        Ok(KeysOnce)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn a_key_repeated_at_any_depth_is_refused_and_named() {
+        let top = parse(br#"{"amount":{"value":"10.00"},"amount":{"value":"1.00"}}"#).unwrap_err();
+        assert!(top.contains("duplicate key `amount`"), "{top}");
+        let nested = parse(br#"{"amount":{"value":"10.00","value":"1.00"}}"#).unwrap_err();
+        assert!(nested.contains("duplicate key `value`"), "{nested}");
+        let in_array = parse(br#"{"a":[{"k":1,"k":2}]}"#).unwrap_err();
+        assert!(in_array.contains("duplicate key `k`"), "{in_array}");
+    }
+
+    #[test]
+    fn the_same_key_in_different_objects_and_ordinary_json_are_read() {
+        let v = parse(br#"{"a":{"value":"1"},"b":{"value":"2"},"c":[1,2.5,null,true,"x"]}"#).unwrap();
+        assert_eq!(v["b"]["value"], "2");
+        assert!(parse(b"{\"a\":").is_err());
+    }
+}
