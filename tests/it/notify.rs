@@ -635,6 +635,56 @@ async fn a_currency_is_three_capital_letters(b: Backend) {
     app.stop().await;
 }
 
+/// Each column holds values of its type on both backends (SQLite's tables
+/// are STRICT): an amount is an integer, never text or a fraction, and the
+/// day of a notification's key is a date, so a lookalike cannot slip past
+/// the unique key.
+async fn an_amount_is_an_integer_and_a_key_day_is_a_date(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let p = insert_pending_payment(app.state.store.as_ref(), "INV-INT", 1_000).await;
+    let set_amount = |amount: &'static str| {
+        let (url, id) = (app.db.url.clone(), p.id.clone());
+        async move {
+            with_connection!(&url, |c| sqlx::query(
+                "UPDATE payments SET amount_minor = $1 WHERE id = $2"
+            )
+            .bind(amount)
+            .bind(&id)
+            .execute(&mut c)
+            .await
+            .err())
+        }
+    };
+    assert!(set_amount("abc").await.is_some(), "text stored as an amount");
+    assert!(set_amount("150.5").await.is_some(), "a fraction stored as an amount");
+
+    let token = app.token().await;
+    let body = notify_body("INV-INT", "FP-INT", "00", "10.00");
+    let (status, _) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!(status, 200);
+    let refused = with_connection!(&app.db.url, |c| sqlx::query(
+        "UPDATE notifications SET jakarta_day = '2026-01-01 '"
+    )
+    .execute(&mut c)
+    .await
+    .err());
+    match b {
+        Backend::Sqlite => assert!(refused.is_some(), "a day with a trailing space was stored"),
+        // The date type reads the lookalike as the date it names.
+        Backend::Postgres => {
+            assert!(refused.is_none());
+            let day: String = with_connection!(&app.db.url, |c| sqlx::query_scalar(
+                "SELECT jakarta_day::text FROM notifications"
+            )
+            .fetch_one(&mut c)
+            .await
+            .unwrap());
+            assert_eq!(day, "2026-01-01");
+        }
+    }
+    app.stop().await;
+}
+
 /// A payment's audit trail refers to it by a foreign key: the database
 /// refuses to delete a payment that has one (every payment does).
 async fn a_payment_with_an_audit_trail_cannot_be_deleted(b: Backend) {
@@ -848,6 +898,7 @@ on_both_backends!(
     signed_bodies_with_bad_fields_name_the_field,
     references_with_control_characters_are_refused_before_storage,
     a_currency_is_three_capital_letters,
+    an_amount_is_an_integer_and_a_key_day_is_a_date,
     retention_runs_without_finpay_credentials_or_the_worker,
     a_nul_in_the_status_description_still_settles_the_payment,
     an_oversized_body_is_refused_without_being_stored,
