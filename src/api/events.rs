@@ -73,10 +73,10 @@ pub struct ListParams {
     /// Only events of this type (`payment.paid`, …).
     #[serde(rename = "type")]
     #[param(
-        pattern = "^(payment\\.(pending|paid|failed|expired|cancelled|flagged)|refund\\.(succeeded|failed)|endpoint\\.disabled)$"
+        pattern = "^(payment\\.(pending|paid|failed|expired|cancelled|flagged|flag_resolved)|refund\\.(pending|succeeded|failed)|endpoint\\.disabled)$"
     )]
     event_type: Option<String>,
-    /// Only events about this payment (our id).
+    /// Only events about this payment (our id, or its partnerReferenceNo).
     #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     payment_id: Option<String>,
     /// Created at or after (RFC 3339).
@@ -118,9 +118,17 @@ pub async fn list_webhook_events(
         return Err(bad("paymentId", "must not contain control characters"));
     }
     let limit = limit(q.limit.as_deref())?;
+    // A partnerReferenceNo names the payment as on the other payment routes.
+    let payment_id = match q.payment_id {
+        Some(p) if !p.is_empty() && p.len() <= 128 => match st.store.get_payment(&p).await? {
+            Some(payment) => Some(payment.id),
+            None => Some(p),
+        },
+        other => other,
+    };
     let filter = EventFilter {
         event_type: q.event_type,
-        payment_id: q.payment_id,
+        payment_id,
         created_from: time("createdFrom", q.created_from.as_deref())?,
         created_to: time("createdTo", q.created_to.as_deref())?,
         before_id: q.cursor.map(|c| event_id_cursor(&c).map(|()| c)).transpose()?,

@@ -24,6 +24,8 @@ pub enum EventTypeName {
     PaymentFlagged,
     #[serde(rename = "payment.flag_resolved")]
     PaymentFlagResolved,
+    #[serde(rename = "refund.pending")]
+    RefundPending,
     #[serde(rename = "refund.succeeded")]
     RefundSucceeded,
     #[serde(rename = "refund.failed")]
@@ -296,6 +298,7 @@ mod tests {
             EventTypeName::PaymentCancelled,
             EventTypeName::PaymentFlagged,
             EventTypeName::PaymentFlagResolved,
+            EventTypeName::RefundPending,
             EventTypeName::RefundSucceeded,
             EventTypeName::RefundFailed,
             EventTypeName::EndpointDisabled,
@@ -303,6 +306,30 @@ mod tests {
         .map(|t| serde_json::to_value(t).unwrap());
         let domain = EventType::ALL.map(|t| serde_json::Value::from(t.as_str()));
         assert_eq!(documented, domain);
+    }
+
+    #[test]
+    fn the_event_list_filters_by_every_type_the_domain_has() {
+        let (_, doc) = crate::api::api_routes().split_for_parts();
+        let doc = serde_json::to_value(doc).unwrap();
+        let (_, list) = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(path, _)| path.ends_with("/events"))
+            .expect("the event list is documented");
+        let pattern = list["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "type")
+            .and_then(|p| p["schema"]["pattern"].as_str())
+            .expect("the type filter has a pattern");
+        let pattern = regex::Regex::new(pattern).unwrap();
+        for t in EventType::ALL {
+            assert!(pattern.is_match(t.as_str()), "{}", t.as_str());
+        }
+        assert!(!pattern.is_match("payment.refunded"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Which events a change of a payment raises: the one definition every path
 //! that changes a payment uses (`effect` for notifications and query answers,
 //! and the store's paths for a generated QR, an expiry, a failed generation,
-//! a refund's completion, a flag resolved). The store writes what this names, in the
+//! a refund asked and completed, a flag resolved). The store writes what this names, in the
 //! transaction of the change (the outbox), and delivery sends it.
 
 use super::{Decision, PaymentStatus};
@@ -17,6 +17,8 @@ pub enum EventType {
     PaymentFlagged,
     /// A person looked into a flagged payment and cleared its flag.
     PaymentFlagResolved,
+    /// A refund was asked of Finpay: its amount is reserved on the payment.
+    RefundPending,
     RefundSucceeded,
     RefundFailed,
     /// An endpoint failed for too long without a success and was disabled.
@@ -24,7 +26,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         Self::PaymentPending,
         Self::PaymentPaid,
         Self::PaymentFailed,
@@ -32,6 +34,7 @@ impl EventType {
         Self::PaymentCancelled,
         Self::PaymentFlagged,
         Self::PaymentFlagResolved,
+        Self::RefundPending,
         Self::RefundSucceeded,
         Self::RefundFailed,
         Self::EndpointDisabled,
@@ -46,6 +49,7 @@ impl EventType {
             Self::PaymentCancelled => "payment.cancelled",
             Self::PaymentFlagged => "payment.flagged",
             Self::PaymentFlagResolved => "payment.flag_resolved",
+            Self::RefundPending => "refund.pending",
             Self::RefundSucceeded => "refund.succeeded",
             Self::RefundFailed => "refund.failed",
             Self::EndpointDisabled => "endpoint.disabled",
@@ -119,6 +123,11 @@ pub fn raised(from: Option<PaymentStatus>, decision: &Decision) -> Vec<EventType
 /// Finpay generated the QR of a payment we created: it can be paid now.
 pub fn qr_generated() -> EventType {
     EventType::PaymentPending
+}
+
+/// A refund of the payment was asked of Finpay (its amount now reserved).
+pub fn refund_asked() -> EventType {
+    EventType::RefundPending
 }
 
 /// A refund of the payment completed.

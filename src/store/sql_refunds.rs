@@ -85,6 +85,10 @@ macro_rules! sql_refund_writes {
                         "reason": refund.reason,
                     });
                     Self::insert_event(&mut tx, &r.payment_id, "refund_requested", &detail, r.created_at).await?;
+                    let payment_sql = Self::sql_owned(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"));
+                    let reserved: Payment = sqlx::query_as(&payment_sql).bind(&r.payment_id).fetch_one(&mut *tx).await?;
+                    let event = crate::domain::events::refund_asked();
+                    Self::raise(&mut tx, &reserved, &[event], crate::domain::Cause::Api, r.created_at, Some(&refund)).await?;
                     Self::name_resource(&mut tx, idempotency, &refund.id).await?;
                     tx.commit().await?;
                     Ok(RefundReservation::Reserved(refund))

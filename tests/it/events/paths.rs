@@ -30,7 +30,7 @@ fn ev(t: &str, cause: &str, seq: i64) -> (String, String, i64) {
     (t.to_string(), cause.to_string(), seq)
 }
 
-async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_succeeded(backend: Backend) {
+async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refunds_events(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "12000.00").await;
     let id = paid["id"].as_str().unwrap();
@@ -40,7 +40,8 @@ async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_su
         [
             ev("payment.pending", "api", 1),
             ev("payment.paid", "notification", 2),
-            ev("refund.succeeded", "api", 3)
+            ev("refund.pending", "api", 3),
+            ev("refund.succeeded", "api", 4)
         ]
     );
     let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.succeeded"))
@@ -50,6 +51,16 @@ async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_su
     assert_eq!(data["status"], "refunded");
     assert_eq!(data["refund"]["status"], "succeeded");
     assert_eq!(data["refund"]["amount"], "12000.00");
+    // Asked: the payment as it was then, its amount reserved, still paid.
+    let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.pending"))
+        .await
+        .json();
+    let data = &page["items"][0]["payload"]["data"];
+    assert_eq!(
+        (data["status"].as_str(), data["refundedAmount"].as_str()),
+        (Some("paid"), Some("12000.00"))
+    );
+    assert_eq!(data["refund"]["status"], "pending");
     sim.shutdown().await;
     app.stop().await;
 }
@@ -62,7 +73,11 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
     assert_eq!(refund("8000", "x").send(&app, id).await.status, 502);
     assert_eq!(
         events_for(&app, id).await,
-        [ev("payment.paid", "notification", 1), ev("refund.failed", "api", 2)]
+        [
+            ev("payment.paid", "notification", 1),
+            ev("refund.pending", "api", 2),
+            ev("refund.failed", "api", 3)
+        ]
     );
     // The settlement again, under a new key: no second paid event.
     let token = app.token().await;
@@ -74,7 +89,7 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
     );
     let (status, _) = app.notify(&token, &unique_digits(), &body).await;
     assert_eq!(status, 200);
-    assert_eq!(events_for(&app, id).await.len(), 2);
+    assert_eq!(events_for(&app, id).await.len(), 3);
     sim.shutdown().await;
     app.stop().await;
 }
@@ -124,9 +139,11 @@ async fn a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail(backend:
             ev("payment.flag_resolved", "api", 3)
         ]
     );
+    // Named by its partnerReferenceNo, as on the other payment routes.
+    let reference = p.partner_reference_no.as_deref().unwrap();
     let page = get(
         &app,
-        &format!("/api/v1/events?paymentId={}&type=payment.flag_resolved", p.id),
+        &format!("/api/v1/events?paymentId={reference}&type=payment.flag_resolved"),
     )
     .await
     .json();
@@ -148,7 +165,7 @@ async fn a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail(backend:
 
 on_both_backends!(
     a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail,
-    a_generated_paid_and_refunded_payment_raises_pending_paid_and_refund_succeeded,
+    a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refunds_events,
     a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing,
     the_workers_expiry_raises_expired,
     a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query,
