@@ -14,6 +14,7 @@ use super::idempotency::{self, Begin, Reply};
 use super::model::PaymentView;
 use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
 use super::upstream;
+use crate::domain::payment::CURRENCY;
 use crate::finpay::GenerateRequest;
 use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
@@ -123,7 +124,7 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
             .clone()
             .unwrap_or_else(|| id.simple().to_string()),
         amount_minor: spec.amount_minor,
-        currency: "IDR".into(),
+        currency: CURRENCY.into(),
         note: spec.note.clone(),
         valid_until: spec.valid_until,
         created_at: now,
@@ -150,7 +151,7 @@ async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply
     let same = p.origin == "generated"
         && p.partner_reference_no.as_deref() == spec.partner_reference_no.as_deref()
         && p.amount_minor == spec.amount_minor
-        && p.currency == "IDR";
+        && p.currency == CURRENCY;
     if !same {
         let e = ApiError::conflict(
             "partner-reference-taken",

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::money::{parse_positive, render};
 use crate::config::WorkerSettings;
+use crate::domain::payment::CURRENCY;
 use crate::finpay::Tips;
 use crate::snap::notify::Amount;
 use chrono::{DateTime, Utc};
@@ -91,8 +92,11 @@ pub struct PaymentSpec {
 impl PaymentSpec {
     pub fn parse(r: CreatePaymentRequest, now: DateTime<Utc>, w: &WorkerSettings) -> Result<Self, ApiError> {
         let amount_minor = parse_positive(&r.amount).map_err(|m| ApiError::validation("amount", m))?;
-        if r.currency.as_deref().is_some_and(|c| c != "IDR") {
-            return Err(ApiError::validation("currency", "only IDR is supported"));
+        if r.currency.as_deref().is_some_and(|c| c != CURRENCY) {
+            return Err(ApiError::validation(
+                "currency",
+                format!("only {CURRENCY} is supported"),
+            ));
         }
         if let Some(prn) = &r.partner_reference_no {
             check_reference(prn).map_err(|m| ApiError::validation("partnerReferenceNo", m))?;

@@ -8,6 +8,7 @@
 //! write what it returns; none of them decides anything.
 
 use super::events::{raised, EventType};
+use super::payment::CURRENCY;
 use super::{decide, Decision, Observation, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -100,11 +101,12 @@ pub fn effect(
         let payment = learnt(obs, now, new_id())?;
         entries.push(Entry {
             kind: "created",
-            detail: json!({"from": by, "status": payment.status.as_str(), "finpayStatus": obs.status.code()}),
+            detail: json!({"from": by, "status": payment.status.as_str(), "finpayStatus": obs.status.code(),
+                           "flag": payment.flagged}),
         });
         let decision = Decision::Transition {
             to: payment.status,
-            flag: None,
+            flag: payment.flagged.clone(),
         };
         return Ok(Effect {
             payment,
@@ -230,7 +232,13 @@ fn learnt(obs: &Observation, now: DateTime<Utc>, id: String) -> Result<Payment, 
         valid_until: None,
         paid_at: (status == PaymentStatus::Paid).then_some(now),
         refunded_minor: 0,
-        flagged: None,
+        // Stored as Finpay said, for a person to look at: never taken silently.
+        flagged: (amount.currency != CURRENCY).then(|| {
+            format!(
+                "currency {} is not {CURRENCY}, the currency of QRIS payments",
+                amount.currency
+            )
+        }),
         finpay_status: Some(obs.status.code().to_string()),
         created_at: now,
         updated_at: now,

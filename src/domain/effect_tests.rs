@@ -178,6 +178,20 @@ fn an_unknown_payment_is_learnt_from_its_notification() {
 }
 
 #[test]
+fn an_unknown_payment_in_another_currency_than_rupiah_is_learnt_flagged() {
+    for status in [T::Success, T::Pending] {
+        let mut obs = notified(status, Some("STATIC-1"), Some("R1"), 1_000);
+        obs.amount.as_mut().unwrap().currency = "USD".into();
+        let e = run(Found::default(), &obs).unwrap();
+        assert!(e.created());
+        assert_eq!(e.payment.currency, "USD", "stored as Finpay said");
+        assert!(e.payment.flagged.as_deref().unwrap().contains("USD"));
+        assert_eq!(e.entries[1].detail["flag"], e.payment.flagged.as_deref().unwrap());
+        assert_eq!(e.events.last(), Some(&EventType::PaymentFlagged), "{:?}", e.events);
+    }
+}
+
+#[test]
 fn an_unknown_payment_with_a_zero_amount_is_refused() {
     let obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 0);
     assert_eq!(run(Found::default(), &obs).unwrap_err().field, "amount.value");

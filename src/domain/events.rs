@@ -107,9 +107,11 @@ pub fn moved_to(to: PaymentStatus) -> Vec<EventType> {
 /// `pending` while open, or by its final status.
 pub fn raised(from: Option<PaymentStatus>, decision: &Decision) -> Vec<EventType> {
     match (from, decision) {
-        (None, Decision::Transition { to, .. }) if to.is_open() => vec![EventType::PaymentPending],
         (_, Decision::Transition { to, flag }) => {
-            let mut out = moved_to(*to);
+            let mut out = match from {
+                None if to.is_open() => vec![EventType::PaymentPending],
+                _ => moved_to(*to),
+            };
             if flag.is_some() {
                 out.push(EventType::PaymentFlagged);
             }

@@ -3,6 +3,9 @@
 use super::PaymentStatus;
 use chrono::{DateTime, Utc};
 
+/// QRIS payments are in rupiah: the only currency we create payments in.
+pub const CURRENCY: &str = "IDR";
+
 impl TryFrom<String> for PaymentStatus {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

@@ -877,7 +877,26 @@ async fn an_unknown_payment_with_a_zero_amount_or_unknown_status_is_refused(b: B
     app.stop().await;
 }
 
+/// QRIS payments are in rupiah: one we never generated, said to be paid in
+/// another currency, is stored as Finpay said and flagged for a person.
+async fn an_unknown_payment_in_another_currency_is_stored_flagged(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let token = app.token().await;
+    let body = notify_body("INV-USD", "FP-USD", "00", "10.00").replace("\"IDR\"", "\"USD\"");
+    let (status, v) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!((status, code(&v)), (200, "2005200"), "{v}");
+    let p = app.state.store.get_payment("INV-USD").await.unwrap().expect("stored");
+    assert_eq!((p.currency.as_str(), p.amount_minor), ("USD", 1_000));
+    assert!(
+        p.flagged.as_deref().is_some_and(|f| f.contains("USD")),
+        "{:?}",
+        p.flagged
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    an_unknown_payment_in_another_currency_is_stored_flagged,
     a_payment_with_an_audit_trail_cannot_be_deleted,
     references_naming_two_payments_flag_ours_and_pay_neither,
     a_success_after_a_stored_failure_is_flagged,
