@@ -205,11 +205,18 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     })
 }
 
-/// A reference is kept lenient (Finpay's formats vary) but bounded, and free
-/// of control characters: a NUL cannot be stored in PostgreSQL text and any
-/// of them would garble logs and the console.
+/// A reference is kept lenient (Finpay's formats vary) but bounded, not
+/// blank, and free of control characters (a NUL cannot be stored in
+/// PostgreSQL text and any of them would garble logs and the console) and of
+/// characters a person reading it cannot see: whitespace other than the
+/// space, and zero-width ones.
 fn reference_ok(s: &str) -> bool {
-    s.chars().count() <= 64 && !s.chars().any(char::is_control)
+    let unseen = |c: char| {
+        c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+    };
+    s.chars().count() <= 64 && !s.trim().is_empty() && !s.chars().any(unseen)
 }
 
 fn format_err(field: &str) -> FieldError {
