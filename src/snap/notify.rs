@@ -150,11 +150,18 @@ pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     if !reference_ok(original_reference_no) {
         return Err(format_err("originalReferenceNo"));
     }
-    // Finpay's field table spells it `originalPartnerReferanceNo`; its samples do not.
-    let partner_key = ["originalPartnerReferenceNo", "originalPartnerReferanceNo"]
+    // Finpay's field table spells it `originalPartnerReferanceNo`; its samples do
+    // not. Both spellings, saying different things, name no one payment.
+    let spellings = ["originalPartnerReferenceNo", "originalPartnerReferanceNo"];
+    if let [Some(a), Some(b)] = spellings.map(|k| present(obj, k)) {
+        if a != b {
+            return Err(format_err(spellings[1]));
+        }
+    }
+    let partner_key = spellings
         .into_iter()
         .find(|k| present(obj, k).is_some())
-        .unwrap_or("originalPartnerReferenceNo");
+        .unwrap_or(spellings[0]);
     // An empty reference is treated as absent: static-QR payments have none, and
     // refusing the notify would only make Finpay retry a real payment.
     let original_partner_reference_no = optional_str(obj, partner_key, partner_key)?.filter(|s| !s.is_empty());

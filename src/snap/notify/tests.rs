@@ -145,6 +145,22 @@ fn references_blank_or_with_control_or_unseen_characters_are_format_errors_namin
 }
 
 #[test]
+fn both_spellings_of_the_partner_reference_must_agree() {
+    let both = |a: &str, b: &str| {
+        v3_with(|o| {
+            o.insert("originalPartnerReferenceNo".into(), json!(a));
+            o.insert("originalPartnerReferanceNo".into(), json!(b));
+        })
+    };
+    assert_eq!(
+        both("INV-A", "INV-B").unwrap_err(),
+        format("originalPartnerReferanceNo")
+    );
+    let same = both("INV-A", "INV-A").unwrap();
+    assert_eq!(same.original_partner_reference_no.as_deref(), Some("INV-A"));
+}
+
+#[test]
 fn body_that_is_not_a_json_object_is_rejected() {
     assert!(matches!(parse_notify(b"{\"a\":"), Err(FieldError::NotJson(_))));
     assert!(matches!(parse_notify(b""), Err(FieldError::NotJson(_))));
