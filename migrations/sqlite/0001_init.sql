@@ -83,15 +83,17 @@ CREATE TABLE notifications (
     UNIQUE (partner_id, external_id, jakarta_day),
     CHECK ((raw_body IS NULL) = (headers IS NULL))
 ) STRICT;
--- A payment's notifications; what retention still has to clear, oldest
--- first; notifications per hour (the console's overview).
-CREATE INDEX notifications_by_payment ON notifications (payment_id, id);
+-- A payment's notifications (unique, since `id` is: it is also what an
+-- audit entry naming a notification refers to, so that both name one
+-- payment); what retention still has to clear, oldest first; notifications
+-- per hour (the console's overview).
+CREATE UNIQUE INDEX notifications_by_payment ON notifications (payment_id, id);
 CREATE INDEX notifications_retained ON notifications (received_at) WHERE raw_body IS NOT NULL;
 CREATE INDEX notifications_by_received ON notifications (received_at);
 
 -- The audit trail of a payment: one row per entry, in id order. A
--- notification's entry names its stored row; a query's entry holds the
--- worker's attempt.
+-- notification's entry names its stored row, which is about the same
+-- payment; a query's entry holds the worker's attempt.
 CREATE TABLE payment_events (
     id              INTEGER PRIMARY KEY,
     payment_id      TEXT NOT NULL REFERENCES payments (id),
@@ -99,10 +101,11 @@ CREATE TABLE payment_events (
                         'created', 'generated', 'generate_failed', 'generate_unknown',
                         'notification', 'query', 'status_changed', 'flagged', 'ignored', 'flag_resolved',
                         'refund_requested', 'refund_succeeded', 'refund_failed', 'refund_unknown')),
-    notification_id INTEGER REFERENCES notifications (id),
+    notification_id INTEGER,
     detail          TEXT NOT NULL CHECK (json_valid(detail)),
     created_at      TEXT NOT NULL,
-    CHECK ((kind = 'notification') = (notification_id IS NOT NULL))
+    CHECK ((kind = 'notification') = (notification_id IS NOT NULL)),
+    FOREIGN KEY (payment_id, notification_id) REFERENCES notifications (payment_id, id)
 ) STRICT;
 CREATE INDEX payment_events_by_payment ON payment_events (payment_id, id);
 

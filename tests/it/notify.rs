@@ -706,6 +706,39 @@ async fn a_payment_with_an_audit_trail_cannot_be_deleted(b: Backend) {
     app.stop().await;
 }
 
+/// A notification's audit entry and the notification it names are about
+/// one payment: the database refuses an entry naming another payment's
+/// notification, and moving a notification that has an entry.
+async fn an_audit_entry_names_a_notification_of_its_own_payment(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let a = insert_pending_payment(app.state.store.as_ref(), "INV-A", 1_000).await;
+    let other = insert_pending_payment(app.state.store.as_ref(), "INV-B", 1_000).await;
+    let token = app.token().await;
+    let (status, _) = app
+        .notify(&token, &unique_digits(), &notify_body("INV-A", "FP-A", "00", "10.00"))
+        .await;
+    assert_eq!(status, 200);
+    let refused = with_connection!(&app.db.url, |c| sqlx::query(
+        "INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at) \
+         SELECT $1, 'notification', id, '{}', received_at FROM notifications WHERE payment_id = $2"
+    )
+    .bind(&other.id)
+    .bind(&a.id)
+    .execute(&mut c)
+    .await
+    .err())
+    .expect("an entry naming another payment's notification must be refused");
+    assert!(refused.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{refused}");
+    let moved = with_connection!(&app.db.url, |c| sqlx::query("UPDATE notifications SET payment_id = $1")
+        .bind(&other.id)
+        .execute(&mut c)
+        .await
+        .err())
+    .expect("moving a notification away from its entry must be refused");
+    assert!(moved.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{moved}");
+    app.stop().await;
+}
+
 /// Retention clears a notification's raw body and headers once it is older
 /// than the retention period, and keeps what the service still needs: the key
 /// and body hash (a late replay is still answered as a replay), the payment
@@ -896,6 +929,7 @@ async fn an_unknown_payment_in_another_currency_is_stored_flagged(b: Backend) {
 }
 
 on_both_backends!(
+    an_audit_entry_names_a_notification_of_its_own_payment,
     an_unknown_payment_in_another_currency_is_stored_flagged,
     a_payment_with_an_audit_trail_cannot_be_deleted,
     references_naming_two_payments_flag_ours_and_pay_neither,
