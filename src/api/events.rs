@@ -120,11 +120,8 @@ pub async fn list_webhook_events(
     let limit = limit(q.limit.as_deref())?;
     // A partnerReferenceNo names the payment as on the other payment routes.
     let payment_id = match q.payment_id {
-        Some(p) if !p.is_empty() && p.len() <= 128 => match st.store.get_payment(&p).await? {
-            Some(payment) => Some(payment.id),
-            None => Some(p),
-        },
-        other => other,
+        Some(p) => Some(super::payments::lookup(&st, &p).await?.map_or(p, |payment| payment.id)),
+        None => None,
     };
     let filter = EventFilter {
         event_type: q.event_type,

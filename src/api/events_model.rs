@@ -316,7 +316,7 @@ mod tests {
             .as_object()
             .unwrap()
             .iter()
-            .find(|(path, _)| path.ends_with("/events"))
+            .find(|(path, _)| path.ends_with("/events") && !path.contains('{'))
             .expect("the event list is documented");
         let pattern = list["get"]["parameters"]
             .as_array()
@@ -326,10 +326,16 @@ mod tests {
             .and_then(|p| p["schema"]["pattern"].as_str())
             .expect("the type filter has a pattern");
         let pattern = regex::Regex::new(pattern).unwrap();
-        for t in EventType::ALL {
-            assert!(pattern.is_match(t.as_str()), "{}", t.as_str());
+        // Every pairing of the names' two halves: the pattern admits exactly
+        // the domain's types among them.
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        let halves = |k: usize| -> Vec<&str> { names.iter().filter_map(|n| n.split('.').nth(k)).collect() };
+        for subject in halves(0) {
+            for what in halves(1) {
+                let name = format!("{subject}.{what}");
+                assert_eq!(pattern.is_match(&name), names.contains(&name.as_str()), "{name}");
+            }
         }
-        assert!(!pattern.is_match("payment.refunded"));
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn parse_tips(t: TipsRequest) -> Result<Option<Tips>, ApiError> {
             let minor = parse_positive(&a).map_err(|m| ApiError::validation("tips.amount", m))?;
             Ok(Some(Tips::Fixed(Amount {
                 minor,
-                currency: "IDR".into(),
+                currency: CURRENCY.into(),
             })))
         }
         TipsMode::Percentage => {

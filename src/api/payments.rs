@@ -23,13 +23,15 @@ const MAX_LIMIT: i64 = 200;
 /// The payment named by our id or its `partnerReferenceNo`, or 404.
 pub async fn find(st: &AppState, id: &str) -> Result<Payment, ApiError> {
     no_control_characters("id", id)?;
+    lookup(st, id).await?.ok_or_else(|| ApiError::payment_not_found(id))
+}
+
+/// The payment `id` names (our id, or its partnerReferenceNo), if any.
+pub async fn lookup(st: &AppState, id: &str) -> Result<Option<Payment>, ApiError> {
     if id.is_empty() || id.len() > 128 {
-        return Err(ApiError::payment_not_found(id));
+        return Ok(None);
     }
-    st.store
-        .get_payment(id)
-        .await?
-        .ok_or_else(|| ApiError::payment_not_found(id))
+    Ok(st.store.get_payment(id).await?)
 }
 
 /// Ids and references never hold control characters; one in a lookup is a

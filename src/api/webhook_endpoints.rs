@@ -48,6 +48,20 @@ fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// What the configuration sets of its endpoint changes only there: a restart
+/// would put it back (a new secret there signs alongside the old one for
+/// `events.rotation_overlap_secs`).
+fn only_in_the_configuration(endpoint: &Endpoint, what: &str) -> Result<(), ApiError> {
+    if endpoint.source != "config" {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "configured-endpoint",
+        "Endpoint from the configuration",
+        format!("its {what}: change it there"),
+    ))
+}
+
 async fn find(st: &AppState, id: &str) -> Result<Endpoint, ApiError> {
     possible_id(id)?;
     st.store.get_endpoint(id).await?.ok_or_else(|| not_found(id))
@@ -159,12 +173,8 @@ pub async fn update_endpoint(
     ApiJson(body): ApiJson<UpdateEndpointRequest>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let endpoint = find(&st, &id).await?;
-    if body.url.is_some() && endpoint.source == "config" {
-        return Err(ApiError::conflict(
-            "configured-endpoint",
-            "Endpoint from the configuration",
-            "its URL is FINPAY_QRIS__EVENTS__ENDPOINT_URL: change it there (a restart would put it back)",
-        ));
+    if body.url.as_deref().is_some_and(|u| u != endpoint.url) {
+        only_in_the_configuration(&endpoint, "URL is FINPAY_QRIS__EVENTS__ENDPOINT_URL")?;
     }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,
@@ -237,14 +247,7 @@ pub async fn rotate_secret(
             ))
         }
     };
-    if find(&st, &id).await?.source == "config" {
-        return Err(ApiError::conflict(
-            "configured-endpoint",
-            "Endpoint from the configuration",
-            "its secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET: change it there (the old one keeps signing for \
-             events.rotation_overlap_secs)",
-        ));
-    }
+    only_in_the_configuration(&find(&st, &id).await?, "secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET")?;
     let now = crate::store::now();
     let until = now + chrono::Duration::seconds(overlap);
     let secret = new_secret();

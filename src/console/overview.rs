@@ -8,6 +8,7 @@ use super::payments::urlencode;
 use super::refusals::reason_label;
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
+use crate::domain::payment::CURRENCY;
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Backlog, HourTotals, ReasonTotal, StatusTotal};
@@ -87,7 +88,7 @@ fn by_status(totals: &[StatusTotal]) -> Markup {
                                     }
                                 }
                                 td.num { (t.count) }
-                                td.num { (view::money(t.amount_minor, "IDR")) }
+                                td.num { (view::money(t.amount_minor, CURRENCY)) }
                             }
                         }
                     }
@@ -115,7 +116,7 @@ fn per_hour(hours: &[HourTotals], start: DateTime<Utc>) -> Markup {
             h2 #per-hour { "Per hour (Jakarta)" }
             div.charts {
                 (hourly_bars("Notifications received", &notifications, |n| n.to_string()))
-                (hourly_bars("Amount paid", &paid, |m| view::money(m, "IDR")))
+                (hourly_bars("Amount paid", &paid, |m| view::money(m, CURRENCY)))
             }
         }
     }

@@ -96,7 +96,11 @@ pub fn money(minor: i64, currency: &str) -> String {
         }
         grouped.push(c);
     }
-    let unit = if currency == "IDR" { "Rp" } else { currency };
+    let unit = if currency == crate::domain::payment::CURRENCY {
+        "Rp"
+    } else {
+        currency
+    };
     if cents == 0 {
         format!("{sign}{unit} {grouped}")
     } else {

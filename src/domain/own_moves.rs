@@ -79,7 +79,7 @@ pub fn flag_resolved(payment: &Payment, actor: &str, note: &str, now: DateTime<U
         outcome: Outcome::Applied,
         entries: vec![Entry {
             kind: "flag_resolved",
-            detail: json!({"flag": flag, "by": actor, "note": note}),
+            detail: json!({"flag": flag, "by": "api", "actor": actor, "note": note}),
         }],
         events: vec![EventType::PaymentFlagResolved],
     })

@@ -86,7 +86,7 @@ fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_st
     assert_eq!(kinds(&e), ["flag_resolved"]);
     assert_eq!(
         e.entries[0].detail,
-        json!({"flag": "amount 9.00 IDR contradicts 10.00 IDR", "by": "finance", "note": "confirmed with Finpay"})
+        json!({"flag": "amount 9.00 IDR contradicts 10.00 IDR", "by": "api", "actor": "finance", "note": "confirmed with Finpay"})
     );
     assert_eq!(e.events, [EventType::PaymentFlagResolved]);
     assert!(

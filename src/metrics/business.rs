@@ -172,7 +172,7 @@ impl<'a> Change<'a> {
 
 /// Whole rupiah of an amount in minor units; `None` for other currencies.
 fn rupiah(amount_minor: i64, currency: &str) -> Option<u64> {
-    (currency == "IDR").then(|| u64::try_from(amount_minor / 100).unwrap_or(0))
+    (currency == crate::domain::payment::CURRENCY).then(|| u64::try_from(amount_minor / 100).unwrap_or(0))
 }
 
 impl Metrics {

@@ -60,7 +60,8 @@ impl<'de> Visitor<'de> for KeysOnceVisitor {
         while let Some(key) = entries.next_key::<String>()? {
             entries.next_value::<KeysOnce>()?;
             if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                let shown: String = key.chars().take(64).collect();
+                return Err(de::Error::custom(format!("duplicate key `{shown}`")));
             }
         }
         Ok(KeysOnce)

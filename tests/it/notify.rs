@@ -728,14 +728,22 @@ async fn an_audit_entry_names_a_notification_of_its_own_payment(b: Backend) {
     .await
     .err())
     .expect("an entry naming another payment's notification must be refused");
-    assert!(refused.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{refused}");
+    assert!(
+        refused
+            .as_database_error()
+            .is_some_and(|e| e.is_foreign_key_violation()),
+        "{refused}"
+    );
     let moved = with_connection!(&app.db.url, |c| sqlx::query("UPDATE notifications SET payment_id = $1")
         .bind(&other.id)
         .execute(&mut c)
         .await
         .err())
     .expect("moving a notification away from its entry must be refused");
-    assert!(moved.as_database_error().is_some_and(|e| e.is_foreign_key_violation()), "{moved}");
+    assert!(
+        moved.as_database_error().is_some_and(|e| e.is_foreign_key_violation()),
+        "{moved}"
+    );
     app.stop().await;
 }
 

@@ -121,11 +121,15 @@ fn references_blank_or_with_control_or_unseen_characters_are_format_errors_namin
         "INV\n1",
         "\u{7f}",
         "INV\u{9b}",
-        "   ",
         "A\u{200b}B",
         "INV\u{2028}1",
         "\u{feff}INV",
         "INV\u{a0}1",
+        "INV\u{202e}1",
+        "INV\u{ad}1",
+        "INV-1 ",
+        " INV-1",
+        "INVÉ",
     ] {
         for key in [
             "originalReferenceNo",
@@ -142,6 +146,14 @@ fn references_blank_or_with_control_or_unseen_characters_are_format_errors_namin
     assert_eq!(format("originalReferenceNo").snap_status(52).code(), "4005201");
     let spaced = v3_with(|o| drop(o.insert("originalReferenceNo".into(), json!("INV 1"))));
     assert!(spaced.is_ok(), "a space inside a reference is kept");
+    let blank = v3_with(|o| drop(o.insert("originalReferenceNo".into(), json!("   "))));
+    assert_eq!(blank.unwrap_err(), format("originalReferenceNo"));
+    let no_partner = v3_with(|o| drop(o.insert("originalPartnerReferenceNo".into(), json!("   "))));
+    assert_eq!(
+        no_partner.unwrap().original_partner_reference_no,
+        None,
+        "a blank partner reference is absent (a static QR has none)"
+    );
 }
 
 #[test]
@@ -158,6 +170,8 @@ fn both_spellings_of_the_partner_reference_must_agree() {
     );
     let same = both("INV-A", "INV-A").unwrap();
     assert_eq!(same.original_partner_reference_no.as_deref(), Some("INV-A"));
+    let one_blank = both("", "INV-A").unwrap();
+    assert_eq!(one_blank.original_partner_reference_no.as_deref(), Some("INV-A"));
 }
 
 #[test]

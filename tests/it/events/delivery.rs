@@ -464,6 +464,10 @@ async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backe
     };
     let moved = patch(json!({"url": "http://127.0.0.1:9/elsewhere"})).await.unwrap();
     assert_eq!(moved.status(), 409);
+    let problem: serde_json::Value = moved.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:finpay-qris:problem:configured-endpoint");
+    let unchanged = patch(json!({"url": endpoint["url"]})).await.unwrap();
+    assert_eq!(unchanged.status(), 200, "the same URL sent back changes nothing");
     let changed = patch(json!({"description": "orders"})).await.unwrap();
     assert_eq!(
         changed.json::<serde_json::Value>().await.unwrap()["description"],
