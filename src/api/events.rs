@@ -73,7 +73,7 @@ pub struct ListParams {
     /// Only events of this type (`payment.paid`, …).
     #[serde(rename = "type")]
     #[param(
-        pattern = "^(payment\\.(pending|paid|failed|expired|cancelled|flagged|flag_resolved)|refund\\.(pending|succeeded|failed)|endpoint\\.disabled)$"
+        pattern = "^(payment\\.(pending|paid|failed|expired|cancelled|refunded|flagged|flag_resolved)|refund\\.(pending|succeeded|failed)|endpoint\\.disabled)$"
     )]
     event_type: Option<String>,
     /// Only events about this payment (our id, or its partnerReferenceNo).

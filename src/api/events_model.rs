@@ -20,6 +20,8 @@ pub enum EventTypeName {
     PaymentExpired,
     #[serde(rename = "payment.cancelled")]
     PaymentCancelled,
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded,
     #[serde(rename = "payment.flagged")]
     PaymentFlagged,
     #[serde(rename = "payment.flag_resolved")]
@@ -296,6 +298,7 @@ mod tests {
             EventTypeName::PaymentFailed,
             EventTypeName::PaymentExpired,
             EventTypeName::PaymentCancelled,
+            EventTypeName::PaymentRefunded,
             EventTypeName::PaymentFlagged,
             EventTypeName::PaymentFlagResolved,
             EventTypeName::RefundPending,

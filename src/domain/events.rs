@@ -14,6 +14,9 @@ pub enum EventType {
     PaymentFailed,
     PaymentExpired,
     PaymentCancelled,
+    /// The payment was refunded in full: by refunds asked here, or as Finpay
+    /// reported it.
+    PaymentRefunded,
     PaymentFlagged,
     /// A person looked into a flagged payment and cleared its flag.
     PaymentFlagResolved,
@@ -26,12 +29,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         Self::PaymentPending,
         Self::PaymentPaid,
         Self::PaymentFailed,
         Self::PaymentExpired,
         Self::PaymentCancelled,
+        Self::PaymentRefunded,
         Self::PaymentFlagged,
         Self::PaymentFlagResolved,
         Self::RefundPending,
@@ -47,6 +51,7 @@ impl EventType {
             Self::PaymentFailed => "payment.failed",
             Self::PaymentExpired => "payment.expired",
             Self::PaymentCancelled => "payment.cancelled",
+            Self::PaymentRefunded => "payment.refunded",
             Self::PaymentFlagged => "payment.flagged",
             Self::PaymentFlagResolved => "payment.flag_resolved",
             Self::RefundPending => "refund.pending",
@@ -85,14 +90,15 @@ impl Cause {
 
 /// The event a payment reaching `to` raises, if any. Open statuses raise
 /// nothing (a QR generated or a payment learnt open raises `pending`, see
-/// [`raised`] and [`qr_generated`]); `refunded` is told by `refund.succeeded`.
+/// [`raised`] and [`qr_generated`]).
 fn on_status(to: PaymentStatus) -> Option<EventType> {
     match to {
         PaymentStatus::Paid => Some(EventType::PaymentPaid),
         PaymentStatus::Failed => Some(EventType::PaymentFailed),
         PaymentStatus::Expired => Some(EventType::PaymentExpired),
         PaymentStatus::Cancelled => Some(EventType::PaymentCancelled),
-        PaymentStatus::Initiated | PaymentStatus::Pending | PaymentStatus::Paying | PaymentStatus::Refunded => None,
+        PaymentStatus::Refunded => Some(EventType::PaymentRefunded),
+        PaymentStatus::Initiated | PaymentStatus::Pending | PaymentStatus::Paying => None,
     }
 }
 
@@ -170,6 +176,14 @@ mod tests {
     }
 
     #[test]
+    fn a_payment_refunded_raises_refunded() {
+        assert_eq!(
+            raised(Some(PaymentStatus::Paid), &to(PaymentStatus::Refunded)),
+            [EventType::PaymentRefunded]
+        );
+    }
+
+    #[test]
     fn moving_between_open_statuses_raises_nothing() {
         assert!(raised(Some(PaymentStatus::Pending), &to(PaymentStatus::Paying)).is_empty());
         assert!(raised(Some(PaymentStatus::Pending), &Decision::Unchanged).is_empty());
@@ -206,6 +220,6 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
-        assert_eq!(EventType::parse("payment.refunded"), None);
+        assert_eq!(EventType::parse("payment.paying"), None);
     }
 }

@@ -130,6 +130,11 @@ pub fn decide(
     }
     use PaymentStatus::*;
     match (current, to) {
+        // Refunded before we heard it was paid: money moved twice unseen.
+        (Initiated | Pending | Paying, Refunded) => Decision::Transition {
+            to,
+            flag: Some("refunded by Finpay before it was known here as paid; check what happened".into()),
+        },
         (Initiated | Pending | Paying, _) => Decision::Transition { to, flag: None },
         (Paid, Refunded) => Decision::Transition { to, flag: None },
         (Expired, Paid) => Decision::Transition {
@@ -200,13 +205,30 @@ mod tests {
 
     #[test]
     fn a_paid_payment_can_be_refunded() {
-        assert!(matches!(
+        assert_eq!(
             decide(PaymentStatus::Paid, AMT, T::Refunded, None),
             Decision::Transition {
                 to: PaymentStatus::Refunded,
-                ..
+                flag: None
             }
-        ));
+        );
+    }
+
+    #[test]
+    fn an_open_payment_refunded_by_finpay_is_refunded_and_flagged() {
+        for from in [PaymentStatus::Initiated, PaymentStatus::Pending, PaymentStatus::Paying] {
+            let d = decide(from, AMT, T::Refunded, None);
+            assert!(
+                matches!(
+                    &d,
+                    Decision::Transition {
+                        to: PaymentStatus::Refunded,
+                        flag: Some(_)
+                    }
+                ),
+                "{from}: {d:?}"
+            );
+        }
     }
 
     #[test]

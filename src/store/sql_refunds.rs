@@ -125,6 +125,8 @@ macro_rules! sql_refund_writes {
                         }
                         d
                     };
+                    // The payment's own events (refunded in full), after the refund's.
+                    let mut moved = Vec::new();
                     match outcome {
                         RefundOutcome::Succeeded { reference_no, response_code } => {
                             let done = sqlx::query(&Self::sql(
@@ -150,6 +152,7 @@ macro_rules! sql_refund_writes {
                                 if let Some(e) = crate::domain::own_moves::refunded(&locked, refunded, now) {
                                     Self::write_payment(&mut tx, &e, Some(&locked)).await?;
                                     Self::insert_entries(&mut tx, &e, None, now).await?;
+                                    moved = e.events;
                                 }
                             }
                         }
@@ -192,8 +195,9 @@ macro_rules! sql_refund_writes {
                         let payment_sql = Self::sql_owned(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"));
                         let payment: Payment =
                             sqlx::query_as(&payment_sql).bind(&refund.payment_id).fetch_one(&mut *tx).await?;
-                        let event = crate::domain::events::refund_completed(refund.status == "succeeded");
-                        Self::raise(&mut tx, &payment, &[event], crate::domain::Cause::Api, now, Some(&refund)).await?;
+                        let mut events = vec![crate::domain::events::refund_completed(refund.status == "succeeded")];
+                        events.extend(moved);
+                        Self::raise(&mut tx, &payment, &events, crate::domain::Cause::Api, now, Some(&refund)).await?;
                     }
                     tx.commit().await?;
                     Ok(refund)

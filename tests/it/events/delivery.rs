@@ -320,7 +320,7 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
     let r = post(
         &app,
         "/api/v1/webhook-endpoints",
-        &json!({"url": "https://orders.example.com/h", "eventTypes": ["payment.refunded"]}),
+        &json!({"url": "https://orders.example.com/h", "eventTypes": ["payment.paying"]}),
         None,
     )
     .await;

@@ -1,7 +1,7 @@
 //! Every path that changes a payment raises its event, numbered in order:
 //! a QR generated through the API, a notification, a refund's outcome, the
-//! worker's expiry, a refresh on read, a flag resolved; a replayed
-//! notification raises nothing.
+//! worker's expiry, a refresh on read, a flag resolved, a refund reported by
+//! Finpay; a replayed notification raises nothing.
 
 use crate::api::support::{get, paid_by_notification, paid_through_api, refund, with_simulator};
 use crate::common::*;
@@ -41,7 +41,8 @@ async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refun
             ev("payment.pending", "api", 1),
             ev("payment.paid", "notification", 2),
             ev("refund.pending", "api", 3),
-            ev("refund.succeeded", "api", 4)
+            ev("refund.succeeded", "api", 4),
+            ev("payment.refunded", "api", 5)
         ]
     );
     let page = get(&app, &format!("/api/v1/events?paymentId={id}&type=refund.succeeded"))
@@ -91,6 +92,31 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
     assert_eq!(status, 200);
     assert_eq!(events_for(&app, id).await.len(), 3);
     sim.shutdown().await;
+    app.stop().await;
+}
+
+/// A refund made at Finpay (status `04` in a notification) is a change of
+/// the payment like any other.
+async fn a_refund_reported_by_finpay_raises_refunded(backend: Backend) {
+    let app = crate::console::support::spawn(backend).await;
+    let paid = paid_by_notification(&app, "3000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    let token = app.token().await;
+    let body = notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        "04",
+        "3000.00",
+    );
+    let (status, _) = app.notify(&token, &unique_digits(), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        events_for(&app, id).await,
+        [
+            ev("payment.paid", "notification", 1),
+            ev("payment.refunded", "notification", 2)
+        ]
+    );
     app.stop().await;
 }
 
@@ -167,6 +193,7 @@ on_both_backends!(
     a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail,
     a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refunds_events,
     a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing,
+    a_refund_reported_by_finpay_raises_refunded,
     the_workers_expiry_raises_expired,
     a_refresh_on_read_that_finds_the_payment_paid_raises_paid_by_query,
 );
