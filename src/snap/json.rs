@@ -4,17 +4,17 @@
 //! than the one acted on.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
-use std::collections::HashSet;
+use serde_json::{Map, Value};
 
-/// Parses `bytes`; the error names a repeated key.
+/// Parses `bytes` in one pass; the error names a repeated key.
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice::<KeysOnce>(bytes).map_err(|e| e.to_string())?;
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    serde_json::from_slice::<KeysOnce>(bytes)
+        .map(|v| v.0)
+        .map_err(|e| e.to_string())
 }
 
-/// A JSON document in which no object repeats a key (it holds nothing else).
-struct KeysOnce;
+/// A JSON document in which no object repeats a key.
+struct KeysOnce(Value);
 
 impl<'de> Deserialize<'de> for KeysOnce {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -31,40 +31,47 @@ impl<'de> Visitor<'de> for KeysOnceVisitor {
         f.write_str("JSON")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_bool<E>(self, v: bool) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_i64<E>(self, v: i64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_u64<E>(self, v: u64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_f64<E>(self, v: f64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
     }
-    fn visit_str<E>(self, _: &str) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_str<E>(self, v: &str) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(v.into()))
     }
     fn visit_unit<E>(self) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+        Ok(KeysOnce(Value::Null))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<KeysOnce, A::Error> {
-        while items.next_element::<KeysOnce>()?.is_some() {}
-        Ok(KeysOnce)
+        let mut out = Vec::new();
+        while let Some(KeysOnce(v)) = items.next_element()? {
+            out.push(v);
+        }
+        Ok(KeysOnce(Value::Array(out)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<KeysOnce, A::Error> {
-        let mut seen = HashSet::new();
+        let mut out = Map::new();
         while let Some(key) = entries.next_key::<String>()? {
-            entries.next_value::<KeysOnce>()?;
-            if !seen.insert(key.clone()) {
+            let KeysOnce(v) = entries.next_value()?;
+            if out.contains_key(&key) {
                 let shown: String = key.chars().take(64).collect();
                 return Err(de::Error::custom(format!("duplicate key `{shown}`")));
             }
+            out.insert(key, v);
         }
-        Ok(KeysOnce)
+        Ok(KeysOnce(Value::Object(out)))
     }
 }
 
@@ -86,6 +93,9 @@ mod tests {
     fn the_same_key_in_different_objects_and_ordinary_json_are_read() {
         let v = parse(br#"{"a":{"value":"1"},"b":{"value":"2"},"c":[1,2.5,null,true,"x"]}"#).unwrap();
         assert_eq!(v["b"]["value"], "2");
+        let plain: serde_json::Value =
+            serde_json::from_slice(br#"{"a":{"value":"1"},"b":{"value":"2"},"c":[1,2.5,null,true,"x"]}"#).unwrap();
+        assert_eq!(v, plain, "the same value serde_json reads");
         assert!(parse(b"{\"a\":").is_err());
     }
 }
