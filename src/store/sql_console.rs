@@ -145,13 +145,14 @@ macro_rules! sql_console_store {
                     let before: Option<Payment> = sqlx::query_as(&sql).bind(payment_id).fetch_optional(&mut *tx).await?;
                     // Judged by the domain on the payment as locked; written as any
                     // other effect is (the guarded update, its entry, its event).
-                    let Some(e) = before.as_ref().and_then(|p| crate::domain::own_moves::flag_resolved(p, actor, note, now))
+                    let Some((before, e)) =
+                        before.and_then(|p| crate::domain::own_moves::flag_resolved(&p, actor, note, now).map(|e| (p, e)))
                     else {
                         return Ok(None);
                     };
-                    let detail = json!({"flag": before.as_ref().and_then(|p| p.flagged.as_deref()), "note": note});
+                    let detail = json!({"flag": before.flagged, "note": note});
                     insert_action(&mut *tx, payment_id, actor, "resolve_flag", &detail, now).await?;
-                    Self::write_payment(&mut tx, &e, before.as_ref()).await?;
+                    Self::write_payment(&mut tx, &e, Some(&before)).await?;
                     Self::insert_entries(&mut tx, &e, None, now).await?;
                     Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
                     tx.commit().await?;

@@ -34,16 +34,18 @@ macro_rules! sql_refund_writes {
                         return Ok(RefundReservation::PaymentNotFound);
                     };
                     // The invariant itself: this statement alone decides whether the amount fits.
-                    let reserved = sqlx::query(&Self::sql(
+                    let reserve = Self::sql_owned(format!(
                         "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
-                         WHERE id = $3 AND status = 'paid' AND refunded_minor + $1 <= amount_minor",
-                    ))
-                    .bind(r.amount_minor)
-                    .bind(r.created_at)
-                    .bind(&r.payment_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if reserved.rows_affected() != 1 {
+                         WHERE id = $3 AND status = 'paid' AND refunded_minor + $1 <= amount_minor \
+                         RETURNING {PAYMENT_COLUMNS}"
+                    ));
+                    let reserved: Option<Payment> = sqlx::query_as(&reserve)
+                        .bind(r.amount_minor)
+                        .bind(r.created_at)
+                        .bind(&r.payment_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(reserved) = reserved else {
                         let status = PaymentStatus::parse(&status)
                             .ok_or_else(|| StoreError::Invalid(format!("unknown payment status {status:?}")))?;
                         return Ok(if status == PaymentStatus::Paid {
@@ -51,7 +53,7 @@ macro_rules! sql_refund_writes {
                         } else {
                             RefundReservation::NotRefundable { status }
                         });
-                    }
+                    };
                     let insert = Self::sql_owned(format!(
                         "INSERT INTO refunds (id, payment_id, partner_refund_no, amount_minor, reason, status, created_at, \
                          updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) RETURNING {REFUND_COLUMNS}"
@@ -85,8 +87,6 @@ macro_rules! sql_refund_writes {
                         "reason": refund.reason,
                     });
                     Self::insert_event(&mut tx, &r.payment_id, "refund_requested", &detail, r.created_at).await?;
-                    let payment_sql = Self::sql_owned(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"));
-                    let reserved: Payment = sqlx::query_as(&payment_sql).bind(&r.payment_id).fetch_one(&mut *tx).await?;
                     let event = crate::domain::events::refund_asked();
                     Self::raise(&mut tx, &reserved, &[event], crate::domain::Cause::Api, r.created_at, Some(&refund)).await?;
                     Self::name_resource(&mut tx, idempotency, &refund.id).await?;
