@@ -6,26 +6,25 @@ use crate::api::support::{get, kind, paid_by_notification, post};
 use crate::common::{self, Backend};
 use serde_json::json;
 
+/// The ids of the payments `GET path` lists.
+async fn listed(app: &common::TestApp, path: &str) -> Vec<String> {
+    let list = get(app, path).await.json();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 async fn a_flag_is_listed_until_resolved_with_a_note(backend: Backend) {
     let app = spawn(backend).await;
     let flagged = flagged_payment(&app).await;
     let fine = paid_by_notification(&app, "5000.00").await;
-    let list = get(&app, "/api/v1/payments?flagged=true").await.json();
-    let ids: Vec<&str> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let ids = listed(&app, "/api/v1/payments?flagged=true").await;
     assert_eq!(ids, [flagged.id.as_str()]);
-    assert!(!ids.contains(&fine["id"].as_str().unwrap()));
-    let others = get(&app, "/api/v1/payments?flagged=false").await.json();
-    let others: Vec<&str> = others["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    assert!(!ids.iter().any(|id| id == fine["id"].as_str().unwrap()));
+    let others = listed(&app, "/api/v1/payments?flagged=false").await;
     assert_eq!(
         others,
         [fine["id"].as_str().unwrap()],

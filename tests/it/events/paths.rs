@@ -30,6 +30,19 @@ fn ev(t: &str, cause: &str, seq: i64) -> (String, String, i64) {
     (t.to_string(), cause.to_string(), seq)
 }
 
+/// Finpay notifies `status` for the payment `paid` (as the API shows it)
+/// under a new key; the HTTP status of the answer.
+async fn notified(app: &TestApp, paid: &Value, status: &str, amount: &str) -> u16 {
+    let token = app.token().await;
+    let body = notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        status,
+        amount,
+    );
+    app.notify(&token, &unique_digits(), &body).await.0
+}
+
 async fn a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refunds_events(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let paid = paid_through_api(&app, &sim, "12000.00").await;
@@ -81,15 +94,7 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
         ]
     );
     // The settlement again, under a new key: no second paid event.
-    let token = app.token().await;
-    let body = notify_body(
-        paid["partnerReferenceNo"].as_str().unwrap(),
-        paid["referenceNo"].as_str().unwrap(),
-        "00",
-        "8000.00",
-    );
-    let (status, _) = app.notify(&token, &unique_digits(), &body).await;
-    assert_eq!(status, 200);
+    assert_eq!(notified(&app, &paid, "00", "8000.00").await, 200);
     assert_eq!(events_for(&app, id).await.len(), 3);
     sim.shutdown().await;
     app.stop().await;
@@ -101,15 +106,7 @@ async fn a_refund_reported_by_finpay_raises_refunded(backend: Backend) {
     let app = crate::console::support::spawn(backend).await;
     let paid = paid_by_notification(&app, "3000.00").await;
     let id = paid["id"].as_str().unwrap();
-    let token = app.token().await;
-    let body = notify_body(
-        paid["partnerReferenceNo"].as_str().unwrap(),
-        paid["referenceNo"].as_str().unwrap(),
-        "04",
-        "3000.00",
-    );
-    let (status, _) = app.notify(&token, &unique_digits(), &body).await;
-    assert_eq!(status, 200);
+    assert_eq!(notified(&app, &paid, "04", "3000.00").await, 200);
     assert_eq!(
         events_for(&app, id).await,
         [
