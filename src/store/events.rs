@@ -99,6 +99,57 @@ pub struct AttemptResult {
     pub disable_if_failing_since: DateTime<Utc>,
 }
 
+/// What one cycle's recorded attempts say about their endpoint, taken in
+/// delivery order: a success ends a failing streak; failures after the last
+/// success start one, unless one is running (so a cycle whose last success
+/// came after its failures never disables the endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointCycle {
+    pub succeeded: bool,
+    pub failing: Option<Failing>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failing {
+    /// The first failure after the last success.
+    pub since: DateTime<Utc>,
+    /// Disable the endpoint if its streak started at or before this (the latest
+    /// of those failures' thresholds).
+    pub disable_if_since: DateTime<Utc>,
+    /// The last of those failures: its answer tells that the endpoint was disabled.
+    pub last: usize,
+}
+
+/// The attempts `recorded` (indexes into `results`), per endpoint in id order.
+pub(crate) fn endpoint_cycles<'a>(
+    results: &'a [AttemptResult],
+    recorded: &[usize],
+) -> std::collections::BTreeMap<&'a str, EndpointCycle> {
+    let mut order = recorded.to_vec();
+    order.sort_by_key(|&i| (results[i].endpoint_id.as_str(), results[i].attempt.delivery_id));
+    let mut cycles = std::collections::BTreeMap::new();
+    for i in order {
+        let r = &results[i];
+        let cycle = cycles.entry(r.endpoint_id.as_str()).or_insert(EndpointCycle {
+            succeeded: false,
+            failing: None,
+        });
+        if r.succeeded {
+            cycle.succeeded = true;
+            cycle.failing = None;
+            continue;
+        }
+        let failing = cycle.failing.get_or_insert(Failing {
+            since: r.attempt.attempted_at,
+            disable_if_since: r.disable_if_failing_since,
+            last: i,
+        });
+        failing.disable_if_since = failing.disable_if_since.max(r.disable_if_failing_since);
+        failing.last = i;
+    }
+    cycles
+}
+
 /// What recording an attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -174,4 +225,84 @@ pub trait EventStore: Send + Sync + 'static {
     /// that read the endpoint just before an enable committed is parked
     /// after that enable scheduled the others. How many.
     async fn schedule_stranded(&self, now: DateTime<Utc>) -> Result<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(endpoint: &str, delivery_id: i64, succeeded: bool, at_secs: i64) -> AttemptResult {
+        let at = DateTime::from_timestamp(1_800_000_000 + at_secs, 0).unwrap();
+        AttemptResult {
+            attempt: Attempt {
+                delivery_id,
+                attempted_at: at,
+                status_code: Some(if succeeded { 204 } else { 500 }),
+                error: None,
+                latency_ms: 1,
+                response_excerpt: None,
+            },
+            endpoint_id: endpoint.into(),
+            succeeded,
+            next_attempt_at: None,
+            disable_if_failing_since: at - chrono::Duration::seconds(100),
+        }
+    }
+
+    #[test]
+    fn a_success_after_failures_ends_the_endpoints_streak() {
+        let results = [attempt("we_a", 2, true, 5), attempt("we_a", 1, false, 9)];
+        let cycles = endpoint_cycles(&results, &[0, 1]);
+        assert_eq!(
+            cycles["we_a"],
+            EndpointCycle {
+                succeeded: true,
+                failing: None
+            }
+        );
+    }
+
+    #[test]
+    fn failures_after_the_last_success_start_a_streak_at_the_first_of_them() {
+        let results = [
+            attempt("we_a", 3, false, 7),
+            attempt("we_a", 1, true, 1),
+            attempt("we_a", 2, false, 4),
+        ];
+        let cycles = endpoint_cycles(&results, &[0, 1, 2]);
+        let failing = cycles["we_a"].failing.clone().expect("failing");
+        assert!(cycles["we_a"].succeeded);
+        assert_eq!(failing.since, results[2].attempt.attempted_at);
+        assert_eq!(failing.disable_if_since, results[0].disable_if_failing_since);
+        assert_eq!(
+            failing.last, 0,
+            "the last failure in delivery order carries the disable"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_judged_apart_and_only_on_recorded_attempts() {
+        let results = [
+            attempt("we_b", 1, false, 1),
+            attempt("we_a", 2, true, 2),
+            attempt("we_a", 3, false, 3),
+        ];
+        let cycles = endpoint_cycles(&results, &[0, 1]);
+        assert_eq!(cycles.keys().copied().collect::<Vec<_>>(), ["we_a", "we_b"]);
+        assert_eq!(
+            cycles["we_a"],
+            EndpointCycle {
+                succeeded: true,
+                failing: None
+            }
+        );
+        assert!(!cycles["we_b"].succeeded);
+        assert_eq!(cycles["we_b"].failing.as_ref().map(|f| f.last), Some(0));
+    }
+
+    #[test]
+    fn value_rows_number_their_placeholders_from_the_first() {
+        assert_eq!(crate::store::value_rows(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(crate::store::value_rows(1, 3, 1), "($1, $2, $3)");
+    }
 }

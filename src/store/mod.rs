@@ -24,6 +24,7 @@ mod sql_endpoints;
 mod sql_events;
 mod sql_ingest;
 mod sql_outbox;
+mod sql_records;
 mod sql_refunds;
 mod sqlite;
 mod types;
@@ -228,6 +229,18 @@ pub(crate) fn where_given(conditions: &[(bool, &str)]) -> String {
     } else {
         format!("WHERE {}", given.join(" AND "))
     }
+}
+
+/// `rows` rows of `columns` placeholders for a `VALUES` list, numbered from
+/// `first`: `value_rows(2, 2, 3)` is `($3, $4), ($5, $6)`.
+pub(crate) fn value_rows(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (0..columns).map(|c| format!("${}", first + r * columns + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Now, truncated to whole milliseconds so that both backends store and

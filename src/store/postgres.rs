@@ -89,6 +89,7 @@ super::ops_store::sql_ops_store!(PgStore);
 super::sql_outbox::sql_outbox!(PgStore, Postgres);
 super::sql_endpoints::sql_endpoint_store!(PgStore, Postgres);
 super::sql_events::sql_event_store!(PgStore, Postgres);
+super::sql_records::sql_records!(PgStore, Postgres);
 super::console_events::sql_console_event_store!(PgStore);
 
 /// An event and its writing transaction.

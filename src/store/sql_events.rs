@@ -1,12 +1,11 @@
 //! SQL for [`EventStore`](super::EventStore), shared by both backends (same
 //! conventions as `sql.rs`): reading events and their deliveries, resending,
-//! and the sender's claims and records. The outbox's writes are
-//! `sql_outbox.rs`; the changes feed is each backend's own (`changes_page`).
+//! and the sender's claims (its records: `sql_records.rs`). The outbox's
+//! writes are `sql_outbox.rs`; the changes feed is each backend's own (`changes_page`).
 
 macro_rules! sql_event_store {
     ($Store:ident, $Db:ty) => {
         const _: () = {
-            use crate::events::payload::endpoint_disabled;
             use crate::store::events::*;
             use crate::store::StoreError;
             use chrono::{DateTime, Utc};
@@ -14,90 +13,6 @@ macro_rules! sql_event_store {
             const EVENT_COLUMNS: &str = "id, type, payment_id, sequence, cause, body, created_at";
             const DELIVERY_COLUMNS: &str =
                 "id, event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at";
-
-            impl $Store {
-                /// One attempt's record, in the caller's transaction (`record_attempts`).
-                async fn record_in(
-                    tx: &mut sqlx::Transaction<'static, $Db>,
-                    owner: &str,
-                    recorded_at: DateTime<Utc>,
-                    r: &AttemptResult,
-                ) -> crate::store::Result<Recorded> {
-                    let now = r.attempt.attempted_at;
-                    let delivery_id = r.attempt.delivery_id;
-                    let status = match (r.succeeded, r.next_attempt_at) {
-                        (true, _) => "succeeded",
-                        (false, Some(_)) => "pending",
-                        (false, None) => "failed",
-                    };
-                    // Only while the lease lasts: once it ends another sender may hold it.
-                    let endpoint: Option<String> = sqlx::query_scalar(&Self::sql(
-                        "UPDATE deliveries SET status = $1, attempts = attempts + 1, \
-                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = deliveries.endpoint_id) \
-                         THEN $2 END, lease_owner = NULL, lease_until = NULL, updated_at = $3 \
-                         WHERE id = $4 AND status = 'pending' AND lease_owner = $5 AND lease_until > $6 \
-                         RETURNING endpoint_id",
-                    ))
-                    .bind(status)
-                    .bind(if r.succeeded { None } else { r.next_attempt_at })
-                    .bind(now)
-                    .bind(delivery_id)
-                    .bind(owner)
-                    .bind(recorded_at)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    let Some(endpoint) = endpoint else {
-                        return Ok(Recorded::LeaseLost);
-                    };
-                    let a = &r.attempt;
-                    sqlx::query(&Self::sql(
-                        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms, \
-                         response_excerpt) VALUES ($1, $2, $3, $4, $5, $6)",
-                    ))
-                    .bind(delivery_id)
-                    .bind(a.attempted_at)
-                    .bind(a.status_code)
-                    .bind(a.error.as_deref())
-                    .bind(a.latency_ms)
-                    .bind(a.response_excerpt.as_deref())
-                    .execute(&mut **tx)
-                    .await?;
-                    let mut disabled = false;
-                    if r.succeeded {
-                        sqlx::query(&Self::sql(
-                            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                        ))
-                        .bind(&endpoint)
-                        .execute(&mut **tx)
-                        .await?;
-                    } else {
-                        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(&Self::sql(
-                            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
-                             AND enabled = TRUE RETURNING failing_since",
-                        ))
-                        .bind(now)
-                        .bind(&endpoint)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                        if let Some(Some(since)) = since.filter(|s| s.is_some_and(|s| s <= r.disable_if_failing_since)) {
-                            let reason = format!("no successful delivery since {}", since.to_rfc3339());
-                            sqlx::query(&Self::sql(
-                                "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
-                                 WHERE id = $3",
-                            ))
-                            .bind(&reason)
-                            .bind(now)
-                            .bind(&endpoint)
-                            .execute(&mut **tx)
-                            .await?;
-                            Self::park_deliveries(tx, &endpoint, now).await?;
-                            Self::write_events(tx, &[endpoint_disabled(&endpoint, &reason, since, now)]).await?;
-                            disabled = true;
-                        }
-                    }
-                    Ok(Recorded::Recorded { failed: status == "failed", endpoint_disabled: disabled })
-                }
-            }
 
             #[async_trait::async_trait]
             impl EventStore for $Store {
@@ -249,19 +164,7 @@ macro_rules! sql_event_store {
                     now: DateTime<Utc>,
                     results: &[AttemptResult],
                 ) -> crate::store::Result<Vec<Recorded>> {
-                    let mut tx = self.begin().await?;
-                    // By endpoint, then delivery: each delivery is leased to this
-                    // sender alone, but endpoints are shared with the other senders
-                    // (loops and replicas), whose records then lock them in the same
-                    // order and wait on each other instead of deadlocking.
-                    let mut order: Vec<usize> = (0..results.len()).collect();
-                    order.sort_by_key(|&i| (results[i].endpoint_id.as_str(), results[i].attempt.delivery_id));
-                    let mut out = vec![Recorded::LeaseLost; results.len()];
-                    for i in order {
-                        out[i] = Self::record_in(&mut tx, owner, now, &results[i]).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(out)
+                    self.record_cycle(owner, now, results).await
                 }
 
                 async fn schedule_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {

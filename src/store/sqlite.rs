@@ -109,6 +109,7 @@ super::ops_store::sql_ops_store!(SqliteStore);
 super::sql_outbox::sql_outbox!(SqliteStore, Sqlite);
 super::sql_endpoints::sql_endpoint_store!(SqliteStore, Sqlite);
 super::sql_events::sql_event_store!(SqliteStore, Sqlite);
+super::sql_records::sql_records!(SqliteStore, Sqlite);
 super::console_events::sql_console_event_store!(SqliteStore);
 
 /// Creates the database file (and its folder) readable by this user only:

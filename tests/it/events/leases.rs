@@ -118,9 +118,55 @@ async fn a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease(
     app.stop().await;
 }
 
+async fn a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_one_taken_back(backend: Backend) {
+    let app = quiet_app(backend).await;
+    let (first, now) = claimed(&app, "sender-a").await;
+    paid_by_notification(&app, "2000.00").await;
+    let store = &app.state.store;
+    let later = finpay_qris::store::now();
+    let mut second = store.claim_deliveries("sender-a", later, 30, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "only the new delivery is due");
+    let second = second.pop().unwrap();
+    store
+        .resend_event(&first.event_id, Some(&first.endpoint_id), now + Span::seconds(1))
+        .await
+        .unwrap();
+    let mut failed = success(&second, now);
+    failed.succeeded = false;
+    failed.attempt.status_code = Some(503);
+    failed.next_attempt_at = Some(now + Span::seconds(5));
+
+    let recorded = store
+        .record_attempts("sender-a", now + Span::seconds(2), &[success(&first, now), failed])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        recorded,
+        vec![
+            Recorded::LeaseLost,
+            Recorded::Recorded {
+                failed: false,
+                endpoint_disabled: false
+            }
+        ]
+    );
+    let (deliveries, attempts) = store.deliveries_of(&second.event_id).await.unwrap();
+    assert_eq!((deliveries[0].status.as_str(), deliveries[0].attempts), ("pending", 1));
+    assert_eq!(deliveries[0].next_attempt_at, Some(now + Span::seconds(5)));
+    assert_eq!(
+        attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        vec![Some(503)]
+    );
+    let (taken_back, none) = store.deliveries_of(&first.event_id).await.unwrap();
+    assert_eq!((taken_back[0].attempts, none.len()), (0, 0));
+    app.stop().await;
+}
+
 on_both_backends!(
     a_record_after_the_lease_ended_is_refused_as_lease_lost,
     a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease,
+    a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_one_taken_back,
 );
 
 /// Sends one at a time, claims 20 per cycle, attempts of at most 1 s.
