@@ -174,9 +174,21 @@ macro_rules! sql_ingest {
                     let mut tx = self.begin().await?;
                     let mut out: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
                     let mut raced = None;
+                    let mut stored = Self::stored_hashes(&mut tx, batch).await?;
                     for &i in &order {
-                        match Self::ingest_one(&mut tx, &batch[i]).await {
-                            Ok(o) => out[i] = Some(o),
+                        let n = &batch[i];
+                        let key = (n.partner_id.clone(), n.external_id.clone(), n.jakarta_day);
+                        if let Some(hash) = stored.get(&key) {
+                            out[i] = Some(n.replay_of(hash));
+                            continue;
+                        }
+                        match Self::ingest_one(&mut tx, n).await {
+                            Ok(o) => {
+                                if matches!(o, IngestOutcome::Applied(_)) {
+                                    stored.insert(key, n.body_sha256.clone());
+                                }
+                                out[i] = Some(o)
+                            }
                             Err(StoreError::Raced(why)) => {
                                 raced = Some(why);
                                 break;
@@ -195,21 +207,34 @@ macro_rules! sql_ingest {
                 }
             }
 
+            /// The body hashes stored under the batch's keys, read in one statement (on
+            /// SQLite every statement is a round trip to the database's own thread). The
+            /// caller adds each key it stores, so a key repeated in the batch is a replay
+            /// of its first; one stored meanwhile by another transaction makes the insert
+            /// below find it taken (`Raced`), and the batch runs again.
+            async fn stored_hashes(
+                tx: &mut sqlx::Transaction<'static, $Db>,
+                batch: &[InboundNotification],
+            ) -> crate::store::Result<std::collections::HashMap<(String, String, chrono::NaiveDate), Vec<u8>>> {
+                let sql = Self::sql_owned(format!(
+                    "SELECT n.partner_id, n.external_id, n.jakarta_day, n.body_sha256 FROM (VALUES {}) AS k \
+                     JOIN notifications n ON n.partner_id = k.column1 AND n.external_id = k.column2 \
+                     AND n.jakarta_day = k.column3",
+                    crate::store::value_rows(batch.len(), 3, 1)
+                ));
+                // Statements of every size: not kept prepared, so they do not push the hot ones out.
+                let mut q = sqlx::query_as::<_, (String, String, chrono::NaiveDate, Vec<u8>)>(&sql).persistent(false);
+                for n in batch {
+                    q = q.bind(&n.partner_id).bind(&n.external_id).bind(n.jakarta_day);
+                }
+                Ok(q.fetch_all(&mut **tx).await?.into_iter().map(|(p, e, d, h)| ((p, e, d), h)).collect())
+            }
+
+            /// A notification whose key is not stored yet.
             async fn ingest_one(
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 n: &InboundNotification,
             ) -> crate::store::Result<IngestOutcome> {
-                let stored: Option<Vec<u8>> = sqlx::query_scalar(&Self::sql(
-                    "SELECT body_sha256 FROM notifications WHERE partner_id = $1 AND external_id = $2 AND jakarta_day = $3",
-                ))
-                .bind(&n.partner_id)
-                .bind(&n.external_id)
-                .bind(n.jakarta_day)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if let Some(hash) = stored {
-                    return Ok(n.replay_of(&hash));
-                }
                 let obs = &n.observation;
                 let named = Self::payments_named(tx, obs).await?;
                 let by = |hit: fn(&Payment, &Observation) -> bool| named.iter().find(|p| hit(p, obs));

@@ -93,3 +93,59 @@ async fn a_persons_action_is_recorded_on_the_write_connection() {
     let actions = store.payment_actions(&applied.payment_id).await.unwrap();
     assert_eq!(actions.len(), 1);
 }
+
+/// The body of `static_qr_paid` with another amount: the same key, another body.
+fn with_other_body(mut n: InboundNotification) -> InboundNotification {
+    n.raw_body = n.raw_body.replace("1000.00", "2000.00");
+    n.body_sha256 = Sha256::digest(n.raw_body.as_bytes()).to_vec();
+    n
+}
+
+#[tokio::test]
+async fn a_key_repeated_in_a_batch_is_a_replay_or_a_conflict_of_its_first() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = SqliteStore::connect(&db.url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    let batch = [
+        static_qr_paid("X-1"),
+        static_qr_paid("X-1"),
+        with_other_body(static_qr_paid("X-1")),
+    ];
+
+    let outcomes = store.ingest_notifications(&batch).await.unwrap();
+    let again = store.ingest_notifications(&batch[1..]).await.unwrap();
+
+    assert!(matches!(outcomes[0], IngestOutcome::Applied(_)), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[1..], [IngestOutcome::Duplicate, IngestOutcome::Conflict]),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(again[..], [IngestOutcome::Duplicate, IngestOutcome::Conflict]),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_batchs_stored_keys_are_read_through_the_unique_key_not_by_a_scan() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = SqliteStore::connect(&db.url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    // As `store/sql_ingest.rs` (`stored_hashes`) writes it, for a batch of two.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT n.partner_id, n.external_id, n.jakarta_day, n.body_sha256 \
+         FROM (VALUES (?1, ?2, ?3), (?4, ?5, ?6)) AS k JOIN notifications n ON n.partner_id = k.column1 \
+         AND n.external_id = k.column2 AND n.jakarta_day = k.column3",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|r| r.3).collect();
+
+    assert!(
+        plan.iter()
+            .any(|step| step.starts_with("SEARCH n USING INDEX sqlite_autoindex_notifications_1")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|step| step.starts_with("SCAN n")), "{plan:?}");
+}
