@@ -67,6 +67,7 @@ pub struct PaymentView {
     pub qr_url: Option<String>,
     pub note: Option<String>,
     pub valid_until: Option<DateTime<Utc>>,
+    /// When Finpay says it was paid (its `paidTime`), else when we learnt it.
     pub paid_at: Option<DateTime<Utc>>,
     /// Set when something needs a person (amount mismatch, paid after expiry).
     pub flagged: Option<String>,

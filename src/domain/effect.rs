@@ -9,6 +9,7 @@
 
 use super::events::{raised, EventType};
 use super::payment::CURRENCY;
+use super::status::format_minor;
 use super::{decide, Decision, Observation, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -126,12 +127,13 @@ pub fn effect(
             if payment.reference_no.is_none() {
                 payment.reference_no = obs.original_reference_no.clone();
             }
-            decide(
+            let decision = decide(
                 stored.status,
                 (stored.amount_minor, stored.currency.as_str()),
                 obs.status,
                 obs.amount.as_ref().map(|a| (a.minor, a.currency.as_str())),
-            )
+            );
+            refunded_elsewhere(stored, decision)
         }
     };
     match &decision {
@@ -139,7 +141,7 @@ pub fn effect(
             payment.status = *to;
             payment.finpay_status = Some(obs.status.code().to_string());
             if *to == PaymentStatus::Paid {
-                payment.paid_at = payment.paid_at.or(Some(now));
+                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(now)));
             }
             if flag.is_some() {
                 payment.flagged = flag.clone();
@@ -230,7 +232,7 @@ fn learnt(obs: &Observation, now: DateTime<Utc>, id: String) -> Result<Payment, 
         qr_url: None,
         note: None,
         valid_until: None,
-        paid_at: (status == PaymentStatus::Paid).then_some(now),
+        paid_at: (status == PaymentStatus::Paid).then(|| obs.paid_at(now)),
         refunded_minor: 0,
         // Stored as Finpay said, for a person to look at: never taken silently.
         flagged: (amount.currency != CURRENCY).then(|| {
@@ -269,6 +271,29 @@ fn contradiction(found: Found<'_>, p: &Payment, obs: &Observation) -> Option<Str
         ))
     } else {
         None
+    }
+}
+
+/// Finpay's word that a paid payment is refunded while the refunds asked here
+/// do not cover its amount: the rest was refunded elsewhere (Finpay's own
+/// dashboard, say), which `refundedAmount` cannot show, so a person is asked
+/// to look.
+fn refunded_elsewhere(stored: &Payment, decision: Decision) -> Decision {
+    match decision {
+        Decision::Transition {
+            to: PaymentStatus::Refunded,
+            flag: None,
+        } if stored.status == PaymentStatus::Paid && stored.refunded_minor < stored.amount_minor => {
+            Decision::Transition {
+                to: PaymentStatus::Refunded,
+                flag: Some(format!(
+                    "refunded by Finpay, but the refunds asked here cover {} of {}; check what happened",
+                    format_minor(stored.refunded_minor),
+                    format_minor(stored.amount_minor)
+                )),
+            }
+        }
+        other => other,
     }
 }
 

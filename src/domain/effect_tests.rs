@@ -76,6 +76,29 @@ fn a_success_settles_a_pending_payment_and_stops_its_checks() {
 }
 
 #[test]
+fn a_payment_is_paid_when_finpay_says_it_was_paid_not_when_we_heard() {
+    let p = pending("p1", "INV-1", Some("R1"));
+    let found = || Found {
+        by_partner_reference: Some(&p),
+        by_reference: Some(&p),
+    };
+    let mut obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    // at(5) in Jakarta time.
+    obs.paid_time = Some("2027-01-15T15:00:05+07:00".into());
+    assert_eq!(at(5).to_rfc3339(), "2027-01-15T08:00:05+00:00");
+    assert_eq!(run(found(), &obs).unwrap().payment.paid_at, Some(at(5)));
+
+    obs.paid_time = Some("2027-01-15T15:00:55+07:00".into());
+    assert_eq!(
+        run(found(), &obs).unwrap().payment.paid_at,
+        Some(at(10)),
+        "never later than we heard"
+    );
+    obs.paid_time = Some("yesterday".into());
+    assert_eq!(run(found(), &obs).unwrap().payment.paid_at, Some(at(10)));
+}
+
+#[test]
 fn a_repeated_success_changes_nothing_and_writes_only_its_own_entry() {
     let mut p = pending("p1", "INV-1", Some("R1"));
     p.status = PaymentStatus::Paid;
@@ -219,4 +242,31 @@ fn an_open_payment_is_checked_again_after_a_query_and_a_settled_one_is_not() {
     p.status = PaymentStatus::Paid;
     record_check(&mut p, Some(at(240)));
     assert_eq!(p.next_check_at, None);
+}
+
+#[test]
+fn finpay_refunding_more_than_was_asked_here_flags_the_payment() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Paid;
+    p.refunded_minor = 250_000;
+    let obs = notified(T::Refunded, Some("INV-1"), Some("R1"), 1_000_000);
+    let found = Found {
+        by_partner_reference: Some(&p),
+        by_reference: Some(&p),
+    };
+
+    let e = run(found, &obs).unwrap();
+    assert_eq!(e.payment.status, PaymentStatus::Refunded);
+    assert_eq!(
+        e.payment.flagged.as_deref(),
+        Some("refunded by Finpay, but the refunds asked here cover 2500.00 of 10000.00; check what happened")
+    );
+
+    p.refunded_minor = p.amount_minor;
+    let found = Found {
+        by_partner_reference: Some(&p),
+        by_reference: Some(&p),
+    };
+    let e = run(found, &obs).unwrap();
+    assert_eq!((e.payment.status, e.payment.flagged), (PaymentStatus::Refunded, None));
 }

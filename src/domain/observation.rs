@@ -1,6 +1,7 @@
 //! What Finpay said about a payment, from a notification or a query.
 
 use crate::snap::notify::{Amount, NotifyBody, TransactionStatus};
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObservationSource {
@@ -39,5 +40,17 @@ impl Observation {
             amount: Some(n.amount.clone()),
             paid_time: n.paid_time.clone(),
         }
+    }
+}
+
+impl Observation {
+    /// When the payment was paid: Finpay's `paidTime` when it gives a readable
+    /// one, else `now` (when we learnt it). Never later than `now`: a payment
+    /// is not paid after we heard of it, whatever the two clocks say.
+    pub fn paid_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.paid_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(now, |t| t.with_timezone(&Utc).min(now))
     }
 }

@@ -85,6 +85,11 @@ async fn the_published_v3_notification_is_accepted_as_sent(b: Backend) {
     assert_eq!(p.status.as_str(), "paid");
     assert_eq!(p.amount_minor, 1_234_567_800);
     assert_eq!(p.origin, "notification");
+    assert_eq!(
+        p.paid_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2024-06-07T03:03:54+00:00"),
+        "paid when Finpay's paidTime says"
+    );
     app.stop().await;
 }
 

@@ -326,10 +326,13 @@ pub fn notify_headers(path: &str, token: &str, external_id: &str, body: &str, ts
     ]
 }
 
-/// A Finpay-shaped notification body.
+/// A Finpay-shaped notification body, paid (`paidTime`) a second ago in Jakarta time.
 pub fn notify_body(partner_ref: &str, reference: &str, status: &str, amount: &str) -> String {
+    let paid = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).unwrap())
+        .format("%Y-%m-%dT%H:%M:%S%:z");
     format!(
-        r#"{{"originalReferenceNo":"{reference}","originalPartnerReferenceNo":"{partner_ref}","latestTransactionStatus":"{status}","transactionStatusDesc":"success","amount":{{"value":"{amount}","currency":"IDR"}},"additionalInfo":{{"merchantName":"WARTEG","rrn":"000019001390","paidTime":"2024-06-07T10:03:54+07:00"}}}}"#
+        r#"{{"originalReferenceNo":"{reference}","originalPartnerReferenceNo":"{partner_ref}","latestTransactionStatus":"{status}","transactionStatusDesc":"success","amount":{{"value":"{amount}","currency":"IDR"}},"additionalInfo":{{"merchantName":"WARTEG","rrn":"000019001390","paidTime":"{paid}"}}}}"#
     )
 }
 

@@ -101,7 +101,8 @@ async fn a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing(backe
 }
 
 /// A refund made at Finpay (status `04` in a notification) is a change of
-/// the payment like any other.
+/// the payment like any other; made without a refund asked here, it is
+/// flagged for a person too.
 async fn a_refund_reported_by_finpay_raises_refunded(backend: Backend) {
     let app = crate::console::support::spawn(backend).await;
     let paid = paid_by_notification(&app, "3000.00").await;
@@ -111,7 +112,8 @@ async fn a_refund_reported_by_finpay_raises_refunded(backend: Backend) {
         events_for(&app, id).await,
         [
             ev("payment.paid", "notification", 1),
-            ev("payment.refunded", "notification", 2)
+            ev("payment.refunded", "notification", 2),
+            ev("payment.flagged", "notification", 3)
         ]
     );
     app.stop().await;
