@@ -251,9 +251,13 @@ async fn run(
         }
         (Some(e), _) => {
             tracing::warn!(refund_id = %stored.id, error = %e, "refund outcome unknown; it stays pending");
-            let what =
-                "the refund's outcome is unknown; it stays pending with its amount reserved: retry the same request";
-            Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), false)
+            // Without its number a retry is a new refund: say which number resumes this one.
+            let what = format!(
+                "the refund's outcome is unknown; it stays pending with its amount reserved: retry with \
+                 partnerRefundNo {} (or the same Idempotency-Key) to resume it; a request with neither is a new refund",
+                stored.partner_refund_no
+            );
+            Reply::error(ApiError::finpay(&e, &what).payment(&p.id).refund(&stored.id), false)
         }
     }
 }

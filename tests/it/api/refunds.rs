@@ -44,6 +44,13 @@ async fn an_unknown_refund_outcome_keeps_the_amount_reserved(backend: Backend) {
         .as_str()
         .expect("names the pending refund")
         .to_string();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("retry with partnerRefundNo RF-1"),
+        "tells how to resume it: {problem}"
+    );
     let refunds = get(&app, &refunds_path(id)).await.json();
     assert_eq!(refunds["items"][0]["status"], "pending");
     assert_eq!(refunds["items"][0]["amount"], "4000.00");
