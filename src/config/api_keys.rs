@@ -55,6 +55,17 @@ pub fn api_keys(api: &ApiSettings) -> Result<Vec<ApiKey>, ConfigError> {
         for (i, entry) in entries.iter().enumerate() {
             let (name, key) = split(entry.expose().trim());
             let position = format!("key {} of {}", i + 1, entries.len());
+            // A key is letters and digits (`openssl rand -hex`); a `:` in it
+            // means a name was meant, which must not silently become the key.
+            if name.is_none() && key.contains(':') {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "{position} is written NAME:KEY with a name that is not 1 to 40 of \
+                         A-Z a-z 0-9 . _ -"
+                    ),
+                ));
+            }
             if key.chars().count() < MIN_API_KEY_CHARS {
                 return Err(ConfigError::new(
                     setting,

@@ -166,12 +166,7 @@ impl Settings {
                 "expected HOST:PORT, e.g. 127.0.0.1:8081",
             ));
         }
-        if self.server.max_batch == 0 || self.server.writers == 0 {
-            return Err(ConfigError::new(
-                "server.max_batch",
-                "max_batch and writers must be at least 1",
-            ));
-        }
+
         // Bounded above too: a semaphore of more permits, or a deadline past
         // what a clock can add, would panic instead of serving.
         const DAY_MS: u64 = 86_400_000;
@@ -193,9 +188,43 @@ impl Settings {
             ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
             ("refusals.queue", self.refusals.queue as u64, 1_000_000),
             ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
+            ("server.max_batch", self.server.max_batch as u64, 100_000),
+            ("server.writers", self.server.writers as u64, 1_000),
+            ("server.request_timeout_secs", self.server.request_timeout_secs, 3_600),
+            ("database.max_connections", self.database.max_connections as u64, 10_000),
+            (
+                "database.acquire_timeout_secs",
+                self.database.acquire_timeout_secs,
+                3_600,
+            ),
+            ("finpay.timeout_secs", self.finpay.timeout_secs, 3_600),
+            ("finpay.connect_timeout_secs", self.finpay.connect_timeout_secs, 3_600),
+            ("worker.batch_size", self.worker.batch_size.max(0) as u64, 1_000),
+            ("worker.lease_secs", self.worker.lease_secs, 86_400),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError::new(key, format!("must be from 1 to {max}")));
+            }
+        }
+        // Below these, a value would be raised silently where it is used (or,
+        // for the body limit, refuse every request Finpay sends).
+        for (key, value, min, max) in [
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+                1_024,
+                16 << 20,
+            ),
+            ("worker.poll_interval_ms", self.worker.poll_interval_ms, 10, DAY_MS),
+            (
+                "worker.default_validity_secs",
+                self.worker.default_validity_secs,
+                60,
+                30 * 86_400,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(key, format!("must be from {min} to {max}")));
             }
         }
         if self.inbound.timestamp_tolerance_secs == 0 {

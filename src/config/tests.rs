@@ -207,3 +207,33 @@ fn a_bad_value_of_a_setting_without_default_names_it() {
     let e = Settings::load_from(None, env(&[("FINPAY_QRIS__WORKER__ENABLED", "maybe")])).unwrap_err();
     assert_eq!(e.key, "FINPAY_QRIS__WORKER__ENABLED", "{e}");
 }
+
+#[test]
+fn a_value_that_would_be_replaced_or_lock_finpay_out_stops_the_start() {
+    for (var, value) in [
+        ("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES", "0"),
+        ("FINPAY_QRIS__SERVER__WRITERS", "0"),
+        ("FINPAY_QRIS__SERVER__MAX_BATCH", "0"),
+        ("FINPAY_QRIS__SERVER__REQUEST_TIMEOUT_SECS", "0"),
+        ("FINPAY_QRIS__DATABASE__MAX_CONNECTIONS", "0"),
+        ("FINPAY_QRIS__FINPAY__TIMEOUT_SECS", "0"),
+        ("FINPAY_QRIS__WORKER__BATCH_SIZE", "0"),
+        ("FINPAY_QRIS__WORKER__LEASE_SECS", "0"),
+        ("FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "0"),
+        ("FINPAY_QRIS__WORKER__DEFAULT_VALIDITY_SECS", "10"),
+    ] {
+        let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+        assert_eq!(e.key, var, "{var}={value}: {e}");
+        assert!(e.message.starts_with("must be from "), "{e}");
+    }
+}
+
+#[test]
+fn a_key_written_with_a_malformed_name_is_refused_not_taken_whole() {
+    for name in ["bad name", "a-name-longer-than-forty-characters-is-refused"] {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__API__KEYS", &format!("{name}:{K1}"))])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__API__KEYS");
+        assert!(e.message.contains("key 1 of 1 is written NAME:KEY"), "{e}");
+        assert!(!e.to_string().contains(K1), "{e}");
+    }
+}
