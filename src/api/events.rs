@@ -240,9 +240,12 @@ pub struct ChangesParams {
 /// What changed since a cursor
 ///
 /// Every event (each holding the payment's state at that change) after the
-/// cursor, in commit order. A change whose transaction is still running when
-/// you read is returned by a later read, never skipped: keep the cursor and
-/// read again.
+/// cursor. A change whose transaction is still running when you read is
+/// returned by a later read, never skipped: keep the cursor and read again.
+/// On SQLite the order is commit order. On PostgreSQL it is the order in
+/// which transactions began writing: changes made at the same time, even of
+/// one payment, can be listed out of order, so apply a payment's events by
+/// `sequence` and drop one older than what you hold.
 #[utoipa::path(
     get,
     path = "/changes",

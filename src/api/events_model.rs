@@ -279,7 +279,7 @@ impl WebhookEventDetail {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangesPageView {
-    /// Events in commit order.
+    /// Events in feed order (see `GET /changes`); within one payment, order by `sequence`.
     pub items: Vec<WebhookEventView>,
     /// Pass as `cursor` to read what changed after these (always present).
     pub next_cursor: String,

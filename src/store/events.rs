@@ -194,8 +194,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Sends again every delivery to the endpoint that failed, of events
     /// created at or after `since`.
     async fn resend_failed(&self, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64>;
-    /// Events after `cursor` (`None`: from the start), in commit order,
-    /// never skipping one a concurrent transaction commits later.
+    /// Events after `cursor` (`None`: from the start), never skipping one a
+    /// concurrent transaction commits later: in commit order on SQLite, in
+    /// the order transactions got their ids on PostgreSQL.
     async fn changes(&self, cursor: Option<&str>, limit: i64) -> Result<ChangesPage>;
 
     // ---- delivery ----

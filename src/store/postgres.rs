@@ -105,6 +105,10 @@ impl PgStore {
     /// still running (`pg_snapshot_xmin`), in `(txid, id)` order. A
     /// transaction that commits late got its `txid` before that bound, so it
     /// is returned after the ones that committed before it, never skipped.
+    /// A `txid` is given at a transaction's first write, which for a row lock
+    /// is when it asks for the lock, not when it gets it: of transactions
+    /// that waited for one payment, the later one may come first, so the feed
+    /// is not that payment's `sequence` order.
     pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
         let (txid, id) = match cursor {
             None => ("0".to_string(), String::new()),
