@@ -114,6 +114,13 @@ enum Inserted {
 }
 
 async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>) -> Result<Inserted, ApiError> {
+    // `/payments/{id}` finds an id before a reference: a payment whose
+    // reference is another's id could never be read or refunded by it.
+    if let Some(reference) = &spec.partner_reference_no {
+        if let Some(p) = st.store.get_payment(reference).await?.filter(|p| p.id == *reference) {
+            return Ok(Inserted::Existing(p));
+        }
+    }
     let now = crate::store::now();
     let id = uuid::Uuid::now_v7();
     let new = NewPayment {
@@ -153,13 +160,14 @@ async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply
         && p.amount_minor == spec.amount_minor
         && p.currency == CURRENCY;
     if !same {
-        let e = ApiError::conflict(
-            "partner-reference-taken",
-            "partnerReferenceNo already used",
-            "another payment already has this partnerReferenceNo; choose a new one",
-        )
-        .field("partnerReferenceNo")
-        .payment(&p.id);
+        let detail = if spec.partner_reference_no.as_deref() == Some(p.id.as_str()) {
+            "this partnerReferenceNo is another payment's id; choose a new one"
+        } else {
+            "another payment already has this partnerReferenceNo; choose a new one"
+        };
+        let e = ApiError::conflict("partner-reference-taken", "partnerReferenceNo already used", detail)
+            .field("partnerReferenceNo")
+            .payment(&p.id);
         return Reply::error(e, true);
     }
     generate(st, spec, p, StatusCode::OK).await

@@ -246,7 +246,34 @@ async fn after_a_finpay_outage_a_retry_completes_the_same_payment(backend: Backe
     app.stop().await;
 }
 
+async fn a_reference_that_is_another_payments_id_is_refused(backend: Backend) {
+    let (app, sim) = with_simulator(backend, |_| {}).await;
+    let first = post(&app, "/api/v1/payments", &json!({"amount": "1000"}), None)
+        .await
+        .json();
+    let id = first["id"].as_str().unwrap();
+
+    let r = post(
+        &app,
+        "/api/v1/payments",
+        &json!({"amount": "2000", "partnerReferenceNo": id}),
+        None,
+    )
+    .await;
+
+    let problem = r.problem(409);
+    assert_eq!(kind(&problem), "partner-reference-taken");
+    assert_eq!(problem["paymentId"], id, "{problem}");
+    assert_eq!(
+        get(&app, &format!("/api/v1/payments/{id}")).await.json()["amount"],
+        "1000.00"
+    );
+    sim.shutdown().await;
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_reference_that_is_another_payments_id_is_refused,
     bad_bodies_are_problems_naming_the_field,
     creating_without_finpay_is_503_and_creates_nothing,
     an_unreachable_finpay_leaves_the_payment_pending_and_a_retry_resumes_it,
