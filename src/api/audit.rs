@@ -27,6 +27,7 @@ pub struct ActionView {
     /// What was asked (amount, reason, note), as recorded.
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -52,10 +52,14 @@ pub struct EndpointView {
     /// Why it is disabled (by the API, or for failing too long).
     pub disabled_reason: Option<String>,
     /// Until when the previous secret still signs alongside, after a rotation.
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub previous_secret_until: Option<DateTime<Utc>>,
     /// The first failed attempt since the last success.
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub failing_since: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -181,6 +185,7 @@ pub struct WebhookEventView {
     pub sequence: Option<i64>,
     /// `notification`, `query`, `api` or `worker`.
     pub cause: String,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
     /// `{"type", "timestamp", "data"}`; `data` is the payment as `GET /payments/{id}` shows it.
     #[schema(value_type = Object)]
@@ -212,6 +217,7 @@ pub struct WebhookEventPage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub attempted_at: DateTime<Utc>,
     /// The endpoint's answer, when it answered.
     pub status_code: Option<i32>,
@@ -242,6 +248,7 @@ pub struct DeliveryView {
     pub status: String,
     /// When the next attempt is due. Null once delivered or failed, and while
     /// `pending` for a disabled endpoint: parked until it is enabled.
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempts: Vec<AttemptView>,
 }

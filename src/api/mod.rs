@@ -28,6 +28,7 @@ pub mod payments;
 pub mod qr;
 pub mod refunds;
 pub mod refusals;
+pub mod time;
 pub mod upstream;
 pub mod webhook_endpoints;
 

@@ -66,16 +66,21 @@ pub struct PaymentView {
     pub qr_content: Option<String>,
     pub qr_url: Option<String>,
     pub note: Option<String>,
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub valid_until: Option<DateTime<Utc>>,
     /// When Finpay says it was paid (its `paidTime`), else when we learnt it.
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub paid_at: Option<DateTime<Utc>>,
     /// Set when something needs a person (amount mismatch, paid after expiry).
     pub flagged: Option<String>,
     /// Finpay's last `latestTransactionStatus`.
     pub finpay_status: Option<String>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub updated_at: DateTime<Utc>,
     /// When the reconciliation worker asks Finpay next (open payments).
+    #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub next_check_at: Option<DateTime<Utc>>,
 }
 
@@ -145,7 +150,9 @@ pub struct RefundView {
     pub reference_no: Option<String>,
     /// Finpay's SNAP `responseCode` for the refund.
     pub response_code: Option<String>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -192,6 +199,7 @@ pub struct EventView {
     /// For a `notification` entry: the stored notification it records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_id: Option<i64>,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub created_at: DateTime<Utc>,
 }
 

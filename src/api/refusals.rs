@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(rename_all = "camelCase")]
 pub struct RefusalView {
     pub id: String,
+    #[serde(serialize_with = "crate::api::time::millis")]
     pub received_at: DateTime<Utc>,
     /// `token` or `notify`.
     #[schema(pattern = "^(token|notify)$")]

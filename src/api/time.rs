@@ -1,0 +1,35 @@
+//! Times as the API answers them: RFC 3339 in UTC with milliseconds, always
+//! three digits (`…T08:13:36.000Z`), whichever backend stored them, so that
+//! they sort as strings and read alike.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serializer;
+
+pub fn millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+pub fn opt_millis<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => millis(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Serialize)]
+    struct Times {
+        #[serde(serialize_with = "super::millis")]
+        whole: chrono::DateTime<chrono::Utc>,
+        #[serde(serialize_with = "super::opt_millis")]
+        none: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn a_whole_second_keeps_its_three_digits() {
+        let whole = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let json = serde_json::to_string(&Times { whole, none: None }).unwrap();
+        assert_eq!(json, r#"{"whole":"2027-01-15T08:00:00.000Z","none":null}"#);
+    }
+}
