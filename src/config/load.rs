@@ -60,6 +60,13 @@ pub(super) const DEFAULTS: &[(&str, &str)] = &[
     ("metrics.state_interval_secs", "15"),
 ];
 
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Keys whose environment value is a comma-separated list.
 pub(super) const LIST_KEYS: &[&str] = &[
     "inbound.notify_paths",
@@ -105,6 +112,22 @@ impl Settings {
             }
             known::check_file(path)?;
             b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+            // A list written in the file as one string reads as it does in the
+            // environment: comma-separated. (The environment, set below, still wins.)
+            let file_only = config::Config::builder()
+                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+                .build()
+                .map_err(|e| ConfigError {
+                    key: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            for key in LIST_KEYS {
+                if let Ok(text) = file_only.get_string(key) {
+                    b = b
+                        .set_override(*key, comma_list(&text))
+                        .map_err(|e| ConfigError::new(key, e.to_string()))?;
+                }
+            }
         }
         if let Some((_, url)) = env.iter().find(|(k, _)| k == "DATABASE_URL") {
             b = b
@@ -117,12 +140,7 @@ impl Settings {
             };
             let dotted = rest.to_lowercase().replace("__", ".");
             b = if LIST_KEYS.contains(&dotted.as_str()) {
-                let items: Vec<String> = v
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                b.set_override(dotted.as_str(), items)
+                b.set_override(dotted.as_str(), comma_list(v))
             } else {
                 b.set_override(dotted.as_str(), v.as_str())
             }

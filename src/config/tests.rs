@@ -237,3 +237,27 @@ fn a_key_written_with_a_malformed_name_is_refused_not_taken_whole() {
         assert!(!e.to_string().contains(K1), "{e}");
     }
 }
+
+#[test]
+fn a_list_written_in_the_file_as_one_string_is_comma_separated_as_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        format!("[api]\nkeys = \"ops:{K1}, {K2}\"\n[inbound]\nnotify_paths = [\"/a\"]\n"),
+    )
+    .unwrap();
+
+    let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+    let names: Vec<String> = api_keys::api_keys(&s.api)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert_eq!(names[0], "ops");
+    assert_eq!(s.inbound.notify_paths, vec!["/a"]);
+
+    let s = Settings::load_from(Some(&file), env(&[("FINPAY_QRIS__API__KEYS", K2)])).unwrap();
+    assert_eq!(s.api.keys.len(), 1, "the environment still wins");
+}
