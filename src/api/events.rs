@@ -95,7 +95,10 @@ pub struct ListParams {
 
 /// List events
 ///
-/// Newest first, in pages: follow `nextCursor` until it is absent.
+/// Newest first, in pages: follow `nextCursor` until it is absent. "Newest"
+/// is the order events were written (their ids); `createdAt` is the time of
+/// the change they tell, which for notifications stored together can differ
+/// by the time a batch waited, so neighbours may show it out of order.
 #[utoipa::path(
     get,
     path = "/events",
