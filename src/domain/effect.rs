@@ -141,7 +141,8 @@ pub fn effect(
             payment.status = *to;
             payment.finpay_status = Some(obs.status.code().to_string());
             if *to == PaymentStatus::Paid {
-                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(now)));
+                // Finpay's paidTime has whole seconds: never before we created the payment.
+                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(now).max(stored.created_at)));
             }
             if flag.is_some() {
                 payment.flagged = flag.clone();
@@ -283,7 +284,11 @@ fn refunded_elsewhere(stored: &Payment, decision: Decision) -> Decision {
         Decision::Transition {
             to: PaymentStatus::Refunded,
             flag: None,
-        } if stored.status == PaymentStatus::Paid && stored.refunded_minor < stored.amount_minor => {
+        } if stored.status == PaymentStatus::Paid
+            && stored.refunded_minor < stored.amount_minor
+            // An open flag already asks a person to look: it is kept, not replaced.
+            && stored.flagged.is_none() =>
+        {
             Decision::Transition {
                 to: PaymentStatus::Refunded,
                 flag: Some(format!(

@@ -270,3 +270,31 @@ fn finpay_refunding_more_than_was_asked_here_flags_the_payment() {
     let e = run(found, &obs).unwrap();
     assert_eq!((e.payment.status, e.payment.flagged), (PaymentStatus::Refunded, None));
 }
+
+#[test]
+fn a_payment_is_never_paid_before_it_was_created() {
+    let p = pending("p1", "INV-1", Some("R1"));
+    let mut obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    // at(-1): Finpay's whole seconds can fall before the payment's creation.
+    obs.paid_time = Some("2027-01-15T14:59:59+07:00".into());
+    let found = Found {
+        by_partner_reference: Some(&p),
+        by_reference: Some(&p),
+    };
+    assert_eq!(run(found, &obs).unwrap().payment.paid_at, Some(p.created_at));
+}
+
+#[test]
+fn a_refund_made_elsewhere_keeps_an_open_flag_instead_of_replacing_it() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.status = PaymentStatus::Paid;
+    p.flagged = Some("paid after the local expiry; check fulfilment".into());
+    let obs = notified(T::Refunded, Some("INV-1"), Some("R1"), 1_000_000);
+    let found = Found {
+        by_partner_reference: Some(&p),
+        by_reference: Some(&p),
+    };
+    let e = run(found, &obs).unwrap();
+    assert_eq!(e.payment.status, PaymentStatus::Refunded);
+    assert_eq!(e.payment.flagged, p.flagged);
+}

@@ -216,6 +216,9 @@ macro_rules! sql_ingest {
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 batch: &[InboundNotification],
             ) -> crate::store::Result<std::collections::HashMap<(String, String, chrono::NaiveDate), Vec<u8>>> {
+                if batch.is_empty() {
+                    return Ok(Default::default());
+                }
                 let sql = Self::sql_owned(format!(
                     "SELECT n.partner_id, n.external_id, n.jakarta_day, n.body_sha256 FROM (VALUES {}) AS k \
                      JOIN notifications n ON n.partner_id = k.column1 AND n.external_id = k.column2 \

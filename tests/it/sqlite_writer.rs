@@ -114,6 +114,7 @@ async fn a_key_repeated_in_a_batch_is_a_replay_or_a_conflict_of_its_first() {
 
     let outcomes = store.ingest_notifications(&batch).await.unwrap();
     let again = store.ingest_notifications(&batch[1..]).await.unwrap();
+    let none = store.ingest_notifications(&[]).await.unwrap();
 
     assert!(matches!(outcomes[0], IngestOutcome::Applied(_)), "{outcomes:?}");
     assert!(
