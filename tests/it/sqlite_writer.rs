@@ -125,6 +125,7 @@ async fn a_key_repeated_in_a_batch_is_a_replay_or_a_conflict_of_its_first() {
         matches!(again[..], [IngestOutcome::Duplicate, IngestOutcome::Conflict]),
         "{again:?}"
     );
+    assert!(none.is_empty(), "an empty batch stores nothing and is no error");
 }
 
 #[tokio::test]
