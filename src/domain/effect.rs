@@ -291,15 +291,21 @@ fn refunded_elsewhere(stored: &Payment, decision: Decision) -> Decision {
         {
             Decision::Transition {
                 to: PaymentStatus::Refunded,
-                flag: Some(format!(
-                    "refunded by Finpay, but the refunds asked here cover {} of {}; check what happened",
-                    format_minor(stored.refunded_minor),
-                    format_minor(stored.amount_minor)
-                )),
+                flag: Some(refunded_elsewhere_reason(stored.refunded_minor, stored.amount_minor)),
             }
         }
         other => other,
     }
+}
+
+/// Why a refunded payment whose refunds asked here cover `refunded_minor` of
+/// `amount_minor` is flagged.
+pub(super) fn refunded_elsewhere_reason(refunded_minor: i64, amount_minor: i64) -> String {
+    format!(
+        "refunded by Finpay, but the refunds asked here cover {} of {}; check what happened",
+        format_minor(refunded_minor),
+        format_minor(amount_minor)
+    )
 }
 
 /// The columns an observation may change, compared.

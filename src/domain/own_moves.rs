@@ -63,6 +63,35 @@ pub fn refunded(payment: &Payment, refunded_minor: i64, now: DateTime<Utc>) -> O
     Some(moved(payment, PaymentStatus::Refunded, now, entries))
 }
 
+/// A refund was refused and its amount released, leaving the refunds asked
+/// here at `refunded_minor`: a payment Finpay had already reported refunded
+/// (while that refund's reservation covered its amount) was then refunded
+/// elsewhere for the rest, which `refundedAmount` cannot show, so a person is
+/// asked to look. An open flag is kept.
+pub fn refund_released(payment: &Payment, refunded_minor: i64, now: DateTime<Utc>) -> Option<Effect> {
+    if payment.status != PaymentStatus::Refunded || refunded_minor >= payment.amount_minor || payment.flagged.is_some()
+    {
+        return None;
+    }
+    let reason = super::effect::refunded_elsewhere_reason(refunded_minor, payment.amount_minor);
+    let mut p = payment.clone();
+    p.refunded_minor = refunded_minor;
+    p.flagged = Some(reason.clone());
+    p.updated_at = now;
+    Some(Effect {
+        payment: p,
+        from: Some(payment.status),
+        changed: true,
+        decision: Decision::Flagged { reason: reason.clone() },
+        outcome: Outcome::Applied,
+        entries: vec![Entry {
+            kind: "flagged",
+            detail: json!({"reason": reason, "by": "refund"}),
+        }],
+        events: vec![EventType::PaymentFlagged],
+    })
+}
+
 /// A person looked into a flagged payment and resolved its flag with a
 /// note: the flag is cleared, the status stays. The entry keeps the flag's
 /// reason, who resolved it and the note.

@@ -178,6 +178,12 @@ macro_rules! sql_refund_writes {
                                 .await?;
                                 let detail = with(json!({"responseCode": response_code, "message": message}));
                                 Self::insert_event(&mut tx, &refund.payment_id, "refund_failed", &detail, now).await?;
+                                let released = locked.refunded_minor - refund.amount_minor;
+                                if let Some(e) = crate::domain::own_moves::refund_released(&locked, released, now) {
+                                    Self::write_payment(&mut tx, &e, Some(&locked)).await?;
+                                    Self::insert_entries(&mut tx, &e, None, now).await?;
+                                    moved = e.events;
+                                }
                             }
                         }
                         RefundOutcome::Unknown { reason } => {

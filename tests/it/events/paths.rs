@@ -188,7 +188,52 @@ async fn a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail(backend:
     app.stop().await;
 }
 
+/// A full refund asked here whose outcome is unknown; Finpay's `04` while
+/// its reservation covers the amount; then that refund refused: the money
+/// went back elsewhere, and the payment is flagged when the amount is released.
+async fn a_refused_refund_of_a_payment_finpay_refunded_flags_it(backend: Backend) {
+    use finpay_qris::store::{NewRefund, RefundOutcome, RefundReservation};
+    let app = crate::console::support::spawn(backend).await;
+    let paid = paid_by_notification(&app, "3000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    let new = NewRefund {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: id.to_string(),
+        partner_refund_no: format!("RF{}", unique_digits()),
+        amount_minor: 300_000,
+        reason: "whole order".into(),
+        created_at: finpay_qris::store::now(),
+    };
+    let reserved = app.state.store.reserve_refund(&new, None).await.unwrap();
+    assert!(matches!(reserved, RefundReservation::Reserved(_)), "{reserved:?}");
+    assert_eq!(notified(&app, &paid, "04", "3000.00").await, 200);
+    let refunded = app.state.store.get_payment(id).await.unwrap().unwrap();
+    assert_eq!(
+        (refunded.status, refunded.flagged.as_deref()),
+        (PaymentStatus::Refunded, None)
+    );
+
+    let refused = RefundOutcome::Rejected {
+        response_code: Some("4045801".into()),
+        message: "refused".into(),
+    };
+    app.state.store.complete_refund(&new.id, &refused).await.unwrap();
+
+    let p = app.state.store.get_payment(id).await.unwrap().unwrap();
+    assert_eq!((p.status, p.refunded_minor), (PaymentStatus::Refunded, 0));
+    assert_eq!(
+        p.flagged.as_deref(),
+        Some("refunded by Finpay, but the refunds asked here cover 0.00 of 3000.00; check what happened")
+    );
+    assert_eq!(
+        events_for(&app, id).await.last(),
+        Some(&ev("payment.flagged", "api", 5))
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_refused_refund_of_a_payment_finpay_refunded_flags_it,
     a_resolved_flag_raises_flag_resolved_and_is_in_the_audit_trail,
     a_generated_paid_and_refunded_payment_raises_pending_paid_and_its_refunds_events,
     a_refused_refund_raises_refund_failed_and_a_replay_raises_nothing,
