@@ -26,7 +26,7 @@ impl Modify for Rules {
         if let Some(o) = object(schemas.get_mut("CreatePaymentRequest")) {
             amount(property(o, "amount"));
             if let Some(note) = property(o, "note") {
-                not(note, json!({"pattern": CONTROL_PATTERN}));
+                no_control(note);
             }
             // Both given, and neither null: the handler answers 422 naming validUntil.
             not(
@@ -40,16 +40,15 @@ impl Modify for Rules {
         if let Some(o) = object(schemas.get_mut("CreateRefundRequest")) {
             amount(property(o, "amount"));
             if let Some(reason) = property(o, "reason") {
-                not(reason, json!({"pattern": CONTROL_PATTERN}));
+                no_control(reason);
             }
         }
         if let Some(note) = object(schemas.get_mut("ResolveFlagRequest")).and_then(|o| property(o, "note")) {
-            not(note, json!({"pattern": CONTROL_PATTERN}));
+            no_control(note);
         }
         for endpoint in ["CreateEndpointRequest", "UpdateEndpointRequest"] {
             if let Some(d) = object(schemas.get_mut(endpoint)).and_then(|o| property(o, "description")) {
-                // Nullable: only a string can hold a control character.
-                not(d, json!({"type": "string", "pattern": CONTROL_PATTERN}));
+                no_control(d);
             }
         }
         schemas.insert("TipsRequest".into(), RefOr::T(tips()));
@@ -67,6 +66,13 @@ fn object(s: Option<&mut RefOr<Schema>>) -> Option<&mut Object> {
 
 fn property<'a>(o: &'a mut Object, name: &str) -> Option<&'a mut Object> {
     object(o.properties.get_mut(name))
+}
+
+/// Free text without control characters. The `not` names the type: a bare
+/// `{"pattern": …}` holds for anything but a string, so `not` of it would
+/// refuse `null`, which an optional field accepts.
+fn no_control(o: &mut Object) {
+    not(o, json!({"type": "string", "pattern": CONTROL_PATTERN}));
 }
 
 fn not(o: &mut Object, schema: Value) {

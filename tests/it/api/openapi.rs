@@ -166,6 +166,12 @@ async fn the_document_states_auth_errors_bounds_and_links(backend: Backend) {
         serde_json::json!(["validitySeconds", "validUntil"]),
         "validitySeconds and validUntil are not given together"
     );
+    // `not: {pattern}` alone holds for null too, and would refuse a null note the handler accepts.
+    assert_eq!(
+        create["properties"]["note"]["not"]["type"], "string",
+        "a null note stays allowed: {}",
+        create["properties"]["note"]
+    );
     assert_eq!(
         doc["components"]["schemas"]["TipsRequest"]["oneOf"]
             .as_array()
