@@ -141,8 +141,7 @@ pub fn effect(
             payment.status = *to;
             payment.finpay_status = Some(obs.status.code().to_string());
             if *to == PaymentStatus::Paid {
-                // Finpay's paidTime has whole seconds: never before we created the payment.
-                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(now).max(stored.created_at)));
+                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(Some(stored.created_at), now)));
             }
             if flag.is_some() {
                 payment.flagged = flag.clone();
@@ -233,7 +232,7 @@ fn learnt(obs: &Observation, now: DateTime<Utc>, id: String) -> Result<Payment, 
         qr_url: None,
         note: None,
         valid_until: None,
-        paid_at: (status == PaymentStatus::Paid).then(|| obs.paid_at(now)),
+        paid_at: (status == PaymentStatus::Paid).then(|| obs.paid_at(None, now)),
         refunded_minor: 0,
         // Stored as Finpay said, for a person to look at: never taken silently.
         flagged: (amount.currency != CURRENCY).then(|| {

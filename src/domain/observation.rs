@@ -46,11 +46,14 @@ impl Observation {
 impl Observation {
     /// When the payment was paid: Finpay's `paidTime` when it gives a readable
     /// one, else `now` (when we learnt it). Never later than `now`: a payment
-    /// is not paid after we heard of it, whatever the two clocks say.
-    pub fn paid_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.paid_time
+    /// is not paid after we heard of it, whatever the two clocks say; nor
+    /// before `created` (a payment stored here: `paidTime` has whole seconds).
+    pub fn paid_at(&self, created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let paid = self
+            .paid_time
             .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or(now, |t| t.with_timezone(&Utc).min(now))
+            .map_or(now, |t| t.with_timezone(&Utc).min(now));
+        created.map_or(paid, |c| paid.max(c))
     }
 }
