@@ -51,6 +51,14 @@ fn run(found: Found<'_>, obs: &Observation) -> Result<Effect, Refusal> {
     effect(found, obs, json!({"externalId": "x"}), at(10), || "new-id".into())
 }
 
+/// Both references name `p`.
+fn by_both(p: &Payment) -> Found<'_> {
+    Found {
+        by_partner_reference: Some(p),
+        by_reference: Some(p),
+    }
+}
+
 fn kinds(e: &Effect) -> Vec<&'static str> {
     e.entries.iter().map(|e| e.kind).collect()
 }
@@ -59,14 +67,7 @@ fn kinds(e: &Effect) -> Vec<&'static str> {
 fn a_success_settles_a_pending_payment_and_stops_its_checks() {
     let p = pending("p1", "INV-1", Some("R1"));
     let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
-    let e = run(
-        Found {
-            by_partner_reference: Some(&p),
-            by_reference: Some(&p),
-        },
-        &obs,
-    )
-    .unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!(e.payment.status, PaymentStatus::Paid);
     assert_eq!(e.payment.paid_at, Some(at(10)));
     assert_eq!(e.payment.next_check_at, None);
@@ -78,24 +79,20 @@ fn a_success_settles_a_pending_payment_and_stops_its_checks() {
 #[test]
 fn a_payment_is_paid_when_finpay_says_it_was_paid_not_when_we_heard() {
     let p = pending("p1", "INV-1", Some("R1"));
-    let found = || Found {
-        by_partner_reference: Some(&p),
-        by_reference: Some(&p),
-    };
     let mut obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
     // at(5) in Jakarta time.
     obs.paid_time = Some("2027-01-15T15:00:05+07:00".into());
     assert_eq!(at(5).to_rfc3339(), "2027-01-15T08:00:05+00:00");
-    assert_eq!(run(found(), &obs).unwrap().payment.paid_at, Some(at(5)));
+    assert_eq!(run(by_both(&p), &obs).unwrap().payment.paid_at, Some(at(5)));
 
     obs.paid_time = Some("2027-01-15T15:00:55+07:00".into());
     assert_eq!(
-        run(found(), &obs).unwrap().payment.paid_at,
+        run(by_both(&p), &obs).unwrap().payment.paid_at,
         Some(at(10)),
         "never later than we heard"
     );
     obs.paid_time = Some("yesterday".into());
-    assert_eq!(run(found(), &obs).unwrap().payment.paid_at, Some(at(10)));
+    assert_eq!(run(by_both(&p), &obs).unwrap().payment.paid_at, Some(at(10)));
 }
 
 #[test]
@@ -103,14 +100,7 @@ fn a_repeated_success_changes_nothing_and_writes_only_its_own_entry() {
     let mut p = pending("p1", "INV-1", Some("R1"));
     p.status = PaymentStatus::Paid;
     let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
-    let e = run(
-        Found {
-            by_partner_reference: Some(&p),
-            by_reference: Some(&p),
-        },
-        &obs,
-    )
-    .unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!(e.outcome, Outcome::Unchanged);
     assert!(!e.changed);
     assert_eq!(kinds(&e), ["notification"]);
@@ -175,14 +165,7 @@ fn a_success_after_a_stored_failure_is_flagged_not_ignored() {
     p.status = PaymentStatus::Failed;
     p.next_check_at = None;
     let obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
-    let e = run(
-        Found {
-            by_partner_reference: Some(&p),
-            by_reference: Some(&p),
-        },
-        &obs,
-    )
-    .unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!(e.payment.status, PaymentStatus::Failed);
     assert!(e.payment.flagged.is_some());
     assert_eq!(e.outcome, Outcome::Flagged);
@@ -250,12 +233,8 @@ fn finpay_refunding_more_than_was_asked_here_flags_the_payment() {
     p.status = PaymentStatus::Paid;
     p.refunded_minor = 250_000;
     let obs = notified(T::Refunded, Some("INV-1"), Some("R1"), 1_000_000);
-    let found = Found {
-        by_partner_reference: Some(&p),
-        by_reference: Some(&p),
-    };
 
-    let e = run(found, &obs).unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!(e.payment.status, PaymentStatus::Refunded);
     assert_eq!(
         e.payment.flagged.as_deref(),
@@ -263,11 +242,7 @@ fn finpay_refunding_more_than_was_asked_here_flags_the_payment() {
     );
 
     p.refunded_minor = p.amount_minor;
-    let found = Found {
-        by_partner_reference: Some(&p),
-        by_reference: Some(&p),
-    };
-    let e = run(found, &obs).unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!((e.payment.status, e.payment.flagged), (PaymentStatus::Refunded, None));
 }
 
@@ -277,11 +252,7 @@ fn a_payment_is_never_paid_before_it_was_created() {
     let mut obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
     // at(-1): Finpay's whole seconds can fall before the payment's creation.
     obs.paid_time = Some("2027-01-15T14:59:59+07:00".into());
-    let found = Found {
-        by_partner_reference: Some(&p),
-        by_reference: Some(&p),
-    };
-    assert_eq!(run(found, &obs).unwrap().payment.paid_at, Some(p.created_at));
+    assert_eq!(run(by_both(&p), &obs).unwrap().payment.paid_at, Some(p.created_at));
 }
 
 #[test]
@@ -290,11 +261,7 @@ fn a_refund_made_elsewhere_keeps_an_open_flag_instead_of_replacing_it() {
     p.status = PaymentStatus::Paid;
     p.flagged = Some("paid after the local expiry; check fulfilment".into());
     let obs = notified(T::Refunded, Some("INV-1"), Some("R1"), 1_000_000);
-    let found = Found {
-        by_partner_reference: Some(&p),
-        by_reference: Some(&p),
-    };
-    let e = run(found, &obs).unwrap();
+    let e = run(by_both(&p), &obs).unwrap();
     assert_eq!(e.payment.status, PaymentStatus::Refunded);
     assert_eq!(e.payment.flagged, p.flagged);
 }
