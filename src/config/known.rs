@@ -81,17 +81,19 @@ pub(super) fn check_environment(env: &[(String, String)]) -> Result<(), ConfigEr
     Ok(())
 }
 
-/// Refuses a key of the TOML file that names no setting.
-pub(super) fn check_file(path: &Path) -> Result<(), ConfigError> {
+/// Refuses a key of the TOML file that names no setting; the file's
+/// settings alone, as read.
+pub(super) fn check_file(path: &Path) -> Result<config::Config, ConfigError> {
     let where_ = |key: &str| format!("{key} (in {})", path.display());
-    let table = config::Config::builder()
+    let unreadable = |e: config::ConfigError| ConfigError {
+        key: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let file = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Toml))
         .build()
-        .and_then(|c| c.cache.into_table())
-        .map_err(|e| ConfigError {
-            key: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        .map_err(unreadable)?;
+    let table = file.cache.clone().into_table().map_err(unreadable)?;
     for (section, value) in table {
         let keys: Vec<String> = match value.into_table() {
             Ok(fields) => fields.into_keys().map(|k| format!("{section}.{k}")).collect(),
@@ -105,7 +107,7 @@ pub(super) fn check_file(path: &Path) -> Result<(), ConfigError> {
             });
         }
     }
-    Ok(())
+    Ok(file)
 }
 
 /// The value of an enum setting, when it is one of its words.

@@ -110,17 +110,10 @@ impl Settings {
                     message: format!("file {} does not exist", path.display()),
                 });
             }
-            known::check_file(path)?;
+            let file_only = known::check_file(path)?;
             b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
             // A list written in the file as one string reads as it does in the
             // environment: comma-separated. (The environment, set below, still wins.)
-            let file_only = config::Config::builder()
-                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
-                .build()
-                .map_err(|e| ConfigError {
-                    key: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
             for key in LIST_KEYS {
                 if let Ok(text) = file_only.get_string(key) {
                     b = b
