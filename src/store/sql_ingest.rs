@@ -177,7 +177,7 @@ macro_rules! sql_ingest {
                     let mut stored = Self::stored_hashes(&mut tx, batch).await?;
                     for &i in &order {
                         let n = &batch[i];
-                        let key = (n.partner_id.clone(), n.external_id.clone(), n.jakarta_day);
+                        let key = n.stored_key();
                         if let Some(hash) = stored.get(&key) {
                             out[i] = Some(n.replay_of(hash));
                             continue;
@@ -215,7 +215,7 @@ macro_rules! sql_ingest {
             async fn stored_hashes(
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 batch: &[InboundNotification],
-            ) -> crate::store::Result<std::collections::HashMap<(String, String, chrono::NaiveDate), Vec<u8>>> {
+            ) -> crate::store::Result<std::collections::HashMap<crate::store::StoredKey, Vec<u8>>> {
                 if batch.is_empty() {
                     return Ok(Default::default());
                 }

@@ -73,9 +73,16 @@ pub struct InboundNotification {
 /// A notification's idempotency key: partner, `X-EXTERNAL-ID`, Jakarta day.
 pub type NotificationKey<'a> = (&'a str, &'a str, NaiveDate);
 
+/// The same key, owned: what both executors' maps of stored body hashes hold.
+pub type StoredKey = (String, String, NaiveDate);
+
 impl InboundNotification {
     pub fn key(&self) -> NotificationKey<'_> {
         (&self.partner_id, &self.external_id, self.jakarta_day)
+    }
+
+    pub fn stored_key(&self) -> StoredKey {
+        (self.partner_id.clone(), self.external_id.clone(), self.jakarta_day)
     }
 
     /// The answer to this notification when its key is already stored with

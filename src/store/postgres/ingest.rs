@@ -23,11 +23,9 @@ use super::{PgStore, PAYMENT_COLUMNS};
 use crate::domain::{effect, Cause, Entry, Found, Payment};
 use crate::events::payload::{payment_event, NewEvent};
 use crate::store::events::subscribed;
-use crate::store::{Applied, InboundNotification, IngestOutcome, Result};
+use crate::store::{Applied, InboundNotification, IngestOutcome, Result, StoredKey};
 use chrono::NaiveDate;
 use std::collections::HashMap;
-
-type Key = (String, String, NaiveDate);
 
 /// The batch's payments as the plan sees them: as read, then as changed.
 #[derive(Default)]
@@ -94,7 +92,7 @@ impl PgStore {
         // statistics said when the statement's plan was cached; as a join it
         // was cached as a hash join over a scan of the whole table, planned
         // while the table was small, and cost more with every row stored.
-        let mut hashes: HashMap<Key, Vec<u8>> = sqlx::query_as::<_, (String, String, NaiveDate, Vec<u8>)>(
+        let mut hashes: HashMap<StoredKey, Vec<u8>> = sqlx::query_as::<_, (String, String, NaiveDate, Vec<u8>)>(
             "SELECT k.p, k.e, k.d, n.body_sha256 FROM UNNEST($1::text[], $2::text[], $3::date[]) AS k(p, e, d) \
              CROSS JOIN LATERAL (SELECT body_sha256 FROM notifications \
                WHERE partner_id = k.p AND external_id = k.e AND jakarta_day = k.d LIMIT 1) n",
@@ -140,7 +138,7 @@ impl PgStore {
         let mut stored: Vec<Stored> = Vec::new();
         for &i in &order {
             let n = &batch[i];
-            let key = (n.partner_id.clone(), n.external_id.clone(), n.jakarta_day);
+            let key = n.stored_key();
             if let Some(hash) = hashes.get(&key) {
                 outcomes[i] = Some(n.replay_of(hash));
                 continue;
