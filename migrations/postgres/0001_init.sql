@@ -214,9 +214,12 @@ CREATE TABLE webhook_endpoint_types (
 -- `body` is the JSON sent, byte for byte, on every attempt. A payment's
 -- events are numbered by `sequence` (assigned under the payment's row lock)
 -- so a consumer can drop a stale one; `endpoint.disabled` names no payment.
--- `txid` is the writing transaction: the changes feed returns only events of
--- transactions older than every one still running, so it never skips one
--- that commits late.
+-- `feed_position` is the event's place in the changes feed, given after its
+-- transaction committed: reading the feed numbers the events committed since
+-- the last read (one read at a time), taking them in the order their
+-- transactions began writing (`txid`) and a payment's in `sequence` order.
+-- An event still being written is numbered by a later read, after every
+-- event numbered before it, so a cursor never passes it.
 CREATE TABLE events (
     id         TEXT PRIMARY KEY,
     type       TEXT NOT NULL,
@@ -226,12 +229,13 @@ CREATE TABLE events (
     body       TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    feed_position BIGINT UNIQUE,
     UNIQUE (payment_id, sequence),
     CHECK ((payment_id IS NULL) = (sequence IS NULL))
 );
--- The changes feed (in transaction order) and the event list (newest first,
--- by type or payment).
-CREATE INDEX events_feed ON events (txid, id);
+-- The event list (newest first, by type or payment). The changes feed reads
+-- by `feed_position`, and finds what it has not numbered (NULL) in the same
+-- unique index.
 CREATE INDEX events_by_time ON events (created_at, id);
 CREATE INDEX events_by_type ON events (type, created_at);
 

@@ -169,6 +169,16 @@ pub struct ChangesPage {
     pub cursor: String,
 }
 
+/// The position a changes feed cursor names (0: before the first event).
+pub(crate) fn feed_cursor(cursor: Option<&str>) -> Result<i64> {
+    cursor.map_or(Ok(0), |c| {
+        c.parse::<i64>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| super::StoreError::Invalid("cursor is not one this feed gave".into()))
+    })
+}
+
 impl std::fmt::Debug for ClaimedDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimedDelivery")
@@ -194,9 +204,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Sends again every delivery to the endpoint that failed, of events
     /// created at or after `since`.
     async fn resend_failed(&self, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64>;
-    /// Events after `cursor` (`None`: from the start), never skipping one a
-    /// concurrent transaction commits later: in commit order on SQLite, in
-    /// the order transactions got their ids on PostgreSQL.
+    /// Events after `cursor` (`None`: from the start) in the order they
+    /// committed, a payment's always in `sequence` order, never skipping one
+    /// a concurrent transaction commits later.
     async fn changes(&self, cursor: Option<&str>, limit: i64) -> Result<ChangesPage>;
 
     // ---- delivery ----

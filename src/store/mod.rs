@@ -36,7 +36,7 @@ pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, NUMBER_CHANGES};
 pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -54,7 +54,7 @@ impl PgStore {
         }
     }
 
-    /// The changes feed reads `txid` (set by the column's default).
+    /// Events are numbered for the changes feed after they commit.
     pub(crate) const FEED_COLUMN: &'static str = "";
     pub(crate) const FEED_VALUE: &'static str = "";
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
@@ -92,48 +92,68 @@ super::sql_events::sql_event_store!(PgStore, Postgres);
 super::sql_records::sql_records!(PgStore, Postgres);
 super::console_events::sql_console_event_store!(PgStore);
 
-/// An event and its writing transaction.
+/// An event and its place in the feed.
 #[derive(sqlx::FromRow)]
 struct FeedRow {
     #[sqlx(flatten)]
     event: super::events::StoredEvent,
-    position: String,
+    feed_position: i64,
 }
 
+/// How many events one read of the feed numbers at most (with the earlier
+/// events of their payments), so that a long unread backlog is numbered over
+/// several reads rather than in one long statement.
+const NUMBER_AT_ONCE: i64 = 1000;
+
+/// Numbers committed events that have no `feed_position` yet, after every
+/// event numbered before. Events are taken in the order their transactions
+/// began writing (`txid`); an event never comes before an earlier event of
+/// its payment. That one can belong to a transaction that began writing
+/// later: it waited for the payment's row lock, so it committed first.
+pub const NUMBER_CHANGES: &str = "\
+WITH first AS ( \
+    SELECT id, payment_id, sequence FROM events WHERE feed_position IS NULL ORDER BY txid, id LIMIT $1 \
+), chunk AS ( \
+    SELECT id FROM first \
+    UNION \
+    SELECT e.id FROM events e JOIN first f ON e.payment_id = f.payment_id AND e.sequence < f.sequence \
+    WHERE e.feed_position IS NULL \
+), placed AS ( \
+    SELECT e.id, e.sequence, e.txid::text::bigint AS tx, \
+        MAX(e.txid::text::bigint) OVER (PARTITION BY e.payment_id ORDER BY e.sequence, e.txid, e.id \
+            ROWS UNBOUNDED PRECEDING) AS after_tx \
+    FROM events e JOIN chunk USING (id) \
+), numbered AS ( \
+    SELECT id, row_number() OVER (ORDER BY after_tx, sequence, tx, id) AS n FROM placed \
+) \
+UPDATE events e SET feed_position = (SELECT COALESCE(MAX(feed_position), 0) FROM events) + numbered.n \
+FROM numbered WHERE e.id = numbered.id";
+
 impl PgStore {
-    /// The changes feed: events of transactions older than every transaction
-    /// still running (`pg_snapshot_xmin`), in `(txid, id)` order. A
-    /// transaction that commits late got its `txid` before that bound, so it
-    /// is returned after the ones that committed before it, never skipped.
-    /// A `txid` is given at a transaction's first write, which for a row lock
-    /// is when it asks for the lock, not when it gets it: of transactions
-    /// that waited for one payment, the later one may come first, so the feed
-    /// is not that payment's `sequence` order.
+    /// The changes feed. Positions are given after commit, by the reads
+    /// themselves, one read at a time (a transaction-scoped advisory lock
+    /// keyed on the `events` table): an event committed later is numbered
+    /// later, so a cursor never passes one still being written.
     pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
-        let (txid, id) = match cursor {
-            None => ("0".to_string(), String::new()),
-            Some(c) => {
-                let (t, i) = c.split_once(':').unwrap_or((c, ""));
-                if t.parse::<u64>().is_err() {
-                    return Err(super::StoreError::Invalid("cursor is not one this feed gave".into()));
-                }
-                (t.to_string(), i.to_string())
-            }
-        };
+        let after = super::events::feed_cursor(cursor)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock('events'::regclass::oid::int, 0)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(NUMBER_CHANGES)
+            .bind(NUMBER_AT_ONCE.max(limit))
+            .execute(&mut *tx)
+            .await?;
         let rows: Vec<FeedRow> = sqlx::query_as(
-            "SELECT id, type, payment_id, sequence, cause, body, created_at, txid::text AS position FROM events \
-             WHERE (txid, id) > ($1::text::xid8, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY txid, id LIMIT $3",
+            "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
+             WHERE feed_position > $1 ORDER BY feed_position LIMIT $2",
         )
-        .bind(&txid)
-        .bind(&id)
+        .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        let cursor = rows
-            .last()
-            .map(|r| format!("{}:{}", r.position, r.event.id))
-            .unwrap_or_else(|| format!("{txid}:{id}"));
+        tx.commit().await?;
+        let cursor = rows.last().map_or(after, |r| r.feed_position).to_string();
         let items = rows.into_iter().map(|r| r.event).collect();
         Ok(super::events::ChangesPage { items, cursor })
     }

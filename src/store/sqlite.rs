@@ -151,16 +151,7 @@ struct FeedRow {
 impl SqliteStore {
     /// The changes feed: one writer at a time, so `feed_position` is commit order.
     pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
-        let after: i64 = match cursor {
-            None => 0,
-            // The position; PostgreSQL's cursors also name an event after it.
-            Some(c) => c
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| super::StoreError::Invalid("cursor is not one this feed gave".into()))?,
-        };
+        let after = super::events::feed_cursor(cursor)?;
         let rows: Vec<FeedRow> = sqlx::query_as(
             "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
              WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",

@@ -1,6 +1,7 @@
 //! A claim of due deliveries reads the due end of `deliveries_due`, in the
 //! order it takes them, on both backends: never the deliveries parked for a
-//! disabled endpoint, nor those scheduled later, however many there are.
+//! disabled endpoint, nor those scheduled later, however many there are. And
+//! the changes feed numbers only the events it has not numbered yet.
 
 use crate::common::{self, Backend, TestDb};
 use sqlx::Connection;
@@ -67,3 +68,35 @@ async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
 }
 
 crate::on_both_backends!(a_claim_reads_only_the_due_end_of_the_due_index);
+
+/// Reading the changes feed numbers what was committed since the last read:
+/// with 20,000 events numbered and 10 not, the numbering finds those not
+/// numbered in the index of positions, never reading every event.
+#[tokio::test]
+async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO events (id, type, cause, body, created_at, feed_position) \
+         SELECT 'E' || i, 'endpoint.disabled', 'worker', '{}', now(), i FROM generate_series(1, 20000) AS i; \
+         INSERT INTO events (id, type, cause, body, created_at) \
+         SELECT 'N' || i, 'endpoint.disabled', 'worker', '{}', now() FROM generate_series(1, 10) AS i; \
+         ANALYZE events;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let explain = format!("EXPLAIN {}", finpay_qris::store::NUMBER_CHANGES.replace("$1", "1000"));
+    let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(&mut c).await.unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Cond: (feed_position IS NULL)"),
+        "not found in the index of positions:\n{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on events"), "scans the events:\n{plan}");
+}
