@@ -215,11 +215,11 @@ CREATE TABLE webhook_endpoint_types (
 -- events are numbered by `sequence` (assigned under the payment's row lock)
 -- so a consumer can drop a stale one; `endpoint.disabled` names no payment.
 -- `feed_position` is the event's place in the changes feed, given after its
--- transaction committed: reading the feed numbers the events committed since
--- the last read (one read at a time), taking them in the order their
--- transactions began writing (`txid`) and a payment's in `sequence` order.
--- An event still being written is numbered by a later read, after every
--- event numbered before it, so a cursor never passes it.
+-- transaction committed: a read of the feed (one at a time) numbers up to a
+-- thousand committed events that have none, after every event numbered
+-- before, in the order their transactions began writing (`txid`) and a
+-- payment's in `sequence` order. An event still being written is numbered
+-- by a later read, so a cursor never passes it.
 CREATE TABLE events (
     id         TEXT PRIMARY KEY,
     type       TEXT NOT NULL,
@@ -233,9 +233,9 @@ CREATE TABLE events (
     UNIQUE (payment_id, sequence),
     CHECK ((payment_id IS NULL) = (sequence IS NULL))
 );
--- The event list (newest first, by type or payment). The changes feed reads
--- by `feed_position`, and finds what it has not numbered (NULL) in the same
--- unique index.
+-- What the changes feed numbers next, and the event list (newest first, by
+-- type or payment).
+CREATE INDEX events_not_numbered ON events (txid, id) WHERE feed_position IS NULL;
 CREATE INDEX events_by_time ON events (created_at, id);
 CREATE INDEX events_by_type ON events (type, created_at);
 

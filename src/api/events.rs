@@ -239,10 +239,10 @@ pub struct ChangesParams {
 /// What changed since a cursor
 ///
 /// Every event (each holding the payment's state at that change) after the
-/// cursor, in commit order: what committed before a read comes before what
-/// commits after it, and a payment's events are in `sequence` order. A
-/// change whose transaction is still running when you read is returned by a
-/// later read, never skipped: keep the cursor and read again.
+/// cursor, a payment's in `sequence` order. An event committed after a read
+/// is listed after everything that read returned; one whose transaction is
+/// still running when you read is returned by a later read, never skipped:
+/// keep the cursor and read again.
 #[utoipa::path(
     get,
     path = "/changes",

@@ -204,9 +204,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Sends again every delivery to the endpoint that failed, of events
     /// created at or after `since`.
     async fn resend_failed(&self, endpoint_id: &str, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64>;
-    /// Events after `cursor` (`None`: from the start) in the order they
-    /// committed, a payment's always in `sequence` order, never skipping one
-    /// a concurrent transaction commits later.
+    /// Events after `cursor` (`None`: from the start), a payment's in
+    /// `sequence` order; an event committed later is listed after what was
+    /// read before, so one a concurrent transaction commits late is never
+    /// skipped.
     async fn changes(&self, cursor: Option<&str>, limit: i64) -> Result<ChangesPage>;
 
     // ---- delivery ----

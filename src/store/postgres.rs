@@ -102,7 +102,7 @@ struct FeedRow {
 
 /// How many events one read of the feed numbers at most (with the earlier
 /// events of their payments), so that a long unread backlog is numbered over
-/// several reads rather than in one long statement.
+/// several reads rather than in one long statement; a reader reads fewer.
 const NUMBER_AT_ONCE: i64 = 1000;
 
 /// Numbers committed events that have no `feed_position` yet, after every
@@ -112,17 +112,20 @@ const NUMBER_AT_ONCE: i64 = 1000;
 /// later: it waited for the payment's row lock, so it committed first.
 pub const NUMBER_CHANGES: &str = "\
 WITH first AS ( \
-    SELECT id, payment_id, sequence FROM events WHERE feed_position IS NULL ORDER BY txid, id LIMIT $1 \
+    SELECT id, payment_id, sequence, txid::text::bigint AS tx FROM events \
+    WHERE feed_position IS NULL ORDER BY txid, id LIMIT $1 \
 ), chunk AS ( \
-    SELECT id FROM first \
+    SELECT * FROM first \
     UNION \
-    SELECT e.id FROM events e JOIN first f ON e.payment_id = f.payment_id AND e.sequence < f.sequence \
-    WHERE e.feed_position IS NULL \
+    SELECT e.* FROM (SELECT payment_id, MAX(sequence) AS upto FROM first GROUP BY payment_id) f \
+    CROSS JOIN LATERAL ( \
+        SELECT id, payment_id, sequence, txid::text::bigint AS tx FROM events \
+        WHERE payment_id = f.payment_id AND sequence < f.upto AND feed_position IS NULL \
+    ) e \
 ), placed AS ( \
-    SELECT e.id, e.sequence, e.txid::text::bigint AS tx, \
-        MAX(e.txid::text::bigint) OVER (PARTITION BY e.payment_id ORDER BY e.sequence, e.txid, e.id \
-            ROWS UNBOUNDED PRECEDING) AS after_tx \
-    FROM events e JOIN chunk USING (id) \
+    SELECT id, sequence, tx, \
+        MAX(tx) OVER (PARTITION BY payment_id ORDER BY sequence, tx, id ROWS UNBOUNDED PRECEDING) AS after_tx \
+    FROM chunk \
 ), numbered AS ( \
     SELECT id, row_number() OVER (ORDER BY after_tx, sequence, tx, id) AS n FROM placed \
 ) \
@@ -133,17 +136,26 @@ impl PgStore {
     /// The changes feed. Positions are given after commit, by the reads
     /// themselves, one read at a time (a transaction-scoped advisory lock
     /// keyed on the `events` table): an event committed later is numbered
-    /// later, so a cursor never passes one still being written.
+    /// later, so a cursor never passes one still being written. A read that
+    /// finds another numbering does not wait for it: it reads what is
+    /// numbered, and the next read lists the rest. The numbering needs each
+    /// statement's own snapshot (the highest position after the lock was
+    /// taken), hence READ COMMITTED whatever the server's default.
     pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
         let after = super::events::feed_cursor(cursor)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock('events'::regclass::oid::int, 0)")
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
             .await?;
-        sqlx::query(NUMBER_CHANGES)
-            .bind(NUMBER_AT_ONCE.max(limit))
-            .execute(&mut *tx)
+        let numbering: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock('events'::regclass::oid::int, 0)")
+            .fetch_one(&mut *tx)
             .await?;
+        if numbering {
+            sqlx::query(NUMBER_CHANGES)
+                .bind(NUMBER_AT_ONCE)
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows: Vec<FeedRow> = sqlx::query_as(
             "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
              WHERE feed_position > $1 ORDER BY feed_position LIMIT $2",

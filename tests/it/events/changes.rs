@@ -174,3 +174,29 @@ async fn a_long_backlog_is_numbered_over_several_reads_in_order() {
     let at = |id: &str| ids.iter().position(|i| i == id).unwrap();
     assert!(at("evt_sequence_1") < at("evt_sequence_2"), "{ids:?}");
 }
+
+/// While another read holds the numbering, a read does not wait for it: it
+/// lists what is already numbered, and the read after lists the rest.
+#[tokio::test]
+async fn a_read_during_another_numbering_lists_what_is_numbered_without_waiting() {
+    let Some((db, store)) = pg_store().await else { return };
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    insert_event("evt_numbered", None).execute(&mut c).await.unwrap();
+    let (first, cursor) = read_to_end(&store, "0", 100).await;
+    assert_eq!(first, ["evt_numbered"]);
+    insert_event("evt_waiting", None).execute(&mut c).await.unwrap();
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut numbering = other.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock('events'::regclass::oid::int, 0)")
+        .execute(&mut *numbering)
+        .await
+        .unwrap();
+    let during = tokio::time::timeout(std::time::Duration::from_secs(5), read_to_end(&store, "0", 100))
+        .await
+        .expect("the read waited for the other numbering");
+    assert_eq!(during.0, ["evt_numbered"]);
+    numbering.rollback().await.unwrap();
+    let (after, _) = read_to_end(&store, &cursor, 100).await;
+    assert_eq!(after, ["evt_waiting"]);
+}

@@ -70,8 +70,10 @@ async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
 crate::on_both_backends!(a_claim_reads_only_the_due_end_of_the_due_index);
 
 /// Reading the changes feed numbers what was committed since the last read:
-/// with 20,000 events numbered and 10 not, the numbering finds those not
-/// numbered in the index of positions, never reading every event.
+/// with 20,000 events numbered and 200,000 not, the numbering takes the first
+/// of those not numbered from their own index, in its order, and the earlier
+/// events of their payments by payment, never sorting or reading every event
+/// not numbered, nor every event.
 #[tokio::test]
 async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
     if !common::postgres_available().await {
@@ -85,7 +87,7 @@ async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
         "INSERT INTO events (id, type, cause, body, created_at, feed_position) \
          SELECT 'E' || i, 'endpoint.disabled', 'worker', '{}', now(), i FROM generate_series(1, 20000) AS i; \
          INSERT INTO events (id, type, cause, body, created_at) \
-         SELECT 'N' || i, 'endpoint.disabled', 'worker', '{}', now() FROM generate_series(1, 10) AS i; \
+         SELECT 'N' || i, 'endpoint.disabled', 'worker', '{}', now() FROM generate_series(1, 200000) AS i; \
          ANALYZE events;",
     )
     .execute(&mut c)
@@ -95,8 +97,20 @@ async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
     let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(&mut c).await.unwrap();
     let plan = plan.join("\n");
     assert!(
-        plan.contains("Index Cond: (feed_position IS NULL)"),
-        "not found in the index of positions:\n{plan}"
+        plan.contains("events_not_numbered"),
+        "planned without events_not_numbered:\n{plan}"
     );
-    assert!(!plan.contains("Seq Scan on events"), "scans the events:\n{plan}");
+    assert!(
+        !plan.contains("Sort Key: events.txid"),
+        "sorts what is not numbered:\n{plan}"
+    );
+    assert!(
+        plan.contains("events_payment_id_sequence_key"),
+        "earlier events not found by payment:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Index Cond: (feed_position IS NULL)"),
+        "reads every event not numbered:\n{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on events"), "reads every event:\n{plan}");
 }
