@@ -229,12 +229,14 @@ CREATE TABLE events (
     body       TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     txid       xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    feed_position BIGINT UNIQUE,
+    feed_position BIGINT,
     UNIQUE (payment_id, sequence),
     CHECK ((payment_id IS NULL) = (sequence IS NULL))
 );
--- What the changes feed numbers next, and the event list (newest first, by
--- type or payment).
+-- The changes feed: positions are unique, and what it numbers next is found
+-- in an index of its own (an event is in one of the two, never both). Then
+-- the event list (newest first, by type or payment).
+CREATE UNIQUE INDEX events_feed ON events (feed_position) WHERE feed_position IS NOT NULL;
 CREATE INDEX events_not_numbered ON events (txid, id) WHERE feed_position IS NULL;
 CREATE INDEX events_by_time ON events (created_at, id);
 CREATE INDEX events_by_type ON events (type, created_at);
