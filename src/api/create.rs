@@ -122,7 +122,7 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
         }
     }
     let now = crate::store::now();
-    let id = uuid::Uuid::now_v7();
+    let id = crate::domain::payment::new_id(now);
     let new = NewPayment {
         id: id.to_string(),
         // Ours by default: the id's 32 hex digits, unique and Finpay-safe.

@@ -88,18 +88,18 @@ pub struct Refusal {
 /// Judges `obs` against the payments its references name.
 ///
 /// `own` is the detail of the observation's own audit entry; `new_id` gives
-/// the id of a payment learnt from a notification.
+/// the id of a payment learnt from a notification, created `now`.
 pub fn effect(
     found: Found<'_>,
     obs: &Observation,
     own: Value,
     now: DateTime<Utc>,
-    new_id: impl FnOnce() -> String,
+    new_id: impl FnOnce(DateTime<Utc>) -> String,
 ) -> Result<Effect, Refusal> {
     let by = obs.source.as_str();
     let mut entries = vec![Entry { kind: by, detail: own }];
     let Some(stored) = found.by_partner_reference.or(found.by_reference) else {
-        let payment = learnt(obs, now, new_id())?;
+        let payment = learnt(obs, now, new_id(now))?;
         entries.push(Entry {
             kind: "created",
             detail: json!({"from": by, "status": payment.status.as_str(), "finpayStatus": obs.status.code(),

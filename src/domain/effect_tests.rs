@@ -48,7 +48,7 @@ fn notified(status: T, partner: Option<&str>, reference: Option<&str>, minor: i6
 }
 
 fn run(found: Found<'_>, obs: &Observation) -> Result<Effect, Refusal> {
-    effect(found, obs, json!({"externalId": "x"}), at(10), || "new-id".into())
+    effect(found, obs, json!({"externalId": "x"}), at(10), |_| "new-id".into())
 }
 
 /// Both references name `p`.

@@ -6,6 +6,16 @@ use chrono::{DateTime, Utc};
 /// QRIS payments are in rupiah: the only currency we create payments in.
 pub const CURRENCY: &str = "IDR";
 
+/// The id of a payment created at `created_at`: a UUIDv7 of that time, so
+/// that lists in id order are in creation order, whichever path created it
+/// (a payment learnt from a notification is created at its receipt, which
+/// can be a batch earlier than it is stored).
+pub fn new_id(created_at: DateTime<Utc>) -> uuid::Uuid {
+    let seconds = u64::try_from(created_at.timestamp()).unwrap_or(0);
+    let at = uuid::Timestamp::from_unix(uuid::NoContext, seconds, created_at.timestamp_subsec_nanos());
+    uuid::Uuid::new_v7(at)
+}
+
 impl TryFrom<String> for PaymentStatus {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
@@ -43,4 +53,20 @@ pub struct Payment {
 
 fn ser_status<S: serde::Serializer>(s: &PaymentStatus, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_payment_id_carries_its_creation_time_so_ids_sort_as_creations() {
+        let earlier = Utc.timestamp_millis_opt(1_796_000_000_123).unwrap();
+        let later = earlier + chrono::Duration::milliseconds(1);
+        let (a, b) = (new_id(earlier), new_id(later));
+        let (seconds, nanos) = a.get_timestamp().unwrap().to_unix();
+        assert_eq!((seconds, nanos / 1_000_000), (1_796_000_000, 123));
+        assert!(a.to_string() < b.to_string());
+    }
 }

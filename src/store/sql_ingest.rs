@@ -351,8 +351,8 @@ macro_rules! sql_ingest {
             }
         }
 
-        fn new_payment_id() -> String {
-            uuid::Uuid::now_v7().to_string()
+        fn new_payment_id(at: DateTime<Utc>) -> String {
+            crate::domain::payment::new_id(at).to_string()
         }
     };
 }
