@@ -15,6 +15,7 @@ mod activity;
 
 use activity::{Activity, Watched};
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-/// Largest request head (request line + headers) a connection may buffer.
+/// Largest request head (request line + headers) a request may have.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How long a connection closed for idleness may take to say goodbye (an
@@ -54,6 +55,7 @@ pub struct Limits {
 /// Serves `app` until `cancel` fires, then waits for open connections to
 /// finish their in-flight requests (the caller bounds that wait).
 pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken, limits: Limits) {
+    let app = app.layer(axum::middleware::from_fn(head_within_bound));
     let builder = builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
@@ -104,6 +106,26 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
     }
     connections.close();
     connections.wait().await;
+}
+
+/// hyper bounds a head by its read buffer, which can hold more than
+/// `MAX_HEAD_BYTES` by the time a head is parsed: a larger head is refused
+/// here, before any handler sees (or stores) it.
+async fn head_within_bound(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    if head_bytes(&req) > MAX_HEAD_BYTES {
+        return axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+    }
+    next.run(req).await
+}
+
+/// A request head's size as HTTP/1.1 sends it: `METHOD target HTTP/1.1`
+/// and each `name: value`, each line with its CRLF.
+fn head_bytes<B>(req: &axum::http::Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    req.headers()
+        .iter()
+        .fold(line, |n, (name, value)| n + name.as_str().len() + 2 + value.len() + 2)
 }
 
 fn builder(limits: &Limits) -> Builder<TokioExecutor> {

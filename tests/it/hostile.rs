@@ -181,3 +181,28 @@ fn a_client_trickling_its_headers_is_disconnected() {
         app.stop().await;
     });
 }
+
+/// A head over 64 KiB is refused with 431 on both listeners, though hyper's
+/// read buffer could hold it, and a head just under the bound is served.
+#[tokio::test]
+async fn a_request_head_over_64_kib_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = reqwest::Client::new();
+    for url in [app.url("/health/live"), app.api_url("/health/live")] {
+        let big = client
+            .get(&url)
+            .header("x-filler", "a".repeat(70_000))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(big.status(), 431, "{url}");
+        let fits = client
+            .get(&url)
+            .header("x-filler", "a".repeat(60_000))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(fits.status(), 431, "{url}");
+    }
+    app.stop().await;
+}
