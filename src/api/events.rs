@@ -228,7 +228,8 @@ pub async fn resend_webhook_event(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesParams {
-    /// `nextCursor` of the previous read; absent: from the first event.
+    /// `nextCursor` of the previous read; absent: from the first event. A
+    /// position past every event was never given, and is refused.
     #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
     /// Page size, 1–200 (default 50).

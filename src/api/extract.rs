@@ -110,12 +110,13 @@ where
 }
 
 /// The path serde reports, completed with the name from "missing field `x`"
-/// (reported at the parent's path; an unknown field's path names it already).
+/// (reported at the parent's path; an unknown or repeated field's path names
+/// it already).
 fn field_name(path: &str, message: &str) -> String {
     let parent = if path == "." { "" } else { path };
     let named = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
     let missing = named("missing field `");
-    let unknown = named("unknown field `");
+    let unknown = named("unknown field `").or_else(|| named("duplicate field `"));
     match (missing, unknown) {
         (Some(name), _) if parent.is_empty() => name.to_string(),
         (Some(name), _) => format!("{parent}.{name}"),
@@ -146,7 +147,7 @@ impl From<QueryRejection> for ApiError {
             .strip_prefix("Failed to deserialize query string: ")
             .unwrap_or(&text);
         // axum puts the path first ("colour: unknown field `colour`, …").
-        let message = ["unknown field `", "missing field `"]
+        let message = ["unknown field `", "missing field `", "duplicate field `"]
             .iter()
             .find_map(|p| message.find(p).map(|i| &message[i..]))
             .unwrap_or(message);
