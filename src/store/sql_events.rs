@@ -75,8 +75,10 @@ macro_rules! sql_event_store {
                         Some(_) => "w.id = $4".to_string(),
                         None => format!("w.enabled = TRUE AND {}", subscribed("$2")),
                     };
-                    // A delivery being sent right now loses its lease (its record is
-                    // refused) and is sent again once that lease would have ended.
+                    // A delivery being sent right now is taken back: the resend holds
+                    // its lease until it ends (the attempt's record is refused, and
+                    // neither a sender nor a second resend sends it sooner), then it
+                    // is sent again.
                     let sql = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
                          updated_at) SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
@@ -84,7 +86,9 @@ macro_rules! sql_event_store {
                          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, \
                          next_attempt_at = CASE WHEN excluded.next_attempt_at IS NULL THEN NULL \
                            WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $3"
+                         lease_owner = CASE WHEN deliveries.lease_until > $3 THEN 'resend' END, \
+                         lease_until = CASE WHEN deliveries.lease_until > $3 THEN deliveries.lease_until END, \
+                         updated_at = $3"
                     ));
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&sql)

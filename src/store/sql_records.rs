@@ -46,9 +46,10 @@ macro_rules! sql_records {
                 }
 
                 /// Closes the attempts of a cycle on their deliveries, in one statement
-                /// for them all, and stores the attempts: only while the lease lasts (once
-                /// it ends another sender may hold the delivery). The indexes of the
-                /// results recorded.
+                /// for them all: only while the lease lasts (once it ends, or a resend
+                /// took the delivery back, another may hold it). Then stores every
+                /// attempt, closed or not, whose delivery still exists: each was sent.
+                /// The indexes of the results closed.
                 async fn close_attempts(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     owner: &str,
@@ -82,17 +83,15 @@ macro_rules! sql_records {
                     let closed: std::collections::HashSet<i64> = q.fetch_all(&mut **tx).await?.into_iter().collect();
                     let recorded: Vec<usize> =
                         (0..results.len()).filter(|&i| closed.contains(&results[i].attempt.delivery_id)).collect();
-                    if recorded.is_empty() {
-                        return Ok(recorded);
-                    }
                     let insert = Self::sql_owned(format!(
                         "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, error, latency_ms, \
-                         response_excerpt) VALUES {}",
-                        crate::store::value_rows(recorded.len(), 6, 1)
+                         response_excerpt) SELECT * FROM (VALUES {}) AS v \
+                         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)",
+                        crate::store::value_rows(results.len(), 6, 1)
                     ));
                     let mut q = sqlx::query(&insert).persistent(false);
-                    for &i in &recorded {
-                        let a = &results[i].attempt;
+                    for r in results {
+                        let a = &r.attempt;
                         q = q
                             .bind(a.delivery_id)
                             .bind(a.attempted_at)

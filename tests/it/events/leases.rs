@@ -1,7 +1,7 @@
 //! A delivery's lease is what lets one sender alone send and record it: a
 //! record after the lease ended, or after a resend took the delivery back, is
-//! refused; and two senders whose cycles outlast one attempt still send each
-//! delivery once.
+//! refused (the attempt itself is still listed: it was sent); and two senders
+//! whose cycles outlast one attempt still send each delivery once.
 
 use super::receiver::{Answer, Receiver};
 use crate::api::support::{paid_by_notification, post};
@@ -72,7 +72,7 @@ async fn a_record_after_the_lease_ended_is_refused_as_lease_lost(backend: Backen
     assert_eq!(late.unwrap(), vec![Recorded::LeaseLost]);
     let (deliveries, attempts) = store.deliveries_of(&d.event_id).await.unwrap();
     assert_eq!((deliveries[0].status.as_str(), deliveries[0].attempts), ("pending", 0));
-    assert!(attempts.is_empty());
+    assert_eq!(attempts.len(), 1, "the attempt was sent: it is listed");
 
     let in_time = store
         .record_attempts("sender-a", now + Span::seconds(29), &[success(&d, now)])
@@ -90,6 +90,12 @@ async fn a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease(
         .resend_event(&d.event_id, Some(&d.endpoint_id), now + Span::seconds(1))
         .await;
     assert_eq!(resent.unwrap(), 1);
+    // A second resend while the first attempt may still be in flight does
+    // not bring the next one forward either.
+    let again = store
+        .resend_event(&d.event_id, Some(&d.endpoint_id), now + Span::milliseconds(1500))
+        .await;
+    assert_eq!(again.unwrap(), 1);
     let recorded = store
         .record_attempts("sender-a", now + Span::seconds(2), &[success(&d, now)])
         .await;
@@ -98,8 +104,9 @@ async fn a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease(
         vec![Recorded::LeaseLost],
         "the resend must not be overwritten"
     );
-    let (deliveries, _) = store.deliveries_of(&d.event_id).await.unwrap();
+    let (deliveries, attempts) = store.deliveries_of(&d.event_id).await.unwrap();
     assert_eq!(deliveries[0].status, "pending");
+    assert_eq!(attempts.len(), 1, "the attempt taken back was sent: it is listed");
     // Not sent again while the first attempt may still be in flight.
     let at_lease_end = now + Span::seconds(30);
     assert!(deliveries[0]
@@ -158,8 +165,8 @@ async fn a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_o
         attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
         vec![Some(503)]
     );
-    let (taken_back, none) = store.deliveries_of(&first.event_id).await.unwrap();
-    assert_eq!((taken_back[0].attempts, none.len()), (0, 0));
+    let (taken_back, sent) = store.deliveries_of(&first.event_id).await.unwrap();
+    assert_eq!((taken_back[0].attempts, sent.len()), (0, 1), "listed, not counted");
     app.stop().await;
 }
 
