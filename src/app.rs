@@ -76,7 +76,7 @@ impl Application {
                  __MERCHANT_ID to create QR payments and refunds (they answer 503 until then)"
             );
         }
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new());
         metrics.set_business(settings.metrics.business);
         let observer_metrics = metrics.clone();
         // Stored notifications usually raise events: the sender looks at once

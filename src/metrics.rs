@@ -155,6 +155,16 @@ struct Histogram {
     count: u64,
 }
 
+/// The counters without labels: shown at 0 from the start, so that a query
+/// sees 0 rather than no data before their first increment.
+const UNLABELLED_COUNTERS: &[&str] = &[
+    "finpay_qris_duplicate_notifications_total",
+    "finpay_qris_event_deliveries_failed_total",
+    "finpay_qris_event_endpoints_disabled_total",
+    "finpay_qris_refusals_dropped_total",
+    "finpay_qris_tokens_issued_total",
+];
+
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<&'static str, Family<u64>>>,
@@ -187,6 +197,15 @@ fn series<'a, T>(
 }
 
 impl Metrics {
+    /// The service's metrics, the counters without labels at 0.
+    pub fn new() -> Self {
+        let m = Self::default();
+        for name in UNLABELLED_COUNTERS {
+            m.add(name, &[], 0);
+        }
+        m
+    }
+
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
         self.add(name, labels, 1);
     }
@@ -358,6 +377,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.gauge("finpay_qris_event_backlog", &[("endpoint", "we_a")]), None);
+    }
+
+    #[test]
+    fn counters_without_labels_are_shown_at_zero_before_their_first_increment() {
+        let text = Metrics::new().render();
+        for name in UNLABELLED_COUNTERS {
+            assert!(text.contains(&format!("\n{name} 0\n")), "{name} missing:\n{text}");
+        }
     }
 
     #[test]

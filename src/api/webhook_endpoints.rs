@@ -50,16 +50,17 @@ fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// What the configuration sets of its endpoint changes only there: a restart
 /// would put it back (a new secret there signs alongside the old one for
-/// `events.rotation_overlap_secs`).
-fn only_in_the_configuration(endpoint: &Endpoint, what: &str) -> Result<(), ApiError> {
+/// `events.rotation_overlap_secs`), and it receives every event type.
+fn only_in_the_configuration(endpoint: &Endpoint, field: &str, what: &str) -> Result<(), ApiError> {
     if endpoint.source != "config" {
         return Ok(());
     }
     Err(ApiError::conflict(
         "configured-endpoint",
         "Endpoint from the configuration",
-        format!("its {what}: change it there"),
-    ))
+        format!("its {what}"),
+    )
+    .field(field))
 }
 
 async fn find(st: &AppState, id: &str) -> Result<Endpoint, ApiError> {
@@ -162,7 +163,7 @@ pub async fn get_endpoint(
     responses(
         (status = 200, description = "The endpoint as updated", body = EndpointView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A new `url` for the endpoint from the configuration: change it there", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A new `url`, or `eventTypes` other than every type, for the endpoint from the configuration (see `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -174,7 +175,18 @@ pub async fn update_endpoint(
 ) -> Result<Json<EndpointView>, ApiError> {
     let endpoint = find(&st, &id).await?;
     if body.url.as_deref().is_some_and(|u| u != endpoint.url) {
-        only_in_the_configuration(&endpoint, "URL is FINPAY_QRIS__EVENTS__ENDPOINT_URL")?;
+        only_in_the_configuration(
+            &endpoint,
+            "url",
+            "URL is FINPAY_QRIS__EVENTS__ENDPOINT_URL: change it there",
+        )?;
+    }
+    if body.event_types.as_ref().is_some_and(|t| !t.is_empty()) {
+        only_in_the_configuration(
+            &endpoint,
+            "eventTypes",
+            "event types are every type: subscribe another endpoint",
+        )?;
     }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,
@@ -247,7 +259,11 @@ pub async fn rotate_secret(
             ))
         }
     };
-    only_in_the_configuration(&find(&st, &id).await?, "secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET")?;
+    only_in_the_configuration(
+        &find(&st, &id).await?,
+        "secret",
+        "secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET: change it there",
+    )?;
     let now = crate::store::now();
     let until = now + chrono::Duration::seconds(overlap);
     let secret = new_secret();

@@ -466,6 +466,16 @@ async fn a_secret_changed_in_the_configuration_signs_alongside_the_old_one(backe
     assert_eq!(moved.status(), 409);
     let problem: serde_json::Value = moved.json().await.unwrap();
     assert_eq!(problem["type"], "urn:finpay-qris:problem:configured-endpoint");
+    assert_eq!(problem["field"], "url");
+    // It receives every event type, as the configuration says.
+    let narrowed = patch(json!({"eventTypes": ["payment.paid"]})).await.unwrap();
+    assert_eq!(narrowed.status(), 409);
+    assert_eq!(
+        narrowed.json::<serde_json::Value>().await.unwrap()["field"],
+        "eventTypes"
+    );
+    let every = patch(json!({"eventTypes": []})).await.unwrap();
+    assert_eq!(every.status(), 200, "every type is what it has");
     let unchanged = patch(json!({"url": endpoint["url"]})).await.unwrap();
     assert_eq!(unchanged.status(), 200, "the same URL sent back changes nothing");
     let changed = patch(json!({"description": "orders"})).await.unwrap();
