@@ -229,7 +229,7 @@ pub async fn resend_webhook_event(
 #[into_params(parameter_in = Query)]
 pub struct ChangesParams {
     /// `nextCursor` of the previous read; absent: from the first event. A
-    /// position past every event was never given, and is refused.
+    /// position past every event was never given by this database: 409.
     #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
     /// Page size, 1–200 (default 50).
@@ -252,6 +252,7 @@ pub struct ChangesParams {
     responses(
         (status = 200, description = "The next changes", body = ChangesPageView),
         (status = 400, description = "A bad limit or cursor (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cursor is past every event: this database never gave it (another deployment's, or a database restored from an older backup)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -265,6 +266,9 @@ pub async fn list_changes(
     }
     let page = match st.store.changes(q.cursor.as_deref(), limit).await {
         Err(crate::store::StoreError::Invalid(_)) => return Err(bad("cursor", "not a cursor this API gave")),
+        Err(crate::store::StoreError::Conflict(why)) => {
+            return Err(ApiError::conflict("cursor-ahead", "Cursor past every event", why).field("cursor"))
+        }
         other => other?,
     };
     Ok(Json(ChangesPageView {

@@ -135,7 +135,7 @@ macro_rules! sql_event_store {
                             .fetch_one(&self.pool)
                             .await?;
                         if after > last.unwrap_or(0) {
-                            return Err(StoreError::Invalid("cursor is past every event".into()));
+                            return Err(StoreError::Conflict("the cursor is past every event".into()));
                         }
                     }
                     Ok(page)

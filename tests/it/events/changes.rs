@@ -26,7 +26,7 @@ async fn the_changes_feed_returns_each_change_once_in_commit_order(backend: Back
     let twice = get(&app, "/api/v1/changes?cursor=1&cursor=2").await;
     assert_eq!(twice.problem(400)["field"], "cursor");
     let never_given = get(&app, "/api/v1/changes?cursor=999999999999").await;
-    assert_eq!(never_given.problem(400)["field"], "cursor");
+    assert_eq!(never_given.problem(409)["field"], "cursor");
     app.stop().await;
 }
 
