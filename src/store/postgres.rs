@@ -141,8 +141,7 @@ impl PgStore {
     /// numbered, and the next read lists the rest. The numbering needs each
     /// statement's own snapshot (the highest position after the lock was
     /// taken), hence READ COMMITTED whatever the server's default.
-    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
-        let after = super::events::feed_cursor(cursor)?;
+    pub(crate) async fn changes_page(&self, after: i64, limit: i64) -> Result<super::events::ChangesPage> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)

@@ -125,11 +125,11 @@ macro_rules! sql_event_store {
                 }
 
                 async fn changes(&self, cursor: Option<&str>, limit: i64) -> crate::store::Result<ChangesPage> {
-                    let page = self.changes_page(cursor, limit.clamp(1, 1000)).await?;
+                    let after = crate::store::events::feed_cursor(cursor)?;
+                    let page = self.changes_page(after, limit.clamp(1, 1000)).await?;
                     // A position past every event's was never given (another
                     // database's, or one restored from an older backup): say so
                     // rather than answer nothing until the feed reaches it.
-                    let after = crate::store::events::feed_cursor(cursor)?;
                     if page.items.is_empty() && after > 0 {
                         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(feed_position) FROM events")
                             .fetch_one(&self.pool)

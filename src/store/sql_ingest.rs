@@ -244,7 +244,7 @@ macro_rules! sql_ingest {
                 let a = by(|p, o| p.partner_reference_no.is_some() && p.partner_reference_no == o.original_partner_reference_no);
                 let b = by(|p, o| p.reference_no.is_some() && p.reference_no == o.original_reference_no);
                 let found = Found { by_partner_reference: a, by_reference: b };
-                let e = match effect(found, obs, n.entry_detail(), n.received_at, new_payment_id) {
+                let e = match effect(found, obs, n.entry_detail(), n.received_at, crate::store::new_payment_id) {
                     Ok(e) => e,
                     Err(refusal) => return Ok(IngestOutcome::Refused(refusal)),
                 };
@@ -330,7 +330,7 @@ macro_rules! sql_ingest {
                         let obs = Observation { source: ObservationSource::Query, ..obs.clone() };
                         let b = Self::payment_by(tx, "reference_no", obs.original_reference_no.as_deref()).await?;
                         let found = Found { by_partner_reference: Some(&payment), by_reference: b.as_ref() };
-                        effect(found, &obs, detail, now, new_payment_id)
+                        effect(found, &obs, detail, now, crate::store::new_payment_id)
                             .map_err(|r| StoreError::Invalid(r.to_string()))?
                     }
                     None => Effect {
@@ -349,10 +349,6 @@ macro_rules! sql_ingest {
                 Self::raise(tx, &e.payment, &e.events, Cause::Query, now, None).await?;
                 Ok(Applied::of(&e))
             }
-        }
-
-        fn new_payment_id(at: DateTime<Utc>) -> String {
-            crate::domain::payment::new_id(at).to_string()
         }
     };
 }

@@ -150,8 +150,7 @@ struct FeedRow {
 
 impl SqliteStore {
     /// The changes feed: one writer at a time, so `feed_position` is commit order.
-    pub(crate) async fn changes_page(&self, cursor: Option<&str>, limit: i64) -> Result<super::events::ChangesPage> {
-        let after = super::events::feed_cursor(cursor)?;
+    pub(crate) async fn changes_page(&self, after: i64, limit: i64) -> Result<super::events::ChangesPage> {
         let rows: Vec<FeedRow> = sqlx::query_as(
             "SELECT id, type, payment_id, sequence, cause, body, created_at, feed_position FROM events \
              WHERE feed_position > ?1 ORDER BY feed_position LIMIT ?2",

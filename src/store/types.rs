@@ -76,6 +76,12 @@ pub type NotificationKey<'a> = (&'a str, &'a str, NaiveDate);
 /// The same key, owned: what both executors' maps of stored body hashes hold.
 pub type StoredKey = (String, String, NaiveDate);
 
+/// The id of a payment an executor creates at `at` (learnt from a
+/// notification or a query answer), as stored.
+pub(crate) fn new_payment_id(at: DateTime<Utc>) -> String {
+    crate::domain::payment::new_id(at).to_string()
+}
+
 impl InboundNotification {
     pub fn key(&self) -> NotificationKey<'_> {
         (&self.partner_id, &self.external_id, self.jakarta_day)

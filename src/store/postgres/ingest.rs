@@ -148,9 +148,13 @@ impl PgStore {
                 by_partner_reference: a.map(|k| &rows.payments[k]),
                 by_reference: b.map(|k| &rows.payments[k]),
             };
-            let e = match effect(found, &n.observation, n.entry_detail(), n.received_at, |at| {
-                crate::domain::payment::new_id(at).to_string()
-            }) {
+            let e = match effect(
+                found,
+                &n.observation,
+                n.entry_detail(),
+                n.received_at,
+                crate::store::new_payment_id,
+            ) {
                 Ok(e) => e,
                 Err(refusal) => {
                     outcomes[i] = Some(IngestOutcome::Refused(refusal));
