@@ -53,6 +53,20 @@ pub fn pg_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A fresh PostgreSQL test database with the schema, and a connection to it
+/// for the test's own SQL; `None` where PostgreSQL is absent outside CI.
+pub async fn migrated_postgres() -> Option<(TestDb, sqlx::PgConnection)> {
+    use sqlx::Connection;
+    if !postgres_available().await {
+        return None;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    let c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    Some((db, c))
+}
+
 /// PostgreSQL tests run when the server answers; under `CI=true` they must
 /// run, so an unreachable server fails the test instead of skipping it.
 pub async fn postgres_available() -> bool {

@@ -3,8 +3,7 @@
 //! read is planned on one of the indexes beside its table in `0001_init.sql`,
 //! never on a scan of the table.
 
-use crate::common::{self, Backend, TestDb};
-use sqlx::Connection;
+use crate::common;
 
 const FILL: &str = "
 INSERT INTO payments (id, partner_reference_no, reference_no, amount_minor, currency, status, origin,
@@ -28,13 +27,9 @@ ANALYZE payments; ANALYZE refunds; ANALYZE notifications;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consoles_reads_use_their_indexes_on_a_month_of_payments() {
-    if !common::postgres_available().await {
+    let Some((_db, mut c)) = common::migrated_postgres().await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
-    store.migrate().await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    };
     sqlx::raw_sql(FILL).execute(&mut c).await.unwrap();
     let day = "created_at >= now() - interval '1 day' AND created_at < now()";
     for (query, index) in [

@@ -76,13 +76,9 @@ crate::on_both_backends!(a_claim_reads_only_the_due_end_of_the_due_index);
 /// not numbered, nor every event.
 #[tokio::test]
 async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
-    if !common::postgres_available().await {
+    let Some((_db, mut c)) = common::migrated_postgres().await else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres).await;
-    let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
-    store.migrate().await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    };
     sqlx::raw_sql(
         "INSERT INTO events (id, type, cause, body, created_at, feed_position) \
          SELECT 'E' || i, 'endpoint.disabled', 'worker', '{}', now(), i FROM generate_series(1, 20000) AS i; \
