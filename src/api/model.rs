@@ -68,7 +68,8 @@ pub struct PaymentView {
     pub note: Option<String>,
     #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub valid_until: Option<DateTime<Utc>>,
-    /// When Finpay says it was paid (its `paidTime`), else when we learnt it.
+    /// When Finpay says it was paid (its `paidTime`), else when we learnt it; never
+    /// before `createdAt` (a payment learnt from a notification: when it arrived).
     #[serde(serialize_with = "crate::api::time::opt_millis")]
     pub paid_at: Option<DateTime<Utc>>,
     /// Set when something needs a person (amount mismatch, paid after expiry).
@@ -121,6 +122,7 @@ impl From<&Payment> for PaymentView {
 pub struct PaymentPage {
     pub items: Vec<PaymentView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

@@ -9,7 +9,7 @@
 
 use super::events::{raised, EventType};
 use super::payment::CURRENCY;
-use super::status::format_minor;
+use super::status::{format_minor, REFUNDED_UNSEEN};
 use super::{decide, Decision, Observation, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -141,7 +141,7 @@ pub fn effect(
             payment.status = *to;
             payment.finpay_status = Some(obs.status.code().to_string());
             if *to == PaymentStatus::Paid {
-                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(Some(stored.created_at), now)));
+                payment.paid_at = payment.paid_at.or(Some(obs.paid_at(stored.created_at, now)));
             }
             if flag.is_some() {
                 payment.flagged = flag.clone();
@@ -232,15 +232,17 @@ fn learnt(obs: &Observation, now: DateTime<Utc>, id: String) -> Result<Payment, 
         qr_url: None,
         note: None,
         valid_until: None,
-        paid_at: (status == PaymentStatus::Paid).then(|| obs.paid_at(None, now)),
+        paid_at: (status == PaymentStatus::Paid).then(|| obs.paid_at(now, now)),
         refunded_minor: 0,
         // Stored as Finpay said, for a person to look at: never taken silently.
-        flagged: (amount.currency != CURRENCY).then(|| {
-            format!(
-                "currency {} is not {CURRENCY}, the currency of QRIS payments",
-                amount.currency
-            )
-        }),
+        flagged: (amount.currency != CURRENCY)
+            .then(|| {
+                format!(
+                    "currency {} is not {CURRENCY}, the currency of QRIS payments",
+                    amount.currency
+                )
+            })
+            .or_else(|| (status == PaymentStatus::Refunded).then(|| REFUNDED_UNSEEN.to_string())),
         finpay_status: Some(obs.status.code().to_string()),
         created_at: now,
         updated_at: now,

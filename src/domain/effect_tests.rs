@@ -184,6 +184,47 @@ fn an_unknown_payment_is_learnt_from_its_notification() {
 }
 
 #[test]
+fn an_unknown_payment_is_paid_when_it_is_learnt_never_before() {
+    // It is created when we learn it, and nothing is paid before it exists
+    // here: not a minute earlier, nor in a year nobody can write in RFC 3339.
+    for paid_time in [
+        "2027-01-15T15:00:05+07:00",
+        "2020-01-01T00:00:00+07:00",
+        "0000-01-01T00:00:00+07:00",
+    ] {
+        let mut obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 25_000);
+        obs.paid_time = Some(paid_time.into());
+        let e = run(Found::default(), &obs).unwrap();
+        assert_eq!(
+            (e.payment.created_at, e.payment.paid_at),
+            (at(10), Some(at(10))),
+            "{paid_time}"
+        );
+    }
+}
+
+#[test]
+fn a_leap_second_in_paid_time_is_read_as_the_next_second() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.created_at = at(-100);
+    let mut obs = notified(T::Success, Some("INV-1"), Some("R1"), 1_000_000);
+    // 14:59:60 in Jakarta, a leap second: at(0) is 15:00:00.
+    obs.paid_time = Some("2027-01-15T14:59:60+07:00".into());
+    let paid = run(by_both(&p), &obs).unwrap().payment.paid_at.unwrap();
+    assert_eq!(paid, at(0));
+    assert_eq!(paid.to_rfc3339(), "2027-01-15T08:00:00+00:00");
+}
+
+#[test]
+fn an_unknown_payment_first_reported_refunded_is_learnt_flagged() {
+    let obs = notified(T::Refunded, Some("STATIC-1"), Some("R1"), 25_000);
+    let e = run(Found::default(), &obs).unwrap();
+    assert_eq!(e.payment.status, PaymentStatus::Refunded);
+    assert_eq!(e.payment.flagged.as_deref(), Some(REFUNDED_UNSEEN));
+    assert_eq!(e.events.last(), Some(&EventType::PaymentFlagged), "{:?}", e.events);
+}
+
+#[test]
 fn an_unknown_payment_in_another_currency_than_rupiah_is_learnt_flagged() {
     for status in [T::Success, T::Pending] {
         let mut obs = notified(status, Some("STATIC-1"), Some("R1"), 1_000);

@@ -47,13 +47,16 @@ impl Observation {
     /// When the payment was paid: Finpay's `paidTime` when it gives a readable
     /// one, else `now` (when we learnt it). Never later than `now`: a payment
     /// is not paid after we heard of it, whatever the two clocks say; nor
-    /// before `created` (a payment stored here: `paidTime` has whole seconds).
-    pub fn paid_at(&self, created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// before `created` (`paidTime` has whole seconds, and a payment learnt
+    /// from this observation is created `now`). A leap second (`:60`) is read
+    /// as the next second, as both backends store it.
+    pub fn paid_at(&self, created: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
         let paid = self
             .paid_time
             .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or(now, |t| t.with_timezone(&Utc).min(now));
-        created.map_or(paid, |c| paid.max(c))
+            .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis()))
+            .map_or(now, |t| t.min(now));
+        paid.max(created)
     }
 }

@@ -98,6 +98,11 @@ pub enum Decision {
     Flagged { reason: String },
 }
 
+/// Why a payment Finpay reports refunded before it was known here as paid
+/// (an open one, or one learnt from that report) is flagged: money moved
+/// twice unseen.
+pub const REFUNDED_UNSEEN: &str = "refunded by Finpay before it was known here as paid; check what happened";
+
 /// Judges one observation against the stored payment.
 ///
 /// `observed_amount` is `(minor units, currency)` when Finpay sent one.
@@ -130,10 +135,9 @@ pub fn decide(
     }
     use PaymentStatus::*;
     match (current, to) {
-        // Refunded before we heard it was paid: money moved twice unseen.
         (Initiated | Pending | Paying, Refunded) => Decision::Transition {
             to,
-            flag: Some("refunded by Finpay before it was known here as paid; check what happened".into()),
+            flag: Some(REFUNDED_UNSEEN.into()),
         },
         (Initiated | Pending | Paying, _) => Decision::Transition { to, flag: None },
         (Paid, Refunded) => Decision::Transition { to, flag: None },
