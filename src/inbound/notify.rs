@@ -268,6 +268,7 @@ async fn verify<'h>(
         FieldError::Missing(f) => SnapStatus::invalid_mandatory_field(SVC, &f),
         FieldError::Format(f) => SnapStatus::invalid_field_format(SVC, &f),
         FieldError::NotJson(why) => SnapStatus::bad_request(SVC, Some(&why)),
+        e @ FieldError::NotObject => e.snap_status(SVC),
     })?;
     let raw_body =
         String::from_utf8(bytes.to_vec()).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;

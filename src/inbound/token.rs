@@ -88,7 +88,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: &mut Received) ->
 
     let parsed = crate::snap::json::parse(&bytes).map_err(|why| SnapStatus::bad_request(SVC, Some(&why)))?;
     let Some(obj) = parsed.as_object() else {
-        return Err(SnapStatus::bad_request(SVC, Some("Body is not a JSON object")).into());
+        return Err(SnapStatus::bad_request(SVC, Some(crate::snap::notify::NOT_AN_OBJECT)).into());
     };
     match obj.get("grantType") {
         None | Some(serde_json::Value::Null) => {

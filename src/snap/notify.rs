@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::snap::codes::SnapStatus;
 
+/// The message of `400xx00` for a body that is JSON but not an object (both SNAP endpoints).
+pub const NOT_AN_OBJECT: &str = "Body is not a JSON object";
+
 /// Which field of a notify body was wrong, named as in the JSON (`amount.value`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -19,6 +22,9 @@ pub enum FieldError {
     Format(String),
     #[error("body is not valid JSON: {0}")]
     NotJson(String),
+    /// Valid JSON, but an array, a string, a number or `null`.
+    #[error("body is not a JSON object")]
+    NotObject,
 }
 
 impl FieldError {
@@ -28,6 +34,7 @@ impl FieldError {
             FieldError::Missing(field) => SnapStatus::invalid_mandatory_field(service, field),
             FieldError::Format(field) => SnapStatus::invalid_field_format(service, field),
             FieldError::NotJson(_) => SnapStatus::bad_request(service, Some("Body is not valid JSON")),
+            FieldError::NotObject => SnapStatus::bad_request(service, Some(NOT_AN_OBJECT)),
         }
     }
 }
@@ -144,7 +151,7 @@ pub struct NotifyBody {
 /// body); JSON `null` counts as absent; a key repeated in one object is refused.
 pub fn parse_notify(body: &[u8]) -> Result<NotifyBody, FieldError> {
     let value: Value = super::json::parse(body).map_err(FieldError::NotJson)?;
-    let obj = value.as_object().ok_or_else(|| format_err("body"))?;
+    let obj = value.as_object().ok_or(FieldError::NotObject)?;
 
     let original_reference_no = required_str(obj, "originalReferenceNo", "originalReferenceNo")?;
     if !reference_ok(original_reference_no) {
