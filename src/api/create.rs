@@ -15,6 +15,7 @@ use super::model::PaymentView;
 use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
 use super::upstream;
 use crate::domain::payment::CURRENCY;
+use crate::domain::PaymentStatus;
 use crate::finpay::GenerateRequest;
 use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
@@ -175,7 +176,9 @@ async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply
 
 /// Gets the payment its QR (unless it has one) and answers with it.
 async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode) -> Reply {
-    if p.qr_content.is_some() {
+    // Paid without our hearing of the QR (its answer was lost, then Finpay
+    // notified): the order is paid, and a new payment would charge twice.
+    if p.qr_content.is_some() || matches!(p.status, PaymentStatus::Paid | PaymentStatus::Refunded) {
         return Reply::json(done, &PaymentView::from(&p));
     }
     if !p.status.is_open() {
@@ -264,8 +267,13 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             {
                 tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");
             }
-            let what = "the QR's outcome is unknown; the payment stays pending: retry the same request to resume it";
-            Reply::error(ApiError::finpay(&e, what).payment(&p.id), false)
+            // Without its reference a retry is a new payment: say which one resumes this one.
+            let what = format!(
+                "the QR's outcome is unknown; the payment stays pending: retry with partnerReferenceNo {} (or the \
+                 same Idempotency-Key) to resume it; a request with neither is a new payment",
+                p.partner_reference_no.as_deref().unwrap_or_default()
+            );
+            Reply::error(ApiError::finpay(&e, &what).payment(&p.id), false)
         }
     }
 }

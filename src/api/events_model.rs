@@ -211,6 +211,7 @@ impl From<&StoredEvent> for WebhookEventView {
 pub struct WebhookEventPage {
     pub items: Vec<WebhookEventView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

@@ -83,6 +83,7 @@ impl From<Refusal> for RefusalView {
 pub struct RefusalPage {
     pub items: Vec<RefusalView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

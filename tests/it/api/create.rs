@@ -2,9 +2,9 @@
 //! idempotency; creation against the simulator.
 
 use super::support::{
-    calls_to, event_kinds, get, kind, post, post_raw, unreachable_finpay, wait_for_status, with_simulator,
+    calls_to, event_kinds, get, kind, payment, post, post_raw, unreachable_finpay, wait_for_status, with_simulator,
 };
-use crate::common::{Backend, TestApp};
+use crate::common::{self, Backend, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
 
@@ -272,7 +272,57 @@ async fn a_reference_that_is_another_payments_id_is_refused(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_payment_paid_after_its_qr_answer_was_lost_is_answered_paid_on_retry(backend: Backend) {
+    let app = TestApp::spawn_with(backend, unreachable_finpay).await;
+    let body = json!({"amount": "25000", "partnerReferenceNo": "INV-lost-qr-1"});
+    let first = post(&app, "/api/v1/payments", &body, Some("lost-qr"))
+        .await
+        .problem(502);
+    let id = first["paymentId"].as_str().unwrap().to_string();
+    // Finpay did make the QR, the customer paid it, and Finpay says so.
+    let token = app.token().await;
+    let paid = common::notify_body("INV-lost-qr-1", "R-lost-qr-1", "00", "25000.00");
+    assert_eq!(app.notify(&token, &common::unique_digits(), &paid).await.0, 200);
+    // Retrying as the problem said answers the paid payment, not "create a new one".
+    for key in [Some("lost-qr"), None] {
+        let r = post(&app, "/api/v1/payments", &body, key).await;
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{key:?}: {}",
+            String::from_utf8_lossy(&r.bytes)
+        );
+        let p = r.json();
+        assert_eq!(
+            (p["id"].as_str(), p["status"].as_str()),
+            (Some(id.as_str()), Some("paid")),
+            "{key:?}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn an_unknown_outcome_names_the_reference_that_resumes_the_payment(backend: Backend) {
+    let app = TestApp::spawn_with(backend, unreachable_finpay).await;
+    // No reference and no key: the service chose the reference, and only it resumes.
+    let first = post(&app, "/api/v1/payments", &json!({"amount": "4300"}), None)
+        .await
+        .problem(502);
+    let id = first["paymentId"].as_str().unwrap();
+    let reference = payment(&app, id).await["partnerReferenceNo"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = first["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("partnerReferenceNo {reference}")), "{detail}");
+    let again = json!({"amount": "4300", "partnerReferenceNo": reference});
+    let resumed = post(&app, "/api/v1/payments", &again, None).await.problem(502);
+    assert_eq!(resumed["paymentId"], id);
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_payment_paid_after_its_qr_answer_was_lost_is_answered_paid_on_retry,
+    an_unknown_outcome_names_the_reference_that_resumes_the_payment,
     a_reference_that_is_another_payments_id_is_refused,
     bad_bodies_are_problems_naming_the_field,
     creating_without_finpay_is_503_and_creates_nothing,

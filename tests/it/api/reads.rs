@@ -166,8 +166,8 @@ async fn page_through(app: &TestApp, limit: usize) -> Vec<String> {
         let items = v["items"].as_array().unwrap();
         assert!(items.len() <= limit);
         seen.extend(items.iter().map(|p| p["id"].as_str().unwrap().to_string()));
-        match v["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        match v.get("nextCursor") {
+            Some(c) => cursor = Some(c.as_str().expect("a cursor, or no nextCursor at all").to_string()),
             None => return seen,
         }
     }
