@@ -24,7 +24,7 @@ pub struct Entry {
     pub title: String,
     pub actor: Option<String>,
     pub facts: Vec<(String, String)>,
-    /// A notification's raw body (or a pushed event's), pretty-printed when it is JSON.
+    /// A notification's body exactly as received, or a pushed event's, pretty-printed.
     pub body: Option<String>,
     /// A pushed event's id: the entry offers to resend it.
     pub resend: Option<String>,
@@ -119,8 +119,10 @@ pub fn entries(events: &[PaymentEvent], actions: &[PaymentAction], notifications
         {
             f.push(("outcome".into(), n.outcome.clone()));
             f.push(("received".into(), view::jakarta(n.received_at)));
+            // The bytes as they came, not re-serialized: a signature was
+            // computed over exactly these.
             body = Some(match &n.raw_body {
-                Some(raw) => pretty(raw),
+                Some(raw) => raw.clone(),
                 None => "(cleared after the retention period; its hash and outcome are kept)".into(),
             });
         }
@@ -220,6 +222,21 @@ mod tests {
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
         assert!(html.contains("&lt;img src=x&gt;"), "{html}");
+    }
+
+    #[test]
+    fn a_notification_body_is_shown_exactly_as_received() {
+        let raw = "{\n   \"note\":\"a\\/b \u{e9}\",\"a\":1\n}";
+        let n = StoredNotification {
+            id: 7,
+            external_id: "x".into(),
+            raw_body: Some(raw.into()),
+            verification: "symmetric".into(),
+            outcome: "applied".into(),
+            received_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        };
+        let e = entries(&[event(1, "notification", json!({}), Some(7))], &[], &[n]);
+        assert_eq!(e[0].body.as_deref(), Some(raw));
     }
 
     #[test]
