@@ -202,17 +202,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_notification_body_is_shown_as_inert_text() {
-        let raw = r#"{"transactionStatusDesc":"<script>alert(1)</script>"}"#;
-        let n = StoredNotification {
-            id: 7,
+    fn notification(id: i64, raw: &str) -> StoredNotification {
+        StoredNotification {
+            id,
             external_id: "x".into(),
             raw_body: Some(raw.into()),
             verification: "symmetric".into(),
             outcome: "applied".into(),
             received_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_notification_body_is_shown_as_inert_text() {
+        let raw = r#"{"transactionStatusDesc":"<script>alert(1)</script>"}"#;
+        let n = notification(7, raw);
         let e = entries(
             &[event(1, "notification", json!({"note": "<img src=x>"}), Some(7))],
             &[],
@@ -227,14 +231,7 @@ mod tests {
     #[test]
     fn a_notification_body_is_shown_exactly_as_received() {
         let raw = "{\n   \"note\":\"a\\/b \u{e9}\",\"a\":1\n}";
-        let n = StoredNotification {
-            id: 7,
-            external_id: "x".into(),
-            raw_body: Some(raw.into()),
-            verification: "symmetric".into(),
-            outcome: "applied".into(),
-            received_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        };
+        let n = notification(7, raw);
         let e = entries(&[event(1, "notification", json!({}), Some(7))], &[], &[n]);
         assert_eq!(e[0].body.as_deref(), Some(raw));
     }

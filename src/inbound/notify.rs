@@ -15,7 +15,7 @@ use crate::config::{ExternalIdFormat, SignatureMode};
 use crate::domain::Observation;
 use crate::metrics::business::{Change, Via};
 use crate::snap::codes::{service, SnapStatus};
-use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify, FieldError};
+use crate::snap::notify::{check_channel_id, check_external_id, check_partner_id, parse_notify};
 use crate::snap::{body as snap_body, signature, timestamp};
 use crate::state::AppState;
 use crate::store::{InboundNotification, IngestOutcome};
@@ -264,12 +264,7 @@ async fn verify<'h>(
     }
 
     // 5. Only now is the body parsed.
-    let parsed = parse_notify(&bytes).map_err(|e| match e {
-        FieldError::Missing(f) => SnapStatus::invalid_mandatory_field(SVC, &f),
-        FieldError::Format(f) => SnapStatus::invalid_field_format(SVC, &f),
-        FieldError::NotJson(why) => SnapStatus::bad_request(SVC, Some(&why)),
-        e @ FieldError::NotObject => e.snap_status(SVC),
-    })?;
+    let parsed = parse_notify(&bytes).map_err(|e| e.snap_status(SVC))?;
     let raw_body =
         String::from_utf8(bytes.to_vec()).map_err(|_| SnapStatus::bad_request(SVC, Some("Body is not UTF-8")))?;
 

@@ -33,7 +33,7 @@ impl FieldError {
         match self {
             FieldError::Missing(field) => SnapStatus::invalid_mandatory_field(service, field),
             FieldError::Format(field) => SnapStatus::invalid_field_format(service, field),
-            FieldError::NotJson(_) => SnapStatus::bad_request(service, Some("Body is not valid JSON")),
+            FieldError::NotJson(why) => SnapStatus::bad_request(service, Some(why)),
             FieldError::NotObject => SnapStatus::bad_request(service, Some(NOT_AN_OBJECT)),
         }
     }
