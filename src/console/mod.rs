@@ -29,6 +29,7 @@ pub mod endpoint_actions;
 pub mod endpoints;
 pub mod export;
 pub mod flagged;
+pub mod json_text;
 pub mod listing;
 pub mod overview;
 pub mod payment;

@@ -3,7 +3,8 @@
 //! endpoint (status, attempts, the last answer), and the event's id for the
 //! `resend` action.
 
-use super::timeline::{pretty, Entry};
+use super::json_text::indent_json;
+use super::timeline::Entry;
 use super::view;
 use crate::state::AppState;
 use crate::store::endpoints::Endpoint;
@@ -84,10 +85,41 @@ impl Pushed {
                     title: format!("Event {} pushed", e.event_type),
                     actor: None,
                     facts,
-                    body: Some(pretty(&e.body)),
+                    // Indented in its own order: the bytes a consumer's signature check saw.
+                    body: Some(indent_json(&e.body).unwrap_or_else(|| e.body.clone())),
                     resend: Some(e.id.clone()),
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pushed_event_s_body_is_shown_in_the_order_it_was_sent() {
+        let body =
+            r#"{"type":"payment.paid","timestamp":"2026-12-07T01:02:03.000Z","data":{"id":"p1","url":"https:\/\/x"}}"#;
+        let event = StoredEvent {
+            id: "e1".into(),
+            event_type: "payment.paid".into(),
+            payment_id: Some("p1".into()),
+            sequence: Some(2),
+            cause: "notification".into(),
+            body: body.into(),
+            created_at: chrono::Utc::now(),
+        };
+        let pushed = Pushed {
+            events: vec![(event, Vec::new(), Vec::new())],
+            endpoints: Vec::new(),
+        };
+        let shown = pushed.entries().remove(0).body.unwrap();
+        assert_eq!(
+            shown,
+            "{\n  \"type\": \"payment.paid\",\n  \"timestamp\": \"2026-12-07T01:02:03.000Z\",\n  \"data\": {\n    \
+             \"id\": \"p1\",\n    \"url\": \"https:\\/\\/x\"\n  }\n}"
+        );
     }
 }

@@ -24,7 +24,7 @@ pub struct Entry {
     pub title: String,
     pub actor: Option<String>,
     pub facts: Vec<(String, String)>,
-    /// A notification's body exactly as received, or a pushed event's, pretty-printed.
+    /// A notification's body exactly as received, or a pushed event's as sent (indented).
     pub body: Option<String>,
     /// A pushed event's id: the entry offers to resend it.
     pub resend: Option<String>,
@@ -80,14 +80,6 @@ fn facts(detail: &Value) -> Vec<(String, String)> {
         Value::Null => Vec::new(),
         other => vec![("detail".into(), other.to_string())],
     }
-}
-
-/// A body as people read it: indented JSON, or the text as received.
-pub fn pretty(raw: &str) -> String {
-    serde_json::from_str::<Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| raw.to_string())
 }
 
 /// The merged timeline, oldest first (an action before the entries it caused).
