@@ -223,13 +223,14 @@ fn connection_limits(settings: &Settings) -> (Limits, Limits) {
 }
 
 fn with_layers(router: Router, state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(crate::serve::request_id::HEADER);
     let hot_paths: Arc<[String]> = state.settings.inbound.notify_paths.clone().into();
     router
         .layer(middleware::from_fn_with_state(state, record_latency))
         .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| request_span(req, &hot_paths)))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(crate::serve::request_id::keep_usable))
         .layer(CatchPanicLayer::new())
 }
 

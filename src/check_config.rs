@@ -76,7 +76,7 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// The file an SQLite URL names; `None` for other databases and in-memory ones.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| path.into())

@@ -5,7 +5,7 @@
 
 mod captured;
 
-use crate::config::Settings;
+use crate::config::{env_name, Settings};
 use crate::inbound::issued::RecentTokens;
 use crate::inbound::suspect::{DoctorKeys, Route, Suspect};
 use crate::store::{Refusal, RefusalFilter};
@@ -26,17 +26,26 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub curl: Option<PathBuf>,
     /// Without --request or --curl: how many of the latest refused signatures to show.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=200))]
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["request", "curl"], value_parser = clap::value_parser!(i64).range(1..=200))]
     pub last: i64,
 }
 
 pub async fn run(config: Option<&Path>, args: DoctorArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let inbound = settings.inbound_credentials()?;
+    let Some(inbound) = settings.inbound_credentials()? else {
+        bail!(
+            "no inbound credentials are configured ({}, {}, and {} for HMAC notifications): \
+             the doctor checks signatures with the service's own; run it with the service's \
+             environment or --config",
+            env_name("inbound.client_id"),
+            env_name("inbound.public_key"),
+            env_name("inbound.client_secret")
+        );
+    };
     let finpay = settings.finpay_credentials()?;
     // A separate process knows no recently issued token: no `stale-token` here.
     let keys = DoctorKeys::new(
-        inbound.as_ref(),
+        Some(&inbound),
         finpay.as_ref(),
         &settings,
         Arc::new(RecentTokens::new(0)),
@@ -96,6 +105,16 @@ fn route_of(settings: &Settings, path: &str, headers: &HeaderMap) -> Route {
 }
 
 async fn from_journal(settings: &Settings, keys: &DoctorKeys, last: i64) -> anyhow::Result<()> {
+    let url = settings.database.url.expose();
+    // Reading the journal must not leave an empty database behind.
+    if let Some(file) = crate::check_config::sqlite_file(url).filter(|f| !f.exists()) {
+        bail!(
+            "the database file {} does not exist ({} = {}): there is no journal to read",
+            file.display(),
+            env_name("database.url"),
+            crate::secret::redact_url(url)
+        );
+    }
     let store = crate::commands::open_store(&settings.database).await?;
     let filter = RefusalFilter {
         reason: Some("invalid_signature".into()),

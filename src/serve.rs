@@ -12,6 +12,7 @@
 //! - failed accepts (out of file descriptors) back off instead of spinning.
 
 mod activity;
+pub mod request_id;
 
 use activity::{Activity, Watched};
 use axum::extract::Request;

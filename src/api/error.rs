@@ -106,6 +106,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request").detail(detail)
     }
 
+    /// Ids and references never hold control characters; one in a lookup is a
+    /// client's mistake (and a NUL could not even be sent to PostgreSQL).
+    pub fn no_control_characters(field: &str, value: &str) -> Result<(), Self> {
+        if value.chars().any(char::is_control) {
+            return Err(Self::bad_request(format!("{field} must not contain control characters")).field(field));
+        }
+        Ok(())
+    }
+
     /// 408: the body did not arrive in time; the connection is closed after it.
     pub fn request_timeout() -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")

@@ -150,6 +150,7 @@ pub async fn list_webhook_events(
     params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 200, description = "The event", body = WebhookEventDetail),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -158,7 +159,8 @@ pub async fn get_webhook_event(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WebhookEventDetail>, ApiError> {
-    if id.chars().any(char::is_control) || id.len() > 128 {
+    ApiError::no_control_characters("id", &id)?;
+    if id.len() > 128 {
         return Err(not_found(&id));
     }
     let e = st.store.get_outbox_event(&id).await?.ok_or_else(|| not_found(&id))?;
@@ -180,6 +182,7 @@ pub async fn get_webhook_event(
     request_body = ResendRequest,
     responses(
         (status = 202, description = "Scheduled", body = Scheduled),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event or endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint `endpointId` is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`endpointId` is not a string", body = Problem, content_type = "application/problem+json"),
@@ -192,7 +195,8 @@ pub async fn resend_webhook_event(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ResendRequest>,
 ) -> Result<(StatusCode, Json<Scheduled>), ApiError> {
-    if id.chars().any(char::is_control) || id.len() > 128 {
+    ApiError::no_control_characters("id", &id)?;
+    if id.len() > 128 {
         return Err(not_found(&id));
     }
     let Some(event) = st.store.get_outbox_event(&id).await? else {

@@ -22,7 +22,7 @@ const MAX_LIMIT: i64 = 200;
 
 /// The payment named by our id or its `partnerReferenceNo`, or 404.
 pub async fn find(st: &AppState, id: &str) -> Result<Payment, ApiError> {
-    no_control_characters("id", id)?;
+    ApiError::no_control_characters("id", id)?;
     lookup(st, id).await?.ok_or_else(|| ApiError::payment_not_found(id))
 }
 
@@ -32,15 +32,6 @@ pub async fn lookup(st: &AppState, id: &str) -> Result<Option<Payment>, ApiError
         return Ok(None);
     }
     Ok(st.store.get_payment(id).await?)
-}
-
-/// Ids and references never hold control characters; one in a lookup is a
-/// client's mistake (and a NUL could not even be sent to PostgreSQL).
-fn no_control_characters(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!("{field} must not contain control characters")).field(field));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -168,7 +159,7 @@ pub async fn list_payments(
         reference: q
             .reference
             .filter(|r| !r.is_empty())
-            .map(|r| no_control_characters("reference", &r).map(|()| r))
+            .map(|r| ApiError::no_control_characters("reference", &r).map(|()| r))
             .transpose()?,
         amount_minor: q
             .amount

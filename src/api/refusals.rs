@@ -37,7 +37,9 @@ pub struct RefusalView {
     pub sender: Option<String>,
     /// The request's headers (lower-case names; an array when sent more than
     /// once). The bearer token is replaced by `Bearer sha256:` and the first 12
-    /// hex digits of its SHA-256; cookies are left out.
+    /// hex digits of its SHA-256, any other credential header (a name with
+    /// `secret`, `password`, `token` or `api-key` in it) by `sha256:` and 12
+    /// hex digits; cookies are left out.
     #[schema(value_type = Object)]
     pub headers: serde_json::Map<String, serde_json::Value>,
     /// The body as received (UTF-8, invalid bytes replaced), up to
@@ -185,9 +187,7 @@ pub async fn get_refusal(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RefusalView>, ApiError> {
-    if id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("id must not contain control characters").field("id"));
-    }
+    ApiError::no_control_characters("id", &id)?;
     let not_found = || {
         ApiError::new(StatusCode::NOT_FOUND, "refusal-not-found", "Refusal not found")
             .detail(format!("no refusal has the id {id:?}"))

@@ -68,10 +68,11 @@ async fn find(st: &AppState, id: &str) -> Result<Endpoint, ApiError> {
     st.store.get_endpoint(id).await?.ok_or_else(|| not_found(id))
 }
 
-/// No endpoint has a control character or more than 128 characters in its id
-/// (and PostgreSQL would refuse a NUL byte): such an id is not found.
+/// A control character in an id is the client's mistake (and PostgreSQL
+/// would refuse a NUL byte); no endpoint has an id over 128 characters.
 fn possible_id(id: &str) -> Result<(), ApiError> {
-    if id.chars().any(char::is_control) || id.len() > 128 {
+    ApiError::no_control_characters("id", id)?;
+    if id.len() > 128 {
         return Err(not_found(id));
     }
     Ok(())
@@ -142,6 +143,7 @@ pub async fn list_endpoints(State(st): State<AppState>) -> Result<Json<EndpointL
     params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -162,6 +164,7 @@ pub async fn get_endpoint(
     request_body = UpdateEndpointRequest,
     responses(
         (status = 200, description = "The endpoint as updated", body = EndpointView),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A new `url`, or `eventTypes` other than every type, for the endpoint from the configuration (see `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
@@ -212,6 +215,7 @@ pub async fn update_endpoint(
     params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -238,6 +242,7 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
     request_body = RotateRequest,
     responses(
         (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint comes from the configuration: change its secret there", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`previousSecretSeconds` is out of range", body = Problem, content_type = "application/problem+json"),
@@ -292,6 +297,7 @@ pub async fn rotate_secret(
     request_body = ResendFailedRequest,
     responses(
         (status = 202, description = "Scheduled", body = Scheduled),
+        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`since` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),

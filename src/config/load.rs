@@ -75,6 +75,12 @@ pub(super) const LIST_KEYS: &[&str] = &[
     "refusals.path_prefixes",
 ];
 
+/// Whether two listeners would bind the same port on a shared address (port
+/// 0 asks the system for a free one, which never clashes).
+fn listeners_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 impl Settings {
     /// Loads defaults, then the file (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -171,10 +177,21 @@ impl Settings {
                 "expected HOST:PORT, e.g. 127.0.0.1:8080",
             ));
         }
-        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+        let Ok(api) = self.api.listen.parse::<std::net::SocketAddr>() else {
             return Err(ConfigError::new(
                 "api.listen",
                 "expected HOST:PORT, e.g. 127.0.0.1:8081",
+            ));
+        };
+        if listeners_clash(self.server.listen.parse().expect("checked above"), api) {
+            return Err(ConfigError::new(
+                "api.listen",
+                format!(
+                    "{} takes the port of {} ({}): the two listeners need different ports",
+                    self.api.listen,
+                    super::env_name("server.listen"),
+                    self.server.listen
+                ),
             ));
         }
 
@@ -247,12 +264,17 @@ impl Settings {
         if self.inbound.token_ttl_secs < 60 {
             return Err(ConfigError::new("inbound.token_ttl_secs", "must be at least 60"));
         }
-        for p in std::iter::once(&self.inbound.token_path).chain(&self.inbound.notify_paths) {
+        let paths = std::iter::once(("inbound.token_path", &self.inbound.token_path))
+            .chain(self.inbound.notify_paths.iter().map(|p| ("inbound.notify_paths", p)))
+            .chain(
+                self.refusals
+                    .path_prefixes
+                    .iter()
+                    .map(|p| ("refusals.path_prefixes", p)),
+            );
+        for (key, p) in paths {
             if !p.starts_with('/') {
-                return Err(ConfigError::new(
-                    "inbound.notify_paths",
-                    format!("path {p:?} must start with '/'"),
-                ));
+                return Err(ConfigError::new(key, format!("path {p:?} must start with '/'")));
             }
         }
         if self.inbound.notify_paths.is_empty() {

@@ -261,3 +261,40 @@ fn a_list_written_in_the_file_as_one_string_is_comma_separated_as_in_the_environ
     let s = Settings::load_from(Some(&file), env(&[("FINPAY_QRIS__API__KEYS", K2)])).unwrap();
     assert_eq!(s.api.keys.len(), 1, "the environment still wins");
 }
+
+#[test]
+fn the_two_listeners_on_one_port_are_refused_naming_the_api_listener() {
+    for (public, internal) in [("127.0.0.1:9000", "127.0.0.1:9000"), ("0.0.0.0:9000", "127.0.0.1:9000")] {
+        let e = Settings::load_from(
+            None,
+            env(&[
+                ("FINPAY_QRIS__SERVER__LISTEN", public),
+                ("FINPAY_QRIS__API__LISTEN", internal),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("in FINPAY_QRIS__API__LISTEN:"), "{e}");
+    }
+    for (public, internal) in [("127.0.0.1:9000", "127.0.0.2:9000"), ("127.0.0.1:0", "127.0.0.1:0")] {
+        let ok = Settings::load_from(
+            None,
+            env(&[
+                ("FINPAY_QRIS__SERVER__LISTEN", public),
+                ("FINPAY_QRIS__API__LISTEN", internal),
+            ]),
+        );
+        assert!(ok.is_ok(), "{public} and {internal} do not clash");
+    }
+}
+
+#[test]
+fn a_path_setting_without_its_leading_slash_is_refused_by_its_own_name() {
+    for var in [
+        "FINPAY_QRIS__REFUSALS__PATH_PREFIXES",
+        "FINPAY_QRIS__INBOUND__TOKEN_PATH",
+        "FINPAY_QRIS__INBOUND__NOTIFY_PATHS",
+    ] {
+        let e = Settings::load_from(None, env(&[(var, "pg")])).unwrap_err();
+        assert!(e.to_string().contains(&format!("in {var}:")), "{e}");
+    }
+}

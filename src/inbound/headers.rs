@@ -37,7 +37,7 @@ pub fn headers_for_audit(headers: &HeaderMap) -> String {
     let mut map = serde_json::Map::new();
     for (name, value) in headers {
         let n = name.as_str();
-        if matches!(n, "authorization" | "cookie" | "proxy-authorization") {
+        if super::redact::is_credential(n) {
             continue;
         }
         map.insert(
@@ -46,4 +46,24 @@ pub fn headers_for_audit(headers: &HeaderMap) -> String {
         );
     }
     serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_notification_keeps_its_headers_but_no_credential() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer tok".parse().unwrap());
+        h.insert("x-api-key", "APIKEYVALUE123".parse().unwrap());
+        h.insert("cookie", "a=b".parse().unwrap());
+        h.insert("x-signature", "c2ln".parse().unwrap());
+        h.insert("x-external-id", "123".parse().unwrap());
+        let stored: serde_json::Value = serde_json::from_str(&headers_for_audit(&h)).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"x-signature": "c2ln", "x-external-id": "123"})
+        );
+    }
 }

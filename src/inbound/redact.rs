@@ -1,19 +1,40 @@
 //! The headers of a refused request as the journal keeps them: everything
 //! but credentials. Signatures and timestamps stay (they are not secrets and
-//! the doctor needs them); the bearer token is replaced by a short hash.
+//! the doctor needs them); credentials are replaced by a short hash, enough to
+//! tell two apart, and cookies are left out.
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-/// Header name → value (an array when sent more than once), with the bearer
-/// token replaced by the first 12 hex digits of its SHA-256 and cookies
-/// left out.
+/// Whether a header (its lowercase name) carries a credential: an
+/// authorization, a cookie, or a key, secret, password or token by its name,
+/// as gateways in front of the service add them (`x-api-key`,
+/// `x-client-secret`, `x-auth-token`, …). SNAP's `X-CLIENT-KEY` names the
+/// client and is not one.
+pub fn is_credential(name: &str) -> bool {
+    const WORDS: [&str; 9] = [
+        "authorization",
+        "cookie",
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "api-key",
+        "apikey",
+        "api_key",
+    ];
+    WORDS.iter().any(|w| name.contains(w))
+}
+
+/// Header name → value (an array when sent more than once), with each
+/// credential replaced by the first 12 hex digits of its SHA-256 (after its
+/// scheme, for an authorization) and cookies left out.
 pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::Value;
     let mut map = serde_json::Map::new();
     for name in headers.keys() {
         let n = name.as_str();
-        if matches!(n, "cookie" | "proxy-authorization") {
+        if n.contains("cookie") {
             continue;
         }
         let values: Vec<Value> = headers
@@ -21,8 +42,10 @@ pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_js
             .iter()
             .map(|v| {
                 let text = String::from_utf8_lossy(v.as_bytes());
-                Value::String(if n == "authorization" {
+                Value::String(if n.contains("authorization") {
                     redact_authorization(&text)
+                } else if is_credential(n) {
+                    short_hash(&text)
                 } else {
                     text.into_owned()
                 })
@@ -40,9 +63,13 @@ pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_js
 /// `Bearer sha256:<12 hex digits>`: enough to tell tokens apart, not to use one.
 fn redact_authorization(value: &str) -> String {
     let (scheme, credential) = value.split_once(' ').unwrap_or(("", value));
+    format!("{scheme} {}", short_hash(credential)).trim_start().to_string()
+}
+
+/// `sha256:<12 hex digits>` of a credential.
+fn short_hash(credential: &str) -> String {
     let digest = hex::encode(Sha256::digest(credential.trim().as_bytes()));
-    let scheme = if scheme.is_empty() { "" } else { scheme };
-    format!("{scheme} sha256:{}", &digest[..12]).trim_start().to_string()
+    format!("sha256:{}", &digest[..12])
 }
 
 #[cfg(test)]
@@ -65,5 +92,28 @@ mod tests {
         assert!(!map.contains_key("cookie"));
         assert_eq!(map["x-signature"], "c2ln");
         assert_eq!(map["x-timestamp"], serde_json::json!(["one", "two"]));
+    }
+
+    #[test]
+    fn a_gateway_s_key_or_secret_header_is_kept_only_as_a_short_hash() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "APIKEYVALUE123".parse().unwrap());
+        h.insert("x-client-secret", "MYCLIENTSECRETVALUE".parse().unwrap());
+        h.insert("authorization-customer", "Bearer customer-token".parse().unwrap());
+        h.insert("set-cookie", "s=1".parse().unwrap());
+        h.insert("x-client-key", "FINPAY-CLIENT".parse().unwrap());
+        let map = redacted_headers(&h);
+        let digest = hex::encode(Sha256::digest(b"APIKEYVALUE123"));
+        assert_eq!(map["x-api-key"], format!("sha256:{}", &digest[..12]));
+        assert!(!serde_json::to_string(&map).unwrap().contains("MYCLIENTSECRETVALUE"));
+        assert!(map["authorization-customer"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer sha256:"));
+        assert!(!map.contains_key("set-cookie"));
+        assert_eq!(
+            map["x-client-key"], "FINPAY-CLIENT",
+            "the client's name is not a credential"
+        );
     }
 }

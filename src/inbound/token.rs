@@ -39,7 +39,7 @@ pub async fn issue(
                     &[("endpoint", "token"), ("reason", auth_failure_reason(&e.0))],
                 );
             }
-            tracing::info!(response_code = %code, message = %e.0.message, "token request refused");
+            tracing::info!(response_code = %code, response_message = %e.0.message, "token request refused");
             if e.0.http / 100 == 4 {
                 let path = st.settings.inbound.token_path.as_str();
                 let mode = st.settings.inbound.signature;

@@ -309,6 +309,23 @@ async fn a_notification_and_a_finpay_call_are_exported_as_otlp_spans_and_logged_
     let services: Vec<String> = got.lock().unwrap().iter().map(|(svc, _)| svc.clone()).collect();
     assert!(services.iter().all(|s| s == "finpay-qris-under-test"), "{services:?}");
 
+    // A refused notification: its log line keeps its message and names the SNAP answer.
+    let url = format!("http://127.0.0.1:{}{NOTIFY_PATH}", server.public);
+    let body = notify_body("INV-OTLP", "FP-OTLP", "00", "100.00");
+    let refused = signed_notify(
+        &http,
+        &url,
+        NOTIFY_PATH,
+        "not-a-token-we-issued",
+        &unique_digits(),
+        &body,
+        &now_ts(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 401);
+
     // The JSON log: the status change names the request, the payment and the SNAP code.
     let _ = server.child.kill();
     let _ = server.child.wait();
@@ -324,6 +341,23 @@ async fn a_notification_and_a_finpay_call_are_exported_as_otlp_spans_and_logged_
     assert!(
         change["payment_id"].as_str().is_some_and(|id| !id.is_empty()),
         "{change}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"notification refused\""))
+        .unwrap_or_else(|| panic!("no refusal in the log:\n{log}"));
+    let refusal: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        refusal["message"], "notification refused",
+        "one `message` per line: {line}"
+    );
+    assert!(
+        refusal["response_code"].as_str().is_some_and(|c| c.starts_with("401")),
+        "{line}"
+    );
+    assert!(
+        refusal["response_message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{line}"
     );
     for secret in [CLIENT_SECRET, token.as_str(), API_KEY, MERCHANT_CLIENT_SECRET] {
         assert!(!log.contains(secret), "a secret reached the log");

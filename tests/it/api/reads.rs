@@ -25,6 +25,9 @@ async fn control_characters_in_ids_and_references_are_refused_naming_the_field(b
         ("/api/v1/payments/INV%7F/qr.svg", "id"),
         ("/api/v1/payments?reference=a%00b", "reference"),
         ("/api/v1/payments?reference=a%1Bb", "reference"),
+        ("/api/v1/events/%01abc", "id"),
+        ("/api/v1/webhook-endpoints/%01abc", "id"),
+        ("/api/v1/refusals/%00", "id"),
     ] {
         let p = get(&app, path).await.problem(400);
         assert_eq!(p["field"], field, "{path}");

@@ -81,6 +81,40 @@ fn doctor_reads_a_curl_command_of_a_token_request() {
     assert!(printed.contains("`2024-06-07T03:03:55Z`"), "{printed}");
 }
 
+#[test]
+fn doctor_without_the_service_s_credentials_says_so_instead_of_blaming_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("request.http");
+    let signing = Signing::as_sent(NOTIFY_PATH, Some(TOKEN), SENT, TS);
+    std::fs::write(&file, raw_notification(&signing.hmac(CLIENT_SECRET))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_finpay-qris"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "FINPAY_QRIS__DATABASE__URL",
+            format!("sqlite://{}/unused.db", dir.path().display()),
+        )
+        .args(["doctor", "--request", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no inbound credentials are configured"), "{said}");
+    assert!(said.contains("FINPAY_QRIS__INBOUND__CLIENT_SECRET"), "{said}");
+    assert!(!stdout(&out).contains("No known dialect matches"), "{}", stdout(&out));
+}
+
+#[test]
+fn doctor_reading_a_journal_that_does_not_exist_creates_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothere").join("finpay.db");
+    let out = doctor(&format!("sqlite://{}", missing.display()), &[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("does not exist"), "{said}");
+    assert!(!missing.exists() && !missing.parent().unwrap().exists());
+}
+
 async fn doctor_shows_the_latest_refusals_from_the_journal(b: Backend) {
     let app = TestApp::spawn_with(b, journal_env).await;
     refuse_one(&app, SENT, "upper", |s| s.body_hash = s.body_hash.to_uppercase()).await;
