@@ -9,7 +9,7 @@
 use super::error::{ApiError, Problem};
 use super::extract::ApiQuery;
 use crate::domain::status::format_minor;
-use crate::snap::timestamp::format_jakarta;
+use crate::snap::timestamp::{format_jakarta, within_calendar};
 use crate::state::AppState;
 use crate::store::ExportRow;
 use axum::body::{Body, Bytes};
@@ -43,7 +43,9 @@ pub struct ExportParams {
 pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let day = |field: &str, s: &str| {
         NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| ApiError::bad_request(format!("{field} must be a date, YYYY-MM-DD")).field(field))
+            .ok()
+            .and_then(within_calendar)
+            .ok_or_else(|| ApiError::bad_request(format!("{field} must be a date, YYYY-MM-DD")).field(field))
     };
     let first = day("from", from)?;
     let last = match to {
@@ -237,5 +239,11 @@ mod tests {
         assert_eq!(bad("2026-12-06", "soon").as_deref(), Some("to"));
         assert_eq!(bad("2026-12-06", "").as_deref(), Some("to"));
         assert!(day_range("0001-01-01", Some("9999-12-31")).is_ok());
+        assert_eq!(
+            bad("-5000-01-01", "2026-12-06").as_deref(),
+            Some("from"),
+            "no database holds it"
+        );
+        assert_eq!(bad("2026-12-06", "+12026-01-01").as_deref(), Some("to"));
     }
 }

@@ -6,6 +6,7 @@
 use super::payments::urlencode;
 use super::view;
 use crate::api::payments::{decode_cursor, encode_cursor};
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -36,6 +37,18 @@ pub fn cursor(c: &Option<String>, problems: &mut Vec<String>) -> Option<String> 
         problems.push("This page link is not valid; start from the first page.".into());
     }
     id
+}
+
+/// The filters of the query string; when it cannot be read (a field given
+/// twice, say), none, and the reason as a problem: never a silent "all".
+pub fn filters<T: Default>(q: Result<axum::extract::Query<T>, QueryRejection>) -> (T, Option<String>) {
+    match q {
+        Ok(axum::extract::Query(f)) => (f, None),
+        Err(e) => (
+            T::default(),
+            Some(format!("The filters could not be read ({}).", e.body_text())),
+        ),
+    }
 }
 
 /// Reads the rows of a valid filter; with problems, none (and a `400`).

@@ -6,6 +6,7 @@ use super::listing::{self, given, query_string};
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
 use crate::domain::PaymentStatus;
+use crate::snap::timestamp::within_calendar;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::rejection::QueryRejection;
@@ -46,7 +47,8 @@ pub fn jakarta_time(s: &str) -> Option<DateTime<Utc>> {
     let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
+        .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))
+        .filter(|t| within_calendar(t.date()).is_some())?;
     JAKARTA
         .from_local_datetime(&local)
         .single()
@@ -82,9 +84,14 @@ impl Filters {
                 None => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
             }
         }
-        f.flagged = given(&self.flagged)
-            .is_some_and(|v| v == "true" || v == "on")
-            .then_some(true);
+        f.flagged = match given(&self.flagged) {
+            None | Some("false" | "off") => None,
+            Some("true" | "on") => Some(true),
+            Some(_) => {
+                problems.push("Flagged: true or false.".into());
+                None
+            }
+        };
         f.before_id = listing::cursor(&self.cursor, &mut problems);
         listing::checked(f, problems)
     }
@@ -114,9 +121,13 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
-    let filters = q.map(|Query(f)| f).unwrap_or_default();
+    let (filters, unreadable) = listing::filters(q);
+    let filter = match unreadable {
+        Some(problem) => Err(vec![problem]),
+        None => filters.to_filter(),
+    };
     let (rows, problems, status) =
-        match listing::load(filters.to_filter(), |f| async move { st.store.list_payments(&f).await }).await {
+        match listing::load(filter, |f| async move { st.store.list_payments(&f).await }).await {
             Ok(listed) => listed,
             Err(page) => return page,
         };
@@ -213,6 +224,8 @@ mod tests {
             "2026-12-05T17:00:00+00:00"
         );
         assert!(jakarta_time("yesterday").is_none());
+        assert!(jakarta_time("-5000-01-01T00:00").is_none(), "before year 1");
+        assert!(jakarta_time("-5000-01-01").is_none());
     }
 
     #[test]

@@ -83,9 +83,13 @@ impl Filters {
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
-    let filters = q.map(|Query(f)| f).unwrap_or_default();
+    let (filters, unreadable) = listing::filters(q);
+    let filter = match unreadable {
+        Some(problem) => Err(vec![problem]),
+        None => filters.to_filter(),
+    };
     let (rows, problems, status) =
-        match listing::load(filters.to_filter(), |f| async move { st.store.list_refusals(&f).await }).await {
+        match listing::load(filter, |f| async move { st.store.list_refusals(&f).await }).await {
             Ok(listed) => listed,
             Err(page) => return page,
         };

@@ -98,6 +98,10 @@ async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Bac
         .await
         .problem(400);
     assert_eq!(bad["field"], "to");
+    let before_year_one = get(&app, &format!("/api/v1/exports/payments.csv?from=-5000-01-01&to={day}"))
+        .await
+        .problem(400);
+    assert_eq!(before_year_one["field"], "from");
 
     let c = Console::sign_in(&app, common::API_KEY).await;
     let from_console = c.get(&format!("/console/export.csv?from={day}&to={day}")).await;

@@ -59,6 +59,19 @@ async fn the_payments_page_filters_like_the_rest_list(backend: Backend) {
     let bad = c.get("/console/payments?status=%3Cb%3E&createdFrom=soon").await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("Status: not a status.") && !bad.body.contains("<b>"));
+    // Filters the console cannot read are said so, never dropped for a list of everything.
+    for path in [
+        "/console/payments?status=paid&status=pending",
+        "/console/payments?createdFrom=-5000-01-01T00:00",
+        "/console/payments?flagged=maybe",
+        "/console/refusals?reason=a&reason=b",
+        "/console/refusals?from=-5000-01-01T00:00",
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.contains("role=\"alert\""), "{path}: the problem is shown");
+        assert!(!r.body.contains(s), "{path}: nothing is listed");
+    }
     app.stop().await;
 }
 
