@@ -49,7 +49,7 @@ pub struct EndpointView {
     /// `api`, or `config` for the endpoint FINPAY_QRIS__EVENTS__ENDPOINT_URL names.
     pub source: String,
     pub enabled: bool,
-    /// Why it is disabled (by the API, or for failing too long).
+    /// Why it is disabled: by whom (an API key's name), or for failing too long.
     pub disabled_reason: Option<String>,
     /// Until when the previous secret still signs alongside, after a rotation.
     #[serde(serialize_with = "crate::api::time::opt_millis")]

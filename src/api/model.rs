@@ -87,11 +87,6 @@ pub struct PaymentView {
 
 impl From<&Payment> for PaymentView {
     fn from(p: &Payment) -> Self {
-        let refundable = if p.status == PaymentStatus::Paid {
-            p.amount_minor - p.refunded_minor
-        } else {
-            0
-        };
         Self {
             id: p.id.clone(),
             partner_reference_no: p.partner_reference_no.clone(),
@@ -100,7 +95,7 @@ impl From<&Payment> for PaymentView {
             amount: render(p.amount_minor),
             currency: p.currency.clone(),
             refunded_amount: render(p.refunded_minor),
-            refundable_amount: render(refundable.max(0)),
+            refundable_amount: render(p.refundable_minor()),
             origin: p.origin.clone(),
             qr_content: p.qr_content.clone(),
             qr_url: p.qr_url.clone(),

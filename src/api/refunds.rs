@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRefundRequest {
     /// The amount to refund (all or part of what is left), as a decimal
@@ -277,6 +277,42 @@ async fn report_if_refunded(st: &AppState, before: &Payment) {
 }
 
 /// Reserves the amount; `Err` is the answer when nothing was reserved.
+fn not_refundable(payment_id: &str, status: &str) -> ApiError {
+    ApiError::conflict(
+        "payment-not-refundable",
+        "Payment not refundable",
+        format!("only paid payments can be refunded; this one is {status}"),
+    )
+    .payment(payment_id)
+}
+
+fn exceeds_refundable(payment_id: &str, refundable_minor: i64) -> ApiError {
+    ApiError::conflict(
+        "refund-exceeds-refundable",
+        "Refund exceeds the refundable amount",
+        format!(
+            "at most {} can still be refunded",
+            super::money::render(refundable_minor.max(0))
+        ),
+    )
+    .field("amount")
+    .payment(payment_id)
+}
+
+/// What a refund would be refused for before Finpay is asked, judged on the
+/// payment as read (the reservation judges it again under a lock): lets the
+/// console refuse before asking for a confirmation.
+pub fn precheck(p: &Payment, request: CreateRefundRequest) -> Result<(), ApiError> {
+    let spec = RefundSpec::parse(request)?;
+    if p.status != PaymentStatus::Paid {
+        return Err(not_refundable(&p.id, p.status.as_str()));
+    }
+    if spec.amount_minor > p.refundable_minor() {
+        return Err(exceeds_refundable(&p.id, p.refundable_minor()));
+    }
+    Ok(())
+}
+
 async fn reserve(
     st: &AppState,
     p: &Payment,
@@ -294,9 +330,6 @@ async fn reserve(
         amount_minor: spec.amount_minor,
         reason: spec.reason.clone(),
         created_at: crate::store::now(),
-    };
-    let conflict = |slug: &str, title: &str, detail: String| {
-        Reply::error(ApiError::conflict(slug, title, detail).payment(&p.id), true)
     };
     match st.store.reserve_refund(&new, key).await {
         Ok(RefundReservation::Reserved(r)) => {
@@ -317,24 +350,12 @@ async fn reserve(
             true,
         )),
         Ok(RefundReservation::PaymentNotFound) => Err(Reply::error(ApiError::payment_not_found(&p.id), true)),
-        Ok(RefundReservation::NotRefundable { status }) => Err(conflict(
-            "payment-not-refundable",
-            "Payment not refundable",
-            format!("only paid payments can be refunded; this one is {status}"),
-        )),
-        Ok(RefundReservation::ExceedsRefundable { refundable_minor }) => Err(Reply::error(
-            ApiError::conflict(
-                "refund-exceeds-refundable",
-                "Refund exceeds the refundable amount",
-                format!(
-                    "at most {} can still be refunded",
-                    super::money::render(refundable_minor.max(0))
-                ),
-            )
-            .field("amount")
-            .payment(&p.id),
-            true,
-        )),
+        Ok(RefundReservation::NotRefundable { status }) => {
+            Err(Reply::error(not_refundable(&p.id, status.as_str()), true))
+        }
+        Ok(RefundReservation::ExceedsRefundable { refundable_minor }) => {
+            Err(Reply::error(exceeds_refundable(&p.id, refundable_minor), true))
+        }
         Err(e) => Err(Reply::error(e.into(), false)),
     }
 }

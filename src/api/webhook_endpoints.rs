@@ -3,6 +3,7 @@
 //! disables and enables), delete, rotate the secret (the old one signs
 //! alongside for `events.rotation_overlap_secs`), and resend what failed.
 
+use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::events_model::*;
 use super::extract::{ApiJson, ApiPath};
@@ -13,7 +14,7 @@ use crate::state::AppState;
 use crate::store::endpoints::{Endpoint, EndpointUpdate, NewEndpoint};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 
 /// Longest the previous secret may sign alongside the new one: a week.
 const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
@@ -173,6 +174,7 @@ pub async fn get_endpoint(
 )]
 pub async fn update_endpoint(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateEndpointRequest>,
 ) -> Result<Json<EndpointView>, ApiError> {
@@ -196,6 +198,7 @@ pub async fn update_endpoint(
         description: body.description.map(valid_description).transpose()?,
         event_types: body.event_types.map(|t| valid_types(Some(t))).transpose()?,
         enabled: body.enabled,
+        by: Some(caller.name),
     };
     let e = st
         .store
@@ -320,7 +323,7 @@ pub async fn resend_failed(
 }
 
 /// A resend to a disabled endpoint would wait unseen: refused.
-pub(super) fn disabled(id: &str) -> ApiError {
+pub(crate) fn disabled(id: &str) -> ApiError {
     ApiError::conflict(
         "endpoint-disabled",
         "Endpoint disabled",

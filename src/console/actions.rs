@@ -6,7 +6,7 @@
 //! The action is recorded with the key's name before it is carried out
 //! (`api::audit`), and carried out by the same code as the REST API's.
 
-use super::payment::{api_error_page, load, refundable};
+use super::payment::{api_error_page, load};
 use super::session::Operator;
 use super::view::{self, Nav};
 use crate::api::refunds::CreateRefundRequest;
@@ -129,35 +129,52 @@ pub async fn refund(
         return view::error_page(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Refund not started",
-            "The amount is not one: type whole rupiah such as 25000 or 25.000.",
+            "The amount is not one: type rupiah such as 25000, 25.000 or 25.000,50.",
         );
     };
     let reason = f.reason.clone().unwrap_or_default();
-    if !f.confirmed() {
-        let minor = crate::api::money::parse_minor(&amount).unwrap_or(0);
-        // Drawn now, so that submitting the confirmation twice is one refund.
-        let partner_refund_no = format!("CON{}", uuid::Uuid::now_v7().simple());
-        let summary = html! {
-            p { "Refund " strong.money { (view::money(minor, &p.currency)) } " of payment "
-                strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } " (paid "
-                (view::money(p.amount_minor, &p.currency)) ", " (view::money(refundable(&p), &p.currency)) " refundable)?" }
-            p { "Reason sent to Finpay: " q { (reason) } }
-            p.muted { "Finpay is asked at once; a refund cannot be undone." }
-        };
-        let hidden = [
-            // As the field takes it (a dot groups thousands there).
-            ("amount", super::payment::whole_or_decimal(minor)),
-            ("reason", reason),
-            ("partner_refund_no", partner_refund_no),
-        ];
-        let button = format!("Refund {}", view::money(minor, &p.currency));
-        return confirm_page(&op, &p.id, "refund", ("Confirm the refund", &button), summary, &hidden);
-    }
     let request = CreateRefundRequest {
         amount,
         reason,
         partner_refund_no: f.partner_refund_no.clone(),
     };
+    if !f.confirmed() {
+        let minor = crate::api::money::parse_minor(&request.amount).unwrap_or(0);
+        let summary = match &request.partner_refund_no {
+            // A refund already asked whose answer was lost: the same number settles it.
+            Some(no) => html! {
+                p { "Ask Finpay again about refund " strong.ref { (no) } " of " strong.money { (view::money(minor, &p.currency)) }
+                    " on payment " strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } "?" }
+                p.muted { "Finpay knows the refund by its number: it is made at most once." }
+            },
+            None => {
+                // Refused here, before the confirmation, as the API would refuse it.
+                if let Err(e) = crate::api::refunds::precheck(&p, request.clone()) {
+                    return api_error_page(&e);
+                }
+                html! {
+                    p { "Refund " strong.money { (view::money(minor, &p.currency)) } " of payment "
+                        strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } " (paid "
+                        (view::money(p.amount_minor, &p.currency)) ", " (view::money(p.refundable_minor(), &p.currency)) " refundable)?" }
+                    p { "Reason sent to Finpay: " q { (request.reason) } }
+                    p.muted { "Finpay is asked at once; a refund cannot be undone." }
+                }
+            }
+        };
+        // Drawn now, so that submitting the confirmation twice is one refund.
+        let partner_refund_no = request
+            .partner_refund_no
+            .clone()
+            .unwrap_or_else(|| format!("CON{}", uuid::Uuid::now_v7().simple()));
+        let hidden = [
+            // As the field takes it (a dot groups thousands there).
+            ("amount", super::payment::whole_or_decimal(minor)),
+            ("reason", request.reason),
+            ("partner_refund_no", partner_refund_no),
+        ];
+        let button = format!("Refund {}", view::money(minor, &p.currency));
+        return confirm_page(&op, &p.id, "refund", ("Confirm the refund", &button), summary, &hidden);
+    }
     let reply = match crate::api::refunds::refund_as(&st, p.clone(), &op.name, request).await {
         Ok(reply) => reply,
         Err(e) => return api_error_page(&e),

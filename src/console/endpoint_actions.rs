@@ -150,6 +150,7 @@ pub async fn set_enabled(
     }
     let update = EndpointUpdate {
         enabled: Some(enable),
+        by: Some(op.name.clone()),
         ..Default::default()
     };
     if let Err(err) = st.store.update_endpoint(&e.id, &update, crate::store::now()).await {
@@ -177,11 +178,15 @@ pub async fn resend_failed(
             "Since when? Give a date and time such as 2026-12-06T09:00 (Jakarta).",
         );
     };
+    // As the API: a resend to a disabled endpoint would wait unseen.
+    if !e.enabled {
+        return super::payment::api_error_page(&crate::api::webhook_endpoints::disabled(&e.id));
+    }
     let back = format!("/console/endpoints/{}", e.id);
     if !f.confirmed() {
         let summary = html! {
             p { "Send again every event whose delivery to " strong.ref { (e.url) } " failed since " (view::time(since)) "?" }
-            p.muted { "They are sent from now on (once it is enabled, if it is disabled), with a fresh retry schedule." }
+            p.muted { "They are sent from now on, with a fresh retry schedule." }
         };
         let action = format!("{back}/resend-failed");
         let typed = f.since.clone().unwrap_or_default();

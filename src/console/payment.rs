@@ -5,7 +5,6 @@ use super::session::Operator;
 use super::timeline;
 use super::view::{self, Nav};
 use crate::api::error::ApiError;
-use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, Refund};
 use axum::extract::rejection::QueryRejection;
@@ -97,7 +96,7 @@ pub async fn page(
         @if !refunds.is_empty() {
             section aria-labelledby="refunds" {
                 h2 #refunds { "Refunds" }
-                (refunds_table(&refunds, &p.currency))
+                (refunds_table(&refunds, &p, &op))
             }
         }
         section aria-labelledby="timeline" {
@@ -117,7 +116,7 @@ fn facts(p: &Payment) -> Markup {
     html! {
         dl.facts.wide {
             dt { "Amount" } dd.money { (view::money(p.amount_minor, &p.currency)) }
-            dt { "Refunded" } dd { (view::money(p.refunded_minor, &p.currency)) }
+            dt { "Refunded or being refunded" } dd { (view::money(p.refunded_minor, &p.currency)) }
             dt { "Status" } dd { (view::status(p.status)) @if let Some(f) = &p.finpay_status { " (Finpay: " (f) ")" } }
             dt { "Our reference" } dd { (opt(&p.partner_reference_no)) }
             dt { "Finpay reference" } dd { (opt(&p.reference_no)) }
@@ -147,11 +146,6 @@ fn qr_image(p: &Payment) -> Option<String> {
     ))
 }
 
-/// What is left to refund (reservations of pending refunds count as used).
-pub fn refundable(p: &Payment) -> i64 {
-    (p.amount_minor - p.refunded_minor).max(0)
-}
-
 fn actions_panel(op: &Operator, p: &Payment) -> Markup {
     if !op.role.may_operate() {
         return html! {
@@ -159,7 +153,7 @@ fn actions_panel(op: &Operator, p: &Payment) -> Markup {
         };
     }
     let id = &p.id;
-    let left = refundable(p);
+    let left = p.refundable_minor();
     html! {
         div.actions {
             form.action method="post" action={"/console/payments/" (id) "/refresh"} {
@@ -167,7 +161,7 @@ fn actions_panel(op: &Operator, p: &Payment) -> Markup {
                 p { "Ask Finpay for this payment's status now." }
                 button type="submit" { "Refresh from Finpay…" }
             }
-            @if p.status == PaymentStatus::Paid && left > 0 {
+            @if left > 0 {
                 form.action method="post" action={"/console/payments/" (id) "/refund"} {
                     input type="hidden" name="csrf" value=(op.csrf);
                     p { "Refund all or part of it: up to " strong { (view::money(left, &p.currency)) } "." }
@@ -207,13 +201,17 @@ pub fn whole_or_decimal(minor: i64) -> String {
     }
 }
 
-fn refunds_table(refunds: &[Refund], currency: &str) -> Markup {
+/// The payment's refunds; a pending one (Finpay's answer was lost) offers to
+/// ask Finpay again under the same refund number, which settles it.
+fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator) -> Markup {
+    let resumable = |r: &Refund| r.status == "pending" && op.role.may_operate();
     html! {
         div.scroll {
             table {
                 thead { tr {
                     th scope="col" { "Asked" } th scope="col" { "Our refund no." } th scope="col" { "Finpay reference" }
                     th scope="col" .num { "Amount" } th scope="col" { "Status" } th scope="col" { "Reason" }
+                    @if refunds.iter().any(resumable) { th scope="col" { "Action" } }
                 } }
                 tbody {
                     @for r in refunds {
@@ -221,9 +219,20 @@ fn refunds_table(refunds: &[Refund], currency: &str) -> Markup {
                             td { (view::time(r.created_at)) }
                             td.ref { (r.partner_refund_no) }
                             td.ref { (r.reference_no.as_deref().unwrap_or("—")) }
-                            td.num { (view::money(r.amount_minor, currency)) }
+                            td.num { (view::money(r.amount_minor, &p.currency)) }
                             td { span class={"status " (refund_tone(&r.status))} { (r.status) } }
                             td { (r.reason) }
+                            @if resumable(r) {
+                                td {
+                                    form method="post" action={"/console/payments/" (p.id) "/refund"} {
+                                        input type="hidden" name="csrf" value=(op.csrf);
+                                        input type="hidden" name="amount" value=(whole_or_decimal(r.amount_minor));
+                                        input type="hidden" name="reason" value=(r.reason);
+                                        input type="hidden" name="partner_refund_no" value=(r.partner_refund_no);
+                                        button type="submit" { "Ask Finpay again…" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

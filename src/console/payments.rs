@@ -81,7 +81,7 @@ impl Filters {
         if let Some(a) = given(&self.amount) {
             match view::typed_rupiah(a) {
                 Some(m) => f.amount_minor = Some(m),
-                None => problems.push("Amount: whole rupiah, such as 25000 or 25.000.".into()),
+                None => problems.push("Amount: rupiah, such as 25000, 25.000 or 25.000,50.".into()),
             }
         }
         f.flagged = match given(&self.flagged) {

@@ -124,7 +124,8 @@ pub fn typed_rupiah(s: &str) -> Option<i64> {
     };
     let mut groups = whole.split('.');
     let first = groups.next()?;
-    let grouped_right = first.len() <= 3 || !whole.contains('.');
+    // Grouped thousands start with a digit other than 0 (`0.001` is no amount).
+    let grouped_right = !whole.contains('.') || (first.len() <= 3 && !first.starts_with('0'));
     if !grouped_right || groups.any(|g| g.len() != 3) {
         return None;
     }
@@ -239,6 +240,8 @@ mod tests {
             "25.0000",
             "1234.567",
             "25,000.00",
+            "0.001",
+            "00.500",
             "",
             "Rp",
             "abc",

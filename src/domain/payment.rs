@@ -51,6 +51,17 @@ pub struct Payment {
     pub lease_until: Option<DateTime<Utc>>,
 }
 
+impl Payment {
+    /// What can still be refunded: nothing unless paid; pending refunds'
+    /// reservations count as used.
+    pub fn refundable_minor(&self) -> i64 {
+        match self.status {
+            PaymentStatus::Paid => (self.amount_minor - self.refunded_minor).max(0),
+            _ => 0,
+        }
+    }
+}
+
 fn ser_status<S: serde::Serializer>(s: &PaymentStatus, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.as_str())
 }

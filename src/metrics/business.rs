@@ -6,7 +6,7 @@
 //! ([`Applied`], built from the domain's `Effect`, or the row a guarded
 //! update wrote): nothing here judges a payment again. Labels come from
 //! closed sets (event, origin, status, outcome), so the series are few.
-//! Amounts are whole rupiah (QRIS amounts carry no sen) as integer-valued
+//! Amounts are whole rupiah (sen, rare in QRIS, are left out) as integer-valued
 //! counters; a payment in another currency is counted, its amount is not.
 //!
 //! The state gauges (open payments by age, flagged payments waiting, whether

@@ -43,6 +43,8 @@ pub struct EndpointUpdate {
     pub description: Option<Option<String>>,
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// Who asked (an API key's name): a disabled endpoint says so.
+    pub by: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoint {

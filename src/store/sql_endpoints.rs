@@ -221,7 +221,10 @@ macro_rules! sql_endpoint_store {
                         }
                         Some(false) if e.enabled => {
                             e.enabled = false;
-                            e.disabled_reason = Some("disabled through the API".into());
+                            e.disabled_reason = Some(match &u.by {
+                                Some(who) => format!("disabled by {who}"),
+                                None => "disabled through the API".into(),
+                            });
                         }
                         _ => {}
                     }

@@ -53,6 +53,22 @@ async fn refresh_and_refund_from_the_console(backend: Backend) {
     assert_eq!(refunds["items"].as_array().unwrap().len(), 1, "{refunds}");
     assert_eq!(refunds["items"][0]["amount"], "10000.00");
 
+    // Refused before the confirmation, as the API would refuse it, and nothing asked.
+    for (amount, reason, says) in [
+        ("15001", "too much", "at most 15000.00 can still be refunded"),
+        ("100", " ", "1 to 256 characters"),
+    ] {
+        let early = c
+            .submit(&format!("{base}/refund"), &[("amount", amount), ("reason", reason)])
+            .await;
+        assert!(early.status == 409 || early.status == 422, "{}", early.status);
+        assert!(
+            early.body.contains(says) && !early.body.contains("Confirm"),
+            "{}",
+            early.body
+        );
+    }
+
     let over = [("amount", "15001"), ("reason", "too much"), ("confirm", "yes")];
     let refused = c.submit(&format!("{base}/refund"), &over).await;
     assert_eq!(refused.status, 409);
@@ -105,7 +121,54 @@ async fn the_payments_page_goes_back_in_pages_of_fifty(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, roles_env).await;
+    let paid = paid_through_api(&app, &sim, "25000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    let c = Console::sign_in(&app, common::API_KEY).await;
+    let base = format!("/console/payments/{id}");
+    let fields = [
+        ("amount", "25000"),
+        ("reason", "cancelled"),
+        ("partner_refund_no", "CONlost1"),
+        ("confirm", "yes"),
+    ];
+    sim.update_faults(|f| f.fail_refund = true);
+    let lost = c.submit(&format!("{base}/refund"), &fields).await;
+    assert_eq!(lost.status, 502, "{}", lost.body);
+    sim.update_faults(|f| f.fail_refund = false);
+
+    let page = c.get(&base).await;
+    assert!(page.body.contains("Ask Finpay again"), "{}", page.body);
+    assert!(page.body.contains("Refunded or being refunded"));
+    let again = c
+        .submit(
+            &format!("{base}/refund"),
+            &[
+                ("amount", "25000"),
+                ("reason", "cancelled"),
+                ("partner_refund_no", "CONlost1"),
+            ],
+        )
+        .await;
+    assert!(again.body.contains("Ask Finpay again about refund"), "{}", again.body);
+    assert!(
+        again.body.contains(r#"value="CONlost1""#),
+        "the same number is confirmed"
+    );
+    let settled = c.submit(&format!("{base}/refund"), &fields).await;
+    assert_eq!(settled.status, 303, "{}", settled.body);
+    let refunds = crate::api::support::get(&app, &refunds_path(id)).await.json();
+    assert_eq!(refunds["items"].as_array().unwrap().len(), 1, "{refunds}");
+    assert_eq!(refunds["items"][0]["status"], "succeeded");
+    assert!(!c.get(&base).await.body.contains("Ask Finpay again"));
+    app.stop().await;
+    sim.shutdown().await;
+}
+
 on_both_backends!(
     refresh_and_refund_from_the_console,
+    a_refund_whose_answer_was_lost_is_settled_from_the_console,
     the_payments_page_goes_back_in_pages_of_fifty
 );

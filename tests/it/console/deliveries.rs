@@ -144,7 +144,15 @@ async fn an_operator_disables_enables_and_resends_after_confirming(backend: Back
         .await;
     assert_eq!(done.status, 303);
     assert!(!enabled(&app, &endpoint).await);
-    assert!(c.get(&page).await.body.contains("disabled"));
+    assert!(c.get(&page).await.body.contains("disabled by "), "who disabled it");
+    let while_disabled = c
+        .submit(
+            &format!("{page}/resend-failed"),
+            &[("since", "2020-01-01T07:00"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(while_disabled.status, 409, "as the API answers: enable it first");
+    assert!(while_disabled.body.contains("enable it"), "{}", while_disabled.body);
     c.submit(&format!("{page}/enabled"), &[("enabled", "true"), ("confirm", "yes")])
         .await;
     assert!(enabled(&app, &endpoint).await);
