@@ -11,7 +11,8 @@ const BOTTOM: i64 = 20;
 
 /// `values[h]` for hours 0–23; `label` formats a value for people.
 pub fn hourly_bars(title: &str, values: &[i64; 24], label: impl Fn(i64) -> String) -> Markup {
-    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let largest = values.iter().copied().max().unwrap_or(0);
+    let max = largest.max(1);
     let slot = WIDTH / 24;
     let plot = HEIGHT - TOP - BOTTOM;
     html! {
@@ -19,7 +20,7 @@ pub fn hourly_bars(title: &str, values: &[i64; 24], label: impl Fn(i64) -> Strin
             figcaption { (title) }
             svg viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-label=(title) {
                 line.axis x1="0" y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) {}
-                text.max x="2" y="11" { "max " (label(max)) }
+                text.max x="2" y="11" { @if largest > 0 { "max " (label(largest)) } @else { "none yet" } }
                 @for (hour, v) in values.iter().enumerate() {
                     @let h = (v * plot) / max;
                     @let x = hour as i64 * slot + 2;
@@ -49,5 +50,11 @@ mod tests {
         assert!(svg.contains("height=\"62\""), "{svg}");
         assert!(svg.contains("09:00–09:59: 10"), "{svg}");
         assert!(svg.contains("max 10"), "{svg}");
+    }
+
+    #[test]
+    fn a_day_without_values_says_so_rather_than_a_maximum() {
+        let svg = hourly_bars("Paid", &[0; 24], |n| format!("Rp {n}")).into_string();
+        assert!(svg.contains("none yet") && !svg.contains("max "), "{svg}");
     }
 }

@@ -63,20 +63,29 @@ fn title(kind: &str) -> String {
     known.to_string()
 }
 
-/// The top-level fields of a detail object, as label and text.
+/// The top-level fields of a detail object, as label and text; an amount
+/// (the API's decimal string) as money, in the detail's currency.
 fn facts(detail: &Value) -> Vec<(String, String)> {
     match detail {
-        Value::Object(o) => o
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect(),
+        Value::Object(o) => {
+            let currency = o
+                .get("currency")
+                .and_then(Value::as_str)
+                .unwrap_or(crate::domain::payment::CURRENCY);
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) if k == "amount" => {
+                            crate::api::money::parse_minor(s).map_or_else(|_| s.clone(), |m| view::money(m, currency))
+                        }
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        }
         Value::Null => Vec::new(),
         other => vec![("detail".into(), other.to_string())],
     }
@@ -254,5 +263,14 @@ mod tests {
         assert_eq!(e[0].kind, "action:refund");
         assert_eq!(e[0].actor.as_deref(), Some("finance"));
         assert_eq!(e[1].kind, "event:refund_requested");
+    }
+
+    #[test]
+    fn an_amount_in_a_detail_reads_as_money() {
+        let f = facts(&json!({"amount": "15000.00", "reason": "one item"}));
+        assert_eq!(f[0], ("amount".to_string(), "Rp 15.000".to_string()));
+        let usd = facts(&json!({"amount": "1.50", "currency": "USD"}));
+        assert!(usd[0].1.contains("1,50") && usd[0].1.contains("USD"), "{usd:?}");
+        assert_eq!(facts(&json!({"amount": "lots"}))[0].1, "lots");
     }
 }
