@@ -37,10 +37,16 @@ pub async fn load(st: &AppState, id: &str) -> Result<Payment, Response> {
     crate::api::payments::find(st, id).await.map_err(|e| api_error_page(&e))
 }
 
-/// An API error as a console page, with its status and its own words.
+/// An API error as a console page, with its status and its own words,
+/// naming the field at fault (`reason: 1 to 256 characters…`).
 pub fn api_error_page(e: &ApiError) -> Response {
     let p = e.problem();
-    view::error_page(e.status(), &p.title, p.detail.as_deref().unwrap_or(&p.title))
+    let detail = p.detail.as_deref().unwrap_or(&p.title);
+    let said = match &p.field {
+        Some(field) if !detail.contains(field.as_str()) => format!("{field}: {detail}"),
+        _ => detail.to_string(),
+    };
+    view::error_page(e.status(), &p.title, &said)
 }
 
 pub async fn page(

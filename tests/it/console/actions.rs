@@ -56,7 +56,7 @@ async fn refresh_and_refund_from_the_console(backend: Backend) {
     // Refused before the confirmation, as the API would refuse it, and nothing asked.
     for (amount, reason, says) in [
         ("15001", "too much", "at most 15000.00 can still be refunded"),
-        ("100", " ", "1 to 256 characters"),
+        ("100", " ", "reason: 1 to 256 characters"),
     ] {
         let early = c
             .submit(&format!("{base}/refund"), &[("amount", amount), ("reason", reason)])
