@@ -191,7 +191,7 @@ fn deliveries_table(deliveries: &[EndpointDelivery], attempts: &[Attempt]) -> Ma
                             tr {
                                 td { (view::time(d.event_created_at)) br; code.small { (d.delivery.event_id) } }
                                 td { code { (d.event_type) } }
-                                td.ref { @match &d.payment_id { Some(p) => a href={"/console/payments/" (p)} { "open" }, None => "—" } }
+                                td.ref { @match &d.payment_id { Some(p) => a href={"/console/payments/" (p)} { code.small { (p) } }, None => "—" } }
                                 td {
                                     (delivery_status(&d.delivery.status))
                                     @if let Some(next) = d.delivery.next_attempt_at { br; span.muted { "next try " (view::jakarta(next)) } }
