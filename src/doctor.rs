@@ -32,20 +32,19 @@ pub struct DoctorArgs {
 
 pub async fn run(config: Option<&Path>, args: DoctorArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let Some(inbound) = settings.inbound_credentials()? else {
-        bail!(
-            "no inbound credentials are configured ({}, {}, and {} for HMAC notifications): \
-             the doctor checks signatures with the service's own; run it with the service's \
-             environment or --config",
-            env_name("inbound.client_id"),
-            env_name("inbound.public_key"),
-            env_name("inbound.client_secret")
-        );
-    };
+    let inbound = settings.inbound_credentials()?;
+    let unconfigured = format!(
+        "no inbound credentials are configured ({}, {}, and {} for HMAC notifications): \
+         the doctor checks signatures with the service's own; run it with the service's \
+         environment or --config",
+        env_name("inbound.client_id"),
+        env_name("inbound.public_key"),
+        env_name("inbound.client_secret")
+    );
     let finpay = settings.finpay_credentials()?;
     // A separate process knows no recently issued token: no `stale-token` here.
     let keys = DoctorKeys::new(
-        Some(&inbound),
+        inbound.as_ref(),
         finpay.as_ref(),
         &settings,
         Arc::new(RecentTokens::new(0)),
@@ -59,6 +58,7 @@ pub async fn run(config: Option<&Path>, args: DoctorArgs) -> anyhow::Result<()> 
         (None, None) => None,
     };
     match captured {
+        Some(_) if inbound.is_none() => bail!("{unconfigured}"),
         Some(c) => {
             let route = route_of(&settings, &c.path, &c.headers);
             let body = Bytes::from(c.body);
@@ -77,7 +77,18 @@ pub async fn run(config: Option<&Path>, args: DoctorArgs) -> anyhow::Result<()> 
             }
             Ok(())
         }
-        None => from_journal(&settings, &keys, args.last).await,
+        None => {
+            // The journal keeps what was found at receipt; only a refusal
+            // not diagnosed then needs the credentials here.
+            let keys = match inbound {
+                Some(_) => Some(&keys),
+                None => {
+                    eprintln!("note: {unconfigured}; refusals not diagnosed when received are not checked again");
+                    None
+                }
+            };
+            from_journal(&settings, keys, args.last).await
+        }
     }
 }
 
@@ -104,7 +115,7 @@ fn route_of(settings: &Settings, path: &str, headers: &HeaderMap) -> Route {
     }
 }
 
-async fn from_journal(settings: &Settings, keys: &DoctorKeys, last: i64) -> anyhow::Result<()> {
+async fn from_journal(settings: &Settings, keys: Option<&DoctorKeys>, last: i64) -> anyhow::Result<()> {
     let url = settings.database.url.expose();
     // Reading the journal must not leave an empty database behind.
     if let Some(file) = crate::check_config::sqlite_file(url).filter(|f| !f.exists()) {
@@ -142,7 +153,7 @@ async fn from_journal(settings: &Settings, keys: &DoctorKeys, last: i64) -> anyh
         );
         let (dialects, text) = match (&r.dialects, &r.diagnosis) {
             (Some(d), Some(text)) => (d.0.clone(), text.clone()),
-            _ => match again(settings, keys, r) {
+            _ => match keys.and_then(|keys| again(settings, keys, r)) {
                 Some(d) => (d.dialects.iter().map(|x| x.id().to_string()).collect(), d.explanation),
                 None => (
                     Vec::new(),

@@ -276,7 +276,6 @@ async fn report_if_refunded(st: &AppState, before: &Payment) {
     }
 }
 
-/// Reserves the amount; `Err` is the answer when nothing was reserved.
 fn not_refundable(payment_id: &str, status: &str) -> ApiError {
     ApiError::conflict(
         "payment-not-refundable",
@@ -302,8 +301,8 @@ fn exceeds_refundable(payment_id: &str, refundable_minor: i64) -> ApiError {
 /// What a refund would be refused for before Finpay is asked, judged on the
 /// payment as read (the reservation judges it again under a lock): lets the
 /// console refuse before asking for a confirmation.
-pub fn precheck(p: &Payment, request: CreateRefundRequest) -> Result<(), ApiError> {
-    let spec = RefundSpec::parse(request)?;
+pub fn precheck(p: &Payment, request: &CreateRefundRequest) -> Result<(), ApiError> {
+    let spec = RefundSpec::parse(request.clone())?;
     if p.status != PaymentStatus::Paid {
         return Err(not_refundable(&p.id, p.status.as_str()));
     }
@@ -313,6 +312,7 @@ pub fn precheck(p: &Payment, request: CreateRefundRequest) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Reserves the amount; `Err` is the answer when nothing was reserved.
 async fn reserve(
     st: &AppState,
     p: &Payment,

@@ -38,8 +38,8 @@ pub struct RefusalView {
     /// The request's headers (lower-case names; an array when sent more than
     /// once). The bearer token is replaced by `Bearer sha256:` and the first 12
     /// hex digits of its SHA-256, any other credential header (a name with
-    /// `secret`, `password`, `token` or `api-key` in it) by `sha256:` and 12
-    /// hex digits; cookies are left out.
+    /// `secret`, `password` or `token` in it, or ending in `key`, except
+    /// `x-client-key`) by `sha256:` and 12 hex digits; cookies are left out.
     #[schema(value_type = Object)]
     pub headers: serde_json::Map<String, serde_json::Value>,
     /// The body as received (UTF-8, invalid bytes replaced), up to

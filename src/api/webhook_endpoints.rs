@@ -323,7 +323,7 @@ pub async fn resend_failed(
 }
 
 /// A resend to a disabled endpoint would wait unseen: refused.
-pub(crate) fn disabled(id: &str) -> ApiError {
+pub(super) fn disabled(id: &str) -> ApiError {
     ApiError::conflict(
         "endpoint-disabled",
         "Endpoint disabled",

@@ -75,10 +75,12 @@ pub(super) const LIST_KEYS: &[&str] = &[
     "refusals.path_prefixes",
 ];
 
-/// Whether two listeners would bind the same port on a shared address (port
-/// 0 asks the system for a free one, which never clashes).
+/// Whether two listeners would bind the same port on a shared address. Port
+/// 0 asks the system for a free one, which never clashes; `0.0.0.0` covers
+/// every IPv4 address, `[::]` every address (dual-stack, Linux's default).
 fn listeners_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
-    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    let covers = |x: std::net::IpAddr, y: std::net::IpAddr| x.is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
 }
 
 impl Settings {
@@ -171,19 +173,19 @@ impl Settings {
     /// Checks that hold whatever is enabled.
     fn check(&self) -> Result<(), ConfigError> {
         self.events.check()?;
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+        let Ok(server) = self.server.listen.parse::<std::net::SocketAddr>() else {
             return Err(ConfigError::new(
                 "server.listen",
                 "expected HOST:PORT, e.g. 127.0.0.1:8080",
             ));
-        }
+        };
         let Ok(api) = self.api.listen.parse::<std::net::SocketAddr>() else {
             return Err(ConfigError::new(
                 "api.listen",
                 "expected HOST:PORT, e.g. 127.0.0.1:8081",
             ));
         };
-        if listeners_clash(self.server.listen.parse().expect("checked above"), api) {
+        if listeners_clash(server, api) {
             return Err(ConfigError::new(
                 "api.listen",
                 format!(

@@ -264,7 +264,11 @@ fn a_list_written_in_the_file_as_one_string_is_comma_separated_as_in_the_environ
 
 #[test]
 fn the_two_listeners_on_one_port_are_refused_naming_the_api_listener() {
-    for (public, internal) in [("127.0.0.1:9000", "127.0.0.1:9000"), ("0.0.0.0:9000", "127.0.0.1:9000")] {
+    for (public, internal) in [
+        ("127.0.0.1:9000", "127.0.0.1:9000"),
+        ("0.0.0.0:9000", "127.0.0.1:9000"),
+        ("[::]:9000", "127.0.0.1:9000"),
+    ] {
         let e = Settings::load_from(
             None,
             env(&[
@@ -275,7 +279,11 @@ fn the_two_listeners_on_one_port_are_refused_naming_the_api_listener() {
         .unwrap_err();
         assert!(e.to_string().contains("in FINPAY_QRIS__API__LISTEN:"), "{e}");
     }
-    for (public, internal) in [("127.0.0.1:9000", "127.0.0.2:9000"), ("127.0.0.1:0", "127.0.0.1:0")] {
+    for (public, internal) in [
+        ("127.0.0.1:9000", "127.0.0.2:9000"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("0.0.0.0:9000", "[::1]:9000"),
+    ] {
         let ok = Settings::load_from(
             None,
             env(&[

@@ -12,6 +12,7 @@ use super::view::{self, Nav};
 use crate::api::refunds::CreateRefundRequest;
 use crate::domain::status::format_minor;
 use crate::state::AppState;
+use crate::store::Payment;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -125,6 +126,11 @@ pub async fn refund(
         Ok(p) => p,
         Err(r) => return r,
     };
+    if !f.confirmed() {
+        if let Some(no) = &f.partner_refund_no {
+            return confirm_resume(&st, &op, &p, no).await;
+        }
+    }
     let Some(amount) = f.amount.as_deref().and_then(typed_amount) else {
         return view::error_page(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,48 +138,28 @@ pub async fn refund(
             "The amount is not one: type rupiah such as 25000, 25.000 or 25.000,50.",
         );
     };
-    let reason = f.reason.clone().unwrap_or_default();
     let request = CreateRefundRequest {
         amount,
-        reason,
+        reason: f.reason.clone().unwrap_or_default(),
         partner_refund_no: f.partner_refund_no.clone(),
     };
     if !f.confirmed() {
+        // Refused here, before the confirmation, as the API would refuse it.
+        if let Err(e) = crate::api::refunds::precheck(&p, &request) {
+            return api_error_page(&e);
+        }
         let minor = crate::api::money::parse_minor(&request.amount).unwrap_or(0);
-        let summary = match &request.partner_refund_no {
-            // A refund already asked whose answer was lost: the same number settles it.
-            Some(no) => html! {
-                p { "Ask Finpay again about refund " strong.ref { (no) } " of " strong.money { (view::money(minor, &p.currency)) }
-                    " on payment " strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } "?" }
-                p.muted { "Finpay knows the refund by its number: it is made at most once." }
-            },
-            None => {
-                // Refused here, before the confirmation, as the API would refuse it.
-                if let Err(e) = crate::api::refunds::precheck(&p, request.clone()) {
-                    return api_error_page(&e);
-                }
-                html! {
-                    p { "Refund " strong.money { (view::money(minor, &p.currency)) } " of payment "
-                        strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } " (paid "
-                        (view::money(p.amount_minor, &p.currency)) ", " (view::money(p.refundable_minor(), &p.currency)) " refundable)?" }
-                    p { "Reason sent to Finpay: " q { (request.reason) } }
-                    p.muted { "Finpay is asked at once; a refund cannot be undone." }
-                }
-            }
+        let summary = html! {
+            p { "Refund " strong.money { (view::money(minor, &p.currency)) } " of payment "
+                strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } " (paid "
+                (view::money(p.amount_minor, &p.currency)) ", " (view::money(p.refundable_minor(), &p.currency)) " refundable)?" }
+            p { "Reason sent to Finpay: " q { (request.reason) } }
+            p.muted { "Finpay is asked at once; a refund cannot be undone." }
         };
         // Drawn now, so that submitting the confirmation twice is one refund.
-        let partner_refund_no = request
-            .partner_refund_no
-            .clone()
-            .unwrap_or_else(|| format!("CON{}", uuid::Uuid::now_v7().simple()));
-        let hidden = [
-            // As the field takes it (a dot groups thousands there).
-            ("amount", super::payment::whole_or_decimal(minor)),
-            ("reason", request.reason),
-            ("partner_refund_no", partner_refund_no),
-        ];
+        let number = format!("CON{}", uuid::Uuid::now_v7().simple());
         let button = format!("Refund {}", view::money(minor, &p.currency));
-        return confirm_page(&op, &p.id, "refund", ("Confirm the refund", &button), summary, &hidden);
+        return confirm_refund(&op, &p, summary, minor, request.reason, number, &button);
     }
     let reply = match crate::api::refunds::refund_as(&st, p.clone(), &op.name, request).await {
         Ok(reply) => reply,
@@ -190,6 +176,51 @@ pub async fn refund(
             .to_string()
     };
     view::error_page(reply.status, &text("title"), &text("detail"))
+}
+
+/// The refund's confirmation: its fields again, with the number that makes
+/// a second submission the same refund.
+fn confirm_refund(
+    op: &Operator,
+    p: &Payment,
+    summary: Markup,
+    minor: i64,
+    reason: String,
+    number: String,
+    button: &str,
+) -> Response {
+    let hidden = [
+        // As the field takes it (a dot groups thousands there).
+        ("amount", super::payment::whole_or_decimal(minor)),
+        ("reason", reason),
+        ("partner_refund_no", number),
+    ];
+    confirm_page(op, &p.id, "refund", ("Confirm the refund", button), summary, &hidden)
+}
+
+/// A refund already asked of Finpay whose answer was lost: asked again under
+/// its own number, with its own amount and reason (as stored, not as posted).
+async fn confirm_resume(st: &AppState, op: &Operator, p: &Payment, number: &str) -> Response {
+    let r = match st.store.find_refund_by_partner_no(number).await {
+        Ok(Some(r)) if r.payment_id == p.id && r.status == "pending" => r,
+        Ok(_) => {
+            return view::error_page(
+                StatusCode::NOT_FOUND,
+                "Refund not found",
+                &format!("No refund {number:?} of this payment is waiting for Finpay's answer."),
+            )
+        }
+        Err(e) => return view::store_error(&e),
+    };
+    let summary = html! {
+        p { "Ask Finpay again about refund " strong.ref { (r.partner_refund_no) } " of "
+            strong.money { (view::money(r.amount_minor, &p.currency)) } " on payment "
+            strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } "?" }
+        p { "Reason sent to Finpay: " q { (r.reason) } }
+        p.muted { "Finpay knows the refund by its number: it is made at most once." }
+    };
+    let button = format!("Ask again about {}", view::money(r.amount_minor, &p.currency));
+    confirm_refund(op, p, summary, r.amount_minor, r.reason, r.partner_refund_no, &button)
 }
 
 pub async fn refresh(

@@ -88,14 +88,18 @@ pub fn panel(op: &Operator, e: &Endpoint) -> Markup {
                     button type="submit" { "Enable…" }
                 }
             }
-            form.action method="post" action={"/console/endpoints/" (id) "/resend-failed"} {
-                input type="hidden" name="csrf" value=(op.csrf);
-                p { "Send again every event whose delivery to this endpoint failed since:" }
-                div.field {
-                    label for="since" { "Failed since (Jakarta)" }
-                    input #since type="datetime-local" name="since" required;
+            @if e.enabled {
+                form.action method="post" action={"/console/endpoints/" (id) "/resend-failed"} {
+                    input type="hidden" name="csrf" value=(op.csrf);
+                    p { "Send again every event whose delivery to this endpoint failed since:" }
+                    div.field {
+                        label for="since" { "Failed since (Jakarta)" }
+                        input #since type="datetime-local" name="since" required;
+                    }
+                    button type="submit" { "Resend failed…" }
                 }
-                button type="submit" { "Resend failed…" }
+            } @else {
+                p.muted { "Enable it to resend what failed." }
             }
         }
     }
@@ -180,7 +184,11 @@ pub async fn resend_failed(
     };
     // As the API: a resend to a disabled endpoint would wait unseen.
     if !e.enabled {
-        return super::payment::api_error_page(&crate::api::webhook_endpoints::disabled(&e.id));
+        return view::error_page(
+            StatusCode::CONFLICT,
+            "Endpoint disabled",
+            "This endpoint is disabled: enable it first, then resend what failed.",
+        );
     }
     let back = format!("/console/endpoints/{}", e.id);
     if !f.confirmed() {

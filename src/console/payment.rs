@@ -102,7 +102,7 @@ pub async fn page(
         @if !refunds.is_empty() {
             section aria-labelledby="refunds" {
                 h2 #refunds { "Refunds" }
-                (refunds_table(&refunds, &p, &op))
+                (refunds_table(&refunds, &p, &op, in_flight_for(&st)))
             }
         }
         section aria-labelledby="timeline" {
@@ -207,10 +207,20 @@ pub fn whole_or_decimal(minor: i64) -> String {
     }
 }
 
-/// The payment's refunds; a pending one (Finpay's answer was lost) offers to
-/// ask Finpay again under the same refund number, which settles it.
-fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator) -> Markup {
-    let resumable = |r: &Refund| r.status == "pending" && op.role.may_operate();
+/// How long a refund's call to Finpay may still be under way: its timeout,
+/// retries included, with room to spare.
+fn in_flight_for(st: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64)
+}
+
+/// The payment's refunds; a pending one whose answer was lost (recorded as
+/// unknown, or none after `in_flight`) offers to ask Finpay again under the
+/// same refund number, which settles it. One still being asked does not: a
+/// second call alongside could see the first one's refund as a refusal.
+fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator, in_flight: chrono::Duration) -> Markup {
+    let now = crate::store::now();
+    let lost = |r: &Refund| r.updated_at > r.created_at || r.created_at + in_flight < now;
+    let resumable = |r: &Refund| r.status == "pending" && op.role.may_operate() && lost(r);
     html! {
         div.scroll {
             table {

@@ -84,9 +84,11 @@ impl Filters {
                 None => problems.push("Amount: rupiah, such as 25000, 25.000 or 25.000,50.".into()),
             }
         }
+        // As the REST list: `false` lists only the payments without a flag.
         f.flagged = match given(&self.flagged) {
-            None | Some("false" | "off") => None,
+            None => None,
             Some("true" | "on") => Some(true),
+            Some("false" | "off") => Some(false),
             Some(_) => {
                 problems.push("Flagged: true or false.".into());
                 None
@@ -157,7 +159,7 @@ fn filter_form(f: &Filters) -> Markup {
                 input #amount type="text" inputmode="numeric" name="amount" value=(v(&f.amount)) placeholder="25.000";
             }
             div.field.check {
-                input #flagged type="checkbox" name="flagged" value="true" checked[f.flagged.as_deref() == Some("true")];
+                input #flagged type="checkbox" name="flagged" value="true" checked[matches!(f.flagged.as_deref(), Some("true" | "on"))];
                 label for="flagged" { "Flagged only" }
             }
             div.field.submit { button type="submit" { "Filter" } " " a href="/console/payments" { "Clear" } }
@@ -240,6 +242,11 @@ mod tests {
         assert_eq!(pf.amount_minor, Some(2_500_000));
         assert_eq!(pf.status, Some(PaymentStatus::Paid));
         assert_eq!(pf.flagged, Some(true));
+        let unflagged = Filters {
+            flagged: Some("false".into()),
+            ..Default::default()
+        };
+        assert_eq!(unflagged.to_filter().unwrap().flagged, Some(false), "as the REST list");
         let bad = Filters {
             status: Some("<b>".into()),
             cursor: Some("nope".into()),

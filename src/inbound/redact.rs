@@ -7,23 +7,13 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 /// Whether a header (its lowercase name) carries a credential: an
-/// authorization, a cookie, or a key, secret, password or token by its name,
-/// as gateways in front of the service add them (`x-api-key`,
-/// `x-client-secret`, `x-auth-token`, …). SNAP's `X-CLIENT-KEY` names the
-/// client and is not one.
+/// authorization, a cookie, a secret, password or token by its name, or a
+/// name ending in `key`, as gateways in front of the service add them
+/// (`x-api-key`, `x-client-secret`, `ocp-apim-subscription-key`, …). SNAP's
+/// `X-CLIENT-KEY` names the client and is not one.
 pub fn is_credential(name: &str) -> bool {
-    const WORDS: [&str; 9] = [
-        "authorization",
-        "cookie",
-        "secret",
-        "password",
-        "passwd",
-        "token",
-        "api-key",
-        "apikey",
-        "api_key",
-    ];
-    WORDS.iter().any(|w| name.contains(w))
+    const WORDS: [&str; 6] = ["authorization", "cookie", "secret", "password", "passwd", "token"];
+    WORDS.iter().any(|w| name.contains(w)) || (name.ends_with("key") && name != "x-client-key")
 }
 
 /// Header name → value (an array when sent more than once), with each
@@ -102,6 +92,7 @@ mod tests {
         h.insert("authorization-customer", "Bearer customer-token".parse().unwrap());
         h.insert("set-cookie", "s=1".parse().unwrap());
         h.insert("x-client-key", "FINPAY-CLIENT".parse().unwrap());
+        h.insert("ocp-apim-subscription-key", "SUBSCRIPTIONKEY".parse().unwrap());
         let map = redacted_headers(&h);
         let digest = hex::encode(Sha256::digest(b"APIKEYVALUE123"));
         assert_eq!(map["x-api-key"], format!("sha256:{}", &digest[..12]));
@@ -115,5 +106,9 @@ mod tests {
             map["x-client-key"], "FINPAY-CLIENT",
             "the client's name is not a credential"
         );
+        assert!(map["ocp-apim-subscription-key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
     }
 }

@@ -318,3 +318,24 @@ crate::on_both_backends!(
     qr_images_render_the_stored_qr_content,
     a_payment_without_a_qr_has_no_qr_image,
 );
+
+#[tokio::test]
+async fn a_request_runs_under_the_client_s_id_only_when_it_is_a_usable_one() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for (sent, kept) in [
+        ("order-42".to_string(), true),
+        (String::new(), false),
+        ("two words".to_string(), false),
+        ("a".repeat(65), false),
+    ] {
+        let req = app.http.get(app.api_url("/health/live")).header("x-request-id", &sent);
+        let resp = super::support::send(req).await;
+        let id = resp.headers["x-request-id"].to_str().unwrap();
+        if kept {
+            assert_eq!(id, sent);
+        } else {
+            assert_eq!(id.len(), 36, "{sent:?} gave {id:?}: a generated UUID is expected");
+        }
+    }
+    app.stop().await;
+}

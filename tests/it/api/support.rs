@@ -43,7 +43,7 @@ pub fn kind(p: &Value) -> &str {
         .unwrap_or_default()
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Resp {
+pub async fn send(req: reqwest::RequestBuilder) -> Resp {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();

@@ -142,14 +142,11 @@ async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Bac
     let page = c.get(&base).await;
     assert!(page.body.contains("Ask Finpay again"), "{}", page.body);
     assert!(page.body.contains("Refunded or being refunded"));
+    // The refund as stored is confirmed, whatever the form says; an unknown number is no refund.
     let again = c
         .submit(
             &format!("{base}/refund"),
-            &[
-                ("amount", "25000"),
-                ("reason", "cancelled"),
-                ("partner_refund_no", "CONlost1"),
-            ],
+            &[("amount", "1"), ("reason", "forged"), ("partner_refund_no", "CONlost1")],
         )
         .await;
     assert!(again.body.contains("Ask Finpay again about refund"), "{}", again.body);
@@ -157,6 +154,16 @@ async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Bac
         again.body.contains(r#"value="CONlost1""#),
         "the same number is confirmed"
     );
+    assert!(
+        again.body.contains("Rp 25.000") && again.body.contains("cancelled"),
+        "{}",
+        again.body
+    );
+    assert!(!again.body.contains("forged"));
+    let unknown = c
+        .submit(&format!("{base}/refund"), &[("partner_refund_no", "CONnever")])
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
     let settled = c.submit(&format!("{base}/refund"), &fields).await;
     assert_eq!(settled.status, 303, "{}", settled.body);
     let refunds = crate::api::support::get(&app, &refunds_path(id)).await.json();
