@@ -72,7 +72,8 @@ pub fn day_range(from: &str, to: Option<&str>) -> Result<(DateTime<Utc>, DateTim
 /// each in time order: payments first, then refunds. Columns: `type`
 /// (`payment` or `refund`), `time_jakarta` (paid or asked, with offset),
 /// our and Finpay's references, `status`, `amount` (two decimals),
-/// `currency`, `refunded_amount` (payments), `fee` (Finpay's `FeeAmount` in
+/// `currency`, `refunded_amount` (payments: refunded or being refunded, as
+/// the API's `refundedAmount`; the refund rows say which), `fee` (Finpay's `FeeAmount` in
 /// the notification that paid it, while retention keeps that body; empty
 /// otherwise), `reason` (refunds). Cells that a spreadsheet would
 /// read as a formula are prefixed with `'`.
