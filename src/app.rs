@@ -49,6 +49,8 @@ impl Application {
             if let Err(e) = store.migrate().await {
                 return Err(store::explain(db.url.expose(), "applying migrations to", &e, timeout).await);
             }
+        } else {
+            store::ensure_migrated(store.as_ref(), db.url.expose(), timeout).await?;
         }
         if inbound.is_none() {
             tracing::warn!(

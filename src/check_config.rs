@@ -58,19 +58,7 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
     if let Err(e) = store.ping().await {
         return Err(store::explain(url, "connecting to", &e, timeout).await);
     }
-    let pending = match store.pending_migrations().await {
-        Ok(p) => p,
-        Err(e) => return Err(store::explain(url, "reading the migrations of", &e, timeout).await),
-    };
-    if let Some(first) = pending.first() {
-        bail!(
-            "the database {} lacks {} migration(s), first {first}; run `finpay-qris migrate` \
-             (or start with {} = true)",
-            store::host(url),
-            pending.len(),
-            env_name("database.migrate_on_start")
-        );
-    }
+    store::ensure_migrated(store.as_ref(), url, timeout).await?;
     println!("database: reachable ({}), migrated", store::host(url));
     Ok(())
 }

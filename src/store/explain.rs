@@ -52,6 +52,25 @@ fn is_pool_timeout(error: &(dyn Error + 'static)) -> bool {
     false
 }
 
+/// That every migration of this binary is applied, or what to run: a
+/// service started on an older schema would answer 500 to everything.
+pub async fn ensure_migrated(store: &dyn super::Store, url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let pending = match store.pending_migrations().await {
+        Ok(p) => p,
+        Err(e) => return Err(explain(url, "reading the migrations of", &e, timeout).await),
+    };
+    if let Some(first) = pending.first() {
+        anyhow::bail!(
+            "the database {} lacks {} migration(s), first {first}; run `finpay-qris migrate` \
+             (or start with {} = true)",
+            host(url),
+            pending.len(),
+            env_name("database.migrate_on_start")
+        );
+    }
+    Ok(())
+}
+
 /// Where the database is: `host:port` of a server, the file of SQLite.
 pub fn host(url: &str) -> String {
     if let Some(file) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {

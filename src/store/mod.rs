@@ -34,7 +34,7 @@ pub use console_events::ConsoleEventStore;
 pub use console_store::*;
 pub use endpoints::EndpointStore;
 pub use events::EventStore;
-pub use explain::{explain, host};
+pub use explain::{ensure_migrated, explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
 pub use postgres::{PgStore, NUMBER_CHANGES};
 pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};

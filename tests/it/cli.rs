@@ -47,6 +47,28 @@ fn a_bad_setting_stops_serve_with_a_message_naming_the_key() {
 }
 
 #[test]
+fn serve_without_migrating_on_start_refuses_an_unmigrated_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("serve")
+        .env(
+            "FINPAY_QRIS__DATABASE__URL",
+            format!("sqlite://{}/db.sqlite", dir.path().display()),
+        )
+        .env("FINPAY_QRIS__DATABASE__MIGRATE_ON_START", "false")
+        .env("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0")
+        .env("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "it must not start and answer 500");
+    assert!(
+        stderr_of(&out).contains("run `finpay-qris migrate`"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
 fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/sub/db.sqlite", dir.path().display());
