@@ -130,9 +130,13 @@ pub(super) fn check_enums(cfg: &config::Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The known key nearest to `given`. A key given without its section
+/// The known key nearest to `given`. A section given alone (`server`) is
+/// answered with its first setting; a key given without its section
 /// (`listen`) is compared with the field names too.
 fn nearest(given: &str) -> &'static str {
+    if let Some(first) = all().find(|k| k.split('.').next() == Some(given)) {
+        return first;
+    }
     let score = |known: &str| {
         let whole = distance(given, known);
         if given.contains('.') {

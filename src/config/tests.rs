@@ -136,6 +136,9 @@ fn a_misspelt_variable_stops_the_start_naming_the_nearest_setting() {
     assert!(e.message.contains("FINPAY_QRIS__API__KEYS"), "{e}");
     let e = Settings::load_from(None, env(&[("FINPAY_QRIS__DATABASE__ULR", "sqlite://x.db")])).unwrap_err();
     assert!(e.message.contains("FINPAY_QRIS__DATABASE__URL"), "{e}");
+    // A section alone is answered with one of its own settings.
+    let e = Settings::load_from(None, env(&[("FINPAY_QRIS__SERVER", "1")])).unwrap_err();
+    assert!(e.message.contains("did you mean FINPAY_QRIS__SERVER__"), "{e}");
     // Not settings: the file's path and the sign command's secret.
     Settings::load_from(None, env(&[("FINPAY_QRIS_SIGN_SECRET", "s"), ("OTHER", "x")])).unwrap();
 }
