@@ -37,7 +37,7 @@ pub fn headers_for_audit(headers: &HeaderMap) -> String {
     let mut map = serde_json::Map::new();
     for (name, value) in headers {
         let n = name.as_str();
-        if super::redact::is_credential(n) {
+        if super::redact::credential(n).is_some() {
             continue;
         }
         map.insert(

@@ -6,14 +6,32 @@
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-/// Whether a header (its lowercase name) carries a credential: an
-/// authorization, a cookie, a secret, password or token by its name, or a
-/// name ending in `key`, as gateways in front of the service add them
-/// (`x-api-key`, `x-client-secret`, `ocp-apim-subscription-key`, …). SNAP's
-/// `X-CLIENT-KEY` names the client and is not one.
-pub fn is_credential(name: &str) -> bool {
-    const WORDS: [&str; 6] = ["authorization", "cookie", "secret", "password", "passwd", "token"];
-    WORDS.iter().any(|w| name.contains(w)) || (name.ends_with("key") && name != "x-client-key")
+/// The credential a header carries, by its (lowercase) name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A session: never kept.
+    Cookie,
+    /// A scheme and a credential (`Authorization`, `Proxy-Authorization`, …).
+    Authorization,
+    /// A secret, password, token or key by its name, as gateways in front of
+    /// the service add them (`x-api-key`, `x-client-secret`,
+    /// `ocp-apim-subscription-key`, …).
+    Other,
+}
+
+/// The credential a header carries, if any. SNAP's `X-CLIENT-KEY` names the
+/// client and is not one.
+pub fn credential(name: &str) -> Option<Credential> {
+    const WORDS: [&str; 4] = ["secret", "password", "passwd", "token"];
+    if name.contains("cookie") {
+        Some(Credential::Cookie)
+    } else if name.contains("authorization") {
+        Some(Credential::Authorization)
+    } else if WORDS.iter().any(|w| name.contains(w)) || (name.ends_with("key") && name != "x-client-key") {
+        Some(Credential::Other)
+    } else {
+        None
+    }
 }
 
 /// Header name → value (an array when sent more than once), with each
@@ -24,7 +42,8 @@ pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_js
     let mut map = serde_json::Map::new();
     for name in headers.keys() {
         let n = name.as_str();
-        if n.contains("cookie") {
+        let kind = credential(n);
+        if kind == Some(Credential::Cookie) {
             continue;
         }
         let values: Vec<Value> = headers
@@ -32,12 +51,10 @@ pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_js
             .iter()
             .map(|v| {
                 let text = String::from_utf8_lossy(v.as_bytes());
-                Value::String(if n.contains("authorization") {
-                    redact_authorization(&text)
-                } else if is_credential(n) {
-                    short_hash(&text)
-                } else {
-                    text.into_owned()
+                Value::String(match kind {
+                    Some(Credential::Authorization) => redact_authorization(&text),
+                    Some(_) => short_hash(&text),
+                    None => text.into_owned(),
                 })
             })
             .collect();
