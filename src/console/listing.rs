@@ -39,14 +39,21 @@ pub fn cursor(c: &Option<String>, problems: &mut Vec<String>) -> Option<String> 
     id
 }
 
-/// The filters of the query string; when it cannot be read (a field given
-/// twice, say), none, and the reason as a problem: never a silent "all".
-pub fn filters<T: Default>(q: Result<axum::extract::Query<T>, QueryRejection>) -> (T, Option<String>) {
+/// The filters of the query string and the store's filter they make
+/// (`to_filter`); when the query cannot be read (a field given twice, say),
+/// empty filters and the reason as a problem: never a silent "all".
+pub fn filters<T: Default, F>(
+    q: Result<axum::extract::Query<T>, QueryRejection>,
+    to_filter: impl Fn(&T) -> Result<F, Vec<String>>,
+) -> (T, Result<F, Vec<String>>) {
     match q {
-        Ok(axum::extract::Query(f)) => (f, None),
+        Ok(axum::extract::Query(f)) => {
+            let filter = to_filter(&f);
+            (f, filter)
+        }
         Err(e) => (
             T::default(),
-            Some(format!("The filters could not be read ({}).", e.body_text())),
+            Err(vec![format!("The filters could not be read ({}).", e.body_text())]),
         ),
     }
 }

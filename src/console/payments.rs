@@ -5,8 +5,8 @@
 use super::listing::{self, given, query_string};
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
+use crate::api::time::within_calendar;
 use crate::domain::PaymentStatus;
-use crate::snap::timestamp::within_calendar;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::rejection::QueryRejection;
@@ -123,11 +123,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
-    let (filters, unreadable) = listing::filters(q);
-    let filter = match unreadable {
-        Some(problem) => Err(vec![problem]),
-        None => filters.to_filter(),
-    };
+    let (filters, filter) = listing::filters(q, Filters::to_filter);
     let (rows, problems, status) =
         match listing::load(filter, |f| async move { st.store.list_payments(&f).await }).await {
             Ok(listed) => listed,

@@ -83,11 +83,7 @@ impl Filters {
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
-    let (filters, unreadable) = listing::filters(q);
-    let filter = match unreadable {
-        Some(problem) => Err(vec![problem]),
-        None => filters.to_filter(),
-    };
+    let (filters, filter) = listing::filters(q, Filters::to_filter);
     let (rows, problems, status) =
         match listing::load(filter, |f| async move { st.store.list_refusals(&f).await }).await {
             Ok(listed) => listed,
