@@ -8,8 +8,9 @@
 
 use super::error::{ApiError, Problem};
 use super::extract::ApiQuery;
+use super::time::within_calendar;
 use crate::domain::status::format_minor;
-use crate::snap::timestamp::{format_jakarta, within_calendar};
+use crate::snap::timestamp::format_jakarta;
 use crate::state::AppState;
 use crate::store::ExportRow;
 use axum::body::{Body, Bytes};

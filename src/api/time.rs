@@ -1,9 +1,15 @@
 //! Times as the API answers them: RFC 3339 in UTC with milliseconds, always
 //! three digits (`…T08:13:36.000Z`), whichever backend stored them, so that
-//! they sort as strings and read alike.
+//! they sort as strings and read alike; and the dates it accepts.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use serde::Serializer;
+
+/// A date people typed, read only within years 1 to 9999: what RFC 3339
+/// writes and both databases store (chrono alone reads `-5000-01-01`).
+pub fn within_calendar(d: NaiveDate) -> Option<NaiveDate> {
+    (1..=9999).contains(&d.year()).then_some(d)
+}
 
 pub fn millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))

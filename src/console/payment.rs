@@ -242,8 +242,7 @@ fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator, in_flight: chro
                                 td {
                                     form method="post" action={"/console/payments/" (p.id) "/refund"} {
                                         input type="hidden" name="csrf" value=(op.csrf);
-                                        input type="hidden" name="amount" value=(whole_or_decimal(r.amount_minor));
-                                        input type="hidden" name="reason" value=(r.reason);
+                                        // Its amount and reason are read from the refund itself.
                                         input type="hidden" name="partner_refund_no" value=(r.partner_refund_no);
                                         button type="submit" { "Ask Finpay again…" }
                                     }

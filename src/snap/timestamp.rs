@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
 /// Asia/Jakarta (WIB) is UTC+7 all year: Indonesia has no daylight saving time.
 const JAKARTA: FixedOffset = match FixedOffset::east_opt(7 * 3600) {
@@ -143,12 +143,6 @@ pub fn format_jakarta(t: DateTime<Utc>) -> String {
 /// The calendar day in Asia/Jakarta, which scopes `X-EXTERNAL-ID` uniqueness.
 pub fn jakarta_day(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&JAKARTA).date_naive()
-}
-
-/// A date people typed, read only within years 1 to 9999: what RFC 3339
-/// writes and both databases store (chrono alone reads `-5000-01-01`).
-pub fn within_calendar(d: NaiveDate) -> Option<NaiveDate> {
-    (1..=9999).contains(&d.year()).then_some(d)
 }
 
 /// A timestamp outside the accepted window; `secs` is the distance from now, rounded up.
