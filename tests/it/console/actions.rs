@@ -4,14 +4,22 @@
 
 use super::support::{roles_env, Console};
 use crate::api::support::{paid_through_api, refunds_path};
-use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend};
+use crate::common::{self, spawn_app_with_sim, spawn_simulator, Backend, TestApp};
+use finpay_qris::simulator::SimHandle;
 
-async fn refresh_and_refund_from_the_console(backend: Backend) {
+/// A payment of Rp 25.000 paid through the API, and a console signed in
+/// with a key that operates.
+async fn paid_in_the_console(backend: Backend) -> (SimHandle, TestApp, Console, String) {
     let sim = spawn_simulator(|_| {}).await;
     let app = spawn_app_with_sim(backend, &sim, roles_env).await;
     let paid = paid_through_api(&app, &sim, "25000.00").await;
-    let id = paid["id"].as_str().unwrap();
     let c = Console::sign_in(&app, common::API_KEY).await;
+    (sim, app, c, paid["id"].as_str().unwrap().to_string())
+}
+
+async fn refresh_and_refund_from_the_console(backend: Backend) {
+    let (sim, app, c, id) = paid_in_the_console(backend).await;
+    let id = id.as_str();
     let base = format!("/console/payments/{id}");
 
     let asked = c.submit(&format!("{base}/refresh"), &[]).await;
@@ -122,11 +130,8 @@ async fn the_payments_page_goes_back_in_pages_of_fifty(backend: Backend) {
 }
 
 async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Backend) {
-    let sim = spawn_simulator(|_| {}).await;
-    let app = spawn_app_with_sim(backend, &sim, roles_env).await;
-    let paid = paid_through_api(&app, &sim, "25000.00").await;
-    let id = paid["id"].as_str().unwrap();
-    let c = Console::sign_in(&app, common::API_KEY).await;
+    let (sim, app, c, id) = paid_in_the_console(backend).await;
+    let id = id.as_str();
     let base = format!("/console/payments/{id}");
     let fields = [
         ("amount", "25000"),
