@@ -112,6 +112,14 @@ pub struct Report {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Requests slower than 250 ms.
+    pub over_250_ms: u64,
+    /// The slowest request that started in each second of the window, from
+    /// `window_start`.
+    pub slowest_ms_by_second: Vec<f64>,
+    /// When the measured window began (UTC), to place a stall beside the
+    /// database's and the service's logs.
+    pub window_start: String,
     /// Answers whose responseCode was not the expected one (including transport errors).
     pub unexpected: u64,
     pub transport_errors: u64,
@@ -154,6 +162,21 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         "latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         report.p50_ms, report.p99_ms, report.max_ms
     );
+    if report.over_250_ms > 0 {
+        let stalls: Vec<String> = report
+            .slowest_ms_by_second
+            .iter()
+            .enumerate()
+            .filter(|(_, &ms)| ms > 250.0)
+            .map(|(s, ms)| format!("{s} s: {ms:.0} ms"))
+            .collect();
+        println!(
+            "{} requests slower than 250 ms; seconds after {} where they started: {}",
+            report.over_250_ms,
+            report.window_start,
+            stalls.join(", ")
+        );
+    }
     println!(
         "answers other than expected: {} (transport errors: {}) {:?}",
         report.unexpected, report.transport_errors, report.unexpected_codes
@@ -282,6 +305,8 @@ pub async fn drive(args: LoadgenArgs) -> anyhow::Result<Report> {
     }
     let secs = (end - measure_from).as_secs_f64();
     let mut report = all.report(args.connections, secs);
+    report.window_start = (chrono::Utc::now() - chrono::Duration::from_std(Instant::now() - measure_from)?)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for f in flood {
         let f = f.await?;
         report.flood_requests += f.sent;

@@ -129,9 +129,8 @@ pub(super) async fn worker(
             }
         }
         if measured {
-            tally
-                .latencies_us
-                .push((done - started).as_micros().min(u32::MAX as u128) as u32);
+            let second = (started - measure_from).as_secs() as usize;
+            tally.record(second, (done - started).as_micros().min(u32::MAX as u128) as u32);
             tally.duplicates += replay as u64;
         }
     }
