@@ -122,7 +122,7 @@ pub fn effect(
 
     let mut payment = stored.clone();
     let decision = match contradiction(found, stored, obs) {
-        Some(reason) => Decision::Flagged { reason },
+        Some(reason) => already_flagged(stored, Decision::Flagged { reason }),
         None => {
             if payment.reference_no.is_none() {
                 payment.reference_no = obs.original_reference_no.clone();
@@ -133,7 +133,7 @@ pub fn effect(
                 obs.status,
                 obs.amount.as_ref().map(|a| (a.minor, a.currency.as_str())),
             );
-            refunded_elsewhere(stored, decision)
+            already_flagged(stored, refunded_elsewhere(stored, decision))
         }
     };
     match &decision {
@@ -295,6 +295,18 @@ fn refunded_elsewhere(stored: &Payment, decision: Decision) -> Decision {
                 flag: Some(refunded_elsewhere_reason(stored.refunded_minor, stored.amount_minor)),
             }
         }
+        other => other,
+    }
+}
+
+/// A contradiction the payment is already flagged for tells nobody anything
+/// new (Finpay resends a notification; the worker asks again about a flagged
+/// open payment): the payment keeps its flag and the time it was flagged, and
+/// no second `payment.flagged` is raised. The observation's own entry still
+/// records what was said.
+fn already_flagged(stored: &Payment, decision: Decision) -> Decision {
+    match decision {
+        Decision::Flagged { reason } if stored.flagged.as_deref() == Some(reason.as_str()) => Decision::Unchanged,
         other => other,
     }
 }

@@ -172,6 +172,26 @@ fn a_success_after_a_stored_failure_is_flagged_not_ignored() {
 }
 
 #[test]
+fn a_contradiction_already_flagged_changes_nothing_and_raises_no_second_event() {
+    let p = pending("p1", "INV-1", Some("R1"));
+    let wrong_amount = notified(T::Success, Some("INV-1"), Some("R1"), 999_900);
+    let first = run(by_both(&p), &wrong_amount).unwrap();
+    assert_eq!(first.outcome, Outcome::Flagged);
+    assert_eq!(first.events, [EventType::PaymentFlagged]);
+
+    let again = run(by_both(&first.payment), &wrong_amount).unwrap();
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert!(!again.changed, "the flag keeps the time it was raised");
+    assert!(again.events.is_empty());
+    assert_eq!(kinds(&again), ["notification"]);
+
+    let other_reason = notified(T::Success, Some("INV-1"), Some("R-OTHER"), 1_000_000);
+    let news = run(by_both(&first.payment), &other_reason).unwrap();
+    assert_eq!(news.outcome, Outcome::Flagged, "a new contradiction is news");
+    assert_eq!(news.events, [EventType::PaymentFlagged]);
+}
+
+#[test]
 fn an_unknown_payment_is_learnt_from_its_notification() {
     let obs = notified(T::Success, Some("STATIC-1"), Some("R1"), 25_000);
     let e = run(Found::default(), &obs).unwrap();
