@@ -182,7 +182,10 @@ CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 -- signs every delivery; after a rotation the previous one signs alongside it
 -- until `previous_secret_until`. `failing_since` is the first failed attempt
 -- since the last success: once it is older than the configured period the
--- endpoint is disabled (`disabled_reason` says why).
+-- endpoint is disabled. A disabled endpoint says who disabled it
+-- (`disabled_by`: a person, its failures, or its removal from the
+-- configuration, which the configuration's return lifts) and why
+-- (`disabled_reason`, words for people).
 CREATE TABLE webhook_endpoints (
     id                    TEXT PRIMARY KEY,
     url                   TEXT NOT NULL,
@@ -190,13 +193,15 @@ CREATE TABLE webhook_endpoints (
     source                TEXT NOT NULL CHECK (source IN ('api', 'config')),
     enabled               BOOLEAN NOT NULL,
     disabled_reason       TEXT,
-    secret                TEXT NOT NULL CHECK (secret LIKE 'whsec_%'),
-    previous_secret       TEXT CHECK (previous_secret LIKE 'whsec_%'),
+    disabled_by           TEXT CHECK (disabled_by IN ('person', 'failures', 'configuration')),
+    secret                TEXT NOT NULL CHECK (substr(secret, 1, 6) = 'whsec_'),
+    previous_secret       TEXT CHECK (substr(previous_secret, 1, 6) = 'whsec_'),
     previous_secret_until TIMESTAMPTZ,
     failing_since         TIMESTAMPTZ,
     created_at            TIMESTAMPTZ NOT NULL,
     updated_at            TIMESTAMPTZ NOT NULL,
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
+    CHECK (enabled = (disabled_by IS NULL)),
     CHECK (enabled OR disabled_reason IS NOT NULL)
 );
 CREATE UNIQUE INDEX webhook_endpoints_one_from_config ON webhook_endpoints (source) WHERE source = 'config';
@@ -239,7 +244,7 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_feed ON events (feed_position) WHERE feed_position IS NOT NULL;
 CREATE INDEX events_not_numbered ON events (txid, id) WHERE feed_position IS NULL;
 CREATE INDEX events_by_time ON events (created_at, id);
-CREATE INDEX events_by_type ON events (type, created_at);
+CREATE INDEX events_by_type ON events (type, id);
 
 -- One event to one endpoint: created with the event for every endpoint
 -- subscribed to its type, or by a resend. A pending delivery has its next

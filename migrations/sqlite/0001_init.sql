@@ -1,8 +1,9 @@
 -- The data model of finpay-qris on SQLite: the same tables, keys, checks and
--- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), in SQLite's
--- types. Tables are STRICT: a column holds only values of its type (an
--- amount is an integer, never text or a real). Times are RFC 3339 text in UTC
--- with milliseconds, which sorts as time does; days are YYYY-MM-DD; JSON is
+-- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), but for one
+-- index (deliveries, below), in SQLite's types. Tables are STRICT: a column
+-- holds only values of its type (an amount is an integer, never text or a
+-- real). Times are RFC 3339 text in UTC (a fraction of a second only when
+-- there is one), which sorts as time does; days are YYYY-MM-DD; JSON is
 -- text checked by json_valid (on PostgreSQL jsonb checks it, except
 -- `events.body`, text there so that it is sent byte for byte, and written
 -- only by the service); booleans are 0/1. Foreign keys are enforced (the
@@ -188,7 +189,10 @@ CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 -- signs every delivery; after a rotation the previous one signs alongside it
 -- until `previous_secret_until`. `failing_since` is the first failed attempt
 -- since the last success: once it is older than the configured period the
--- endpoint is disabled (`disabled_reason` says why).
+-- endpoint is disabled. A disabled endpoint says who disabled it
+-- (`disabled_by`: a person, its failures, or its removal from the
+-- configuration, which the configuration's return lifts) and why
+-- (`disabled_reason`, words for people).
 CREATE TABLE webhook_endpoints (
     id                    TEXT PRIMARY KEY,
     url                   TEXT NOT NULL,
@@ -196,13 +200,15 @@ CREATE TABLE webhook_endpoints (
     source                TEXT NOT NULL CHECK (source IN ('api', 'config')),
     enabled               INTEGER NOT NULL CHECK (enabled IN (0, 1)),
     disabled_reason       TEXT,
-    secret                TEXT NOT NULL CHECK (secret LIKE 'whsec_%'),
-    previous_secret       TEXT CHECK (previous_secret LIKE 'whsec_%'),
+    disabled_by           TEXT CHECK (disabled_by IN ('person', 'failures', 'configuration')),
+    secret                TEXT NOT NULL CHECK (substr(secret, 1, 6) = 'whsec_'),
+    previous_secret       TEXT CHECK (substr(previous_secret, 1, 6) = 'whsec_'),
     previous_secret_until TEXT,
     failing_since         TEXT,
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
+    CHECK (enabled = (disabled_by IS NULL)),
     CHECK (enabled OR disabled_reason IS NOT NULL)
 ) STRICT;
 CREATE UNIQUE INDEX webhook_endpoints_one_from_config ON webhook_endpoints (source) WHERE source = 'config';
@@ -218,7 +224,7 @@ CREATE TABLE webhook_endpoint_types (
 -- The outbox: one row per event, written in the transaction of the change
 -- that raised it, so an event exists exactly when its change committed.
 -- `body` is the JSON sent, byte for byte, on every attempt. A payment's
--- events are numbered by `sequence` (assigned under the payment's row lock)
+-- events are numbered by `sequence` (assigned by the one writer, which holds the database)
 -- so a consumer can drop a stale one; `endpoint.disabled` names no payment.
 -- Writers take the database one at a time, so `feed_position` (one more
 -- than the highest, assigned by the writer) is commit order: the changes
@@ -237,7 +243,7 @@ CREATE TABLE events (
 ) STRICT;
 -- The event list (newest first, by type or payment).
 CREATE INDEX events_by_time ON events (created_at, id);
-CREATE INDEX events_by_type ON events (type, created_at);
+CREATE INDEX events_by_type ON events (type, id);
 
 -- One event to one endpoint: created with the event for every endpoint
 -- subscribed to its type, or by a resend. A pending delivery has its next
@@ -260,11 +266,11 @@ CREATE TABLE deliveries (
     CHECK (status = 'pending' OR next_attempt_at IS NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 ) STRICT;
--- What is due, in the order claims take it; what waits parked, per endpoint
--- (enabling it again, and the sweep for strays, find them); an endpoint's
--- deliveries by status (resending what failed, the backlog per endpoint).
+-- What is due, in the order claims take it; an endpoint's deliveries by
+-- status (resending what failed, the backlog per endpoint, and what waits
+-- parked: SQLite plans without statistics and reads an endpoint's pending
+-- deliveries here, so PostgreSQL's `deliveries_parked` would go unused).
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX deliveries_parked ON deliveries (endpoint_id) WHERE status = 'pending' AND next_attempt_at IS NULL;
 CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id, status, created_at);
 
 -- Every attempt of a delivery: when, how long, what the endpoint answered

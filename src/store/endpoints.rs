@@ -5,6 +5,20 @@ use super::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// Parks a disabled endpoint's pending deliveries (`$1` the endpoint, `$2`
+/// now): no next attempt, so claims never walk past them. One being sent is
+/// left to its sender.
+pub const PARK: &str = "UPDATE deliveries SET next_attempt_at = NULL, updated_at = $2 \
+    WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL \
+    AND (lease_until IS NULL OR lease_until <= $2)";
+
+/// Makes an enabled endpoint's parked deliveries due since their creation,
+/// so that they go out at once, oldest first (on PostgreSQL it reads
+/// `deliveries_parked`).
+pub const UNPARK: &str = "UPDATE deliveries SET next_attempt_at = created_at, updated_at = $2 \
+    WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NULL \
+    AND (lease_until IS NULL OR lease_until <= $2)";
+
 /// A webhook endpoint as stored (its secrets included: `Debug` hides them).
 #[derive(Clone, sqlx::FromRow)]
 pub struct Endpoint {

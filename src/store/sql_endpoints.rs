@@ -26,14 +26,19 @@ macro_rules! sql_endpoint_store {
                     endpoint_id: &str,
                     now: DateTime<Utc>,
                 ) -> crate::store::Result<u64> {
-                    let done = sqlx::query(&Self::sql(
-                        "UPDATE deliveries SET \
-                         next_attempt_at = CASE WHEN (SELECT enabled FROM webhook_endpoints WHERE id = $1) \
-                           THEN created_at END, \
-                         updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending' \
-                         AND (lease_until IS NULL OR lease_until <= $2) \
-                         AND (next_attempt_at IS NULL) = (SELECT enabled FROM webhook_endpoints WHERE id = $1)",
-                    ))
+                    let enabled: Option<bool> =
+                        sqlx::query_scalar(&Self::sql("SELECT enabled FROM webhook_endpoints WHERE id = $1"))
+                            .bind(endpoint_id)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    // Two statements, so that each names the deliveries it
+                    // moves: enabling reads only the parked ones (their index).
+                    let sql = match enabled {
+                        None => return Ok(0),
+                        Some(true) => UNPARK,
+                        Some(false) => PARK,
+                    };
+                    let done = sqlx::query(&Self::sql(sql))
                     .bind(endpoint_id)
                     .bind(now)
                     .execute(&mut **tx)
@@ -125,11 +130,12 @@ macro_rules! sql_endpoint_store {
                             // a disable (a person's, or the sender's after failing too long)
                             // unless the URL changed; the one that removing the endpoint from
                             // the configuration caused is lifted.
-                            let kept_disabled = "(url = $1 AND NOT enabled AND disabled_reason <> 'no longer in the configuration')";
+                            let kept_disabled = "(url = $1 AND NOT enabled AND disabled_by <> 'configuration')";
                             sqlx::query(&Self::sql_owned(format!(
                                 "UPDATE webhook_endpoints SET url = $1, \
                                  enabled = CASE WHEN {kept_disabled} THEN FALSE ELSE TRUE END, \
                                  disabled_reason = CASE WHEN {kept_disabled} THEN disabled_reason END, \
+                                 disabled_by = CASE WHEN {kept_disabled} THEN disabled_by END, \
                                  failing_since = CASE WHEN {kept_disabled} OR (url = $1 AND enabled) THEN failing_since END, \
                                  previous_secret = CASE WHEN secret = $2 THEN previous_secret ELSE secret END, \
                                  previous_secret_until = CASE WHEN secret = $2 THEN previous_secret_until ELSE $3 END, \
@@ -168,7 +174,7 @@ macro_rules! sql_endpoint_store {
                 async fn unconfigure_endpoint(&self, now: DateTime<Utc>) -> crate::store::Result<()> {
                     let mut tx = self.begin().await?;
                     let disabled: Option<String> = sqlx::query_scalar(&Self::sql(
-                        "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = \
+                        "UPDATE webhook_endpoints SET enabled = FALSE, disabled_by = 'configuration', disabled_reason = \
                          'no longer in the configuration', updated_at = $1 WHERE source = 'config' AND enabled = TRUE \
                          RETURNING id",
                     ))
@@ -230,6 +236,7 @@ macro_rules! sql_endpoint_store {
                     }
                     sqlx::query(&Self::sql(
                         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled = $3, disabled_reason = $4, \
+                         disabled_by = CASE WHEN $3 THEN NULL WHEN enabled THEN 'person' ELSE disabled_by END, \
                          failing_since = $5, updated_at = $6 WHERE id = $7",
                     ))
                     .bind(&e.url)

@@ -136,7 +136,8 @@ macro_rules! sql_records {
                     };
                     let reason = format!("no successful delivery since {}", since.to_rfc3339());
                     sqlx::query(&Self::sql(
-                        "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 WHERE id = $3",
+                        "UPDATE webhook_endpoints SET enabled = FALSE, disabled_by = 'failures', disabled_reason = $1, \
+                         updated_at = $2 WHERE id = $3",
                     ))
                     .bind(&reason)
                     .bind(now)

@@ -87,7 +87,7 @@ async fn a_delivery_left_parked_for_an_enabled_endpoint_is_sent(backend: Backend
     let event = newest_event(&app).await;
     // Enabled, as that enable left it: the endpoint on, this delivery still parked.
     crate::with_connection!(&app.db.url, |c| sqlx::query(
-        "UPDATE webhook_endpoints SET enabled = TRUE, disabled_reason = NULL WHERE id = $1"
+        "UPDATE webhook_endpoints SET enabled = TRUE, disabled_by = NULL, disabled_reason = NULL WHERE id = $1"
     )
     .bind(&id)
     .execute(&mut c)

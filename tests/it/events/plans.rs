@@ -14,9 +14,11 @@ const CLAIM: &str = "SELECT d.id FROM deliveries d WHERE d.status = 'pending' AN
 /// Two endpoints: `off` disabled with 20,000 parked deliveries, `on` with
 /// 20,000 scheduled an hour ahead and 10 due.
 const FILL: &str = "
-INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_reason, secret, created_at, updated_at)
-VALUES ('on', 'https://a.example/h', 'api', TRUE, NULL, 'whsec_x', now(), now()),
-       ('off', 'https://b.example/h', 'api', FALSE, 'off', 'whsec_x', now(), now());
+INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, updated_at)
+VALUES ('on', 'https://a.example/h', 'api', TRUE, NULL, NULL, 'whsec_x', now(), now()),
+       ('off', 'https://b.example/h', 'api', FALSE, 'person', 'off', 'whsec_x', now(), now());
+INSERT INTO events (id, type, cause, body, created_at)
+SELECT 'F' || i, 'refund.failed', 'worker', '{}', now() FROM generate_series(1, 10) AS i;
 INSERT INTO events (id, type, cause, body, created_at)
 SELECT 'E' || i, 'endpoint.disabled', 'worker', '{}', now() FROM generate_series(1, 20000) AS i;
 INSERT INTO deliveries (event_id, endpoint_id, status, next_attempt_at, created_at, updated_at)
@@ -27,27 +29,41 @@ SELECT 'E' || i, 'on', 'pending', CASE WHEN i <= 10 THEN now() - interval '1 min
 ANALYZE deliveries; ANALYZE webhook_endpoints; ANALYZE events;
 ";
 
-async fn plan(b: Backend) -> String {
+/// The event list of one type, newest first, as `sql_events.rs` writes it.
+const EVENTS_OF_A_TYPE: &str = "SELECT id FROM events WHERE type = 'refund.failed' ORDER BY id DESC LIMIT 50";
+
+/// The plans of `statements` on a database holding `FILL`.
+async fn plans(b: Backend, statements: &[&str]) -> Vec<String> {
     let db = TestDb::new(b).await;
     let store = finpay_qris::store::connect(&db.url, 2, 5).await.unwrap();
     store.migrate().await.unwrap();
     if b == Backend::Postgres {
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::raw_sql(FILL).execute(&mut c).await.unwrap();
-        let rows: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", CLAIM.replace("NOW", "now()")))
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
-        rows.join("\n")
+        let mut out = Vec::new();
+        for s in statements {
+            let sql = format!("EXPLAIN {}", s.replace("NOW", "now()"));
+            let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut c).await.unwrap();
+            out.push(rows.join("\n"));
+        }
+        out
     } else {
         let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        let sql = format!(
-            "EXPLAIN QUERY PLAN {}",
-            CLAIM.replace("NOW", "'2026-12-06T00:00:00.000Z'")
-        );
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&sql).fetch_all(&mut c).await.unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        let mut out = Vec::new();
+        for s in statements {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN {}",
+                s.replace("NOW", "'2026-12-06T00:00:00.000Z'").replace('$', "?")
+            );
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&sql).fetch_all(&mut c).await.unwrap();
+            out.push(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"));
+        }
+        out
     }
+}
+
+async fn plan(b: Backend) -> String {
+    plans(b, &[CLAIM]).await.remove(0)
 }
 
 async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
@@ -67,7 +83,39 @@ async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
     assert!(!plan.contains("Sort Key"), "sorts what it read:\n{plan}");
 }
 
-crate::on_both_backends!(a_claim_reads_only_the_due_end_of_the_due_index);
+/// Listing a rare type among 20,000 events of another reads that type's
+/// entries in id order, never every event newest first; enabling an endpoint
+/// reads only its parked deliveries on PostgreSQL, never its 20,000
+/// scheduled ones.
+async fn the_type_filter_and_enabling_read_their_own_index_entries(b: Backend) {
+    if b == Backend::Postgres && !common::postgres_available().await {
+        return;
+    }
+    let unpark = finpay_qris::store::endpoints::UNPARK
+        .replace("$1", "'on'")
+        .replace("$2", "NOW");
+    let plans = plans(b, &[EVENTS_OF_A_TYPE, &unpark]).await;
+    let (of_a_type, enabling) = (&plans[0], &plans[1]);
+    assert!(
+        of_a_type.contains("events_by_type"),
+        "planned without events_by_type:\n{of_a_type}"
+    );
+    assert!(!of_a_type.contains("Sort Key"), "sorts what it read:\n{of_a_type}");
+    assert!(!of_a_type.contains("TEMP B-TREE"), "sorts what it read:\n{of_a_type}");
+    // SQLite plans without statistics: it reads the endpoint's pending
+    // deliveries, and has no parked index.
+    let index = if b == Backend::Postgres {
+        "deliveries_parked"
+    } else {
+        "deliveries_by_endpoint"
+    };
+    assert!(enabling.contains(index), "planned without {index}:\n{enabling}");
+}
+
+crate::on_both_backends!(
+    a_claim_reads_only_the_due_end_of_the_due_index,
+    the_type_filter_and_enabling_read_their_own_index_entries
+);
 
 /// Reading the changes feed numbers what was committed since the last read:
 /// with 20,000 events numbered and 200,000 not, the numbering takes the first
