@@ -5,7 +5,8 @@
 //! A definite refusal fails the payment; an unknown outcome (timeout, 5xx)
 //! leaves it pending for the worker, and a retry of the same request (same
 //! `Idempotency-Key`, or the same `partnerReferenceNo`) calls generate again
-//! with the same `partnerReferenceNo`, which Finpay treats as the same QR.
+//! with the same `partnerReferenceNo`: Finpay's QR if it gives it, else the
+//! outcome stays unknown and the worker follows the payment.
 
 use super::auth::Caller;
 use super::error::ApiError;

@@ -24,7 +24,7 @@ use crate::finpay::RefundRequest;
 use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
-use crate::store::{IdempotencyRef, NewRefund, Payment, Refund, RefundOutcome, RefundReservation};
+use crate::store::{IdempotencyRef, NewRefund, Payment, Refund, RefundReservation};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -186,6 +186,9 @@ async fn run(
     key: Option<&IdempotencyRef>,
     resume: Option<String>,
 ) -> Reply {
+    // A refund found stored (a retry, or "Ask Finpay again") may have been
+    // sent before, with an outcome nobody heard.
+    let sent_before = resume.is_some();
     let (refund, done) = match resume {
         Some(id) => match st.store.get_refund(&id).await {
             Ok(Some(r)) => (r, StatusCode::CREATED),
@@ -214,23 +217,8 @@ async fn run(
         },
         reason: refund.reason.clone(),
     };
-    let (outcome, error) = match finpay.refund(&req).await {
-        Ok(r) => (
-            RefundOutcome::Succeeded {
-                reference_no: r.reference_no,
-                response_code: Some(r.response_code),
-            },
-            None,
-        ),
-        Err(e) if upstream::definitely_refused(&e) => {
-            let outcome = RefundOutcome::Rejected {
-                response_code: upstream::response_code(&e),
-                message: e.to_string(),
-            };
-            (outcome, Some(e))
-        }
-        Err(e) => (RefundOutcome::Unknown { reason: e.to_string() }, Some(e)),
-    };
+    let sent_before = sent_before || done == StatusCode::OK;
+    let (outcome, error) = upstream::refund_outcome(finpay.refund(&req).await, sent_before);
     let stored = match st.store.complete_refund(&refund.id, &outcome).await {
         Ok(r) => r,
         Err(se) => {
@@ -248,6 +236,13 @@ async fn run(
             tracing::warn!(refund_id = %stored.id, error = %e, "Finpay refused the refund");
             let what = "Finpay refused the refund; the amount can be refunded again";
             Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), true)
+        }
+        (Some(e), _) if sent_before && upstream::definitely_refused(&e) => {
+            tracing::warn!(refund_id = %stored.id, error = %e, "Finpay refused a refund sent again; it stays pending");
+            let what = "Finpay refused the refund sent again; an earlier send's outcome is unknown and may be what \
+                        the refusal is about (a refund already carried out), so the refund stays pending with its \
+                        amount reserved: settle it with Finpay";
+            Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), false)
         }
         (Some(e), _) => {
             tracing::warn!(refund_id = %stored.id, error = %e, "refund outcome unknown; it stays pending");

@@ -3,9 +3,10 @@
 //! path (refresh-on-read).
 
 use super::error::ApiError;
-use crate::finpay::{FinpayClient, FinpayError};
+use crate::finpay::{FinpayClient, FinpayError, RefundResponse};
 use crate::state::AppState;
 use crate::store::Payment;
+use crate::store::RefundOutcome;
 use std::sync::Arc;
 
 /// Finpay, or 503 when it is not configured.
@@ -18,6 +19,55 @@ pub fn finpay(st: &AppState) -> Result<Arc<FinpayClient>, ApiError> {
 /// "slow down", a 2xx with a non-success code) leaves the outcome unknown.
 pub fn definitely_refused(e: &FinpayError) -> bool {
     matches!(e, FinpayError::Rejected { http, .. } if (400..500).contains(http) && !matches!(http, 408 | 409 | 425 | 429))
+}
+
+/// Finpay already holds a transaction under this reference (`409xx01`,
+/// "Duplicate partnerReferenceNo"): an earlier send of the same request was
+/// carried out.
+pub fn duplicate_reference(e: &FinpayError) -> bool {
+    matches!(e, FinpayError::Rejected { http: 409, response_code, .. }
+        if response_code.len() == 7 && response_code.starts_with("409") && response_code.ends_with("01"))
+}
+
+/// What Finpay's answer to a refund settles. A refusal proves nothing was
+/// done only for a first send: to a refund sent again it may be about the
+/// earlier send (say, a refund already carried out), and recording it failed
+/// would free an amount Finpay may have paid out. A duplicate reference to a
+/// refund sent again means the earlier send was carried out.
+pub fn refund_outcome(
+    answer: Result<RefundResponse, FinpayError>,
+    sent_before: bool,
+) -> (RefundOutcome, Option<FinpayError>) {
+    match answer {
+        Ok(r) => (
+            RefundOutcome::Succeeded {
+                reference_no: r.reference_no,
+                response_code: Some(r.response_code),
+            },
+            None,
+        ),
+        Err(e) if sent_before && duplicate_reference(&e) => (
+            RefundOutcome::Succeeded {
+                reference_no: None,
+                response_code: response_code(&e),
+            },
+            Some(e),
+        ),
+        Err(e) if !sent_before && definitely_refused(&e) => (
+            RefundOutcome::Rejected {
+                response_code: response_code(&e),
+                message: e.to_string(),
+            },
+            Some(e),
+        ),
+        Err(e) if sent_before && definitely_refused(&e) => (
+            RefundOutcome::Unknown {
+                reason: format!("refused when sent again, so not proof that nothing was refunded: {e}"),
+            },
+            Some(e),
+        ),
+        Err(e) => (RefundOutcome::Unknown { reason: e.to_string() }, Some(e)),
+    }
 }
 
 /// Finpay's `responseCode`, when it gave one.

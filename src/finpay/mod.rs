@@ -137,9 +137,12 @@ impl FinpayError {
         matches!(self, Self::Timeout | Self::Unavailable(_))
     }
 
-    /// Finpay says it has no such transaction (`404xx01`).
+    /// Finpay says it has no such transaction (`404xx01`). Only that case:
+    /// other 404s (`404xx08` "Invalid merchant", a gateway's 404 for a wrong
+    /// path) say nothing about the transaction.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Rejected { http: 404, .. })
+        matches!(self, Self::Rejected { http: 404, response_code, .. }
+            if response_code.len() == 7 && response_code.starts_with("404") && response_code.ends_with("01"))
     }
 }
 

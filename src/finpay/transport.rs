@@ -276,6 +276,26 @@ mod tests {
     }
 
     #[test]
+    fn only_case_01_of_a_404_says_finpay_has_no_such_transaction() {
+        let not_found = |http, code: &str| {
+            answer(http, json!({"responseCode": code, "responseMessage": "x"}))
+                .judge()
+                .err()
+                .is_some_and(|e| e.is_not_found())
+        };
+        assert!(not_found(404, "4045101"));
+        assert!(
+            !not_found(404, "4045108"),
+            "an invalid merchant is a configuration to fix"
+        );
+        assert!(
+            !not_found(404, ""),
+            "a gateway's 404 for a wrong path says nothing of the payment"
+        );
+        assert!(!not_found(400, "4005101"));
+    }
+
+    #[test]
     fn answers_are_judged_by_http_status_and_case_code() {
         let rejected = answer(
             404,

@@ -2,8 +2,8 @@
 //! simulator, success, partial and full, and concurrent over-refunds.
 
 use super::support::{
-    calls_to, event_kinds, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post, refund,
-    refunds_path, unreachable_finpay, with_simulator,
+    calls_to, event_kinds, finpay_at, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post,
+    refund, refunds_path, scripted_finpay, unreachable_finpay, with_simulator,
 };
 use crate::common::{Backend, TestApp};
 use serde_json::json;
@@ -78,6 +78,57 @@ async fn an_unknown_refund_outcome_keeps_the_amount_reserved(backend: Backend) {
         kinds.iter().any(|k| k == "refund_requested") && kinds.iter().any(|k| k == "refund_unknown"),
         "{kinds:?}"
     );
+    app.stop().await;
+}
+
+/// Finpay's answer to a refund sent again after an unknown outcome: `second`.
+async fn refund_resumed_after_a_lost_answer(
+    backend: Backend,
+    second: (u16, serde_json::Value),
+) -> (TestApp, String, u16) {
+    let lost = (504, json!({"responseCode": "5047800", "responseMessage": "Timeout"}));
+    let finpay = scripted_finpay(vec![lost, second]).await;
+    let app = TestApp::spawn_with(backend, move |env| finpay_at(env, &finpay)).await;
+    let paid = paid_by_notification(&app, "10000.00").await;
+    let id = paid["id"].as_str().unwrap().to_string();
+    let returned = refund("4000", "returned").numbered("RF-9");
+    returned.send(&app, &id).await.problem(502);
+    let again = returned.send(&app, &id).await.status;
+    (app, id, again)
+}
+
+async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserved(backend: Backend) {
+    let invalid_amount = (
+        404,
+        json!({"responseCode": "4047813", "responseMessage": "Invalid Amount"}),
+    );
+    let (app, id, answered) = refund_resumed_after_a_lost_answer(backend, invalid_amount).await;
+    assert_eq!(answered, 502, "no outcome to report");
+    let refunds = get(&app, &refunds_path(&id)).await.json();
+    assert_eq!(
+        refunds["items"][0]["status"], "pending",
+        "the first send may have been carried out"
+    );
+    assert_eq!(
+        payment(&app, &id).await["refundedAmount"],
+        "4000.00",
+        "the amount stays reserved"
+    );
+    let kinds = event_kinds(&app, &id).await;
+    assert!(!kinds.iter().any(|k| k == "refund_failed"), "{kinds:?}");
+    app.stop().await;
+}
+
+async fn a_duplicate_reference_to_a_refund_sent_again_means_it_was_carried_out(backend: Backend) {
+    let duplicate = (
+        409,
+        json!({"responseCode": "4097801", "responseMessage": "Duplicate partnerReferenceNo"}),
+    );
+    let (app, id, answered) = refund_resumed_after_a_lost_answer(backend, duplicate).await;
+    assert_eq!(answered, 200, "the refund, as it is");
+    let refunds = get(&app, &refunds_path(&id)).await.json();
+    assert_eq!(refunds["items"][0]["status"], "succeeded");
+    assert_eq!(payment(&app, &id).await["refundedAmount"], "4000.00");
     app.stop().await;
 }
 
@@ -251,4 +302,6 @@ crate::on_both_backends!(
     concurrent_retries_with_one_idempotency_key_refund_once,
     a_refused_refund_releases_the_amount,
     after_a_finpay_outage_a_retry_completes_the_same_refund,
+    a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserved,
+    a_duplicate_reference_to_a_refund_sent_again_means_it_was_carried_out,
 );

@@ -114,8 +114,13 @@ pub async fn paid_by_notification(app: &TestApp, amount: &str) -> Value {
 /// Environment entries for a Finpay that is configured but never answers
 /// (nothing listens on the discard port).
 pub fn unreachable_finpay(env: &mut Vec<(String, String)>) {
+    finpay_at(env, "http://127.0.0.1:9");
+}
+
+/// A Finpay at `base_url` (signing keys of the tests, short timeouts).
+pub fn finpay_at(env: &mut Vec<(String, String)>, base_url: &str) {
     for (k, v) in [
-        ("FINPAY_QRIS__FINPAY__BASE_URL", "http://127.0.0.1:9"),
+        ("FINPAY_QRIS__FINPAY__BASE_URL", base_url),
         ("FINPAY_QRIS__FINPAY__CLIENT_ID", "merchant-client"),
         ("FINPAY_QRIS__FINPAY__CLIENT_SECRET", "merchant-secret"),
         ("FINPAY_QRIS__FINPAY__PRIVATE_KEY", common::FINPAY_PRIVATE_KEY),
@@ -222,4 +227,35 @@ impl RefundRequest {
         )
         .await
     }
+}
+
+/// A Finpay that issues tokens and answers every other call with the next of
+/// `answers` (HTTP status, body), the last one repeated; for answers the
+/// simulator never gives. Returns its base URL.
+pub async fn scripted_finpay(answers: Vec<(u16, Value)>) -> String {
+    use axum::http::{StatusCode, Uri};
+    use std::sync::{Arc, Mutex};
+    let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let answers = answers.clone();
+        async move {
+            if uri.path().contains("access-token") {
+                let token = serde_json::json!({"responseCode": "2007300", "responseMessage": "Successful",
+                    "accessToken": "scripted-token", "tokenType": "Bearer", "expiresIn": "900"});
+                return (StatusCode::OK, axum::Json(token));
+            }
+            let mut queue = answers.lock().unwrap();
+            let (status, body) = if queue.len() > 1 {
+                queue.pop_front()
+            } else {
+                queue.front().cloned()
+            }
+            .expect("an answer scripted");
+            (StatusCode::from_u16(status).unwrap(), axum::Json(body))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
 }
