@@ -7,13 +7,15 @@ use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::events_model::*;
 use super::extract::{ApiJson, ApiPath};
+use super::idempotency::{self, Begin, Reply};
 use crate::domain::EventType;
 use crate::events::signing::new_secret;
 use crate::events::target::check_url;
 use crate::state::AppState;
 use crate::store::endpoints::{Endpoint, EndpointUpdate, NewEndpoint};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 /// Longest the previous secret may sign alongside the new one: a week.
@@ -93,16 +95,23 @@ fn not_found(id: &str) -> ApiError {
     path = "/webhook-endpoints",
     tag = "events",
     request_body = CreateEndpointRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → the \
+        same endpoint and secret, not a second endpoint. 1–255 visible ASCII characters", min_length = 1, max_length = 255,
+        pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "Created; keep the secret", body = EndpointWithSecret),
-        (status = 422, description = "A field is invalid (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Unreadable body or header", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn create_endpoint(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CreateEndpointRequest>,
-) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
+) -> Result<Response, ApiError> {
     let new = NewEndpoint {
         id: uuid::Uuid::now_v7().to_string(),
         url: valid_url(&st, &body.url)?,
@@ -111,14 +120,29 @@ pub async fn create_endpoint(
         secret: new_secret(),
         created_at: crate::store::now(),
     };
-    let e = st.store.create_endpoint(&new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EndpointWithSecret {
-            endpoint: (&e).into(),
-            secret: new.secret,
-        }),
-    ))
+    // A retry after a lost answer gets the first answer (its secret too, kept
+    // with the key as the endpoint keeps it), not a second endpoint.
+    let key = idempotency::key_from(&headers, &caller, "POST /api/v1/webhook-endpoints")?;
+    if let Some(k) = &key {
+        let canonical = serde_json::json!([new.url, new.description, new.event_types]);
+        if let Begin::Answer(first) = idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
+            return Ok(first);
+        }
+    }
+    let reply = match st.store.create_endpoint(&new).await {
+        Ok(e) => Reply::json(
+            StatusCode::CREATED,
+            &EndpointWithSecret {
+                endpoint: (&e).into(),
+                secret: new.secret,
+            },
+        ),
+        Err(e) => Reply::error(e.into(), false),
+    };
+    if let Some(k) = &key {
+        idempotency::finish(&st, k, &reply).await;
+    }
+    Ok(reply.into_response())
 }
 
 /// List webhook endpoints
@@ -192,6 +216,11 @@ pub async fn update_endpoint(
             "eventTypes",
             "event types are every type: subscribe another endpoint",
         )?;
+    }
+    // Enabling an endpoint whose URL the settings refuse now (say, http after
+    // EVENTS__ALLOW_HTTP was turned off) would only fail every attempt.
+    if body.enabled == Some(true) && body.url.is_none() {
+        valid_url(&st, &endpoint.url)?;
     }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,

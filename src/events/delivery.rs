@@ -290,10 +290,17 @@ async fn send(
     Ok((status, excerpt_text(&excerpt)))
 }
 
-/// The start of an answer as text: invalid UTF-8 and NUL (which PostgreSQL's
-/// text cannot hold) become U+FFFD.
+/// The start of an answer as text, at most [`EXCERPT_BYTES`] of UTF-8:
+/// invalid UTF-8 and NUL (which PostgreSQL's text cannot hold) become U+FFFD,
+/// which takes three bytes, so the text is cut again at a character.
 fn excerpt_text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
+    let mut text = String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}");
+    let mut end = text.len().min(EXCERPT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
 }
 
 /// A failed request in a few words (reqwest's own chain names the URL's host).
@@ -371,5 +378,14 @@ mod tests {
             response_excerpt: None,
         };
         assert_eq!(lag(&d, &a), Duration::from_millis(120));
+    }
+
+    #[test]
+    fn an_excerpt_of_binary_bytes_stays_within_its_bound_in_utf8() {
+        let binary = vec![0xFFu8; EXCERPT_BYTES];
+        let text = excerpt_text(&binary);
+        assert!(text.len() <= EXCERPT_BYTES, "{} bytes", text.len());
+        assert!(text.starts_with('\u{FFFD}'));
+        assert_eq!(excerpt_text(b"{\"ok\":true}"), "{\"ok\":true}");
     }
 }

@@ -334,6 +334,53 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
     )
     .await;
     assert_eq!(r.problem(422)["field"], "description");
+    // An endpoint created while http was allowed is not enabled again once it is not.
+    crate::with_connection!(&app.db.url, |c| sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, \
+         updated_at) VALUES ('old-http', 'http://orders.example.com/h', 'api', FALSE, 'person', 'paused', \
+         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '2026-12-06T00:00:00Z', '2026-12-06T00:00:00Z')"
+    )
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+    let enable = app
+        .http
+        .patch(app.api_url("/api/v1/webhook-endpoints/old-http"))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"enabled": true}));
+    let r = crate::api::support::send(enable).await;
+    let p = r.problem(422);
+    assert_eq!(p["field"], "url");
+    assert!(p["detail"].as_str().unwrap().contains("https"), "{p}");
+    app.stop().await;
+}
+
+async fn a_retried_creation_with_its_idempotency_key_makes_one_endpoint(backend: Backend) {
+    let app = app(backend, |_| {}).await;
+    let body = json!({"url": "http://127.0.0.1:9/orders", "eventTypes": ["payment.paid"]});
+    let first = post(&app, "/api/v1/webhook-endpoints", &body, Some("ep-0001")).await;
+    assert_eq!(first.status, 201);
+    let again = post(&app, "/api/v1/webhook-endpoints", &body, Some("ep-0001")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.json()["id"], first.json()["id"]);
+    assert_eq!(
+        again.json()["secret"],
+        first.json()["secret"],
+        "the retry can sign with what it was given"
+    );
+    let other = json!({"url": "http://127.0.0.1:9/elsewhere"});
+    let misused = post(&app, "/api/v1/webhook-endpoints", &other, Some("ep-0001")).await;
+    assert_eq!(misused.problem(422)["field"], "Idempotency-Key");
+    let listed = get(&app, "/api/v1/webhook-endpoints").await.json();
+    let urls: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["url"].as_str())
+        .collect();
+    assert_eq!(urls.iter().filter(|u| u.ends_with("/orders")).count(), 1, "{urls:?}");
     app.stop().await;
 }
 
@@ -552,4 +599,5 @@ on_both_backends!(
     an_endpoint_failing_too_long_is_disabled_and_that_is_an_event,
     a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside,
     endpoints_refuse_http_and_private_addresses_by_default,
+    a_retried_creation_with_its_idempotency_key_makes_one_endpoint,
 );
