@@ -5,8 +5,7 @@
 use super::error::ApiError;
 use crate::finpay::{FinpayClient, FinpayError, RefundResponse};
 use crate::state::AppState;
-use crate::store::Payment;
-use crate::store::RefundOutcome;
+use crate::store::{Payment, RefundOutcome};
 use std::sync::Arc;
 
 /// Finpay, or 503 when it is not configured.
@@ -19,14 +18,6 @@ pub fn finpay(st: &AppState) -> Result<Arc<FinpayClient>, ApiError> {
 /// "slow down", a 2xx with a non-success code) leaves the outcome unknown.
 pub fn definitely_refused(e: &FinpayError) -> bool {
     matches!(e, FinpayError::Rejected { http, .. } if (400..500).contains(http) && !matches!(http, 408 | 409 | 425 | 429))
-}
-
-/// Finpay already holds a transaction under this reference (`409xx01`,
-/// "Duplicate partnerReferenceNo"): an earlier send of the same request was
-/// carried out.
-pub fn duplicate_reference(e: &FinpayError) -> bool {
-    matches!(e, FinpayError::Rejected { http: 409, response_code, .. }
-        if response_code.len() == 7 && response_code.starts_with("409") && response_code.ends_with("01"))
 }
 
 /// What Finpay's answer to a refund settles. A refusal proves nothing was
@@ -46,7 +37,7 @@ pub fn refund_outcome(
             },
             None,
         ),
-        Err(e) if sent_before && duplicate_reference(&e) => (
+        Err(e) if sent_before && e.is_duplicate_reference() => (
             RefundOutcome::Succeeded {
                 reference_no: None,
                 response_code: response_code(&e),

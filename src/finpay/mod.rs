@@ -141,8 +141,21 @@ impl FinpayError {
     /// other 404s (`404xx08` "Invalid merchant", a gateway's 404 for a wrong
     /// path) say nothing about the transaction.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Rejected { http: 404, response_code, .. }
-            if response_code.len() == 7 && response_code.starts_with("404") && response_code.ends_with("01"))
+        self.is_case(404, "01")
+    }
+
+    /// Finpay already holds a transaction under this reference (`409xx01`,
+    /// "Duplicate partnerReferenceNo").
+    pub fn is_duplicate_reference(&self) -> bool {
+        self.is_case(409, "01")
+    }
+
+    /// A refusal with HTTP `status` and a code `{status}{service}{case}`,
+    /// whatever the service digits.
+    fn is_case(&self, status: u16, case: &str) -> bool {
+        matches!(self, Self::Rejected { http, response_code, .. }
+            if *http == status && response_code.len() == 7
+                && response_code.starts_with(&status.to_string()) && response_code.ends_with(case))
     }
 }
 
