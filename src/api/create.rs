@@ -60,7 +60,7 @@ const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
         )),
         (status = 400, description = "Unreadable body or header", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "partnerReferenceNo used for another payment, or the same Idempotency-Key is in flight", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "partnerReferenceNo used for another payment, the same Idempotency-Key is in flight, or the QR of a retried payment cannot be recovered from Finpay", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay refused (payment failed) or failed (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Finpay or the database is not available", body = super::error::Problem, content_type = "application/problem+json"),
@@ -94,6 +94,7 @@ pub async fn create_payment(
 }
 
 async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, resume: Option<String>) -> Reply {
+    let sent_before = resume.is_some();
     let payment = match resume {
         Some(id) => match st.store.get_payment(&id).await {
             Ok(Some(p)) => p,
@@ -106,7 +107,7 @@ async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, re
             Err(e) => return Reply::error(e, false),
         },
     };
-    generate(st, spec, payment, StatusCode::CREATED).await
+    generate(st, spec, payment, StatusCode::CREATED, sent_before).await
 }
 
 enum Inserted {
@@ -172,11 +173,12 @@ async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply
             .payment(&p.id);
         return Reply::error(e, true);
     }
-    generate(st, spec, p, StatusCode::OK).await
+    generate(st, spec, p, StatusCode::OK, true).await
 }
 
-/// Gets the payment its QR (unless it has one) and answers with it.
-async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode) -> Reply {
+/// Gets the payment its QR (unless it has one) and answers with it;
+/// `sent_before` when an earlier request may have asked Finpay already.
+async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode, sent_before: bool) -> Reply {
     // Paid without our hearing of the QR (its answer was lost, then Finpay
     // notified): the order is paid, and a new payment would charge twice.
     if p.qr_content.is_some() || matches!(p.status, PaymentStatus::Paid | PaymentStatus::Refunded) {
@@ -267,6 +269,19 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
                 .await
             {
                 tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");
+            }
+            // Finpay made the QR for an earlier request and keeps its answer to
+            // itself: retrying cannot recover it.
+            if sent_before && e.is_duplicate_reference() {
+                let e = ApiError::conflict(
+                    "qr-not-recoverable",
+                    "The QR cannot be recovered",
+                    "Finpay generated this payment's QR for an earlier request whose answer was lost, and does not \
+                     give it again: create a new payment (this one stays pending; it is settled if Finpay reports it \
+                     paid, and expires otherwise)",
+                )
+                .payment(&p.id);
+                return Reply::error(e, true);
             }
             // Without its reference a retry is a new payment: say which one resumes this one.
             let what = format!(

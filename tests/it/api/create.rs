@@ -2,7 +2,8 @@
 //! idempotency; creation against the simulator.
 
 use super::support::{
-    calls_to, event_kinds, get, kind, payment, post, post_raw, unreachable_finpay, wait_for_status, with_simulator,
+    calls_to, event_kinds, finpay_at, get, kind, payment, post, post_raw, scripted_finpay, unreachable_finpay,
+    wait_for_status, with_simulator,
 };
 use crate::common::{self, Backend, TestApp};
 use serde_json::json;
@@ -320,7 +321,34 @@ async fn an_unknown_outcome_names_the_reference_that_resumes_the_payment(backend
     app.stop().await;
 }
 
+async fn a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so(backend: Backend) {
+    let lost = (504, json!({"responseCode": "5044700", "responseMessage": "Timeout"}));
+    let duplicate = (
+        409,
+        json!({"responseCode": "4094701", "responseMessage": "Duplicate partnerReferenceNo"}),
+    );
+    let finpay = scripted_finpay(vec![lost, duplicate]).await;
+    let app = TestApp::spawn_with(backend, move |env| {
+        finpay_at(env, &finpay);
+        common::set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false");
+    })
+    .await;
+    let body = json!({"amount": "25000", "partnerReferenceNo": "INV-dup-qr-1"});
+    let id = post(&app, "/api/v1/payments", &body, None).await.problem(502)["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for key in [None, Some("dup-qr")] {
+        let problem = post(&app, "/api/v1/payments", &body, key).await.problem(409);
+        assert_eq!(kind(&problem), "qr-not-recoverable", "{key:?}: {problem}");
+        assert_eq!(problem["paymentId"], id.as_str());
+    }
+    assert_eq!(payment(&app, &id).await["status"], "pending", "left to the worker");
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so,
     a_payment_paid_after_its_qr_answer_was_lost_is_answered_paid_on_retry,
     an_unknown_outcome_names_the_reference_that_resumes_the_payment,
     a_reference_that_is_another_payments_id_is_refused,
