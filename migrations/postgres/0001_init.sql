@@ -105,7 +105,10 @@ CREATE INDEX payment_events_by_payment ON payment_events (payment_id, id);
 
 -- Refunds asked of Finpay. A refund's amount is reserved on its payment
 -- (`payments.refunded_minor`) in the transaction that inserts it, so
--- concurrent refunds never add up to more than the payment.
+-- concurrent refunds never add up to more than the payment. `sends` counts
+-- the times it was taken to be sent to Finpay (or settled by a person): a
+-- refusal settles it as failed only when it answered the first. One at a
+-- time: `sending_until` holds the refund for the send under way.
 CREATE TABLE refunds (
     id                TEXT PRIMARY KEY,
     payment_id        TEXT NOT NULL REFERENCES payments (id),
@@ -115,23 +118,27 @@ CREATE TABLE refunds (
     status            TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
     reference_no      TEXT,
     response_code     TEXT,
+    sends             INTEGER NOT NULL DEFAULT 0 CHECK (sends >= 0),
+    sending_until     TIMESTAMPTZ,
     created_at        TIMESTAMPTZ NOT NULL,
-    updated_at        TIMESTAMPTZ NOT NULL
+    updated_at        TIMESTAMPTZ NOT NULL,
+    CHECK (status = 'pending' OR sending_until IS NULL)
 );
 -- A payment's refunds; refunds asked in a time range (the finance export).
 CREATE INDEX refunds_by_payment ON refunds (payment_id, created_at);
 CREATE INDEX refunds_by_created ON refunds (created_at);
 
 -- What a person did to a payment, through the console or the REST API:
--- who (the API key's name), what (a refund, a refresh, a flag resolved, an
--- event resent), and with which input (amount, reason, note, event).
+-- who (the API key's name), what (a refund, a refresh, a flag resolved, a
+-- pending refund settled, an event resent), and with which input (amount,
+-- reason, note, event).
 -- Written before the action is carried out, so an action that fails half-way
 -- is still on record; its outcome is in `payment_events`.
 CREATE TABLE payment_actions (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     payment_id TEXT NOT NULL REFERENCES payments (id),
     actor      TEXT NOT NULL,
-    action     TEXT NOT NULL CHECK (action IN ('refund', 'refresh', 'resolve_flag', 'resend_event')),
+    action     TEXT NOT NULL CHECK (action IN ('refund', 'refresh', 'resolve_flag', 'resolve_refund', 'resend_event')),
     detail     JSONB NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );

@@ -3,7 +3,7 @@
 //! console under `/console` ([`crate::console`]), plus metrics and health,
 //! which need no key.
 //!
-//! - [`create`], [`payments`], [`refunds`], [`qr`], [`flags`], [`export`]: the handlers;
+//! - [`create`], [`payments`], [`refunds`], [`refund_resolution`], [`qr`], [`flags`], [`export`]: the handlers;
 //! - [`auth`]: API keys and their roles; [`idempotency`]: `Idempotency-Key`;
 //! - [`error`], [`extract`]: one error shape for everything, bad input included;
 //! - [`model`], [`money`], [`payment_request`]: what goes in and out;
@@ -26,6 +26,7 @@ pub mod openapi_rules;
 pub mod payment_request;
 pub mod payments;
 pub mod qr;
+pub mod refund_resolution;
 pub mod refunds;
 pub mod refusals;
 pub mod time;
@@ -65,6 +66,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_actions))
         .routes(routes!(refunds::create_refund, refunds::list_refunds))
         .routes(routes!(flags::resolve_flag))
+        .routes(routes!(refund_resolution::resolve_refund))
         .routes(routes!(export::export_csv))
         .routes(routes!(qr::qr_svg))
         .routes(routes!(qr::qr_png))

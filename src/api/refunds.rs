@@ -3,7 +3,7 @@
 //! The amount is reserved in the database (guarded update of the payment's
 //! `refunded_minor`, in the transaction that stores the refund as `pending`)
 //! before Finpay is asked, so concurrent refunds can never exceed the
-//! payment. A definite refusal releases the reservation; success keeps it
+//! payment. A definite refusal of its first send releases the reservation; success keeps it
 //! (and the payment becomes `refunded` once fully refunded); an unknown
 //! outcome keeps the refund pending: retrying the same request (same
 //! `Idempotency-Key` or `partnerRefundNo`) asks Finpay again with the same
@@ -117,9 +117,9 @@ impl RefundSpec {
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not paid, more than what is left to refund, partnerRefundNo used for another refund, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid, more than what is left to refund, partnerRefundNo used for another refund, the refund is being sent by another request, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Finpay refused (refund failed, amount released) or failed (outcome unknown: retry)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Finpay refused (on the first send: refund failed, amount released; sent again: still pending) or failed (outcome unknown: retry)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Finpay or the database is not available", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Finpay did not answer in time (refund pending: retry)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -186,9 +186,6 @@ async fn run(
     key: Option<&IdempotencyRef>,
     resume: Option<String>,
 ) -> Reply {
-    // A refund found stored (a retry, or "Ask Finpay again") may have been
-    // sent before, with an outcome nobody heard.
-    let sent_before = resume.is_some();
     let (refund, done) = match resume {
         Some(id) => match st.store.get_refund(&id).await {
             Ok(Some(r)) => (r, StatusCode::CREATED),
@@ -217,7 +214,16 @@ async fn run(
         },
         reason: refund.reason.clone(),
     };
-    let sent_before = sent_before || done == StatusCode::OK;
+    // One send at a time, counted: a refusal settles only the first (see
+    // `upstream::refund_outcome`).
+    let now = crate::store::now();
+    let hold = chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64 + 5);
+    let send = match st.store.claim_refund_send(&refund.id, now, now + hold).await {
+        Ok(Some(send)) => send,
+        Ok(None) => return busy_or_settled(st, &refund, &p, done).await,
+        Err(e) => return Reply::error(ApiError::from(e).refund(&refund.id), false),
+    };
+    let sent_before = send > 1;
     let (outcome, error) = upstream::refund_outcome(finpay.refund(&req).await, sent_before);
     let stored = match st.store.complete_refund(&refund.id, &outcome).await {
         Ok(r) => r,
@@ -237,7 +243,7 @@ async fn run(
             let what = "Finpay refused the refund; the amount can be refunded again";
             Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), true)
         }
-        (Some(e), _) if sent_before && upstream::definitely_refused(&e) => {
+        (Some(e), _) if upstream::refused_again(sent_before, &e) => {
             tracing::warn!(refund_id = %stored.id, error = %e, "Finpay refused a refund sent again; it stays pending");
             let what = "Finpay refused the refund sent again; an earlier send's outcome is unknown and may be what \
                         the refusal is about (a refund already carried out), so the refund stays pending with its \
@@ -308,6 +314,25 @@ pub fn precheck(p: &Payment, request: &CreateRefundRequest) -> Result<(), ApiErr
 }
 
 /// Reserves the amount; `Err` is the answer when nothing was reserved.
+/// The refund could not be taken for a send: it was settled meanwhile
+/// (answered as it is), or another request is sending it now.
+async fn busy_or_settled(st: &AppState, refund: &Refund, p: &Payment, done: StatusCode) -> Reply {
+    match st.store.get_refund(&refund.id).await {
+        Ok(Some(r)) if r.status != "pending" => settled_answer(&r, p, done),
+        Ok(_) => Reply::error(
+            ApiError::conflict(
+                "refund-in-progress",
+                "Refund in progress",
+                "this refund is being sent to Finpay by another request; read it again in a moment",
+            )
+            .payment(&p.id)
+            .refund(&refund.id),
+            false,
+        ),
+        Err(e) => Reply::error(ApiError::from(e).refund(&refund.id), false),
+    }
+}
+
 async fn reserve(
     st: &AppState,
     p: &Payment,

@@ -21,10 +21,11 @@ pub fn definitely_refused(e: &FinpayError) -> bool {
 }
 
 /// What Finpay's answer to a refund settles. A refusal proves nothing was
-/// done only for a first send: to a refund sent again it may be about the
-/// earlier send (say, a refund already carried out), and recording it failed
-/// would free an amount Finpay may have paid out. A duplicate reference to a
-/// refund sent again means the earlier send was carried out.
+/// done only when it answers the refund's first send: to a refund sent again
+/// after an unknown outcome, it may be about what the earlier send did (a
+/// refund already made), and recording it failed would free an amount Finpay
+/// may have paid out. A "duplicate" proves nothing either way (the earlier
+/// transaction may have been refused): both leave the refund pending.
 pub fn refund_outcome(
     answer: Result<RefundResponse, FinpayError>,
     sent_before: bool,
@@ -37,28 +38,26 @@ pub fn refund_outcome(
             },
             None,
         ),
-        Err(e) if sent_before && e.is_duplicate_reference() => (
-            RefundOutcome::Succeeded {
-                reference_no: None,
-                response_code: response_code(&e),
+        Err(e) if refused_again(sent_before, &e) => (
+            RefundOutcome::Unknown {
+                reason: format!("refused when sent again, so not proof that nothing was refunded: {e}"),
             },
             Some(e),
         ),
-        Err(e) if !sent_before && definitely_refused(&e) => (
+        Err(e) if definitely_refused(&e) => (
             RefundOutcome::Rejected {
                 response_code: response_code(&e),
                 message: e.to_string(),
             },
             Some(e),
         ),
-        Err(e) if sent_before && definitely_refused(&e) => (
-            RefundOutcome::Unknown {
-                reason: format!("refused when sent again, so not proof that nothing was refunded: {e}"),
-            },
-            Some(e),
-        ),
         Err(e) => (RefundOutcome::Unknown { reason: e.to_string() }, Some(e)),
     }
+}
+
+/// A refusal of a refund that was sent before: it settles nothing.
+pub fn refused_again(sent_before: bool, e: &FinpayError) -> bool {
+    sent_before && definitely_refused(e)
 }
 
 /// Finpay's `responseCode`, when it gave one.

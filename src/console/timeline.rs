@@ -50,6 +50,7 @@ fn title(kind: &str) -> String {
         "action:refund" => "Refund asked",
         "action:refresh" => "Refresh from Finpay asked",
         "action:resolve_flag" => "Flag resolution asked",
+        "action:resolve_refund" => "Pending refund settled by a person",
         "action:resend_event" => "Event resend asked",
         other => {
             let words = other.trim_start_matches("action:").replace(['_', '.'], " ");

@@ -157,6 +157,11 @@ pub trait ApiStore: Send + Sync + 'static {
     /// (the reservation is released) or unknown (stays pending). A refund no
     /// longer pending is returned unchanged.
     async fn complete_refund(&self, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund>;
+    /// Takes a pending refund for one send to Finpay until `until`: the
+    /// number of this send (1 for the first), or `None` when it is no longer
+    /// pending or another send is under way.
+    async fn claim_refund_send(&self, refund_id: &str, now: DateTime<Utc>, until: DateTime<Utc>)
+        -> Result<Option<i32>>;
     async fn get_refund(&self, refund_id: &str) -> Result<Option<Refund>>;
     async fn find_refund_by_partner_no(&self, partner_refund_no: &str) -> Result<Option<Refund>>;
     /// A payment's refunds, oldest first.

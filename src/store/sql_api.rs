@@ -233,6 +233,23 @@ macro_rules! sql_api_store {
                     self.write_refund_outcome(refund_id, outcome).await
                 }
 
+                async fn claim_refund_send(
+                    &self,
+                    refund_id: &str,
+                    now: DateTime<Utc>,
+                    until: DateTime<Utc>,
+                ) -> crate::store::Result<Option<i32>> {
+                    Ok(sqlx::query_scalar(&Self::sql(
+                        "UPDATE refunds SET sends = sends + 1, sending_until = $1 WHERE id = $2 \
+                         AND status = 'pending' AND (sending_until IS NULL OR sending_until <= $3) RETURNING sends",
+                    ))
+                    .bind(until)
+                    .bind(refund_id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
                 async fn get_refund(&self, refund_id: &str) -> crate::store::Result<Option<Refund>> {
                     let sql = Self::sql_owned(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"));
                     Ok(sqlx::query_as(&sql).bind(refund_id).fetch_optional(&self.pool).await?)

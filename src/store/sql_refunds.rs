@@ -131,7 +131,7 @@ macro_rules! sql_refund_writes {
                         RefundOutcome::Succeeded { reference_no, response_code } => {
                             let done = sqlx::query(&Self::sql(
                                 "UPDATE refunds SET status = 'succeeded', reference_no = $1, response_code = $2, \
-                                 updated_at = $3 WHERE id = $4 AND status = 'pending'",
+                                 sending_until = NULL, updated_at = $3 WHERE id = $4 AND status = 'pending'",
                             ))
                             .bind(reference_no.as_deref())
                             .bind(response_code.as_deref())
@@ -158,8 +158,8 @@ macro_rules! sql_refund_writes {
                         }
                         RefundOutcome::Rejected { response_code, message } => {
                             let done = sqlx::query(&Self::sql(
-                                "UPDATE refunds SET status = 'failed', response_code = $1, updated_at = $2 \
-                                 WHERE id = $3 AND status = 'pending'",
+                                "UPDATE refunds SET status = 'failed', response_code = $1, sending_until = NULL, \
+                                 updated_at = $2 WHERE id = $3 AND status = 'pending'",
                             ))
                             .bind(response_code.as_deref())
                             .bind(now)
@@ -187,7 +187,7 @@ macro_rules! sql_refund_writes {
                             }
                         }
                         RefundOutcome::Unknown { reason } => {
-                            sqlx::query(&Self::sql("UPDATE refunds SET updated_at = $1 WHERE id = $2"))
+                            sqlx::query(&Self::sql("UPDATE refunds SET sending_until = NULL, updated_at = $1 WHERE id = $2"))
                                 .bind(now)
                                 .bind(refund_id)
                                 .execute(&mut *tx)

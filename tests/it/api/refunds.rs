@@ -3,7 +3,7 @@
 
 use super::support::{
     calls_to, event_kinds, finpay_at, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post,
-    refund, refunds_path, scripted_finpay, unreachable_finpay, with_simulator,
+    refund, refunds_path, scripted_finpay, scripted_finpay_after, unreachable_finpay, with_simulator,
 };
 use crate::common::{Backend, TestApp};
 use serde_json::json;
@@ -97,7 +97,7 @@ async fn refund_resumed_after_a_lost_answer(
     (app, id, again)
 }
 
-async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserved(backend: Backend) {
+async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_until_a_person_settles_it(backend: Backend) {
     let invalid_amount = (
         404,
         json!({"responseCode": "4047813", "responseMessage": "Invalid Amount"}),
@@ -105,6 +105,7 @@ async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserv
     let (app, id, answered) = refund_resumed_after_a_lost_answer(backend, invalid_amount).await;
     assert_eq!(answered, 502, "no outcome to report");
     let refunds = get(&app, &refunds_path(&id)).await.json();
+    let refund_id = refunds["items"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(
         refunds["items"][0]["status"], "pending",
         "the first send may have been carried out"
@@ -116,18 +117,62 @@ async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserv
     );
     let kinds = event_kinds(&app, &id).await;
     assert!(!kinds.iter().any(|k| k == "refund_failed"), "{kinds:?}");
+
+    // Finpay's support says it was never made: a person settles it, and the amount is free again.
+    let resolution = format!("{}/{refund_id}/resolution", refunds_path(&id));
+    let bad = post(&app, &resolution, &json!({"outcome": "maybe", "note": "x"}), None).await;
+    assert_eq!(bad.problem(422)["field"], "outcome");
+    let failed = json!({"outcome": "failed", "note": "Finpay: never made"});
+    let settled = post(&app, &resolution, &failed, None).await;
+    assert_eq!(settled.status, 200, "{}", String::from_utf8_lossy(&settled.bytes));
+    assert_eq!(settled.json()["status"], "failed");
+    assert_eq!(payment(&app, &id).await["refundedAmount"], "0.00");
+    let again = post(
+        &app,
+        &resolution,
+        &json!({"outcome": "succeeded", "note": "oops"}),
+        None,
+    )
+    .await;
+    assert_eq!(kind(&again.problem(409)), "refund-not-pending");
     app.stop().await;
 }
 
-async fn a_duplicate_reference_to_a_refund_sent_again_means_it_was_carried_out(backend: Backend) {
+async fn a_duplicate_to_a_refund_sent_again_proves_nothing_and_a_person_can_settle_it_made(backend: Backend) {
     let duplicate = (
         409,
         json!({"responseCode": "4097801", "responseMessage": "Duplicate partnerReferenceNo"}),
     );
     let (app, id, answered) = refund_resumed_after_a_lost_answer(backend, duplicate).await;
-    assert_eq!(answered, 200, "the refund, as it is");
+    assert_eq!(answered, 502);
     let refunds = get(&app, &refunds_path(&id)).await.json();
-    assert_eq!(refunds["items"][0]["status"], "succeeded");
+    assert_eq!(refunds["items"][0]["status"], "pending");
+    let refund_id = refunds["items"][0]["id"].as_str().unwrap();
+    let resolution = format!("{}/{refund_id}/resolution", refunds_path(&id));
+    let made = json!({"outcome": "succeeded", "note": "in Finpay's dashboard"});
+    assert_eq!(post(&app, &resolution, &made, None).await.json()["status"], "succeeded");
+    assert_eq!(payment(&app, &id).await["refundedAmount"], "4000.00");
+    let kinds = event_kinds(&app, &id).await;
+    assert!(kinds.iter().any(|k| k == "refund_succeeded"), "{kinds:?}");
+    app.stop().await;
+}
+
+async fn a_refund_being_sent_is_not_sent_again_at_the_same_time(backend: Backend) {
+    let made = (
+        200,
+        json!({"responseCode": "2007800", "responseMessage": "Successful", "referenceNo": "FR-1"}),
+    );
+    let finpay = scripted_finpay_after(std::time::Duration::from_millis(1500), vec![made]).await;
+    let app = TestApp::spawn_with(backend, move |env| finpay_at(env, &finpay)).await;
+    let paid = paid_by_notification(&app, "10000.00").await;
+    let id = paid["id"].as_str().unwrap().to_string();
+    let twice = refund("4000", "returned").numbered("RF-twice");
+    let (first, second) = tokio::join!(twice.send(&app, &id), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        twice.send(&app, &id).await
+    });
+    assert_eq!(first.status, 201, "{}", String::from_utf8_lossy(&first.bytes));
+    assert_eq!(kind(&second.problem(409)), "refund-in-progress");
     assert_eq!(payment(&app, &id).await["refundedAmount"], "4000.00");
     app.stop().await;
 }
@@ -302,6 +347,7 @@ crate::on_both_backends!(
     concurrent_retries_with_one_idempotency_key_refund_once,
     a_refused_refund_releases_the_amount,
     after_a_finpay_outage_a_retry_completes_the_same_refund,
-    a_refusal_of_a_refund_sent_again_keeps_it_pending_and_its_amount_reserved,
-    a_duplicate_reference_to_a_refund_sent_again_means_it_was_carried_out,
+    a_refusal_of_a_refund_sent_again_keeps_it_pending_until_a_person_settles_it,
+    a_duplicate_to_a_refund_sent_again_proves_nothing_and_a_person_can_settle_it_made,
+    a_refund_being_sent_is_not_sent_again_at_the_same_time,
 );

@@ -233,6 +233,11 @@ impl RefundRequest {
 /// `answers` (HTTP status, body), the last one repeated; for answers the
 /// simulator never gives. Returns its base URL.
 pub async fn scripted_finpay(answers: Vec<(u16, Value)>) -> String {
+    scripted_finpay_after(std::time::Duration::ZERO, answers).await
+}
+
+/// [`scripted_finpay`], answering each call other than the token's after `delay`.
+pub async fn scripted_finpay_after(delay: std::time::Duration, answers: Vec<(u16, Value)>) -> String {
     use axum::http::{StatusCode, Uri};
     use std::sync::{Arc, Mutex};
     let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
@@ -244,13 +249,16 @@ pub async fn scripted_finpay(answers: Vec<(u16, Value)>) -> String {
                     "accessToken": "scripted-token", "tokenType": "Bearer", "expiresIn": "900"});
                 return (StatusCode::OK, axum::Json(token));
             }
-            let mut queue = answers.lock().unwrap();
-            let (status, body) = if queue.len() > 1 {
-                queue.pop_front()
-            } else {
-                queue.front().cloned()
-            }
-            .expect("an answer scripted");
+            let (status, body) = {
+                let mut queue = answers.lock().unwrap();
+                if queue.len() > 1 {
+                    queue.pop_front()
+                } else {
+                    queue.front().cloned()
+                }
+                .expect("an answer scripted")
+            };
+            tokio::time::sleep(delay).await;
             (StatusCode::from_u16(status).unwrap(), axum::Json(body))
         }
     });
