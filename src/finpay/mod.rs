@@ -178,7 +178,7 @@ impl FinpayClient {
     pub async fn generate(&self, req: &GenerateRequest) -> Result<GenerateResponse, FinpayError> {
         let body = wire::generate_body(req, &self.settings);
         let answer = self.call(Op::Generate, &self.settings.generate_path, &body).await?;
-        wire::parse_generate(answer)
+        wire::parse_generate(answer, req)
     }
 
     /// `qr-mpm-query`, retried with backoff and jitter on timeouts and 5xx,
@@ -206,7 +206,7 @@ impl FinpayClient {
     pub async fn refund(&self, req: &RefundRequest) -> Result<RefundResponse, FinpayError> {
         let body = wire::refund_body(req, &self.settings);
         let answer = self.call(Op::Refund, &self.settings.refund_path, &body).await?;
-        wire::parse_refund(answer)
+        wire::parse_refund(answer, req)
     }
 
     /// One signed call, plus exactly one refresh-and-retry when Finpay says

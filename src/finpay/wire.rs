@@ -176,12 +176,57 @@ fn info_text<'a>(body: &'a Value, keys: &[&str]) -> Option<&'a str> {
     body.get("additionalInfo").and_then(|info| text(info, keys))
 }
 
+/// A reference a success names must be the one we sent: an answer about
+/// another payment or refund settles nothing (it is unreadable, so the
+/// outcome stays unknown).
+fn as_sent(body: &Value, op: &str, keys: &[&str], sent: Option<&str>) -> Result<(), FinpayError> {
+    match (text(body, keys), sent) {
+        (Some(theirs), Some(ours)) if theirs != ours => Err(FinpayError::InvalidResponse(format!(
+            "{op} answer names {} {theirs:?}, we sent {ours:?}",
+            keys[0]
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An amount a success names must be readable and the one we sent: money is
+/// never guessed.
+fn amount_as_sent(body: &Value, op: &str, keys: &[&str], sent: &Amount) -> Result<(), FinpayError> {
+    let Some((key, a)) = keys
+        .iter()
+        .find_map(|k| body.get(*k).filter(|a| !a.is_null()).map(|a| (*k, a)))
+    else {
+        return Ok(());
+    };
+    let value = text(a, &["value"]).unwrap_or_default();
+    let currency = text(a, &["currency"]).unwrap_or_default();
+    let theirs = Amount::parse(value, currency)
+        .map_err(|f| FinpayError::InvalidResponse(format!("{op} answer: {key}.{f} unreadable")))?;
+    if (theirs.minor, theirs.currency.as_str()) != (sent.minor, sent.currency.as_str()) {
+        return Err(FinpayError::InvalidResponse(format!(
+            "{op} answer names {key} {} {}, we sent {} {}",
+            theirs.value_string(),
+            theirs.currency,
+            sent.value_string(),
+            sent.currency
+        )));
+    }
+    Ok(())
+}
+
 fn response_code(body: &Value) -> String {
     text(body, &["responseCode"]).unwrap_or_default().to_string()
 }
 
-pub(super) fn parse_generate(answer: Answer) -> Result<GenerateResponse, FinpayError> {
+pub(super) fn parse_generate(answer: Answer, req: &GenerateRequest) -> Result<GenerateResponse, FinpayError> {
     let body = answer.body;
+    as_sent(
+        &body,
+        "generate",
+        &["partnerReferenceNo"],
+        Some(&req.partner_reference_no),
+    )?;
+    amount_as_sent(&body, "generate", &["amount"], &req.amount)?;
     let qr_content = text(&body, &["qrContent", "qr_content"])
         .ok_or_else(|| FinpayError::InvalidResponse("generate succeeded without qrContent".into()))?
         .to_string();
@@ -245,8 +290,22 @@ pub(super) fn parse_query(answer: Answer, req: &QueryRequest) -> Result<QueryRes
     })
 }
 
-pub(super) fn parse_refund(answer: Answer) -> Result<RefundResponse, FinpayError> {
+pub(super) fn parse_refund(answer: Answer, req: &RefundRequest) -> Result<RefundResponse, FinpayError> {
     let body = answer.body;
+    as_sent(&body, "refund", &["partnerRefundNo"], Some(&req.partner_refund_no))?;
+    as_sent(
+        &body,
+        "refund",
+        &["originalPartnerReferenceNo"],
+        req.original_partner_reference_no.as_deref(),
+    )?;
+    as_sent(
+        &body,
+        "refund",
+        &["originalReferenceNo"],
+        req.original_reference_no.as_deref(),
+    )?;
+    amount_as_sent(&body, "refund", &["refundAmount", "amount"], &req.amount)?;
     Ok(RefundResponse {
         response_code: response_code(&body),
         reference_no: text(&body, &["referenceNo"]).map(str::to_string),

@@ -93,15 +93,19 @@ fn query_body_sends_the_amount_only_when_configured() {
     assert_eq!(v["amount"], json!({"value": "10000.00", "currency": "IDR"}));
 }
 
-#[test]
-fn refund_body_follows_finpays_sample() {
-    let req = RefundRequest {
+fn refund_request() -> RefundRequest {
+    RefundRequest {
         original_partner_reference_no: Some("INV012021123123123".into()),
         original_reference_no: Some("weoOiX7RIjSBA31QGcUxrJLyaKFH0z5T".into()),
         partner_refund_no: "4716238712631127".into(),
         amount: idr(1_000_000),
         reason: "Refund Reason".into(),
-    };
+    }
+}
+
+#[test]
+fn refund_body_follows_finpays_sample() {
+    let req = refund_request();
     let s = settings(&[("FINPAY_QRIS__FINPAY__MERCHANT_ID", "FM2007160001")]);
     assert_eq!(
         String::from_utf8(refund_body(&req, &s)).unwrap(),
@@ -114,14 +118,44 @@ fn ok(body: Value) -> Answer {
 }
 
 #[test]
+fn a_success_about_another_refund_or_amount_settles_nothing() {
+    let req = refund_request();
+    let answer = |extra: Value| {
+        let mut body = json!({"responseCode": "2007800", "referenceNo": "F1", "partnerRefundNo": "4716238712631127",
+            "originalPartnerReferenceNo": "INV012021123123123", "refundAmount": {"value": "10000.00", "currency": "IDR"}});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        parse_refund(ok(body), &req)
+    };
+    assert!(answer(json!({})).is_ok());
+    for wrong in [
+        json!({"partnerRefundNo": "SOMETHING-ELSE"}),
+        json!({"originalPartnerReferenceNo": "INV-OTHER"}),
+        json!({"refundAmount": "5000.00"}),
+        json!({"refundAmount": {"value": "abc", "currency": "IDR"}}),
+        json!({"refundAmount": {"value": "5000.00", "currency": "IDR"}}),
+        json!({"refundAmount": {"value": "10000.00", "currency": "USD"}}),
+    ] {
+        assert!(
+            matches!(answer(wrong.clone()), Err(FinpayError::InvalidResponse(_))),
+            "{wrong}"
+        );
+    }
+    let other_payment = json!({"responseCode": "2004700", "qrContent": "000201", "partnerReferenceNo": "SOMEONE-ELSE"});
+    assert!(matches!(
+        parse_generate(ok(other_payment), &generate_request()),
+        Err(FinpayError::InvalidResponse(_))
+    ));
+}
+
+#[test]
 fn generate_answers_are_read_with_validity_at_either_place() {
-    let top = parse_generate(ok(json!({"responseCode": "2004700", "referenceNo": "R1", "qrContent": "000201", "validityPeriod": "2024-04-17T12:03:38+07:00"}))).unwrap();
+    let top = parse_generate(ok(json!({"responseCode": "2004700", "referenceNo": "R1", "qrContent": "000201", "validityPeriod": "2024-04-17T12:03:38+07:00"})), &generate_request()).unwrap();
     assert_eq!(top.valid_until.unwrap().to_rfc3339(), "2024-04-17T05:03:38+00:00");
-    let nested = parse_generate(ok(json!({"responseCode": "2004700", "qrContent": "000201", "qrUrl": "https://q", "additionalInfo": {"validity_period": "2024-04-17T12:03:38+07:00"}}))).unwrap();
+    let nested = parse_generate(ok(json!({"responseCode": "2004700", "qrContent": "000201", "qrUrl": "https://q", "additionalInfo": {"validity_period": "2024-04-17T12:03:38+07:00"}})), &generate_request()).unwrap();
     assert!(nested.valid_until.is_some());
     assert_eq!(nested.qr_url.as_deref(), Some("https://q"));
     assert!(matches!(
-        parse_generate(ok(json!({"responseCode": "2004700"}))),
+        parse_generate(ok(json!({"responseCode": "2004700"})), &generate_request()),
         Err(FinpayError::InvalidResponse(_))
     ));
 }

@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/payments/{id}/qr.svg"),
     ("get", "/payments/{id}/refunds"),
     ("post", "/payments/{id}/refunds"),
+    ("post", "/payments/{id}/refunds/{refundId}/resolution"),
     ("post", "/payments/{id}/flag-resolution"),
     ("get", "/exports/payments.csv"),
     ("get", "/refusals"),
@@ -61,7 +62,11 @@ async fn the_openapi_document_matches_the_routes(backend: Backend) {
     // Every documented operation is routed: the router answers it with
     // something other than its no-route (404) or wrong-method (405) problem.
     for (method, path) in &documented {
-        let url = app.api_url(&format!("/api/v1{}", path.replace("{id}", "no-such-payment")));
+        let url = app.api_url(&format!(
+            "/api/v1{}",
+            path.replace("{id}", "no-such-payment")
+                .replace("{refundId}", "no-such-refund")
+        ));
         let req = match method.as_str() {
             "post" => app.http.post(url).json(&serde_json::json!({})),
             "patch" => app.http.patch(url).json(&serde_json::json!({})),
