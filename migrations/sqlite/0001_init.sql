@@ -1,10 +1,11 @@
 -- The data model of finpay-qris on SQLite: the same tables, keys, checks and
--- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), but for one
--- index (deliveries, below), in SQLite's types. Tables are STRICT: a column
--- holds only values of its type (an amount is an integer, never text or a
--- real). Times are RFC 3339 text in UTC (a fraction of a second only when
--- there is one), which sorts as time does; days are YYYY-MM-DD; JSON is
--- text checked by json_valid (on PostgreSQL jsonb checks it, except
+-- indexes as on PostgreSQL (migrations/postgres/0001_init.sql), in SQLite's
+-- types, but for what one writer at a time makes simpler (the changes feed's
+-- numbering, below) and one index SQLite would not use (deliveries, below).
+-- Tables are STRICT: a column holds only values of its type (an amount is an
+-- integer, never text or a real). Times are RFC 3339 text in UTC (a
+-- fraction of a second only when there is one), which sorts as time does;
+-- days are YYYY-MM-DD; JSON is text checked by json_valid (on PostgreSQL jsonb checks it, except
 -- `events.body`, text there so that it is sent byte for byte, and written
 -- only by the service); booleans are 0/1. Foreign keys are enforced (the
 -- store turns them on for every connection).

@@ -359,11 +359,19 @@ async fn reserve(
         Ok(RefundReservation::Existing(r)) if r.payment_id == p.id && r.amount_minor == spec.amount_minor => {
             Ok((r, StatusCode::OK))
         }
-        Ok(RefundReservation::Existing(_)) => Err(Reply::error(
+        Ok(RefundReservation::Existing(r)) => Err(Reply::error(
             ApiError::conflict(
                 "partner-refund-taken",
                 "partnerRefundNo already used",
-                "another refund already has this partnerRefundNo",
+                if r.payment_id == p.id {
+                    format!(
+                        "this partnerRefundNo names this payment's refund of {}: a retry asks the same amount, \
+                         another refund needs a new partnerRefundNo",
+                        crate::domain::status::format_minor(r.amount_minor)
+                    )
+                } else {
+                    "another payment's refund already has this partnerRefundNo".to_string()
+                },
             )
             .field("partnerRefundNo")
             .payment(&p.id),

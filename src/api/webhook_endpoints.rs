@@ -1,5 +1,6 @@
 //! Webhook endpoints: where payment events are sent. Create (the answer
-//! holds the signing secret, shown this once), list, read, update (which also
+//! holds the signing secret, shown only then and to a retry with its
+//! `Idempotency-Key`), list, read, update (which also
 //! disables and enables), delete, rotate the secret (the old one signs
 //! alongside for `events.rotation_overlap_secs`), and resend what failed.
 
@@ -25,6 +26,13 @@ fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
     check_url(url, &st.settings.events)
         .map(|_| url.to_string())
         .map_err(|e| ApiError::validation("url", format!("url {e}")))
+}
+
+/// Enabling an endpoint whose URL the settings refuse now (say, http after
+/// `EVENTS__ALLOW_HTTP` was turned off) would only fail every attempt: the
+/// API and the console both ask this first.
+pub fn may_enable(st: &AppState, endpoint: &Endpoint) -> Result<(), ApiError> {
+    valid_url(st, &endpoint.url).map(|_| ())
 }
 
 fn valid_types(types: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
@@ -88,7 +96,8 @@ fn not_found(id: &str) -> ApiError {
 /// Create a webhook endpoint
 ///
 /// Events of the subscribed types are POSTed to `url`, signed as Standard
-/// Webhooks v1 with the `secret` in the answer, which is shown only now.
+/// Webhooks v1 with the `secret` in the answer, which is shown only now (and
+/// to a retry with the same `Idempotency-Key`).
 /// Events raised before the endpoint existed are not sent unless resent.
 #[utoipa::path(
     post,
@@ -217,10 +226,8 @@ pub async fn update_endpoint(
             "event types are every type: subscribe another endpoint",
         )?;
     }
-    // Enabling an endpoint whose URL the settings refuse now (say, http after
-    // EVENTS__ALLOW_HTTP was turned off) would only fail every attempt.
     if body.enabled == Some(true) && body.url.is_none() {
-        valid_url(&st, &endpoint.url)?;
+        may_enable(&st, &endpoint)?;
     }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,

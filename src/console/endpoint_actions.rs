@@ -126,6 +126,11 @@ pub async fn set_enabled(
             )
         }
     };
+    if enable {
+        if let Err(refused) = crate::api::webhook_endpoints::may_enable(&st, &e) {
+            return super::payment::api_error_page(&refused);
+        }
+    }
     let back = format!("/console/endpoints/{}", e.id);
     if !f.confirmed() {
         let (title, button, what) = if enable {

@@ -66,6 +66,10 @@ async fn an_unknown_refund_outcome_keeps_the_amount_reserved(backend: Backend) {
     assert_eq!(again["refundId"], refund_id.as_str());
     let other = refund("1", "x").numbered("RF-1").send(&app, id).await.problem(409);
     assert_eq!(kind(&other), "partner-refund-taken");
+    assert!(
+        other["detail"].as_str().unwrap().contains("refund of 4000.00"),
+        "names the refund it is: {other}"
+    );
     assert_eq!(
         get(&app, &refunds_path(id)).await.json()["items"]
             .as_array()

@@ -334,7 +334,12 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
     )
     .await;
     assert_eq!(r.problem(422)["field"], "description");
-    // An endpoint created while http was allowed is not enabled again once it is not.
+    app.stop().await;
+}
+
+async fn an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Created while http was allowed; the service now runs without ALLOW_HTTP.
     crate::with_connection!(&app.db.url, |c| sqlx::query(
         "INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, \
          updated_at) VALUES ('old-http', 'http://orders.example.com/h', 'api', FALSE, 'person', 'paused', \
@@ -600,4 +605,5 @@ on_both_backends!(
     a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside,
     endpoints_refuse_http_and_private_addresses_by_default,
     a_retried_creation_with_its_idempotency_key_makes_one_endpoint,
+    an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again,
 );

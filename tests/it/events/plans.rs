@@ -87,7 +87,7 @@ async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
 /// entries in id order, never every event newest first; enabling an endpoint
 /// reads only its parked deliveries on PostgreSQL, never its 20,000
 /// scheduled ones.
-async fn the_type_filter_and_enabling_read_their_own_index_entries(b: Backend) {
+async fn the_type_filter_and_enabling_read_by_index_never_every_row(b: Backend) {
     if b == Backend::Postgres && !common::postgres_available().await {
         return;
     }
@@ -114,7 +114,7 @@ async fn the_type_filter_and_enabling_read_their_own_index_entries(b: Backend) {
 
 crate::on_both_backends!(
     a_claim_reads_only_the_due_end_of_the_due_index,
-    the_type_filter_and_enabling_read_their_own_index_entries
+    the_type_filter_and_enabling_read_by_index_never_every_row
 );
 
 /// Reading the changes feed numbers what was committed since the last read:
