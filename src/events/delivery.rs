@@ -4,10 +4,12 @@
 //! Claims are leases in the database (`claim_deliveries`: `FOR UPDATE SKIP
 //! LOCKED` on PostgreSQL, an immediate transaction on SQLite) covering the
 //! whole cycle (every round of sends, then the record), so two replicas never
-//! send one attempt at the same time; an attempt is not started when its
-//! lease could end before it does, and a record after the lease's end is
-//! refused (`Recorded::LeaseLost`). A crashed sender's deliveries come due
-//! again when its leases end: delivery is at least once. An attempt succeeds on a 2xx; any other
+//! send one attempt at the same time; a record after the lease's end is
+//! refused (`Recorded::LeaseLost`). An attempt is not started when its lease
+//! could end before it does, nor once an attempt to its endpoint got no
+//! answer in the same cycle (it waits for the lease's end). A crashed
+//! sender's deliveries come due again when its leases end: delivery is at
+//! least once. An attempt succeeds on a 2xx; any other
 //! status, a timeout or a refused connection is retried on
 //! `events.retry_schedule`. Redirects are not followed. The answer is read up
 //! to [`EXCERPT_BYTES`], which is what the attempt records.
@@ -151,13 +153,24 @@ async fn cycle(state: &AppState, client: &reqwest::Client, owner: &str) -> crate
     let last_start = now + chrono::Duration::seconds(lease as i64)
         - chrono::Duration::milliseconds(s.timeout_ms as i64)
         - chrono::Duration::seconds(LEASE_MARGIN_SECS as i64 / 2);
+    // An endpoint that did not answer (timeout, refused connection) is not
+    // tried again in this cycle: its other deliveries wait for the lease's
+    // end, so that one dead endpoint holds a sender for one timeout, not for
+    // one per round of its backlog.
+    let silent = std::sync::Mutex::new(BTreeSet::new());
     let attempted: Vec<(ClaimedDelivery, AttemptResult)> = futures::stream::iter(claimed)
-        .map(|d| async move {
-            if crate::store::now() > last_start {
-                return None;
+        .map(|d| {
+            let silent = &silent;
+            async move {
+                if crate::store::now() > last_start || silent.lock().unwrap().contains(&d.endpoint_id) {
+                    return None;
+                }
+                let r = attempt(state, client, &d).await;
+                if r.attempt.status_code.is_none() {
+                    silent.lock().unwrap().insert(d.endpoint_id.clone());
+                }
+                Some((d, r))
             }
-            let r = attempt(state, client, &d).await;
-            Some((d, r))
         })
         .buffer_unordered(s.concurrency.max(1))
         .filter_map(|a| async move { a })

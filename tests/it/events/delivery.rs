@@ -361,6 +361,38 @@ async fn an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again(back
     app.stop().await;
 }
 
+async fn an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle(backend: Backend) {
+    let app = app(backend, |env| {
+        for (k, v) in [
+            ("FINPAY_QRIS__EVENTS__SENDERS", "1"),
+            ("FINPAY_QRIS__EVENTS__CONCURRENCY", "1"),
+            ("FINPAY_QRIS__EVENTS__RETRY_SCHEDULE", "60"),
+        ] {
+            common::set_env(env, k, v);
+        }
+    })
+    .await;
+    let receiver = Receiver::start(vec![Answer::Slow(Duration::from_secs(5))]).await;
+    let (endpoint, _) = subscribe(&app, &receiver.url(), &[]).await;
+    let toggle = |enabled: bool| {
+        app.http
+            .patch(app.api_url(&format!("/api/v1/webhook-endpoints/{endpoint}")))
+            .bearer_auth(common::API_KEY)
+            .json(&json!({"enabled": enabled}))
+            .send()
+    };
+    assert_eq!(toggle(false).await.unwrap().status(), 200);
+    for _ in 0..4 {
+        paid_by_notification(&app, "1000.00").await;
+    }
+    // Enabled with four waiting: one cycle claims them all, and the first
+    // times out (500 ms); one at a time, the others would follow it.
+    assert_eq!(toggle(true).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.received().len(), 1, "the rest wait for their lease's end");
+    app.stop().await;
+}
+
 async fn a_retried_creation_with_its_idempotency_key_makes_one_endpoint(backend: Backend) {
     let app = app(backend, |_| {}).await;
     let body = json!({"url": "http://127.0.0.1:9/orders", "eventTypes": ["payment.paid"]});
@@ -606,4 +638,5 @@ on_both_backends!(
     endpoints_refuse_http_and_private_addresses_by_default,
     a_retried_creation_with_its_idempotency_key_makes_one_endpoint,
     an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again,
+    an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle,
 );
