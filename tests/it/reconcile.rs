@@ -17,6 +17,7 @@ on_both_backends!(
     the_workers_schedule_follows_each_payments_next_check,
     a_crashed_workers_claim_comes_due_again_at_its_lease_end,
     the_worker_does_not_claim_a_payment_a_refresh_holds,
+    checks_not_started_before_the_lease_ran_short_are_not_attempts,
 );
 
 const IDR_10K: i64 = 1_000_000;
@@ -365,4 +366,46 @@ async fn set_next_check(db_url: &str, payment_id: &str, at: Option<chrono::DateT
         .unwrap()
         .rows_affected());
     assert_eq!(updated, 1, "no payment {payment_id}");
+}
+
+/// When Finpay hangs, the checks of a claimed batch that could not start
+/// before its lease ran short are not attempts: their payments come due
+/// again at the lease's end, their backoff untouched. Four run at a time.
+async fn checks_not_started_before_the_lease_ran_short_are_not_attempts(backend: Backend) {
+    let hangs = crate::api::support::scripted_finpay_after(LONG, vec![(200, serde_json::json!({}))]).await;
+    let app = TestApp::spawn_with(backend, move |env| {
+        crate::api::support::finpay_at(env, &hangs);
+        set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "true");
+        set_env(env, "FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "100");
+        set_env(env, "FINPAY_QRIS__WORKER__LEASE_SECS", "4");
+    })
+    .await;
+    let store = app.state.store.clone();
+    for _ in 0..8 {
+        new_pending_payment(store.as_ref()).await;
+    }
+    let due = store::now() - chrono::Duration::seconds(1);
+    with_connection!(&app.db.url, |c| sqlx::query("UPDATE payments SET next_check_at = $1")
+        .bind(due)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    let attempts = || async {
+        let counts: Vec<i32> = with_connection!(&app.db.url, |c| sqlx::query_scalar(
+            "SELECT check_attempts FROM payments ORDER BY id"
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap());
+        counts
+    };
+    eventually("the first four checks to be cut", Duration::from_secs(15), || async {
+        (attempts().await.iter().filter(|&&n| n > 0).count() >= 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = attempts().await;
+    assert_eq!(counts.iter().filter(|&&n| n == 0).count(), 4, "{counts:?}");
+    app.stop().await;
 }
