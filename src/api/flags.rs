@@ -30,7 +30,7 @@ pub struct ResolveFlagRequest {
         example = "Customer showed the bank receipt; amount confirmed with Finpay support",
         min_length = 1,
         max_length = 1000,
-        pattern = r"\S"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub note: String,
 }

@@ -43,7 +43,7 @@ pub struct ResolveRefundRequest {
         example = "Finpay support: refund made on 7 Dec, their ref 88213",
         min_length = 1,
         max_length = 1000,
-        pattern = r"\S"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub note: String,
 }

@@ -42,7 +42,12 @@ pub struct CreateRefundRequest {
     pub amount: String,
     /// Why; sent to Finpay (1–256 characters, not all blank, no control
     /// characters; stored trimmed).
-    #[schema(example = "Item out of stock", min_length = 1, max_length = 256, pattern = r"\S")]
+    #[schema(
+        example = "Item out of stock",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub reason: String,
     /// Your reference for the refund (1–64 of `A-Z a-z 0-9 - _`); generated
     /// when absent. Reusing it returns the same refund.
