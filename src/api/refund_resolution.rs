@@ -17,7 +17,7 @@ use super::flags::check_note;
 use super::model::RefundView;
 use super::payments::find;
 use crate::state::AppState;
-use crate::store::RefundOutcome;
+use crate::store::{Payment, Refund, RefundOutcome};
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,21 @@ pub async fn resolve_refund(
     let note = check_note(&body.note).map_err(|m| ApiError::validation("note", m))?;
     ApiError::no_control_characters("refundId", &refund_id)?;
     let payment = find(&st, &id).await?;
+    let stored = settle(&st, &payment, &refund_id, &caller.name, body.outcome, &note).await?;
+    Ok(Json(RefundView::new(&stored, &payment.currency)))
+}
+
+/// Settles `payment`'s pending refund `refund_id` as Finpay says, on behalf
+/// of `actor` (the API and the console): recorded first, then written as
+/// Finpay's own answers are.
+pub async fn settle(
+    st: &AppState,
+    payment: &Payment,
+    refund_id: &str,
+    actor: &str,
+    outcome: Settled,
+    note: &str,
+) -> Result<Refund, ApiError> {
     let not_found = || {
         ApiError::new(axum::http::StatusCode::NOT_FOUND, "not-found", "Not found")
             .detail(format!("payment {} has no refund {refund_id:?}", payment.id))
@@ -89,7 +104,7 @@ pub async fn resolve_refund(
     };
     let refund = st
         .store
-        .get_refund(&refund_id)
+        .get_refund(refund_id)
         .await?
         .filter(|r| r.payment_id == payment.id)
         .ok_or_else(not_found)?;
@@ -120,18 +135,17 @@ pub async fn resolve_refund(
             .refund(&refund.id),
         });
     }
-    let detail = serde_json::json!({"refundId": refund.id, "outcome": body.outcome, "note": note});
-    audit::record(&st, &payment.id, &caller.name, "resolve_refund", detail).await?;
-    let outcome = match body.outcome {
+    let detail = serde_json::json!({"refundId": refund.id, "outcome": outcome, "note": note});
+    audit::record(st, &payment.id, actor, "resolve_refund", detail).await?;
+    let written = match outcome {
         Settled::Succeeded => RefundOutcome::Succeeded {
             reference_no: None,
             response_code: None,
         },
         Settled::Failed => RefundOutcome::Rejected {
             response_code: None,
-            message: format!("settled as failed by {}: {note}", caller.name),
+            message: format!("settled as failed by {actor}: {note}"),
         },
     };
-    let stored = st.store.complete_refund(&refund.id, &outcome).await?;
-    Ok(Json(RefundView::new(&stored, &payment.currency)))
+    Ok(st.store.complete_refund(&refund.id, &written).await?)
 }

@@ -34,6 +34,10 @@ pub struct ActionForm {
     note: Option<String>,
     #[serde(default)]
     partner_refund_no: Option<String>,
+    #[serde(default)]
+    refund_id: Option<String>,
+    #[serde(default)]
+    outcome: Option<String>,
 }
 
 impl ActionForm {
@@ -288,6 +292,57 @@ pub async fn resolve(
     }
     match crate::api::flags::resolve(&st, &p.id, &op.name, &note).await {
         Ok(_) => back_to(&p.id, "resolved"),
+        Err(e) => api_error_page(&e),
+    }
+}
+
+/// Settles a refund left pending with what Finpay says (the API's own
+/// `refund_resolution::settle`), after a confirmation.
+pub async fn settle_refund(
+    State(st): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    use crate::api::refund_resolution::{settle, Settled};
+    let p = match begin(&st, &op, &id, &f).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let refused = |why: String| view::error_page(StatusCode::UNPROCESSABLE_ENTITY, "Refund not settled", &why);
+    let (outcome, said) = match f.outcome.as_deref() {
+        Some("succeeded") => (Settled::Succeeded, "Finpay made this refund"),
+        Some("failed") => (
+            Settled::Failed,
+            "Finpay did not make this refund: its amount can be refunded again",
+        ),
+        _ => return refused("Say what Finpay says: made, or not made.".into()),
+    };
+    let note = match crate::api::flags::check_note(f.note.as_deref().unwrap_or_default()) {
+        Ok(n) => n,
+        Err(m) => return refused(format!("The note: {m}.")),
+    };
+    let refund_id = f.refund_id.clone().unwrap_or_default();
+    if !f.confirmed() {
+        let summary = html! {
+            p { "Settle a pending refund of payment " strong { (p.partner_reference_no.as_deref().unwrap_or(&p.id)) } "?" }
+            p { strong { (said) } "." }
+            p { "Your note: " q { (note) } }
+            p.muted { "Only once Finpay has told you. It is kept in the payment's timeline with your key's name." }
+        };
+        let outcome = f.outcome.clone().unwrap_or_default();
+        let hidden = [("refund_id", refund_id), ("outcome", outcome), ("note", note)];
+        return confirm_page(
+            &op,
+            &p.id,
+            "settle-refund",
+            ("Confirm the refund's outcome", "Settle it"),
+            summary,
+            &hidden,
+        );
+    }
+    match settle(&st, &p, &refund_id, &op.name, outcome, &note).await {
+        Ok(_) => back_to(&p.id, "refund-settled"),
         Err(e) => api_error_page(&e),
     }
 }

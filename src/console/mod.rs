@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/payments/{id}/refund", post(actions::refund))
         .route("/console/payments/{id}/refresh", post(actions::refresh))
         .route("/console/payments/{id}/resolve", post(actions::resolve))
+        .route("/console/payments/{id}/settle-refund", post(actions::settle_refund))
         .route("/console/flagged", get(flagged::page))
         .route("/console/refusals", get(refusals::page))
         .route("/console/refusals/{id}", get(refusal::page))

@@ -27,6 +27,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "refunded" => Some("Refund done: Finpay confirmed it. It is in the timeline below."),
         "refreshed" => Some("Asked Finpay: the payment below is as Finpay now reports it."),
         "resolved" => Some("Flag resolved: your note is in the timeline below."),
+        "refund-settled" => Some("Refund settled as Finpay says: your note is in the timeline below."),
         "resent" => Some("Event resent: it is delivered again to every endpoint subscribed to it."),
         _ => None,
     }
@@ -215,8 +216,8 @@ fn in_flight_for(st: &AppState) -> chrono::Duration {
 
 /// The payment's refunds; a pending one whose answer was lost (recorded as
 /// unknown, or none after `in_flight`) offers to ask Finpay again under the
-/// same refund number, which settles it. One still being asked does not: a
-/// second call alongside could see the first one's refund as a refusal.
+/// same refund number, and to settle it with what Finpay says (when asking
+/// again proves nothing). One still being asked offers neither.
 fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator, in_flight: chrono::Duration) -> Markup {
     let now = crate::store::now();
     let lost = |r: &Refund| r.updated_at > r.created_at || r.created_at + in_flight < now;
@@ -245,6 +246,19 @@ fn refunds_table(refunds: &[Refund], p: &Payment, op: &Operator, in_flight: chro
                                         // Its amount and reason are read from the refund itself.
                                         input type="hidden" name="partner_refund_no" value=(r.partner_refund_no);
                                         button type="submit" { "Ask Finpay again…" }
+                                    }
+                                    form method="post" action={"/console/payments/" (p.id) "/settle-refund"} {
+                                        input type="hidden" name="csrf" value=(op.csrf);
+                                        input type="hidden" name="refund_id" value=(r.id);
+                                        select name="outcome" aria-label="What Finpay says" {
+                                            option value="succeeded" { "Finpay made it" }
+                                            option value="failed" { "Finpay did not" }
+                                        }
+                                        " "
+                                        input type="text" name="note" required maxlength="1000"
+                                            aria-label="How you checked" placeholder="How you checked";
+                                        " "
+                                        button type="submit" { "Settle…" }
                                     }
                                 }
                             }

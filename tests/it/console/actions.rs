@@ -179,7 +179,48 @@ async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Bac
     sim.shutdown().await;
 }
 
+async fn a_pending_refund_is_settled_from_the_console_with_what_finpay_says(backend: Backend) {
+    let (sim, app, c, id) = paid_in_the_console(backend).await;
+    let base = format!("/console/payments/{id}");
+    let fields = [
+        ("amount", "25000"),
+        ("reason", "cancelled"),
+        ("partner_refund_no", "CONsettle1"),
+        ("confirm", "yes"),
+    ];
+    sim.update_faults(|f| f.fail_refund = true);
+    assert_eq!(c.submit(&format!("{base}/refund"), &fields).await.status, 502);
+    let refunds = crate::api::support::get(&app, &refunds_path(&id)).await.json();
+    let refund_id = refunds["items"][0]["id"].as_str().unwrap().to_string();
+    assert!(c.get(&base).await.body.contains("Settle…"));
+
+    let settle = format!("{base}/settle-refund");
+    let said = [
+        ("refund_id", refund_id.as_str()),
+        ("outcome", "failed"),
+        ("note", "Finpay: not made"),
+    ];
+    let asked = c.submit(&settle, &said).await;
+    assert!(asked.body.contains("Finpay did not make this refund"), "{}", asked.body);
+    let pending = crate::api::support::get(&app, &refunds_path(&id)).await.json();
+    assert_eq!(
+        pending["items"][0]["status"], "pending",
+        "nothing before the confirmation"
+    );
+    let confirmed: Vec<(&str, &str)> = said.iter().copied().chain([("confirm", "yes")]).collect();
+    let done = c.submit(&settle, &confirmed).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let settled = crate::api::support::get(&app, &refunds_path(&id)).await.json();
+    assert_eq!(settled["items"][0]["status"], "failed");
+    let page = c.get(&base).await.body;
+    assert!(page.contains("Pending refund settled by a person"), "in the timeline");
+    assert!(!page.contains("Settle…"), "nothing pending any more");
+    app.stop().await;
+    sim.shutdown().await;
+}
+
 on_both_backends!(
+    a_pending_refund_is_settled_from_the_console_with_what_finpay_says,
     refresh_and_refund_from_the_console,
     a_refund_whose_answer_was_lost_is_settled_from_the_console,
     the_payments_page_goes_back_in_pages_of_fifty
