@@ -14,35 +14,23 @@ macro_rules! sql_endpoint_store {
 
             impl $Store {
                 /// Brings the endpoint's pending deliveries in line with its
-                /// `enabled`, after any change of it: parked (no next attempt, so
-                /// claims never walk past them) while it is disabled; once it is
-                /// enabled again, due since their creation, so that they go out at
-                /// once and oldest first. One being sent is left to its sender,
-                /// which records it as the endpoint then is (and its row lock is
-                /// not waited for: the sender locks its delivery, then the
-                /// endpoint, where this runs the other way round).
+                /// `enabled`, after any change of it: [`PARK`] while it is
+                /// disabled, [`UNPARK`] once it is enabled again. One being sent
+                /// is left to its sender, which records it as the endpoint then
+                /// is (and its row lock is not waited for: the sender locks its
+                /// delivery, then the endpoint, where this runs the other way round).
                 pub(crate) async fn park_deliveries(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     endpoint_id: &str,
+                    enabled: bool,
                     now: DateTime<Utc>,
                 ) -> crate::store::Result<u64> {
-                    let enabled: Option<bool> =
-                        sqlx::query_scalar(&Self::sql("SELECT enabled FROM webhook_endpoints WHERE id = $1"))
-                            .bind(endpoint_id)
-                            .fetch_optional(&mut **tx)
-                            .await?;
-                    // Two statements, so that each names the deliveries it
-                    // moves: enabling reads only the parked ones (their index).
-                    let sql = match enabled {
-                        None => return Ok(0),
-                        Some(true) => UNPARK,
-                        Some(false) => PARK,
-                    };
+                    let sql = if enabled { UNPARK } else { PARK };
                     let done = sqlx::query(&Self::sql(sql))
-                    .bind(endpoint_id)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
+                        .bind(endpoint_id)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
                     Ok(done.rows_affected())
                 }
 
@@ -131,7 +119,7 @@ macro_rules! sql_endpoint_store {
                             // unless the URL changed; the one that removing the endpoint from
                             // the configuration caused is lifted.
                             let kept_disabled = "(url = $1 AND NOT enabled AND disabled_by <> 'configuration')";
-                            sqlx::query(&Self::sql_owned(format!(
+                            let enabled: bool = sqlx::query_scalar(&Self::sql_owned(format!(
                                 "UPDATE webhook_endpoints SET url = $1, \
                                  enabled = CASE WHEN {kept_disabled} THEN FALSE ELSE TRUE END, \
                                  disabled_reason = CASE WHEN {kept_disabled} THEN disabled_reason END, \
@@ -139,16 +127,16 @@ macro_rules! sql_endpoint_store {
                                  failing_since = CASE WHEN {kept_disabled} OR (url = $1 AND enabled) THEN failing_since END, \
                                  previous_secret = CASE WHEN secret = $2 THEN previous_secret ELSE secret END, \
                                  previous_secret_until = CASE WHEN secret = $2 THEN previous_secret_until ELSE $3 END, \
-                                 secret = $2, updated_at = $4 WHERE id = $5",
+                                 secret = $2, updated_at = $4 WHERE id = $5 RETURNING enabled",
                             )))
                             .bind(url)
                             .bind(secret)
                             .bind(old_until)
                             .bind(now)
                             .bind(&id)
-                            .execute(&mut *tx)
+                            .fetch_one(&mut *tx)
                             .await?;
-                            Self::park_deliveries(&mut tx, &id, now).await?;
+                            Self::park_deliveries(&mut tx, &id, enabled, now).await?;
                         }
                         None => {
                             // Another replica starting at the same time may insert it first.
@@ -182,7 +170,7 @@ macro_rules! sql_endpoint_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(id) = disabled {
-                        Self::park_deliveries(&mut tx, &id, now).await?;
+                        Self::park_deliveries(&mut tx, &id, false, now).await?;
                     }
                     tx.commit().await?;
                     Ok(())
@@ -252,7 +240,7 @@ macro_rules! sql_endpoint_store {
                         Self::set_types(&mut tx, id, types).await?;
                     }
                     if u.enabled.is_some() {
-                        Self::park_deliveries(&mut tx, id, now).await?;
+                        Self::park_deliveries(&mut tx, id, e.enabled, now).await?;
                     }
                     tx.commit().await?;
                     self.get_endpoint(id).await

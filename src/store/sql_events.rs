@@ -191,7 +191,7 @@ macro_rules! sql_event_store {
                         .await?;
                     let mut scheduled = 0;
                     for id in &enabled {
-                        scheduled += Self::park_deliveries(&mut tx, id, now).await?;
+                        scheduled += Self::park_deliveries(&mut tx, id, true, now).await?;
                     }
                     tx.commit().await?;
                     Ok(scheduled)

@@ -144,7 +144,7 @@ macro_rules! sql_records {
                     .bind(endpoint)
                     .execute(&mut **tx)
                     .await?;
-                    Self::park_deliveries(tx, endpoint, now).await?;
+                    Self::park_deliveries(tx, endpoint, false, now).await?;
                     Self::write_events(tx, &[endpoint_disabled(endpoint, &reason, since, now)]).await?;
                     Ok(Some(failing.last))
                 }
