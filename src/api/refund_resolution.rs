@@ -126,13 +126,7 @@ pub async fn settle(
     if st.store.claim_refund_send(&refund.id, now, hold).await?.is_none() {
         return Err(match st.store.get_refund(&refund.id).await? {
             Some(r) if r.status != "pending" => not_pending(&r.status),
-            _ => ApiError::conflict(
-                "refund-in-progress",
-                "Refund in progress",
-                "this refund is being sent to Finpay right now; settle it once that send is answered",
-            )
-            .payment(&payment.id)
-            .refund(&refund.id),
+            _ => super::refunds::in_progress(&payment.id, &refund.id),
         });
     }
     let detail = serde_json::json!({"refundId": refund.id, "outcome": outcome, "note": note});

@@ -318,26 +318,28 @@ pub fn precheck(p: &Payment, request: &CreateRefundRequest) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Reserves the amount; `Err` is the answer when nothing was reserved.
 /// The refund could not be taken for a send: it was settled meanwhile
 /// (answered as it is), or another request is sending it now.
 async fn busy_or_settled(st: &AppState, refund: &Refund, p: &Payment, done: StatusCode) -> Reply {
     match st.store.get_refund(&refund.id).await {
         Ok(Some(r)) if r.status != "pending" => settled_answer(&r, p, done),
-        Ok(_) => Reply::error(
-            ApiError::conflict(
-                "refund-in-progress",
-                "Refund in progress",
-                "this refund is being sent to Finpay by another request; read it again in a moment",
-            )
-            .payment(&p.id)
-            .refund(&refund.id),
-            false,
-        ),
+        Ok(_) => Reply::error(in_progress(&p.id, &refund.id), false),
         Err(e) => Reply::error(ApiError::from(e).refund(&refund.id), false),
     }
 }
 
+/// 409: another request is sending the refund to Finpay (or settling it) now.
+pub(super) fn in_progress(payment_id: &str, refund_id: &str) -> ApiError {
+    ApiError::conflict(
+        "refund-in-progress",
+        "Refund in progress",
+        "this refund is being sent to Finpay by another request; read it again in a moment",
+    )
+    .payment(payment_id)
+    .refund(refund_id)
+}
+
+/// Reserves the amount; `Err` is the answer when nothing was reserved.
 async fn reserve(
     st: &AppState,
     p: &Payment,

@@ -179,11 +179,10 @@ fn info_text<'a>(body: &'a Value, keys: &[&str]) -> Option<&'a str> {
 /// A reference a success names must be the one we sent: an answer about
 /// another payment or refund settles nothing (it is unreadable, so the
 /// outcome stays unknown).
-fn as_sent(body: &Value, op: &str, keys: &[&str], sent: Option<&str>) -> Result<(), FinpayError> {
-    match (text(body, keys), sent) {
+fn as_sent(body: &Value, op: &str, key: &str, sent: Option<&str>) -> Result<(), FinpayError> {
+    match (text(body, &[key]), sent) {
         (Some(theirs), Some(ours)) if theirs != ours => Err(FinpayError::InvalidResponse(format!(
-            "{op} answer names {} {theirs:?}, we sent {ours:?}",
-            keys[0]
+            "{op} answer names {key} {theirs:?}, we sent {ours:?}"
         ))),
         _ => Ok(()),
     }
@@ -220,12 +219,7 @@ fn response_code(body: &Value) -> String {
 
 pub(super) fn parse_generate(answer: Answer, req: &GenerateRequest) -> Result<GenerateResponse, FinpayError> {
     let body = answer.body;
-    as_sent(
-        &body,
-        "generate",
-        &["partnerReferenceNo"],
-        Some(&req.partner_reference_no),
-    )?;
+    as_sent(&body, "generate", "partnerReferenceNo", Some(&req.partner_reference_no))?;
     amount_as_sent(&body, "generate", &["amount"], &req.amount)?;
     let qr_content = text(&body, &["qrContent", "qr_content"])
         .ok_or_else(|| FinpayError::InvalidResponse("generate succeeded without qrContent".into()))?
@@ -292,17 +286,17 @@ pub(super) fn parse_query(answer: Answer, req: &QueryRequest) -> Result<QueryRes
 
 pub(super) fn parse_refund(answer: Answer, req: &RefundRequest) -> Result<RefundResponse, FinpayError> {
     let body = answer.body;
-    as_sent(&body, "refund", &["partnerRefundNo"], Some(&req.partner_refund_no))?;
+    as_sent(&body, "refund", "partnerRefundNo", Some(&req.partner_refund_no))?;
     as_sent(
         &body,
         "refund",
-        &["originalPartnerReferenceNo"],
+        "originalPartnerReferenceNo",
         req.original_partner_reference_no.as_deref(),
     )?;
     as_sent(
         &body,
         "refund",
-        &["originalReferenceNo"],
+        "originalReferenceNo",
         req.original_reference_no.as_deref(),
     )?;
     amount_as_sent(&body, "refund", &["refundAmount", "amount"], &req.amount)?;

@@ -17,6 +17,24 @@ async fn paid_in_the_console(backend: Backend) -> (SimHandle, TestApp, Console, 
     (sim, app, c, paid["id"].as_str().unwrap().to_string())
 }
 
+/// The confirmed form of a refund of the whole Rp 25.000, numbered `number`.
+fn refund_of_the_whole(number: &str) -> [(&str, &str); 4] {
+    [
+        ("amount", "25000"),
+        ("reason", "cancelled"),
+        ("partner_refund_no", number),
+        ("confirm", "yes"),
+    ]
+}
+
+/// Asks the refund of `fields` while Finpay fails: its answer is lost, and
+/// the refund stays pending (the simulator still failing refunds).
+async fn lose_the_answer_to(sim: &SimHandle, c: &Console, base: &str, fields: &[(&str, &str)]) {
+    sim.update_faults(|f| f.fail_refund = true);
+    let lost = c.submit(&format!("{base}/refund"), fields).await;
+    assert_eq!(lost.status, 502, "{}", lost.body);
+}
+
 async fn refresh_and_refund_from_the_console(backend: Backend) {
     let (sim, app, c, id) = paid_in_the_console(backend).await;
     let id = id.as_str();
@@ -133,15 +151,8 @@ async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Bac
     let (sim, app, c, id) = paid_in_the_console(backend).await;
     let id = id.as_str();
     let base = format!("/console/payments/{id}");
-    let fields = [
-        ("amount", "25000"),
-        ("reason", "cancelled"),
-        ("partner_refund_no", "CONlost1"),
-        ("confirm", "yes"),
-    ];
-    sim.update_faults(|f| f.fail_refund = true);
-    let lost = c.submit(&format!("{base}/refund"), &fields).await;
-    assert_eq!(lost.status, 502, "{}", lost.body);
+    let fields = refund_of_the_whole("CONlost1");
+    lose_the_answer_to(&sim, &c, &base, &fields).await;
     sim.update_faults(|f| f.fail_refund = false);
 
     let page = c.get(&base).await;
@@ -182,14 +193,7 @@ async fn a_refund_whose_answer_was_lost_is_settled_from_the_console(backend: Bac
 async fn a_pending_refund_is_settled_from_the_console_with_what_finpay_says(backend: Backend) {
     let (sim, app, c, id) = paid_in_the_console(backend).await;
     let base = format!("/console/payments/{id}");
-    let fields = [
-        ("amount", "25000"),
-        ("reason", "cancelled"),
-        ("partner_refund_no", "CONsettle1"),
-        ("confirm", "yes"),
-    ];
-    sim.update_faults(|f| f.fail_refund = true);
-    assert_eq!(c.submit(&format!("{base}/refund"), &fields).await.status, 502);
+    lose_the_answer_to(&sim, &c, &base, &refund_of_the_whole("CONsettle1")).await;
     let refunds = crate::api::support::get(&app, &refunds_path(&id)).await.json();
     let refund_id = refunds["items"][0]["id"].as_str().unwrap().to_string();
     assert!(c.get(&base).await.body.contains("Settle…"));

@@ -248,27 +248,18 @@ async fn the_overview_says_how_old_the_oldest_undelivered_event_is(backend: Back
 }
 
 async fn an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_from_the_console(backend: Backend) {
-    // Created when http was allowed; the service now runs without ALLOW_HTTP.
     let app = TestApp::spawn_with(backend, roles_env).await;
-    crate::with_connection!(&app.db.url, |c| sqlx::query(
-        "INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, \
-         updated_at) VALUES ('old-http', 'http://orders.example.com/h', 'api', FALSE, 'person', 'paused', \
-         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '2026-12-06T00:00:00Z', '2026-12-06T00:00:00Z')"
-    )
-    .execute(&mut c)
-    .await
-    .unwrap()
-    .rows_affected());
+    let id = crate::events::disabled_http_endpoint(&app).await;
     let c = Console::sign_in(&app, common::API_KEY).await;
     let refused = c
         .submit(
-            "/console/endpoints/old-http/enabled",
+            &format!("/console/endpoints/{id}/enabled"),
             &[("enabled", "true"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(refused.body.contains("https"), "{}", refused.body);
-    assert!(!enabled(&app, "old-http").await);
+    assert!(!enabled(&app, id).await);
     app.stop().await;
 }
 

@@ -339,19 +339,10 @@ async fn endpoints_refuse_http_and_private_addresses_by_default(backend: Backend
 
 async fn an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    // Created while http was allowed; the service now runs without ALLOW_HTTP.
-    crate::with_connection!(&app.db.url, |c| sqlx::query(
-        "INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, \
-         updated_at) VALUES ('old-http', 'http://orders.example.com/h', 'api', FALSE, 'person', 'paused', \
-         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '2026-12-06T00:00:00Z', '2026-12-06T00:00:00Z')"
-    )
-    .execute(&mut c)
-    .await
-    .unwrap()
-    .rows_affected());
+    let id = super::disabled_http_endpoint(&app).await;
     let enable = app
         .http
-        .patch(app.api_url("/api/v1/webhook-endpoints/old-http"))
+        .patch(app.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
         .bearer_auth(common::API_KEY)
         .json(&json!({"enabled": true}));
     let r = crate::api::support::send(enable).await;

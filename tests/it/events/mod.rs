@@ -45,3 +45,18 @@ pub(crate) fn events_env(env: &mut Vec<(String, String)>) {
         common::set_env(env, k, v);
     }
 }
+
+/// A disabled endpoint created when http was allowed (`old-http`), in a
+/// service that now runs without `ALLOW_HTTP`; its id.
+pub(crate) async fn disabled_http_endpoint(app: &common::TestApp) -> &'static str {
+    crate::with_connection!(&app.db.url, |c| sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, source, enabled, disabled_by, disabled_reason, secret, created_at, \
+         updated_at) VALUES ('old-http', 'http://orders.example.com/h', 'api', FALSE, 'person', 'paused', \
+         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '2026-12-06T00:00:00Z', '2026-12-06T00:00:00Z')"
+    )
+    .execute(&mut c)
+    .await
+    .unwrap()
+    .rows_affected());
+    "old-http"
+}
