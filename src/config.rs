@@ -14,6 +14,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 pub mod api_keys;
+mod checks;
 mod events;
 pub mod known;
 mod load;

@@ -26,6 +26,7 @@ pub mod openapi_rules;
 pub mod payment_request;
 pub mod payments;
 pub mod qr;
+pub mod refund_request;
 pub mod refund_resolution;
 pub mod refunds;
 pub mod refusals;

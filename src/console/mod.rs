@@ -21,7 +21,8 @@
 //!   [`endpoint_actions`]: disable/enable, resend what failed, resend an
 //!   event; [`pushed`]: a payment's events in its timeline;
 //! - [`timeline`]: a payment's audit trail, rendered entry by entry by kind;
-//! - [`actions`]: refund, refresh, resolve a flag (confirmation, then the act).
+//! - [`actions`]: refresh, resolve a flag; [`refund_actions`]: refund, settle a
+//!   pending refund (confirmation, then the act).
 
 pub mod actions;
 pub mod chart;
@@ -35,6 +36,7 @@ pub mod overview;
 pub mod payment;
 pub mod payments;
 pub mod pushed;
+pub mod refund_actions;
 pub mod refusal;
 pub mod refusals;
 pub mod session;
@@ -73,10 +75,13 @@ pub fn router(state: AppState) -> Router {
         .route("/console/sign-out", post(sign_in::sign_out))
         .route("/console/payments", get(payments::page))
         .route("/console/payments/{id}", get(payment::page))
-        .route("/console/payments/{id}/refund", post(actions::refund))
+        .route("/console/payments/{id}/refund", post(refund_actions::refund))
         .route("/console/payments/{id}/refresh", post(actions::refresh))
         .route("/console/payments/{id}/resolve", post(actions::resolve))
-        .route("/console/payments/{id}/settle-refund", post(actions::settle_refund))
+        .route(
+            "/console/payments/{id}/settle-refund",
+            post(refund_actions::settle_refund),
+        )
         .route("/console/flagged", get(flagged::page))
         .route("/console/refusals", get(refusals::page))
         .route("/console/refusals/{id}", get(refusal::page))

@@ -12,23 +12,19 @@
 //! least once. An attempt succeeds on a 2xx; any other
 //! status, a timeout or a refused connection is retried on
 //! `events.retry_schedule`. Redirects are not followed. The answer is read up
-//! to [`EXCERPT_BYTES`], which is what the attempt records.
+//! to `post::EXCERPT_BYTES`, which is what the attempt records.
 
+use super::post::{client, send};
 use super::schedule::next_attempt;
-use super::signing::{signature_header, SigningKey};
-use super::target::{check_url, PublicResolver};
 use crate::state::AppState;
 use crate::store::events::{Attempt, AttemptResult, ClaimedDelivery, Recorded};
 use futures::{FutureExt, StreamExt};
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The start of an endpoint's answer kept with the attempt.
-pub const EXCERPT_BYTES: usize = 1024;
 /// Time a lease keeps beyond the cycle's sends, for claiming and recording.
 const LEASE_MARGIN_SECS: u64 = 10;
 /// How often the backlog gauges are refreshed.
@@ -63,22 +59,6 @@ pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> 
             tokio::spawn(run(state.clone(), client.clone(), owner, k == 0, cancel.clone()))
         })
         .collect()
-}
-
-fn client(state: &AppState) -> reqwest::Result<reqwest::Client> {
-    let s = &state.settings.events;
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy from the environment would resolve the endpoint's name
-        // itself, past the resolver that refuses private addresses.
-        .no_proxy()
-        .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
-        .timeout(Duration::from_millis(s.timeout_ms))
-        .dns_resolver(Arc::new(PublicResolver {
-            allow_private_networks: s.allow_private_networks,
-        }))
-        .user_agent(concat!("finpay-qris/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// One sending loop; the first (`gauges`) also refreshes the backlog gauges
@@ -265,75 +245,6 @@ fn lag(d: &ClaimedDelivery, a: &Attempt) -> Duration {
     (answered - d.event_created_at).to_std().unwrap_or_default()
 }
 
-/// One POST; the answer's status and the start of its body, or why there was none.
-async fn send(
-    state: &AppState,
-    client: &reqwest::Client,
-    d: &ClaimedDelivery,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(u16, String), String> {
-    let url = check_url(&d.url, &state.settings.events)?;
-    let mut keys = Vec::with_capacity(2);
-    keys.push(SigningKey::parse(&d.secret).map_err(|e| e.to_string())?);
-    if let (Some(old), Some(until)) = (&d.previous_secret, d.previous_secret_until) {
-        if until > now {
-            keys.push(SigningKey::parse(old).map_err(|e| e.to_string())?);
-        }
-    }
-    let ts = now.timestamp();
-    let signature = signature_header(&keys, &d.event_id, ts, d.body.as_bytes());
-    let mut answer = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &d.event_id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(d.body.clone())
-        .send()
-        .await
-        .map_err(describe)?;
-    let status = answer.status().as_u16();
-    let mut excerpt = Vec::new();
-    while excerpt.len() < EXCERPT_BYTES {
-        match answer.chunk().await {
-            Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_BYTES - excerpt.len())]),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Ok((status, excerpt_text(&excerpt)))
-}
-
-/// The start of an answer as text, at most [`EXCERPT_BYTES`] of UTF-8:
-/// invalid UTF-8 and NUL (which PostgreSQL's text cannot hold) become U+FFFD,
-/// which takes three bytes, so the text is cut again at a character.
-fn excerpt_text(bytes: &[u8]) -> String {
-    let mut text = String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}");
-    let mut end = text.len().min(EXCERPT_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text
-}
-
-/// A failed request in a few words (reqwest's own chain names the URL's host).
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut msg = kind.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg.chars().take(500).collect()
-}
-
 /// Per endpoint (a disabled one's parked deliveries too): undelivered events
 /// and the oldest one's age. The series of endpoints deleted since the last
 /// refresh (`reported`) are removed.
@@ -391,14 +302,5 @@ mod tests {
             response_excerpt: None,
         };
         assert_eq!(lag(&d, &a), Duration::from_millis(120));
-    }
-
-    #[test]
-    fn an_excerpt_of_binary_bytes_stays_within_its_bound_in_utf8() {
-        let binary = vec![0xFFu8; EXCERPT_BYTES];
-        let text = excerpt_text(&binary);
-        assert!(text.len() <= EXCERPT_BYTES, "{} bytes", text.len());
-        assert!(text.starts_with('\u{FFFD}'));
-        assert_eq!(excerpt_text(b"{\"ok\":true}"), "{\"ok\":true}");
     }
 }

@@ -4,7 +4,7 @@
 //! - [`signing`]: Standard Webhooks v1 secrets, signatures and verification;
 //! - [`schedule`]: when a failed delivery is tried again;
 //! - [`target`]: which URLs may receive events (scheme, private networks);
-//! - [`delivery`]: the sender loop;
+//! - [`delivery`]: the sender loops, and `post`: one signed POST of an event;
 //! - [`listen`]: `finpay-qris listen`, a receiver that verifies and prints events.
 //!
 //! The events themselves are decided by `domain::events` and written by the
@@ -13,6 +13,7 @@
 pub mod delivery;
 pub mod listen;
 pub mod payload;
+mod post;
 pub mod schedule;
 pub mod signing;
 pub mod target;

@@ -1,0 +1,143 @@
+//! The checks a loaded configuration must pass before the service starts:
+//! each names the setting at fault.
+
+use super::*;
+
+/// Whether two listeners would bind the same port on a shared address. Port
+/// 0 asks the system for a free one, which never clashes; `0.0.0.0` covers
+/// every IPv4 address, `[::]` every address (dual-stack, Linux's default).
+fn listeners_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let covers = |x: std::net::IpAddr, y: std::net::IpAddr| x.is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+impl Settings {
+    /// Checks that hold whatever is enabled.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        self.events.check()?;
+        let Ok(server) = self.server.listen.parse::<std::net::SocketAddr>() else {
+            return Err(ConfigError::new(
+                "server.listen",
+                "expected HOST:PORT, e.g. 127.0.0.1:8080",
+            ));
+        };
+        let Ok(api) = self.api.listen.parse::<std::net::SocketAddr>() else {
+            return Err(ConfigError::new(
+                "api.listen",
+                "expected HOST:PORT, e.g. 127.0.0.1:8081",
+            ));
+        };
+        if listeners_clash(server, api) {
+            return Err(ConfigError::new(
+                "api.listen",
+                format!(
+                    "{} takes the port of {} ({}): the two listeners need different ports",
+                    self.api.listen,
+                    super::env_name("server.listen"),
+                    self.server.listen
+                ),
+            ));
+        }
+
+        // Bounded above too: a semaphore of more permits, or a deadline past
+        // what a clock can add, would panic instead of serving.
+        const DAY_MS: u64 = 86_400_000;
+        for (key, value, max) in [
+            ("server.max_connections", self.server.max_connections as u64, 1_000_000),
+            ("api.max_connections", self.api.max_connections as u64, 1_000_000),
+            (
+                "server.first_byte_timeout_ms",
+                self.server.first_byte_timeout_ms,
+                DAY_MS,
+            ),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms, DAY_MS),
+            ("api.body_timeout_ms", self.api.body_timeout_ms, DAY_MS),
+            (
+                "console.session_idle_secs",
+                self.console.session_idle_secs,
+                7 * 24 * 3600,
+            ),
+            ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
+            ("refusals.queue", self.refusals.queue as u64, 1_000_000),
+            ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
+            ("server.max_batch", self.server.max_batch as u64, 100_000),
+            ("server.writers", self.server.writers as u64, 1_000),
+            ("server.request_timeout_secs", self.server.request_timeout_secs, 3_600),
+            ("database.max_connections", self.database.max_connections as u64, 10_000),
+            (
+                "database.acquire_timeout_secs",
+                self.database.acquire_timeout_secs,
+                3_600,
+            ),
+            ("finpay.timeout_secs", self.finpay.timeout_secs, 3_600),
+            ("finpay.connect_timeout_secs", self.finpay.connect_timeout_secs, 3_600),
+            ("worker.batch_size", self.worker.batch_size.max(0) as u64, 1_000),
+            ("worker.lease_secs", self.worker.lease_secs, 86_400),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::new(key, format!("must be from 1 to {max}")));
+            }
+        }
+        // Below these, a value would be raised silently where it is used (or,
+        // for the body limit, refuse every request Finpay sends).
+        for (key, value, min, max) in [
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+                1_024,
+                16 << 20,
+            ),
+            ("worker.poll_interval_ms", self.worker.poll_interval_ms, 10, DAY_MS),
+            (
+                "worker.default_validity_secs",
+                self.worker.default_validity_secs,
+                60,
+                30 * 86_400,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(key, format!("must be from {min} to {max}")));
+            }
+        }
+        if self.inbound.timestamp_tolerance_secs == 0 {
+            return Err(ConfigError::new(
+                "inbound.timestamp_tolerance_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.inbound.token_ttl_secs < 60 {
+            return Err(ConfigError::new("inbound.token_ttl_secs", "must be at least 60"));
+        }
+        let paths = std::iter::once(("inbound.token_path", &self.inbound.token_path))
+            .chain(self.inbound.notify_paths.iter().map(|p| ("inbound.notify_paths", p)))
+            .chain(
+                self.refusals
+                    .path_prefixes
+                    .iter()
+                    .map(|p| ("refusals.path_prefixes", p)),
+            );
+        for (key, p) in paths {
+            if !p.starts_with('/') {
+                return Err(ConfigError::new(key, format!("path {p:?} must start with '/'")));
+            }
+        }
+        if self.inbound.notify_paths.is_empty() {
+            return Err(ConfigError::new("inbound.notify_paths", "at least one path is needed"));
+        }
+        if self.worker.retention_days > 36_500 {
+            return Err(ConfigError::new(
+                "worker.retention_days",
+                "must be at most 36500 (0 keeps forever)",
+            ));
+        }
+        if !(self.worker.backoff_factor >= 1.0 && self.worker.backoff_factor <= 10.0) {
+            return Err(ConfigError::new(
+                "worker.backoff_factor",
+                "must be between 1.0 and 10.0",
+            ));
+        }
+        // log.format and finpay.additional_info_style are checked with the
+        // other enum settings, before deserializing (known::check_enums).
+        api_keys::api_keys(&self.api).map(|_| ())
+    }
+}
