@@ -25,6 +25,10 @@ CREATE INDEX access_tokens_expiry ON access_tokens (expires_at);
 -- Ids are UUIDv7: they sort by creation time. Amounts are integer minor units.
 -- `next_check_at` is the reconciliation schedule: when the worker should next
 -- ask Finpay. Only open payments have one. `lease_*` is the worker's claim.
+-- A generated payment's QR is asked of Finpay one request at a time:
+-- `generating_until` holds the payment for the generate under way, and
+-- `generate_sends` counts them (a refusal fails the payment only when it
+-- answers the first; a later one may be about what an earlier send did).
 CREATE TABLE payments (
     id                   TEXT PRIMARY KEY,
     partner_reference_no TEXT UNIQUE,
@@ -48,6 +52,8 @@ CREATE TABLE payments (
     check_attempts       INTEGER NOT NULL DEFAULT 0 CHECK (check_attempts >= 0),
     lease_owner          TEXT,
     lease_until          TEXT,
+    generate_sends       INTEGER NOT NULL DEFAULT 0 CHECK (generate_sends >= 0),
+    generating_until     TEXT CHECK (generating_until IS NULL OR (origin = 'generated' AND qr_content IS NULL)),
     CHECK (partner_reference_no IS NOT NULL OR reference_no IS NOT NULL),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 ) STRICT;

@@ -6,7 +6,9 @@
 //! leaves it pending for the worker, and a retry of the same request (same
 //! `Idempotency-Key`, or the same `partnerReferenceNo`) calls generate again
 //! with the same `partnerReferenceNo`: Finpay's QR if it gives it, else the
-//! outcome stays unknown and the worker follows the payment.
+//! outcome stays unknown and the worker follows the payment. One request at
+//! a time sends a payment's generate, and the sends are counted: a refusal
+//! fails the payment only when it answers the first.
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -17,11 +19,13 @@ use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
 use super::upstream;
 use crate::domain::payment::CURRENCY;
 use crate::domain::PaymentStatus;
+use crate::finpay::FinpayError;
 use crate::finpay::GenerateRequest;
 use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
 use crate::store::{GeneratedQr, IdempotencyRef, NewPayment, Payment, StoreError};
+use crate::worker::schedule::{deadline_of, first_check};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -60,9 +64,9 @@ const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
         )),
         (status = 400, description = "Unreadable body or header", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "partnerReferenceNo used for another payment, the same Idempotency-Key is in flight, or the QR of a retried payment cannot be recovered from Finpay", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "partnerReferenceNo used for another payment, the same Idempotency-Key is in flight, another request is generating this payment's QR, or the QR of a retried payment cannot be recovered from Finpay", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Finpay refused (payment failed) or failed (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Finpay refused (`finpay-rejected`: payment failed) or failed (`finpay-unavailable`: outcome unknown, retry)", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Finpay or the database is not available", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 504, description = "Finpay did not answer in time (outcome unknown: retry)", body = super::error::Problem, content_type = "application/problem+json"),
     ),
@@ -94,7 +98,6 @@ pub async fn create_payment(
 }
 
 async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, resume: Option<String>) -> Reply {
-    let sent_before = resume.is_some();
     let payment = match resume {
         Some(id) => match st.store.get_payment(&id).await {
             Ok(Some(p)) => p,
@@ -107,7 +110,7 @@ async fn run(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>, re
             Err(e) => return Reply::error(e, false),
         },
     };
-    generate(st, spec, payment, StatusCode::CREATED, sent_before).await
+    generate(st, spec, payment, StatusCode::CREATED).await
 }
 
 enum Inserted {
@@ -139,7 +142,8 @@ async fn insert(st: &AppState, spec: &PaymentSpec, key: Option<&IdempotencyRef>)
         valid_until: spec.valid_until,
         created_at: now,
     };
-    let first_check = after(now, st.settings.worker.first_check_secs);
+    let w = &st.settings.worker;
+    let first_check = first_check(now, deadline_of(Some(spec.valid_until), now, w), w);
     match st.store.create_api_payment(&new, Some(first_check), key).await {
         Ok(p) => {
             crate::telemetry::status_changed("api", &(&p).into(), None, p.status, None);
@@ -173,28 +177,15 @@ async fn finish_existing(st: &AppState, spec: &PaymentSpec, p: Payment) -> Reply
             .payment(&p.id);
         return Reply::error(e, true);
     }
-    generate(st, spec, p, StatusCode::OK, true).await
+    generate(st, spec, p, StatusCode::OK).await
 }
 
-/// Gets the payment its QR (unless it has one) and answers with it;
-/// `sent_before` when an earlier request may have asked Finpay already.
-async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode, sent_before: bool) -> Reply {
-    // Paid without our hearing of the QR (its answer was lost, then Finpay
-    // notified): the order is paid, and a new payment would charge twice.
-    if p.qr_content.is_some() || matches!(p.status, PaymentStatus::Paid | PaymentStatus::Refunded) {
-        return Reply::json(done, &PaymentView::from(&p));
-    }
-    if !p.status.is_open() {
-        let e = ApiError::conflict(
-            "payment-not-generated",
-            "Payment has no QR",
-            format!(
-                "the payment is {} and its QR was never generated; create a new payment",
-                p.status
-            ),
-        )
-        .payment(&p.id);
-        return Reply::error(e, true);
+/// Gets the payment its QR (unless it has one) and answers with it. One
+/// request at a time asks Finpay (`claim_generate_send`); the sends are
+/// counted, so that an answer to a send after the first is read as such.
+async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCode) -> Reply {
+    if let Some(answer) = without_generate(&p, done) {
+        return answer;
     }
     let now = crate::store::now();
     let Some(valid_until) = p.valid_until.filter(|t| *t > after(now, 10)) else {
@@ -220,14 +211,21 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         note: p.note.clone(),
         tips: spec.tips.clone(),
     };
+    let hold = chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64 + 5);
+    let sent_before = match st.store.claim_generate_send(&p.id, now, now + hold).await {
+        Ok(Some(send)) => send > 1,
+        Ok(None) => return busy_or_generated(st, &p.id, done).await,
+        Err(e) => return Reply::error(ApiError::from(e).payment(&p.id), false),
+    };
     match finpay.generate(&req).await {
         Ok(g) => {
+            let (w, now) = (&st.settings.worker, crate::store::now());
             let qr = GeneratedQr {
+                next_check_at: first_check(now, deadline_of(g.valid_until.or(p.valid_until), p.created_at, w), w),
                 reference_no: g.reference_no,
                 qr_content: g.qr_content,
                 qr_url: g.qr_url,
                 valid_until: g.valid_until,
-                next_check_at: after(crate::store::now(), st.settings.worker.first_check_secs),
             };
             match st.store.attach_generated(&p.id, &qr).await {
                 Ok(p) => Reply::json(done, &PaymentView::from(&p)),
@@ -237,7 +235,7 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
                 }
             }
         }
-        Err(e) if upstream::definitely_refused(&e) => {
+        Err(e) if upstream::definitely_refused(&e) && !sent_before => {
             tracing::warn!(payment_id = %p.id, error = %e, "Finpay refused to generate the QR");
             match st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
                 Ok(Some(failed)) => {
@@ -262,7 +260,10 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         }
         Err(e) => {
             tracing::warn!(payment_id = %p.id, error = %e, "generate outcome unknown; the worker will check");
-            let detail = upstream::describe(&e);
+            let mut detail = upstream::describe(&e);
+            if sent_before && upstream::definitely_refused(&e) {
+                detail["sentAgain"] = true.into();
+            }
             if let Err(se) = st
                 .store
                 .generation_unknown(&p.id, crate::store::now() + RECHECK_SOON, &detail)
@@ -270,18 +271,8 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             {
                 tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");
             }
-            // Finpay made the QR for an earlier request and keeps its answer to
-            // itself: retrying cannot recover it.
-            if sent_before && e.is_duplicate_reference() {
-                let e = ApiError::conflict(
-                    "qr-not-recoverable",
-                    "The QR cannot be recovered",
-                    "Finpay generated this payment's QR for an earlier request whose answer was lost, and does not \
-                     give it again: create a new payment (this one stays pending; it is settled if Finpay reports it \
-                     paid, and expires otherwise)",
-                )
-                .payment(&p.id);
-                return Reply::error(e, true);
+            if let Some(e) = not_recoverable(sent_before, &e) {
+                return Reply::error(e.payment(&p.id), true);
             }
             // Without its reference a retry is a new payment: say which one resumes this one.
             let what = format!(
@@ -292,4 +283,71 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             Reply::error(ApiError::finpay(&e, &what).payment(&p.id), false)
         }
     }
+}
+
+/// The answer for a payment that needs no generate: it has its QR, or was
+/// paid without our hearing of it (its answer was lost, then Finpay
+/// notified: the order is paid, and a new payment would charge twice), or
+/// is closed without one.
+fn without_generate(p: &Payment, done: StatusCode) -> Option<Reply> {
+    if p.qr_content.is_some() || matches!(p.status, PaymentStatus::Paid | PaymentStatus::Refunded) {
+        return Some(Reply::json(done, &PaymentView::from(p)));
+    }
+    if !p.status.is_open() {
+        let e = ApiError::conflict(
+            "payment-not-generated",
+            "Payment has no QR",
+            format!(
+                "the payment is {} and its QR was never generated; create a new payment",
+                p.status
+            ),
+        )
+        .payment(&p.id);
+        return Some(Reply::error(e, true));
+    }
+    None
+}
+
+/// Another request is asking Finpay for the QR now (or its answer was just
+/// stored): the payment as it is, if that settled it; else 409.
+async fn busy_or_generated(st: &AppState, payment_id: &str, done: StatusCode) -> Reply {
+    match st.store.get_payment(payment_id).await {
+        Ok(Some(p)) => without_generate(&p, done).unwrap_or_else(|| {
+            let e = ApiError::conflict(
+                "qr-in-progress",
+                "QR being generated",
+                "another request is asking Finpay for this payment's QR; read the payment again in a moment, \
+                 or retry this request",
+            );
+            Reply::error(e.payment(payment_id), false)
+        }),
+        Ok(None) => Reply::error(ApiError::internal(), false),
+        Err(e) => Reply::error(ApiError::from(e).payment(payment_id), false),
+    }
+}
+
+/// A generate sent again (after an unknown outcome) that Finpay will not
+/// answer with the QR: a "duplicate" (it made the QR for the earlier send and
+/// does not give it again) or a refusal (which may be about what the earlier
+/// send did). Retrying cannot help; the payment stays pending for the worker.
+fn not_recoverable(sent_before: bool, e: &FinpayError) -> Option<ApiError> {
+    let why = if !sent_before {
+        return None;
+    } else if e.is_duplicate_reference() {
+        "Finpay generated this payment's QR for an earlier request whose answer was lost, and does not give it again"
+    } else if upstream::definitely_refused(e) {
+        "Finpay refused this payment's QR when asked again; an earlier request's outcome is unknown and the refusal \
+         may be about what it did"
+    } else {
+        return None;
+    };
+    let detail = format!(
+        "{why}: create a new payment (this one stays pending; it is settled if Finpay reports it paid, and expires \
+         otherwise)"
+    );
+    Some(ApiError::conflict(
+        "qr-not-recoverable",
+        "The QR cannot be recovered",
+        detail,
+    ))
 }

@@ -161,18 +161,30 @@ impl ApiError {
             .detail("the request could not be completed; it is logged and safe to retry")
     }
 
-    /// A failed call to Finpay: 504 when it did not answer in time, 502 otherwise.
+    /// A failed call to Finpay: 504 when it did not answer in time; 502
+    /// `finpay-rejected` when it refused (nothing was done,
+    /// [`definitely_refused`](super::upstream::definitely_refused)); 502
+    /// `finpay-unavailable` otherwise (a 5xx, an unreadable answer, a
+    /// "duplicate": the outcome is unknown).
     pub fn finpay(e: &FinpayError, what: &str) -> Self {
+        Self::from_finpay(e, what, super::upstream::definitely_refused(e))
+    }
+
+    /// The same for a refusal that settles nothing (it answered a request
+    /// sent again after an unknown outcome): never `finpay-rejected`.
+    pub fn finpay_outcome_unknown(e: &FinpayError, what: &str) -> Self {
+        Self::from_finpay(e, what, false)
+    }
+
+    fn from_finpay(e: &FinpayError, what: &str, refused: bool) -> Self {
         let (status, slug, title) = match e {
             FinpayError::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "finpay-timeout",
                 "Finpay did not answer in time",
             ),
-            FinpayError::Rejected { .. } => (StatusCode::BAD_GATEWAY, "finpay-rejected", "Finpay refused the request"),
-            FinpayError::Unavailable(_) | FinpayError::InvalidResponse(_) => {
-                (StatusCode::BAD_GATEWAY, "finpay-unavailable", "Finpay failed")
-            }
+            _ if refused => (StatusCode::BAD_GATEWAY, "finpay-rejected", "Finpay refused the request"),
+            _ => (StatusCode::BAD_GATEWAY, "finpay-unavailable", "Finpay failed"),
         };
         let code = match e {
             FinpayError::Rejected { response_code, .. } => Some(response_code.clone()),

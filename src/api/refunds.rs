@@ -180,7 +180,12 @@ async fn run(
             let what = "Finpay refused the refund sent again; an earlier send's outcome is unknown and may be what \
                         the refusal is about (a refund already carried out), so the refund stays pending with its \
                         amount reserved: settle it with Finpay";
-            Reply::error(ApiError::finpay(&e, what).payment(&p.id).refund(&stored.id), false)
+            Reply::error(
+                ApiError::finpay_outcome_unknown(&e, what)
+                    .payment(&p.id)
+                    .refund(&stored.id),
+                false,
+            )
         }
         (Some(e), _) => {
             tracing::warn!(refund_id = %stored.id, error = %e, "refund outcome unknown; it stays pending");
@@ -289,8 +294,17 @@ async fn reserve(
 /// The answer for a refund whose fate is known.
 fn settled_answer(r: &Refund, p: &Payment, done: StatusCode) -> Reply {
     if r.status == "failed" {
+        // Without Finpay's code it was settled as failed by a person
+        // (`…/resolution`), as Finpay told them.
+        let detail = match r.response_code {
+            Some(_) => "Finpay refused this refund; the amount can be refunded again with a new partnerRefundNo",
+            None => {
+                "this refund failed (Finpay did not make it, as recorded in the payment's audit trail); the \
+                     amount can be refunded again with a new partnerRefundNo"
+            }
+        };
         let e = ApiError::new(StatusCode::BAD_GATEWAY, "finpay-rejected", "Finpay refused the request")
-            .detail("Finpay refused this refund; the amount can be refunded again with a new partnerRefundNo")
+            .detail(detail)
             .finpay_code(r.response_code.clone())
             .payment(&p.id)
             .refund(&r.id);

@@ -139,6 +139,17 @@ pub trait ApiStore: Send + Sync + 'static {
     /// (guarded; only a payment without a QR), with an event. `None` when the
     /// payment was no longer in that state.
     async fn fail_generation(&self, payment_id: &str, detail: &serde_json::Value) -> Result<Option<Payment>>;
+    /// Takes an open generated payment without a QR for one generate at
+    /// Finpay until `until`: the number of this send (1 for the first), or
+    /// `None` when it has its QR, is no longer open, or another send is under
+    /// way. Storing the answer (`attach_generated`, `fail_generation`,
+    /// `generation_unknown`) releases it.
+    async fn claim_generate_send(
+        &self,
+        payment_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<i32>>;
     /// The generate outcome is unknown: record it and have the worker ask
     /// Finpay at `next_check_at`.
     async fn generation_unknown(

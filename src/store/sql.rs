@@ -235,7 +235,7 @@ macro_rules! sql_store {
                     "UPDATE payments SET reference_no = COALESCE($1, reference_no), qr_content = $2, qr_url = $3, \
                      valid_until = COALESCE($4, valid_until), \
                      next_check_at = CASE WHEN status IN {open} THEN $5 ELSE NULL END, \
-                     updated_at = $6 WHERE id = $7 RETURNING {PAYMENT_COLUMNS}",
+                     updated_at = $6, generating_until = NULL WHERE id = $7 RETURNING {PAYMENT_COLUMNS}",
                     open = PaymentStatus::OPEN_SQL
                 );
                 let sql = Self::sql_owned(sql);

@@ -192,10 +192,34 @@ macro_rules! sql_api_store {
                         return Ok(None);
                     };
                     Self::write_payment(&mut tx, &e, Some(&current)).await?;
+                    sqlx::query(&Self::sql("UPDATE payments SET generating_until = NULL WHERE id = $1"))
+                        .bind(payment_id)
+                        .execute(&mut *tx)
+                        .await?;
                     Self::insert_entries(&mut tx, &e, None, now).await?;
                     Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
                     tx.commit().await?;
                     Ok(Some(e.payment))
+                }
+
+                async fn claim_generate_send(
+                    &self,
+                    payment_id: &str,
+                    now: DateTime<Utc>,
+                    until: DateTime<Utc>,
+                ) -> crate::store::Result<Option<i32>> {
+                    let sql = format!(
+                        "UPDATE payments SET generate_sends = generate_sends + 1, generating_until = $1 \
+                         WHERE id = $2 AND origin = 'generated' AND qr_content IS NULL AND status IN {} \
+                         AND (generating_until IS NULL OR generating_until <= $3) RETURNING generate_sends",
+                        PaymentStatus::OPEN_SQL
+                    );
+                    Ok(sqlx::query_scalar(&Self::sql_owned(sql))
+                        .bind(until)
+                        .bind(payment_id)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?)
                 }
 
                 async fn generation_unknown(
@@ -207,7 +231,8 @@ macro_rules! sql_api_store {
                     let now = crate::store::now();
                     let mut tx = self.begin().await?;
                     let sql = format!(
-                        "UPDATE payments SET next_check_at = $1, updated_at = $2 WHERE id = $3 AND status IN {}",
+                        "UPDATE payments SET next_check_at = $1, updated_at = $2, generating_until = NULL \
+                         WHERE id = $3 AND status IN {}",
                         PaymentStatus::OPEN_SQL
                     );
                     sqlx::query(&Self::sql_owned(sql))

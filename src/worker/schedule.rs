@@ -37,10 +37,21 @@ fn jittered(base: Duration) -> Duration {
 /// default validity after creation, for payments learnt from a static QR)
 /// plus the grace period.
 pub fn expiry_deadline(p: &Payment, w: &WorkerSettings) -> DateTime<Utc> {
-    let valid_until = p
-        .valid_until
-        .unwrap_or_else(|| p.created_at + chrono::Duration::seconds(w.default_validity_secs as i64));
-    valid_until + chrono::Duration::seconds(w.grace_secs as i64)
+    deadline_of(p.valid_until, p.created_at, w)
+}
+
+/// The first check of a payment created (or given its QR) at `now`: after
+/// `first_check_secs`, capped as every interval is, and never past its
+/// deadline.
+pub fn first_check(now: DateTime<Utc>, deadline: DateTime<Utc>, w: &WorkerSettings) -> DateTime<Utc> {
+    next_check_with(base_interval(0, w), now, deadline)
+}
+
+/// The deadline of a payment valid until `valid_until` (`None`: the default
+/// validity from `created_at`), as [`expiry_deadline`] computes it.
+pub fn deadline_of(valid_until: Option<DateTime<Utc>>, created_at: DateTime<Utc>, w: &WorkerSettings) -> DateTime<Utc> {
+    valid_until.unwrap_or_else(|| created_at + chrono::Duration::seconds(w.default_validity_secs as i64))
+        + chrono::Duration::seconds(w.grace_secs as i64)
 }
 
 /// The next check after the `attempt`-th one made at `now`.

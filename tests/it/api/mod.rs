@@ -6,6 +6,7 @@ pub mod support;
 
 mod auth;
 mod create;
+mod generate;
 mod openapi;
 mod reads;
 mod refunds;
