@@ -14,6 +14,11 @@ pub enum BodyError {
 }
 
 pub async fn read_limited(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, BodyError> {
+    // A declared `Content-Length` past the limit is refused before waiting
+    // for bytes that would be refused anyway.
+    if axum::body::HttpBody::size_hint(&body).lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
     let limited = Limited::new(body, limit);
     match tokio::time::timeout(deadline, limited.collect()).await {
         Err(_) => Err(BodyError::TimedOut),
@@ -38,9 +43,8 @@ pub async fn read_snap_body(body: Body, server: &ServerSettings, service: u8) ->
                 service,
                 Some(&format!("Body larger than {} bytes", server.body_limit_bytes)),
             ),
-            BodyError::TimedOut | BodyError::Broken => {
-                SnapStatus::bad_request(service, Some("Body not received in time"))
-            }
+            BodyError::TimedOut => SnapStatus::bad_request(service, Some("Body not received in time")),
+            BodyError::Broken => SnapStatus::bad_request(service, Some("Body could not be read")),
         })
 }
 

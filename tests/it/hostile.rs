@@ -155,6 +155,33 @@ fn a_slow_body_is_cut_off_by_the_request_deadline() {
     });
 }
 
+/// A `Content-Length` past `server.body_limit_bytes` is refused at once,
+/// not after the request deadline spent waiting for the bytes.
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token().await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\n\
+         X-TIMESTAMP: {}\r\nX-SIGNATURE: AAAA\r\nX-PARTNER-ID: {CLIENT_ID}\r\nX-EXTERNAL-ID: 123\r\nCHANNEL-ID: 1\r\n\
+         Content-Length: 100000000\r\n\r\n{{",
+        now_ts()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // The request deadline is 10 s: an answer within 3 s did not wait for it.
+    let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("answered before the request deadline")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("4005200") && text.contains("Body larger than"), "{text}");
+    app.stop().await;
+}
+
 #[test]
 fn a_client_trickling_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
