@@ -53,8 +53,9 @@ CREATE TABLE payments (
     lease_owner          TEXT,
     lease_until          TEXT,
     generate_sends       INTEGER NOT NULL DEFAULT 0 CHECK (generate_sends >= 0),
-    generating_until     TEXT CHECK (generating_until IS NULL OR (origin = 'generated' AND qr_content IS NULL)),
+    generating_until     TEXT,
     CHECK (partner_reference_no IS NOT NULL OR reference_no IS NOT NULL),
+    CHECK (generating_until IS NULL OR (origin = 'generated' AND qr_content IS NULL)),
     CHECK ((lease_owner IS NULL) = (lease_until IS NULL))
 ) STRICT;
 -- Payments are read by status and creation time, newest first (the API's

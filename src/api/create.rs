@@ -19,8 +19,7 @@ use super::payment_request::{after, CreatePaymentRequest, PaymentSpec};
 use super::upstream;
 use crate::domain::payment::CURRENCY;
 use crate::domain::PaymentStatus;
-use crate::finpay::FinpayError;
-use crate::finpay::GenerateRequest;
+use crate::finpay::{FinpayClient, FinpayError, GenerateRequest};
 use crate::metrics::business::Change;
 use crate::snap::notify::Amount;
 use crate::state::AppState;
@@ -211,7 +210,10 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         note: p.note.clone(),
         tips: spec.tips.clone(),
     };
-    let hold = chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64 + 5);
+    if let Err(e) = finpay.ensure_token().await {
+        return Reply::error(not_sent(&e, &p).payment(&p.id), false);
+    }
+    let hold = FinpayClient::longest_call(&st.settings.finpay);
     let sent_before = match st.store.claim_generate_send(&p.id, now, now + hold).await {
         Ok(Some(send)) => send > 1,
         Ok(None) => return busy_or_generated(st, &p.id, done).await,
@@ -219,9 +221,10 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
     };
     match finpay.generate(&req).await {
         Ok(g) => {
-            let (w, now) = (&st.settings.worker, crate::store::now());
+            let w = &st.settings.worker;
+            let deadline = deadline_of(g.valid_until.or(p.valid_until), p.created_at, w);
             let qr = GeneratedQr {
-                next_check_at: first_check(now, deadline_of(g.valid_until.or(p.valid_until), p.created_at, w), w),
+                next_check_at: first_check(crate::store::now(), deadline, w),
                 reference_no: g.reference_no,
                 qr_content: g.qr_content,
                 qr_url: g.qr_url,
@@ -230,7 +233,9 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             match st.store.attach_generated(&p.id, &qr).await {
                 Ok(p) => Reply::json(done, &PaymentView::from(&p)),
                 Err(e) => {
-                    tracing::error!(payment_id = %p.id, error = %e, "Finpay generated the QR but it could not be stored");
+                    // What Finpay gave, so that a person can still hand it over.
+                    tracing::error!(payment_id = %p.id, reference_no = ?qr.reference_no, qr_content = %qr.qr_content,
+                        error = %e, "Finpay generated the QR but it could not be stored");
                     Reply::error(ApiError::from(e).payment(&p.id), false)
                 }
             }
@@ -250,7 +255,8 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
                         Some(why),
                     );
                 }
-                Ok(None) => {}
+                // No longer pending without a QR (paid meanwhile, say): answer it as it is.
+                Ok(None) => return busy_or_generated(st, &p.id, done).await,
                 Err(se) => return Reply::error(ApiError::from(se).payment(&p.id), false),
             }
             Reply::error(
@@ -261,7 +267,7 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         Err(e) => {
             tracing::warn!(payment_id = %p.id, error = %e, "generate outcome unknown; the worker will check");
             let mut detail = upstream::describe(&e);
-            if sent_before && upstream::definitely_refused(&e) {
+            if upstream::refused_again(sent_before, &e) {
                 detail["sentAgain"] = true.into();
             }
             if let Err(se) = st
@@ -272,7 +278,11 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
                 tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");
             }
             if let Some(e) = not_recoverable(sent_before, &e) {
-                return Reply::error(e.payment(&p.id), true);
+                // Unless another request has stored the QR meanwhile.
+                return match st.store.get_payment(&p.id).await {
+                    Ok(Some(now)) if now.qr_content.is_some() => Reply::json(done, &PaymentView::from(&now)),
+                    _ => Reply::error(e.payment(&p.id), true),
+                };
             }
             // Without its reference a retry is a new payment: say which one resumes this one.
             let what = format!(
@@ -331,11 +341,12 @@ async fn busy_or_generated(st: &AppState, payment_id: &str, done: StatusCode) ->
 /// does not give it again) or a refusal (which may be about what the earlier
 /// send did). Retrying cannot help; the payment stays pending for the worker.
 fn not_recoverable(sent_before: bool, e: &FinpayError) -> Option<ApiError> {
-    let why = if !sent_before {
+    if !sent_before {
         return None;
-    } else if e.is_duplicate_reference() {
+    }
+    let why = if e.is_duplicate_reference() {
         "Finpay generated this payment's QR for an earlier request whose answer was lost, and does not give it again"
-    } else if upstream::definitely_refused(e) {
+    } else if upstream::refused_again(sent_before, e) {
         "Finpay refused this payment's QR when asked again; an earlier request's outcome is unknown and the refusal \
          may be about what it did"
     } else {
@@ -350,4 +361,15 @@ fn not_recoverable(sent_before: bool, e: &FinpayError) -> Option<ApiError> {
         "The QR cannot be recovered",
         detail,
     ))
+}
+
+/// No access token from Finpay, so nothing was sent: the payment stays as it
+/// was, and a retry resumes it.
+fn not_sent(e: &FinpayError, p: &Payment) -> ApiError {
+    let what = format!(
+        "no access token could be obtained from Finpay, so the QR was not asked for; the payment stays pending: retry \
+         with partnerReferenceNo {} (or the same Idempotency-Key) to resume it",
+        p.partner_reference_no.as_deref().unwrap_or_default()
+    );
+    ApiError::finpay_outcome_unknown(e, &what)
 }

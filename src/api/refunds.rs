@@ -148,8 +148,21 @@ async fn run(
     };
     // One send at a time, counted: a refusal settles only the first (see
     // `upstream::refund_outcome`).
+    if let Err(e) = finpay.ensure_token().await {
+        let what = format!(
+            "no access token could be obtained from Finpay, so the refund was not sent; it stays pending with its \
+             amount reserved: retry with partnerRefundNo {} (or the same Idempotency-Key) to resume it",
+            refund.partner_refund_no
+        );
+        return Reply::error(
+            ApiError::finpay_outcome_unknown(&e, &what)
+                .payment(&p.id)
+                .refund(&refund.id),
+            false,
+        );
+    }
     let now = crate::store::now();
-    let hold = chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64 + 5);
+    let hold = crate::finpay::FinpayClient::longest_call(&st.settings.finpay);
     let send = match st.store.claim_refund_send(&refund.id, now, now + hold).await {
         Ok(Some(send)) => send,
         Ok(None) => return busy_or_settled(st, &refund, &p, done).await,

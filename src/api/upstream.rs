@@ -55,7 +55,8 @@ pub fn refund_outcome(
     }
 }
 
-/// A refusal of a refund that was sent before: it settles nothing.
+/// A refusal of a request (a refund, a generate) sent before: it may be about
+/// what an earlier send did, so it settles nothing.
 pub fn refused_again(sent_before: bool, e: &FinpayError) -> bool {
     sent_before && definitely_refused(e)
 }

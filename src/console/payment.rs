@@ -211,7 +211,7 @@ pub fn whole_or_decimal(minor: i64) -> String {
 /// How long a refund's call to Finpay may still be under way: its timeout,
 /// retries included, with room to spare.
 fn in_flight_for(st: &AppState) -> chrono::Duration {
-    chrono::Duration::seconds(3 * st.settings.finpay.timeout_secs as i64)
+    crate::finpay::FinpayClient::longest_call(&st.settings.finpay)
 }
 
 /// The payment's refunds; a pending one whose answer was lost (recorded as

@@ -166,6 +166,21 @@ pub struct FinpayClient {
 }
 
 impl FinpayClient {
+    /// The longest one call can take: waiting for a token another caller is
+    /// fetching, then a token and the request, and both once more after an
+    /// invalid-token answer, each bounded by `timeout_secs`; plus a margin.
+    /// A send held for this long is over, or its holder is gone.
+    pub fn longest_call(settings: &FinpaySettings) -> chrono::Duration {
+        chrono::Duration::seconds(5 * settings.timeout_secs.max(1) as i64 + 5)
+    }
+
+    /// Gets an access token now unless one is cached, so that a generate or
+    /// refund is taken for a send only once it can be sent: a token Finpay
+    /// refuses (our credentials, our clock) is not an answer about it.
+    pub async fn ensure_token(&self) -> Result<(), FinpayError> {
+        self.tokens.get(|| self.transport.fetch_token()).await.map(|_| ())
+    }
+
     pub fn new(creds: FinpayCredentials, settings: &FinpaySettings, metrics: Arc<Metrics>) -> Self {
         Self {
             transport: Transport::new(creds, settings, metrics),

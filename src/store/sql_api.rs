@@ -17,6 +17,19 @@ macro_rules! sql_api_store {
             type IdempotencyRow = (Vec<u8>, Option<i32>, Option<String>, Option<String>, Option<DateTime<Utc>>);
 
             impl $Store {
+                /// Ends the hold of a payment's generate (whatever became of
+                /// the payment meanwhile): its answer is stored.
+                async fn release_generate(
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    payment_id: &str,
+                ) -> crate::store::Result<()> {
+                    sqlx::query(&Self::sql("UPDATE payments SET generating_until = NULL WHERE id = $1"))
+                        .bind(payment_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                }
+
                 async fn refund_by_partner_no(
                     conn: &mut <$Db as sqlx::Database>::Connection,
                     partner_refund_no: &str,
@@ -187,19 +200,15 @@ macro_rules! sql_api_store {
                     ));
                     let mut tx = self.begin().await?;
                     let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
-                    let Some(current) = current else { return Ok(None) };
-                    let Some(e) = crate::domain::own_moves::generation_failed(&current, detail.clone(), now) else {
-                        return Ok(None);
-                    };
-                    Self::write_payment(&mut tx, &e, Some(&current)).await?;
-                    sqlx::query(&Self::sql("UPDATE payments SET generating_until = NULL WHERE id = $1"))
-                        .bind(payment_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    Self::insert_entries(&mut tx, &e, None, now).await?;
-                    Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
+                    Self::release_generate(&mut tx, payment_id).await?;
+                    let failed = current.as_ref().and_then(|p| crate::domain::own_moves::generation_failed(p, detail.clone(), now));
+                    if let Some(e) = &failed {
+                        Self::write_payment(&mut tx, e, current.as_ref()).await?;
+                        Self::insert_entries(&mut tx, e, None, now).await?;
+                        Self::raise(&mut tx, &e.payment, &e.events, crate::domain::Cause::Api, now, None).await?;
+                    }
                     tx.commit().await?;
-                    Ok(Some(e.payment))
+                    Ok(failed.map(|e| e.payment))
                 }
 
                 async fn claim_generate_send(
@@ -218,7 +227,7 @@ macro_rules! sql_api_store {
                         .bind(until)
                         .bind(payment_id)
                         .bind(now)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.writes())
                         .await?)
                 }
 
@@ -231,8 +240,7 @@ macro_rules! sql_api_store {
                     let now = crate::store::now();
                     let mut tx = self.begin().await?;
                     let sql = format!(
-                        "UPDATE payments SET next_check_at = $1, updated_at = $2, generating_until = NULL \
-                         WHERE id = $3 AND status IN {}",
+                        "UPDATE payments SET next_check_at = $1, updated_at = $2 WHERE id = $3 AND status IN {}",
                         PaymentStatus::OPEN_SQL
                     );
                     sqlx::query(&Self::sql_owned(sql))
@@ -241,6 +249,7 @@ macro_rules! sql_api_store {
                     .bind(payment_id)
                     .execute(&mut *tx)
                     .await?;
+                    Self::release_generate(&mut tx, payment_id).await?;
                     Self::insert_event(&mut tx, payment_id, "generate_unknown", detail, now).await?;
                     tx.commit().await?;
                     Ok(())
@@ -271,7 +280,7 @@ macro_rules! sql_api_store {
                     .bind(until)
                     .bind(refund_id)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.writes())
                     .await?)
                 }
 

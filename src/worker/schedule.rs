@@ -1,7 +1,7 @@
 //! When to ask Finpay again about an open payment.
 //!
-//! The first check is `first_check_secs` after creation (set when the QR is
-//! generated). After the n-th check the next one waits
+//! The first check is `first_check_secs` after creation (set again when the
+//! QR is generated), capped and bounded by the deadline as every interval is. After the n-th check the next one waits
 //! `first_check_secs × backoff_factor^n`, capped at `max_interval_secs`,
 //! floored at one second, with ±10 % jitter so that payments created
 //! together (or failing together while Finpay is down) spread out. Checks
@@ -107,6 +107,18 @@ mod tests {
             let j = jittered(Duration::from_secs(100)).as_secs_f64();
             assert!((90.0..=110.0).contains(&j), "{j}");
         }
+    }
+
+    #[test]
+    fn the_first_check_is_capped_by_the_longest_interval_and_by_the_deadline() {
+        let now = Utc::now();
+        let far = now + chrono::Duration::days(1);
+        let w = settings(3600, 2.0, 600);
+        assert_eq!(first_check(now, far, &w), now + chrono::Duration::seconds(600));
+        let soon = now + chrono::Duration::seconds(120);
+        assert_eq!(first_check(now, soon, &w), soon);
+        let w = settings(30, 2.0, 600);
+        assert_eq!(first_check(now, far, &w), now + chrono::Duration::seconds(30));
     }
 
     #[test]

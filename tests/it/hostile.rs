@@ -182,6 +182,34 @@ async fn a_declared_body_over_the_limit_is_refused_at_once() {
     app.stop().await;
 }
 
+/// A body whose framing is broken (declared chunked, sent plain) is answered
+/// as unreadable at once, not as late.
+#[tokio::test]
+async fn a_body_with_broken_framing_is_answered_as_unreadable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token().await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"originalReferenceNo":"FP-1"}"#;
+    let head = format!(
+        "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\n\
+         X-TIMESTAMP: {}\r\nX-SIGNATURE: AAAA\r\nX-PARTNER-ID: {CLIENT_ID}\r\nX-EXTERNAL-ID: 123\r\nCHANNEL-ID: 1\r\n\
+         Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+        now_ts(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("answered at once")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("4005200") && text.contains("could not be read"), "{text}");
+    app.stop().await;
+}
+
 #[test]
 fn a_client_trickling_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! are counted: what Finpay answers a send after the first cannot fail the
 //! payment, and what leaves the outcome unknown is never called a refusal.
 
-use super::support::{finpay_at, kind, payment, post, scripted_finpay, scripted_finpay_after};
+use super::support::{finpay_at, kind, payment, post, scripted_finpay, scripted_finpay_counted};
 use crate::common::{self, Backend, TestApp};
 use serde_json::json;
 
@@ -14,9 +14,8 @@ fn no_worker(env: &mut Vec<(String, String)>, finpay: &str) {
 async fn requests_racing_on_one_reference_ask_finpay_once(backend: Backend) {
     let generated = json!({"responseCode": "2004700", "responseMessage": "Successful",
         "partnerReferenceNo": "INV-race-1", "referenceNo": "FP-race-1", "qrContent": "00020101021226"});
-    // Finpay takes a second, so the requests overlap; any second generate
-    // would be answered too, and its request would get the payment.
-    let finpay = scripted_finpay_after(std::time::Duration::from_secs(1), vec![(200, generated)]).await;
+    // Finpay takes a second, so the requests overlap.
+    let (finpay, generates) = scripted_finpay_counted(std::time::Duration::from_secs(1), vec![(200, generated)]).await;
     let app = TestApp::spawn_with(backend, move |env| no_worker(env, &finpay)).await;
     let body = json!({"amount": "15000", "partnerReferenceNo": "INV-race-1"});
 
@@ -27,11 +26,22 @@ async fn requests_racing_on_one_reference_ask_finpay_once(backend: Backend) {
     }))
     .await;
 
-    let with_qr = tries.iter().filter(|r| r.status == 201 || r.status == 200).count();
-    assert_eq!(with_qr, 1, "one request generated the QR");
-    for r in tries.iter().filter(|r| r.status != 201 && r.status != 200) {
-        let problem = r.problem(409);
-        assert_eq!(kind(&problem), "qr-in-progress", "{problem}");
+    assert_eq!(
+        generates.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "Finpay was asked once"
+    );
+    for r in &tries {
+        if r.status == 409 {
+            assert_eq!(kind(&r.problem(409)), "qr-in-progress");
+        } else {
+            assert!(
+                r.status == 201 || r.status == 200,
+                "{}",
+                String::from_utf8_lossy(&r.bytes)
+            );
+            assert_eq!(r.json()["qrContent"], "00020101021226");
+        }
     }
     let after = post(&app, "/api/v1/payments", &body, None).await;
     assert_eq!(after.status, 200, "{}", String::from_utf8_lossy(&after.bytes));

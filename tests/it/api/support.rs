@@ -238,17 +238,29 @@ pub async fn scripted_finpay(answers: Vec<(u16, Value)>) -> String {
 
 /// [`scripted_finpay`], answering each call other than the token's after `delay`.
 pub async fn scripted_finpay_after(delay: std::time::Duration, answers: Vec<(u16, Value)>) -> String {
+    scripted_finpay_counted(delay, answers).await.0
+}
+
+/// [`scripted_finpay_after`], with the number of calls other than the token's.
+pub async fn scripted_finpay_counted(
+    delay: std::time::Duration,
+    answers: Vec<(u16, Value)>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use axum::http::{StatusCode, Uri};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
     let app = axum::Router::new().fallback(move |uri: Uri| {
-        let answers = answers.clone();
+        let (answers, counted) = (answers.clone(), counted.clone());
         async move {
             if uri.path().contains("access-token") {
                 let token = serde_json::json!({"responseCode": "2007300", "responseMessage": "Successful",
                     "accessToken": "scripted-token", "tokenType": "Bearer", "expiresIn": "900"});
                 return (StatusCode::OK, axum::Json(token));
             }
+            counted.fetch_add(1, Ordering::SeqCst);
             let (status, body) = {
                 let mut queue = answers.lock().unwrap();
                 if queue.len() > 1 {
@@ -265,5 +277,5 @@ pub async fn scripted_finpay_after(delay: std::time::Duration, answers: Vec<(u16
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    (url, calls)
 }
