@@ -36,7 +36,7 @@ pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{ensure_migrated, explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
-pub use postgres::{PgStore, NUMBER_CHANGES};
+pub use postgres::{PgStore, LAST_EVENT_SEQUENCES, NUMBER_CHANGES};
 pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -10,6 +10,8 @@ use std::time::Duration;
 /// The set-based executor for batches of notifications.
 mod ingest;
 
+pub use ingest::LAST_EVENT_SEQUENCES;
+
 pub struct PgStore {
     pub(crate) pool: PgPool,
 }

@@ -27,6 +27,14 @@ use crate::store::{Applied, InboundNotification, IngestOutcome, Result, StoredKe
 use chrono::NaiveDate;
 use std::collections::HashMap;
 
+/// The last event number of each payment in `$1`: one index probe per
+/// payment. (`payment_id = ANY($1) GROUP BY payment_id` was planned as a scan
+/// of the whole table while `events` had no statistics yet, as in a new
+/// deployment's first minutes: 100 ms batches once it held some tens of
+/// thousands of events.)
+pub const LAST_EVENT_SEQUENCES: &str = "SELECT p.id, last.sequence FROM unnest($1::text[]) AS p (id) \
+    CROSS JOIN LATERAL (SELECT sequence FROM events WHERE payment_id = p.id ORDER BY sequence DESC LIMIT 1) AS last";
+
 /// The batch's payments as the plan sees them: as read, then as changed.
 #[derive(Default)]
 struct Rows {
@@ -119,14 +127,12 @@ impl PgStore {
         let mut sequences: HashMap<String, i64> = if read.is_empty() {
             HashMap::new()
         } else {
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT payment_id, MAX(sequence) FROM events WHERE payment_id = ANY($1) GROUP BY payment_id",
-            )
-            .bind(read.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
+            sqlx::query_as::<_, (String, i64)>(LAST_EVENT_SEQUENCES)
+                .bind(read.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
         };
         let mut rows = Rows::default();
         for p in read {

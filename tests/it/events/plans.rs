@@ -158,3 +158,31 @@ async fn numbering_the_changes_feed_reads_only_what_is_not_numbered() {
     );
     assert!(!plan.contains("Seq Scan on events"), "reads every event:\n{plan}");
 }
+
+/// The set-based executor reads each payment's last event number by index
+/// also before `events` has statistics (a new deployment's first minutes,
+/// before autovacuum analyses it), whatever the batch's size.
+#[tokio::test]
+async fn a_batch_reads_its_payments_last_event_numbers_by_index_before_any_statistics() {
+    let Some((_db, mut c)) = common::migrated_postgres().await else {
+        return;
+    };
+    sqlx::raw_sql(
+        "INSERT INTO payments (id, partner_reference_no, amount_minor, currency, status, origin, created_at, updated_at) \
+         SELECT 'P' || i, 'R' || i, 1000, 'IDR', 'paid', 'generated', now(), now() FROM generate_series(1, 20000) AS i; \
+         INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at) \
+         SELECT 'E' || i, 'payment.paid', 'P' || i, 1, 'notification', '{}', now() FROM generate_series(1, 20000) AS i;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let batch: Vec<String> = (1..=64).map(|i| format!("'P{}'", i * 300)).collect();
+    let statement = finpay_qris::store::LAST_EVENT_SEQUENCES.replace("$1", &format!("ARRAY[{}]", batch.join(",")));
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {statement}"))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("events_payment_id_sequence_key"), "not by index:\n{plan}");
+    assert!(!plan.contains("Seq Scan on events"), "reads every event:\n{plan}");
+}
