@@ -155,28 +155,34 @@ fn a_slow_body_is_cut_off_by_the_request_deadline() {
     });
 }
 
-/// A `Content-Length` past `server.body_limit_bytes` is refused at once,
-/// not after the request deadline spent waiting for the bytes.
-#[tokio::test]
-async fn a_declared_body_over_the_limit_is_refused_at_once() {
+/// Sends a notify request head with `framing` (its body-length headers) and
+/// `body` on a raw connection; the answer's start, which must come within
+/// 3 s (the request deadline is 10 s).
+async fn answer_to_raw_notify(app: &TestApp, framing: &str, body: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn(Backend::Sqlite).await;
     let token = app.token().await;
     let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let head = format!(
         "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\n\
          X-TIMESTAMP: {}\r\nX-SIGNATURE: AAAA\r\nX-PARTNER-ID: {CLIENT_ID}\r\nX-EXTERNAL-ID: 123\r\nCHANNEL-ID: 1\r\n\
-         Content-Length: 100000000\r\n\r\n{{",
+         {framing}\r\n{body}",
         now_ts()
     );
     s.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    // The request deadline is 10 s: an answer within 3 s did not wait for it.
     let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
         .await
         .expect("answered before the request deadline")
         .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A `Content-Length` past `server.body_limit_bytes` is refused at once,
+/// not after the request deadline spent waiting for the bytes.
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let text = answer_to_raw_notify(&app, "Content-Length: 100000000\r\n", "{").await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("4005200") && text.contains("Body larger than"), "{text}");
     app.stop().await;
@@ -186,25 +192,10 @@ async fn a_declared_body_over_the_limit_is_refused_at_once() {
 /// as unreadable at once, not as late.
 #[tokio::test]
 async fn a_body_with_broken_framing_is_answered_as_unreadable() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let token = app.token().await;
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let body = r#"{"originalReferenceNo":"FP-1"}"#;
-    let head = format!(
-        "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\n\
-         X-TIMESTAMP: {}\r\nX-SIGNATURE: AAAA\r\nX-PARTNER-ID: {CLIENT_ID}\r\nX-EXTERNAL-ID: 123\r\nCHANNEL-ID: 1\r\n\
-         Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
-        now_ts(),
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
-        .await
-        .expect("answered at once")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let framing = format!("Content-Length: {}\r\nTransfer-Encoding: chunked\r\n", body.len());
+    let text = answer_to_raw_notify(&app, &framing, body).await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("4005200") && text.contains("could not be read"), "{text}");
     app.stop().await;
