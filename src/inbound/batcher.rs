@@ -55,8 +55,7 @@ impl Batcher {
                     }
                     let started = Instant::now();
                     let commits = commit_spans(&jobs, n);
-                    run_batch(store.as_ref(), std::mem::take(&mut jobs)).await;
-                    drop(commits);
+                    run_batch(store.as_ref(), std::mem::take(&mut jobs), commits).await;
                     if let Some(o) = &observer {
                         o(n, started.elapsed());
                     }
@@ -83,7 +82,8 @@ impl Batcher {
 }
 
 /// One `commit` span per traced request of the batch, ended when the batch
-/// has been stored and answered; nothing when no request is traced.
+/// has been stored, before its requests are answered (so that each ends
+/// within its request's span); nothing when no request is traced.
 fn commit_spans(jobs: &[Job], batch: usize) -> Vec<tracing::Span> {
     jobs.iter()
         .filter(|j| !j.span.is_disabled())
@@ -91,9 +91,11 @@ fn commit_spans(jobs: &[Job], batch: usize) -> Vec<tracing::Span> {
         .collect()
 }
 
-async fn run_batch(store: &dyn Store, jobs: Vec<Job>) {
+async fn run_batch(store: &dyn Store, jobs: Vec<Job>, commits: Vec<tracing::Span>) {
     let (items, replies): (Vec<InboundNotification>, Vec<Reply>) = jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
-    match store.ingest_notifications(&items).await {
+    let stored = store.ingest_notifications(&items).await;
+    drop(commits);
+    match stored {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

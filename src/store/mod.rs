@@ -14,19 +14,21 @@ mod console_store;
 pub mod endpoints;
 pub mod events;
 mod explain;
+pub(crate) mod item_by_item;
 pub(crate) mod ops_store;
 mod postgres;
 pub mod refusals;
 mod sql;
 mod sql_api;
 mod sql_console;
+mod sql_effect;
 mod sql_endpoints;
 mod sql_events;
-mod sql_ingest;
 mod sql_outbox;
 mod sql_records;
 mod sql_refunds;
 mod sqlite;
+mod sqlite_batch;
 mod types;
 
 pub use api_store::*;
@@ -45,19 +47,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+/// A driver's error (sqlx's, or SQLite's own where a batch runs on its handle).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now (pool timeout, connection
     /// refused or lost). Callers answer "try again later".
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     /// A unique key already holds this value.
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("not found")]
     NotFound,
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -72,11 +77,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Box::new(e))
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-            sqlx::Error::Database(db) if unavailable(db.as_ref()) => StoreError::Unavailable(e),
-            _ => StoreError::Database(e),
+            sqlx::Error::Database(db) if unavailable(db.as_ref()) => StoreError::Unavailable(Box::new(e)),
+            _ => StoreError::Database(Box::new(e)),
         }
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// The set-based executor for batches of notifications.
 mod ingest;
+/// The reference executor's statements.
+mod item_writes;
 
 pub use ingest::LAST_EVENT_SEQUENCES;
 

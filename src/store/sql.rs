@@ -9,7 +9,10 @@
 macro_rules! sql_store {
     ($Store:ident, $Db:ty) => {
         use crate::domain::{Decision, PaymentStatus};
-        use crate::store::{Backend, GeneratedQr, NewPayment, Payment, PaymentEvent, PaymentFilter, Store, StoreError};
+        use crate::store::{
+            Backend, GeneratedQr, InboundNotification, IngestOutcome, NewPayment, Payment, PaymentEvent, PaymentFilter, Store,
+            StoreError,
+        };
         use chrono::{DateTime, Utc};
         use serde_json::json;
 
@@ -17,7 +20,7 @@ macro_rules! sql_store {
              origin, qr_content, qr_url, note, valid_until, paid_at, refunded_minor, flagged, finpay_status, created_at, \
              updated_at, next_check_at, check_attempts, lease_owner, lease_until";
 
-        crate::store::sql_ingest::sql_ingest!($Store, $Db);
+        crate::store::sql_effect::sql_effect_writes!($Store, $Db);
 
         impl $Store {
             /// A payment we generate, pending, with its `created` entry.

@@ -5,12 +5,35 @@
 //! delivery to every endpoint subscribed to its type (a disabled endpoint's
 //! waits, parked with no next attempt, until it is enabled again).
 
+/// A payment's last event number.
+pub(crate) const LAST_SEQUENCE: &str = "SELECT MAX(sequence) FROM events WHERE payment_id = $1";
+
+/// An event; `feed` is the store's column and value for its place in the
+/// changes feed (`FEED_COLUMN`, `FEED_VALUE`).
+pub(crate) fn insert_event_sql(feed: (&str, &str)) -> String {
+    format!(
+        "INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at{}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7{})",
+        feed.0, feed.1
+    )
+}
+
+/// An event's deliveries (`$1` the event, `$2` its type, `$3` the time): one
+/// to every endpoint subscribed to its type.
+pub(crate) fn fan_out_sql() -> String {
+    format!(
+        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
+         SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
+         FROM webhook_endpoints w WHERE {}",
+        crate::store::events::subscribed("$2")
+    )
+}
+
 macro_rules! sql_outbox {
     ($Store:ident, $Db:ty) => {
         const _: () = {
             use crate::domain::{Cause, EventType};
             use crate::events::payload::{payment_event, NewEvent};
-            use crate::store::events::subscribed;
             use crate::store::{Payment, Refund};
             use chrono::{DateTime, Utc};
 
@@ -20,11 +43,10 @@ macro_rules! sql_outbox {
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     payment_id: &str,
                 ) -> crate::store::Result<i64> {
-                    let last: Option<i64> =
-                        sqlx::query_scalar(&Self::sql("SELECT MAX(sequence) FROM events WHERE payment_id = $1"))
-                            .bind(payment_id)
-                            .fetch_one(&mut **tx)
-                            .await?;
+                    let last: Option<i64> = sqlx::query_scalar(&Self::sql(crate::store::sql_outbox::LAST_SEQUENCE))
+                        .bind(payment_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
                     Ok(last.unwrap_or(0) + 1)
                 }
 
@@ -54,18 +76,11 @@ macro_rules! sql_outbox {
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     events: &[NewEvent],
                 ) -> crate::store::Result<()> {
-                    let insert = Self::sql_owned(format!(
-                        "INSERT INTO events (id, type, payment_id, sequence, cause, body, created_at{}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7{})",
+                    let insert = Self::sql_owned(crate::store::sql_outbox::insert_event_sql((
                         Self::FEED_COLUMN,
-                        Self::FEED_VALUE
-                    ));
-                    let fan_out = Self::sql_owned(format!(
-                        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
-                         updated_at) SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
-                         FROM webhook_endpoints w WHERE {}",
-                        subscribed("$2")
-                    ));
+                        Self::FEED_VALUE,
+                    )));
+                    let fan_out = Self::sql_owned(crate::store::sql_outbox::fan_out_sql());
                     for e in events {
                         sqlx::query(&insert)
                             .bind(&e.id)

@@ -66,9 +66,10 @@ impl SqliteStore {
     }
 
     /// One writer at a time holds the whole file: a batch is stored item by
-    /// item, in one transaction (the reference executor).
+    /// item, in one transaction (the reference executor), on the write
+    /// connection's own handle (`sqlite_batch.rs`).
     async fn ingest_batch(&self, batch: &[InboundNotification]) -> Result<Vec<IngestOutcome>> {
-        self.ingest_item_by_item(batch).await
+        self.ingest_on_handle(batch).await
     }
 
     /// One writer at a time: one more than the highest is commit order.

@@ -7,12 +7,14 @@
 //! executor and in another one notification at a time by the reference
 //! executor, in its key order; the answers, payments, audit trails,
 //! notification rows, payment events (the outbox) and their deliveries must
-//! be the same.
+//! be the same. SQLite stores the same batches in a third database, with the
+//! reference executor run on its write connection's handle
+//! (`store/sqlite_batch.rs`), and must write the same too.
 
 use crate::common::*;
 use finpay_qris::domain::Observation;
 use finpay_qris::snap::notify::{Amount, TransactionStatus};
-use finpay_qris::store::{EndpointStore, InboundNotification, IngestOutcome, NewPayment, PgStore, Store};
+use finpay_qris::store::{InboundNotification, IngestOutcome, NewPayment, PgStore, SqliteStore, Store};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -24,10 +26,11 @@ struct Dbs {
     rt: tokio::runtime::Runtime,
     item_by_item: Arc<PgStore>,
     set_based: Arc<PgStore>,
-    urls: (String, String),
+    sqlite: Arc<SqliteStore>,
+    urls: (String, String, String),
     /// Shared by every case until the process ends (a static is never
     /// dropped; `.ci/run` drops what its run left behind).
-    _databases: (TestDb, TestDb),
+    _databases: (TestDb, TestDb, TestDb),
 }
 
 /// Two fresh databases shared by all cases (each case uses its own references).
@@ -39,21 +42,24 @@ fn dbs() -> Option<&'static Dbs> {
             .enable_all()
             .build()
             .unwrap();
-        let (a, b) = rt.block_on(async {
+        let (a, b, c) = rt.block_on(async {
             if !postgres_available().await {
                 return None;
             }
             let a = TestDb::new(Backend::Postgres).await;
             let b = TestDb::new(Backend::Postgres).await;
-            Some((a, b))
+            let c = TestDb::new(Backend::Sqlite).await;
+            Some((a, b, c))
         })?;
-        let (sa, sb) = rt.block_on(async {
+        let (sa, sb, sc) = rt.block_on(async {
             let sa = Arc::new(PgStore::connect(&a.url, 4, 5).await.unwrap());
             let sb = Arc::new(PgStore::connect(&b.url, 4, 5).await.unwrap());
+            let sc = Arc::new(SqliteStore::connect(&c.url, 4, 5).await.unwrap());
             sa.migrate().await.unwrap();
             sb.migrate().await.unwrap();
-            // The same endpoints in both: one for paid and flagged payments, one for everything.
-            for s in [&sa, &sb] {
+            sc.migrate().await.unwrap();
+            // The same endpoints in all: one for paid and flagged payments, one for everything.
+            for s in [sa.as_ref() as &dyn Store, sb.as_ref(), sc.as_ref()] {
                 for (id, types) in [("ep-paid", vec!["payment.paid", "payment.flagged"]), ("ep-all", vec![])] {
                     s.create_endpoint(&finpay_qris::store::endpoints::NewEndpoint {
                         id: id.into(),
@@ -67,14 +73,15 @@ fn dbs() -> Option<&'static Dbs> {
                     .unwrap();
                 }
             }
-            (sa, sb)
+            (sa, sb, sc)
         });
         Some(Dbs {
             rt,
             item_by_item: sa,
             set_based: sb,
-            urls: (a.url.clone(), b.url.clone()),
-            _databases: (a, b),
+            sqlite: sc,
+            urls: (a.url.clone(), b.url.clone(), c.url.clone()),
+            _databases: (a, b, c),
         })
     })
     .as_ref()
@@ -165,125 +172,144 @@ async fn canonical(store: &dyn Store, o: IngestOutcome) -> String {
     }
 }
 
-/// Everything the case wrote, with ids replaced by references.
-async fn snapshot(url: &str, case: &str) -> Vec<String> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-    let like = format!("{case}%");
-    let mut out = Vec::new();
-    let payments = sqlx::query(
-        "SELECT partner_reference_no, reference_no, amount_minor, currency, status, origin, paid_at, flagged, \
+macro_rules! snapshot_of {
+    ($c:ident, $case:ident, $headers:literal) => {{
+        let mut c = $c;
+        let case = $case;
+        let like = format!("{case}%");
+        let mut out = Vec::new();
+        let payments = sqlx::query(
+            "SELECT partner_reference_no, reference_no, amount_minor, currency, status, origin, paid_at, flagged, \
          finpay_status, created_at, updated_at, next_check_at, check_attempts, refunded_minor \
          FROM payments WHERE partner_reference_no LIKE $1 OR reference_no LIKE $1 \
          ORDER BY partner_reference_no NULLS LAST, reference_no",
-    )
-    .bind(&like)
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
-    for r in payments {
-        out.push(format!(
-            "payment {:?} {:?} {} {} {} {} {:?} {:?} {:?} {} {} {:?} {} {}",
-            r.get::<Option<String>, _>(0),
-            r.get::<Option<String>, _>(1),
-            r.get::<i64, _>(2),
-            r.get::<String, _>(3),
-            r.get::<String, _>(4),
-            r.get::<String, _>(5),
-            r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(6),
-            r.get::<Option<String>, _>(7),
-            r.get::<Option<String>, _>(8),
-            r.get::<chrono::DateTime<chrono::Utc>, _>(9),
-            r.get::<chrono::DateTime<chrono::Utc>, _>(10),
-            r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(11),
-            r.get::<i32, _>(12),
-            r.get::<i64, _>(13),
-        ));
-    }
-    let ext_of: HashMap<i64, String> =
-        sqlx::query("SELECT id, external_id FROM notifications WHERE external_id LIKE $1")
-            .bind(&like)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-    let rows = sqlx::query(
-        "SELECT e.kind, e.detail, e.notification_id, e.created_at, p.partner_reference_no, p.reference_no \
+        )
+        .bind(&like)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for r in payments {
+            out.push(format!(
+                "payment {:?} {:?} {} {} {} {} {:?} {:?} {:?} {} {} {:?} {} {}",
+                r.get::<Option<String>, _>(0),
+                r.get::<Option<String>, _>(1),
+                r.get::<i64, _>(2),
+                r.get::<String, _>(3),
+                r.get::<String, _>(4),
+                r.get::<String, _>(5),
+                r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(6),
+                r.get::<Option<String>, _>(7),
+                r.get::<Option<String>, _>(8),
+                r.get::<chrono::DateTime<chrono::Utc>, _>(9),
+                r.get::<chrono::DateTime<chrono::Utc>, _>(10),
+                r.get::<Option<chrono::DateTime<chrono::Utc>>, _>(11),
+                r.get::<i32, _>(12),
+                r.get::<i64, _>(13),
+            ));
+        }
+        let ext_of: HashMap<i64, String> =
+            sqlx::query("SELECT id, external_id FROM notifications WHERE external_id LIKE $1")
+                .bind(&like)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+        let rows = sqlx::query(
+            "SELECT e.kind, e.detail, e.notification_id, e.created_at, p.partner_reference_no, p.reference_no \
          FROM payment_events e JOIN payments p ON p.id = e.payment_id \
-         WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY p.partner_reference_no, \
+         WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 ORDER BY p.partner_reference_no NULLS LAST, \
          p.reference_no, e.id",
-    )
-    .bind(&like)
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
-    // Each payment's trail in order; ids are the database's and differ
-    // between runs, so a notification's entry names it by its external id.
-    for r in rows {
-        let notification = r.get::<Option<i64>, _>(2).map(|id| ext_of[&id].clone());
-        out.push(format!(
-            "event {} {} {:?} {} {:?} {:?}",
-            r.get::<String, _>(0),
-            r.get::<serde_json::Value, _>(1),
-            notification,
-            r.get::<chrono::DateTime<chrono::Utc>, _>(3),
-            r.get::<Option<String>, _>(4),
-            r.get::<Option<String>, _>(5),
-        ));
-    }
-    let notifications = sqlx::query(
-        "SELECT n.external_id, n.body_sha256, n.outcome, n.raw_body, n.headers::text, n.received_at, \
+        )
+        .bind(&like)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        // Each payment's trail in order; ids are the database's and differ
+        // between runs, so a notification's entry names it by its external id.
+        for r in rows {
+            let notification = r.get::<Option<i64>, _>(2).map(|id| ext_of[&id].clone());
+            out.push(format!(
+                "event {} {} {:?} {} {:?} {:?}",
+                r.get::<String, _>(0),
+                r.get::<serde_json::Value, _>(1),
+                notification,
+                r.get::<chrono::DateTime<chrono::Utc>, _>(3),
+                r.get::<Option<String>, _>(4),
+                r.get::<Option<String>, _>(5),
+            ));
+        }
+        let notifications = sqlx::query(concat!(
+            "SELECT n.external_id, n.body_sha256, n.outcome, n.raw_body, ",
+            $headers,
+            ", n.received_at, \
          p.partner_reference_no, p.reference_no FROM notifications n JOIN payments p ON p.id = n.payment_id \
-         WHERE n.external_id LIKE $1 ORDER BY n.external_id",
-    )
-    .bind(&like)
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
-    for r in notifications {
-        out.push(format!(
-            "notification {} {} {} {} {} {} {:?} {:?}",
-            r.get::<String, _>(0),
-            hex::encode(r.get::<Vec<u8>, _>(1)),
-            r.get::<String, _>(2),
-            r.get::<Option<String>, _>(3).unwrap_or_default(),
-            r.get::<Option<String>, _>(4).unwrap_or_default(),
-            r.get::<chrono::DateTime<chrono::Utc>, _>(5),
-            r.get::<Option<String>, _>(6),
-            r.get::<Option<String>, _>(7),
-        ));
-    }
-    let events = sqlx::query(
-        "SELECT e.type, e.cause, e.sequence, e.body, e.created_at, p.partner_reference_no, p.reference_no, \
+         WHERE n.external_id LIKE $1 ORDER BY n.external_id"
+        ))
+        .bind(&like)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for r in notifications {
+            out.push(format!(
+                "notification {} {} {} {} {} {} {:?} {:?}",
+                r.get::<String, _>(0),
+                hex::encode(r.get::<Vec<u8>, _>(1)),
+                r.get::<String, _>(2),
+                r.get::<Option<String>, _>(3).unwrap_or_default(),
+                // As JSON: PostgreSQL's `jsonb` prints it in a form of its own.
+                r.get::<Option<String>, _>(4)
+                    .map(|h| serde_json::from_str::<serde_json::Value>(&h).unwrap().to_string())
+                    .unwrap_or_default(),
+                r.get::<chrono::DateTime<chrono::Utc>, _>(5),
+                r.get::<Option<String>, _>(6),
+                r.get::<Option<String>, _>(7),
+            ));
+        }
+        let events = sqlx::query(
+            "SELECT e.type, e.cause, e.sequence, e.body, e.created_at, p.partner_reference_no, p.reference_no, \
          (SELECT string_agg(d.endpoint_id || ' ' || d.status, ',' ORDER BY d.endpoint_id) FROM deliveries d \
           WHERE d.event_id = e.id) FROM events e JOIN payments p ON p.id = e.payment_id \
          WHERE p.partner_reference_no LIKE $1 OR p.reference_no LIKE $1 \
          ORDER BY p.partner_reference_no NULLS LAST, p.reference_no, e.sequence",
-    )
-    .bind(&like)
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
-    for r in events {
-        // A payment learnt from a notification has a new id in each database.
-        let mut body: serde_json::Value = serde_json::from_str(&r.get::<String, _>(3)).unwrap();
-        body["data"]["id"] = serde_json::Value::Null;
-        out.push(format!(
-            "outbox {} {} {} {} {} {:?} {:?} {:?}",
-            r.get::<String, _>(0),
-            r.get::<String, _>(1),
-            r.get::<i64, _>(2),
-            body,
-            r.get::<chrono::DateTime<chrono::Utc>, _>(4),
-            r.get::<Option<String>, _>(5),
-            r.get::<Option<String>, _>(6),
-            r.get::<Option<String>, _>(7),
-        ));
+        )
+        .bind(&like)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for r in events {
+            // A payment learnt from a notification has a new id in each database.
+            let mut body: serde_json::Value = serde_json::from_str(&r.get::<String, _>(3)).unwrap();
+            body["data"]["id"] = serde_json::Value::Null;
+            out.push(format!(
+                "outbox {} {} {} {} {} {:?} {:?} {:?}",
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<i64, _>(2),
+                body,
+                r.get::<chrono::DateTime<chrono::Utc>, _>(4),
+                r.get::<Option<String>, _>(5),
+                r.get::<Option<String>, _>(6),
+                r.get::<Option<String>, _>(7),
+            ));
+        }
+        let _ = c.close().await;
+        out
+    }};
+}
+
+/// Everything the case wrote, with ids replaced by references, read in the
+/// SQL both databases speak (`headers` is the column's text).
+async fn snapshot(url: &str, case: &str) -> Vec<String> {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        snapshot_of!(c, case, "n.headers")
+    } else {
+        let c = sqlx::PgConnection::connect(url).await.unwrap();
+        snapshot_of!(c, case, "n.headers::text")
     }
-    let _ = c.close().await;
-    out
 }
 
 async fn seed(store: &dyn Store, case: &str, base: chrono::DateTime<chrono::Utc>) {
@@ -337,6 +363,7 @@ fn check(batches: Vec<Vec<Item>>) -> Result<Vec<String>, TestCaseError> {
         let base = finpay_qris::store::now() - chrono::Duration::seconds(60);
         seed(dbs.item_by_item.as_ref(), &case, base).await;
         seed(set_based, &case, base).await;
+        seed(dbs.sqlite.as_ref(), &case, base).await;
         let mut tick = 0i64;
         for batch in batches {
             let items: Vec<InboundNotification> = batch
@@ -370,10 +397,17 @@ fn check(batches: Vec<Vec<Item>>) -> Result<Vec<String>, TestCaseError> {
                 actual.push(canonical(set_based, o).await);
             }
             prop_assert_eq!(&actual, &expected, "answers differ for batch {:?}", batch);
+            let mut on_sqlite = Vec::new();
+            for o in dbs.sqlite.ingest_notifications(&items).await.unwrap() {
+                on_sqlite.push(canonical(dbs.sqlite.as_ref(), o).await);
+            }
+            prop_assert_eq!(&on_sqlite, &expected, "SQLite's answers differ for batch {:?}", batch);
         }
         let a = snapshot(&dbs.urls.0, &case).await;
         let b = snapshot(&dbs.urls.1, &case).await;
+        let c = snapshot(&dbs.urls.2, &case).await;
         prop_assert_eq!(&b, &a);
+        prop_assert_eq!(&c, &a, "SQLite wrote other rows");
         Ok(a)
     })
 }

@@ -133,7 +133,7 @@ async fn the_batchs_stored_keys_are_read_through_the_unique_key_not_by_a_scan() 
     let db = TestDb::new(Backend::Sqlite).await;
     let store = SqliteStore::connect(&db.url, 2, 5).await.unwrap();
     store.migrate().await.unwrap();
-    // As `store/sql_ingest.rs` (`stored_hashes`) writes it, for a batch of two.
+    // As `store/sql_effect.rs` (`stored_hashes_sql`) writes it, for a batch of two.
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
         "EXPLAIN QUERY PLAN SELECT n.partner_id, n.external_id, n.jakarta_day, n.body_sha256 \
          FROM (VALUES (?1, ?2, ?3), (?4, ?5, ?6)) AS k JOIN notifications n ON n.partner_id = k.column1 \

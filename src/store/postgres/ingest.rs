@@ -1,6 +1,6 @@
 //! The set-based executor: a batch of notifications in four or five statements on
 //! PostgreSQL, whatever its size, with the same rows and answers as the
-//! reference executor (`store/sql_ingest.rs`), which a differential test
+//! reference executor (`store/item_by_item.rs`), which a differential test
 //! holds it to.
 //!
 //! 1. Read the stored notifications holding any of the batch's keys.
