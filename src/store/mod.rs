@@ -29,6 +29,7 @@ mod sql_records;
 mod sql_refunds;
 mod sqlite;
 mod sqlite_batch;
+mod sqlite_values;
 mod types;
 
 pub use api_store::*;
