@@ -54,8 +54,7 @@ impl Batcher {
                         break;
                     }
                     let started = Instant::now();
-                    let commits = commit_spans(&jobs, n);
-                    run_batch(store.as_ref(), std::mem::take(&mut jobs), commits).await;
+                    run_batch(store.as_ref(), std::mem::take(&mut jobs)).await;
                     if let Some(o) = &observer {
                         o(n, started.elapsed());
                     }
@@ -81,27 +80,26 @@ impl Batcher {
     }
 }
 
-/// One `commit` span per traced request of the batch, ended when the batch
-/// has been stored, before its requests are answered (so that each ends
-/// within its request's span); nothing when no request is traced.
-fn commit_spans(jobs: &[Job], batch: usize) -> Vec<tracing::Span> {
-    jobs.iter()
-        .filter(|j| !j.span.is_disabled())
-        .map(|j| tracing::debug_span!(parent: &j.span, "commit", batch))
-        .collect()
+/// A `commit` span for a traced request (`None` when it is not traced). It
+/// ends when the request's notification has been stored, before the request
+/// is answered, so that it ends within the request's span.
+fn commit_span(job: &Job, batch: usize) -> Option<tracing::Span> {
+    (!job.span.is_disabled()).then(|| tracing::debug_span!(parent: &job.span, "commit", batch))
 }
 
-async fn run_batch(store: &dyn Store, jobs: Vec<Job>, commits: Vec<tracing::Span>) {
+async fn run_batch(store: &dyn Store, jobs: Vec<Job>) {
+    let commits: Vec<Option<tracing::Span>> = jobs.iter().map(|j| commit_span(j, jobs.len())).collect();
     let (items, replies): (Vec<InboundNotification>, Vec<Reply>) = jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
     let stored = store.ingest_notifications(&items).await;
-    drop(commits);
     match stored {
         Ok(outcomes) => {
+            drop(commits);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
         }
         Err(e) if items.len() == 1 || e.is_unavailable() => {
+            drop(commits);
             tracing::error!(error = %e, batch = items.len(), "storing notifications failed");
             let e = Arc::new(e);
             for reply in replies {
@@ -110,8 +108,9 @@ async fn run_batch(store: &dyn Store, jobs: Vec<Job>, commits: Vec<tracing::Span
         }
         Err(e) => {
             tracing::warn!(error = %e, batch = items.len(), "batch failed; retrying its notifications one by one");
-            for (item, reply) in items.iter().zip(replies) {
+            for ((item, reply), commit) in items.iter().zip(replies).zip(commits) {
                 let one = store.ingest_notifications(std::slice::from_ref(item)).await;
+                drop(commit);
                 let _ = reply.send(match one {
                     Ok(mut v) => v
                         .pop()

@@ -35,13 +35,19 @@ impl SqliteStore {
         let mut conn = self.writes().acquire().await?;
         let mut locked = conn.lock_handle().await?;
         let handle = locked.as_raw_handle();
-        let outcomes = blocking(|| {
+        let (outcomes, closed) = blocking(|| {
             // SAFETY: sqlx runs nothing on the connection while `locked` lives,
             // which is past this call; `from_handle` never closes the handle.
             let db = unsafe { Connection::from_handle(handle.as_ptr()) }.map_err(native)?;
-            futures::executor::block_on(item_by_item::ingest(&mut SqliteItemWrites { db }, batch))
-        });
+            let mut writes = SqliteItemWrites { db };
+            let outcomes = futures::executor::block_on(item_by_item::ingest(&mut writes, batch));
+            Ok::<_, StoreError>((outcomes, writes.close_transaction()))
+        })?;
         drop(locked);
+        if !closed {
+            // A transaction sqlx does not know of would take in every later write.
+            conn.close_on_drop();
+        }
         outcomes
     }
 }
@@ -62,13 +68,20 @@ struct SqliteItemWrites {
     db: Connection,
 }
 
-impl Drop for SqliteItemWrites {
-    /// A transaction left open (a statement failed, or a panic) is rolled
-    /// back before the connection goes back to sqlx.
-    fn drop(&mut self) {
+impl SqliteItemWrites {
+    /// Rolls back a transaction left open (a statement failed, or a panic)
+    /// before the connection goes back to sqlx; false if one is still open.
+    fn close_transaction(&self) -> bool {
         if !self.db.is_autocommit() {
             let _ = self.db.execute_batch("ROLLBACK");
         }
+        self.db.is_autocommit()
+    }
+}
+
+impl Drop for SqliteItemWrites {
+    fn drop(&mut self) {
+        self.close_transaction();
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::StoreError;
 use crate::domain::{Payment, PaymentStatus};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::types::Type;
 
 /// The shared SQL's `$n` is SQLite's `?n`.
@@ -52,12 +52,35 @@ pub(super) fn payment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
 
 fn optional_time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let text: Option<String> = r.get(i)?;
-    text.map(|t| {
-        DateTime::parse_from_rfc3339(&t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| bad(i, e))
+    text.map(|t| parse_time(&t).ok_or_else(|| bad(i, format!("{t:?} is not a time"))))
+        .transpose()
+}
+
+/// A stored time, read as sqlx reads one: RFC 3339 (what every path here
+/// writes), or one of SQLite's own forms (a row written by hand with
+/// `datetime('now')`), UTC unless it names an offset.
+fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    const FORMS: [&str; 12] = [
+        "%F %T%.f",
+        "%F %R",
+        "%F %RZ",
+        "%F %R%:z",
+        "%F %T%.fZ",
+        "%F %T%.f%:z",
+        "%FT%R",
+        "%FT%RZ",
+        "%FT%R%:z",
+        "%FT%T%.f",
+        "%FT%T%.fZ",
+        "%FT%T%.f%:z",
+    ];
+    if let Ok(t) = DateTime::parse_from_rfc3339(t) {
+        return Some(t.with_timezone(&Utc));
+    }
+    FORMS.iter().find_map(|form| match DateTime::parse_from_str(t, form) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => NaiveDateTime::parse_from_str(t, form).ok().map(|t| t.and_utc()),
     })
-    .transpose()
 }
 
 fn read_time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -83,5 +106,35 @@ pub(super) fn native(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error().map(|s| s.extended_code & 0xff) {
         Some(5 | 6 | 10 | 14) => StoreError::Unavailable(Box::new(e)),
         _ => StoreError::Database(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_time, time};
+    use chrono::{DateTime, TimeZone, Timelike, Utc};
+
+    #[tokio::test]
+    async fn a_time_is_written_as_sqlx_writes_it_and_read_as_sqlx_reads_it() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 9, 30, 5).unwrap() + chrono::Duration::microseconds(123_456);
+        for t in [at, at.with_nanosecond(0).unwrap()] {
+            let by_sqlx: String = sqlx::query_scalar("SELECT ?1").bind(t).fetch_one(&pool).await.unwrap();
+            assert_eq!(time(t), by_sqlx);
+        }
+        for text in [
+            "2026-12-07T09:30:05.123456+00:00",
+            "2026-12-07 09:30:05",
+            "2026-12-07 16:30:05+07:00",
+            "2026-12-07T09:30",
+        ] {
+            let by_sqlx: DateTime<Utc> = sqlx::query_scalar("SELECT ?1")
+                .bind(text)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(parse_time(text), Some(by_sqlx), "{text}");
+        }
+        assert_eq!(parse_time("yesterday"), None);
     }
 }

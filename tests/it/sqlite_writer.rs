@@ -151,3 +151,29 @@ async fn the_batchs_stored_keys_are_read_through_the_unique_key_not_by_a_scan() 
     );
     assert!(!plan.iter().any(|step| step.starts_with("SCAN n")), "{plan:?}");
 }
+
+/// An in-memory database is one shared cache, where a running read holds a
+/// lock on the tables it read: a batch waits for the read to end instead of
+/// failing (which would answer Finpay "try again later" for every read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_database_stores_a_batch_once_a_running_read_ends() {
+    let store = SqliteStore::connect("sqlite::memory:", 2, 5).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut read = store.pool().begin().await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&mut *read)
+        .await
+        .unwrap();
+    let read_ends = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        read.commit().await.unwrap();
+    });
+
+    let outcomes = store.ingest_notifications(&[static_qr_paid("in-memory-1")]).await;
+
+    read_ends.await.unwrap();
+    assert!(
+        matches!(outcomes.as_deref(), Ok([IngestOutcome::Applied(_)])),
+        "{outcomes:?}"
+    );
+}
