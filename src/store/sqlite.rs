@@ -40,7 +40,9 @@ impl SqliteStore {
             // (`database.acquire_timeout_secs`), after which the caller gets an
             // error (notify: `5005200`, so Finpay retries) instead of hanging.
             .busy_timeout(Duration::from_secs(acquire_timeout_secs.max(1)));
-        private_file(opts.get_filename())?;
+        if !in_memory(url) {
+            private_file(opts.get_filename())?;
+        }
         let pool = |connections: u32| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
@@ -113,6 +115,15 @@ super::sql_events::sql_event_store!(SqliteStore, Sqlite);
 super::sql_records::sql_records!(SqliteStore, Sqlite);
 super::console_events::sql_console_event_store!(SqliteStore);
 
+/// Whether `url` names a database held in memory (`sqlite::memory:`, or
+/// `mode=memory`), as sqlx reads it: there is no file to create. (sqlx names
+/// such a database `file:sqlx-in-memory-N`, which is no path on disk.)
+fn in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+    name == ":memory:" || query.split('&').any(|param| param == "mode=memory")
+}
+
 /// Creates the database file (and its folder) readable by this user only:
 /// it holds payments and notifications. SQLite gives its `-wal` and `-shm`
 /// files the database file's permissions. An existing file is left as it is.
@@ -121,7 +132,7 @@ fn private_file(path: &std::path::Path) -> Result<()> {
     let invalid = |what: &std::path::Path, e: std::io::Error| {
         super::StoreError::Invalid(format!("cannot create {}: {e}", what.display()))
     };
-    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+    if path.as_os_str().is_empty() {
         return Ok(());
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -171,6 +182,14 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_database_held_in_memory_has_no_file_to_create() {
+        assert!(super::in_memory("sqlite::memory:"));
+        assert!(super::in_memory("sqlite://scratch.db?mode=memory&cache=shared"));
+        assert!(!super::in_memory("sqlite://data/finpay-qris.db"));
+        assert!(!super::in_memory("sqlite://data/finpay-qris.db?mode=rwc"));
+    }
 
     #[test]
     fn a_new_database_file_and_its_folder_are_private() {
