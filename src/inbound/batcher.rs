@@ -90,8 +90,7 @@ fn commit_span(job: &Job, batch: usize) -> Option<tracing::Span> {
 async fn run_batch(store: &dyn Store, jobs: Vec<Job>) {
     let commits: Vec<Option<tracing::Span>> = jobs.iter().map(|j| commit_span(j, jobs.len())).collect();
     let (items, replies): (Vec<InboundNotification>, Vec<Reply>) = jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
-    let stored = store.ingest_notifications(&items).await;
-    match stored {
+    match store.ingest_notifications(&items).await {
         Ok(outcomes) => {
             drop(commits);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {

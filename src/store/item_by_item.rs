@@ -25,10 +25,12 @@ pub(crate) trait ItemWrites {
     async fn begin(&mut self) -> Result<()>;
     async fn commit(&mut self) -> Result<()>;
     async fn rollback(&mut self) -> Result<()>;
-    /// The body hashes stored under the batch's keys, read at once.
+    /// The body hashes stored under the batch's keys, read at once; the
+    /// batch is not empty.
     async fn stored_hashes(&mut self, batch: &[InboundNotification]) -> Result<HashMap<StoredKey, Vec<u8>>>;
     /// The payments an observation's references name (none, one, or two
-    /// that contradict each other), locked, in id order.
+    /// that contradict each other), locked, in id order; it names at least
+    /// one.
     async fn payments_named(&mut self, obs: &Observation) -> Result<Vec<Payment>>;
     /// The payment an effect produced: inserted when learnt, updated (guarded
     /// on the status it was judged on) when changed. A payment created or a
@@ -80,7 +82,11 @@ async fn in_order<W: ItemWrites>(
     // The caller adds each key it stores, so a key repeated in the batch is a
     // replay of its first; one stored meanwhile by another transaction makes
     // the insert find it taken (`Raced`), and the batch runs again.
-    let mut stored = w.stored_hashes(batch).await?;
+    let mut stored = if batch.is_empty() {
+        HashMap::new()
+    } else {
+        w.stored_hashes(batch).await?
+    };
     for &i in order {
         let n = &batch[i];
         let key = n.stored_key();
@@ -100,7 +106,11 @@ async fn in_order<W: ItemWrites>(
 /// A notification whose key is not stored yet.
 async fn one<W: ItemWrites>(w: &mut W, n: &InboundNotification) -> Result<IngestOutcome> {
     let obs = &n.observation;
-    let named = w.payments_named(obs).await?;
+    let named = if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
+        Vec::new()
+    } else {
+        w.payments_named(obs).await?
+    };
     let by = |hit: fn(&Payment, &Observation) -> bool| named.iter().find(|p| hit(p, obs));
     let a = by(|p, o| p.partner_reference_no.is_some() && p.partner_reference_no == o.original_partner_reference_no);
     let b = by(|p, o| p.reference_no.is_some() && p.reference_no == o.original_reference_no);

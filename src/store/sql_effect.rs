@@ -78,24 +78,11 @@ macro_rules! sql_effect_writes {
                 detail: &serde_json::Value,
                 at: DateTime<Utc>,
             ) -> crate::store::Result<()> {
-                Self::insert_entry(tx, payment_id, kind, None, detail, at).await
-            }
-
-            async fn insert_entry(
-                tx: &mut sqlx::Transaction<'static, $Db>,
-                payment_id: &str,
-                kind: &str,
-                notification_id: Option<i64>,
-                detail: &serde_json::Value,
-                at: DateTime<Utc>,
-            ) -> crate::store::Result<()> {
                 sqlx::query(&Self::sql(
-                    "INSERT INTO payment_events (payment_id, kind, notification_id, detail, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO payment_events (payment_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)",
                 ))
                 .bind(payment_id)
                 .bind(kind)
-                .bind(notification_id)
                 .bind(Json(detail))
                 .bind(at)
                 .execute(&mut **tx)

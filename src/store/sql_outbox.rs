@@ -8,6 +8,24 @@
 /// A payment's last event number.
 pub(crate) const LAST_SEQUENCE: &str = "SELECT MAX(sequence) FROM events WHERE payment_id = $1";
 
+/// The events `types` about `payment` (as it is after the change), numbered
+/// on from its last event number (`last`, read under its row lock).
+pub(crate) fn numbered_events(
+    payment: &crate::store::Payment,
+    types: &[crate::domain::EventType],
+    last: Option<i64>,
+    cause: crate::domain::Cause,
+    at: chrono::DateTime<chrono::Utc>,
+    refund: Option<&crate::store::Refund>,
+) -> Vec<crate::events::payload::NewEvent> {
+    let first = last.unwrap_or(0) + 1;
+    types
+        .iter()
+        .zip(first..)
+        .map(|(t, sequence)| crate::events::payload::payment_event(*t, payment, cause, sequence, at, refund))
+        .collect()
+}
+
 /// An event; `feed` is the store's column and value for its place in the
 /// changes feed (`FEED_COLUMN`, `FEED_VALUE`).
 pub(crate) fn insert_event_sql(feed: (&str, &str)) -> String {
@@ -33,23 +51,11 @@ macro_rules! sql_outbox {
     ($Store:ident, $Db:ty) => {
         const _: () = {
             use crate::domain::{Cause, EventType};
-            use crate::events::payload::{payment_event, NewEvent};
+            use crate::events::payload::NewEvent;
             use crate::store::{Payment, Refund};
             use chrono::{DateTime, Utc};
 
             impl $Store {
-                /// The next `sequence` of a payment's events; the caller holds its row lock.
-                pub(crate) async fn next_sequence(
-                    tx: &mut sqlx::Transaction<'static, $Db>,
-                    payment_id: &str,
-                ) -> crate::store::Result<i64> {
-                    let last: Option<i64> = sqlx::query_scalar(&Self::sql(crate::store::sql_outbox::LAST_SEQUENCE))
-                        .bind(payment_id)
-                        .fetch_one(&mut **tx)
-                        .await?;
-                    Ok(last.unwrap_or(0) + 1)
-                }
-
                 /// The events `types` about `payment` (as it is after the change), written
                 /// with their deliveries in the caller's transaction.
                 pub(crate) async fn raise(
@@ -63,12 +69,11 @@ macro_rules! sql_outbox {
                     if types.is_empty() {
                         return Ok(());
                     }
-                    let first = Self::next_sequence(tx, &payment.id).await?;
-                    let events: Vec<NewEvent> = types
-                        .iter()
-                        .zip(first..)
-                        .map(|(t, seq)| payment_event(*t, payment, cause, seq, at, refund))
-                        .collect();
+                    let last: Option<i64> = sqlx::query_scalar(&Self::sql(crate::store::sql_outbox::LAST_SEQUENCE))
+                        .bind(&payment.id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    let events = crate::store::sql_outbox::numbered_events(payment, types, last, cause, at, refund);
                     Self::write_events(tx, &events).await
                 }
 

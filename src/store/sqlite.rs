@@ -86,11 +86,11 @@ impl SqliteStore {
     /// The shared SQL uses PostgreSQL's `$n`; SQLite's `?n` is the same
     /// positional parameter.
     pub(crate) fn sql(s: &'static str) -> Cow<'static, str> {
-        Cow::Owned(s.replace('$', "?"))
+        Cow::Owned(super::sqlite_values::sql(s))
     }
 
     pub(crate) fn sql_owned(s: String) -> Cow<'static, str> {
-        Cow::Owned(s.replace('$', "?"))
+        Cow::Owned(super::sqlite_values::sql(&s))
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {

@@ -19,11 +19,10 @@ use super::sql_effect::{
     insert_entries_sql, payments_named_sql, stored_hashes_sql, INSERT_LEARNT_PAYMENT, INSERT_NOTIFICATION,
     UPDATE_JUDGED_PAYMENT,
 };
-use super::sql_outbox::{fan_out_sql, insert_event_sql, LAST_SEQUENCE};
+use super::sql_outbox::{fan_out_sql, insert_event_sql, numbered_events, LAST_SEQUENCE};
 use super::sqlite_values::{bad, day, native, payment, sql, time, unique_violation};
 use super::{sqlite::PAYMENT_COLUMNS, InboundNotification, IngestOutcome, Result, SqliteStore, StoreError, StoredKey};
 use crate::domain::{Cause, Effect, EventType, Observation, Payment};
-use crate::events::payload::payment_event;
 use crate::store::item_by_item::{self, ItemWrites};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, ToSql};
@@ -100,9 +99,6 @@ impl ItemWrites for SqliteItemWrites {
     }
 
     async fn stored_hashes(&mut self, batch: &[InboundNotification]) -> Result<HashMap<StoredKey, Vec<u8>>> {
-        if batch.is_empty() {
-            return Ok(HashMap::new());
-        }
         let days: Vec<String> = batch.iter().map(|n| day(n.jakarta_day)).collect();
         let keys = batch
             .iter()
@@ -118,9 +114,6 @@ impl ItemWrites for SqliteItemWrites {
     }
 
     async fn payments_named(&mut self, obs: &Observation) -> Result<Vec<Payment>> {
-        if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
-            return Ok(Vec::new());
-        }
         let mut stmt = self
             .db
             .prepare_cached(&sql(&payments_named_sql(PAYMENT_COLUMNS, "")))
@@ -250,8 +243,7 @@ impl ItemWrites for SqliteItemWrites {
         let feed = (SqliteStore::FEED_COLUMN, SqliteStore::FEED_VALUE);
         let mut insert = self.db.prepare_cached(&sql(&insert_event_sql(feed))).map_err(native)?;
         let mut fan_out = self.db.prepare_cached(&sql(&fan_out_sql())).map_err(native)?;
-        for (t, sequence) in types.iter().zip(last.unwrap_or(0) + 1..) {
-            let e = payment_event(*t, payment, cause, sequence, at, None);
+        for e in numbered_events(payment, types, last, cause, at, None) {
             let created_at = time(e.created_at);
             insert
                 .execute(rusqlite::params![

@@ -53,9 +53,6 @@ impl ItemWrites for PgItemWrites<'_> {
     }
 
     async fn stored_hashes(&mut self, batch: &[InboundNotification]) -> Result<HashMap<StoredKey, Vec<u8>>> {
-        if batch.is_empty() {
-            return Ok(HashMap::new());
-        }
         let sql = stored_hashes_sql(batch.len());
         // Statements of every size: not kept prepared, so they do not push the hot ones out.
         let mut q = sqlx::query_as::<_, (String, String, NaiveDate, Vec<u8>)>(&sql).persistent(false);
@@ -67,9 +64,6 @@ impl ItemWrites for PgItemWrites<'_> {
     }
 
     async fn payments_named(&mut self, obs: &Observation) -> Result<Vec<Payment>> {
-        if obs.original_partner_reference_no.is_none() && obs.original_reference_no.is_none() {
-            return Ok(Vec::new());
-        }
         let sql = payments_named_sql(PAYMENT_COLUMNS, PgStore::FOR_UPDATE);
         Ok(sqlx::query_as(&sql)
             .bind(obs.original_partner_reference_no.as_deref())
