@@ -10,9 +10,14 @@ pub(crate) const INSERT_LEARNT_PAYMENT: &str = "INSERT INTO payments (id, partne
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
 
 /// A changed payment, guarded on the status it was judged on.
-pub(crate) const UPDATE_JUDGED_PAYMENT: &str = "UPDATE payments SET reference_no = $1, status = $2, \
-     finpay_status = $3, paid_at = $4, flagged = $5, next_check_at = $6, updated_at = $7, check_attempts = $8, \
-     lease_owner = $9, lease_until = $10 WHERE id = $11 AND status = $12";
+pub(crate) const UPDATE_JUDGED_PAYMENT: &str = "UPDATE payments SET status = $1, \
+     finpay_status = $2, paid_at = $3, flagged = $4, next_check_at = $5, updated_at = $6, check_attempts = $7, \
+     lease_owner = $8, lease_until = $9 WHERE id = $10 AND status = $11";
+
+/// The reference a payment learnt, written only when it is new: SQLite
+/// rewrites the entry of every index whose column an UPDATE sets, even to
+/// the same value, and a payment's reference rarely changes.
+pub(crate) const LEARN_REFERENCE: &str = "UPDATE payments SET reference_no = $1 WHERE id = $2";
 
 /// A notification and its outcome; no row when its key is taken.
 pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (partner_id, external_id, jakarta_day, \
@@ -121,8 +126,23 @@ macro_rules! sql_effect_writes {
                     return Ok(());
                 }
                 let Some(before) = judged_on else { return Ok(()) };
+                if p.reference_no != before.reference_no {
+                    let learnt = sqlx::query(&Self::sql(crate::store::sql_effect::LEARN_REFERENCE))
+                        .bind(p.reference_no.as_deref())
+                        .bind(&p.id)
+                        .execute(&mut **tx)
+                        .await;
+                    match learnt {
+                        Ok(_) => {}
+                        // A payment holding the reference this one learns was committed
+                        // after our read: run the batch again, which then sees it.
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            return Err(StoreError::Raced("a payment with this reference was created meanwhile"))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 let updated = sqlx::query(&Self::sql(crate::store::sql_effect::UPDATE_JUDGED_PAYMENT))
-                .bind(p.reference_no.as_deref())
                 .bind(p.status.as_str())
                 .bind(p.finpay_status.as_deref())
                 .bind(p.paid_at)
@@ -135,16 +155,7 @@ macro_rules! sql_effect_writes {
                 .bind(&p.id)
                 .bind(before.status.as_str())
                 .execute(&mut **tx)
-                .await;
-                let updated = match updated {
-                    Ok(u) => u,
-                    // A payment holding the reference this one learns was committed
-                    // after our read: run the batch again, which then sees it.
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        return Err(StoreError::Raced("a payment with this reference was created meanwhile"))
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+                .await?;
                 if updated.rows_affected() != 1 {
                     return Err(StoreError::Invalid(format!("payment {} changed under its lock", p.id)));
                 }

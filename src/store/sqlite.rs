@@ -35,6 +35,11 @@ impl SqliteStore {
             // FULL: a commit survives power loss, as on PostgreSQL.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Move the write-ahead log into the file every 10,000 pages (about
+            // 40 MB) rather than SQLite's 1,000: a batch of notifications
+            // changes a few hundred pages, and at 1,000 every third commit
+            // stopped to copy them and fsync the file (`docs/performance.md`).
+            .pragma("wal_autocheckpoint", "10000")
             // How long a statement waits for another connection's write lock:
             // the same bound as waiting for a pooled connection
             // (`database.acquire_timeout_secs`), after which the caller gets an

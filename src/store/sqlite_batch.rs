@@ -17,7 +17,7 @@
 
 use super::sql_effect::{
     insert_entries_sql, payments_named_sql, stored_hashes_sql, INSERT_LEARNT_PAYMENT, INSERT_NOTIFICATION,
-    UPDATE_JUDGED_PAYMENT,
+    LEARN_REFERENCE, UPDATE_JUDGED_PAYMENT,
 };
 use super::sql_outbox::{fan_out_sql, insert_event_sql, numbered_events, LAST_SEQUENCE};
 use super::sqlite_values::{bad, day, native, payment, sql, time, unique_violation};
@@ -157,9 +157,20 @@ impl ItemWrites for SqliteItemWrites {
             return Ok(());
         }
         let Some(before) = judged_on else { return Ok(()) };
+        if p.reference_no != before.reference_no {
+            let mut stmt = self.db.prepare_cached(&sql(LEARN_REFERENCE)).map_err(native)?;
+            match stmt.execute(rusqlite::params![p.reference_no, p.id]) {
+                Ok(_) => {}
+                // Cannot happen with one writer, but reads as on PostgreSQL: a
+                // reference taken meanwhile makes the batch run again.
+                Err(e) if unique_violation(&e) => {
+                    return Err(StoreError::Raced("a payment with this reference was created meanwhile"))
+                }
+                Err(e) => return Err(native(e)),
+            }
+        }
         let mut stmt = self.db.prepare_cached(&sql(UPDATE_JUDGED_PAYMENT)).map_err(native)?;
         let updated = stmt.execute(rusqlite::params![
-            p.reference_no,
             p.status.as_str(),
             p.finpay_status,
             p.paid_at.map(time),
@@ -175,11 +186,6 @@ impl ItemWrites for SqliteItemWrites {
         match updated {
             Ok(1) => Ok(()),
             Ok(_) => Err(StoreError::Invalid(format!("payment {} changed under its lock", p.id))),
-            // Cannot happen with one writer, but reads as on PostgreSQL: a
-            // reference taken meanwhile makes the batch run again.
-            Err(e) if unique_violation(&e) => {
-                Err(StoreError::Raced("a payment with this reference was created meanwhile"))
-            }
             Err(e) => Err(native(e)),
         }
     }
