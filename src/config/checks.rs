@@ -27,6 +27,17 @@ impl Settings {
                 "expected HOST:PORT, e.g. 127.0.0.1:8081",
             ));
         };
+        let url = self.database.url.expose();
+        if !["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            // The URL itself is not repeated: it may hold a password.
+            return Err(ConfigError::new(
+                "database.url",
+                "must start with postgres://, postgresql:// or sqlite: (e.g. sqlite://data/finpay-qris.db)",
+            ));
+        }
         if listeners_clash(server, api) {
             return Err(ConfigError::new(
                 "api.listen",

@@ -67,11 +67,25 @@ impl EventSettings {
                 "expected seconds separated by commas, each at most a week, e.g. 5,300,1800",
             ));
         }
-        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 || self.timeout_ms > 300_000 {
-            return Err(ConfigError::new(
-                "events.timeout_ms",
-                "timeouts must be between 1 ms and 300000 ms",
-            ));
+        // Bounded above too: the times are added to the clock, and past what
+        // it can hold they would panic or wrap around.
+        const DAY: u64 = 86_400;
+        for (key, value, range, unit) in [
+            ("events.connect_timeout_ms", self.connect_timeout_ms, 1..=300_000, "ms"),
+            ("events.timeout_ms", self.timeout_ms, 1..=300_000, "ms"),
+            ("events.poll_interval_ms", self.poll_interval_ms, 1..=3_600_000, "ms"),
+            ("events.disable_after_secs", self.disable_after_secs, 0..=365 * DAY, "s"),
+            (
+                "events.rotation_overlap_secs",
+                self.rotation_overlap_secs,
+                0..=crate::events::MAX_OVERLAP_SECS as u64,
+                "s",
+            ),
+        ] {
+            if !range.contains(&value) {
+                let (from, to) = range.into_inner();
+                return Err(ConfigError::new(key, format!("expected {from} to {to} ({unit})")));
+            }
         }
         if !(1..=1000).contains(&self.batch_size) {
             return Err(ConfigError::new("events.batch_size", "expected 1 to 1000"));

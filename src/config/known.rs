@@ -89,6 +89,7 @@ pub(super) fn check_file(path: &Path) -> Result<config::Config, ConfigError> {
         key: path.display().to_string(),
         message: e.to_string(),
     };
+    unparsable(path)?;
     let file = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Toml))
         .build()
@@ -108,6 +109,28 @@ pub(super) fn check_file(path: &Path) -> Result<config::Config, ConfigError> {
         }
     }
     Ok(file)
+}
+
+/// A file that is not TOML, said by line and column only: the parser's own
+/// message quotes the line, which may hold a secret (a key, a password in a
+/// database URL), and the message ends up in the log.
+fn unparsable(path: &Path) -> Result<(), ConfigError> {
+    let failed = |message: String| ConfigError {
+        key: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| failed(format!("cannot be read: {e}")))?;
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Err(failed(format!(
+        "is not valid TOML: {} at line {line}, column {column} (the line is not shown: it may hold a secret)",
+        e.message().trim_end()
+    )))
 }
 
 /// The value of an enum setting, when it is one of its words.

@@ -185,6 +185,57 @@ fn an_unknown_key_in_the_file_is_named_with_the_nearest_setting() {
 }
 
 #[test]
+fn a_file_that_does_not_parse_is_named_by_line_without_quoting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    let broken = [
+        "[database]\nurl = \"postgres://finpay:DbPassw0rd@db:5432/finpay\n",
+        "[api]\nkeys = [\n \"ops:DbPassw0rdDbPassw0rdDbPassw0rd01234\",\n",
+        "[inbound]\nclient_secret = DbPassw0rd\n",
+    ];
+    for text in broken {
+        std::fs::write(&file, text).unwrap();
+        let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+        let said = e.to_string();
+        assert!(!said.contains("DbPassw0rd"), "{said}");
+        assert!(
+            said.contains("is not valid TOML") && said.contains("at line "),
+            "{said}"
+        );
+    }
+}
+
+#[test]
+fn a_database_url_of_another_kind_is_refused_without_repeating_it() {
+    let e = Settings::load_from(None, env(&[("DATABASE_URL", "mysql://u:DbPassw0rd@h/db")])).unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__DATABASE__URL");
+    assert!(e.message.contains("must start with postgres://"), "{e}");
+    assert!(!e.to_string().contains("DbPassw0rd"), "{e}");
+}
+
+#[test]
+fn event_times_past_their_range_are_refused_by_their_own_name() {
+    for (var, value) in [
+        ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "0"),
+        ("FINPAY_QRIS__EVENTS__CONNECT_TIMEOUT_MS", "18446744073709551615"),
+        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "300001"),
+        ("FINPAY_QRIS__EVENTS__POLL_INTERVAL_MS", "0"),
+        ("FINPAY_QRIS__EVENTS__DISABLE_AFTER_SECS", "10000000000000"),
+        ("FINPAY_QRIS__EVENTS__ROTATION_OVERLAP_SECS", "604801"),
+        ("FINPAY_QRIS__EVENTS__ROTATION_OVERLAP_SECS", "18446744073709551615"),
+    ] {
+        let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+        assert_eq!(e.key, var, "{var}={value}: {e}");
+        assert!(e.message.starts_with("expected "), "{e}");
+    }
+    let week = env(&[("FINPAY_QRIS__EVENTS__ROTATION_OVERLAP_SECS", "604800")]);
+    assert_eq!(
+        Settings::load_from(None, week).unwrap().events.rotation_overlap_secs,
+        604_800
+    );
+}
+
+#[test]
 fn an_enum_setting_lists_its_valid_values() {
     for (key, words) in known::ENUMS {
         let var = env_name(key);

@@ -20,6 +20,10 @@ pub mod target;
 
 use crate::state::AppState;
 
+/// Longest the previous secret may sign alongside the new one after a
+/// rotation (the API's `previousSecretSeconds`, `events.rotation_overlap_secs`): a week.
+pub const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
+
 /// Brings the endpoint the configuration names (`events.endpoint_url`,
 /// `events.endpoint_secret`) into the store, or disables the one it named
 /// before if it names none now.
