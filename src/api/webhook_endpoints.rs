@@ -19,8 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-/// Longest the previous secret may sign alongside the new one: a week.
-const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
+use crate::events::MAX_OVERLAP_SECS;
 
 fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
     check_url(url, &st.settings.events)
@@ -29,9 +28,19 @@ fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
 }
 
 /// Enabling an endpoint whose URL the settings refuse now (say, http after
-/// `EVENTS__ALLOW_HTTP` was turned off) would only fail every attempt: the
-/// API and the console both ask this first.
+/// `EVENTS__ALLOW_HTTP` was turned off) would only fail every attempt, and
+/// one removed from the configuration is enabled by configuring it again:
+/// the API and the console both ask this first.
 pub fn may_enable(st: &AppState, endpoint: &Endpoint) -> Result<(), ApiError> {
+    if endpoint.source == "config" && st.settings.events.endpoint_url.is_none() {
+        // Removed from the configuration: it would be signing with a secret nobody configures any more.
+        return Err(ApiError::conflict(
+            "configured-endpoint",
+            "Endpoint from the configuration",
+            "it was removed from the configuration: set FINPAY_QRIS__EVENTS__ENDPOINT_URL again, or delete it",
+        )
+        .field("enabled"));
+    }
     valid_url(st, &endpoint.url).map(|_| ())
 }
 
@@ -130,20 +139,29 @@ pub async fn create_endpoint(
         created_at: crate::store::now(),
     };
     // A retry after a lost answer gets the first answer (its secret too, kept
-    // with the key as the endpoint keeps it), not a second endpoint.
+    // with the key as the endpoint keeps it), not a second endpoint; a retry
+    // of a request that ended before answering (the process died) gets the
+    // endpoint it made, named on the key in the endpoint's own transaction.
     let key = idempotency::key_from(&headers, &caller, "POST /api/v1/webhook-endpoints")?;
+    let mut made = None;
     if let Some(k) = &key {
         let canonical = serde_json::json!([new.url, new.description, new.event_types]);
-        if let Begin::Answer(first) = idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
-            return Ok(first);
+        match idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
+            Begin::Answer(first) => return Ok(first),
+            Begin::Proceed { resource_id: Some(id) } => made = st.store.get_endpoint(&id).await?,
+            Begin::Proceed { resource_id: None } => {}
         }
     }
-    let reply = match st.store.create_endpoint(&new).await {
+    let created = match made {
+        Some(e) => Ok(e),
+        None => st.store.create_endpoint(&new, key.as_ref()).await,
+    };
+    let reply = match created {
         Ok(e) => Reply::json(
             StatusCode::CREATED,
             &EndpointWithSecret {
                 endpoint: (&e).into(),
-                secret: new.secret,
+                secret: e.secret.clone(),
             },
         ),
         Err(e) => Reply::error(e.into(), false),

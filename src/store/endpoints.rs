@@ -84,7 +84,9 @@ impl std::fmt::Debug for NewEndpoint {
 
 #[async_trait]
 pub trait EndpointStore: Send + Sync + 'static {
-    async fn create_endpoint(&self, e: &NewEndpoint) -> Result<Endpoint>;
+    /// A new endpoint; `idempotency` names it on the request's key in the
+    /// same transaction, so a retry finds it rather than making another.
+    async fn create_endpoint(&self, e: &NewEndpoint, idempotency: Option<&super::IdempotencyRef>) -> Result<Endpoint>;
     /// The endpoint the configuration names: created, or brought to this URL
     /// and secret (enabled) if it exists; a changed secret is a rotation (the
     /// old one signs alongside until `old_until`).

@@ -83,7 +83,11 @@ macro_rules! sql_endpoint_store {
 
             #[async_trait::async_trait]
             impl EndpointStore for $Store {
-                async fn create_endpoint(&self, e: &NewEndpoint) -> crate::store::Result<Endpoint> {
+                async fn create_endpoint(
+                    &self,
+                    e: &NewEndpoint,
+                    idempotency: Option<&crate::store::IdempotencyRef>,
+                ) -> crate::store::Result<Endpoint> {
                     let mut tx = self.begin().await?;
                     sqlx::query(&Self::sql(
                         "INSERT INTO webhook_endpoints (id, url, description, source, enabled, secret, created_at, \
@@ -97,6 +101,7 @@ macro_rules! sql_endpoint_store {
                     .execute(&mut *tx)
                     .await?;
                     Self::set_types(&mut tx, &e.id, &e.event_types).await?;
+                    Self::name_resource(&mut tx, idempotency, &e.id).await?;
                     tx.commit().await?;
                     self.get_endpoint(&e.id).await?.ok_or(StoreError::NotFound)
                 }

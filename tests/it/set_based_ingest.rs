@@ -61,14 +61,17 @@ fn dbs() -> Option<&'static Dbs> {
             // The same endpoints in all: one for paid and flagged payments, one for everything.
             for s in [sa.as_ref() as &dyn Store, sb.as_ref(), sc.as_ref()] {
                 for (id, types) in [("ep-paid", vec!["payment.paid", "payment.flagged"]), ("ep-all", vec![])] {
-                    s.create_endpoint(&finpay_qris::store::endpoints::NewEndpoint {
-                        id: id.into(),
-                        url: "https://orders.example/events".into(),
-                        description: None,
-                        event_types: types.into_iter().map(String::from).collect(),
-                        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-                        created_at: finpay_qris::store::now(),
-                    })
+                    s.create_endpoint(
+                        &finpay_qris::store::endpoints::NewEndpoint {
+                            id: id.into(),
+                            url: "https://orders.example/events".into(),
+                            description: None,
+                            event_types: types.into_iter().map(String::from).collect(),
+                            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                            created_at: finpay_qris::store::now(),
+                        },
+                        None,
+                    )
                     .await
                     .unwrap();
                 }

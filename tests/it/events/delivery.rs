@@ -384,6 +384,29 @@ async fn an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle(b
     app.stop().await;
 }
 
+async fn a_retry_after_the_first_creation_died_unanswered_gets_the_endpoint_it_made(backend: Backend) {
+    let app = app(backend, |_| {}).await;
+    let body = json!({"url": "http://127.0.0.1:9/orders"});
+    let first = post(&app, "/api/v1/webhook-endpoints", &body, Some("ep-0002")).await;
+    assert_eq!(first.status, 201);
+    // As if the process died after the endpoint's commit, before the answer
+    // was stored with the key: the key is unfinished and its holder gone.
+    let unfinished = "UPDATE api_idempotency SET status_code = NULL, response_body = NULL, locked_until = NULL";
+    let rows = crate::with_connection!(&app.db.url, |c| sqlx::query(unfinished)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    assert_eq!(rows, 1);
+    let again = post(&app, "/api/v1/webhook-endpoints", &body, Some("ep-0002")).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["id"], first.json()["id"], "not a second endpoint");
+    assert_eq!(again.json()["secret"], first.json()["secret"]);
+    let listed = get(&app, "/api/v1/webhook-endpoints").await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    app.stop().await;
+}
+
 async fn a_retried_creation_with_its_idempotency_key_makes_one_endpoint(backend: Backend) {
     let app = app(backend, |_| {}).await;
     let body = json!({"url": "http://127.0.0.1:9/orders", "eventTypes": ["payment.paid"]});
@@ -475,6 +498,24 @@ async fn a_restart_keeps_the_configured_endpoint_disabled_unless_its_url_changed
     assert_eq!(endpoint["enabled"], true, "a new URL is a fresh start: {endpoint}");
     assert_eq!(endpoint["url"], "http://127.0.0.1:9/moved");
     third.stop().await;
+
+    // Removed from the configuration: disabled, and enabled only by configuring it again.
+    let mut env = common::base_env(&db.url);
+    super::events_env(&mut env);
+    let fourth = TestApp::spawn_env(db.shared(), env).await;
+    let enable = fourth
+        .http
+        .patch(fourth.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"enabled": true}));
+    let refused = enable.send().await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:finpay-qris:problem:configured-endpoint",
+        "{problem}"
+    );
+    fourth.stop().await;
     drop(db);
 }
 
@@ -628,6 +669,7 @@ on_both_backends!(
     a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside,
     endpoints_refuse_http_and_private_addresses_by_default,
     a_retried_creation_with_its_idempotency_key_makes_one_endpoint,
+    a_retry_after_the_first_creation_died_unanswered_gets_the_endpoint_it_made,
     an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again,
     an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle,
 );
