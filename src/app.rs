@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -174,8 +174,8 @@ impl Application {
         tokio::spawn(crate::worker::run_retention(state.clone(), cancel.clone()));
         tokio::spawn(crate::metrics::state::run(state.clone(), cancel.clone()));
 
-        let public_app = with_layers(crate::inbound::router(state.clone()), state.clone());
-        let internal_app = with_layers(crate::api::router(state.clone()), state.clone());
+        let public_app = with_layers(crate::inbound::router(state.clone()), state.clone(), snap_panic);
+        let internal_app = with_layers(crate::api::router(state.clone()), state.clone(), problem_panic);
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs());
         let (public_limits, internal_limits) = connection_limits(&state.settings);
         let both = async {
@@ -224,7 +224,7 @@ fn connection_limits(settings: &Settings) -> (Limits, Limits) {
     (public, internal)
 }
 
-fn with_layers(router: Router, state: AppState) -> Router {
+fn with_layers(router: Router, state: AppState, on_panic: fn() -> Response) -> Router {
     let request_id = HeaderName::from_static(crate::serve::request_id::HEADER);
     let hot_paths: Arc<[String]> = state.settings.inbound.notify_paths.clone().into();
     router
@@ -233,7 +233,31 @@ fn with_layers(router: Router, state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::map_request(crate::serve::request_id::keep_usable))
-        .layer(CatchPanicLayer::new())
+        .layer(catch_panics(on_panic))
+}
+
+/// A handler that panicked is answered as its listener answers any fault of
+/// ours (`on_panic`), and logged; nothing it did is acknowledged.
+fn catch_panics(on_panic: fn() -> Response) -> CatchPanicLayer<impl ResponseForPanic<ResponseBody = axum::body::Body>> {
+    CatchPanicLayer::custom(move |panic: Box<dyn std::any::Any + Send>| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        tracing::error!(panic = %what, "request handler panicked");
+        on_panic()
+    })
+}
+
+/// The public listener's answer: SNAP's General Error (Finpay retries).
+fn snap_panic() -> Response {
+    crate::inbound::error::snap_response(&crate::snap::codes::SnapStatus::general_error(0), None)
+}
+
+/// The internal API's answer: its `internal` problem.
+fn problem_panic() -> Response {
+    axum::response::IntoResponse::into_response(crate::api::error::ApiError::internal())
 }
 
 /// The span every request runs in. On the notify route it is debug-level:
@@ -382,5 +406,40 @@ mod tests {
         assert!(text.contains("handled"), "{text}");
         assert!(text.contains("…[60000 bytes]"), "{text}");
         assert!(text.len() < 1_000, "{} bytes logged", text.len());
+    }
+
+    /// The status, content type and body a panicking handler is answered with.
+    async fn panicking(on_panic: fn() -> Response) -> (axum::http::StatusCode, String, serde_json::Value) {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new().route("/", post(boom)).layer(catch_panics(on_panic));
+        let resp = app
+            .oneshot(Request::post("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ctype = resp.headers()[axum::http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, ctype, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_internal_api_is_answered_as_its_internal_problem() {
+        let (status, ctype, body) = panicking(problem_panic).await;
+        assert_eq!(status, 500);
+        assert_eq!(ctype, "application/problem+json");
+        assert_eq!(body["status"], 500, "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_public_listener_is_answered_with_snaps_general_error() {
+        let (status, ctype, body) = panicking(snap_panic).await;
+        assert_eq!(status, 500);
+        assert_eq!(ctype, "application/json");
+        assert_eq!(body["responseCode"], "5000000", "{body}");
     }
 }

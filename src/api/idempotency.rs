@@ -127,7 +127,7 @@ pub async fn begin(st: &AppState, key: &IdempotencyRef, fingerprint: &[u8]) -> R
         let now = crate::store::now();
         let claim = st
             .store
-            .idempotency_claim(key, fingerprint, now + lock_for(st), now)
+            .idempotency_claim(key, fingerprint, now + lock_for(&st.settings.finpay), now)
             .await?;
         match claim {
             IdempotencyClaim::Claimed { resource_id } => return Ok(Begin::Proceed { resource_id }),
@@ -208,8 +208,24 @@ pub async fn run_detached(
     })
 }
 
-/// How long a claim holds: longer than a Finpay call (token + request) can take.
-fn lock_for(st: &AppState) -> chrono::Duration {
-    let finpay = st.settings.finpay.timeout_secs.max(1) + st.settings.finpay.connect_timeout_secs.max(1);
-    chrono::Duration::seconds(i64::try_from(2 * finpay + 30).unwrap_or(120))
+/// How long a claim holds: the longest Finpay call the request can make
+/// (`FinpayClient::longest_call`, the bound of a generate's or a refund's
+/// hold too), plus time for the database work around it. A shorter claim
+/// could pass to a retry while the first request still waits on Finpay.
+fn lock_for(finpay: &crate::config::FinpaySettings) -> chrono::Duration {
+    crate::finpay::FinpayClient::longest_call(finpay) + chrono::Duration::seconds(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_held_longer_than_the_longest_finpay_call_it_covers() {
+        for timeout in ["1", "15", "60"] {
+            let env = [("FINPAY_QRIS__FINPAY__TIMEOUT_SECS".to_string(), timeout.to_string())];
+            let finpay = crate::config::Settings::load_from(None, env).unwrap().finpay;
+            assert!(lock_for(&finpay) > crate::finpay::FinpayClient::longest_call(&finpay));
+        }
+    }
 }

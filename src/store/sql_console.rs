@@ -177,12 +177,15 @@ macro_rules! sql_console_store {
                     from: DateTime<Utc>,
                     to: DateTime<Utc>,
                 ) -> crate::store::Result<Vec<StatusTotal>> {
+                    // Amounts are rupiah: a payment in another currency is counted without its amount.
                     Ok(sqlx::query_as(&Self::sql(
-                        "SELECT status, COUNT(*) AS count, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS amount_minor \
+                        "SELECT status, COUNT(*) AS count, \
+                         CAST(COALESCE(SUM(CASE WHEN currency = $3 THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS amount_minor \
                          FROM payments WHERE created_at >= $1 AND created_at < $2 GROUP BY status ORDER BY status",
                     ))
                     .bind(from)
                     .bind(to)
+                    .bind(crate::domain::payment::CURRENCY)
                     .fetch_all(&self.pool)
                     .await?)
                 }
@@ -198,13 +201,14 @@ macro_rules! sql_console_store {
                         h = hour_of("received_at")
                     ));
                     let paid = Self::sql_owned(format!(
-                        "SELECT {h} AS hour, CAST(SUM(amount_minor) AS BIGINT) FROM payments \
-                         WHERE paid_at >= $1 AND paid_at < $2 GROUP BY {h}",
+                        "SELECT {h} AS hour, CAST(SUM(CASE WHEN currency = $3 THEN amount_minor ELSE 0 END) AS BIGINT) \
+                         FROM payments WHERE paid_at >= $1 AND paid_at < $2 GROUP BY {h}",
                         h = hour_of("paid_at")
                     ));
                     let received: Vec<(i64, i64)> =
                         sqlx::query_as(&received).bind(from).bind(to).fetch_all(&self.pool).await?;
-                    let paid: Vec<(i64, i64)> = sqlx::query_as(&paid).bind(from).bind(to).fetch_all(&self.pool).await?;
+                    let paid = sqlx::query_as(&paid).bind(from).bind(to).bind(crate::domain::payment::CURRENCY);
+                    let paid: Vec<(i64, i64)> = paid.fetch_all(&self.pool).await?;
                     let mut hours = std::collections::BTreeMap::<i64, HourTotals>::new();
                     for (hour, n) in received {
                         hours.entry(hour).or_insert(HourTotals { hour, ..Default::default() }).notifications = n;

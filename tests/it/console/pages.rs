@@ -79,10 +79,16 @@ async fn the_overview_counts_todays_payments_by_status(backend: Backend) {
     let app = spawn(backend).await;
     paid_by_notification(&app, "10000.00").await;
     paid_by_notification(&app, "2500.50").await;
+    // Paid in dollars: counted, but its amount is not rupiah and is left out.
+    let token = app.token().await;
+    let body = common::notify_body("INV-USD", "FP-USD", "00", "700.00").replace("\"IDR\"", "\"USD\"");
+    let (status, answer) = app.notify(&token, &common::unique_digits(), &body).await;
+    assert_eq!(status, 200, "{answer}");
     let c = Console::sign_in(&app, common::API_KEY).await;
     let page = c.get("/console").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Rp 12.500,50"), "{}", page.body);
+    assert!(page.body.contains(">3<"), "three paid payments: {}", page.body);
     assert!(page.body.contains("<svg"), "the hourly chart");
     assert!(page.body.contains("Notifications received"));
     app.stop().await;
