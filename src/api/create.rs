@@ -214,11 +214,12 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         return Reply::error(not_sent(&e, &p).payment(&p.id), false);
     }
     let hold = FinpayClient::longest_call(&st.settings.finpay);
-    let sent_before = match st.store.claim_generate_send(&p.id, now, now + hold).await {
-        Ok(Some(send)) => send > 1,
+    let send = match st.store.claim_generate_send(&p.id, now, now + hold).await {
+        Ok(Some(send)) => send,
         Ok(None) => return busy_or_generated(st, &p.id, done).await,
         Err(e) => return Reply::error(ApiError::from(e).payment(&p.id), false),
     };
+    let sent_before = send > 1;
     match finpay.generate(&req).await {
         Ok(g) => {
             let w = &st.settings.worker;
@@ -272,7 +273,7 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
             }
             if let Err(se) = st
                 .store
-                .generation_unknown(&p.id, crate::store::now() + RECHECK_SOON, &detail)
+                .generation_unknown(&p.id, send, crate::store::now() + RECHECK_SOON, &detail)
                 .await
             {
                 tracing::warn!(payment_id = %p.id, error = %se, "could not record the unknown generate outcome");

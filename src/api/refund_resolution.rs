@@ -123,12 +123,12 @@ pub async fn settle(
     // Taken as a send is: no send to Finpay runs beside a person's word.
     let now = crate::store::now();
     let hold = now + chrono::Duration::seconds(30);
-    if st.store.claim_refund_send(&refund.id, now, hold).await?.is_none() {
+    let Some(send) = st.store.claim_refund_send(&refund.id, now, hold).await? else {
         return Err(match st.store.get_refund(&refund.id).await? {
             Some(r) if r.status != "pending" => not_pending(&r.status),
             _ => super::refunds::in_progress(&payment.id, &refund.id),
         });
-    }
+    };
     let detail = serde_json::json!({"refundId": refund.id, "outcome": outcome, "note": note});
     audit::record(st, &payment.id, actor, "resolve_refund", detail).await?;
     let written = match outcome {
@@ -141,5 +141,5 @@ pub async fn settle(
             message: format!("settled as failed by {actor}: {note}"),
         },
     };
-    Ok(st.store.complete_refund(&refund.id, &written).await?)
+    Ok(st.store.complete_refund(&refund.id, send, &written).await?)
 }

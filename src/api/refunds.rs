@@ -170,7 +170,7 @@ async fn run(
     };
     let sent_before = send > 1;
     let (outcome, error) = upstream::refund_outcome(finpay.refund(&req).await, sent_before);
-    let stored = match st.store.complete_refund(&refund.id, &outcome).await {
+    let stored = match st.store.complete_refund(&refund.id, send, &outcome).await {
         Ok(r) => r,
         Err(se) => {
             tracing::error!(refund_id = %refund.id, error = %se, ?outcome, "could not record Finpay's answer to a refund");

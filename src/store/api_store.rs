@@ -151,10 +151,12 @@ pub trait ApiStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<Option<i32>>;
     /// The generate outcome is unknown: record it and have the worker ask
-    /// Finpay at `next_check_at`.
+    /// Finpay at `next_check_at`. The hold ends only while it is still that
+    /// of `send` (the number its claim gave), as `complete_refund`'s.
     async fn generation_unknown(
         &self,
         payment_id: &str,
+        send: i32,
         next_check_at: DateTime<Utc>,
         detail: &serde_json::Value,
     ) -> Result<()>;
@@ -167,7 +169,12 @@ pub trait ApiStore: Send + Sync + 'static {
     /// `refunded` once the successful refunds cover the amount), rejection
     /// (the reservation is released) or unknown (stays pending). A refund no
     /// longer pending is returned unchanged.
-    async fn complete_refund(&self, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund>;
+    ///
+    /// `send` is the number the answered send's claim gave
+    /// (`claim_refund_send`): an unknown outcome ends the hold only while it
+    /// is still that send's, so a send whose hold ran out cannot end the
+    /// hold of the send that took over.
+    async fn complete_refund(&self, refund_id: &str, send: i32, outcome: &RefundOutcome) -> Result<Refund>;
     /// Takes a pending refund for one send to Finpay until `until`: the
     /// number of this send (1 for the first), or `None` when it is no longer
     /// pending or another send is under way.

@@ -234,6 +234,7 @@ macro_rules! sql_api_store {
                 async fn generation_unknown(
                     &self,
                     payment_id: &str,
+                    send: i32,
                     next_check_at: DateTime<Utc>,
                     detail: &serde_json::Value,
                 ) -> crate::store::Result<()> {
@@ -249,7 +250,14 @@ macro_rules! sql_api_store {
                     .bind(payment_id)
                     .execute(&mut *tx)
                     .await?;
-                    Self::release_generate(&mut tx, payment_id).await?;
+                    // The hold ends only if it is still this send's.
+                    sqlx::query(&Self::sql(
+                        "UPDATE payments SET generating_until = NULL WHERE id = $1 AND generate_sends = $2",
+                    ))
+                    .bind(payment_id)
+                    .bind(send)
+                    .execute(&mut *tx)
+                    .await?;
                     Self::insert_event(&mut tx, payment_id, "generate_unknown", detail, now).await?;
                     tx.commit().await?;
                     Ok(())
@@ -263,8 +271,13 @@ macro_rules! sql_api_store {
                     self.write_refund_reservation(r, idempotency).await
                 }
 
-                async fn complete_refund(&self, refund_id: &str, outcome: &RefundOutcome) -> crate::store::Result<Refund> {
-                    self.write_refund_outcome(refund_id, outcome).await
+                async fn complete_refund(
+                    &self,
+                    refund_id: &str,
+                    send: i32,
+                    outcome: &RefundOutcome,
+                ) -> crate::store::Result<Refund> {
+                    self.write_refund_outcome(refund_id, send, outcome).await
                 }
 
                 async fn claim_refund_send(

@@ -94,7 +94,12 @@ macro_rules! sql_refund_writes {
                     Ok(RefundReservation::Reserved(refund))
                 }
 
-                async fn write_refund_outcome(&self, refund_id: &str, outcome: &RefundOutcome) -> crate::store::Result<Refund> {
+                async fn write_refund_outcome(
+                    &self,
+                    refund_id: &str,
+                    send: i32,
+                    outcome: &RefundOutcome,
+                ) -> crate::store::Result<Refund> {
                     let now = crate::store::now();
                     let by_id = Self::sql_owned(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"));
                     let mut tx = self.begin().await?;
@@ -187,11 +192,15 @@ macro_rules! sql_refund_writes {
                             }
                         }
                         RefundOutcome::Unknown { reason } => {
-                            sqlx::query(&Self::sql("UPDATE refunds SET sending_until = NULL, updated_at = $1 WHERE id = $2"))
-                                .bind(now)
-                                .bind(refund_id)
-                                .execute(&mut *tx)
-                                .await?;
+                            // The hold ends only if it is still this send's.
+                            sqlx::query(&Self::sql(
+                                "UPDATE refunds SET sending_until = NULL, updated_at = $1 WHERE id = $2 AND sends = $3",
+                            ))
+                            .bind(now)
+                            .bind(refund_id)
+                            .bind(send)
+                            .execute(&mut *tx)
+                            .await?;
                             let detail = with(json!({"reason": reason}));
                             Self::insert_event(&mut tx, &refund.payment_id, "refund_unknown", &detail, now).await?;
                         }

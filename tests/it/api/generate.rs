@@ -112,7 +112,31 @@ async fn the_first_check_is_never_after_the_deadline(backend: Backend) {
     app.stop().await;
 }
 
+/// A send whose hold ran out (Finpay took longer than the hold) and whose
+/// outcome then came back unknown does not end the hold of the send that took
+/// over: a third would go to Finpay beside the second.
+async fn a_late_unknown_outcome_leaves_the_hold_of_the_send_that_took_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.state.store.as_ref();
+    let p = common::insert_pending_payment(store, "INV-hold-1", 15_000).await;
+    let t0 = finpay_qris::store::now();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    assert_eq!(store.claim_generate_send(&p.id, at(0), at(1)).await.unwrap(), Some(1));
+    assert_eq!(store.claim_generate_send(&p.id, at(2), at(100)).await.unwrap(), Some(2));
+    let detail = json!({"reason": "timeout"});
+    store.generation_unknown(&p.id, 1, at(60), &detail).await.unwrap();
+    assert_eq!(
+        store.claim_generate_send(&p.id, at(3), at(100)).await.unwrap(),
+        None,
+        "the second still holds it"
+    );
+    store.generation_unknown(&p.id, 2, at(60), &detail).await.unwrap();
+    assert_eq!(store.claim_generate_send(&p.id, at(3), at(100)).await.unwrap(), Some(3));
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_late_unknown_outcome_leaves_the_hold_of_the_send_that_took_over,
     requests_racing_on_one_reference_ask_finpay_once,
     a_refusal_of_a_generate_sent_again_leaves_the_payment_pending,
     a_duplicate_answer_to_the_first_generate_is_not_called_a_refusal,

@@ -349,7 +349,41 @@ async fn after_a_finpay_outage_a_retry_completes_the_same_refund(backend: Backen
     app.stop().await;
 }
 
+/// As for a generate (`generate.rs`): an unknown outcome that comes back
+/// after its send's hold ran out does not end the next send's hold.
+async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let paid = paid_by_notification(&app, "10000.00").await;
+    let store = app.state.store.as_ref();
+    let new = finpay_qris::store::NewRefund {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: paid["id"].as_str().unwrap().to_string(),
+        partner_refund_no: "RF-hold-1".into(),
+        amount_minor: 1_000,
+        reason: "returned".into(),
+        created_at: finpay_qris::store::now(),
+    };
+    store.reserve_refund(&new, None).await.unwrap();
+    let t0 = finpay_qris::store::now();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    assert_eq!(store.claim_refund_send(&new.id, at(0), at(1)).await.unwrap(), Some(1));
+    assert_eq!(store.claim_refund_send(&new.id, at(2), at(100)).await.unwrap(), Some(2));
+    let unknown = finpay_qris::store::RefundOutcome::Unknown {
+        reason: "timeout".into(),
+    };
+    store.complete_refund(&new.id, 1, &unknown).await.unwrap();
+    assert_eq!(
+        store.claim_refund_send(&new.id, at(3), at(100)).await.unwrap(),
+        None,
+        "the second still holds it"
+    );
+    store.complete_refund(&new.id, 2, &unknown).await.unwrap();
+    assert_eq!(store.claim_refund_send(&new.id, at(3), at(100)).await.unwrap(), Some(3));
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over,
     only_paid_payments_can_be_refunded,
     an_unknown_refund_outcome_keeps_the_amount_reserved,
     a_partial_then_a_full_refund_moves_the_payment_to_refunded,

@@ -42,7 +42,7 @@ async fn refund_succeeded(app: &TestApp, payment_id: &str, amount_minor: i64, re
         reference_no: Some("FRF-1".into()),
         response_code: Some("2005800".into()),
     };
-    app.state.store.complete_refund(&id, &outcome).await.unwrap();
+    app.state.store.complete_refund(&id, 1, &outcome).await.unwrap();
 }
 
 async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Backend) {

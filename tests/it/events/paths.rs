@@ -217,7 +217,7 @@ async fn a_refused_refund_of_a_payment_finpay_refunded_flags_it(backend: Backend
         response_code: Some("4045801".into()),
         message: "refused".into(),
     };
-    app.state.store.complete_refund(&new.id, &refused).await.unwrap();
+    app.state.store.complete_refund(&new.id, 1, &refused).await.unwrap();
 
     let p = app.state.store.get_payment(id).await.unwrap().unwrap();
     assert_eq!((p.status, p.refunded_minor), (PaymentStatus::Refunded, 0));
