@@ -228,12 +228,13 @@ fn with_layers(router: Router, state: AppState, on_panic: fn() -> Response) -> R
     let request_id = HeaderName::from_static(crate::serve::request_id::HEADER);
     let hot_paths: Arc<[String]> = state.settings.inbound.notify_paths.clone().into();
     router
+        // Innermost: a panic's answer is timed, traced and carries the request id.
+        .layer(catch_panics(on_panic))
         .layer(middleware::from_fn_with_state(state, record_latency))
         .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| request_span(req, &hot_paths)))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::map_request(crate::serve::request_id::keep_usable))
-        .layer(catch_panics(on_panic))
 }
 
 /// A handler that panicked is answered as its listener answers any fault of

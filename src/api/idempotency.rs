@@ -208,12 +208,14 @@ pub async fn run_detached(
     })
 }
 
-/// How long a claim holds: the longest Finpay call the request can make
-/// (`FinpayClient::longest_call`, the bound of a generate's or a refund's
-/// hold too), plus time for the database work around it. A shorter claim
-/// could pass to a retry while the first request still waits on Finpay.
+/// How long a claim holds: what a request under the key can wait on Finpay
+/// (a token, then the longest call, `FinpayClient::longest_call`, the bound
+/// of a generate's or a refund's hold too), plus time for the database work
+/// around it. A shorter claim could pass to a retry while the first request
+/// still waits on Finpay.
 fn lock_for(finpay: &crate::config::FinpaySettings) -> chrono::Duration {
-    crate::finpay::FinpayClient::longest_call(finpay) + chrono::Duration::seconds(30)
+    use crate::finpay::FinpayClient;
+    FinpayClient::longest_token_wait(finpay) + FinpayClient::longest_call(finpay) + chrono::Duration::seconds(30)
 }
 
 #[cfg(test)]
@@ -221,11 +223,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_is_held_longer_than_the_longest_finpay_call_it_covers() {
+    fn a_key_is_held_longer_than_the_finpay_waits_it_covers() {
         for timeout in ["1", "15", "60"] {
             let env = [("FINPAY_QRIS__FINPAY__TIMEOUT_SECS".to_string(), timeout.to_string())];
             let finpay = crate::config::Settings::load_from(None, env).unwrap().finpay;
-            assert!(lock_for(&finpay) > crate::finpay::FinpayClient::longest_call(&finpay));
+            let finpay_waits = crate::finpay::FinpayClient::longest_token_wait(&finpay)
+                + crate::finpay::FinpayClient::longest_call(&finpay);
+            assert!(lock_for(&finpay) > finpay_waits);
         }
     }
 }

@@ -32,16 +32,22 @@ fn valid_url(st: &AppState, url: &str) -> Result<String, ApiError> {
 /// one removed from the configuration is enabled by configuring it again:
 /// the API and the console both ask this first.
 pub fn may_enable(st: &AppState, endpoint: &Endpoint) -> Result<(), ApiError> {
-    if endpoint.source == "config" && st.settings.events.endpoint_url.is_none() {
-        // Removed from the configuration: it would be signing with a secret nobody configures any more.
-        return Err(ApiError::conflict(
-            "configured-endpoint",
-            "Endpoint from the configuration",
-            "it was removed from the configuration: set FINPAY_QRIS__EVENTS__ENDPOINT_URL again, or delete it",
-        )
-        .field("enabled"));
-    }
+    still_configured(st, endpoint)?;
     valid_url(st, &endpoint.url).map(|_| ())
+}
+
+/// An endpoint removed from the configuration would sign with a secret
+/// nobody configures any more: configuring it again enables it.
+fn still_configured(st: &AppState, endpoint: &Endpoint) -> Result<(), ApiError> {
+    if endpoint.source != "config" || st.settings.events.endpoint_url.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "configured-endpoint",
+        "Endpoint from the configuration",
+        "it was removed from the configuration: set FINPAY_QRIS__EVENTS__ENDPOINT_URL again, or delete it",
+    )
+    .field("enabled"))
 }
 
 fn valid_types(types: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
@@ -244,8 +250,11 @@ pub async fn update_endpoint(
             "event types are every type: subscribe another endpoint",
         )?;
     }
-    if body.enabled == Some(true) && body.url.is_none() {
-        may_enable(&st, &endpoint)?;
+    match (body.enabled, &body.url) {
+        (Some(true), None) => may_enable(&st, &endpoint)?,
+        // The new URL is checked below; the configuration's word holds whatever the URL.
+        (Some(true), Some(_)) => still_configured(&st, &endpoint)?,
+        _ => {}
     }
     let update = EndpointUpdate {
         url: body.url.map(|u| valid_url(&st, &u)).transpose()?,

@@ -27,11 +27,7 @@ impl Settings {
                 "expected HOST:PORT, e.g. 127.0.0.1:8081",
             ));
         };
-        let url = self.database.url.expose();
-        if !["postgres://", "postgresql://", "sqlite:"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
+        if crate::store::Backend::of_url(self.database.url.expose()).is_none() {
             // The URL itself is not repeated: it may hold a password.
             return Err(ConfigError::new(
                 "database.url",

@@ -73,7 +73,7 @@ impl EventSettings {
         for (key, value, range, unit) in [
             ("events.connect_timeout_ms", self.connect_timeout_ms, 1..=300_000, "ms"),
             ("events.timeout_ms", self.timeout_ms, 1..=300_000, "ms"),
-            ("events.poll_interval_ms", self.poll_interval_ms, 1..=3_600_000, "ms"),
+            ("events.poll_interval_ms", self.poll_interval_ms, 10..=3_600_000, "ms"),
             ("events.disable_after_secs", self.disable_after_secs, 0..=365 * DAY, "s"),
             (
                 "events.rotation_overlap_secs",

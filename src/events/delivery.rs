@@ -65,7 +65,7 @@ pub fn spawn(state: AppState, cancel: CancellationToken) -> Vec<JoinHandle<()>> 
 /// and schedules deliveries left parked for an enabled endpoint.
 async fn run(state: AppState, client: reqwest::Client, owner: String, gauges: bool, cancel: CancellationToken) {
     let s = &state.settings.events;
-    let poll = Duration::from_millis(s.poll_interval_ms.max(10));
+    let poll = Duration::from_millis(s.poll_interval_ms);
     let mut last_backlog: Option<Instant> = None;
     let mut last_stranded: Option<Instant> = None;
     let mut reported = BTreeSet::new();

@@ -174,6 +174,12 @@ impl FinpayClient {
         chrono::Duration::seconds(5 * settings.timeout_secs.max(1) as i64 + 5)
     }
 
+    /// The longest [`ensure_token`](Self::ensure_token) can take: waiting
+    /// for a token another caller is fetching, then fetching one.
+    pub fn longest_token_wait(settings: &FinpaySettings) -> chrono::Duration {
+        chrono::Duration::seconds(2 * settings.timeout_secs.max(1) as i64)
+    }
+
     /// Gets an access token now unless one is cached, so that a generate or
     /// refund is taken for a send only once it can be sent: a token Finpay
     /// refuses (our credentials, our clock) is not an answer about it.

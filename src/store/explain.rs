@@ -90,7 +90,7 @@ pub fn host(url: &str) -> String {
 /// The error of one direct connection attempt, `None` when it succeeds or
 /// takes longer than `timeout`.
 async fn connect_once(url: &str, timeout: Duration) -> Option<String> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if super::Backend::of_url(url) != Some(super::Backend::Postgres) {
         return None;
     }
     let attempt = sqlx::PgConnection::connect(url);

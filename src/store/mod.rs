@@ -119,6 +119,20 @@ pub enum Backend {
     Sqlite,
 }
 
+impl Backend {
+    /// The store a database URL names: `postgres://…` (or `postgresql://…`)
+    /// or `sqlite:…`; `None` for any other.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store:
     ApiStore
@@ -198,18 +212,16 @@ pub trait Store:
 
 /// Opens the store the URL names: `postgres://…` or `sqlite://…`.
 pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64) -> Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
+    match Backend::of_url(url) {
+        Some(Backend::Postgres) => Ok(Arc::new(
             PgStore::connect(url, max_connections, acquire_timeout_secs).await?,
-        ))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(
+        )),
+        Some(Backend::Sqlite) => Ok(Arc::new(
             SqliteStore::connect(url, max_connections, acquire_timeout_secs).await?,
-        ))
-    } else {
-        Err(StoreError::Invalid(
+        )),
+        None => Err(StoreError::Invalid(
             "database URL must start with postgres://, postgresql:// or sqlite:".into(),
-        ))
+        )),
     }
 }
 

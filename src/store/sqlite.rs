@@ -188,6 +188,16 @@ impl SqliteStore {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    #[tokio::test]
+    async fn the_write_connection_checkpoints_its_log_every_ten_thousand_pages() {
+        let store = super::SqliteStore::connect("sqlite::memory:", 2, 1).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(store.writes())
+            .await
+            .unwrap();
+        assert_eq!(pages, 10_000, "SQLite's 1,000 stops every third batch to copy pages");
+    }
+
     #[test]
     fn a_database_held_in_memory_has_no_file_to_create() {
         assert!(super::in_memory("sqlite::memory:"));

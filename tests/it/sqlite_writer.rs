@@ -177,14 +177,3 @@ async fn an_in_memory_database_stores_a_batch_once_a_running_read_ends() {
         "{outcomes:?}"
     );
 }
-
-#[tokio::test]
-async fn the_write_ahead_log_is_checkpointed_every_ten_thousand_pages() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let store = SqliteStore::connect(&db.url, 2, 1).await.unwrap();
-    let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(pages, 10_000, "SQLite's 1,000 stops every third batch to copy pages");
-}

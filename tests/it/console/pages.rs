@@ -88,7 +88,12 @@ async fn the_overview_counts_todays_payments_by_status(backend: Backend) {
     let page = c.get("/console").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Rp 12.500,50"), "{}", page.body);
-    assert!(page.body.contains(">3<"), "three paid payments: {}", page.body);
+    let paid_row = r#"<td class="num">3</td><td class="num">Rp 12.500,50</td>"#;
+    assert!(
+        page.body.contains(paid_row),
+        "three paid, only the rupiah added: {}",
+        page.body
+    );
     assert!(page.body.contains("<svg"), "the hourly chart");
     assert!(page.body.contains("Notifications received"));
     app.stop().await;

@@ -515,6 +515,16 @@ async fn a_restart_keeps_the_configured_endpoint_disabled_unless_its_url_changed
         problem["type"], "urn:finpay-qris:problem:configured-endpoint",
         "{problem}"
     );
+    let with_a_url = fourth
+        .http
+        .patch(fourth.api_url(&format!("/api/v1/webhook-endpoints/{id}")))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"enabled": true, "url": "http://127.0.0.1:9/moved"}));
+    assert_eq!(
+        with_a_url.send().await.unwrap().status(),
+        409,
+        "naming its own URL changes nothing"
+    );
     fourth.stop().await;
     drop(db);
 }
