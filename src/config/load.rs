@@ -88,6 +88,7 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
         known::check_environment(&env)?;
+        let mut file_only = None;
         let mut b = config::Config::builder();
         for (k, v) in DEFAULTS.iter().chain(events::DEFAULTS) {
             b = b.set_default(*k, *v).map_err(|e| ConfigError::new(k, e.to_string()))?;
@@ -110,17 +111,18 @@ impl Settings {
                     message: format!("file {} does not exist", path.display()),
                 });
             }
-            let file_only = known::check_file(path)?;
+            let in_file = known::check_file(path)?;
             b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
             // A list written in the file as one string reads as it does in the
             // environment: comma-separated. (The environment, set below, still wins.)
             for key in LIST_KEYS {
-                if let Ok(text) = file_only.get_string(key) {
+                if let Ok(text) = in_file.get_string(key) {
                     b = b
                         .set_override(*key, comma_list(&text))
                         .map_err(|e| ConfigError::new(key, e.to_string()))?;
                 }
             }
+            file_only = Some((path.clone(), in_file));
         }
         if let Some((_, url)) = env.iter().find(|(k, _)| k == "DATABASE_URL") {
             b = b
@@ -146,6 +148,11 @@ impl Settings {
             key: "configuration".into(),
             message: e.to_string(),
         })?;
+        Self::from_checked(cfg).map_err(|e| named_where_set(e, &env, file_only.as_ref()))
+    }
+
+    /// The typed settings, checked.
+    fn from_checked(cfg: config::Config) -> Result<Self, ConfigError> {
         known::check_enums(&cfg)?;
         let settings: Settings = cfg.try_deserialize().map_err(|e| {
             let msg = e.to_string();
@@ -263,5 +270,26 @@ impl Settings {
 
     pub fn worker_enabled(&self, finpay_configured: bool) -> bool {
         self.worker.enabled.unwrap_or(finpay_configured) && finpay_configured
+    }
+}
+
+/// An error about a key the file sets, and the environment does not, is
+/// named as the file writes it (`server.listen (in c.toml)`): that is where
+/// it is fixed.
+fn named_where_set(e: ConfigError, env: &[(String, String)], file: Option<&(PathBuf, config::Config)>) -> ConfigError {
+    let Some((path, in_file)) = file else { return e };
+    let Some(rest) = e.key.strip_prefix("FINPAY_QRIS__") else {
+        return e;
+    };
+    let dotted = rest.to_lowercase().replace("__", ".");
+    let from_env = env
+        .iter()
+        .any(|(k, _)| *k == e.key || (dotted == "database.url" && k == "DATABASE_URL"));
+    if from_env || in_file.get::<config::Value>(&dotted).is_err() {
+        return e;
+    }
+    ConfigError {
+        key: format!("{dotted} (in {})", path.display()),
+        message: e.message,
     }
 }

@@ -236,6 +236,27 @@ fn event_times_past_their_range_are_refused_by_their_own_name() {
 }
 
 #[test]
+fn a_bad_value_is_named_where_it_was_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nlisten = \"nowhere\"\n[events]\ntimeout_ms = 0\n").unwrap();
+    let e = Settings::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(e.key.starts_with("events.timeout_ms (in "), "{e}");
+    let fixed = env(&[("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "1000")]);
+    let e = Settings::load_from(Some(&file), fixed).unwrap_err();
+    assert!(e.key.starts_with("server.listen (in "), "{e}");
+    let overridden = env(&[
+        ("FINPAY_QRIS__EVENTS__TIMEOUT_MS", "0"),
+        ("FINPAY_QRIS__SERVER__LISTEN", "x"),
+    ]);
+    let e = Settings::load_from(Some(&file), overridden).unwrap_err();
+    assert!(
+        e.key.starts_with("FINPAY_QRIS__"),
+        "the environment's value is the one used: {e}"
+    );
+}
+
+#[test]
 fn an_enum_setting_lists_its_valid_values() {
     for (key, words) in known::ENUMS {
         let var = env_name(key);
