@@ -27,6 +27,7 @@ use crate::store::item_by_item::{self, ItemWrites};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params_from_iter, Connection, OptionalExtension, ToSql};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 impl SqliteStore {
     /// A batch stored item by item, in one transaction, on the write connection.
@@ -60,6 +61,30 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         _ => f(),
     }
 }
+
+/// The fixed statements in SQLite's terms, written once: each runs for
+/// every notification, and the cache of prepared statements is keyed by text.
+struct Statements {
+    payments_named: String,
+    insert_learnt_payment: String,
+    learn_reference: String,
+    update_judged_payment: String,
+    insert_notification: String,
+    last_sequence: String,
+    insert_event: String,
+    fan_out: String,
+}
+
+static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements {
+    payments_named: sql(&payments_named_sql(PAYMENT_COLUMNS, "")),
+    insert_learnt_payment: sql(INSERT_LEARNT_PAYMENT),
+    learn_reference: sql(LEARN_REFERENCE),
+    update_judged_payment: sql(UPDATE_JUDGED_PAYMENT),
+    insert_notification: sql(INSERT_NOTIFICATION),
+    last_sequence: sql(LAST_SEQUENCE),
+    insert_event: sql(&insert_event_sql((SqliteStore::FEED_COLUMN, SqliteStore::FEED_VALUE))),
+    fan_out: sql(&fan_out_sql()),
+});
 
 /// The statements: plain calls, so every future the executor awaits is
 /// ready at once and the batch runs to its end in one poll.
@@ -114,10 +139,7 @@ impl ItemWrites for SqliteItemWrites {
     }
 
     async fn payments_named(&mut self, obs: &Observation) -> Result<Vec<Payment>> {
-        let mut stmt = self
-            .db
-            .prepare_cached(&sql(&payments_named_sql(PAYMENT_COLUMNS, "")))
-            .map_err(native)?;
+        let mut stmt = self.db.prepare_cached(&STATEMENTS.payments_named).map_err(native)?;
         let rows = stmt.query_map(
             (
                 obs.original_partner_reference_no.as_deref(),
@@ -131,7 +153,10 @@ impl ItemWrites for SqliteItemWrites {
     async fn write_payment(&mut self, e: &Effect, judged_on: Option<&Payment>) -> Result<()> {
         let p = &e.payment;
         if e.created() {
-            let mut stmt = self.db.prepare_cached(&sql(INSERT_LEARNT_PAYMENT)).map_err(native)?;
+            let mut stmt = self
+                .db
+                .prepare_cached(&STATEMENTS.insert_learnt_payment)
+                .map_err(native)?;
             let inserted = stmt
                 .execute(rusqlite::params![
                     p.id,
@@ -158,7 +183,7 @@ impl ItemWrites for SqliteItemWrites {
         }
         let Some(before) = judged_on else { return Ok(()) };
         if p.reference_no != before.reference_no {
-            let mut stmt = self.db.prepare_cached(&sql(LEARN_REFERENCE)).map_err(native)?;
+            let mut stmt = self.db.prepare_cached(&STATEMENTS.learn_reference).map_err(native)?;
             match stmt.execute(rusqlite::params![p.reference_no, p.id]) {
                 Ok(_) => {}
                 // Cannot happen with one writer, but reads as on PostgreSQL: a
@@ -169,7 +194,10 @@ impl ItemWrites for SqliteItemWrites {
                 Err(e) => return Err(native(e)),
             }
         }
-        let mut stmt = self.db.prepare_cached(&sql(UPDATE_JUDGED_PAYMENT)).map_err(native)?;
+        let mut stmt = self
+            .db
+            .prepare_cached(&STATEMENTS.update_judged_payment)
+            .map_err(native)?;
         let updated = stmt.execute(rusqlite::params![
             p.status.as_str(),
             p.finpay_status,
@@ -191,7 +219,10 @@ impl ItemWrites for SqliteItemWrites {
     }
 
     async fn insert_notification(&mut self, n: &InboundNotification, e: &Effect) -> Result<Option<i64>> {
-        let mut stmt = self.db.prepare_cached(&sql(INSERT_NOTIFICATION)).map_err(native)?;
+        let mut stmt = self
+            .db
+            .prepare_cached(&STATEMENTS.insert_notification)
+            .map_err(native)?;
         stmt.query_row(
             rusqlite::params![
                 n.partner_id,
@@ -243,12 +274,11 @@ impl ItemWrites for SqliteItemWrites {
         }
         let last: Option<i64> = self
             .db
-            .prepare_cached(&sql(LAST_SEQUENCE))
+            .prepare_cached(&STATEMENTS.last_sequence)
             .and_then(|mut s| s.query_row([&payment.id], |r| r.get(0)))
             .map_err(native)?;
-        let feed = (SqliteStore::FEED_COLUMN, SqliteStore::FEED_VALUE);
-        let mut insert = self.db.prepare_cached(&sql(&insert_event_sql(feed))).map_err(native)?;
-        let mut fan_out = self.db.prepare_cached(&sql(&fan_out_sql())).map_err(native)?;
+        let mut insert = self.db.prepare_cached(&STATEMENTS.insert_event).map_err(native)?;
+        let mut fan_out = self.db.prepare_cached(&STATEMENTS.fan_out).map_err(native)?;
         for e in numbered_events(payment, types, last, cause, at, None) {
             let created_at = time(e.created_at);
             insert
