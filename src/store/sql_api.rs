@@ -17,16 +17,24 @@ macro_rules! sql_api_store {
             type IdempotencyRow = (Vec<u8>, Option<i32>, Option<String>, Option<String>, Option<DateTime<Utc>>);
 
             impl $Store {
-                /// Ends the hold of a payment's generate (whatever became of
-                /// the payment meanwhile): its answer is stored.
+                /// Ends the hold of a payment's generate: its answer is stored.
+                /// A settling answer ends it whatever became of the payment
+                /// (`send` None); an unknown outcome only while the hold is
+                /// still its send's (`send`, the number its claim gave), so a
+                /// send that outlived its hold cannot end the next one's.
                 async fn release_generate(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     payment_id: &str,
+                    send: Option<i32>,
                 ) -> crate::store::Result<()> {
-                    sqlx::query(&Self::sql("UPDATE payments SET generating_until = NULL WHERE id = $1"))
-                        .bind(payment_id)
-                        .execute(&mut **tx)
-                        .await?;
+                    sqlx::query(&Self::sql(
+                        "UPDATE payments SET generating_until = NULL \
+                         WHERE id = $1 AND ($2 IS NULL OR generate_sends = $2)",
+                    ))
+                    .bind(payment_id)
+                    .bind(send)
+                    .execute(&mut **tx)
+                    .await?;
                     Ok(())
                 }
 
@@ -200,7 +208,7 @@ macro_rules! sql_api_store {
                     ));
                     let mut tx = self.begin().await?;
                     let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
-                    Self::release_generate(&mut tx, payment_id).await?;
+                    Self::release_generate(&mut tx, payment_id, None).await?;
                     let failed = current.as_ref().and_then(|p| crate::domain::own_moves::generation_failed(p, detail.clone(), now));
                     if let Some(e) = &failed {
                         Self::write_payment(&mut tx, e, current.as_ref()).await?;
@@ -250,14 +258,7 @@ macro_rules! sql_api_store {
                     .bind(payment_id)
                     .execute(&mut *tx)
                     .await?;
-                    // The hold ends only if it is still this send's.
-                    sqlx::query(&Self::sql(
-                        "UPDATE payments SET generating_until = NULL WHERE id = $1 AND generate_sends = $2",
-                    ))
-                    .bind(payment_id)
-                    .bind(send)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::release_generate(&mut tx, payment_id, Some(send)).await?;
                     Self::insert_event(&mut tx, payment_id, "generate_unknown", detail, now).await?;
                     tx.commit().await?;
                     Ok(())
