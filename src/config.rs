@@ -44,6 +44,13 @@ pub fn env_name(dotted: &str) -> String {
     format!("FINPAY_QRIS__{}", dotted.replace('.', "__").to_uppercase())
 }
 
+/// The other way: `FINPAY_QRIS__INBOUND__CLIENT_ID` → `inbound.client_id`;
+/// `None` for a variable that names no setting's key.
+fn dotted_name(var: &str) -> Option<String> {
+    var.strip_prefix("FINPAY_QRIS__")
+        .map(|rest| rest.to_lowercase().replace("__", "."))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,

@@ -130,10 +130,9 @@ impl Settings {
                 .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
         }
         for (k, v) in &env {
-            let Some(rest) = k.strip_prefix("FINPAY_QRIS__") else {
+            let Some(dotted) = dotted_name(k) else {
                 continue;
             };
-            let dotted = rest.to_lowercase().replace("__", ".");
             b = if LIST_KEYS.contains(&dotted.as_str()) {
                 b.set_override(dotted.as_str(), comma_list(v))
             } else {
@@ -278,10 +277,9 @@ impl Settings {
 /// it is fixed.
 fn named_where_set(e: ConfigError, env: &[(String, String)], file: Option<&(PathBuf, config::Config)>) -> ConfigError {
     let Some((path, in_file)) = file else { return e };
-    let Some(rest) = e.key.strip_prefix("FINPAY_QRIS__") else {
+    let Some(dotted) = dotted_name(&e.key) else {
         return e;
     };
-    let dotted = rest.to_lowercase().replace("__", ".");
     let from_env = env
         .iter()
         .any(|(k, _)| *k == e.key || (dotted == "database.url" && k == "DATABASE_URL"));
