@@ -42,11 +42,22 @@ pub(super) fn spaced(min: &[u8]) -> Vec<u8> {
     })
 }
 
+/// How deep a document may nest for its indented forms to be tried. A
+/// notification nests three or four levels; the indentation written grows
+/// with the square of the depth, so a hostile body of nothing but `[` would
+/// otherwise be rewritten into gigabytes.
+pub(super) const MAX_PRETTY_DEPTH: usize = 16;
+
 /// Indented with `indent`, one item per line, `": "` after keys; empty
-/// objects and arrays stay `{}` and `[]`.
-pub(super) fn pretty(min: &[u8], indent: &str) -> Vec<u8> {
+/// objects and arrays stay `{}` and `[]`. `None` when the document nests
+/// deeper than `MAX_PRETTY_DEPTH`.
+pub(super) fn pretty(min: &[u8], indent: &str) -> Option<Vec<u8>> {
     let mut depth = 0usize;
-    rewrite(min, |s, i, in_str, out| {
+    let mut too_deep = false;
+    let out = rewrite(min, |s, i, in_str, out| {
+        if too_deep {
+            return s.len() - i;
+        }
         if in_str {
             return copy_escape_or(s, i, true, out, |b, out| out.push(b));
         }
@@ -66,6 +77,10 @@ pub(super) fn pretty(min: &[u8], indent: &str) -> Vec<u8> {
                     return 2;
                 }
                 depth += 1;
+                if depth > MAX_PRETTY_DEPTH {
+                    too_deep = true;
+                    return 1;
+                }
                 newline(out, depth);
             }
             b'}' | b']' => {
@@ -81,7 +96,8 @@ pub(super) fn pretty(min: &[u8], indent: &str) -> Vec<u8> {
             _ => out.push(b),
         }
         1
-    })
+    });
+    (!too_deep).then_some(out)
 }
 
 /// Inside strings: `/` ↔ `\/`, in the direction the body allows (if it has
@@ -208,5 +224,16 @@ mod tests {
                 prop_assert_eq!(swap_unicode(&swap_unicode(&min, false), false), min.clone());
             }
         }
+    }
+
+    #[test]
+    fn a_document_nested_deeper_than_any_notification_gets_no_indented_form() {
+        let deep = vec![b'['; 65_536];
+        assert_eq!(pretty(&deep, "    "), None);
+        let shallow = b"{\"a\":[{\"b\":1}]}";
+        assert_eq!(
+            pretty(shallow, "  ").as_deref(),
+            Some(&b"{\n  \"a\": [\n    {\n      \"b\": 1\n    }\n  ]\n}"[..])
+        );
     }
 }

@@ -38,6 +38,8 @@ impl<T> Variant<T> {
 /// Body hashes: as received first, then each serializer's rewriting (alone
 /// and in the combinations libraries produce by default), then the received
 /// hash in upper case. Rewritings equal to the received bytes are skipped.
+/// Each rewriting is hashed and dropped before the next is made, so a
+/// diagnosis holds one of them at a time.
 pub fn body_hashes(body: &[u8]) -> Vec<Variant<String>> {
     use Dialect::*;
     let min = minify(body).into_owned();
@@ -45,45 +47,46 @@ pub fn body_hashes(body: &[u8]) -> Vec<Variant<String>> {
     let received = hash(&min);
     let slashes = swap_slashes(&min);
     let unicode = swap_unicode(&min, false);
-    let mut rewritten: Vec<(Vec<u8>, &[Dialect])> = vec![
-        (spaced(&min), &[BodySpacedSeparators]),
-        (pretty(&min, "  "), &[BodyPrettyPrinted]),
-        (pretty(&min, "    "), &[BodyPrettyPrinted]),
-        (pretty(&min, "\t"), &[BodyPrettyPrinted]),
-        (slashes.clone(), &[BodyEscapedSlashes]),
-        (unicode.clone(), &[BodyUnicodeEscaped]),
-        // Java's serializers write the escapes in upper case.
-        (swap_unicode(&min, true), &[BodyUnicodeEscaped]),
-        // Python's json.dumps default: ensure_ascii and spaced separators.
-        (spaced(&unicode), &[BodySpacedSeparators, BodyUnicodeEscaped]),
-        // Python with indent=2 or 4.
-        (pretty(&unicode, "  "), &[BodyPrettyPrinted, BodyUnicodeEscaped]),
-        (pretty(&unicode, "    "), &[BodyPrettyPrinted, BodyUnicodeEscaped]),
-        // PHP's json_encode default escapes both; JSON_PRETTY_PRINT indents by 4.
-        (swap_unicode(&slashes, false), &[BodyEscapedSlashes, BodyUnicodeEscaped]),
-        (pretty(&slashes, "    "), &[BodyPrettyPrinted, BodyEscapedSlashes]),
-        (
-            pretty(&swap_unicode(&slashes, false), "    "),
-            &[BodyPrettyPrinted, BodyEscapedSlashes, BodyUnicodeEscaped],
-        ),
-    ];
-    // The bytes as received, hashed without minifying (a sender that sends
-    // what it hashed but forgot to minify).
-    if body != min.as_slice() {
-        let which: &[Dialect] = if body.contains(&b'\n') {
-            &[BodyPrettyPrinted]
-        } else {
-            &[BodySpacedSeparators]
-        };
-        rewritten.insert(0, (body.to_vec(), which));
-    }
     let mut out = vec![Variant::received(received.clone())];
-    for (bytes, dialects) in rewritten {
+    let mut add = |bytes: Option<Vec<u8>>, dialects: &[Dialect]| {
+        let Some(bytes) = bytes else { return };
         let h = hash(&bytes);
         if out.iter().all(|v| v.value != h) {
             out.push(Variant::new(h, dialects, None));
         }
+    };
+    // The bytes as received, hashed without minifying (a sender that sends
+    // what it hashed but forgot to minify).
+    if body != min.as_slice() {
+        let which = if body.contains(&b'\n') {
+            BodyPrettyPrinted
+        } else {
+            BodySpacedSeparators
+        };
+        add(Some(body.to_vec()), &[which]);
     }
+    add(Some(spaced(&min)), &[BodySpacedSeparators]);
+    for indent in ["  ", "    ", "\t"] {
+        add(pretty(&min, indent), &[BodyPrettyPrinted]);
+    }
+    add(Some(slashes.clone()), &[BodyEscapedSlashes]);
+    add(Some(unicode.clone()), &[BodyUnicodeEscaped]);
+    // Java's serializers write the escapes in upper case.
+    add(Some(swap_unicode(&min, true)), &[BodyUnicodeEscaped]);
+    // Python's json.dumps default: ensure_ascii and spaced separators.
+    add(Some(spaced(&unicode)), &[BodySpacedSeparators, BodyUnicodeEscaped]);
+    // Python with indent=2 or 4.
+    for indent in ["  ", "    "] {
+        add(pretty(&unicode, indent), &[BodyPrettyPrinted, BodyUnicodeEscaped]);
+    }
+    // PHP's json_encode default escapes both; JSON_PRETTY_PRINT indents by 4.
+    let php = swap_unicode(&slashes, false);
+    add(Some(php.clone()), &[BodyEscapedSlashes, BodyUnicodeEscaped]);
+    add(pretty(&slashes, "    "), &[BodyPrettyPrinted, BodyEscapedSlashes]);
+    add(
+        pretty(&php, "    "),
+        &[BodyPrettyPrinted, BodyEscapedSlashes, BodyUnicodeEscaped],
+    );
     out.push(Variant::new(received.to_ascii_uppercase(), &[BodyHashUppercase], None));
     out
 }
@@ -185,5 +188,16 @@ mod tests {
             let _ = paths(&p, &[h.as_str()], &["/pg".to_string()]);
             let _ = timestamps(&p, crate::snap::timestamp::parse(&p).ok());
         }
+    }
+
+    #[test]
+    fn a_body_nested_beyond_any_notification_is_tried_without_indentation() {
+        let variants = body_hashes("[1,".repeat(20_000).as_bytes());
+        assert!(variants
+            .iter()
+            .all(|v| !v.dialects.contains(&Dialect::BodyPrettyPrinted)));
+        assert!(variants
+            .iter()
+            .any(|v| v.dialects.contains(&Dialect::BodySpacedSeparators)));
     }
 }
