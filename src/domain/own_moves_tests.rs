@@ -80,7 +80,13 @@ fn a_paid_payment_is_refunded_once_its_refunds_reach_its_amount() {
 fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_status_stays() {
     let mut p = pending("p1", "INV-1", Some("R1"));
     p.flagged = Some("amount 9.00 IDR contradicts 10.00 IDR".into());
+    p.next_check_at = Some(at(70));
     let e = flag_resolved(&p, "finance", "confirmed with Finpay", at(50)).expect("a flagged payment");
+    assert_eq!(
+        e.payment.next_check_at,
+        Some(at(70)),
+        "a scheduled check stays as it was"
+    );
     assert_eq!(e.payment.flagged, None);
     assert_eq!(
         (e.payment.status, e.payment.updated_at),
@@ -97,4 +103,17 @@ fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_st
         flag_resolved(&e.payment, "finance", "again", at(60)).is_none(),
         "a payment not flagged has no flag to resolve"
     );
+}
+
+#[test]
+fn an_open_payment_whose_checks_stopped_at_its_flag_is_asked_about_again_once_resolved() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.flagged = Some("Finpay reported 9.00 IDR for a payment of 10.00 IDR".into());
+    p.next_check_at = None;
+    let e = flag_resolved(&p, "finance", "asked Finpay to correct it", at(50)).expect("a flagged payment");
+    assert_eq!(e.payment.next_check_at, Some(at(50)));
+
+    p.status = PaymentStatus::Paid;
+    let e = flag_resolved(&p, "finance", "fulfilled", at(50)).expect("a flagged payment");
+    assert_eq!(e.payment.next_check_at, None, "a settled payment is not asked about");
 }

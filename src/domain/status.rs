@@ -135,7 +135,9 @@ pub fn decide(
     }
     use PaymentStatus::*;
     match (current, to) {
-        (Initiated | Pending | Paying, Refunded) => Decision::Transition {
+        // Paid and refunded without our hearing of the payment. Our expiry is
+        // only an inference, so it gives way as it does to a success.
+        (Initiated | Pending | Paying | Expired, Refunded) => Decision::Transition {
             to,
             flag: Some(REFUNDED_UNSEEN.into()),
         },
@@ -145,10 +147,13 @@ pub fn decide(
             to,
             flag: Some("paid after the local expiry; check fulfilment".into()),
         },
-        // Finpay's own final failure, then a success: money may have moved.
-        // Neither word is taken over the other; a person must look.
+        // Finpay's own final failure, then a success or a refund: money may
+        // have moved. Neither word is taken over the other; a person must look.
         (Failed | Cancelled, Paid) => Decision::Flagged {
             reason: format!("Finpay reported success after {current}; check whether money moved"),
+        },
+        (Failed | Cancelled, Refunded) => Decision::Flagged {
+            reason: format!("Finpay reported a refund after {current}; check whether money moved"),
         },
         (from, to) => Decision::Ignored {
             reason: format!("{from} is final; Finpay's {to} is not applied"),
@@ -232,6 +237,25 @@ mod tests {
                 ),
                 "{from}: {d:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_refund_after_local_expiry_wins_and_is_flagged() {
+        assert_eq!(
+            decide(PaymentStatus::Expired, AMT, T::Refunded, Some(AMT)),
+            Decision::Transition {
+                to: PaymentStatus::Refunded,
+                flag: Some(REFUNDED_UNSEEN.into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_refund_after_a_final_failure_is_flagged_and_not_applied() {
+        for from in [PaymentStatus::Failed, PaymentStatus::Cancelled] {
+            let d = decide(from, AMT, T::Refunded, Some(AMT));
+            assert!(matches!(d, Decision::Flagged { .. }), "{from}: {d:?}");
         }
     }
 
