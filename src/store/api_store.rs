@@ -116,10 +116,12 @@ pub trait ApiStore: Send + Sync + 'static {
     /// Stores the final answer; later requests with the key get it verbatim.
     async fn idempotency_complete(&self, key: &IdempotencyRef, status_code: u16, body: &str) -> Result<()>;
     /// Gives the key up without an answer (the outcome is not known yet):
-    /// forgotten if nothing was created, otherwise unlocked so that a retry
-    /// resumes the resource it names.
+    /// unlocked, so that a retry with the same body resumes the resource it
+    /// names (or starts afresh if none), and still bound to its body: the
+    /// request may have acted on a resource it did not create (an existing
+    /// `partnerReferenceNo`), so another body under the key stays refused.
     async fn idempotency_release(&self, key: &IdempotencyRef) -> Result<()>;
-    /// Deletes completed keys created before `before`.
+    /// Deletes the keys created before `before` that no request holds (answered or given up).
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 
     // ---- payments created through the API ----

@@ -153,29 +153,19 @@ macro_rules! sql_api_store {
                 }
 
                 async fn idempotency_release(&self, key: &IdempotencyRef) -> crate::store::Result<()> {
-                    let mut tx = self.begin().await?;
-                    sqlx::query(&Self::sql(
-                        "DELETE FROM api_idempotency WHERE scope = $1 AND \"key\" = $2 AND status_code IS NULL \
-                         AND resource_id IS NULL",
-                    ))
-                    .bind(&key.scope)
-                    .bind(&key.key)
-                    .execute(&mut *tx)
-                    .await?;
                     sqlx::query(&Self::sql(
                         "UPDATE api_idempotency SET locked_until = NULL WHERE scope = $1 AND \"key\" = $2 AND status_code IS NULL",
                     ))
                     .bind(&key.scope)
                     .bind(&key.key)
-                    .execute(&mut *tx)
+                    .execute(self.writes())
                     .await?;
-                    tx.commit().await?;
                     Ok(())
                 }
 
                 async fn purge_idempotency(&self, before: DateTime<Utc>) -> crate::store::Result<u64> {
                     Ok(sqlx::query(&Self::sql(
-                        "DELETE FROM api_idempotency WHERE created_at < $1 AND status_code IS NOT NULL",
+                        "DELETE FROM api_idempotency WHERE created_at < $1 AND (locked_until IS NULL OR locked_until < $1)",
                     ))
                     .bind(before)
                     .execute(self.writes())

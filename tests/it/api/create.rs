@@ -245,6 +245,24 @@ async fn after_a_finpay_outage_a_retry_completes_the_same_payment(backend: Backe
     app.stop().await;
 }
 
+async fn a_key_whose_outcome_is_unknown_stays_bound_to_its_body(backend: Backend) {
+    let (app, sim) = with_simulator(backend, |c| c.faults.fail_generate = true).await;
+    let body = json!({"amount": "7500", "partnerReferenceNo": "INV-bound-1"});
+    let first = post(&app, "/api/v1/payments", &body, None).await.problem(502);
+    let id = first["paymentId"].as_str().unwrap().to_string();
+    // This key's request meets the payment the first one created: it creates nothing, yet acts on it.
+    let met = post(&app, "/api/v1/payments", &body, Some("bound")).await.problem(502);
+    assert_eq!(met["paymentId"], id.as_str());
+    let other = json!({"amount": "500"});
+    let refused = post(&app, "/api/v1/payments", &other, Some("bound")).await.problem(422);
+    assert_eq!(refused["field"], "Idempotency-Key", "{refused}");
+    sim.update_faults(|f| f.fail_generate = false);
+    let resumed = post(&app, "/api/v1/payments", &body, Some("bound")).await;
+    assert_eq!(resumed.json()["id"], id.as_str(), "the same body still resumes");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
 async fn a_reference_that_is_another_payments_id_is_refused(backend: Backend) {
     let (app, sim) = with_simulator(backend, |_| {}).await;
     let first = post(&app, "/api/v1/payments", &json!({"amount": "1000"}), None)
@@ -346,6 +364,7 @@ async fn a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so(
 }
 
 crate::on_both_backends!(
+    a_key_whose_outcome_is_unknown_stays_bound_to_its_body,
     a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so,
     a_payment_paid_after_its_qr_answer_was_lost_is_answered_paid_on_retry,
     an_unknown_outcome_names_the_reference_that_resumes_the_payment,
