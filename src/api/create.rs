@@ -213,6 +213,8 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
     if let Err(e) = finpay.ensure_token().await {
         return Reply::error(not_sent(&e, &p).payment(&p.id), false);
     }
+    // The hold starts now, after the token wait, so that it covers the whole send.
+    let now = crate::store::now();
     let hold = FinpayClient::longest_call(&st.settings.finpay);
     let send = match st.store.claim_generate_send(&p.id, now, now + hold).await {
         Ok(Some(send)) => send,
@@ -243,7 +245,7 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
         }
         Err(e) if upstream::definitely_refused(&e) && !sent_before => {
             tracing::warn!(payment_id = %p.id, error = %e, "Finpay refused to generate the QR");
-            match st.store.fail_generation(&p.id, &upstream::describe(&e)).await {
+            match st.store.fail_generation(&p.id, send, &upstream::describe(&e)).await {
                 Ok(Some(failed)) => {
                     st.metrics
                         .payment_changed(&Change::local(&failed, Some(p.status), failed.status));
@@ -256,7 +258,8 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
                         Some(why),
                     );
                 }
-                // No longer pending without a QR (paid meanwhile, say): answer it as it is.
+                // No longer pending without a QR (paid meanwhile, say), or a later
+                // send took over: answer it as it is.
                 Ok(None) => return busy_or_generated(st, &p.id, done).await,
                 Err(se) => return Reply::error(ApiError::from(se).payment(&p.id), false),
             }

@@ -137,10 +137,12 @@ pub trait ApiStore: Send + Sync + 'static {
         next_check_at: Option<DateTime<Utc>>,
         idempotency: Option<&IdempotencyRef>,
     ) -> Result<Payment>;
-    /// Finpay definitely refused to generate the QR: `pending` → `failed`
-    /// (guarded; only a payment without a QR), with an event. `None` when the
-    /// payment was no longer in that state.
-    async fn fail_generation(&self, payment_id: &str, detail: &serde_json::Value) -> Result<Option<Payment>>;
+    /// Finpay definitely refused `send`, the first generate: `pending` →
+    /// `failed` (guarded; only a payment without a QR), with an event.
+    /// `None` when the payment was no longer in that state, or when a later
+    /// send took over after this one's hold ran out (its answer decides).
+    async fn fail_generation(&self, payment_id: &str, send: i32, detail: &serde_json::Value)
+        -> Result<Option<Payment>>;
     /// Takes an open generated payment without a QR for one generate at
     /// Finpay until `until`: the number of this send (1 for the first), or
     /// `None` when it has its QR, is no longer open, or another send is under

@@ -189,6 +189,7 @@ macro_rules! sql_api_store {
                 async fn fail_generation(
                     &self,
                     payment_id: &str,
+                    send: i32,
                     detail: &serde_json::Value,
                 ) -> crate::store::Result<Option<Payment>> {
                     let now = crate::store::now();
@@ -198,6 +199,15 @@ macro_rules! sql_api_store {
                     ));
                     let mut tx = self.begin().await?;
                     let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
+                    // A later send took over (this one outlived its hold): its
+                    // answer may be the QR, so this refusal decides nothing.
+                    let latest: Option<i32> = sqlx::query_scalar(&Self::sql("SELECT generate_sends FROM payments WHERE id = $1"))
+                        .bind(payment_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if latest != Some(send) {
+                        return Ok(None);
+                    }
                     Self::release_generate(&mut tx, payment_id, None).await?;
                     let failed = current.as_ref().and_then(|p| crate::domain::own_moves::generation_failed(p, detail.clone(), now));
                     if let Some(e) = &failed {

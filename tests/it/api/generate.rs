@@ -135,7 +135,35 @@ async fn a_late_unknown_outcome_leaves_the_hold_of_the_send_that_took_over(backe
     app.stop().await;
 }
 
+/// The first send outlived its hold and a second took over; Finpay's late
+/// refusal of the first fails nothing, since the second's answer may be the QR.
+async fn a_late_refusal_of_the_first_send_does_not_fail_the_payment_another_send_took_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.state.store.as_ref();
+    let p = common::insert_pending_payment(store, "INV-hold-2", 15_000).await;
+    let t0 = finpay_qris::store::now();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    assert_eq!(store.claim_generate_send(&p.id, at(0), at(1)).await.unwrap(), Some(1));
+    assert_eq!(store.claim_generate_send(&p.id, at(2), at(100)).await.unwrap(), Some(2));
+    let refused = json!({"reason": "4044701"});
+    assert!(store.fail_generation(&p.id, 1, &refused).await.unwrap().is_none());
+    assert_eq!(payment(&app, &p.id).await["status"], "pending");
+    assert_eq!(
+        store.claim_generate_send(&p.id, at(3), at(100)).await.unwrap(),
+        None,
+        "the second still holds it"
+    );
+    let failed = store.fail_generation(&p.id, 2, &refused).await.unwrap();
+    assert_eq!(
+        failed.map(|f| f.status.as_str()),
+        Some("failed"),
+        "a refusal of the send under way decides"
+    );
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_late_refusal_of_the_first_send_does_not_fail_the_payment_another_send_took_over,
     a_late_unknown_outcome_leaves_the_hold_of_the_send_that_took_over,
     requests_racing_on_one_reference_ask_finpay_once,
     a_refusal_of_a_generate_sent_again_leaves_the_payment_pending,
