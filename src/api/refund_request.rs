@@ -91,6 +91,15 @@ pub(super) fn not_refundable(payment_id: &str, status: &str) -> ApiError {
     .payment(payment_id)
 }
 
+pub(super) fn not_in_rupiah(payment_id: &str, currency: &str) -> ApiError {
+    ApiError::conflict(
+        "payment-not-refundable",
+        "Payment not refundable",
+        format!("QRIS refunds are in IDR; Finpay reported this payment in {currency} (see its flag)"),
+    )
+    .payment(payment_id)
+}
+
 pub(super) fn exceeds_refundable(payment_id: &str, refundable_minor: i64) -> ApiError {
     ApiError::conflict(
         "refund-exceeds-refundable",

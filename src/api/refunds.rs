@@ -16,8 +16,9 @@ use super::extract::{ApiJson, ApiPath};
 use super::idempotency::{self, Begin, Reply};
 use super::model::{RefundList, RefundView};
 use super::payments::find;
-use super::refund_request::{exceeds_refundable, not_refundable, CreateRefundRequest, RefundSpec};
+use super::refund_request::{exceeds_refundable, not_in_rupiah, not_refundable, CreateRefundRequest, RefundSpec};
 use super::upstream;
+use crate::domain::payment::CURRENCY;
 use crate::domain::PaymentStatus;
 use crate::finpay::RefundRequest;
 use crate::metrics::business::Change;
@@ -255,6 +256,9 @@ async fn reserve(
     spec: RefundSpec,
     key: Option<&IdempotencyRef>,
 ) -> Result<(Refund, StatusCode), Reply> {
+    if p.currency != CURRENCY {
+        return Err(Reply::error(not_in_rupiah(&p.id, &p.currency), true));
+    }
     let id = uuid::Uuid::now_v7();
     let new = NewRefund {
         id: id.to_string(),

@@ -52,11 +52,13 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// What can still be refunded: nothing unless paid; pending refunds'
-    /// reservations count as used.
+    /// What can still be refunded: nothing unless paid, and nothing of a
+    /// payment Finpay reported in another currency than rupiah (flagged when
+    /// learnt: QRIS moves rupiah only); pending refunds' reservations count
+    /// as used.
     pub fn refundable_minor(&self) -> i64 {
         match self.status {
-            PaymentStatus::Paid => (self.amount_minor - self.refunded_minor).max(0),
+            PaymentStatus::Paid if self.currency == CURRENCY => (self.amount_minor - self.refunded_minor).max(0),
             _ => 0,
         }
     }

@@ -5,7 +5,7 @@ use super::support::{
     calls_to, event_kinds, finpay_at, get, insert_payment, kind, paid_by_notification, paid_through_api, payment, post,
     refund, refunds_path, scripted_finpay, scripted_finpay_after, unreachable_finpay, with_simulator,
 };
-use crate::common::{Backend, TestApp};
+use crate::common::{self, Backend, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
 
@@ -29,6 +29,34 @@ async fn only_paid_payments_can_be_refunded(backend: Backend) {
         let problem = post(&app, &refunds_path(&p.id), &body, None).await.problem(422);
         assert_eq!(problem["field"], field, "{body}");
     }
+    app.stop().await;
+}
+
+async fn a_payment_finpay_reported_in_another_currency_is_not_refundable(backend: Backend) {
+    let app = TestApp::spawn_with(backend, unreachable_finpay).await;
+    let token = app.token().await;
+    let partner_ref = format!("S{}", common::unique_digits());
+    let body = common::notify_body(&partner_ref, &format!("R{}", common::unique_digits()), "00", "10.00")
+        .replace(r#""currency":"IDR""#, r#""currency":"USD""#);
+    let (status, answer) = app.notify(&token, &common::unique_digits(), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let p = payment(&app, &partner_ref).await;
+    assert_eq!(
+        (p["status"].as_str(), p["currency"].as_str()),
+        (Some("paid"), Some("USD"))
+    );
+    assert_eq!(p["refundableAmount"], "0.00");
+    let problem = refund("10", "x")
+        .send(&app, p["id"].as_str().unwrap())
+        .await
+        .problem(409);
+    assert_eq!(kind(&problem), "payment-not-refundable");
+    assert!(problem["detail"].as_str().unwrap().contains("USD"), "{problem}");
+    assert_eq!(
+        payment(&app, &partner_ref).await["refundedAmount"],
+        "0.00",
+        "nothing reserved"
+    );
     app.stop().await;
 }
 
@@ -383,6 +411,7 @@ async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_ove
 }
 
 crate::on_both_backends!(
+    a_payment_finpay_reported_in_another_currency_is_not_refundable,
     a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over,
     only_paid_payments_can_be_refunded,
     an_unknown_refund_outcome_keeps_the_amount_reserved,
