@@ -73,8 +73,9 @@ CREATE INDEX payments_by_paid ON payments (paid_at) WHERE paid_at IS NOT NULL;
 
 -- Every verified notification, stored once per (partner, X-EXTERNAL-ID,
 -- Jakarta day): the unique key makes storage idempotent across replicas. A
--- replay with the same body is answered as the first delivery was; another
--- body under the same key is a conflict. `outcome` is what the notification
+-- replay with the same body (`body_sha256`: of the body as signed, minified)
+-- is answered as the first delivery was; another body under the same key is
+-- a conflict. `outcome` is what the notification
 -- did to its payment. The raw body and headers are cleared after the
 -- retention period; the key, the body's hash and the outcome stay.
 CREATE TABLE notifications (

@@ -72,7 +72,13 @@ fn first_removable(body: &[u8]) -> Option<usize> {
 /// Lowercase hex SHA-256 of `minify(body)`: the body component of a SNAP
 /// string-to-sign. An empty body hashes the empty string (ASPI std note 2).
 pub fn body_hash(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(minify(body)))
+    hex::encode(body_digest(body))
+}
+
+/// The SHA-256 of the body as signed (minified): two bodies that differ only
+/// in whitespace between tokens are the same signed document.
+pub fn body_digest(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(minify(body)).into()
 }
 
 #[cfg(test)]

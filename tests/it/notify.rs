@@ -241,6 +241,11 @@ async fn same_external_id_and_body_is_answered_as_the_first_time(b: Backend) {
     assert_eq!(first, second);
     assert_eq!(code(&first.1), "2005200");
     assert_eq!(count_notifications(&app.db.url).await, 1);
+    // The same document spaced otherwise is signed the same: the same body.
+    let spaced = body.replace(",\"", ", \"").replace("\":", "\": ");
+    assert_ne!(spaced, body);
+    assert_eq!(app.notify(&token, &ext, &spaced).await, first);
+    assert_eq!(count_notifications(&app.db.url).await, 1);
     // Same key, other body.
     let (status, v) = app
         .notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00"))
