@@ -32,6 +32,15 @@ pub fn json_content_type(headers: &HeaderMap, service: u8) -> Result<(), SnapSta
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme's name
+/// is case-insensitive (HTTP authentication schemes are); `None` for another
+/// scheme or no token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The headers as JSON for the audit record, without credentials.
 pub fn headers_for_audit(headers: &HeaderMap) -> String {
     let mut map = serde_json::Map::new();
@@ -51,6 +60,16 @@ pub fn headers_for_audit(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_case_of_its_scheme() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
 
     #[test]
     fn a_stored_notification_keeps_its_headers_but_no_credential() {

@@ -7,7 +7,7 @@
 
 use super::body::Received;
 use super::error::{auth_failure_reason, snap_response, SnapError};
-use super::headers::{headers_for_audit, json_content_type, required};
+use super::headers::{bearer_token, headers_for_audit, json_content_type, required};
 use super::journal::Refused;
 use super::suspect::{Route, Suspect};
 use super::tokens::TokenCheck;
@@ -193,12 +193,7 @@ async fn verify<'h>(
     let external_id = required(headers, "X-EXTERNAL-ID", SVC)?;
     let channel_id = required(headers, "CHANNEL-ID", SVC)?;
     let token = match bearer {
-        Some(b) => Some(
-            b.strip_prefix("Bearer ")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| SnapStatus::invalid_field_format(SVC, "Authorization"))?,
-        ),
+        Some(b) => Some(bearer_token(b).ok_or_else(|| SnapStatus::invalid_field_format(SVC, "Authorization"))?),
         None => None,
     };
     let ts = timestamp::parse(ts_header).map_err(|_| SnapStatus::invalid_field_format(SVC, "X-TIMESTAMP"))?;

@@ -71,9 +71,7 @@ impl Suspect {
         body: Option<&Bytes>,
     ) -> Option<Self> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let token = header("authorization")
-            .and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
-            .filter(|t| !t.is_empty());
+        let token = header("authorization").and_then(|a| super::headers::bearer_token(&a).map(str::to_string));
         let scheme = match (route, mode) {
             (Route::Token, _) => Scheme::TokenRequest,
             (Route::Notify, SignatureMode::Symmetric) => Scheme::HmacNotification,
