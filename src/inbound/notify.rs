@@ -117,7 +117,7 @@ async fn receive_inner(
     let item = InboundNotification {
         partner_id: v.partner_id.to_string(),
         external_id: external_id.to_string(),
-        jakarta_day: timestamp::jakarta_day(now),
+        jakarta_day: timestamp::jakarta_day(v.signed_at),
         body_sha256: v.digest.to_vec(),
         raw_body: v.raw_body,
         headers_json: headers_for_audit(headers),
@@ -168,6 +168,8 @@ struct Verified<'h> {
     parsed: crate::snap::notify::NotifyBody,
     raw_body: String,
     now: chrono::DateTime<chrono::Utc>,
+    /// `X-TIMESTAMP`, signed: the sender's day names its `X-EXTERNAL-ID`.
+    signed_at: chrono::DateTime<chrono::Utc>,
 }
 
 async fn verify<'h>(
@@ -272,5 +274,6 @@ async fn verify<'h>(
         parsed,
         raw_body,
         now,
+        signed_at: ts.with_timezone(&chrono::Utc),
     })
 }

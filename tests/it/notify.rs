@@ -2,7 +2,7 @@
 //! endpoint and `qr-mpm-notify`.
 
 use crate::common::*;
-use finpay_qris::snap::{body, signature};
+use finpay_qris::snap::{body, signature, timestamp};
 use serde_json::Value;
 
 /// Vector V3 (docs/protocol.md): the published notify sample, token and signature.
@@ -251,6 +251,32 @@ async fn same_external_id_and_body_is_answered_as_the_first_time(b: Backend) {
         .notify(&token, &ext, &notify_body("INV-D", "FP-D", "06", "1500.00"))
         .await;
     assert_eq!((status, code(&v)), (409, "4095200"));
+    app.stop().await;
+}
+
+async fn an_external_id_is_unique_within_the_senders_day_not_ours(b: Backend) {
+    // Two days of X-TIMESTAMP are accepted only with a wide clock window.
+    let app = TestApp::spawn_with(b, |env| {
+        env.push(("FINPAY_QRIS__INBOUND__TIMESTAMP_TOLERANCE_SECS".into(), "200000".into()))
+    })
+    .await;
+    let token = app.token().await;
+    let ext = unique_digits();
+    let url = app.url(NOTIFY_PATH);
+    let yesterday = timestamp::format_jakarta(chrono::Utc::now() - chrono::Duration::days(1));
+    let sent = |body: String, ts: String| {
+        let req = signed_notify(&app.http, &url, NOTIFY_PATH, &token, &ext, &body, &ts);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, v) = sent(notify_body("INV-Y1", "FP-Y1", "00", "1000.00"), yesterday).await;
+    assert_eq!((s, code(&v)), (200, "2005200"));
+    // The same X-EXTERNAL-ID, used again by the sender the next day for another notification.
+    let (s, v) = sent(notify_body("INV-Y2", "FP-Y2", "00", "1000.00"), now_ts()).await;
+    assert_eq!((s, code(&v)), (200, "2005200"), "{v}");
+    assert_eq!(count_notifications(&app.db.url).await, 2);
     app.stop().await;
 }
 
@@ -949,6 +975,7 @@ async fn an_unknown_payment_in_another_currency_is_stored_flagged(b: Backend) {
 }
 
 on_both_backends!(
+    an_external_id_is_unique_within_the_senders_day_not_ours,
     an_audit_entry_names_a_notification_of_its_own_payment,
     an_unknown_payment_in_another_currency_is_stored_flagged,
     a_payment_with_an_audit_trail_cannot_be_deleted,
