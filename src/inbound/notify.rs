@@ -215,12 +215,18 @@ async fn verify<'h>(
     // 2. The bearer token must be one we issued to this client, unexpired.
     let now = crate::store::now();
     if let Some(token) = token {
-        match st.tokens.check(st.store.as_ref(), token, &creds.client_id, now).await {
-            Ok(TokenCheck::Valid) => {}
-            Ok(TokenCheck::Invalid) => return Err(SnapStatus::invalid_token(SVC).into()),
-            Err(e) => {
+        let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
+        let checked = st.tokens.check(st.store.as_ref(), token, &creds.client_id, now);
+        match tokio::time::timeout(deadline, checked).await {
+            Ok(Ok(TokenCheck::Valid)) => {}
+            Ok(Ok(TokenCheck::Invalid)) => return Err(SnapStatus::invalid_token(SVC).into()),
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "token lookup failed");
                 return Err(SnapStatus::general_error(SVC).into());
+            }
+            Err(_) => {
+                tracing::error!("token lookup timed out");
+                return Err(SnapStatus::timeout(SVC).into());
             }
         }
     }

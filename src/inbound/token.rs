@@ -102,9 +102,18 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: &mut Received) ->
     let token = new_token();
     let hash = token_hash(&token);
     let expires_at = now + chrono::Duration::seconds(ttl as i64);
-    if let Err(e) = st.store.insert_token(&hash, &creds.client_id, now, expires_at).await {
-        tracing::error!(error = %e, "could not store an issued token");
-        return Err(SnapStatus::general_error(SVC).into());
+    let deadline = std::time::Duration::from_secs(st.settings.server.request_timeout_secs);
+    let stored = st.store.insert_token(&hash, &creds.client_id, now, expires_at);
+    match tokio::time::timeout(deadline, stored).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not store an issued token");
+            return Err(SnapStatus::general_error(SVC).into());
+        }
+        Err(_) => {
+            tracing::error!("storing an issued token timed out");
+            return Err(SnapStatus::timeout(SVC).into());
+        }
     }
     st.tokens.remember(hash, &creds.client_id, expires_at);
     st.recent_tokens.remember(&token);
