@@ -49,6 +49,7 @@ impl Settings {
         // Bounded above too: a semaphore of more permits, or a deadline past
         // what a clock can add, would panic instead of serving.
         const DAY_MS: u64 = 86_400_000;
+        const MONTH_SECS: u64 = 30 * 86_400;
         for (key, value, max) in [
             ("server.max_connections", self.server.max_connections as u64, 1_000_000),
             ("api.max_connections", self.api.max_connections as u64, 1_000_000),
@@ -79,7 +80,6 @@ impl Settings {
             ("finpay.timeout_secs", self.finpay.timeout_secs, 3_600),
             ("finpay.connect_timeout_secs", self.finpay.connect_timeout_secs, 3_600),
             ("worker.batch_size", self.worker.batch_size.max(0) as u64, 1_000),
-            ("worker.lease_secs", self.worker.lease_secs, 86_400),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError::new(key, format!("must be from 1 to {max}")));
@@ -95,6 +95,13 @@ impl Settings {
                 16 << 20,
             ),
             ("worker.poll_interval_ms", self.worker.poll_interval_ms, 10, DAY_MS),
+            // A cycle's checks must end within ¾ of the lease, a second at least.
+            ("worker.lease_secs", self.worker.lease_secs, 2, 86_400),
+            // The schedule adds these to instants: bounded, they cannot overflow
+            // the clock (a panic in every cycle, and in every payment creation).
+            ("worker.first_check_secs", self.worker.first_check_secs, 1, MONTH_SECS),
+            ("worker.max_interval_secs", self.worker.max_interval_secs, 1, MONTH_SECS),
+            ("worker.grace_secs", self.worker.grace_secs, 0, MONTH_SECS),
             (
                 "worker.default_validity_secs",
                 self.worker.default_validity_secs,

@@ -293,7 +293,13 @@ fn a_value_that_would_be_replaced_or_lock_finpay_out_stops_the_start() {
         ("FINPAY_QRIS__DATABASE__MAX_CONNECTIONS", "0"),
         ("FINPAY_QRIS__FINPAY__TIMEOUT_SECS", "0"),
         ("FINPAY_QRIS__WORKER__BATCH_SIZE", "0"),
-        ("FINPAY_QRIS__WORKER__LEASE_SECS", "0"),
+        ("FINPAY_QRIS__WORKER__LEASE_SECS", "1"),
+        ("FINPAY_QRIS__WORKER__FIRST_CHECK_SECS", "0"),
+        ("FINPAY_QRIS__WORKER__MAX_INTERVAL_SECS", "0"),
+        // Added to instants by the schedule: past a month they could overflow the clock.
+        ("FINPAY_QRIS__WORKER__GRACE_SECS", "99999999999999"),
+        ("FINPAY_QRIS__WORKER__MAX_INTERVAL_SECS", "2592001"),
+        ("FINPAY_QRIS__WORKER__FIRST_CHECK_SECS", "99999999999999"),
         ("FINPAY_QRIS__WORKER__POLL_INTERVAL_MS", "0"),
         ("FINPAY_QRIS__WORKER__DEFAULT_VALIDITY_SECS", "10"),
     ] {
