@@ -11,9 +11,12 @@ use tokio_util::sync::CancellationToken;
 pub const INTERVAL: Duration = Duration::from_secs(60);
 /// Rows cleared per transaction: short transactions, no long row locks.
 const BATCH: i64 = 500;
-/// Batches per run: a backlog (retention just turned on) is worked off over
-/// several runs instead of in one long burst.
-const BATCHES_PER_RUN: usize = 20;
+/// How long one run goes on clearing batches back to back. A backlog
+/// (retention just turned on) is worked off over several runs, and a run
+/// keeps up with any steady rate the service stores: a fixed number of
+/// batches a run would fall behind above some hundreds of notifications a
+/// second.
+const RUN_BUDGET: Duration = Duration::from_secs(20);
 
 /// Applies retention at start and then every `INTERVAL`, until cancelled. It
 /// runs whether or not the reconciliation loop does: without Finpay
@@ -40,11 +43,12 @@ pub async fn apply(state: &AppState) -> u64 {
     }
     let before = crate::store::now() - chrono::Duration::days(i64::from(days));
     let mut cleared = 0;
-    for _ in 0..BATCHES_PER_RUN {
+    let started = std::time::Instant::now();
+    loop {
         match state.store.clear_notification_bodies(before, BATCH).await {
             Ok(n) => {
                 cleared += n;
-                if n < BATCH as u64 {
+                if n < BATCH as u64 || started.elapsed() >= RUN_BUDGET {
                     break;
                 }
             }
