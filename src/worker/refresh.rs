@@ -28,7 +28,17 @@ pub enum ReconcileError {
 
 /// Queries Finpay about one payment (by id or `partnerReferenceNo`) and
 /// applies the answer; returns the payment as stored afterwards.
+/// It runs on a task of its own, to its end even if the caller goes away
+/// meanwhile: once the payment is leased, Finpay's answer is applied and
+/// recorded, not dropped with the request.
 pub async fn reconcile_one(state: &AppState, payment_id: &str) -> Result<Payment, ReconcileError> {
+    let (state, id) = (state.clone(), payment_id.to_string());
+    tokio::spawn(async move { reconcile(&state, &id).await })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Invalid(format!("the refresh task failed: {e}")).into()))
+}
+
+async fn reconcile(state: &AppState, payment_id: &str) -> Result<Payment, ReconcileError> {
     let finpay = state.finpay.as_ref().ok_or(ReconcileError::NotConfigured)?;
     let found = state
         .store

@@ -2,8 +2,8 @@
 //! idempotency; creation against the simulator.
 
 use super::support::{
-    calls_to, event_kinds, finpay_at, get, kind, payment, post, post_raw, scripted_finpay, unreachable_finpay,
-    wait_for_status, with_simulator,
+    calls_to, event_kinds, finpay_at, get, insert_payment, kind, payment, post, post_raw, scripted_finpay,
+    scripted_finpay_after, unreachable_finpay, wait_for_status, with_simulator,
 };
 use crate::common::{self, Backend, TestApp};
 use serde_json::json;
@@ -157,6 +157,27 @@ async fn refresh_asks_finpay_through_reconciliation(backend: Backend) {
     }
     wait_for_status(&app, id, "paid").await;
     sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn a_refresh_its_caller_gave_up_on_is_still_applied(backend: Backend) {
+    let paid = json!({"responseCode": "2005100", "responseMessage": "Successful", "latestTransactionStatus": "00"});
+    let finpay = scripted_finpay_after(std::time::Duration::from_millis(1500), vec![(200, paid)]).await;
+    let app = TestApp::spawn_with(backend, move |env| {
+        finpay_at(env, &finpay);
+        common::set_env(env, "FINPAY_QRIS__WORKER__ENABLED", "false");
+    })
+    .await;
+    let p = insert_payment(&app, 10_000).await;
+    let gave_up = app
+        .http
+        .get(app.api_url(&format!("/api/v1/payments/{}?refresh=true", p.id)))
+        .bearer_auth(common::API_KEY)
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the caller hung up before Finpay answered");
+    wait_for_status(&app, &p.id, "paid").await;
     app.stop().await;
 }
 
@@ -364,6 +385,7 @@ async fn a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so(
 }
 
 crate::on_both_backends!(
+    a_refresh_its_caller_gave_up_on_is_still_applied,
     a_key_whose_outcome_is_unknown_stays_bound_to_its_body,
     a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so,
     a_payment_paid_after_its_qr_answer_was_lost_is_answered_paid_on_retry,
