@@ -99,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         // Only under /console: the rest of the listener keeps its own answers.
         .route("/console/{*rest}", get(view::not_found).post(view::not_found))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            std::time::Duration::from_millis(state.settings.api.body_timeout_ms),
+            body_in_time,
+        ))
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
@@ -133,6 +137,36 @@ async fn same_origin_posts(req: Request, next: Next) -> Response {
         );
     }
     next.run(req).await
+}
+
+/// Reads a form's body within `api.body_timeout_ms`, before any handler
+/// (sign-in included) runs: a client trickling a byte a minute would
+/// otherwise hold one of the internal listener's connections as long as it
+/// liked, and enough of them would shut out the API.
+async fn body_in_time(
+    axum::extract::State(deadline): axum::extract::State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Ok(Err(_)) => view::error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            "Nothing was changed.",
+        ),
+        Err(_) => {
+            let mut resp = view::error_page(
+                StatusCode::REQUEST_TIMEOUT,
+                "This form did not arrive in time",
+                "Nothing was changed.",
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {

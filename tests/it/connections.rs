@@ -1,7 +1,7 @@
 //! Connection limits on both listeners, with raw TCP: silent, idle and
 //! HTTP/2-preface-only connections are closed, the public listener speaks
 //! HTTP/1.1 only, a cap makes further clients wait, and a slow body on the
-//! internal API gets 408. Timeouts are set short here; each read has a
+//! internal API or the console gets 408. Timeouts are set short here; each read has a
 //! generous guard so a missing close fails the test instead of hanging it.
 
 use crate::common::*;
@@ -146,5 +146,19 @@ async fn a_slow_body_on_the_internal_api_gets_408_and_the_connection_closes() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(answer.contains(r#""field":"body""#), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_console_form_gets_408_before_any_handler_and_the_connection_closes() {
+    let app = spawn(&[("FINPAY_QRIS__API__BODY_TIMEOUT_MS", "300")]).await;
+    let mut conn = connect(app.internal).await;
+    // The sign-in form is open to anyone: no key, no session.
+    let head = "POST /console/sign-in HTTP/1.1\r\nHost: t\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nkey=";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let answer = String::from_utf8(read_until_closed(&mut conn).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
     app.stop().await;
 }
