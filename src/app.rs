@@ -167,7 +167,9 @@ impl Application {
             console = %format!("http://{internal_addr}/console"),
             "finpay-qris listening"
         );
-        crate::events::apply_configuration(&state).await;
+        crate::events::apply_configuration(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the webhook endpoint from the configuration: {e}"))?;
         let mut workers = crate::worker::spawn(state.clone(), cancel.clone());
         workers.extend(crate::events::delivery::spawn(state.clone(), cancel.clone()));
         tokio::spawn(housekeeping(state.clone(), cancel.clone()));

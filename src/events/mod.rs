@@ -26,8 +26,10 @@ pub const MAX_OVERLAP_SECS: i64 = 7 * 86_400;
 
 /// Brings the endpoint the configuration names (`events.endpoint_url`,
 /// `events.endpoint_secret`) into the store, or disables the one it named
-/// before if it names none now.
-pub async fn apply_configuration(state: &AppState) {
+/// before if it names none now. A failure stops the start: running on would
+/// raise events with no delivery to the configured endpoint, or sign with a
+/// secret the configuration no longer holds.
+pub async fn apply_configuration(state: &AppState) -> Result<(), crate::store::StoreError> {
     let s = &state.settings.events;
     let now = crate::store::now();
     let done = match (&s.endpoint_url, &s.endpoint_secret) {
@@ -45,7 +47,5 @@ pub async fn apply_configuration(state: &AppState) {
             }),
         _ => state.store.unconfigure_endpoint(now).await,
     };
-    if let Err(e) = done {
-        tracing::warn!(error = %e, "the configured webhook endpoint could not be stored");
-    }
+    done
 }

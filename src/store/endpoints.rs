@@ -14,10 +14,13 @@ pub const PARK: &str = "UPDATE deliveries SET next_attempt_at = NULL, updated_at
 
 /// Makes an enabled endpoint's parked deliveries due since their creation,
 /// so that they go out at once, oldest first (on PostgreSQL it reads
-/// `deliveries_parked`).
+/// `deliveries_parked`). The endpoint is read again here: the sweep of
+/// stranded deliveries lists the enabled endpoints first, and one disabled
+/// meanwhile keeps its deliveries parked.
 pub const UNPARK: &str = "UPDATE deliveries SET next_attempt_at = created_at, updated_at = $2 \
     WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NULL \
-    AND (lease_until IS NULL OR lease_until <= $2)";
+    AND (lease_until IS NULL OR lease_until <= $2) \
+    AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $1 AND w.enabled)";
 
 /// A webhook endpoint as stored (its secrets included: `Debug` hides them).
 #[derive(Clone, sqlx::FromRow)]

@@ -206,14 +206,18 @@ macro_rules! sql_endpoint_store {
                     let Some(mut e) = Self::endpoint_in(&mut tx, id).await? else {
                         return Ok(None);
                     };
-                    if let Some(url) = &u.url {
+                    if let Some(url) = u.url.as_ref().filter(|url| **url != e.url) {
+                        // Another address starts its own streak, as a configured one's does.
                         e.url = url.clone();
+                        e.failing_since = None;
                     }
                     if let Some(d) = &u.description {
                         e.description = d.clone();
                     }
                     match u.enabled {
-                        Some(true) => {
+                        // Enabling what is enabled changes nothing: the streak that
+                        // disables a failing endpoint is not restarted by it.
+                        Some(true) if !e.enabled => {
                             e.enabled = true;
                             e.disabled_reason = None;
                             e.failing_since = None;

@@ -170,7 +170,38 @@ async fn a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_o
     app.stop().await;
 }
 
+/// A failing streak belongs to an address: another URL starts afresh, as a
+/// configured endpoint's does, while enabling an enabled endpoint leaves the
+/// streak that would disable it as it is.
+async fn another_url_starts_a_new_failing_streak_and_enabling_what_is_enabled_does_not(backend: Backend) {
+    let app = quiet_app(backend).await;
+    let (d, now) = claimed(&app, "sender-a").await;
+    app.state
+        .store
+        .record_attempts("sender-a", now, &[failure(d.id, &d.endpoint_id, now)])
+        .await
+        .unwrap();
+    let patch = |body: serde_json::Value| {
+        let req = app
+            .http
+            .patch(app.api_url(&format!("/api/v1/webhook-endpoints/{}", d.endpoint_id)))
+            .bearer_auth(common::API_KEY)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let same = patch(json!({"enabled": true, "url": "http://127.0.0.1:9/h"})).await;
+    assert!(same["failingSince"].is_string(), "{same}");
+    let moved = patch(json!({"url": "http://127.0.0.1:9/elsewhere"})).await;
+    assert!(moved["failingSince"].is_null(), "{moved}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    another_url_starts_a_new_failing_streak_and_enabling_what_is_enabled_does_not,
     a_record_after_the_lease_ended_is_refused_as_lease_lost,
     a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease,
     a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_one_taken_back,
