@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn intervals_never_drop_below_one_second() {
-        let w = settings(0, 2.0, 600);
+        // The configuration refuses a first check under a second (config::checks).
+        let w = settings(1, 1.0, 600);
         assert_eq!(base_interval(3, &w), Duration::from_secs(1));
     }
 
