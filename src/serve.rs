@@ -6,7 +6,10 @@
 //! - a connection that sends nothing within `first_byte` is closed;
 //! - hyper's header read timeout bounds a request head once it has started;
 //! - a connection with no request in flight for `idle` is closed (HTTP/1.1
-//!   keep-alive and HTTP/2 alike; HTTP/2 also pings to find dead peers);
+//!   keep-alive and HTTP/2 alike; HTTP/2 also pings to find dead peers); an
+//!   answer being sent (a streamed export) keeps its request in flight while
+//!   the peer takes its bytes, and one the peer stops taking for `idle`
+//!   closes the connection;
 //! - at most `max_connections` are open: past that the loop stops accepting
 //!   and new clients wait in the kernel's backlog;
 //! - failed accepts (out of file descriptors) back off instead of spinning.
@@ -95,8 +98,15 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
             let in_flight = tracked.begin();
             async move {
                 let r = response.await;
-                drop(in_flight);
-                r
+                r.map(|answer| {
+                    let in_flight = in_flight.sending();
+                    answer.map(|body| {
+                        axum::body::Body::new(Sending {
+                            body,
+                            _in_flight: in_flight,
+                        })
+                    })
+                })
             }
         });
         let io = TokioIo::new(Watched::new(stream, activity.clone()));
@@ -191,6 +201,33 @@ async fn drive<C>(
     }
 }
 
+/// An answer's body, holding its request in flight until it is sent (or
+/// dropped with its connection).
+struct Sending {
+    body: axum::body::Body,
+    _in_flight: activity::InFlight,
+}
+
+impl hyper::body::Body for Sending {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Pauses after failed accepts (usually: out of file descriptors, which only
 /// closing connections cures): doubling from 10 ms to 1 s, and a warning for
 /// the 1st, 2nd, 4th, 8th... failure in a row rather than one per attempt.
@@ -232,5 +269,35 @@ mod tests {
         assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
         b.succeeded();
         assert_eq!(b.failed(&e), Duration::from_millis(10));
+    }
+
+    /// Ten chunks, 150 ms apart: 1.5 s of answer on a listener idle after 300 ms.
+    async fn slow_answer() -> axum::body::Body {
+        use futures::StreamExt as _;
+        let chunks = futures::stream::iter(0..10).then(|_| async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(b"0123456789"))
+        });
+        axum::body::Body::from_stream(chunks)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_streamed_for_longer_than_the_idle_timeout_arrives_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 4,
+            first_byte: Duration::from_secs(5),
+            header: Duration::from_secs(5),
+            idle: Duration::from_millis(300),
+            http2: false,
+        };
+        let app = Router::new().route("/", axum::routing::get(slow_answer));
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, cancel.clone(), limits));
+        let body = reqwest::get(format!("http://{addr}/")).await.unwrap().bytes().await;
+        assert_eq!(body.expect("the whole answer").len(), 100);
+        cancel.cancel();
+        server.await.unwrap();
     }
 }

@@ -1,7 +1,8 @@
 //! What a connection is doing, as far as closing it for silence or idleness
 //! goes: whether a byte has arrived, when a request last began or ended, and
-//! how many are in flight. Bytes after the first do not count as activity, so
-//! a peer cannot keep an idle connection open by trickling pings or padding.
+//! how many are in flight (an answer being sent counts, while the peer takes
+//! its bytes). Bytes received after the first do not count as activity, so a
+//! peer cannot keep an idle connection open by trickling pings or padding.
 
 use super::Limits;
 use std::io;
@@ -23,15 +24,38 @@ pub struct Activity {
     /// start or end; `SILENT` until the first byte.
     last: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests in flight whose handler has answered: their body is being sent.
+    sending: AtomicUsize,
+    /// Milliseconds after `opened` of the latest byte the peer took (or of
+    /// the latest answer's start).
+    last_write: AtomicU64,
 }
 
-/// A request in flight; its end counts as activity.
-pub struct InFlight(Arc<Activity>);
+/// A request in flight, from its head until its answer's body is sent; its
+/// end counts as activity.
+pub struct InFlight {
+    activity: Arc<Activity>,
+    sending: bool,
+}
+
+impl InFlight {
+    /// The handler has answered: the request stays in flight while its body
+    /// is sent (a long streamed export is not idleness).
+    pub fn sending(mut self) -> Self {
+        self.activity.sending.fetch_add(1, Relaxed);
+        self.activity.wrote();
+        self.sending = true;
+        self
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
-        self.0.touch();
+        if self.sending {
+            self.activity.sending.fetch_sub(1, Relaxed);
+        }
+        self.activity.in_flight.fetch_sub(1, Relaxed);
+        self.activity.touch();
     }
 }
 
@@ -41,18 +65,32 @@ impl Activity {
             opened: Instant::now(),
             last: AtomicU64::new(SILENT),
             in_flight: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
+            last_write: AtomicU64::new(0),
         }
     }
 
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Relaxed);
         self.touch();
-        InFlight(self.clone())
+        InFlight {
+            activity: self.clone(),
+            sending: false,
+        }
+    }
+
+    fn since_opened(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis())
+            .unwrap_or(SILENT - 1)
+            .min(SILENT - 1)
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(SILENT - 1);
-        self.last.store(ms.min(SILENT - 1), Relaxed);
+        self.last.store(self.since_opened(), Relaxed);
+    }
+
+    fn wrote(&self) {
+        self.last_write.store(self.since_opened(), Relaxed);
     }
 
     /// When the connection becomes idle if nothing happens until then.
@@ -63,8 +101,17 @@ impl Activity {
         }
     }
 
+    /// Idle: nothing in flight for `idle`; or every request in flight is
+    /// sending its answer and the peer has taken none of it for `idle` (it
+    /// stopped reading, and would otherwise hold the connection, and what
+    /// the answer streams from, for good).
     pub fn is_idle(&self, now: Instant, limits: &Limits) -> bool {
-        self.in_flight.load(Relaxed) == 0 && now >= self.idle_at(limits)
+        let in_flight = self.in_flight.load(Relaxed);
+        if in_flight == 0 {
+            return now >= self.idle_at(limits);
+        }
+        let stalled_since = self.opened + Duration::from_millis(self.last_write.load(Relaxed));
+        in_flight == self.sending.load(Relaxed) && now >= stalled_since + limits.idle
     }
 
     /// When to look again. Activity only moves the deadline later, except a
@@ -83,16 +130,19 @@ impl Activity {
     }
 }
 
-/// A TCP stream that reports its first received byte to its [`Activity`].
+/// A TCP stream that reports its first received byte, and each write the
+/// peer takes, to its [`Activity`].
 pub struct Watched {
     stream: TcpStream,
     activity: Option<Arc<Activity>>,
+    written: Arc<Activity>,
 }
 
 impl Watched {
     pub fn new(stream: TcpStream, activity: Arc<Activity>) -> Self {
         Self {
             stream,
+            written: activity.clone(),
             activity: Some(activity),
         }
     }
@@ -111,9 +161,19 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    fn took(&self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.written.wrote();
+        }
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.took(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -121,7 +181,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.took(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -174,5 +236,23 @@ mod tests {
         };
         assert_eq!(a.next_check(a.opened, &l), a.opened + Duration::from_millis(300));
         assert!(!a.is_idle(a.opened + Duration::from_millis(300), &l));
+    }
+
+    #[test]
+    fn an_answer_being_sent_keeps_the_connection_until_the_peer_stops_reading() {
+        let a = Arc::new(Activity::new());
+        let l = limits();
+        let sending = a.begin().sending();
+        a.last_write.store(50_000, Relaxed);
+        let at = |secs| a.opened + Duration::from_secs(secs);
+        assert!(!a.is_idle(at(59), &l), "the peer took a byte 9 s ago");
+        assert!(a.is_idle(at(61), &l), "nothing taken for the idle timeout");
+        // A second request whose handler is still running keeps it open.
+        let handling = a.begin();
+        assert!(!a.is_idle(at(61), &l));
+        drop((handling, sending));
+        // Both ended just now (the real clock): idle counts from then again.
+        assert!(!a.is_idle(at(9), &l));
+        assert!(a.is_idle(at(11), &l));
     }
 }
