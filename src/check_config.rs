@@ -36,11 +36,21 @@ pub async fn run(config: Option<&Path>, check_database: bool) -> anyhow::Result<
     Ok(())
 }
 
-/// Reachable, and every migration of this binary applied.
+/// Reachable, and every migration of this binary applied, or about to be:
+/// with `database.migrate_on_start`, `serve` creates an SQLite file and
+/// applies what is missing, so check-config says so instead of failing.
 async fn database(settings: &Settings) -> anyhow::Result<()> {
     let db = &settings.database;
     let url = db.url.expose();
     if let Some(file) = sqlite_file(url) {
+        if !file.exists() && db.migrate_on_start {
+            println!(
+                "database: {} does not exist yet; `serve` creates and migrates it ({} = true)",
+                file.display(),
+                env_name("database.migrate_on_start")
+            );
+            return Ok(());
+        }
         if !file.exists() {
             bail!(
                 "the database file {} does not exist ({} = {}); run `finpay-qris migrate`",
@@ -57,6 +67,18 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
     };
     if let Err(e) = store.ping().await {
         return Err(store::explain(url, "connecting to", &e, timeout).await);
+    }
+    if db.migrate_on_start {
+        let pending = match store.pending_migrations().await {
+            Ok(p) => p.len(),
+            Err(e) => return Err(store::explain(url, "reading the migrations of", &e, timeout).await),
+        };
+        println!(
+            "database: reachable ({}), {pending} migration(s) for `serve` to apply ({} = true)",
+            store::host(url),
+            env_name("database.migrate_on_start")
+        );
+        return Ok(());
     }
     store::ensure_migrated(store.as_ref(), url, timeout).await?;
     println!("database: reachable ({}), migrated", store::host(url));

@@ -119,8 +119,14 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if self.inbound.token_ttl_secs < 60 {
-            return Err(ConfigError::new("inbound.token_ttl_secs", "must be at least 60"));
+        if !(60..=86_400).contains(&self.inbound.token_ttl_secs) {
+            return Err(ConfigError::new("inbound.token_ttl_secs", "must be from 60 to 86400"));
+        }
+        if self.refusals.max_age_days > 36_500 {
+            return Err(ConfigError::new("refusals.max_age_days", "must be at most 36500"));
+        }
+        if let Some(why) = log_level_problem(&self.log.level) {
+            return Err(ConfigError::new("log.level", why));
         }
         let paths = std::iter::once(("inbound.token_path", &self.inbound.token_path))
             .chain(self.inbound.notify_paths.iter().map(|p| ("inbound.notify_paths", p)))
@@ -138,6 +144,15 @@ impl Settings {
         if self.inbound.notify_paths.is_empty() {
             return Err(ConfigError::new("inbound.notify_paths", "at least one path is needed"));
         }
+        // Each path is one route: a repeat, or the token's path, cannot be served twice.
+        for (k, p) in self.inbound.notify_paths.iter().enumerate() {
+            if self.inbound.notify_paths[..k].contains(p) || *p == self.inbound.token_path {
+                return Err(ConfigError::new(
+                    "inbound.notify_paths",
+                    format!("path {p:?} is given twice, or is the token path"),
+                ));
+            }
+        }
         if self.worker.retention_days > 36_500 {
             return Err(ConfigError::new(
                 "worker.retention_days",
@@ -154,4 +169,20 @@ impl Settings {
         // other enum settings, before deserializing (known::check_enums).
         api_keys::api_keys(&self.api).map(|_| ())
     }
+}
+
+/// Why `log.level` would not log what it says, if it would not: each of its
+/// comma-separated directives is a level, or `target=level`. A lone word
+/// that is no level (`verbose`) would be read as a target and silence the
+/// rest of the log.
+fn log_level_problem(level: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    level
+        .split(',')
+        .find(|d| match d.split_once('=') {
+            Some((target, l)) => target.trim().is_empty() || !is_level(l),
+            None => !is_level(d),
+        })
+        .map(|d| format!("{d:?} is not a level (trace, debug, info, warn, error, off) or target=level"))
 }

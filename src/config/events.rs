@@ -97,9 +97,13 @@ impl EventSettings {
             return Err(ConfigError::new("events.senders", "expected 1 to 32"));
         }
         match (&self.endpoint_url, &self.endpoint_secret) {
-            (Some(_), None) | (None, Some(_)) => Err(ConfigError::new(
+            (Some(_), None) => Err(ConfigError::new(
                 "events.endpoint_secret",
-                "events.endpoint_url and events.endpoint_secret go together",
+                "missing: events.endpoint_url and events.endpoint_secret go together",
+            )),
+            (None, Some(_)) => Err(ConfigError::new(
+                "events.endpoint_url",
+                "missing: events.endpoint_url and events.endpoint_secret go together",
             )),
             (Some(url), Some(secret)) => {
                 crate::events::target::check_url(url, self).map_err(|e| ConfigError::new("events.endpoint_url", e))?;

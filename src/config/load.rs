@@ -153,7 +153,7 @@ impl Settings {
     /// The typed settings, checked.
     fn from_checked(cfg: config::Config) -> Result<Self, ConfigError> {
         known::check_enums(&cfg)?;
-        let settings: Settings = cfg.try_deserialize().map_err(|e| {
+        let mut settings: Settings = cfg.try_deserialize().map_err(|e| {
             let msg = e.to_string();
             // The config crate names the dotted key in its message (`for key
             // `server.max_batch``); the longest known key it contains is that key.
@@ -164,6 +164,10 @@ impl Settings {
                 .unwrap_or_else(|| "configuration".into());
             ConfigError { key, message: msg }
         })?;
+        // Empty is unset, as for the credentials.
+        let events = &mut settings.events;
+        events.endpoint_url = events.endpoint_url.take().filter(|u| !u.trim().is_empty());
+        events.endpoint_secret = events.endpoint_secret.take().filter(|s| !s.is_empty());
         settings.check()?;
         Ok(settings)
     }

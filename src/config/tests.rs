@@ -387,3 +387,51 @@ fn a_path_setting_without_its_leading_slash_is_refused_by_its_own_name() {
         assert!(e.to_string().contains(&format!("in {var}:")), "{e}");
     }
 }
+
+#[test]
+fn a_log_level_that_is_no_level_stops_the_start_instead_of_silencing_the_log() {
+    for level in ["verbose", "warnig", "finpay_qris=loud", "=debug"] {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__LOG__LEVEL", level)])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__LOG__LEVEL", "{level}: {e}");
+    }
+    for level in ["debug", "WARN", "info,finpay_qris=debug", "off"] {
+        assert!(
+            Settings::load_from(None, env(&[("FINPAY_QRIS__LOG__LEVEL", level)])).is_ok(),
+            "{level}"
+        );
+    }
+}
+
+#[test]
+fn a_notify_path_given_twice_or_equal_to_the_token_path_is_refused() {
+    for paths in ["/a,/a", "/v1.0/access-token/b2b"] {
+        let e = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", paths)])).unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "{paths}: {e}");
+    }
+}
+
+#[test]
+fn token_lifetimes_and_the_journal_s_age_are_bounded() {
+    for (var, value) in [
+        ("FINPAY_QRIS__INBOUND__TOKEN_TTL_SECS", "86401"),
+        ("FINPAY_QRIS__REFUSALS__MAX_AGE_DAYS", "100000000"),
+    ] {
+        let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+        assert_eq!(e.key, var, "{e}");
+    }
+}
+
+#[test]
+fn an_empty_event_endpoint_is_unset_and_a_missing_half_is_named() {
+    let s = Settings::load_from(None, env(&[("FINPAY_QRIS__EVENTS__ENDPOINT_URL", "")])).unwrap();
+    assert!(s.events.endpoint_url.is_none());
+    let e = Settings::load_from(
+        None,
+        env(&[(
+            "FINPAY_QRIS__EVENTS__ENDPOINT_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )]),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "FINPAY_QRIS__EVENTS__ENDPOINT_URL", "{e}");
+}

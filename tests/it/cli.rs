@@ -287,10 +287,19 @@ fn check_config_validates_settings_without_the_database() {
 fn check_config_fails_until_the_database_exists_and_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    // By default `serve` creates and migrates the file: that is no error.
+    let by_default = bin()
+        .arg("check-config")
+        .env("FINPAY_QRIS__DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(by_default.status.success(), "{}", stderr_of(&by_default));
+    assert!(String::from_utf8_lossy(&by_default.stdout).contains("`serve` creates and migrates it"));
     let check = || {
         bin()
             .arg("check-config")
             .env("FINPAY_QRIS__DATABASE__URL", &url)
+            .env("FINPAY_QRIS__DATABASE__MIGRATE_ON_START", "false")
             .output()
             .unwrap()
     };
@@ -322,7 +331,15 @@ async fn check_config_reports_an_unmigrated_postgres_database() {
         return;
     }
     let db = common::TestDb::new(common::Backend::Postgres).await;
-    let out = bin().arg("check-config").env("DATABASE_URL", &db.url).output().unwrap();
+    let out = bin()
+        .arg("check-config")
+        .env("DATABASE_URL", &db.url)
+        .env("FINPAY_QRIS__DATABASE__MIGRATE_ON_START", "false")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains("lacks"), "{}", stderr_of(&out));
+    let by_default = bin().arg("check-config").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(by_default.status.success(), "{}", stderr_of(&by_default));
+    assert!(String::from_utf8_lossy(&by_default.stdout).contains("migration(s) for `serve` to apply"));
 }
