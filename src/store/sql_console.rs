@@ -241,12 +241,18 @@ macro_rules! sql_console_store {
                     to: DateTime<Utc>,
                     out: tokio::sync::mpsc::Sender<ExportRow>,
                 ) -> crate::store::Result<()> {
-                    // Each payment with the body of the last notification
-                    // applied to it (`notifications_by_payment`).
+                    // Each payment with the body of the notification that
+                    // paid it: the applied one saying success (`00`), as its
+                    // own audit entry records (`payment_events_by_payment`); a
+                    // later one (a refund reported by Finpay) states no fee of
+                    // the payment.
                     let sql = Self::sql_owned(format!(
-                        "SELECT {PAYMENT_COLUMNS}, (SELECT n.raw_body FROM notifications n \
-                         WHERE n.payment_id = payments.id AND n.outcome = 'applied' AND n.raw_body IS NOT NULL \
-                         ORDER BY n.id DESC LIMIT 1) AS paid_body \
+                        "SELECT {PAYMENT_COLUMNS}, (SELECT n.raw_body FROM payment_events e \
+                         JOIN notifications n ON n.id = e.notification_id \
+                         WHERE e.payment_id = payments.id AND e.kind = 'notification' \
+                         AND e.detail ->> 'latestTransactionStatus' = '00' \
+                         AND n.outcome = 'applied' AND n.raw_body IS NOT NULL \
+                         ORDER BY e.id DESC LIMIT 1) AS paid_body \
                          FROM payments WHERE paid_at >= $1 AND paid_at < $2 ORDER BY paid_at, id"
                     ));
                     let mut rows = sqlx::query_as::<_, ExportPayment>(&sql).bind(from).bind(to).fetch(&self.pool);

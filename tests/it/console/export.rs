@@ -112,6 +112,27 @@ async fn the_export_lists_the_days_payments_and_refunds_for_finance(backend: Bac
     app.stop().await;
 }
 
+async fn the_fee_is_that_of_the_notification_that_paid(backend: Backend) {
+    let app = spawn(backend).await;
+    let paid = paid_with_fee(&app, "25000.00", "175.00").await;
+    // Finpay then reports the payment refunded (from its dashboard, say): a
+    // notification that is applied too, and states no fee.
+    let token = app.token().await;
+    let refunded = common::notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        "04",
+        "25000.00",
+    );
+    let (status, answer) = app.notify(&token, &common::unique_digits(), &refunded).await;
+    assert_eq!(status, 200, "{answer}");
+    let r = get(&app, &format!("/api/v1/exports/payments.csv?from={}", today())).await;
+    let csv = String::from_utf8(r.bytes).unwrap();
+    let payment: Vec<&str> = csv.split("\r\n").nth(1).unwrap().split(',').collect();
+    assert_eq!((payment[8], payment[12]), ("refunded", "175.00"), "{csv}");
+    app.stop().await;
+}
+
 /// Sets payments paid straight in the database (many at once, quickly).
 async fn mark_all_paid(db_url: &str) {
     let sql = "UPDATE payments SET status = 'paid', paid_at = created_at, next_check_at = NULL";
@@ -158,6 +179,7 @@ async fn a_large_export_is_streamed_in_order_without_loss(backend: Backend) {
 }
 
 on_both_backends!(
+    the_fee_is_that_of_the_notification_that_paid,
     the_export_lists_the_days_payments_and_refunds_for_finance,
     a_large_export_is_streamed_in_order_without_loss
 );
