@@ -176,6 +176,13 @@ pub async fn list_payments(
         // One more than asked: whether it comes back says if there is a next page.
         limit: limit + 1,
     };
+    // A cursor names the last payment of a page: one naming none (made up, or
+    // kept from another database) would otherwise end a list by time silently.
+    if let Some(id) = &filter.before_id {
+        if st.store.get_payment(id).await?.is_none_or(|p| p.id != *id) {
+            return Err(bad("cursor", "names no payment; list again without it"));
+        }
+    }
     // No payment has a NUL in a reference (PostgreSQL would refuse the query).
     if filter.reference.as_deref().is_some_and(|r| r.contains('\0')) {
         return Ok(Json(PaymentPage {

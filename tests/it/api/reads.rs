@@ -141,6 +141,8 @@ async fn list_filters_by_status_reference_and_time(backend: Backend) {
         ("limit=ten", "limit"),
         ("cursor=abc", "cursor"),
         ("cursor=AAAAAAAAAAAAAAAAAAAAAB", "cursor"),
+        // Well formed, but naming no payment: a list by status would end silently.
+        ("status=paid&cursor=AAAAAAAAAAAAAAAAAAAAAA", "cursor"),
         ("createdFrom=yesterday", "createdFrom"),
         ("colour=red", "colour"),
     ] {
