@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -32,15 +31,6 @@ fn limit(l: Option<&str>) -> Result<i64, ApiError> {
             .filter(|l| (1..=MAX_LIMIT).contains(l))
             .ok_or_else(|| bad("limit", "must be a whole number from 1 to 200")),
     }
-}
-
-fn time(field: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    s.map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| bad(field, "must be an RFC 3339 time"))
-    })
-    .transpose()
 }
 
 /// The events list pages by event id (`evt_` and 32 hex digits, in creation order).
@@ -125,8 +115,8 @@ pub async fn list_webhook_events(
     let filter = EventFilter {
         event_type: q.event_type,
         payment_id,
-        created_from: time("createdFrom", q.created_from.as_deref())?,
-        created_to: time("createdTo", q.created_to.as_deref())?,
+        created_from: super::time::instant("createdFrom", q.created_from.as_deref())?,
+        created_to: super::time::instant("createdTo", q.created_to.as_deref())?,
         before_id: q.cursor.map(|c| event_id_cursor(&c).map(|()| c)).transpose()?,
         limit: limit + 1,
     };

@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -154,8 +153,8 @@ pub async fn list_payments(
         .transpose()?;
     let filter = PaymentFilter {
         status,
-        created_from: rfc3339("createdFrom", q.created_from.as_deref())?,
-        created_to: rfc3339("createdTo", q.created_to.as_deref())?,
+        created_from: super::time::instant("createdFrom", q.created_from.as_deref())?,
+        created_to: super::time::instant("createdTo", q.created_to.as_deref())?,
         reference: q
             .reference
             .filter(|r| !r.is_empty())
@@ -214,17 +213,6 @@ pub(super) fn page_limit(limit: Option<&str>) -> Result<i64, ApiError> {
             .filter(|l| (1..=MAX_LIMIT).contains(l))
             .ok_or_else(|| ApiError::bad_request("must be a whole number from 1 to 200").field("limit")),
     }
-}
-
-/// An RFC 3339 time from the query, naming `field` when it is not one.
-pub(super) fn rfc3339(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::bad_request("must be an RFC 3339 time").field(field))
-        })
-        .transpose()
 }
 
 /// The cursor is the last id of the page, opaque to clients: its 16 bytes

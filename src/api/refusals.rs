@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, Problem};
 use super::extract::{ApiPath, ApiQuery};
-use super::payments::{decode_cursor, encode_cursor, page_limit, rfc3339};
+use super::payments::{decode_cursor, encode_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::refusals::Reason as RefusalReason;
 use crate::store::{Refusal, RefusalFilter};
@@ -143,8 +143,8 @@ pub async fn list_refusals(
     let filter = RefusalFilter {
         reason: q.reason,
         route: q.route,
-        from: rfc3339("from", q.from.as_deref())?,
-        to: rfc3339("to", q.to.as_deref())?,
+        from: super::time::instant("from", q.from.as_deref())?,
+        to: super::time::instant("to", q.to.as_deref())?,
         before_id: q
             .cursor
             .as_deref()

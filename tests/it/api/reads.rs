@@ -144,6 +144,8 @@ async fn list_filters_by_status_reference_and_time(backend: Backend) {
         // Well formed, but naming no payment: a list by status would end silently.
         ("status=paid&cursor=AAAAAAAAAAAAAAAAAAAAAA", "cursor"),
         ("createdFrom=yesterday", "createdFrom"),
+        // Year 10000 in UTC: SQLite, storing times as text, would sort it first.
+        ("createdTo=9999-12-31T23:30:00-01:00", "createdTo"),
         ("colour=red", "colour"),
     ] {
         let p = get(&app, &format!("/api/v1/payments?{query}")).await.problem(400);
