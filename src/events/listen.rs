@@ -111,8 +111,13 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
     if !l.quiet {
         let d = &event["data"];
         let field = |k: &str| d[k].as_str().map(str::to_string).unwrap_or_else(|| d[k].to_string());
+        // A refund's event names the refund's own amount too: the payment's alone misleads.
+        let refund = d["refund"]["amount"]
+            .as_str()
+            .map(|a| format!(" refund={a}"))
+            .unwrap_or_default();
         println!(
-            "{} {} payment={} partnerReferenceNo={} status={} amount={} sequence={} cause={}",
+            "{} {} payment={} partnerReferenceNo={} status={} amount={}{refund} sequence={} cause={}",
             header("webhook-id").unwrap_or_default(),
             event["type"].as_str().unwrap_or_default(),
             field("id"),

@@ -57,6 +57,18 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
         line.contains("status=paid amount=25000.00 sequence=1 cause=notification"),
         "{line}"
     );
+    // A refund's event names the refund's amount beside the payment's.
+    let asked = finpay_qris::store::NewRefund {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: paid["id"].as_str().unwrap().to_string(),
+        partner_refund_no: format!("RF{}", common::unique_digits()),
+        amount_minor: 400_000,
+        reason: "returned".into(),
+        created_at: finpay_qris::store::now(),
+    };
+    app.state.store.reserve_refund(&asked, None).await.unwrap();
+    let line = next("refund.pending");
+    assert!(line.contains("amount=25000.00 refund=4000.00"), "{line}");
 
     let forged = app
         .http
@@ -77,7 +89,7 @@ async fn listen_prints_each_verified_event_and_refuses_a_forged_one(backend: Bac
         .unwrap();
     assert!(stopped.success());
     let summary = next("events verified");
-    assert!(summary.starts_with("events verified: 1, refused: 1,"), "{summary}");
+    assert!(summary.starts_with("events verified: 2, refused: 1,"), "{summary}");
     let _ = listener.wait();
 }
 
