@@ -10,6 +10,7 @@ use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -132,6 +133,7 @@ pub struct ListParams {
     responses(
         (status = 200, description = "A page of payments, newest first", body = PaymentPage),
         (status = 400, description = "A bad filter, limit, cursor or reference (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The cursor names no payment (one kept from another database, say): list again without it", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -179,7 +181,10 @@ pub async fn list_payments(
     // kept from another database) would otherwise end a list by time silently.
     if let Some(id) = &filter.before_id {
         if st.store.get_payment(id).await?.is_none_or(|p| p.id != *id) {
-            return Err(bad("cursor", "names no payment; list again without it"));
+            let e = ApiError::new(StatusCode::NOT_FOUND, "cursor-not-found", "Cursor names no payment");
+            return Err(e
+                .detail("the payment this cursor follows is not here; list again without it")
+                .field("cursor"));
         }
     }
     // No payment has a NUL in a reference (PostgreSQL would refuse the query).
