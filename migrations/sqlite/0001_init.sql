@@ -266,9 +266,11 @@ CREATE INDEX events_by_type ON events (type, id);
 -- attempt scheduled, unless its endpoint is disabled: then it waits, parked,
 -- with none (outside the due index) until the endpoint is enabled again.
 -- A claim leases one (and moves the attempt to the lease's end, so a crashed
--- sender's delivery comes due again).
+-- sender's delivery comes due again). Ids are never reused (AUTOINCREMENT):
+-- deleting an endpoint deletes its newest deliveries, and a sender still
+-- holding one must not record its attempt on another endpoint's.
 CREATE TABLE deliveries (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id        TEXT NOT NULL REFERENCES events (id),
     endpoint_id     TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     status          TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
@@ -292,7 +294,7 @@ CREATE INDEX deliveries_by_endpoint ON deliveries (endpoint_id, status, created_
 -- Every attempt of a delivery: when, how long, what the endpoint answered
 -- (its status and the start of its body) or why there was no answer.
 CREATE TABLE delivery_attempts (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id      INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
     attempted_at     TEXT NOT NULL,
     status_code      INTEGER CHECK (status_code BETWEEN 100 AND 999),

@@ -68,7 +68,9 @@ impl Settings {
             ("refusals.max_rows", self.refusals.max_rows.max(0) as u64, 100_000_000),
             ("refusals.queue", self.refusals.queue as u64, 1_000_000),
             ("metrics.state_interval_secs", self.metrics.state_interval_secs, 86_400),
-            ("server.max_batch", self.server.max_batch as u64, 100_000),
+            // SQLite binds three values per notification of a batch, and
+            // takes at most 32,766 in one statement.
+            ("server.max_batch", self.server.max_batch as u64, 10_000),
             ("server.writers", self.server.writers as u64, 1_000),
             ("server.request_timeout_secs", self.server.request_timeout_secs, 3_600),
             ("database.max_connections", self.database.max_connections as u64, 10_000),

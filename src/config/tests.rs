@@ -289,6 +289,8 @@ fn a_value_that_would_be_replaced_or_lock_finpay_out_stops_the_start() {
         ("FINPAY_QRIS__SERVER__BODY_LIMIT_BYTES", "0"),
         ("FINPAY_QRIS__SERVER__WRITERS", "0"),
         ("FINPAY_QRIS__SERVER__MAX_BATCH", "0"),
+        // More than SQLite binds in the statement reading a batch's stored keys.
+        ("FINPAY_QRIS__SERVER__MAX_BATCH", "10001"),
         ("FINPAY_QRIS__SERVER__REQUEST_TIMEOUT_SECS", "0"),
         ("FINPAY_QRIS__DATABASE__MAX_CONNECTIONS", "0"),
         ("FINPAY_QRIS__FINPAY__TIMEOUT_SECS", "0"),

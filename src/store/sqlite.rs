@@ -53,7 +53,26 @@ impl SqliteStore {
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(acquire_timeout_secs.max(1)))
         };
-        let writer = pool(1).connect_with(opts.clone()).await?;
+        let writer = pool(1)
+            // A transaction left open on the write connection (a begin whose
+            // caller went away half-way, or one SQLite rolled back by itself
+            // after an I/O error while sqlx still counts it) would take every
+            // later write into it, never committed: such a connection is
+            // closed on its return, and the next is fresh.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::TransactionManager;
+                    if <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(conn) != 0 {
+                        return Ok(false);
+                    }
+                    let mut handle = conn.lock_handle().await?;
+                    // SAFETY: a live handle, locked for the duration of the call.
+                    let autocommit = unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) };
+                    Ok(autocommit != 0)
+                })
+            })
+            .connect_with(opts.clone())
+            .await?;
         let pool = pool(max_connections.clamp(1, 8)).connect_with(opts).await?;
         Ok(Self { pool, writer })
     }
@@ -103,7 +122,8 @@ impl SqliteStore {
     }
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        // Writes, so on the write connection, as every other write.
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 }
@@ -196,6 +216,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pages, 10_000, "SQLite's 1,000 stops every third batch to copy pages");
+    }
+
+    #[tokio::test]
+    async fn a_write_connection_returned_inside_a_transaction_is_closed_not_reused() {
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/w.db", dir.path().display());
+        let store = super::SqliteStore::connect(&url, 2, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        {
+            // As a begin whose caller went away half-way leaves it.
+            let mut conn = store.writes().acquire().await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await.unwrap();
+        }
+        let now = crate::store::now();
+        store
+            .insert_token(&[7; 32], "FINPAY", now, now + chrono::Duration::minutes(15))
+            .await
+            .unwrap();
+        // Read on another connection: only a committed write is there.
+        let found = store.find_token(&[7; 32]).await.unwrap();
+        assert_eq!(found.map(|(client, _)| client).as_deref(), Some("FINPAY"));
     }
 
     #[test]

@@ -170,6 +170,25 @@ async fn a_cycle_records_each_attempt_on_its_own_delivery_and_refuses_only_the_o
     app.stop().await;
 }
 
+/// A sender may still hold a delivery whose endpoint was deleted: the next
+/// delivery made must not take its id, or that sender's record would land on
+/// another endpoint's delivery.
+async fn a_deleted_endpoints_delivery_id_is_not_given_again(backend: Backend) {
+    let app = quiet_app(backend).await;
+    let (first, _) = claimed(&app, "sender-a").await;
+    let deleted = app
+        .http
+        .delete(app.api_url(&format!("/api/v1/webhook-endpoints/{}", first.endpoint_id)))
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (next, _) = claimed(&app, "sender-b").await;
+    assert!(next.id > first.id, "{} after {}", next.id, first.id);
+    app.stop().await;
+}
+
 /// A failing streak belongs to an address: another URL starts afresh, as a
 /// configured endpoint's does, while enabling an enabled endpoint leaves the
 /// streak that would disable it as it is.
@@ -201,6 +220,7 @@ async fn another_url_starts_a_new_failing_streak_and_enabling_what_is_enabled_do
 }
 
 on_both_backends!(
+    a_deleted_endpoints_delivery_id_is_not_given_again,
     another_url_starts_a_new_failing_streak_and_enabling_what_is_enabled_does_not,
     a_record_after_the_lease_ended_is_refused_as_lease_lost,
     a_resend_takes_a_delivery_from_its_sender_and_sends_it_after_the_lease,
