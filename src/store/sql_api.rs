@@ -17,25 +17,23 @@ macro_rules! sql_api_store {
             type IdempotencyRow = (Vec<u8>, Option<i32>, Option<String>, Option<String>, Option<DateTime<Utc>>);
 
             impl $Store {
-                /// Ends the hold of a payment's generate: its answer is stored.
-                /// A settling answer ends it whatever became of the payment
-                /// (`send` None); an unknown outcome only while the hold is
-                /// still its send's (`send`, the number its claim gave), so a
-                /// send that outlived its hold cannot end the next one's.
+                /// Ends the hold of a payment's generate, its answer stored, while
+                /// the hold is still that of `send` (the number its claim gave):
+                /// `false` when a later send took over, since a send that outlived
+                /// its hold may not end the next one's, nor decide for it.
                 async fn release_generate(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     payment_id: &str,
-                    send: Option<i32>,
-                ) -> crate::store::Result<()> {
-                    sqlx::query(&Self::sql(
-                        "UPDATE payments SET generating_until = NULL \
-                         WHERE id = $1 AND ($2 IS NULL OR generate_sends = $2)",
+                    send: i32,
+                ) -> crate::store::Result<bool> {
+                    let released = sqlx::query(&Self::sql(
+                        "UPDATE payments SET generating_until = NULL WHERE id = $1 AND generate_sends = $2",
                     ))
                     .bind(payment_id)
                     .bind(send)
                     .execute(&mut **tx)
                     .await?;
-                    Ok(())
+                    Ok(released.rows_affected() == 1)
                 }
 
                 async fn refund_by_partner_no(
@@ -201,14 +199,9 @@ macro_rules! sql_api_store {
                     let current: Option<Payment> = sqlx::query_as(&select).bind(payment_id).fetch_optional(&mut *tx).await?;
                     // A later send took over (this one outlived its hold): its
                     // answer may be the QR, so this refusal decides nothing.
-                    let latest: Option<i32> = sqlx::query_scalar(&Self::sql("SELECT generate_sends FROM payments WHERE id = $1"))
-                        .bind(payment_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if latest != Some(send) {
+                    if !Self::release_generate(&mut tx, payment_id, send).await? {
                         return Ok(None);
                     }
-                    Self::release_generate(&mut tx, payment_id, None).await?;
                     let failed = current.as_ref().and_then(|p| crate::domain::own_moves::generation_failed(p, detail.clone(), now));
                     if let Some(e) = &failed {
                         Self::write_payment(&mut tx, e, current.as_ref()).await?;
@@ -258,7 +251,7 @@ macro_rules! sql_api_store {
                     .bind(payment_id)
                     .execute(&mut *tx)
                     .await?;
-                    Self::release_generate(&mut tx, payment_id, Some(send)).await?;
+                    Self::release_generate(&mut tx, payment_id, send).await?;
                     Self::insert_event(&mut tx, payment_id, "generate_unknown", detail, now).await?;
                     tx.commit().await?;
                     Ok(())
