@@ -33,6 +33,31 @@ pub fn snap_response(status: &SnapStatus, extra: Option<serde_json::Value>) -> R
     resp
 }
 
+/// A database step of a SNAP endpoint (a token looked up or stored), within
+/// the request deadline: a failure is General Error, lateness Timeout, both
+/// logged with `what` the step was.
+pub async fn in_time<T>(
+    deadline: std::time::Duration,
+    service: u8,
+    what: &'static str,
+    step: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, SnapStatus> {
+    match tokio::time::timeout(deadline, step).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, step = what, "a database step of a SNAP request failed");
+            Err(SnapStatus::general_error(service))
+        }
+        Err(_) => {
+            tracing::error!(
+                step = what,
+                "a database step of a SNAP request took past the request deadline"
+            );
+            Err(SnapStatus::timeout(service))
+        }
+    }
+}
+
 /// The `reason` label of `finpay_qris_auth_failures_total` for a 401: one of
 /// a fixed few, so refusals cannot mint new series (a message may carry the
 /// request's clock skew).

@@ -6,7 +6,7 @@
 //! after the transaction holding it has committed.
 
 use super::body::Received;
-use super::error::{auth_failure_reason, snap_response, SnapError};
+use super::error::{auth_failure_reason, in_time, snap_response, SnapError};
 use super::headers::{bearer_token, headers_for_audit, json_content_type, required};
 use super::journal::Refused;
 use super::suspect::{Route, Suspect};
@@ -217,17 +217,8 @@ async fn verify<'h>(
     if let Some(token) = token {
         let deadline = Duration::from_secs(st.settings.server.request_timeout_secs);
         let checked = st.tokens.check(st.store.as_ref(), token, &creds.client_id, now);
-        match tokio::time::timeout(deadline, checked).await {
-            Ok(Ok(TokenCheck::Valid)) => {}
-            Ok(Ok(TokenCheck::Invalid)) => return Err(SnapStatus::invalid_token(SVC).into()),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "token lookup failed");
-                return Err(SnapStatus::general_error(SVC).into());
-            }
-            Err(_) => {
-                tracing::error!("token lookup timed out");
-                return Err(SnapStatus::timeout(SVC).into());
-            }
+        if let TokenCheck::Invalid = in_time(deadline, SVC, "token lookup", checked).await? {
+            return Err(SnapStatus::invalid_token(SVC).into());
         }
     }
 

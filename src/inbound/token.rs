@@ -104,17 +104,7 @@ async fn issue_inner(st: &AppState, headers: &HeaderMap, body: &mut Received) ->
     let expires_at = now + chrono::Duration::seconds(ttl as i64);
     let deadline = std::time::Duration::from_secs(st.settings.server.request_timeout_secs);
     let stored = st.store.insert_token(&hash, &creds.client_id, now, expires_at);
-    match tokio::time::timeout(deadline, stored).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "could not store an issued token");
-            return Err(SnapStatus::general_error(SVC).into());
-        }
-        Err(_) => {
-            tracing::error!("storing an issued token timed out");
-            return Err(SnapStatus::timeout(SVC).into());
-        }
-    }
+    super::error::in_time(deadline, SVC, "storing an issued token", stored).await?;
     st.tokens.remember(hash, &creds.client_id, expires_at);
     st.recent_tokens.remember(&token);
     st.metrics.inc("finpay_qris_tokens_issued_total", &[]);
