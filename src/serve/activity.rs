@@ -134,16 +134,23 @@ impl Activity {
 /// peer takes, to its [`Activity`].
 pub struct Watched {
     stream: TcpStream,
-    activity: Option<Arc<Activity>>,
-    written: Arc<Activity>,
+    activity: Arc<Activity>,
+    /// Whether the first byte has arrived (later ones are not activity).
+    heard: bool,
 }
 
 impl Watched {
     pub fn new(stream: TcpStream, activity: Arc<Activity>) -> Self {
         Self {
             stream,
-            written: activity.clone(),
-            activity: Some(activity),
+            activity,
+            heard: false,
+        }
+    }
+
+    fn took(&self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.wrote();
         }
     }
 }
@@ -152,20 +159,11 @@ impl AsyncRead for Watched {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            if let Some(activity) = self.activity.take() {
-                activity.touch();
-            }
+        if buf.filled().len() > before && !self.heard {
+            self.heard = true;
+            self.activity.touch();
         }
         polled
-    }
-}
-
-impl Watched {
-    fn took(&self, polled: &Poll<io::Result<usize>>) {
-        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
-            self.written.wrote();
-        }
     }
 }
 
