@@ -42,8 +42,8 @@ pub async fn run(config: Option<&Path>, check_database: bool) -> anyhow::Result<
 async fn database(settings: &Settings) -> anyhow::Result<()> {
     let db = &settings.database;
     let url = db.url.expose();
-    if let Some(file) = sqlite_file(url) {
-        if !file.exists() && db.migrate_on_start {
+    if let Some(file) = sqlite_file(url).filter(|f| !f.exists()) {
+        if db.migrate_on_start {
             println!(
                 "database: {} does not exist yet; `serve` creates and migrates it ({} = true)",
                 file.display(),
@@ -51,14 +51,12 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        if !file.exists() {
-            bail!(
-                "the database file {} does not exist ({} = {}); run `finpay-qris migrate`",
-                file.display(),
-                env_name("database.url"),
-                redact_url(url)
-            );
-        }
+        bail!(
+            "the database file {} does not exist ({} = {}); run `finpay-qris migrate`",
+            file.display(),
+            env_name("database.url"),
+            redact_url(url)
+        );
     }
     let timeout = Duration::from_secs(db.acquire_timeout_secs.max(1));
     let store = match store::connect(url, 1, timeout.as_secs()).await {

@@ -90,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn intervals_never_drop_below_one_second() {
+    fn the_shortest_interval_the_configuration_allows_is_a_second() {
         // The configuration refuses a first check under a second (config::checks).
         let w = settings(1, 1.0, 600);
         assert_eq!(base_interval(3, &w), Duration::from_secs(1));
