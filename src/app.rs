@@ -241,7 +241,9 @@ fn with_layers(router: Router, state: AppState, on_panic: fn() -> Response) -> R
 
 /// A handler that panicked is answered as its listener answers any fault of
 /// ours (`on_panic`), and logged; nothing it did is acknowledged.
-fn catch_panics(on_panic: fn() -> Response) -> CatchPanicLayer<impl ResponseForPanic<ResponseBody = axum::body::Body>> {
+pub(crate) fn catch_panics(
+    on_panic: fn() -> Response,
+) -> CatchPanicLayer<impl ResponseForPanic<ResponseBody = axum::body::Body>> {
     CatchPanicLayer::custom(move |panic: Box<dyn std::any::Any + Send>| {
         let what = panic
             .downcast_ref::<String>()
@@ -253,7 +255,8 @@ fn catch_panics(on_panic: fn() -> Response) -> CatchPanicLayer<impl ResponseForP
     })
 }
 
-/// The public listener's answer: SNAP's General Error (Finpay retries).
+/// The public listener's answer outside the SNAP routes (which answer with
+/// their own service code): SNAP's General Error (Finpay retries).
 fn snap_panic() -> Response {
     crate::inbound::error::snap_response(&crate::snap::codes::SnapStatus::general_error(0), None)
 }
@@ -444,5 +447,15 @@ mod tests {
         assert_eq!(status, 500);
         assert_eq!(ctype, "application/json");
         assert_eq!(body["responseCode"], "5000000", "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_snap_route_carries_that_routes_service_code() {
+        let (status, _, body) = panicking(crate::inbound::notify::on_panic).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["responseCode"], "5005200", "{body}");
+        let (status, _, body) = panicking(crate::inbound::token::on_panic).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["responseCode"], "5007300", "{body}");
     }
 }

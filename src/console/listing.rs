@@ -29,6 +29,9 @@ pub fn query_string(fields: &[(&str, &Option<String>)]) -> String {
         .join("&")
 }
 
+/// The problem of a page link whose cursor names no row.
+pub const STALE_CURSOR: &str = "This page link names a payment that is not here; start from the first page.";
+
 /// The id a page link's cursor names, or a problem.
 pub fn cursor(c: &Option<String>, problems: &mut Vec<String>) -> Option<String> {
     let c = given(c)?;

@@ -123,7 +123,16 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub async fn page(State(st): State<AppState>, op: Operator, q: Result<Query<Filters>, QueryRejection>) -> Response {
-    let (filters, filter) = listing::filters(q, Filters::to_filter);
+    let (filters, mut filter) = listing::filters(q, Filters::to_filter);
+    // Pages are keyed on a payment's creation time: a link naming no payment
+    // (made up, or kept from another database) would show a silent empty page.
+    if let Some(id) = filter.as_ref().ok().and_then(|f| f.before_id.clone()) {
+        match st.store.get_payment(&id).await {
+            Ok(Some(p)) if p.id == id => {}
+            Ok(_) => filter = Err(vec![listing::STALE_CURSOR.into()]),
+            Err(e) => return view::store_error(&e),
+        }
+    }
     let (rows, problems, status) =
         match listing::load(filter, |f| async move { st.store.list_payments(&f).await }).await {
             Ok(listed) => listed,

@@ -12,6 +12,7 @@ pub mod suspect;
 pub mod token;
 pub mod tokens;
 
+use crate::app::catch_panics;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,10 +26,10 @@ pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route(&cfg.token_path, post(token::issue));
+        .route(&cfg.token_path, post(token::issue).layer(catch_panics(token::on_panic)));
     for p in &cfg.notify_paths {
         if p != &cfg.token_path {
-            r = r.route(p, post(notify::receive));
+            r = r.route(p, post(notify::receive).layer(catch_panics(notify::on_panic)));
         }
     }
     r.with_state(state)

@@ -31,6 +31,12 @@ use tracing::Instrument;
 
 const SVC: u8 = service::NOTIFY;
 
+/// A panic while handling a notification is answered as any fault of ours on this
+/// route: General Error with this route's service code.
+pub(crate) fn on_panic() -> Response {
+    snap_response(&SnapStatus::general_error(SVC), None)
+}
+
 pub async fn receive(
     State(st): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -22,6 +22,12 @@ use std::net::SocketAddr;
 
 const SVC: u8 = service::TOKEN;
 
+/// A panic while handling a token request is answered as any fault of ours on this
+/// route: General Error with this route's service code.
+pub(crate) fn on_panic() -> Response {
+    snap_response(&SnapStatus::general_error(SVC), None)
+}
+
 pub async fn issue(
     State(st): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

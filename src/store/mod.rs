@@ -227,9 +227,10 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64)
 
 /// A `WHERE` clause of the conditions given (`true`), in order, the `#` of
 /// each becoming the next placeholder (a condition without `#` takes none;
-/// bind in the same order): only the filters a query names become
-/// conditions, so each query is planned for what it asks.
-pub(crate) fn where_given(conditions: &[(bool, &str)]) -> String {
+/// bind in the same order), and how many placeholders it took: only the
+/// filters a query names become conditions, so each query is planned for
+/// what it asks.
+pub(crate) fn where_given(conditions: &[(bool, &str)]) -> (String, usize) {
     let mut n = 0;
     let given: Vec<String> = conditions
         .iter()
@@ -243,9 +244,9 @@ pub(crate) fn where_given(conditions: &[(bool, &str)]) -> String {
         })
         .collect();
     if given.is_empty() {
-        String::new()
+        (String::new(), n)
     } else {
-        format!("WHERE {}", given.join(" AND "))
+        (format!("WHERE {}", given.join(" AND ")), n)
     }
 }
 

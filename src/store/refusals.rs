@@ -117,7 +117,7 @@ pub(crate) const COLUMNS: &str =
 
 /// The `WHERE` clause of a filter, numbered from `$1`, in the order
 /// [`bind_filter`] binds.
-pub(crate) fn filter_sql(f: &RefusalFilter) -> String {
+pub(crate) fn filter_sql(f: &RefusalFilter) -> (String, usize) {
     crate::store::where_given(&[
         (f.reason.is_some(), "reason = #"),
         (f.route.is_some(), "route = #"),
@@ -163,10 +163,10 @@ macro_rules! sql_refusal_store {
                 }
 
                 async fn list_refusals(&self, f: &RefusalFilter) -> crate::store::Result<Vec<Refusal>> {
+                    let (filter, placeholders) = filter_sql(f);
                     let sql = Self::sql_owned(format!(
-                        "SELECT {COLUMNS} FROM refusals {} ORDER BY id DESC LIMIT {}",
-                        filter_sql(f),
-                        f.limit.clamp(1, 1000)
+                        "SELECT {COLUMNS} FROM refusals {filter} ORDER BY id DESC LIMIT ${}",
+                        placeholders + 1
                     ));
                     let mut q = sqlx::query_as(&sql);
                     for text in [&f.reason, &f.route].into_iter().flatten() {
@@ -178,6 +178,7 @@ macro_rules! sql_refusal_store {
                     if let Some(id) = &f.before_id {
                         q = q.bind(id);
                     }
+                    q = q.bind(f.limit.clamp(1, 1000));
                     Ok(q.fetch_all(&self.pool).await?)
                 }
 

@@ -175,7 +175,7 @@ macro_rules! sql_store {
                     && f.reference.is_none()
                     && f.amount_minor.is_none()
                     && f.flagged != Some(true);
-                let filter = crate::store::where_given(&[
+                let (filter, placeholders) = crate::store::where_given(&[
                     (f.status.is_some(), "status = #"),
                     (f.created_from.is_some(), "created_at >= #"),
                     (f.created_to.is_some(), "created_at < #"),
@@ -190,9 +190,9 @@ macro_rules! sql_store {
                     (f.flagged == Some(false), "flagged IS NULL"),
                 ]);
                 let sql = Self::sql_owned(format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY {} LIMIT {}",
+                    "SELECT {PAYMENT_COLUMNS} FROM payments {filter} ORDER BY {} LIMIT ${}",
                     if by_time { "created_at DESC, id DESC" } else { "id DESC" },
-                    f.limit.clamp(1, 1000)
+                    placeholders + 1
                 ));
                 let mut q = sqlx::query_as(&sql);
                 if let Some(status) = f.status {
@@ -213,6 +213,7 @@ macro_rules! sql_store {
                 if let Some(before) = f.before_id.as_deref() {
                     q = q.bind(before);
                 }
+                q = q.bind(f.limit.clamp(1, 1000));
                 Ok(q.fetch_all(&self.pool).await?)
             }
 

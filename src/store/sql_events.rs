@@ -17,7 +17,7 @@ macro_rules! sql_event_store {
             #[async_trait::async_trait]
             impl EventStore for $Store {
                 async fn list_outbox_events(&self, f: &EventFilter) -> crate::store::Result<Vec<StoredEvent>> {
-                    let filter = crate::store::where_given(&[
+                    let (filter, placeholders) = crate::store::where_given(&[
                         (f.event_type.is_some(), "type = #"),
                         (f.payment_id.is_some(), "payment_id = #"),
                         (f.created_from.is_some(), "created_at >= #"),
@@ -25,8 +25,8 @@ macro_rules! sql_event_store {
                         (f.before_id.is_some(), "id < #"),
                     ]);
                     let sql = Self::sql_owned(format!(
-                        "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY id DESC LIMIT {}",
-                        f.limit.clamp(1, 1000)
+                        "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY id DESC LIMIT ${}",
+                        placeholders + 1
                     ));
                     let mut q = sqlx::query_as(&sql);
                     for v in [&f.event_type, &f.payment_id].into_iter().flatten() {
@@ -38,6 +38,7 @@ macro_rules! sql_event_store {
                     if let Some(b) = &f.before_id {
                         q = q.bind(b.as_str());
                     }
+                    q = q.bind(f.limit.clamp(1, 1000));
                     Ok(q.fetch_all(&self.pool).await?)
                 }
 

@@ -144,6 +144,16 @@ async fn the_payments_page_goes_back_in_pages_of_fifty(backend: Backend) {
     assert_eq!(second.body.matches("<tr><td>").count(), 2);
     assert!(second.body.contains("Rp 2<") && second.body.contains("Rp 1<"));
     assert!(second.body.contains("← Newest") && !second.body.contains("Older →"));
+    // A link naming no payment (16 zero bytes) is a problem, not an empty page.
+    let stale = c
+        .get("/console/payments?status=pending&cursor=AAAAAAAAAAAAAAAAAAAAAA")
+        .await;
+    assert_eq!(stale.status, 400, "{}", stale.body);
+    assert!(
+        stale.body.contains("names a payment that is not here"),
+        "{}",
+        stale.body
+    );
     app.stop().await;
 }
 
