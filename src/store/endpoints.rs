@@ -7,20 +7,32 @@ use chrono::{DateTime, Utc};
 
 /// Parks a disabled endpoint's pending deliveries (`$1` the endpoint, `$2`
 /// now): no next attempt, so claims never walk past them. One being sent is
-/// left to its sender.
-pub const PARK: &str = "UPDATE deliveries SET next_attempt_at = NULL, updated_at = $2 \
-    WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL \
-    AND (lease_until IS NULL OR lease_until <= $2)";
+/// left to its sender. `lock` is the backend's `FOR UPDATE SKIP LOCKED`:
+/// a delivery whose sender is recording it right now is skipped, and that
+/// sender records it as the endpoint then is; waiting for it would deadlock,
+/// since a sender locks its deliveries before their endpoint, and this runs
+/// after the endpoint's change.
+pub fn park_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET next_attempt_at = NULL, updated_at = $2 WHERE id IN (SELECT id FROM deliveries \
+         WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL \
+         AND (lease_until IS NULL OR lease_until <= $2){lock})"
+    )
+}
 
 /// Makes an enabled endpoint's parked deliveries due since their creation,
 /// so that they go out at once, oldest first (on PostgreSQL it reads
 /// `deliveries_parked`). The endpoint is read again here: the sweep of
 /// stranded deliveries lists the enabled endpoints first, and one disabled
-/// meanwhile keeps its deliveries parked.
-pub const UNPARK: &str = "UPDATE deliveries SET next_attempt_at = created_at, updated_at = $2 \
-    WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NULL \
-    AND (lease_until IS NULL OR lease_until <= $2) \
-    AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $1 AND w.enabled)";
+/// meanwhile keeps its deliveries parked. `lock` as for [`park_sql`].
+pub fn unpark_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET next_attempt_at = created_at, updated_at = $2 WHERE id IN (SELECT id FROM deliveries \
+         WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at IS NULL \
+         AND (lease_until IS NULL OR lease_until <= $2) \
+         AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = $1 AND w.enabled){lock})"
+    )
+}
 
 /// A webhook endpoint as stored (its secrets included: `Debug` hides them).
 #[derive(Clone, sqlx::FromRow)]

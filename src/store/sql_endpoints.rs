@@ -14,19 +14,23 @@ macro_rules! sql_endpoint_store {
 
             impl $Store {
                 /// Brings the endpoint's pending deliveries in line with its
-                /// `enabled`, after any change of it: [`PARK`] while it is
-                /// disabled, [`UNPARK`] once it is enabled again. One being sent
+                /// `enabled`, after any change of it: parked while it is
+                /// disabled, scheduled once it is enabled again
+                /// ([`park_sql`], [`unpark_sql`]). One being sent or recorded
                 /// is left to its sender, which records it as the endpoint then
-                /// is (and its row lock is not waited for: the sender locks its
-                /// delivery, then the endpoint, where this runs the other way round).
+                /// is.
                 pub(crate) async fn park_deliveries(
                     tx: &mut sqlx::Transaction<'static, $Db>,
                     endpoint_id: &str,
                     enabled: bool,
                     now: DateTime<Utc>,
                 ) -> crate::store::Result<u64> {
-                    let sql = if enabled { UNPARK } else { PARK };
-                    let done = sqlx::query(&Self::sql(sql))
+                    let sql = if enabled {
+                        unpark_sql(Self::SKIP_LOCKED)
+                    } else {
+                        park_sql(Self::SKIP_LOCKED)
+                    };
+                    let done = sqlx::query(&Self::sql_owned(sql))
                         .bind(endpoint_id)
                         .bind(now)
                         .execute(&mut **tx)

@@ -221,6 +221,45 @@ async fn backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones(backend
     app.stop().await;
 }
 
+/// On PostgreSQL a sender recording a delivery whose lease has just ended
+/// holds that delivery's row, then locks its endpoint. Disabling the endpoint
+/// meanwhile skips the row instead of waiting for it (the two would wait for
+/// each other), and leaves the delivery to its sender.
+#[tokio::test]
+async fn disabling_an_endpoint_does_not_wait_for_a_delivery_being_recorded() {
+    use sqlx::Connection;
+    if !common::postgres_available().await {
+        return;
+    }
+    let app = app(Backend::Postgres, false).await;
+    let id = endpoint(&app, "http://127.0.0.1:9/h").await;
+    paid_by_notification(&app, "1000.00").await;
+    let event = newest_event(&app).await;
+    let mut sender = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut recording = sender.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE deliveries SET lease_owner = 'a-sender', lease_until = now() - interval '1 second' \
+         WHERE event_id = $1",
+    )
+    .bind(&event)
+    .execute(&mut *recording)
+    .await
+    .unwrap();
+
+    tokio::time::timeout(Duration::from_secs(10), set_enabled(&app, &id, false))
+        .await
+        .expect("disabling waited for the sender's delivery");
+    sqlx::query("UPDATE webhook_endpoints SET updated_at = updated_at WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *recording)
+        .await
+        .unwrap();
+    recording.commit().await.unwrap();
+    let d = &deliveries(&app, &event).await[0];
+    assert!(d["nextAttemptAt"].is_string(), "left to its sender: {d}");
+    app.stop().await;
+}
+
 on_both_backends!(
     events_raised_while_an_endpoint_is_disabled_are_delivered_once_it_is_enabled_again,
     a_resend_to_a_disabled_endpoint_is_refused_until_it_is_enabled,

@@ -91,7 +91,12 @@ async fn the_type_filter_and_enabling_read_by_index_never_every_row(b: Backend) 
     if b == Backend::Postgres && !common::postgres_available().await {
         return;
     }
-    let unpark = finpay_qris::store::endpoints::UNPARK
+    let lock = if b == Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let unpark = finpay_qris::store::endpoints::unpark_sql(lock)
         .replace("$1", "'on'")
         .replace("$2", "NOW");
     let plans = plans(b, &[EVENTS_OF_A_TYPE, &unpark]).await;
