@@ -11,17 +11,30 @@ use super::{Decision, Payment, PaymentStatus};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-/// The worker expires an open payment whose validity and grace passed.
+/// The worker expires an open payment whose validity and grace passed, after
+/// a last query whose answer (`reason`) was not final: that check is recorded
+/// with the expiry, so a payment settled meanwhile shows none.
 pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Effect> {
     if !payment.status.is_open() {
         return None;
     }
     let mut detail = status_change_detail(payment.status, PaymentStatus::Expired, "worker", None);
     detail["reason"] = reason.into();
-    let entries = vec![Entry {
-        kind: "status_changed",
-        detail,
-    }];
+    let check = json!({
+        "attempt": payment.check_attempts + 1,
+        "outcome": "final check before expiry",
+        "detail": reason,
+    });
+    let entries = vec![
+        Entry {
+            kind: "query",
+            detail: check,
+        },
+        Entry {
+            kind: "status_changed",
+            detail,
+        },
+    ];
     let mut e = moved(payment, PaymentStatus::Expired, now, entries);
     // The worker's lease ends with it (expiring is not a check: no attempt counted).
     e.payment.lease_owner = None;

@@ -24,8 +24,10 @@ fn an_open_payment_expires_with_its_lease_and_check_cleared_and_says_so() {
     assert_eq!((e.from, e.changed), (Some(PaymentStatus::Pending), true));
     let mut want = status_change_detail(PaymentStatus::Pending, PaymentStatus::Expired, "worker", None);
     want["reason"] = "validity and grace passed".into();
-    assert_eq!(kinds(&e), ["status_changed"]);
-    assert_eq!(e.entries[0].detail, want);
+    assert_eq!(kinds(&e), ["query", "status_changed"]);
+    assert_eq!(e.entries[0].detail["outcome"], "final check before expiry");
+    assert_eq!(e.entries[0].detail["attempt"], 4);
+    assert_eq!(e.entries[1].detail, want);
     assert_eq!(e.events, [EventType::PaymentExpired]);
 }
 

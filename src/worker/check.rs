@@ -9,7 +9,6 @@ use crate::metrics::business::{Change, Via};
 use crate::state::AppState;
 use crate::store::{self, Payment, QueryResult, StoreError};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use tokio::time::Instant;
 
 /// Checks one payment this worker has leased, finishing by `deadline` (well
@@ -140,10 +139,6 @@ async fn record_error(
 }
 
 async fn expire(state: &AppState, owner: &str, p: &Payment, why: &str, now: DateTime<Utc>) -> &'static str {
-    let attempt = json!({"attempt": p.check_attempts + 1, "outcome": "final check before expiry", "detail": why});
-    if let Err(e) = state.store.add_event(&p.id, "query", &attempt).await {
-        tracing::warn!(error = %e, "could not record the final check");
-    }
     match state.store.expire_payment(&p.id, owner, why, now).await {
         Ok(true) => {
             let to = crate::domain::PaymentStatus::Expired;
