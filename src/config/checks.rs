@@ -141,8 +141,8 @@ impl Settings {
                     .map(|p| ("refusals.path_prefixes", p)),
             );
         for (key, p) in paths {
-            if !p.starts_with('/') {
-                return Err(ConfigError::new(key, format!("path {p:?} must start with '/'")));
+            if let Some(why) = path_problem(p) {
+                return Err(ConfigError::new(key, format!("path {p:?} {why}")));
             }
         }
         if self.inbound.notify_paths.is_empty() {
@@ -189,4 +189,18 @@ fn log_level_problem(level: &str) -> Option<String> {
             None => !is_level(d),
         })
         .map(|d| format!("{d:?} is not a level (trace, debug, info, warn, error, off) or target=level"))
+}
+
+/// What is wrong with a path the public listener serves (or a prefix the
+/// doctor tries), if anything. Each is served as written: a query string
+/// would never match, and `{`, `}` or `*` would make a pattern of it.
+fn path_problem(p: &str) -> Option<&'static str> {
+    const ALSO: &str = "/-._~:@!$&'()+,;=";
+    if !p.starts_with('/') {
+        Some("must start with '/'")
+    } else if !p.chars().all(|c| c.is_ascii_alphanumeric() || ALSO.contains(c)) {
+        Some("may hold only letters, digits and /-._~:@!$&'()+,;= (no query string, no '{', '}' or '*')")
+    } else {
+        None
+    }
 }

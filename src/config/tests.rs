@@ -413,6 +413,30 @@ fn a_notify_path_given_twice_or_equal_to_the_token_path_is_refused() {
 }
 
 #[test]
+fn a_path_that_is_not_plain_is_refused_as_it_would_never_be_served_as_written() {
+    for (var, value) in [
+        ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/v1.0/qr/{"),
+        ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/cb/{x}"),
+        ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/v1.0/*rest"),
+        (
+            "FINPAY_QRIS__INBOUND__NOTIFY_PATHS",
+            "/v1.0/qr/qr-mpm-notify?src=finpay",
+        ),
+        ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/a b"),
+        ("FINPAY_QRIS__INBOUND__TOKEN_PATH", "/token#x"),
+        ("FINPAY_QRIS__REFUSALS__PATH_PREFIXES", "/pg?"),
+    ] {
+        let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+        assert_eq!(e.key, var, "{value}: {e}");
+    }
+    let plain = env(&[(
+        "FINPAY_QRIS__INBOUND__NOTIFY_PATHS",
+        "/v1.0/qr/qr-mpm-notify,/cb/finpay_v2-1.0",
+    )]);
+    assert!(Settings::load_from(None, plain).is_ok());
+}
+
+#[test]
 fn token_lifetimes_and_the_journal_s_age_are_bounded() {
     for (var, value) in [
         ("FINPAY_QRIS__INBOUND__TOKEN_TTL_SECS", "86401"),

@@ -96,7 +96,7 @@ impl Journal {
             message: r.status.message.clone(),
             sender: r.peer.map(|p| p.ip().to_string()),
             headers: Json(redacted_headers(r.headers)),
-            body: r.body.map(|b| b.get(..self.body_limit).unwrap_or(b).to_vec()),
+            body: r.body.map(|b| kept_part(b, self.body_limit).to_vec()),
             body_bytes: r.body.map_or(0, |b| b.len() as i64),
             dialects: None,
             diagnosis: None,
@@ -242,6 +242,20 @@ impl Budget {
     }
 }
 
+/// The first `limit` bytes of a body, or a little fewer so as not to end
+/// inside a UTF-8 character: a text body stays text, however it is cut.
+fn kept_part(body: &[u8], limit: usize) -> &[u8] {
+    if body.len() <= limit {
+        return body;
+    }
+    let mut end = limit;
+    // A UTF-8 character is at most four bytes: three continuation bytes at most.
+    while end > 0 && limit - end < 3 && (body[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    &body[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +302,21 @@ mod tests {
         assert_eq!(metrics.counter("finpay_qris_refusals_dropped_total", &[]), 2);
         let labels = [("route", "notify"), ("reason", "invalid_token")];
         assert_eq!(metrics.counter("finpay_qris_refusals_total", &labels), 3);
+    }
+
+    #[test]
+    fn a_kept_body_is_cut_between_characters() {
+        let body = "aé€😀".repeat(100);
+        for limit in 0..body.len() + 2 {
+            let kept = kept_part(body.as_bytes(), limit);
+            assert!(
+                kept.len() <= limit && limit.min(body.len()) - kept.len() <= 3,
+                "{limit}"
+            );
+            assert!(std::str::from_utf8(kept).is_ok(), "cut inside a character at {limit}");
+        }
+        let binary = [0x80u8; 10];
+        assert_eq!(kept_part(&binary, 5).len(), 2, "never more than three bytes less");
     }
 
     #[test]

@@ -13,19 +13,19 @@ pub enum Credential {
     Cookie,
     /// A scheme and a credential (`Authorization`, `Proxy-Authorization`, …).
     Authorization,
-    /// A secret, password, token or key by its name, as gateways in front of
-    /// the service add them (`x-api-key`, `x-client-secret`,
-    /// `ocp-apim-subscription-key`, …).
+    /// A secret, password, token, session or key by its name, as gateways in
+    /// front of the service add them (`x-api-key`, `x-client-secret`,
+    /// `ocp-apim-subscription-key`, `x-session-id`, …).
     Other,
 }
 
 /// The credential a header carries, if any. SNAP's `X-CLIENT-KEY` names the
 /// client and is not one.
 pub fn credential(name: &str) -> Option<Credential> {
-    const WORDS: [&str; 4] = ["secret", "password", "passwd", "token"];
+    const WORDS: [&str; 7] = ["secret", "pass", "token", "credential", "session", "jwt", "auth"];
     if name.contains("cookie") {
         Some(Credential::Cookie)
-    } else if name.contains("authorization") {
+    } else if name.contains("authorization") || name.contains("authentication") {
         Some(Credential::Authorization)
     } else if WORDS.iter().any(|w| name.contains(w)) || (name.ends_with("key") && name != "x-client-key") {
         Some(Credential::Other)
@@ -127,5 +127,29 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("sha256:"));
+    }
+
+    #[test]
+    fn headers_named_for_other_credentials_are_kept_only_as_a_short_hash() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-credential",
+            "x-passphrase",
+            "x-session-id",
+            "x-jwt",
+            "x-auth-user",
+            "x-amz-security-token",
+        ] {
+            h.insert(name, "CREDENTIAL-VALUE".parse().unwrap());
+        }
+        h.insert("authentication", "Bearer the-token".parse().unwrap());
+        let map = redacted_headers(&h);
+        let text = serde_json::to_string(&map).unwrap();
+        assert!(
+            !text.contains("CREDENTIAL-VALUE") && !text.contains("the-token"),
+            "{text}"
+        );
+        assert!(map["authentication"].as_str().unwrap().starts_with("Bearer sha256:"));
+        assert!(map["x-session-id"].as_str().unwrap().starts_with("sha256:"));
     }
 }
