@@ -366,7 +366,7 @@ pub async fn rotate_secret(
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint is disabled: enable it first", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`since` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`since` is not an RFC 3339 time in years 1 to 9999", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -375,9 +375,12 @@ pub async fn resend_failed(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ResendFailedRequest>,
 ) -> Result<(StatusCode, Json<Scheduled>), ApiError> {
+    // As the time filters are (`api::time::instant`), but a body's field.
+    let bad = || ApiError::validation("since", "must be an RFC 3339 time in years 1 to 9999");
     let since = chrono::DateTime::parse_from_rfc3339(&body.since)
-        .map_err(|_| ApiError::validation("since", "must be an RFC 3339 time"))?
+        .map_err(|_| bad())?
         .with_timezone(&chrono::Utc);
+    super::time::within_calendar(since.date_naive()).ok_or_else(bad)?;
     if !find(&st, &id).await?.enabled {
         return Err(disabled(&id));
     }

@@ -193,6 +193,15 @@ async fn a_refused_connection_is_retried_then_failed_and_resending_what_failed_d
         .bearer_auth(common::API_KEY)
         .json(&json!({"url": receiver.url()}));
     assert_eq!(r.send().await.unwrap().status(), 200);
+    // Year 10000 in UTC: refused, as the list filters refuse it.
+    let r = post(
+        &app,
+        &format!("{path}/resend-failed"),
+        &json!({"since": "9999-12-31T23:30:00-01:00"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.problem(422)["field"], "since");
     let r = post(
         &app,
         &format!("{path}/resend-failed"),
