@@ -66,7 +66,21 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
     if let Err(e) = store.ping().await {
         return Err(store::explain(url, "connecting to", &e, timeout).await);
     }
-    if db.migrate_on_start {
+    let checked = check_schema(store.as_ref(), url, db.migrate_on_start, timeout).await;
+    store.close().await;
+    checked
+}
+
+/// Whether `serve` will start on the schema it finds: migrations applied as
+/// this binary has them, and any missing ones applied by `serve` or missing
+/// for `migrate` to apply.
+async fn check_schema(
+    store: &dyn store::Store,
+    url: &str,
+    migrate_on_start: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    if migrate_on_start {
         let pending = match store.pending_migrations().await {
             Ok(p) => p.len(),
             Err(e) => return Err(store::explain(url, "reading the migrations of", &e, timeout).await),
@@ -78,7 +92,7 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    store::ensure_migrated(store.as_ref(), url, timeout).await?;
+    store::ensure_migrated(store, url, timeout).await?;
     println!("database: reachable ({}), migrated", store::host(url));
     Ok(())
 }

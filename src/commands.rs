@@ -26,6 +26,7 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let traces = crate::telemetry::init_serving(&settings.log.format, &settings.log.level)?;
     let app = Application::build(settings).await?;
+    let store = app.state().store.clone();
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -34,6 +35,13 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
         c.cancel();
     });
     let served = app.run(cancel).await;
+    // A task still holding a connection past the grace period is not waited for.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database's connections did not close within 5 s");
+    }
     if let Some(t) = traces {
         // The SDK's shutdown blocks until its export thread is done.
         let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
@@ -69,6 +77,7 @@ async fn migrate(config: Option<&Path>) -> anyhow::Result<()> {
     if let Err(e) = store.migrate().await {
         return Err(crate::store::explain(url, "applying migrations to", &e, timeout).await);
     }
+    store.close().await;
     println!("migrations applied to {}", crate::secret::redact_url(db.url.expose()));
     Ok(())
 }

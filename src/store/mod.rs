@@ -153,6 +153,10 @@ pub trait Store:
     async fn pending_migrations(&self) -> Result<Vec<String>>;
     /// Connections in use and idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
+    /// Closes every connection, waiting for those in use. On SQLite the last
+    /// one to close moves the write-ahead log into the file, so that a
+    /// stopped service leaves one file that is the whole database.
+    async fn close(&self);
 
     // ---- access tokens we issued (only their SHA-256 is stored) ----
     async fn insert_token(

@@ -75,18 +75,39 @@ macro_rules! sql_store {
             async fn pending_migrations(&self) -> crate::store::Result<Vec<String>> {
                 // Read-only: sqlx's own check would create its table first.
                 let has_table: bool = sqlx::query_scalar(Self::MIGRATIONS_TABLE_EXISTS).fetch_one(&self.pool).await?;
-                let applied: Vec<i64> = if has_table {
-                    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                let applied: Vec<(i64, Vec<u8>, bool)> = if has_table {
+                    sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
                         .fetch_all(&self.pool)
                         .await?
                 } else {
                     Vec::new()
                 };
+                // What `migrate` would stop at, found here too, so that
+                // `check-config` passes only what `serve` starts on.
+                use sqlx::migrate::MigrateError;
+                for (version, checksum, success) in &applied {
+                    let ours = MIGRATOR.iter().find(|m| m.version == *version && !m.migration_type.is_down_migration());
+                    match ours {
+                        None => return Err(MigrateError::VersionMissing(*version).into()),
+                        Some(_) if !success => return Err(MigrateError::Dirty(*version).into()),
+                        Some(m) if *m.checksum != **checksum => {
+                            return Err(MigrateError::VersionMismatch(*version).into())
+                        }
+                        Some(_) => {}
+                    }
+                }
                 Ok(MIGRATOR
                     .iter()
-                    .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+                    .filter(|m| !m.migration_type.is_down_migration() && !applied.iter().any(|a| a.0 == m.version))
                     .map(|m| format!("{}_{}", m.version, m.description))
                     .collect())
+            }
+
+            async fn close(&self) {
+                // The writer last: its close is SQLite's last, which checkpoints.
+                for pool in self.pools() {
+                    pool.close().await;
+                }
             }
 
             fn pool_usage(&self) -> (u32, u32) {

@@ -78,7 +78,53 @@ fn migrate_creates_the_sqlite_database() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dir.path().join("sub/db.sqlite").exists());
+    assert!(the_file_alone_holds_the_schema(&dir.path().join("sub/db.sqlite")));
+}
+
+/// Whether a copy of an SQLite file without its write-ahead log (a backup
+/// of a stopped service) holds the schema.
+fn the_file_alone_holds_the_schema(db: &std::path::Path) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(db, &copy).unwrap();
+    let c = rusqlite::Connection::open(&copy).unwrap();
+    let tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('payments', '_sqlx_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    tables == 2
+}
+
+#[test]
+fn a_service_stopped_by_sigterm_leaves_the_whole_database_in_its_file() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0")
+        .env("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("reconciliation worker")),
+        "serve did not start"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+    assert!(the_file_alone_holds_the_schema(&dir.path().join("data/finpay-qris.db")));
 }
 
 #[test]
@@ -342,4 +388,33 @@ async fn check_config_reports_an_unmigrated_postgres_database() {
     let by_default = bin().arg("check-config").env("DATABASE_URL", &db.url).output().unwrap();
     assert!(by_default.status.success(), "{}", stderr_of(&by_default));
     assert!(String::from_utf8_lossy(&by_default.stdout).contains("migration(s) for `serve` to apply"));
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_database_whose_applied_migration_differs_as_serve_would() {
+    let Some((db, mut conn)) = common::migrated_postgres().await else {
+        return;
+    };
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for migrate_on_start in ["true", "false"] {
+        let out = bin()
+            .arg("check-config")
+            .env("DATABASE_URL", &db.url)
+            .env("FINPAY_QRIS__DATABASE__MIGRATE_ON_START", migrate_on_start)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{migrate_on_start}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr_of(&out).contains("previously applied but has been modified"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
 }
