@@ -10,6 +10,16 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The gauges every replica reads from the shared database, so that each
+/// reports the whole: across replicas they are taken with `max`, never summed.
+pub const DATABASE_WIDE: [&str; 5] = [
+    "finpay_qris_open_payments",
+    "finpay_qris_flagged_payments",
+    "finpay_qris_flagged_payment_oldest_seconds",
+    "finpay_qris_event_backlog",
+    "finpay_qris_event_oldest_pending_seconds",
+];
+
 /// Samples every `metrics.state_interval_secs` until `cancel` fires.
 pub async fn run(state: AppState, cancel: CancellationToken) {
     let every = Duration::from_secs(state.settings.metrics.state_interval_secs.max(1));

@@ -117,6 +117,35 @@ fn every_metric_the_alert_rules_use_is_one_the_service_exports() {
     assert!(used.contains("finpay_qris_database_up"), "{used:?}");
 }
 
+/// Every replica reports the database's whole count of these: summed over
+/// replicas, a panel or an alert would count each payment once per replica.
+#[test]
+fn gauges_read_from_the_shared_database_are_never_summed_over_replicas() {
+    let dashboard: serde_json::Value = serde_json::from_str(&repo_file("deploy/grafana/finpay-qris.json")).unwrap();
+    let rules = repo_file("deploy/prometheus/alerts.yml");
+    // The rules file whole: some expressions span lines.
+    let exprs: Vec<String> = dashboard_queries(&dashboard).into_iter().chain([rules]).collect();
+    let mut checked = 0;
+    for name in finpay_qris::metrics::state::DATABASE_WIDE {
+        let taken_once = regex::Regex::new(&format!(r"\b(max|min)(\s+by\s*\([^)]*\))?\s*\(\s*{name}\b")).unwrap();
+        let used = regex::Regex::new(&format!(r"\b{name}\b")).unwrap();
+        for e in exprs.iter().filter(|e| used.is_match(e)) {
+            assert_eq!(
+                used.find_iter(e).count(),
+                taken_once.find_iter(e).count(),
+                "{name} is not taken with max or min over replicas in: {e}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} uses found: is the parsing broken?");
+    assert!(
+        !regex::Regex::new(r"\b(max|min)(\s+by\s*\([^)]*\))?\s*\(\s*finpay_qris_open_payments\b")
+            .unwrap()
+            .is_match("sum by (age) (finpay_qris_open_payments)")
+    );
+}
+
 #[test]
 fn a_renamed_metric_would_be_caught() {
     let exported = exported();
