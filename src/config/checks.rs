@@ -109,9 +109,11 @@ impl Settings {
             (
                 "refusals.max_age_days",
                 u64::from(self.refusals.max_age_days),
-                0,
+                1,
                 36_500,
             ),
+            // Held in memory, allocated at start.
+            ("refusals.recent_tokens", self.refusals.recent_tokens as u64, 0, 10_000),
             (
                 "worker.default_validity_secs",
                 self.worker.default_validity_secs,

@@ -437,10 +437,13 @@ fn a_path_that_is_not_plain_is_refused_as_it_would_never_be_served_as_written() 
 }
 
 #[test]
-fn token_lifetimes_and_the_journal_s_age_are_bounded() {
+fn token_lifetimes_and_the_journal_s_age_and_memory_are_bounded() {
     for (var, value) in [
         ("FINPAY_QRIS__INBOUND__TOKEN_TTL_SECS", "86401"),
         ("FINPAY_QRIS__REFUSALS__MAX_AGE_DAYS", "100000000"),
+        ("FINPAY_QRIS__REFUSALS__MAX_AGE_DAYS", "0"),
+        ("FINPAY_QRIS__REFUSALS__RECENT_TOKENS", "18446744073709551615"),
+        ("FINPAY_QRIS__REFUSALS__RECENT_TOKENS", "10001"),
     ] {
         let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
         assert_eq!(e.key, var, "{e}");
