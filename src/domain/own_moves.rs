@@ -20,16 +20,8 @@ pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Eff
     }
     let mut detail = status_change_detail(payment.status, PaymentStatus::Expired, "worker", None);
     detail["reason"] = reason.into();
-    let check = json!({
-        "attempt": payment.check_attempts + 1,
-        "outcome": "final check before expiry",
-        "detail": reason,
-    });
     let entries = vec![
-        Entry {
-            kind: "query",
-            detail: check,
-        },
+        final_check(payment, "final check before expiry", reason),
         Entry {
             kind: "status_changed",
             detail,
@@ -40,6 +32,51 @@ pub fn expiry(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Eff
     e.payment.lease_owner = None;
     e.payment.lease_until = None;
     Some(e)
+}
+
+/// Where the worker is told not to expire (`worker.expire_after_grace` off),
+/// an open payment past its validity and grace with no final answer
+/// (`reason`) stays open, no longer asked about, and flagged for a person:
+/// resolving the flag has it asked about again.
+pub fn left_open(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<Effect> {
+    if !payment.status.is_open() {
+        return None;
+    }
+    let mut p = payment.clone();
+    p.next_check_at = None;
+    p.lease_owner = None;
+    p.lease_until = None;
+    p.updated_at = now;
+    let mut entries = vec![final_check(payment, "final check; left open", reason)];
+    let (decision, events) = if payment.flagged.is_some() {
+        (Decision::Unchanged, Vec::new())
+    } else {
+        let flag = "no final answer by valid_until + grace; left open (worker.expire_after_grace is off)".to_string();
+        p.flagged = Some(flag.clone());
+        entries.push(Entry {
+            kind: "flagged",
+            detail: json!({"reason": flag, "by": "worker"}),
+        });
+        (Decision::Flagged { reason: flag }, vec![EventType::PaymentFlagged])
+    };
+    Some(Effect {
+        payment: p,
+        from: Some(payment.status),
+        changed: true,
+        decision,
+        outcome: Outcome::Applied,
+        entries,
+        events,
+    })
+}
+
+/// The worker's last query of a payment past its deadline, recorded with
+/// what it decided (`outcome`).
+fn final_check(payment: &Payment, outcome: &str, answer: &str) -> Entry {
+    Entry {
+        kind: "query",
+        detail: json!({"attempt": payment.check_attempts + 1, "outcome": outcome, "detail": answer}),
+    }
 }
 
 /// Finpay definitely refused to generate the QR of an open payment that has

@@ -32,10 +32,38 @@ fn an_open_payment_expires_with_its_lease_and_check_cleared_and_says_so() {
 }
 
 #[test]
+fn a_payment_left_open_past_its_deadline_is_no_longer_asked_about_and_is_flagged_once() {
+    let mut p = pending("p1", "INV-1", Some("R1"));
+    p.lease_owner = Some("worker".into());
+    p.next_check_at = Some(at(90));
+    let e = left_open(&p, "latestTransactionStatus 03", at(100)).expect("an open payment is left open");
+    assert_eq!(e.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        (e.payment.next_check_at, e.payment.lease_owner.as_deref()),
+        (None, None)
+    );
+    assert!(e.payment.flagged.as_deref().is_some_and(|f| f.contains("left open")));
+    assert_eq!(kinds(&e), ["query", "flagged"]);
+    assert_eq!(e.entries[0].detail["outcome"], "final check; left open");
+    assert_eq!(e.events, [EventType::PaymentFlagged]);
+
+    p.flagged = Some("amount differs".into());
+    let again = left_open(&p, "latestTransactionStatus 03", at(100)).unwrap();
+    assert_eq!(
+        again.payment.flagged.as_deref(),
+        Some("amount differs"),
+        "its first flag stays"
+    );
+    assert_eq!(kinds(&again), ["query"]);
+    assert!(again.events.is_empty());
+}
+
+#[test]
 fn a_settled_payment_neither_expires_nor_fails() {
     let mut p = pending("p1", "INV-1", Some("R1"));
     p.status = PaymentStatus::Paid;
     assert!(expiry(&p, "validity passed", at(100)).is_none());
+    assert!(left_open(&p, "validity passed", at(100)).is_none());
     assert!(generation_failed(&p, json!({}), at(100)).is_none());
 }
 

@@ -210,8 +210,18 @@ pub trait Store:
         result: &QueryResult,
         now: DateTime<Utc>,
     ) -> Result<Applied>;
-    /// Open → expired, guarded, releasing the lease.
-    async fn expire_payment(&self, payment_id: &str, owner: &str, reason: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// An open payment leased to `owner` got no final answer by its deadline
+    /// (`reason`): it expires, or (`expire` false) stays open, no longer
+    /// asked about and flagged for a person. False when it is no longer open
+    /// or leased to `owner`.
+    async fn stop_waiting(
+        &self,
+        payment_id: &str,
+        owner: &str,
+        reason: &str,
+        expire: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 /// Opens the store the URL names: `postgres://…` or `sqlite://…`.

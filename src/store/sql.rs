@@ -353,11 +353,12 @@ macro_rules! sql_store {
                 Ok(applied)
             }
 
-            async fn expire_payment(
+            async fn stop_waiting(
                 &self,
                 payment_id: &str,
                 owner: &str,
                 reason: &str,
+                expire: bool,
                 now: DateTime<Utc>,
             ) -> crate::store::Result<bool> {
                 // Judged by the domain on the payment as locked; written as any
@@ -368,7 +369,12 @@ macro_rules! sql_store {
                 let Some(p) = locked.filter(|p| p.lease_owner.as_deref() == Some(owner)) else {
                     return Ok(false);
                 };
-                let Some(e) = crate::domain::own_moves::expiry(&p, reason, now) else {
+                let moved = if expire {
+                    crate::domain::own_moves::expiry(&p, reason, now)
+                } else {
+                    crate::domain::own_moves::left_open(&p, reason, now)
+                };
+                let Some(e) = moved else {
                     return Ok(false);
                 };
                 Self::write_payment(&mut tx, &e, Some(&p)).await?;

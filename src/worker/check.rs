@@ -48,17 +48,12 @@ async fn check(state: &AppState, finpay: &FinpayClient, owner: &str, p: &Payment
     let now = store::now();
     match answer {
         Ok(q) if past_deadline && !is_final(q.observation.status) => {
-            if w.expire_after_grace {
-                let why = format!(
-                    "no final answer by valid_until + grace (Finpay: responseCode {}, latestTransactionStatus {})",
-                    q.response_code,
-                    q.observation.status.code()
-                );
-                expire(state, owner, p, &why, now).await
-            } else {
-                // Past the deadline and told not to expire: record the answer, stop asking.
-                apply(state, owner, p, q, None, now).await
-            }
+            let why = format!(
+                "no final answer by valid_until + grace (Finpay: responseCode {}, latestTransactionStatus {})",
+                q.response_code,
+                q.observation.status.code()
+            );
+            stop_waiting(state, owner, p, &why, now).await
         }
         Ok(q) => {
             // A final answer past the deadline that did not settle the payment
@@ -67,9 +62,9 @@ async fn check(state: &AppState, finpay: &FinpayClient, owner: &str, p: &Payment
             apply(state, owner, p, q, next, now).await
         }
         // Finpay has no such transaction and the QR's time is over: nothing can be paid any more.
-        Err(e) if past_deadline && e.is_not_found() && w.expire_after_grace => {
+        Err(e) if past_deadline && e.is_not_found() => {
             let why = format!("no final answer by valid_until + grace (Finpay: {e})");
-            expire(state, owner, p, &why, now).await
+            stop_waiting(state, owner, p, &why, now).await
         }
         Err(e) => {
             // Not knowing is not an answer: a payment is never expired while Finpay cannot be asked.
@@ -138,13 +133,22 @@ async fn record_error(
     }
 }
 
-async fn expire(state: &AppState, owner: &str, p: &Payment, why: &str, now: DateTime<Utc>) -> &'static str {
-    match state.store.expire_payment(&p.id, owner, why, now).await {
-        Ok(true) => {
+/// No final answer by the deadline: the payment expires, or where the
+/// worker is told not to expire it, stays open and flagged for a person.
+async fn stop_waiting(state: &AppState, owner: &str, p: &Payment, why: &str, now: DateTime<Utc>) -> &'static str {
+    let expire = state.settings.worker.expire_after_grace;
+    match state.store.stop_waiting(&p.id, owner, why, expire, now).await {
+        Ok(true) if expire => {
             let to = crate::domain::PaymentStatus::Expired;
             state.metrics.payment_changed(&Change::local(p, Some(p.status), to));
             crate::telemetry::status_changed("expiry", &p.into(), Some(p.status), to, Some(why));
             "expired"
+        }
+        Ok(true) => {
+            let mut flagged = Change::local(p, Some(p.status), p.status);
+            flagged.flagged = p.flagged.is_none();
+            state.metrics.payment_changed(&flagged);
+            "left_open"
         }
         Ok(false) => {
             // Settled meanwhile (a notification won the race): just give the lease back.

@@ -13,6 +13,7 @@ on_both_backends!(
     finpay_5xx_makes_the_worker_back_off_and_then_recover,
     expired_token_is_refreshed_transparently,
     payment_that_never_completes_expires_after_validity_and_grace,
+    told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops_asking,
     refresh_on_read_applies_the_answer_and_respects_leases,
     the_workers_schedule_follows_each_payments_next_check,
     a_crashed_workers_claim_comes_due_again_at_its_lease_end,
@@ -175,6 +176,35 @@ async fn payment_that_never_completes_expires_after_validity_and_grace(backend: 
     assert_eq!(expired.next_check_at, None);
     assert!(reconcile_attempts(&app, "expired") == 1);
     // Nothing is asked about an expired payment any more.
+    let asked = sim.stats().query_requests;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.stats().query_requests, asked);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops_asking(backend: Backend) {
+    let sim = spawn_simulator(|_| {}).await;
+    let app = spawn_app_with_sim(backend, &sim, |env| {
+        set_env(env, "FINPAY_QRIS__WORKER__EXPIRE_AFTER_GRACE", "false")
+    })
+    .await;
+    let p = create_payment(&app, IDR_10K, Duration::from_secs(2), Duration::ZERO).await;
+
+    let left = eventually("the payment to be flagged", Duration::from_secs(10), || async {
+        let p = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
+        p.flagged.is_some().then_some(p)
+    })
+    .await;
+    assert_eq!(left.status, PaymentStatus::Pending);
+    assert_eq!(left.next_check_at, None, "no longer asked about");
+    let queries = events_of(&app, &p.id, "query").await;
+    assert!(
+        queries.iter().any(|q| q["outcome"] == "final check; left open"),
+        "{queries:?}"
+    );
+    assert_eq!(events_of(&app, &p.id, "flagged").await.len(), 1);
+    assert_eq!(reconcile_attempts(&app, "left_open"), 1);
     let asked = sim.stats().query_requests;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.stats().query_requests, asked);

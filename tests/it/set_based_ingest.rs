@@ -339,7 +339,7 @@ async fn seed(store: &dyn Store, case: &str, base: chrono::DateTime<chrono::Utc>
     let expired = format!("{case}pay-7");
     assert!(store.claim_one(&expired, "seed", base, 60).await.unwrap().is_some());
     assert!(store
-        .expire_payment(&expired, "seed", "validity passed", base)
+        .stop_waiting(&expired, "seed", "validity passed", true, base)
         .await
         .unwrap());
 }
