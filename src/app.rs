@@ -192,9 +192,8 @@ impl Application {
                 tracing::warn!("shutdown grace period over; dropping remaining connections");
             }
         }
-        for w in workers {
-            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
-        }
+        // Side by side: the stop's time is the slowest one's, at most 5 s.
+        let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(workers)).await;
         tracing::info!("finpay-qris stopped");
         Ok(())
     }

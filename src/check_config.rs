@@ -81,7 +81,7 @@ async fn check_schema(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     if migrate_on_start {
-        let pending = match store.pending_migrations().await {
+        let pending = match store.pending_migrations(true).await {
             Ok(p) => p.len(),
             Err(e) => return Err(store::explain(url, "reading the migrations of", &e, timeout).await),
         };

@@ -112,8 +112,9 @@ impl Settings {
                 1,
                 36_500,
             ),
-            // Held in memory, allocated at start.
-            ("refusals.recent_tokens", self.refusals.recent_tokens as u64, 0, 10_000),
+            // The doctor tries each against every other way of signing a
+            // refused request: bounded by that cost.
+            ("refusals.recent_tokens", self.refusals.recent_tokens as u64, 0, 64),
             (
                 "worker.default_validity_secs",
                 self.worker.default_validity_secs,
@@ -197,11 +198,11 @@ fn log_level_problem(level: &str) -> Option<String> {
 /// doctor tries), if anything. Each is served as written: a query string
 /// would never match, and `{`, `}` or `*` would make a pattern of it.
 fn path_problem(p: &str) -> Option<&'static str> {
-    const ALSO: &str = "/-._~:@!$&'()+,;=";
+    const ALSO: &str = "/-._~@!$&'()+,;=";
     if !p.starts_with('/') {
         Some("must start with '/'")
     } else if !p.chars().all(|c| c.is_ascii_alphanumeric() || ALSO.contains(c)) {
-        Some("may hold only letters, digits and /-._~:@!$&'()+,;= (no query string, no '{', '}' or '*')")
+        Some("may hold only letters, digits and /-._~@!$&'()+,;= (no query string, no ':', '{', '}' or '*')")
     } else {
         None
     }

@@ -423,6 +423,7 @@ fn a_path_that_is_not_plain_is_refused_as_it_would_never_be_served_as_written() 
             "/v1.0/qr/qr-mpm-notify?src=finpay",
         ),
         ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/a b"),
+        ("FINPAY_QRIS__INBOUND__NOTIFY_PATHS", "/v1.0/:notify"),
         ("FINPAY_QRIS__INBOUND__TOKEN_PATH", "/token#x"),
         ("FINPAY_QRIS__REFUSALS__PATH_PREFIXES", "/pg?"),
     ] {
@@ -443,7 +444,7 @@ fn token_lifetimes_and_the_journal_s_age_and_memory_are_bounded() {
         ("FINPAY_QRIS__REFUSALS__MAX_AGE_DAYS", "100000000"),
         ("FINPAY_QRIS__REFUSALS__MAX_AGE_DAYS", "0"),
         ("FINPAY_QRIS__REFUSALS__RECENT_TOKENS", "18446744073709551615"),
-        ("FINPAY_QRIS__REFUSALS__RECENT_TOKENS", "10001"),
+        ("FINPAY_QRIS__REFUSALS__RECENT_TOKENS", "65"),
     ] {
         let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
         assert_eq!(e.key, var, "{e}");

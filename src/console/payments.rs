@@ -41,18 +41,18 @@ pub struct Filters {
 /// A time typed in Jakarta: `YYYY-MM-DDTHH:MM` (what a date-time field
 /// sends), with seconds, or a day (its midnight); or RFC 3339 with an offset.
 pub fn jakarta_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))
-        .filter(|t| within_calendar(t.date()).is_some())?;
-    JAKARTA
-        .from_local_datetime(&local)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
+            JAKARTA.from_local_datetime(&local).single()?.with_timezone(&Utc)
+        }
+    };
+    // Within years 1 to 9999 in UTC, where times are stored and compared.
+    within_calendar(t.date_naive()).map(|_| t)
 }
 
 impl Filters {
@@ -233,6 +233,8 @@ mod tests {
         assert!(jakarta_time("yesterday").is_none());
         assert!(jakarta_time("-5000-01-01T00:00").is_none(), "before year 1");
         assert!(jakarta_time("-5000-01-01").is_none());
+        assert!(jakarta_time("9999-12-31T23:30:00-01:00").is_none(), "year 10000 in UTC");
+        assert!(jakarta_time("0001-01-01T03:00").is_none(), "year 0 in UTC");
     }
 
     #[test]

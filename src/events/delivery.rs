@@ -30,7 +30,8 @@ const LEASE_MARGIN_SECS: u64 = 10;
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 /// How often one loop looks for deliveries parked although their endpoint is
-/// enabled (`Store::schedule_stranded`): rare, and cheap to look for.
+/// enabled, or scheduled although it is disabled (`Store::align_stranded`):
+/// rare, and cheap to look for.
 const STRANDED_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the sending loops (`events.senders`) when `events.delivery_enabled`.
@@ -75,10 +76,13 @@ async fn run(state: AppState, client: reqwest::Client, owner: String, gauges: bo
             last_backlog = Some(Instant::now());
         }
         if gauges && last_stranded.is_none_or(|t| t.elapsed() >= STRANDED_EVERY) {
-            match state.store.schedule_stranded(crate::store::now()).await {
+            match state.store.align_stranded(crate::store::now()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "parked deliveries of enabled endpoints scheduled"),
-                Err(e) => tracing::warn!(error = %e, "looking for parked deliveries of enabled endpoints failed"),
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "deliveries brought in line with their endpoint's enabled"
+                ),
+                Err(e) => tracing::warn!(error = %e, "looking for deliveries out of line with their endpoint failed"),
             }
             last_stranded = Some(Instant::now());
         }

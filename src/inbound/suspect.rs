@@ -141,7 +141,8 @@ impl DoctorKeys {
         }
     }
 
-    /// Runs the doctor (CPU only: about a thousand HMACs or hashes at most).
+    /// Runs the doctor (CPU only: about a thousand HMACs or hashes with the
+    /// default settings, a few thousand with every recent token kept).
     pub fn diagnose(&self, s: &Suspect) -> Diagnosis {
         let earlier = self.recent.snapshot();
         let hosts: Vec<&str> = s.hosts.iter().map(String::as_str).collect();

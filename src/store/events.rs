@@ -232,11 +232,14 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<Recorded>>;
     /// Per endpoint (disabled ones too): pending deliveries and the oldest one's event time.
     async fn delivery_backlog(&self) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>>;
-    /// Schedules (due since their creation) pending deliveries left parked although their
-    /// endpoint is enabled: on PostgreSQL an event written by a transaction
-    /// that read the endpoint just before an enable committed is parked
-    /// after that enable scheduled the others. How many.
-    async fn schedule_stranded(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Brings stranded deliveries in line with their endpoint, as an enable or
+    /// a disable does: schedules (due since their creation) pending ones left
+    /// parked although their endpoint is enabled, and parks scheduled ones of
+    /// a disabled endpoint. On PostgreSQL an event written by a transaction
+    /// that read the endpoint just before an enable committed is parked after
+    /// that enable scheduled the others, and a delivery whose record was under
+    /// way when its endpoint was disabled is recorded as scheduled. How many.
+    async fn align_stranded(&self, now: DateTime<Utc>) -> Result<u64>;
 }
 
 #[cfg(test)]

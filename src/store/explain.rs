@@ -55,7 +55,7 @@ fn is_pool_timeout(error: &(dyn Error + 'static)) -> bool {
 /// That every migration of this binary is applied, or what to run: a
 /// service started on an older schema would answer 500 to everything.
 pub async fn ensure_migrated(store: &dyn super::Store, url: &str, timeout: Duration) -> anyhow::Result<()> {
-    let pending = match store.pending_migrations().await {
+    let pending = match store.pending_migrations(false).await {
         Ok(p) => p,
         Err(e) => return Err(explain(url, "reading the migrations of", &e, timeout).await),
     };

@@ -149,8 +149,10 @@ pub trait Store:
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
-    /// Migrations this binary has that the database has not applied, by name.
-    async fn pending_migrations(&self) -> Result<Vec<String>>;
+    /// Migrations this binary has that the database has not applied, by name;
+    /// an error for an applied one that differs from this binary's, or (when
+    /// `migrating`, as `migrate` would refuse it) one this binary lacks.
+    async fn pending_migrations(&self, migrating: bool) -> Result<Vec<String>>;
     /// Connections in use and idle, for metrics.
     fn pool_usage(&self) -> (u32, u32);
     /// Closes every connection, waiting for those in use. On SQLite the last

@@ -72,7 +72,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn pending_migrations(&self) -> crate::store::Result<Vec<String>> {
+            async fn pending_migrations(&self, migrating: bool) -> crate::store::Result<Vec<String>> {
                 // Read-only: sqlx's own check would create its table first.
                 let has_table: bool = sqlx::query_scalar(Self::MIGRATIONS_TABLE_EXISTS).fetch_one(&self.pool).await?;
                 let applied: Vec<(i64, Vec<u8>, bool)> = if has_table {
@@ -83,12 +83,15 @@ macro_rules! sql_store {
                     Vec::new()
                 };
                 // What `migrate` would stop at, found here too, so that
-                // `check-config` passes only what `serve` starts on.
+                // `check-config` passes only what `serve` starts on. A newer
+                // version's migration is no obstacle to running on its schema
+                // (a rollback), only to migrating it.
                 use sqlx::migrate::MigrateError;
                 for (version, checksum, success) in &applied {
                     let ours = MIGRATOR.iter().find(|m| m.version == *version && !m.migration_type.is_down_migration());
                     match ours {
-                        None => return Err(MigrateError::VersionMissing(*version).into()),
+                        None if migrating => return Err(MigrateError::VersionMissing(*version).into()),
+                        None => {}
                         Some(_) if !success => return Err(MigrateError::Dirty(*version).into()),
                         Some(m) if *m.checksum != **checksum => {
                             return Err(MigrateError::VersionMismatch(*version).into())
@@ -104,10 +107,13 @@ macro_rules! sql_store {
             }
 
             async fn close(&self) {
-                // The writer last: its close is SQLite's last, which checkpoints.
-                for pool in self.pools() {
-                    pool.close().await;
+                // The log first, while the write connection is certainly open:
+                // a connection some task still holds would keep the last close
+                // (SQLite's own checkpoint) from coming.
+                if let Err(e) = self.checkpoint_log().await {
+                    tracing::warn!(error = %e, "moving the write-ahead log into the database file failed");
                 }
+                futures::future::join_all(self.pools().map(|pool| pool.close())).await;
             }
 
             fn pool_usage(&self) -> (u32, u32) {

@@ -185,17 +185,17 @@ macro_rules! sql_event_store {
                     self.record_cycle(owner, now, results).await
                 }
 
-                async fn schedule_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
+                async fn align_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                     let mut tx = self.begin().await?;
-                    let enabled: Vec<String> = sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled = TRUE")
+                    let endpoints: Vec<(String, bool)> = sqlx::query_as("SELECT id, enabled FROM webhook_endpoints")
                         .fetch_all(&mut *tx)
                         .await?;
-                    let mut scheduled = 0;
-                    for id in &enabled {
-                        scheduled += Self::park_deliveries(&mut tx, id, true, now).await?;
+                    let mut aligned = 0;
+                    for (id, enabled) in &endpoints {
+                        aligned += Self::park_deliveries(&mut tx, id, *enabled, now).await?;
                     }
                     tx.commit().await?;
-                    Ok(scheduled)
+                    Ok(aligned)
                 }
 
                 async fn delivery_backlog(&self) -> crate::store::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {

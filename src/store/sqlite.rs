@@ -121,6 +121,15 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Moves the write-ahead log into the database file and empties it, so
+    /// that the file alone is the database (a stopped service's backup).
+    pub(crate) async fn checkpoint_log(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn run_migrations(&self) -> Result<()> {
         // Writes, so on the write connection, as every other write.
         MIGRATOR.run(&self.writer).await?;

@@ -418,3 +418,32 @@ async fn check_config_refuses_a_database_whose_applied_migration_differs_as_serv
         );
     }
 }
+
+/// A database a newer version migrated (a rollback): the older one runs on it
+/// when it does not migrate, and says it cannot migrate it when it would.
+#[tokio::test]
+async fn a_migration_of_a_newer_version_stops_only_an_older_one_that_migrates() {
+    let Some((db, mut conn)) = common::migrated_postgres().await else {
+        return;
+    };
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99999999999999, 'a newer version', TRUE, '\\x00', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let check = |migrate_on_start: &str| {
+        bin()
+            .arg("check-config")
+            .env("DATABASE_URL", &db.url)
+            .env("FINPAY_QRIS__DATABASE__MIGRATE_ON_START", migrate_on_start)
+            .output()
+            .unwrap()
+    };
+    let runs = check("false");
+    assert!(runs.status.success(), "{}", stderr_of(&runs));
+    let migrates = check("true");
+    assert!(!migrates.status.success());
+    assert!(stderr_of(&migrates).contains("is missing"), "{}", stderr_of(&migrates));
+}

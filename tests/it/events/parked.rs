@@ -224,7 +224,7 @@ async fn backlog_gauges_cover_disabled_endpoints_and_forget_deleted_ones(backend
 /// On PostgreSQL a sender recording a delivery whose lease has just ended
 /// holds that delivery's row, then locks its endpoint. Disabling the endpoint
 /// meanwhile skips the row instead of waiting for it (the two would wait for
-/// each other), and leaves the delivery to its sender.
+/// each other); the sender records it scheduled, and the sweep parks it.
 #[tokio::test]
 async fn disabling_an_endpoint_does_not_wait_for_a_delivery_being_recorded() {
     use sqlx::Connection;
@@ -254,9 +254,24 @@ async fn disabling_an_endpoint_does_not_wait_for_a_delivery_being_recorded() {
         .execute(&mut *recording)
         .await
         .unwrap();
+    // What the sender's record writes: attempted, due again, its lease given back.
+    sqlx::query(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = now() + interval '5 seconds', \
+         lease_owner = NULL, lease_until = NULL WHERE event_id = $1",
+    )
+    .bind(&event)
+    .execute(&mut *recording)
+    .await
+    .unwrap();
     recording.commit().await.unwrap();
+    assert!(deliveries(&app, &event).await[0]["nextAttemptAt"].is_string());
+
+    assert_eq!(
+        app.state.store.align_stranded(finpay_qris::store::now()).await.unwrap(),
+        1
+    );
     let d = &deliveries(&app, &event).await[0];
-    assert!(d["nextAttemptAt"].is_string(), "left to its sender: {d}");
+    assert!(d["nextAttemptAt"].is_null(), "parked by the sweep: {d}");
     app.stop().await;
 }
 
