@@ -144,17 +144,16 @@ pub fn refund_released(payment: &Payment, refunded_minor: i64, now: DateTime<Utc
 
 /// A person looked into a flagged payment and resolved its flag with a
 /// note: the flag is cleared, the status stays. The entry keeps the flag's
-/// reason, who resolved it and the note. An open payment whose checks
-/// stopped at the flag (a contradicting final answer past its deadline) is
-/// asked about again now, so that it settles or expires rather than staying
-/// open with nobody asking.
+/// reason, who resolved it and the note. An open payment is asked about
+/// again now (its checks may have stopped at the flag, or be far off), so
+/// that it settles or expires rather than staying open with nobody asking.
 pub fn flag_resolved(payment: &Payment, actor: &str, note: &str, now: DateTime<Utc>) -> Option<Effect> {
     let flag = payment.flagged.as_deref()?;
     let mut p = payment.clone();
     p.flagged = None;
     p.updated_at = now;
-    if p.status.is_open() && p.next_check_at.is_none() {
-        p.next_check_at = Some(now);
+    if p.status.is_open() {
+        p.next_check_at = Some(p.next_check_at.map_or(now, |due| due.min(now)));
     }
     Some(Effect {
         payment: p,

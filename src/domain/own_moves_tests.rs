@@ -112,11 +112,7 @@ fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_st
     p.flagged = Some("amount 9.00 IDR contradicts 10.00 IDR".into());
     p.next_check_at = Some(at(70));
     let e = flag_resolved(&p, "finance", "confirmed with Finpay", at(50)).expect("a flagged payment");
-    assert_eq!(
-        e.payment.next_check_at,
-        Some(at(70)),
-        "a scheduled check stays as it was"
-    );
+    assert_eq!(e.payment.next_check_at, Some(at(50)), "asked about again at once");
     assert_eq!(e.payment.flagged, None);
     assert_eq!(
         (e.payment.status, e.payment.updated_at),
@@ -136,14 +132,26 @@ fn a_resolved_flag_is_cleared_with_its_reason_the_person_and_the_note_and_the_st
 }
 
 #[test]
-fn an_open_payment_whose_checks_stopped_at_its_flag_is_asked_about_again_once_resolved() {
+fn an_open_payment_is_asked_about_again_at_once_when_its_flag_is_resolved() {
     let mut p = pending("p1", "INV-1", Some("R1"));
     p.flagged = Some("Finpay reported 9.00 IDR for a payment of 10.00 IDR".into());
     p.next_check_at = None;
     let e = flag_resolved(&p, "finance", "asked Finpay to correct it", at(50)).expect("a flagged payment");
     assert_eq!(e.payment.next_check_at, Some(at(50)));
 
+    p.next_check_at = Some(at(300));
+    let e = flag_resolved(&p, "finance", "asked Finpay to correct it", at(50)).unwrap();
+    assert_eq!(
+        e.payment.next_check_at,
+        Some(at(50)),
+        "a check far off is brought forward"
+    );
+    p.next_check_at = Some(at(20));
+    let e = flag_resolved(&p, "finance", "asked Finpay to correct it", at(50)).unwrap();
+    assert_eq!(e.payment.next_check_at, Some(at(20)), "one already due stays");
+
     p.status = PaymentStatus::Paid;
+    p.next_check_at = None;
     let e = flag_resolved(&p, "finance", "fulfilled", at(50)).expect("a flagged payment");
     assert_eq!(e.payment.next_check_at, None, "a settled payment is not asked about");
 }
