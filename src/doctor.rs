@@ -153,14 +153,17 @@ async fn from_journal(settings: &Settings, keys: Option<&DoctorKeys>, last: i64)
         );
         let (dialects, text) = match (&r.dialects, &r.diagnosis) {
             (Some(d), Some(text)) => (d.0.clone(), text.clone()),
-            _ => match keys.and_then(|keys| again(settings, keys, r)) {
-                Some(d) => (d.dialects.iter().map(|x| x.id().to_string()).collect(), d.explanation),
-                None => (
+            _ => match keys
+                .ok_or("the service's secrets are not set here")
+                .and_then(|keys| again(settings, keys, r))
+            {
+                Ok(d) => (d.dialects.iter().map(|x| x.id().to_string()).collect(), d.explanation),
+                Err(why) => (
                     Vec::new(),
-                    "Not diagnosed when received (more refusals than the doctor's budget). An HMAC \
-                     notification cannot be diagnosed later, since its token is not stored: capture the \
-                     request and run `finpay-qris doctor --request FILE`."
-                        .into(),
+                    format!(
+                        "Not diagnosed when received (more refusals than the doctor's budget), nor now: \
+                         {why}. Capture the request and run `finpay-qris doctor --request FILE`."
+                    ),
                 ),
             },
         };
@@ -181,10 +184,11 @@ async fn from_journal(settings: &Settings, keys: Option<&DoctorKeys>, last: i64)
 
 /// Diagnoses a journaled refusal that was not diagnosed when received: only
 /// possible without a token (RSA) and with the whole body kept.
-fn again(settings: &Settings, keys: &DoctorKeys, r: &Refusal) -> Option<crate::snap::doctor::Diagnosis> {
+/// The doctor's finding on a journaled refusal, or why there can be none.
+fn again(settings: &Settings, keys: &DoctorKeys, r: &Refusal) -> Result<crate::snap::doctor::Diagnosis, &'static str> {
     let body = r.body.clone().unwrap_or_default();
     if body.len() as i64 != r.body_bytes {
-        return None;
+        return Err("only the start of its body was kept (`REFUSALS__BODY_LIMIT_BYTES`)");
     }
     let mut headers = HeaderMap::new();
     for (name, value) in &r.headers.0 {
@@ -206,11 +210,12 @@ fn again(settings: &Settings, keys: &DoctorKeys, r: &Refusal) -> Option<crate::s
         &r.path,
         &headers,
         Some(&Bytes::from(body)),
-    )?;
+    )
+    .ok_or("it is not a signature this service checks")?;
     if suspect.token.is_some() {
-        return None;
+        return Err("an HMAC notification is signed with its bearer token, which is not stored");
     }
-    Some(keys.diagnose(&suspect))
+    Ok(keys.diagnose(&suspect))
 }
 
 fn print_findings(dialects: &[String], explanation: &str) {

@@ -142,7 +142,8 @@ impl Writer {
                     if received == 0 {
                         return;
                     }
-                    let rows = self.diagnosed(std::mem::take(&mut batch), &mut budget).await;
+                    let mut rows = self.diagnosed(std::mem::take(&mut batch), &mut budget).await;
+                    rows.iter_mut().for_each(storable);
                     if let Err(e) = self.store.insert_refusals(&rows).await {
                         self.metrics
                             .add("finpay_qris_refusals_dropped_total", &[], rows.len() as u64);
@@ -242,6 +243,21 @@ impl Budget {
     }
 }
 
+/// A row any backend stores: PostgreSQL's text holds no NUL, and a client
+/// can put one in what the answer quotes (a JSON key in the message), which
+/// would lose its whole batch. Written as `\u0000`, as the answer's JSON has it.
+fn storable(row: &mut Refusal) {
+    for text in [&mut row.path, &mut row.message]
+        .into_iter()
+        .chain(row.sender.as_mut())
+        .chain(row.diagnosis.as_mut())
+    {
+        if text.contains('\0') {
+            *text = text.replace('\0', "\\u0000");
+        }
+    }
+}
+
 /// The first `limit` bytes of a body, or a little fewer so as not to end
 /// inside a UTF-8 character: a text body stays text, however it is cut.
 fn kept_part(body: &[u8], limit: usize) -> &[u8] {
@@ -302,6 +318,28 @@ mod tests {
         assert_eq!(metrics.counter("finpay_qris_refusals_dropped_total", &[]), 2);
         let labels = [("route", "notify"), ("reason", "invalid_token")];
         assert_eq!(metrics.counter("finpay_qris_refusals_total", &labels), 3);
+    }
+
+    #[test]
+    fn a_nul_a_client_put_in_the_message_is_stored_as_its_escape() {
+        let mut row = Refusal {
+            id: "r".into(),
+            received_at: chrono::Utc::now(),
+            route: "notify".into(),
+            path: "/p".into(),
+            response_code: "4005200".into(),
+            reason: "bad_request".into(),
+            message: "Bad Request. duplicate key `k\0`".into(),
+            sender: None,
+            headers: sqlx::types::Json(Default::default()),
+            body: None,
+            body_bytes: 0,
+            dialects: None,
+            diagnosis: Some("quoted \0".into()),
+        };
+        storable(&mut row);
+        assert_eq!(row.message, "Bad Request. duplicate key `k\\u0000`");
+        assert_eq!(row.diagnosis.as_deref(), Some("quoted \\u0000"));
     }
 
     #[test]

@@ -108,6 +108,27 @@ async fn refusals_are_filtered_by_reason_route_and_time_and_paged(b: Backend) {
     app.stop().await;
 }
 
+/// A client can put a NUL in what the answer quotes (a JSON key): the
+/// refusal is journaled all the same, on PostgreSQL too, whose text holds none.
+async fn a_refusal_quoting_a_nul_is_journaled(b: Backend) {
+    let app = TestApp::spawn_with(b, journal_env).await;
+    let token = app.token().await;
+    let (status, v) = app
+        .notify(&token, &unique_digits(), r#"{"k\u0000":1,"k\u0000":2}"#)
+        .await;
+    assert_eq!((status, v["responseCode"].as_str()), (400, Some("4005200")), "{v}");
+    let journaled = eventually("the refusal to be journaled", Duration::from_secs(10), || async {
+        let (_, page) = api_get(&app, "/api/v1/refusals?reason=bad_request").await;
+        page["items"].as_array().and_then(|items| items.first().cloned())
+    })
+    .await;
+    assert!(
+        journaled["message"].as_str().unwrap().contains("\\u0000"),
+        "{journaled}"
+    );
+    app.stop().await;
+}
+
 async fn a_long_body_is_kept_up_to_the_bound(b: Backend) {
     let app = TestApp::spawn_with(b, |env| {
         journal_env(env);
@@ -282,6 +303,7 @@ on_both_backends!(
     a_refused_notification_is_journaled_without_its_bearer_token,
     refusals_are_filtered_by_reason_route_and_time_and_paged,
     a_long_body_is_kept_up_to_the_bound,
+    a_refusal_quoting_a_nul_is_journaled,
     refusals_and_diagnoses_are_counted_by_reason_and_dialect,
     over_the_doctors_budget_a_refusal_is_journaled_undiagnosed,
     the_journal_is_pruned_by_age_and_by_count,
