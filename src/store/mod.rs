@@ -39,7 +39,7 @@ pub use endpoints::EndpointStore;
 pub use events::EventStore;
 pub use explain::{ensure_migrated, explain, host};
 pub use ops_store::{OpsStore, PaymentGauges};
-pub use postgres::{PgStore, LAST_EVENT_SEQUENCES, NUMBER_CHANGES};
+pub use postgres::{PgStore, IDLE_IN_TRANSACTION_TIMEOUT, LAST_EVENT_SEQUENCES, NUMBER_CHANGES};
 pub use refusals::{ReasonTotal, Refusal, RefusalFilter, RefusalStore};
 pub use sqlite::SqliteStore;
 pub use types::*;

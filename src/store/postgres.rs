@@ -20,6 +20,14 @@ pub struct PgStore {
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long PostgreSQL lets one of our transactions sit idle before it ends
+/// the session. None of ours waits between statements for anything but the
+/// database, so only a replica that hung or was cut off mid-transaction gets
+/// there; its row locks (claimed deliveries, a payment) and the changes
+/// feed's numbering lock would otherwise hold the other replicas up until TCP
+/// gave up on it, hours later.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
+
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32, acquire_timeout_secs: u64) -> Result<Self> {
         let opts = PgConnectOptions::from_str(url)?;
@@ -32,6 +40,13 @@ impl PgStore {
             // one statement that meets it (answered "try again": 5005200 or
             // 503) and is discarded; the next one is fresh.
             .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    let set = format!("SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'");
+                    conn.execute(set.as_str()).await.map(|_| ())
+                })
+            })
             .connect_lazy_with(opts);
         Ok(Self { pool })
     }

@@ -201,3 +201,20 @@ async fn postgres_outage_under_load() {
 async fn sqlite_lock_under_load() {
     notifications_fail_closed_while_sqlite_is_locked_and_recover().await;
 }
+
+/// A replica that hangs mid-transaction (stopped, or cut off from the
+/// database) holds its row locks only until PostgreSQL ends its idle
+/// transaction, not until TCP gives up on it hours later.
+#[tokio::test]
+async fn postgres_ends_a_transaction_the_service_left_idle() {
+    if !postgres_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = finpay_qris::store::PgStore::connect(&db.url, 1, 5).await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(timeout, finpay_qris::store::IDLE_IN_TRANSACTION_TIMEOUT);
+}
