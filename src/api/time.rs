@@ -11,18 +11,18 @@ pub fn within_calendar(d: NaiveDate) -> Option<NaiveDate> {
     (1..=9999).contains(&d.year()).then_some(d)
 }
 
-/// A time filter of the API (`createdFrom`, `to`, …): RFC 3339, taken to UTC,
-/// within years 1 to 9999 there too (`9999-12-31T23:30:00-01:00` is in year
-/// 10000 in UTC, which SQLite, storing times as text, would sort before every
-/// other date).
+/// A time people sent: RFC 3339, taken to UTC, within years 1 to 9999 there
+/// too (`9999-12-31T23:30:00-01:00` is in year 10000 in UTC, which SQLite,
+/// storing times as text, would sort before every other date).
+pub fn utc_instant(t: &str) -> Option<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc);
+    within_calendar(t.date_naive()).map(|_| t)
+}
+
+/// A time filter of the API (`createdFrom`, `to`, …): a [`utc_instant`].
 pub fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, super::error::ApiError> {
     let bad = || super::error::ApiError::bad_request("must be an RFC 3339 time in years 1 to 9999").field(field);
-    value
-        .map(|t| {
-            let t = DateTime::parse_from_rfc3339(t).map_err(|_| bad())?.with_timezone(&Utc);
-            within_calendar(t.date_naive()).map(|_| t).ok_or_else(bad)
-        })
-        .transpose()
+    value.map(|t| utc_instant(t).ok_or_else(bad)).transpose()
 }
 
 pub fn millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -375,12 +375,8 @@ pub async fn resend_failed(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ResendFailedRequest>,
 ) -> Result<(StatusCode, Json<Scheduled>), ApiError> {
-    // As the time filters are (`api::time::instant`), but a body's field.
-    let bad = || ApiError::validation("since", "must be an RFC 3339 time in years 1 to 9999");
-    let since = chrono::DateTime::parse_from_rfc3339(&body.since)
-        .map_err(|_| bad())?
-        .with_timezone(&chrono::Utc);
-    super::time::within_calendar(since.date_naive()).ok_or_else(bad)?;
+    let since = super::time::utc_instant(&body.since)
+        .ok_or_else(|| ApiError::validation("since", "must be an RFC 3339 time in years 1 to 9999"))?;
     if !find(&st, &id).await?.enabled {
         return Err(disabled(&id));
     }

@@ -5,7 +5,7 @@
 use super::listing::{self, given, query_string};
 use super::session::Operator;
 use super::view::{self, Nav, JAKARTA};
-use crate::api::time::within_calendar;
+use crate::api::time::{utc_instant, within_calendar};
 use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
@@ -41,16 +41,15 @@ pub struct Filters {
 /// A time typed in Jakarta: `YYYY-MM-DDTHH:MM` (what a date-time field
 /// sends), with seconds, or a day (its midnight); or RFC 3339 with an offset.
 pub fn jakarta_time(s: &str) -> Option<DateTime<Utc>> {
-    let t = match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => t.with_timezone(&Utc),
-        Err(_) => {
-            let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
-            JAKARTA.from_local_datetime(&local).single()?.with_timezone(&Utc)
-        }
-    };
+    // An RFC 3339 time carries its offset, which no local form below accepts.
+    if let Some(t) = utc_instant(s) {
+        return Some(t);
+    }
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0))?;
+    let t = JAKARTA.from_local_datetime(&local).single()?.with_timezone(&Utc);
     // Within years 1 to 9999 in UTC, where times are stored and compared.
     within_calendar(t.date_naive()).map(|_| t)
 }

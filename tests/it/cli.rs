@@ -102,14 +102,7 @@ fn the_file_alone_holds_the_schema(db: &std::path::Path) -> bool {
 fn a_service_stopped_by_sigterm_leaves_the_whole_database_in_its_file() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0")
-        .env("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_unconfigured(dir.path());
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     assert!(
         lines
@@ -263,19 +256,25 @@ fn a_database_error_names_the_setting_and_the_host_once() {
     assert!(!last.contains("pool timed out") && !err.contains("hunter2"), "{err}");
 }
 
-/// `serve` with nothing configured but ports (0: free ones) in an empty
-/// directory, until it has said what is off; its log so far.
-fn zero_configuration_log() -> String {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
+/// `serve` with nothing configured but ports (0: free ones) in `dir`, its
+/// log on a pipe.
+fn serve_unconfigured(dir: &std::path::Path) -> std::process::Child {
+    bin()
         .arg("serve")
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("FINPAY_QRIS__SERVER__LISTEN", "127.0.0.1:0")
         .env("FINPAY_QRIS__API__LISTEN", "127.0.0.1:0")
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `serve` with nothing configured in an empty directory, until it has said
+/// what is off; its log so far.
+fn zero_configuration_log() -> String {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_unconfigured(dir.path());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
