@@ -225,13 +225,14 @@ async fn generate(st: &AppState, spec: &PaymentSpec, p: Payment, done: StatusCod
     match finpay.generate(&req).await {
         Ok(g) => {
             let w = &st.settings.worker;
-            let deadline = deadline_of(g.valid_until.or(p.valid_until), p.created_at, w);
+            // The deadline is the validity we sent: Finpay's echo of it is
+            // not trusted to move it (a wrong offset would expire a live QR).
+            let deadline = deadline_of(Some(valid_until), p.created_at, w);
             let qr = GeneratedQr {
                 next_check_at: first_check(crate::store::now(), deadline, w),
                 reference_no: g.reference_no,
                 qr_content: g.qr_content,
                 qr_url: g.qr_url,
-                valid_until: g.valid_until,
             };
             match st.store.attach_generated(&p.id, &qr).await {
                 Ok(p) => Reply::json(done, &PaymentView::from(&p)),

@@ -51,7 +51,7 @@ pub fn left_open(payment: &Payment, reason: &str, now: DateTime<Utc>) -> Option<
     let (decision, events) = if payment.flagged.is_some() {
         (Decision::Unchanged, Vec::new())
     } else {
-        let flag = "no final answer by valid_until + grace; left open (worker.expire_after_grace is off)".to_string();
+        let flag = format!("{reason}; left open");
         p.flagged = Some(flag.clone());
         entries.push(Entry {
             kind: "flagged",

@@ -137,6 +137,18 @@ impl FinpayError {
         matches!(self, Self::Timeout | Self::Unavailable(_))
     }
 
+    /// Finpay refused the request itself, or answered something unusable
+    /// (another payment, no response code): asked the same again, it is
+    /// expected to do the same. A refused token (which the client already
+    /// renewed once) and a rate limit are not counted: they pass.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Rejected { http, .. } => !matches!(http, 401 | 429),
+            Self::InvalidResponse(_) => true,
+            Self::Timeout | Self::Unavailable(_) => false,
+        }
+    }
+
     /// Finpay says it has no such transaction (`404xx01`). Only that case:
     /// other 404s (`404xx08` "Invalid merchant", a gateway's 404 for a wrong
     /// path) say nothing about the transaction.

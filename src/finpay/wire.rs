@@ -231,7 +231,8 @@ pub(super) fn parse_generate(answer: Answer, req: &GenerateRequest) -> Result<Ge
         reference_no: text(&body, &["referenceNo"]).map(str::to_string),
         qr_content,
         qr_url: text(&body, &["qrUrl", "qr_url"]).map(str::to_string),
-        // Informational only (we sent the validity); an odd format is not worth failing over.
+        // Informational only: the payment's deadline is the validity we sent
+        // (`api::create`); an odd format is not worth failing over.
         valid_until: validity
             .and_then(|v| timestamp::parse(v).ok())
             .map(|t| t.with_timezone(&chrono::Utc)),

@@ -125,8 +125,11 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
         fail_query: args.fail_query,
         fail_refund: args.fail_refund,
         pending_forever: args.pending_forever,
+        paying_forever: false,
+        refuse_query: false,
         token_lifetime_secs: args.token_lifetime_secs,
         query_delay_ms: 0,
+        validity_echo_shift_secs: 0,
     };
     let handle = spawn(cfg).await?;
     let base = format!("{}{}", handle.base_url(), args.path_prefix.trim_end_matches('/'));

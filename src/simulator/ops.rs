@@ -93,7 +93,7 @@ pub fn generate(sim: &Sim, body: &[u8]) -> Result<Value, SnapStatus> {
     if let Some(existing) = book.payments.get(&partner_ref) {
         // Finpay's idempotency: the same reference and amount give back the same QR.
         if existing.amount_minor == amount.minor && existing.currency == amount.currency {
-            return Ok(generate_answer(sim, existing));
+            return Ok(generate_answer(sim, existing, book.faults.validity_echo_shift_secs));
         }
         return Err(status(409, GENERATE, 1, "Duplicate partnerReferenceNo"));
     }
@@ -126,13 +126,15 @@ pub fn generate(sim: &Sim, body: &[u8]) -> Result<Value, SnapStatus> {
         refunds: Vec::new(),
         queries: 0,
     };
-    let answer = generate_answer(sim, &payment);
+    let answer = generate_answer(sim, &payment, book.faults.validity_echo_shift_secs);
     book.by_reference.insert(reference_no, partner_ref.clone());
     book.payments.insert(partner_ref, payment);
     Ok(answer)
 }
 
-fn generate_answer(sim: &Sim, p: &SimPayment) -> Value {
+/// `echo_shift_secs`: how far off the asked validity it is echoed (a fault); the
+/// caller holds the book.
+fn generate_answer(sim: &Sim, p: &SimPayment, echo_shift_secs: i64) -> Value {
     json!({
         "referenceNo": p.reference_no,
         "partnerReferenceNo": p.partner_reference_no,
@@ -142,7 +144,9 @@ fn generate_answer(sim: &Sim, p: &SimPayment) -> Value {
         "additionalInfo": {
             "merchantId": sim.cfg.merchant_id,
             "nmid": sim.cfg.nmid,
-            "validityPeriod": timestamp::format_jakarta(p.valid_until),
+            "validityPeriod": timestamp::format_jakarta(
+                p.valid_until + chrono::Duration::seconds(echo_shift_secs)
+            ),
         },
     })
 }
@@ -172,7 +176,8 @@ pub fn query_target(sim: &Sim, body: &[u8]) -> Result<String, SnapStatus> {
 
 /// Finpay's query answer for a payment (without the response code).
 pub fn query_answer(sim: &Sim, partner_ref: &str) -> Result<Value, SnapStatus> {
-    let pending_forever = sim.faults().pending_forever;
+    let faults = sim.faults();
+    let pending_forever = faults.pending_forever;
     let mut book = sim.book();
     let p = book
         .payments
@@ -181,6 +186,8 @@ pub fn query_answer(sim: &Sim, partner_ref: &str) -> Result<Value, SnapStatus> {
     p.queries += 1;
     let (code, desc) = if pending_forever {
         ("03", "pending")
+    } else if faults.paying_forever {
+        ("02", "paying")
     } else {
         (p.status.as_str(), p.status_desc.as_str())
     };

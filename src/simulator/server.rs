@@ -153,6 +153,9 @@ async fn query(State(sim): State<Arc<Sim>>, uri: OriginalUri, headers: HeaderMap
     if let Some(resp) = injected_failure(&sim, ops::QUERY, faults.fail_query) {
         return resp;
     }
+    if faults.refuse_query {
+        return refuse(&SnapStatus::invalid_mandatory_field(ops::QUERY, "originalReferenceNo"));
+    }
     let target = match ops::query_target(&sim, &body) {
         Ok(t) => t,
         Err(s) => return refuse(&s),

@@ -23,10 +23,17 @@ pub struct Faults {
     pub fail_refund: bool,
     /// Query answers `03` Pending whatever happened to the payment.
     pub pending_forever: bool,
+    /// Query answers `02` Paying whatever happened to the payment.
+    pub paying_forever: bool,
+    /// Query is refused: `400` Invalid Mandatory Field.
+    pub refuse_query: bool,
     /// Tokens stop working after this many seconds, though `expiresIn` still says 900.
     pub token_lifetime_secs: Option<u64>,
     /// Extra latency on every query, to make overlapping queries observable.
     pub query_delay_ms: u64,
+    /// Generate echoes `validityPeriod` this many seconds off what was asked
+    /// (as a wrong time-zone offset would).
+    pub validity_echo_shift_secs: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -20,6 +20,20 @@ pub fn park_sql(lock: &str) -> String {
     )
 }
 
+/// Parks scheduled deliveries of disabled endpoints (`$1` now), as
+/// [`park_sql`] does for one, at most 500 a call: the minute's sweep. It walks
+/// what is scheduled in the claims' order (`deliveries_due`), never what waits
+/// parked, which grows for as long as an endpoint stays disabled.
+pub fn park_of_disabled_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET next_attempt_at = NULL, updated_at = $1 WHERE id IN (SELECT d.id FROM deliveries d \
+         WHERE d.next_attempt_at IS NOT NULL AND d.status = 'pending' \
+         AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+         AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND NOT w.enabled) \
+         ORDER BY d.next_attempt_at, d.id LIMIT 500{lock})"
+    )
+}
+
 /// Makes an enabled endpoint's parked deliveries due since their creation,
 /// so that they go out at once, oldest first (on PostgreSQL it reads
 /// `deliveries_parked`). The endpoint is read again here: the sweep of

@@ -264,9 +264,8 @@ macro_rules! sql_store {
             async fn attach_generated(&self, payment_id: &str, g: &GeneratedQr) -> crate::store::Result<Payment> {
                 let sql = format!(
                     "UPDATE payments SET reference_no = COALESCE($1, reference_no), qr_content = $2, qr_url = $3, \
-                     valid_until = COALESCE($4, valid_until), \
-                     next_check_at = CASE WHEN status IN {open} THEN $5 ELSE NULL END, \
-                     updated_at = $6, generating_until = NULL WHERE id = $7 RETURNING {PAYMENT_COLUMNS}",
+                     next_check_at = CASE WHEN status IN {open} THEN $4 ELSE NULL END, \
+                     updated_at = $5, generating_until = NULL WHERE id = $6 RETURNING {PAYMENT_COLUMNS}",
                     open = PaymentStatus::OPEN_SQL
                 );
                 let sql = Self::sql_owned(sql);
@@ -276,7 +275,6 @@ macro_rules! sql_store {
                     .bind(g.reference_no.as_deref())
                     .bind(&g.qr_content)
                     .bind(g.qr_url.as_deref())
-                    .bind(g.valid_until)
                     .bind(g.next_check_at)
                     .bind(now)
                     .bind(payment_id)

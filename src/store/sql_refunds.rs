@@ -162,13 +162,16 @@ macro_rules! sql_refund_writes {
                             }
                         }
                         RefundOutcome::Rejected { response_code, message } => {
+                            // Only the latest send's refusal decides: an earlier send's,
+                            // late past its hold, says nothing of the send that took over.
                             let done = sqlx::query(&Self::sql(
                                 "UPDATE refunds SET status = 'failed', response_code = $1, sending_until = NULL, \
-                                 updated_at = $2 WHERE id = $3 AND status = 'pending'",
+                                 updated_at = $2 WHERE id = $3 AND status = 'pending' AND sends = $4",
                             ))
                             .bind(response_code.as_deref())
                             .bind(now)
                             .bind(refund_id)
+                            .bind(send)
                             .execute(&mut *tx)
                             .await?;
                             if done.rows_affected() == 1 {

@@ -21,7 +21,6 @@ pub struct GeneratedQr {
     pub reference_no: Option<String>,
     pub qr_content: String,
     pub qr_url: Option<String>,
-    pub valid_until: Option<DateTime<Utc>>,
     pub next_check_at: DateTime<Utc>,
 }
 

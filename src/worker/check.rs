@@ -6,6 +6,7 @@ use super::answer::{about, error_code, is_final, outcome_label, query_request};
 use super::schedule::{expiry_deadline, next_check};
 use crate::finpay::{FinpayClient, QueryResponse};
 use crate::metrics::business::{Change, Via};
+use crate::snap::notify::TransactionStatus;
 use crate::state::AppState;
 use crate::store::{self, Payment, QueryResult, StoreError};
 use chrono::{DateTime, Utc};
@@ -53,7 +54,9 @@ async fn check(state: &AppState, finpay: &FinpayClient, owner: &str, p: &Payment
                 q.response_code,
                 q.observation.status.code()
             );
-            stop_waiting(state, owner, p, &why, now).await
+            // A payer Finpay says is still paying may yet pay: a person decides.
+            let may_expire = q.observation.status != TransactionStatus::Paying;
+            stop_waiting(state, owner, p, &why, may_expire, now).await
         }
         Ok(q) => {
             // A final answer past the deadline that did not settle the payment
@@ -64,7 +67,13 @@ async fn check(state: &AppState, finpay: &FinpayClient, owner: &str, p: &Payment
         // Finpay has no such transaction and the QR's time is over: nothing can be paid any more.
         Err(e) if past_deadline && e.is_not_found() => {
             let why = format!("no final answer by valid_until + grace (Finpay: {e})");
-            stop_waiting(state, owner, p, &why, now).await
+            stop_waiting(state, owner, p, &why, true, now).await
+        }
+        // Finpay refuses the question itself, and would refuse it again: that
+        // says nothing of the payment, so it is not expired; a person looks.
+        Err(e) if past_deadline && e.is_refusal() => {
+            let why = format!("no answer by valid_until + grace: Finpay refuses the query ({e})");
+            stop_waiting(state, owner, p, &why, false, now).await
         }
         Err(e) => {
             // Not knowing is not an answer: a payment is never expired while Finpay cannot be asked.
@@ -133,10 +142,23 @@ async fn record_error(
     }
 }
 
-/// No final answer by the deadline: the payment expires, or where the
-/// worker is told not to expire it, stays open and flagged for a person.
-async fn stop_waiting(state: &AppState, owner: &str, p: &Payment, why: &str, now: DateTime<Utc>) -> &'static str {
-    let expire = state.settings.worker.expire_after_grace;
+/// No final answer by the deadline: the payment expires, or where it may not
+/// (or the worker is told not to expire), stays open and flagged for a person.
+async fn stop_waiting(
+    state: &AppState,
+    owner: &str,
+    p: &Payment,
+    why: &str,
+    may_expire: bool,
+    now: DateTime<Utc>,
+) -> &'static str {
+    let expire = may_expire && state.settings.worker.expire_after_grace;
+    let why = if may_expire && !expire {
+        format!("{why} (worker.expire_after_grace is off)")
+    } else {
+        why.to_string()
+    };
+    let why = why.as_str();
     match state.store.stop_waiting(&p.id, owner, why, expire, now).await {
         Ok(true) if expire => {
             let to = crate::domain::PaymentStatus::Expired;

@@ -8,6 +8,8 @@ use finpay_qris::worker::{reconcile_one, ReconcileError};
 use std::time::Duration;
 
 on_both_backends!(
+    a_payer_still_paying_at_the_deadline_is_left_to_a_person_not_expired,
+    a_query_finpay_refuses_past_the_deadline_leaves_the_payment_to_a_person,
     generated_payment_is_paid_by_the_notification,
     dropped_notification_is_found_by_the_worker,
     finpay_5xx_makes_the_worker_back_off_and_then_recover,
@@ -212,6 +214,62 @@ async fn told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops
     sim.shutdown().await;
 }
 
+/// Past the deadline, Finpay's `02` (the payer is paying) is not an end: the
+/// payment may yet be paid, so it is not expired but left to a person.
+async fn a_payer_still_paying_at_the_deadline_is_left_to_a_person_not_expired(backend: Backend) {
+    let sim = spawn_simulator(|c| c.faults.paying_forever = true).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    let p = create_payment(&app, IDR_10K, Duration::from_secs(2), Duration::ZERO).await;
+    let left = flagged(&app, &p.id).await;
+    assert_eq!(left.status, PaymentStatus::Paying, "not expired");
+    assert_eq!(left.next_check_at, None, "no longer asked about");
+    assert!(
+        left.flagged.as_deref().unwrap().contains("latestTransactionStatus 02"),
+        "{:?}",
+        left.flagged
+    );
+    assert_eq!(reconcile_attempts(&app, "left_open"), 1);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+/// A query Finpay refuses outright would be refused again: past the deadline
+/// the payment is left to a person instead of being asked about for ever.
+async fn a_query_finpay_refuses_past_the_deadline_leaves_the_payment_to_a_person(backend: Backend) {
+    let sim = spawn_simulator(|c| c.faults.refuse_query = true).await;
+    let app = spawn_app_with_sim(backend, &sim, |_| {}).await;
+    let p = create_payment(&app, IDR_10K, Duration::from_secs(2), Duration::ZERO).await;
+    let left = flagged(&app, &p.id).await;
+    assert_eq!(
+        left.status,
+        PaymentStatus::Pending,
+        "a refusal says nothing of the payment"
+    );
+    assert_eq!(left.next_check_at, None, "no longer asked about");
+    assert!(
+        left.flagged.as_deref().unwrap().contains("4005102"),
+        "{:?}",
+        left.flagged
+    );
+    assert!(
+        left.updated_at >= p.valid_until.unwrap(),
+        "before its deadline a refused query is asked again"
+    );
+    let asked = sim.stats().query_requests;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.stats().query_requests, asked);
+    app.stop().await;
+    sim.shutdown().await;
+}
+
+async fn flagged(app: &TestApp, id: &str) -> finpay_qris::store::Payment {
+    eventually("the payment to be flagged", Duration::from_secs(10), || async {
+        let p = app.state.store.get_payment(id).await.unwrap().unwrap();
+        p.flagged.is_some().then_some(p)
+    })
+    .await
+}
+
 async fn refresh_on_read_applies_the_answer_and_respects_leases(backend: Backend) {
     let sim = spawn_simulator(|c| c.faults.drop_notifications = true).await;
     let app = spawn_app_with_sim(backend, &sim, |env| {
@@ -306,7 +364,6 @@ async fn the_workers_schedule_follows_each_payments_next_check(backend: Backend)
         reference_no: Some(rn.clone()),
         qr_content: "00020101021226".into(),
         qr_url: None,
-        valid_until: None,
         next_check_at,
     };
     store.attach_generated(&p.id, &generated(later)).await.unwrap();

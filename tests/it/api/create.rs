@@ -384,7 +384,31 @@ async fn a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so(
     app.stop().await;
 }
 
+/// Finpay echoes the validity it was sent; an echo with a wrong offset (here
+/// 14 hours early, as `-07:00` for `+07:00` gives) must not expire a live QR.
+async fn the_deadline_is_the_validity_sent_whatever_finpay_echoes(backend: Backend) {
+    let (app, sim) = with_simulator(backend, |c| c.faults.validity_echo_shift_secs = -14 * 3600).await;
+    let before = chrono::Utc::now();
+    let p = post(
+        &app,
+        "/api/v1/payments",
+        &json!({"amount": "1000", "validitySeconds": 900}),
+        None,
+    )
+    .await;
+    assert_eq!(p.status, 201, "{}", String::from_utf8_lossy(&p.bytes));
+    let shown = p.json()["validUntil"].as_str().unwrap().to_string();
+    let valid_until = chrono::DateTime::parse_from_rfc3339(&shown).unwrap();
+    assert!(
+        valid_until > before + chrono::Duration::seconds(890),
+        "validUntil {shown} is not the 15 minutes asked for"
+    );
+    sim.shutdown().await;
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    the_deadline_is_the_validity_sent_whatever_finpay_echoes,
     a_refresh_its_caller_gave_up_on_is_still_applied,
     a_key_whose_outcome_is_unknown_stays_bound_to_its_body,
     a_qr_finpay_calls_a_duplicate_on_retry_cannot_be_recovered_and_says_so,

@@ -410,7 +410,43 @@ async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_ove
     app.stop().await;
 }
 
+/// A refusal of a send that outlived its hold says nothing of the send that
+/// took over, which Finpay may be carrying out: the refund stays pending and
+/// its amount reserved, and the latest send's answer decides.
+async fn a_late_refusal_of_an_earlier_send_does_not_fail_the_refund(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let paid = paid_by_notification(&app, "10000.00").await;
+    let store = app.state.store.as_ref();
+    let new = finpay_qris::store::NewRefund {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: paid["id"].as_str().unwrap().to_string(),
+        partner_refund_no: "RF-late-refusal".into(),
+        amount_minor: 1_000,
+        reason: "returned".into(),
+        created_at: finpay_qris::store::now(),
+    };
+    store.reserve_refund(&new, None).await.unwrap();
+    let t0 = finpay_qris::store::now();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    assert_eq!(store.claim_refund_send(&new.id, at(0), at(1)).await.unwrap(), Some(1));
+    assert_eq!(store.claim_refund_send(&new.id, at(2), at(100)).await.unwrap(), Some(2));
+    let refused = finpay_qris::store::RefundOutcome::Rejected {
+        response_code: Some("4047800".into()),
+        message: "Bad Request".into(),
+    };
+    let after_late = store.complete_refund(&new.id, 1, &refused).await.unwrap();
+    assert_eq!(after_late.status, "pending", "send 2 may still be carried out");
+    let payment = store.get_payment(&new.payment_id).await.unwrap().unwrap();
+    assert_eq!(payment.refunded_minor, 1_000, "the amount stays reserved");
+    let after_latest = store.complete_refund(&new.id, 2, &refused).await.unwrap();
+    assert_eq!(after_latest.status, "failed");
+    let payment = store.get_payment(&new.payment_id).await.unwrap().unwrap();
+    assert_eq!(payment.refunded_minor, 0, "the latest send's refusal releases it");
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    a_late_refusal_of_an_earlier_send_does_not_fail_the_refund,
     a_payment_finpay_reported_in_another_currency_is_not_refundable,
     a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over,
     only_paid_payments_can_be_refunded,

@@ -92,7 +92,6 @@ pub async fn attach_qr(app: &TestApp, p: &Payment, content: &str) -> Payment {
         reference_no: Some(format!("R{}", common::unique_digits())),
         qr_content: content.to_string(),
         qr_url: None,
-        valid_until: None,
         next_check_at: finpay_qris::store::now() + chrono::Duration::seconds(30),
     };
     app.state.store.attach_generated(&p.id, &g).await.expect("attach")

@@ -506,7 +506,6 @@ pub async fn create_payment(
         reference_no: g.reference_no,
         qr_content: g.qr_content,
         qr_url: g.qr_url,
-        valid_until: g.valid_until,
         next_check_at: now + chrono::Duration::from_std(first_check).unwrap(),
     };
     app.state.store.attach_generated(&p.id, &qr).await.expect("attach QR")

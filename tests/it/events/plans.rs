@@ -86,7 +86,7 @@ async fn a_claim_reads_only_the_due_end_of_the_due_index(b: Backend) {
 /// Listing a rare type among 20,000 events of another reads that type's
 /// entries in id order, never every event newest first; enabling an endpoint
 /// reads only its parked deliveries on PostgreSQL, never its 20,000
-/// scheduled ones.
+/// scheduled ones; the minute's sweep reads only the scheduled ones.
 async fn the_type_filter_and_enabling_read_by_index_never_every_row(b: Backend) {
     if b == Backend::Postgres && !common::postgres_available().await {
         return;
@@ -99,8 +99,9 @@ async fn the_type_filter_and_enabling_read_by_index_never_every_row(b: Backend) 
     let unpark = finpay_qris::store::endpoints::unpark_sql(lock)
         .replace("$1", "'on'")
         .replace("$2", "NOW");
-    let plans = plans(b, &[EVENTS_OF_A_TYPE, &unpark]).await;
-    let (of_a_type, enabling) = (&plans[0], &plans[1]);
+    let sweep = finpay_qris::store::endpoints::park_of_disabled_sql(lock).replace("$1", "NOW");
+    let plans = plans(b, &[EVENTS_OF_A_TYPE, &unpark, &sweep]).await;
+    let (of_a_type, enabling, sweeping) = (&plans[0], &plans[1], &plans[2]);
     assert!(
         of_a_type.contains("events_by_type"),
         "planned without events_by_type:\n{of_a_type}"
@@ -115,6 +116,21 @@ async fn the_type_filter_and_enabling_read_by_index_never_every_row(b: Backend) 
         "deliveries_by_endpoint"
     };
     assert!(enabling.contains(index), "planned without {index}:\n{enabling}");
+    // The sweep parks what is scheduled for a disabled endpoint: it reads the
+    // scheduled deliveries, never the 20,000 parked ones nor every delivery.
+    assert!(
+        sweeping.contains("deliveries_due"),
+        "planned without deliveries_due:\n{sweeping}"
+    );
+    assert!(
+        !sweeping.contains("deliveries_by_endpoint"),
+        "reads the parked ones:\n{sweeping}"
+    );
+    // (The update itself may join its 500 ids to a scan of this small table.)
+    assert!(
+        !sweeping.contains("Seq Scan on deliveries d"),
+        "scans the deliveries:\n{sweeping}"
+    );
 }
 
 crate::on_both_backends!(
