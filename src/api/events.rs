@@ -84,7 +84,9 @@ pub struct ListParams {
 /// Newest first, in pages: follow `nextCursor` until it is absent. "Newest"
 /// is the order events were written (their ids); `createdAt` is the time of
 /// the change they tell, which for notifications stored together can differ
-/// by the time a batch waited, so neighbours may show it out of order.
+/// by the time a batch waited, so neighbours may show it out of order. With
+/// `createdFrom` or `createdTo` (and no `paymentId`), "newest" is by
+/// `createdAt`, then id.
 #[utoipa::path(
     get,
     path = "/events",

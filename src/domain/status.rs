@@ -302,6 +302,22 @@ mod tests {
         assert_eq!(PaymentStatus::OPEN_SQL, format!("({})", open.join(", ")));
     }
 
+    /// The schema states the statuses again, as checks the database holds
+    /// every row to: they must be the domain's, on both backends.
+    #[test]
+    fn the_schemas_checks_name_the_domains_statuses_and_open_statuses() {
+        let all: Vec<String> = PaymentStatus::ALL.into_iter().map(|s| format!("'{s}'")).collect();
+        let all = format!("CHECK (status IN\n                             ({}))", all.join(", "));
+        let open = format!("next_check_at IS NULL OR status IN {}", PaymentStatus::OPEN_SQL);
+        for schema in [
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+        ] {
+            assert!(schema.contains(&all), "payments.status is not checked against {all}");
+            assert!(schema.contains(&open), "next_check_at is not checked against {open}");
+        }
+    }
+
     #[test]
     fn not_found_and_unknown_codes_change_nothing() {
         assert!(matches!(

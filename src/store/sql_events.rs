@@ -17,15 +17,27 @@ macro_rules! sql_event_store {
             #[async_trait::async_trait]
             impl EventStore for $Store {
                 async fn list_outbox_events(&self, f: &EventFilter) -> crate::store::Result<Vec<StoredEvent>> {
+                    // As payments are listed (`list_payments`): a time range is
+                    // read in creation-time order along `events_by_time`, so
+                    // that a range far in the past is found without walking
+                    // every newer event; those pages are keyed on (created_at,
+                    // id), the cursor's event giving its place. One payment's
+                    // events are few, and read by payment.
+                    let by_time = (f.created_from.is_some() || f.created_to.is_some()) && f.payment_id.is_none();
                     let (filter, placeholders) = crate::store::where_given(&[
                         (f.event_type.is_some(), "type = #"),
                         (f.payment_id.is_some(), "payment_id = #"),
                         (f.created_from.is_some(), "created_at >= #"),
                         (f.created_to.is_some(), "created_at < #"),
-                        (f.before_id.is_some(), "id < #"),
+                        (
+                            f.before_id.is_some() && by_time,
+                            "(created_at, id) < ((SELECT created_at FROM events WHERE id = #), #)",
+                        ),
+                        (f.before_id.is_some() && !by_time, "id < #"),
                     ]);
                     let sql = Self::sql_owned(format!(
-                        "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY id DESC LIMIT ${}",
+                        "SELECT {EVENT_COLUMNS} FROM events {filter} ORDER BY {} LIMIT ${}",
+                        if by_time { "created_at DESC, id DESC" } else { "id DESC" },
                         placeholders + 1
                     ));
                     let mut q = sqlx::query_as(&sql);

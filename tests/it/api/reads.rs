@@ -316,7 +316,69 @@ async fn a_payment_without_a_qr_has_no_qr_image(backend: Backend) {
     app.stop().await;
 }
 
+/// Events in a time range are listed newest first along their creation
+/// times, and its pages follow one another without a repeat or a gap.
+async fn events_in_a_time_range_are_paged_newest_first_by_creation_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for amount in ["1000.00", "2000.00", "3000.00"] {
+        super::support::paid_by_notification(&app, amount).await;
+    }
+    let from = urlencode(&before.to_rfc3339());
+    let page = |cursor: Option<String>| {
+        let app = &app;
+        let path = match cursor {
+            Some(c) => format!("/api/v1/events?createdFrom={from}&limit=1&cursor={c}"),
+            None => format!("/api/v1/events?createdFrom={from}&limit=200"),
+        };
+        async move {
+            let r = get(app, &path).await;
+            assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.bytes));
+            r.json()
+        }
+    };
+    let whole = page(None).await;
+    let whole: Vec<(String, String)> = whole["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["createdAt"].as_str().unwrap().to_string(),
+                e["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(whole.len() >= 3, "{whole:?}");
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = whole
+        .iter()
+        .map(|(t, _)| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {whole:?}");
+    // One event a page, from the first page's cursor on.
+    let first = get(&app, &format!("/api/v1/events?createdFrom={from}&limit=1"))
+        .await
+        .json();
+    let mut paged = vec![first["items"][0]["id"].as_str().unwrap().to_string()];
+    let mut cursor = first["nextCursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let next = page(Some(c)).await;
+        paged.extend(
+            next["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string()),
+        );
+        cursor = next["nextCursor"].as_str().map(str::to_string);
+    }
+    let ids: Vec<String> = whole.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(paged, ids);
+    app.stop().await;
+}
+
 crate::on_both_backends!(
+    events_in_a_time_range_are_paged_newest_first_by_creation_time,
     an_unknown_payment_is_a_404_problem,
     control_characters_in_ids_and_references_are_refused_naming_the_field,
     a_payment_is_found_by_id_or_partner_reference,

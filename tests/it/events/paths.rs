@@ -217,7 +217,18 @@ async fn a_refused_refund_of_a_payment_finpay_refunded_flags_it(backend: Backend
         response_code: Some("4045801".into()),
         message: "refused".into(),
     };
-    app.state.store.complete_refund(&new.id, 1, &refused).await.unwrap();
+    let now = finpay_qris::store::now();
+    let send = app
+        .state
+        .store
+        .claim_refund_send(&new.id, now, now + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    app.state
+        .store
+        .complete_refund(&new.id, send.unwrap(), &refused)
+        .await
+        .unwrap();
 
     let p = app.state.store.get_payment(id).await.unwrap().unwrap();
     assert_eq!((p.status, p.refunded_minor), (PaymentStatus::Refunded, 0));
