@@ -75,6 +75,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let field = field_name(&e.path().to_string(), &message);
                 ApiError::validation(&field, strip_position(&message))
             }
+            // serde_json reports a number or `null` where a named value (an
+            // enum) belongs as a syntax error; the JSON itself is valid.
+            _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                let field = field_name(&e.path().to_string(), "");
+                ApiError::validation(&field, "must be one of the names the API documents")
+            }
             _ => ApiError::bad_request(format!("the body is not valid JSON: {inner}")),
         }
     })?;
@@ -183,11 +189,18 @@ mod tests {
     }
 
     #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Outcome {
+        Succeeded,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
         amount: String,
         tips: Option<Inner>,
+        outcome: Option<Outcome>,
     }
 
     fn field_of(body: &str) -> (u16, Option<String>) {
@@ -206,6 +219,18 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"amount":"1","tips":{}}"#), (422, Some("tips.mode".into())));
         assert_eq!(field_of(r#"[1]"#), (422, Some("body".into())));
+    }
+
+    #[test]
+    fn a_named_value_of_another_type_is_named_not_called_broken_json() {
+        for v in ["1", "true", "[\"succeeded\"]", "{}", "\"done\""] {
+            let body = format!(r#"{{"amount":"1","outcome":{v}}}"#);
+            assert_eq!(field_of(&body), (422, Some("outcome".into())), "{body}");
+        }
+        assert_eq!(
+            field_of(r#"{"amount":"1","outcome":"succeeded"}"#.trim_end_matches('}')).0,
+            400
+        );
     }
 
     #[derive(serde::Deserialize)]

@@ -135,6 +135,7 @@ pub async fn settle(
         Settled::Succeeded => RefundOutcome::Succeeded {
             reference_no: None,
             response_code: None,
+            message: Some(format!("settled as succeeded by {actor}: {note}")),
         },
         Settled::Failed => RefundOutcome::Rejected {
             response_code: None,

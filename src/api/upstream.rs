@@ -35,6 +35,7 @@ pub fn refund_outcome(
             RefundOutcome::Succeeded {
                 reference_no: r.reference_no,
                 response_code: Some(r.response_code),
+                message: None,
             },
             None,
         ),

@@ -169,6 +169,7 @@ fn refunds_are_counted_by_outcome_with_their_rupiah() {
     let ok = RefundOutcome::Succeeded {
         reference_no: None,
         response_code: None,
+        message: None,
     };
     m.refund_answered(&ok, 250_000, "IDR");
     m.refund_answered(

@@ -89,6 +89,8 @@ pub enum RefundOutcome {
     Succeeded {
         reference_no: Option<String>,
         response_code: Option<String>,
+        /// Who settled it, and how they know, when a person did.
+        message: Option<String>,
     },
     /// A definite refusal: the reservation is released.
     Rejected {

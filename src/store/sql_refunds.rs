@@ -133,7 +133,11 @@ macro_rules! sql_refund_writes {
                     // The payment's own events (refunded in full), after the refund's.
                     let mut moved = Vec::new();
                     match outcome {
-                        RefundOutcome::Succeeded { reference_no, response_code } => {
+                        RefundOutcome::Succeeded {
+                            reference_no,
+                            response_code,
+                            message,
+                        } => {
                             let done = sqlx::query(&Self::sql(
                                 "UPDATE refunds SET status = 'succeeded', reference_no = $1, response_code = $2, \
                                  sending_until = NULL, updated_at = $3 WHERE id = $4 AND status = 'pending'",
@@ -145,7 +149,10 @@ macro_rules! sql_refund_writes {
                             .execute(&mut *tx)
                             .await?;
                             if done.rows_affected() == 1 {
-                                let detail = with(json!({"referenceNo": reference_no, "responseCode": response_code}));
+                                let mut detail = with(json!({"referenceNo": reference_no, "responseCode": response_code}));
+                                if let (Some(m), Some(d)) = (message, detail.as_object_mut()) {
+                                    d.insert("message".into(), json!(m));
+                                }
                                 Self::insert_event(&mut tx, &refund.payment_id, "refund_succeeded", &detail, now).await?;
                                 let refunded: i64 = sqlx::query_scalar(&Self::sql(
                                     "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds \

@@ -158,8 +158,10 @@ async fn a_refusal_of_a_refund_sent_again_keeps_it_pending_until_a_person_settle
 
     // Finpay's support says it was never made: a person settles it, and the amount is free again.
     let resolution = format!("{}/{refund_id}/resolution", refunds_path(&id));
-    let bad = post(&app, &resolution, &json!({"outcome": "maybe", "note": "x"}), None).await;
-    assert_eq!(bad.problem(422)["field"], "outcome");
+    for outcome in [json!("maybe"), json!(1), json!(null), json!(["failed"])] {
+        let bad = post(&app, &resolution, &json!({"outcome": outcome, "note": "x"}), None).await;
+        assert_eq!(bad.problem(422)["field"], "outcome", "{outcome}");
+    }
     let failed = json!({"outcome": "failed", "note": "Finpay: never made"});
     let settled = post(&app, &resolution, &failed, None).await;
     assert_eq!(settled.status, 200, "{}", String::from_utf8_lossy(&settled.bytes));
@@ -190,8 +192,20 @@ async fn a_duplicate_to_a_refund_sent_again_proves_nothing_and_a_person_can_sett
     let made = json!({"outcome": "succeeded", "note": "in Finpay's dashboard"});
     assert_eq!(post(&app, &resolution, &made, None).await.json()["status"], "succeeded");
     assert_eq!(payment(&app, &id).await["refundedAmount"], "4000.00");
-    let kinds = event_kinds(&app, &id).await;
-    assert!(kinds.iter().any(|k| k == "refund_succeeded"), "{kinds:?}");
+    // The trail says who settled it and how they know, as for a refund settled failed.
+    let trail = get(&app, &format!("/api/v1/payments/{id}/events")).await.json();
+    let entry = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "refund_succeeded")
+        .cloned()
+        .unwrap_or_else(|| panic!("no refund_succeeded in {trail}"));
+    let message = entry["detail"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("settled as succeeded by ") && message.ends_with(": in Finpay's dashboard"),
+        "{entry}"
+    );
     app.stop().await;
 }
 

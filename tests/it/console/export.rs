@@ -41,6 +41,7 @@ async fn refund_succeeded(app: &TestApp, payment_id: &str, amount_minor: i64, re
     let outcome = RefundOutcome::Succeeded {
         reference_no: Some("FRF-1".into()),
         response_code: Some("2005800".into()),
+        message: None,
     };
     app.state.store.complete_refund(&id, 1, &outcome).await.unwrap();
 }
