@@ -152,8 +152,15 @@ async fn stop_waiting(
     may_expire: bool,
     now: DateTime<Utc>,
 ) -> &'static str {
-    let expire = may_expire && state.settings.worker.expire_after_grace;
-    let why = if may_expire && !expire {
+    let by_itself = may_expire && state.settings.worker.expire_after_grace;
+    // A person who resolved the payment's last flag has looked into it: the
+    // check that followed was theirs to ask for, and without a final answer
+    // the payment expires rather than being left open and flagged again.
+    let person_looked = !by_itself && last_flag_resolved(state, p).await;
+    let expire = by_itself || person_looked;
+    let why = if person_looked {
+        format!("{why}; a person resolved its flag")
+    } else if may_expire && !expire {
         format!("{why} (worker.expire_after_grace is off)")
     } else {
         why.to_string()
@@ -186,6 +193,22 @@ async fn stop_waiting(
             "unchanged"
         }
         Err(e) => store_failure(&e),
+    }
+}
+
+/// Whether the payment's last flag was resolved by a person (its trail's
+/// latest `flagged` or `flag_resolved` entry is a resolution).
+async fn last_flag_resolved(state: &AppState, p: &Payment) -> bool {
+    match state.store.payment_events(&p.id).await {
+        Ok(trail) => trail
+            .iter()
+            .rev()
+            .find(|e| e.kind == "flagged" || e.kind == "flag_resolved")
+            .is_some_and(|e| e.kind == "flag_resolved"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the payment's trail; it is left open");
+            false
+        }
     }
 }
 

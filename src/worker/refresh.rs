@@ -59,13 +59,13 @@ async fn reconcile(state: &AppState, payment_id: &str) -> Result<Payment, Reconc
         Ok(answer) => answer.and_then(|q| about(&payment, q)),
         Err(_) => Err(FinpayError::Timeout),
     };
-    // A read does not reset the schedule; it only starts one if there is none.
+    // A read does not reset the schedule; it only starts one if there is none,
+    // and never for a payment left to a person (flagged, no check scheduled):
+    // only a person's resolution of its flag has it asked about again.
     let now = store::now();
     let attempt = u32::try_from(payment.check_attempts).unwrap_or(0).saturating_add(1);
     let next = payment.next_check_at.or_else(|| {
-        payment
-            .status
-            .is_open()
+        (payment.status.is_open() && payment.flagged.is_none())
             .then(|| next_check(attempt, now, expiry_deadline(&payment, w), w))
     });
     let (result, failure) = match answer {

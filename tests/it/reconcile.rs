@@ -210,6 +210,17 @@ async fn told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops
     let asked = sim.stats().query_requests;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.stats().query_requests, asked);
+
+    // A person resolves the flag: Finpay is asked at once, and without a
+    // final answer the payment expires instead of being flagged again.
+    app.state
+        .store
+        .resolve_flag(&p.id, "finance", "not paid, says Finpay")
+        .await
+        .unwrap();
+    let expired = wait_for_status(&app, &p.id, PaymentStatus::Expired, Duration::from_secs(10)).await;
+    assert_eq!(expired.flagged, None);
+    assert_eq!(events_of(&app, &p.id, "flagged").await.len(), 1, "not flagged again");
     app.stop().await;
     sim.shutdown().await;
 }
@@ -229,6 +240,11 @@ async fn a_payer_still_paying_at_the_deadline_is_left_to_a_person_not_expired(ba
         left.flagged
     );
     assert_eq!(reconcile_attempts(&app, "left_open"), 1);
+    // Reading it with a refresh, while Finpay fails, does not hand it back to the worker.
+    sim.update_faults(|f| f.fail_query = true);
+    assert!(reconcile_one(&app.state, &p.id).await.is_err());
+    let after = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
+    assert_eq!(after.next_check_at, None, "still left to a person");
     app.stop().await;
     sim.shutdown().await;
 }
