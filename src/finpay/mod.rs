@@ -137,15 +137,24 @@ impl FinpayError {
         matches!(self, Self::Timeout | Self::Unavailable(_))
     }
 
-    /// Finpay refused the request itself, or answered something unusable
-    /// (another payment, no response code): asked the same again, it is
-    /// expected to do the same. A refused token (which the client already
-    /// renewed once) and a rate limit are not counted: they pass.
+    /// Finpay refused the request itself, in SNAP's words: a 4xx with a
+    /// response code of that status (`400xxyy`), other than a refused token
+    /// (which the client already renewed once), a timeout, a conflict or a
+    /// rate limit, which pass. Asked the same again, Finpay is expected to
+    /// refuse again. A 4xx without such a code (a gateway's page) and an
+    /// answer we cannot read are not counted: they may pass too.
     pub fn is_refusal(&self) -> bool {
         match self {
-            Self::Rejected { http, .. } => !matches!(http, 401 | 429),
-            Self::InvalidResponse(_) => true,
-            Self::Timeout | Self::Unavailable(_) => false,
+            Self::Rejected {
+                http, response_code, ..
+            } => {
+                (400..500).contains(http)
+                    && !matches!(http, 401 | 408 | 409 | 429)
+                    && response_code.len() == 7
+                    && response_code.starts_with(&http.to_string())
+                    && response_code.bytes().all(|b| b.is_ascii_digit())
+            }
+            Self::Timeout | Self::Unavailable(_) | Self::InvalidResponse(_) => false,
         }
     }
 

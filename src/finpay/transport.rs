@@ -296,6 +296,31 @@ mod tests {
     }
 
     #[test]
+    fn only_finpays_own_4xx_refusals_would_be_refused_again() {
+        let refusal = |http, body: serde_json::Value| answer(http, body).judge().err().is_some_and(|e| e.is_refusal());
+        assert!(refusal(
+            400,
+            json!({"responseCode": "4005102", "responseMessage": "Invalid Mandatory Field"})
+        ));
+        assert!(refusal(
+            403,
+            json!({"responseCode": "4035100", "responseMessage": "Transaction Expired"})
+        ));
+        for (http, code, why) in [
+            (401, "4015101", "a refused token, renewed already, may pass"),
+            (429, "4295100", "a rate limit passes"),
+            (409, "4095100", "a conflict passes"),
+            (408, "4085100", "a timeout passes"),
+            (403, "", "a gateway's page says nothing of Finpay's answer"),
+            (400, "5005100", "a code of another status is not Finpay's refusal"),
+            (500, "5005100", "a 5xx is an outage"),
+            (202, "2025100", "in progress"),
+        ] {
+            assert!(!refusal(http, json!({"responseCode": code})), "{why}");
+        }
+    }
+
+    #[test]
     fn answers_are_judged_by_http_status_and_case_code() {
         let rejected = answer(
             404,

@@ -199,21 +199,22 @@ macro_rules! sql_event_store {
 
                 async fn align_stranded(&self, now: DateTime<Utc>) -> crate::store::Result<u64> {
                     let mut tx = self.begin().await?;
-                    let enabled: Vec<String> =
-                        sqlx::query_scalar(&Self::sql("SELECT id FROM webhook_endpoints WHERE enabled = TRUE"))
-                            .fetch_all(&mut *tx)
-                            .await?;
+                    let endpoints: Vec<(String, bool)> = sqlx::query_as("SELECT id, enabled FROM webhook_endpoints")
+                        .fetch_all(&mut *tx)
+                        .await?;
                     let mut aligned = 0;
-                    for id in &enabled {
+                    for (id, _) in endpoints.iter().filter(|(_, enabled)| *enabled) {
                         aligned += Self::park_deliveries(&mut tx, id, true, now).await?;
                     }
-                    let parked = sqlx::query(&Self::sql_owned(crate::store::endpoints::park_of_disabled_sql(
-                        Self::SKIP_LOCKED,
-                    )))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    aligned += parked.rows_affected();
+                    if endpoints.iter().any(|(_, enabled)| !enabled) {
+                        let parked = sqlx::query(&Self::sql_owned(crate::store::endpoints::park_of_disabled_sql(
+                            Self::SKIP_LOCKED,
+                        )))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        aligned += parked.rows_affected();
+                    }
                     tx.commit().await?;
                     Ok(aligned)
                 }

@@ -153,10 +153,12 @@ async fn stop_waiting(
     now: DateTime<Utc>,
 ) -> &'static str {
     let by_itself = may_expire && state.settings.worker.expire_after_grace;
-    // A person who resolved the payment's last flag has looked into it: the
-    // check that followed was theirs to ask for, and without a final answer
-    // the payment expires rather than being left open and flagged again.
-    let person_looked = !by_itself && last_flag_resolved(state, p).await;
+    // Told not to expire by itself, the worker leaves the payment to a person;
+    // once a person has resolved that flag (after the deadline), the check it
+    // asked for may expire it. A payer still paying or a refused query is
+    // never taken as an end, whoever asked.
+    let person_looked =
+        may_expire && !by_itself && resolved_after(state, p, expiry_deadline(p, &state.settings.worker)).await;
     let expire = by_itself || person_looked;
     let why = if person_looked {
         format!("{why}; a person resolved its flag")
@@ -196,15 +198,15 @@ async fn stop_waiting(
     }
 }
 
-/// Whether the payment's last flag was resolved by a person (its trail's
-/// latest `flagged` or `flag_resolved` entry is a resolution).
-async fn last_flag_resolved(state: &AppState, p: &Payment) -> bool {
+/// Whether a person resolved the payment's last flag at or after `since`
+/// (its trail's latest `flagged` or `flag_resolved` entry is that resolution).
+async fn resolved_after(state: &AppState, p: &Payment, since: DateTime<Utc>) -> bool {
     match state.store.payment_events(&p.id).await {
         Ok(trail) => trail
             .iter()
             .rev()
             .find(|e| e.kind == "flagged" || e.kind == "flag_resolved")
-            .is_some_and(|e| e.kind == "flag_resolved"),
+            .is_some_and(|e| e.kind == "flag_resolved" && e.created_at >= since),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the payment's trail; it is left open");
             false

@@ -239,12 +239,30 @@ async fn a_payer_still_paying_at_the_deadline_is_left_to_a_person_not_expired(ba
         "{:?}",
         left.flagged
     );
-    assert_eq!(reconcile_attempts(&app, "left_open"), 1);
+    // Counted once the worker has its store's answer, just after the commit.
+    eventually("the attempt to be counted", Duration::from_secs(5), || async {
+        (reconcile_attempts(&app, "left_open") == 1).then_some(())
+    })
+    .await;
     // Reading it with a refresh, while Finpay fails, does not hand it back to the worker.
     sim.update_faults(|f| f.fail_query = true);
     assert!(reconcile_one(&app.state, &p.id).await.is_err());
     let after = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
     assert_eq!(after.next_check_at, None, "still left to a person");
+    // A person resolves the flag while Finpay still says 02: asked at once, it
+    // is flagged again, never expired on a payer still paying.
+    sim.update_faults(|f| f.fail_query = false);
+    app.state
+        .store
+        .resolve_flag(&p.id, "finance", "asked Finpay")
+        .await
+        .unwrap();
+    eventually("the payment to be flagged again", Duration::from_secs(10), || async {
+        (events_of(&app, &p.id, "flagged").await.len() == 2).then_some(())
+    })
+    .await;
+    let again = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
+    assert_eq!((again.status, again.next_check_at), (PaymentStatus::Paying, None));
     app.stop().await;
     sim.shutdown().await;
 }

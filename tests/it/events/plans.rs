@@ -207,3 +207,34 @@ async fn a_batch_reads_its_payments_last_event_numbers_by_index_before_any_stati
     assert!(plan.contains("events_payment_id_sequence_key"), "not by index:\n{plan}");
     assert!(!plan.contains("Seq Scan on events"), "reads every event:\n{plan}");
 }
+
+/// A time range of events far in the past, as `list_outbox_events` reads it,
+/// is found along `events_by_time` in its order: never every newer event,
+/// never a sort.
+#[tokio::test]
+async fn a_time_range_of_events_is_read_along_their_creation_times() {
+    let Some((_db, mut c)) = common::migrated_postgres().await else {
+        return;
+    };
+    sqlx::raw_sql(
+        "INSERT INTO events (id, type, cause, body, created_at) \
+         SELECT 'E' || lpad(i::text, 8, '0'), 'endpoint.disabled', 'worker', '{}', now() - (50000 - i) * interval '1 minute' \
+         FROM generate_series(1, 50000) AS i; ANALYZE events;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let range = "SELECT id FROM events WHERE created_at >= now() - interval '30 days' \
+                 AND created_at < now() - interval '29 days' ORDER BY created_at DESC, id DESC LIMIT 51";
+    let rows: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {range}"))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let plan = rows.join("\n");
+    assert!(
+        plan.contains("events_by_time"),
+        "planned without events_by_time:\n{plan}"
+    );
+    assert!(!plan.contains("Sort Key"), "sorts what it read:\n{plan}");
+    assert!(!plan.contains("Seq Scan on events"), "scans the events:\n{plan}");
+}
