@@ -150,9 +150,7 @@ impl FinpayError {
             } => {
                 (400..500).contains(http)
                     && !matches!(http, 401 | 408 | 409 | 429)
-                    && response_code.len() == 7
-                    && response_code.starts_with(&http.to_string())
-                    && response_code.bytes().all(|b| b.is_ascii_digit())
+                    && crate::snap::codes::parse_code(response_code).is_some_and(|c| c.http == *http)
             }
             Self::Timeout | Self::Unavailable(_) | Self::InvalidResponse(_) => false,
         }

@@ -152,22 +152,21 @@ async fn stop_waiting(
     may_expire: bool,
     now: DateTime<Utc>,
 ) -> &'static str {
-    let by_itself = may_expire && state.settings.worker.expire_after_grace;
+    let w = &state.settings.worker;
     // Told not to expire by itself, the worker leaves the payment to a person;
     // once a person has resolved that flag (after the deadline), the check it
     // asked for may expire it. A payer still paying or a refused query is
     // never taken as an end, whoever asked.
-    let person_looked =
-        may_expire && !by_itself && resolved_after(state, p, expiry_deadline(p, &state.settings.worker)).await;
-    let expire = by_itself || person_looked;
-    let why = if person_looked {
+    let person_looked = may_expire && !w.expire_after_grace && resolved_after(state, p, expiry_deadline(p, w)).await;
+    let expire = may_expire && (w.expire_after_grace || person_looked);
+    let reason = if person_looked {
         format!("{why}; a person resolved its flag")
     } else if may_expire && !expire {
         format!("{why} (worker.expire_after_grace is off)")
     } else {
         why.to_string()
     };
-    let why = why.as_str();
+    let why = reason.as_str();
     match state.store.stop_waiting(&p.id, owner, why, expire, now).await {
         Ok(true) if expire => {
             let to = crate::domain::PaymentStatus::Expired;

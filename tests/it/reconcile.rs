@@ -178,9 +178,7 @@ async fn payment_that_never_completes_expires_after_validity_and_grace(backend: 
     assert_eq!(expired.next_check_at, None);
     assert!(reconcile_attempts(&app, "expired") == 1);
     // Nothing is asked about an expired payment any more.
-    let asked = sim.stats().query_requests;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.stats().query_requests, asked);
+    asks_no_more(&sim).await;
     app.stop().await;
     sim.shutdown().await;
 }
@@ -193,11 +191,7 @@ async fn told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops
     .await;
     let p = create_payment(&app, IDR_10K, Duration::from_secs(2), Duration::ZERO).await;
 
-    let left = eventually("the payment to be flagged", Duration::from_secs(10), || async {
-        let p = app.state.store.get_payment(&p.id).await.unwrap().unwrap();
-        p.flagged.is_some().then_some(p)
-    })
-    .await;
+    let left = flagged(&app, &p.id).await;
     assert_eq!(left.status, PaymentStatus::Pending);
     assert_eq!(left.next_check_at, None, "no longer asked about");
     let queries = events_of(&app, &p.id, "query").await;
@@ -207,9 +201,7 @@ async fn told_not_to_expire_the_worker_leaves_the_payment_open_flagged_and_stops
     );
     assert_eq!(events_of(&app, &p.id, "flagged").await.len(), 1);
     assert_eq!(reconcile_attempts(&app, "left_open"), 1);
-    let asked = sim.stats().query_requests;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.stats().query_requests, asked);
+    asks_no_more(&sim).await;
 
     // A person resolves the flag: Finpay is asked at once, and without a
     // final answer the payment expires instead of being flagged again.
@@ -289,11 +281,16 @@ async fn a_query_finpay_refuses_past_the_deadline_leaves_the_payment_to_a_person
         left.updated_at >= p.valid_until.unwrap(),
         "before its deadline a refused query is asked again"
     );
-    let asked = sim.stats().query_requests;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.stats().query_requests, asked);
+    asks_no_more(&sim).await;
     app.stop().await;
     sim.shutdown().await;
+}
+
+/// Finpay is asked nothing more about any payment for a while.
+async fn asks_no_more(sim: &finpay_qris::simulator::SimHandle) {
+    let asked = sim.stats().query_requests;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.stats().query_requests, asked, "Finpay asked again");
 }
 
 async fn flagged(app: &TestApp, id: &str) -> finpay_qris::store::Payment {

@@ -324,6 +324,17 @@ async fn events_in_a_time_range_are_paged_newest_first_by_creation_time(backend:
     for amount in ["1000.00", "2000.00", "3000.00"] {
         super::support::paid_by_notification(&app, amount).await;
     }
+    // The first event written tells the latest change (as one stored in a
+    // batch that waited can): creation order is no longer write order.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let sql = "UPDATE events SET created_at = $1 WHERE id = (SELECT MIN(id) FROM events)";
+    let moved = with_connection!(&app.db.url, |c| sqlx::query(sql)
+        .bind(later)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    assert_eq!(moved, 1);
     let from = urlencode(&before.to_rfc3339());
     let page = |cursor: Option<String>| {
         let app = &app;

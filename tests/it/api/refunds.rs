@@ -391,25 +391,40 @@ async fn after_a_finpay_outage_a_retry_completes_the_same_refund(backend: Backen
     app.stop().await;
 }
 
-/// As for a generate (`generate.rs`): an unknown outcome that comes back
-/// after its send's hold ran out does not end the next send's hold.
-async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let paid = paid_by_notification(&app, "10000.00").await;
+/// A refund of 10.00 from a paid payment, reserved; its first send's hold
+/// (1 s) ran out and a second send took it over (held 100 s). The refund,
+/// and `at(s)`: `s` seconds after the first send.
+async fn refund_sent_twice(
+    app: &TestApp,
+    partner_refund_no: &str,
+) -> (
+    finpay_qris::store::NewRefund,
+    impl Fn(i64) -> chrono::DateTime<chrono::Utc>,
+) {
+    let paid = paid_by_notification(app, "10000.00").await;
     let store = app.state.store.as_ref();
     let new = finpay_qris::store::NewRefund {
         id: uuid::Uuid::now_v7().to_string(),
         payment_id: paid["id"].as_str().unwrap().to_string(),
-        partner_refund_no: "RF-hold-1".into(),
+        partner_refund_no: partner_refund_no.into(),
         amount_minor: 1_000,
         reason: "returned".into(),
         created_at: finpay_qris::store::now(),
     };
     store.reserve_refund(&new, None).await.unwrap();
     let t0 = finpay_qris::store::now();
-    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    let at = move |s: i64| t0 + chrono::Duration::seconds(s);
     assert_eq!(store.claim_refund_send(&new.id, at(0), at(1)).await.unwrap(), Some(1));
     assert_eq!(store.claim_refund_send(&new.id, at(2), at(100)).await.unwrap(), Some(2));
+    (new, at)
+}
+
+/// As for a generate (`generate.rs`): an unknown outcome that comes back
+/// after its send's hold ran out does not end the next send's hold.
+async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (new, at) = refund_sent_twice(&app, "RF-hold-1").await;
+    let store = app.state.store.as_ref();
     let unknown = finpay_qris::store::RefundOutcome::Unknown {
         reason: "timeout".into(),
     };
@@ -429,21 +444,8 @@ async fn a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_ove
 /// its amount reserved, and the latest send's answer decides.
 async fn a_late_refusal_of_an_earlier_send_does_not_fail_the_refund(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let paid = paid_by_notification(&app, "10000.00").await;
+    let (new, _) = refund_sent_twice(&app, "RF-late-refusal").await;
     let store = app.state.store.as_ref();
-    let new = finpay_qris::store::NewRefund {
-        id: uuid::Uuid::now_v7().to_string(),
-        payment_id: paid["id"].as_str().unwrap().to_string(),
-        partner_refund_no: "RF-late-refusal".into(),
-        amount_minor: 1_000,
-        reason: "returned".into(),
-        created_at: finpay_qris::store::now(),
-    };
-    store.reserve_refund(&new, None).await.unwrap();
-    let t0 = finpay_qris::store::now();
-    let at = |s: i64| t0 + chrono::Duration::seconds(s);
-    assert_eq!(store.claim_refund_send(&new.id, at(0), at(1)).await.unwrap(), Some(1));
-    assert_eq!(store.claim_refund_send(&new.id, at(2), at(100)).await.unwrap(), Some(2));
     let refused = finpay_qris::store::RefundOutcome::Rejected {
         response_code: Some("4047800".into()),
         message: "Bad Request".into(),
