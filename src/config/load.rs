@@ -188,6 +188,14 @@ impl Settings {
             }
             return Ok(None);
         };
+        // Finpay sends it as every notification's `X-PARTNER-ID`: one the
+        // notify endpoint refuses would leave every notification refused.
+        if !crate::snap::notify::check_partner_id(client_id) {
+            return Err(ConfigError::new(
+                "inbound.client_id",
+                "must be 1 to 36 visible ASCII characters without spaces (it arrives as X-PARTNER-ID)",
+            ));
+        }
         let Some(key) = key else {
             return Err(ConfigError::new(
                 "inbound.public_key",

@@ -111,6 +111,16 @@ fn partial_inbound_credentials_name_the_missing_key() {
 }
 
 #[test]
+fn an_inbound_client_id_the_notify_endpoint_would_refuse_is_refused_at_start() {
+    for id in ["FINPAY-SIMULATOR-0123456789-ABCDEFGHIJKLMN", "FINPAY PARTNER"] {
+        let s = Settings::load_from(None, env(&[("FINPAY_QRIS__INBOUND__CLIENT_ID", id)])).unwrap();
+        let e = s.inbound_credentials().unwrap_err();
+        assert_eq!(e.key, "FINPAY_QRIS__INBOUND__CLIENT_ID", "{id}");
+        assert!(e.message.contains("X-PARTNER-ID"), "{}", e.message);
+    }
+}
+
+#[test]
 fn secrets_never_appear_in_debug_output() {
     let s = Settings::load_from(
         None,

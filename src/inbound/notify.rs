@@ -66,7 +66,7 @@ pub async fn receive(
             let external_id = headers.get("x-external-id").and_then(|v| v.to_str().ok());
             tracing::info!(
                 response_code = %e.0.code(),
-                response_message = %e.0.message,
+                response_message = %clip(&e.0.message),
                 external_id = %clip(external_id.unwrap_or("-")),
                 request_id = %clip(request_id),
                 "notification refused"

@@ -13,6 +13,7 @@ use super::tokens::{new_token, token_hash};
 use crate::snap::codes::{service, SnapStatus};
 use crate::snap::{signature, timestamp};
 use crate::state::AppState;
+use crate::telemetry::clip;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -45,7 +46,7 @@ pub async fn issue(
                     &[("endpoint", "token"), ("reason", auth_failure_reason(&e.0))],
                 );
             }
-            tracing::info!(response_code = %code, response_message = %e.0.message, "token request refused");
+            tracing::info!(response_code = %code, response_message = %clip(&e.0.message), "token request refused");
             if e.0.http / 100 == 4 {
                 let path = st.settings.inbound.token_path.as_str();
                 let mode = st.settings.inbound.signature;
