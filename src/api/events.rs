@@ -95,6 +95,7 @@ pub struct ListParams {
     responses(
         (status = 200, description = "A page of events, newest first", body = WebhookEventPage),
         (status = 400, description = "A bad filter, limit or cursor (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The cursor names no event (`cursor-not-found`): list again without it", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -122,6 +123,16 @@ pub async fn list_webhook_events(
         before_id: q.cursor.map(|c| event_id_cursor(&c).map(|()| c)).transpose()?,
         limit: limit + 1,
     };
+    // As on the payments list: a cursor naming no event would otherwise end a
+    // list by time at once, and list everything from the top without one.
+    if let Some(id) = &filter.before_id {
+        if st.store.get_outbox_event(id).await?.is_none() {
+            let e = ApiError::new(StatusCode::NOT_FOUND, "cursor-not-found", "Cursor names no event");
+            return Err(e
+                .detail("the event this cursor follows is not here; list again without it")
+                .field("cursor"));
+        }
+    }
     let mut rows = st.store.list_outbox_events(&filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

@@ -120,7 +120,7 @@ fn not_found(id: &str) -> ApiError {
     tag = "events",
     request_body = CreateEndpointRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → the \
-        same endpoint and secret, not a second endpoint. 1–255 visible ASCII characters", min_length = 1, max_length = 255,
+        same endpoint and secret, not a second endpoint, for 24 hours after the first request. 1–255 visible ASCII characters", min_length = 1, max_length = 255,
         pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "Created; keep the secret", body = EndpointWithSecret),
@@ -299,12 +299,20 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
 ///
 /// The answer holds the new secret (shown only now); the previous one keeps
 /// signing alongside (a second signature in `webhook-signature`) until
-/// `previousSecretUntil` (send `{}` for the configured period).
+/// `previousSecretUntil` (send `{}` for the configured period). Send an
+/// `Idempotency-Key`: a retry after a lost answer then gets the same new
+/// secret instead of rotating again, which would end the overlap of the
+/// secret the receiver still holds.
 #[utoipa::path(
     post,
     path = "/webhook-endpoints/{id}/rotate-secret",
     tag = "events",
-    params(("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+    params(
+        ("id" = String, Path, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → the \
+            same new secret, not a second rotation, for 24 hours after the first request. 1–255 visible ASCII characters",
+            min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
+    ),
     request_body = RotateRequest,
     responses(
         (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
@@ -317,9 +325,11 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
 )]
 pub async fn rotate_secret(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RotateRequest>,
-) -> Result<Json<EndpointWithSecret>, ApiError> {
+) -> Result<Response, ApiError> {
     let overlap = match body.previous_secret_seconds.map(i64::try_from) {
         None => st.settings.events.rotation_overlap_secs as i64,
         Some(Ok(s)) if (0..=MAX_OVERLAP_SECS).contains(&s) => s,
@@ -335,18 +345,35 @@ pub async fn rotate_secret(
         "secret",
         "secret is FINPAY_QRIS__EVENTS__ENDPOINT_SECRET: change it there",
     )?;
+    let key = idempotency::key_from(
+        &headers,
+        &caller,
+        &format!("POST /api/v1/webhook-endpoints/{id}/rotate-secret"),
+    )?;
+    if let Some(k) = &key {
+        let canonical = serde_json::json!([id, body.previous_secret_seconds]);
+        if let Begin::Answer(first) = idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
+            return Ok(first);
+        }
+    }
     let now = crate::store::now();
     let until = now + chrono::Duration::seconds(overlap);
     let secret = new_secret();
-    let e = st
-        .store
-        .rotate_secret(&id, &secret, until, now)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    Ok(Json(EndpointWithSecret {
-        endpoint: (&e).into(),
-        secret,
-    }))
+    let reply = match st.store.rotate_secret(&id, &secret, until, now).await {
+        Ok(Some(e)) => Reply::json(
+            StatusCode::OK,
+            &EndpointWithSecret {
+                endpoint: (&e).into(),
+                secret,
+            },
+        ),
+        Ok(None) => Reply::error(not_found(&id), false),
+        Err(e) => Reply::error(e.into(), false),
+    };
+    if let Some(k) = &key {
+        idempotency::finish(&st, k, &reply).await;
+    }
+    Ok(reply.into_response())
 }
 
 /// Resend what failed for an endpoint

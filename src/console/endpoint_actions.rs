@@ -91,9 +91,9 @@ pub fn panel(op: &Operator, e: &Endpoint) -> Markup {
             @if e.enabled {
                 form.action method="post" action={"/console/endpoints/" (id) "/resend-failed"} {
                     input type="hidden" name="csrf" value=(op.csrf);
-                    p { "Send again every event whose delivery to this endpoint failed since:" }
+                    p { "Send again every event created since this time whose delivery to this endpoint failed:" }
                     div.field {
-                        label for="since" { "Failed since (Jakarta)" }
+                        label for="since" { "Events created since (Jakarta)" }
                         input #since type="datetime-local" name="since" required;
                     }
                     button type="submit" { "Resend failed…" }
@@ -198,7 +198,7 @@ pub async fn resend_failed(
     let back = format!("/console/endpoints/{}", e.id);
     if !f.confirmed() {
         let summary = html! {
-            p { "Send again every event whose delivery to " strong.ref { (e.url) } " failed since " (view::time(since)) "?" }
+            p { "Send again every event created since " (view::time(since)) " whose delivery to " strong.ref { (e.url) } " failed?" }
             p.muted { "They are sent from now on, with a fresh retry schedule." }
         };
         let action = format!("{back}/resend-failed");

@@ -78,6 +78,11 @@ impl PgStore {
     pub(crate) const FEED_VALUE: &'static str = "";
     pub(crate) const FOR_UPDATE: &'static str = " FOR UPDATE";
     pub(crate) const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// The endpoints an event fans out to, locked as their deliveries'
+    /// foreign keys lock them, but before the insert: an endpoint being
+    /// deleted meanwhile is waited for and then skipped, where the foreign
+    /// key would have failed the whole transaction.
+    pub(crate) const ENDPOINT_KEY_SHARE: &'static str = " FOR KEY SHARE OF w";
     pub(crate) const BACKEND: super::Backend = super::Backend::Postgres;
     pub(crate) const MIGRATIONS_TABLE_EXISTS: &'static str = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
 

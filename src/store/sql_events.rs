@@ -95,13 +95,14 @@ macro_rules! sql_event_store {
                     let sql = Self::sql_owned(format!(
                         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, \
                          updated_at) SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
-                         FROM webhook_endpoints w WHERE {target} \
+                         FROM webhook_endpoints w WHERE {target}{lock} \
                          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, \
                          next_attempt_at = CASE WHEN excluded.next_attempt_at IS NULL THEN NULL \
                            WHEN deliveries.lease_until > $3 THEN deliveries.lease_until ELSE $3 END, \
                          lease_owner = CASE WHEN deliveries.lease_until > $3 THEN 'resend' END, \
                          lease_until = CASE WHEN deliveries.lease_until > $3 THEN deliveries.lease_until END, \
-                         updated_at = $3"
+                         updated_at = $3",
+                        lock = Self::ENDPOINT_KEY_SHARE
                     ));
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&sql)

@@ -37,12 +37,13 @@ pub(crate) fn insert_event_sql(feed: (&str, &str)) -> String {
 }
 
 /// An event's deliveries (`$1` the event, `$2` its type, `$3` the time): one
-/// to every endpoint subscribed to its type.
-pub(crate) fn fan_out_sql() -> String {
+/// to every endpoint subscribed to its type. `lock` is the store's
+/// `ENDPOINT_KEY_SHARE`.
+pub(crate) fn fan_out_sql(lock: &str) -> String {
     format!(
         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
          SELECT $1, w.id, 'pending', 0, CASE WHEN w.enabled THEN $3 END, $3, $3 \
-         FROM webhook_endpoints w WHERE {}",
+         FROM webhook_endpoints w WHERE {}{lock}",
         crate::store::events::subscribed("$2")
     )
 }
@@ -85,7 +86,7 @@ macro_rules! sql_outbox {
                         Self::FEED_COLUMN,
                         Self::FEED_VALUE,
                     )));
-                    let fan_out = Self::sql_owned(crate::store::sql_outbox::fan_out_sql());
+                    let fan_out = Self::sql_owned(crate::store::sql_outbox::fan_out_sql(Self::ENDPOINT_KEY_SHARE));
                     for e in events {
                         sqlx::query(&insert)
                             .bind(&e.id)

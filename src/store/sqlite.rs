@@ -103,6 +103,8 @@ impl SqliteStore {
     pub(crate) const FEED_VALUE: &'static str = ", COALESCE((SELECT MAX(feed_position) FROM events), 0) + 1";
     pub(crate) const FOR_UPDATE: &'static str = "";
     pub(crate) const SKIP_LOCKED: &'static str = "";
+    /// One writer at a time: no endpoint is deleted under a fan-out.
+    pub(crate) const ENDPOINT_KEY_SHARE: &'static str = "";
     pub(crate) const BACKEND: super::Backend = super::Backend::Sqlite;
     pub(crate) const MIGRATIONS_TABLE_EXISTS: &'static str =
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";

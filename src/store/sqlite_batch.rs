@@ -83,7 +83,7 @@ static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| Statements {
     insert_notification: sql(INSERT_NOTIFICATION),
     last_sequence: sql(LAST_SEQUENCE),
     insert_event: sql(&insert_event_sql((SqliteStore::FEED_COLUMN, SqliteStore::FEED_VALUE))),
-    fan_out: sql(&fan_out_sql()),
+    fan_out: sql(&fan_out_sql(SqliteStore::ENDPOINT_KEY_SHARE)),
 });
 
 /// The statements: plain calls, so every future the executor awaits is

@@ -353,8 +353,9 @@ async fn write_events(tx: &mut sqlx::PgConnection, events: &[NewEvent]) -> Resul
          INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at) \
          SELECT ev.id, w.id, 'pending', 0, CASE WHEN w.enabled THEN ev.created_at END, ev.created_at, \
            ev.created_at FROM ev \
-         JOIN webhook_endpoints w ON {}",
-        subscribed("ev.type")
+         JOIN webhook_endpoints w ON {}{}",
+        subscribed("ev.type"),
+        PgStore::ENDPOINT_KEY_SHARE
     );
     sqlx::query(&sql)
         .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())

@@ -385,6 +385,15 @@ async fn events_in_a_time_range_are_paged_newest_first_by_creation_time(backend:
     }
     let ids: Vec<String> = whole.into_iter().map(|(_, id)| id).collect();
     assert_eq!(paged, ids);
+    // A cursor of the right shape naming no event is refused, with or without a time range.
+    let made_up = format!("evt_{}", "f".repeat(32));
+    for path in [
+        format!("/api/v1/events?cursor={made_up}"),
+        format!("/api/v1/events?createdFrom={from}&cursor={made_up}"),
+    ] {
+        let problem = get(&app, &path).await.problem(404);
+        assert_eq!(problem["field"], "cursor", "{path}: {problem}");
+    }
     app.stop().await;
 }
 

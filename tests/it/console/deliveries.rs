@@ -1,7 +1,7 @@
 //! Endpoints and deliveries in the console: the endpoints with their state
 //! and backlog, an endpoint's deliveries and attempts, a payment's pushed
 //! events in its timeline, never a secret; and the `operate` role's
-//! actions (disable/enable, resend what failed since a time, resend one
+//! actions (disable/enable, resend the failed events created since a time, resend one
 //! event), each with its CSRF token and a confirmation, refused to `read`.
 
 use super::support::{roles_env, Console, READ_KEY};
@@ -157,7 +157,7 @@ async fn an_operator_disables_enables_and_resends_after_confirming(backend: Back
         .await;
     assert!(enabled(&app, &endpoint).await);
 
-    // Point the endpoint at a receiver, then resend what failed since a time (Jakarta).
+    // Point the endpoint at a receiver, then resend the failed events created since a time (Jakarta).
     let receiver = Receiver::start(vec![Answer::Status(200)]).await;
     let r = app
         .http

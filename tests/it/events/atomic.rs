@@ -77,4 +77,64 @@ async fn a_change_that_does_not_commit_leaves_no_event(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(a_change_that_does_not_commit_leaves_no_event);
+/// An endpoint deleted while a notification is being stored: the
+/// notification waits for the delete and fans out to the endpoints left,
+/// instead of failing on the deleted one's foreign key.
+async fn a_notification_stored_while_an_endpoint_is_deleted_is_not_failed_by_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |env| {
+        set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true");
+        set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true");
+        set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false");
+    })
+    .await;
+    let mut ids = Vec::new();
+    for path in ["keep", "gone"] {
+        let body = serde_json::json!({ "url": format!("http://127.0.0.1:9/{path}") });
+        let r = post(&app, "/api/v1/webhook-endpoints", &body, None).await;
+        assert_eq!(r.status, 201);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let url = app.db.url.clone();
+    let delete = format!("DELETE FROM webhook_endpoints WHERE id = '{}'", ids[1]);
+    let (deleting, deleted) = tokio::sync::oneshot::channel();
+    let deleter = tokio::spawn(async move {
+        use sqlx::{Connection, Executor};
+        let hold = std::time::Duration::from_millis(500);
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            c.execute("BEGIN").await.unwrap();
+            c.execute(delete.as_str()).await.unwrap();
+            deleting.send(()).unwrap();
+            tokio::time::sleep(hold).await;
+            c.execute("COMMIT").await.unwrap();
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            c.execute("BEGIN IMMEDIATE").await.unwrap();
+            c.execute(delete.as_str()).await.unwrap();
+            deleting.send(()).unwrap();
+            tokio::time::sleep(hold).await;
+            c.execute("COMMIT").await.unwrap();
+        }
+    });
+    deleted.await.unwrap();
+    let token = app.token().await;
+    let ext = unique_digits();
+    let body = notify_body(&format!("S{ext}"), &format!("R{ext}"), "00", "1000.00");
+    let (status, answer) = app.notify(&token, &ext, &body).await;
+    deleter.await.unwrap();
+    assert_eq!(answer["responseCode"], "2005200", "{status} {answer}");
+    let url = &app.db.url;
+    assert_eq!(crate::crash::query_i64(url, "SELECT COUNT(*) FROM deliveries").await, 1);
+    let kept = format!("SELECT COUNT(*) FROM deliveries WHERE endpoint_id = '{}'", ids[0]);
+    assert_eq!(
+        crate::crash::query_i64(url, &kept).await,
+        1,
+        "the endpoint kept has its delivery"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_change_that_does_not_commit_leaves_no_event,
+    a_notification_stored_while_an_endpoint_is_deleted_is_not_failed_by_it
+);

@@ -444,6 +444,27 @@ async fn a_retried_creation_with_its_idempotency_key_makes_one_endpoint(backend:
     app.stop().await;
 }
 
+async fn a_retried_rotation_with_its_idempotency_key_rotates_once(backend: Backend) {
+    let app = app(backend, |_| {}).await;
+    let (endpoint, first_secret) = subscribe(&app, "http://127.0.0.1:9/orders", &[]).await;
+    let path = format!("/api/v1/webhook-endpoints/{endpoint}/rotate-secret");
+    let rotated = post(&app, &path, &json!({}), Some("rot-0001")).await;
+    assert_eq!(rotated.status, 200);
+    let again = post(&app, &path, &json!({}), Some("rot-0001")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.json()["secret"], rotated.json()["secret"], "the same new secret");
+    let stored = app.state.store.get_endpoint(&endpoint).await.unwrap().unwrap();
+    assert_eq!(
+        stored.previous_secret.as_deref(),
+        Some(first_secret.as_str()),
+        "the secret the receiver holds still signs alongside"
+    );
+    let misused = post(&app, &path, &json!({"previousSecretSeconds": 0}), Some("rot-0001")).await;
+    assert_eq!(misused.problem(422)["field"], "Idempotency-Key");
+    app.stop().await;
+}
+
 async fn undelivered_events_are_counted_per_endpoint_with_the_oldest_ones_age(backend: Backend) {
     let app = app(backend, |env| {
         common::set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false")
@@ -688,6 +709,7 @@ on_both_backends!(
     a_resent_event_arrives_again_with_its_id_and_a_rotated_secret_signs_alongside,
     endpoints_refuse_http_and_private_addresses_by_default,
     a_retried_creation_with_its_idempotency_key_makes_one_endpoint,
+    a_retried_rotation_with_its_idempotency_key_rotates_once,
     a_retry_after_the_first_creation_died_unanswered_gets_the_endpoint_it_made,
     an_endpoint_whose_url_the_settings_now_refuse_is_not_enabled_again,
     an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle,
