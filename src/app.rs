@@ -322,7 +322,7 @@ async fn housekeeping(state: AppState, cancel: CancellationToken) {
         // Idempotency keys protect retries for a day; then they are dropped.
         if let Err(e) = state
             .store
-            .purge_idempotency(store::now() - chrono::Duration::days(1))
+            .purge_idempotency(store::now() - chrono::Duration::hours(crate::api::idempotency::KEPT_HOURS))
             .await
         {
             tracing::debug!(error = %e, "idempotency purge skipped");

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub struct ActionView {
     pub id: i64,
-    /// `refund`, `refresh`, `resolve_flag` or `resend_event` (console).
+    /// `refund`, `refresh`, `resolve_flag`, `resolve_refund` or `resend_event`.
     #[schema(example = "refund")]
     pub action: String,
     /// The name of the API key that asked (never the key).

@@ -44,7 +44,7 @@ const RECHECK_SOON: chrono::Duration = chrono::Duration::seconds(5);
     path = "/payments",
     tag = "payments",
     request_body = CreatePaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer. \
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer, for 24 hours after the first request. \
         1–255 visible ASCII characters (a UUID is a good choice)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$")),
     responses(
         (status = 201, description = "Created: the QR is ready", body = PaymentView, links(

@@ -59,6 +59,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Deserializes `bytes`, naming the field at fault on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON is UTF-8; serde_json checks it only in the strings it keeps, not in
+    // those it skips, and a broken body would be taken for a bad value.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: it is not UTF-8 ({e})"
+        )));
+    }
     // Request bodies are objects (serde would also read a struct from an array).
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -265,5 +272,10 @@ mod tests {
         assert_eq!(field_of(r#"{"amount": "#).0, 400);
         assert_eq!(field_of(r#"{"amount":"1"} trailing"#).0, 400);
         assert_eq!(field_of("").0, 400);
+        let not_utf8 = parse_json::<Body>(b"{\"amount\":\"1\xff\"}").unwrap_err();
+        assert_eq!(
+            (not_utf8.problem().status, not_utf8.problem().field.clone()),
+            (400, None)
+        );
     }
 }

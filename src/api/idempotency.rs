@@ -25,6 +25,9 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
 pub const HEADER: &str = "idempotency-key";
+/// How long a key and its answer are kept: a retry within it gets the first
+/// answer; after it, the same key is a new request.
+pub const KEPT_HOURS: i64 = 24;
 /// How long a retry waits for a concurrent request with the same key.
 const WAIT: Duration = Duration::from_secs(10);
 

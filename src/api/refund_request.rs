@@ -91,6 +91,19 @@ pub(super) fn not_refundable(payment_id: &str, status: &str) -> ApiError {
     .payment(payment_id)
 }
 
+/// 409: a person must look at the payment first (`reason`, its flag).
+pub(super) fn flagged(payment_id: &str, reason: &str) -> ApiError {
+    ApiError::conflict(
+        "payment-flagged",
+        "Payment flagged",
+        format!(
+            "this payment waits for a person ({reason}); settle it with Finpay and resolve its flag \
+             (POST /payments/{{id}}/flag-resolution) before refunding it"
+        ),
+    )
+    .payment(payment_id)
+}
+
 pub(super) fn not_in_rupiah(payment_id: &str, currency: &str) -> ApiError {
     ApiError::conflict(
         "payment-not-refundable",
@@ -120,6 +133,9 @@ pub fn precheck(p: &Payment, request: &CreateRefundRequest) -> Result<(), ApiErr
     let spec = RefundSpec::parse(request.clone())?;
     if p.status != PaymentStatus::Paid {
         return Err(not_refundable(&p.id, p.status.as_str()));
+    }
+    if let Some(reason) = &p.flagged {
+        return Err(flagged(&p.id, reason));
     }
     if spec.amount_minor > p.refundable_minor() {
         return Err(exceeds_refundable(&p.id, p.refundable_minor()));

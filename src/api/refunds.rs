@@ -16,7 +16,9 @@ use super::extract::{ApiJson, ApiPath};
 use super::idempotency::{self, Begin, Reply};
 use super::model::{RefundList, RefundView};
 use super::payments::find;
-use super::refund_request::{exceeds_refundable, not_in_rupiah, not_refundable, CreateRefundRequest, RefundSpec};
+use super::refund_request::{
+    exceeds_refundable, flagged, not_in_rupiah, not_refundable, CreateRefundRequest, RefundSpec,
+};
 use super::upstream;
 use crate::domain::payment::CURRENCY;
 use crate::domain::PaymentStatus;
@@ -41,7 +43,7 @@ use axum::{Extension, Json};
     request_body = CreateRefundRequest,
     params(
         ("id" = String, Path, description = "Our id, or the partnerReferenceNo; no control characters", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer. \
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body → same answer, for 24 hours after the first request. \
             1–255 visible ASCII characters (a UUID is a good choice)", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
     ),
     responses(
@@ -50,7 +52,7 @@ use axum::{Extension, Json};
         (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`api.body_timeout_ms`); the connection is closed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not paid, more than what is left to refund, partnerRefundNo used for another refund, the refund is being sent by another request, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid, flagged for a person (`payment-flagged`: resolve the flag first), more than what is left to refund, partnerRefundNo used for another refund, the refund is being sent by another request, or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (see `field`), or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Finpay refused (on the first send: refund failed, amount released; sent again: still pending) or failed (outcome unknown: retry)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Finpay or the database is not available", body = Problem, content_type = "application/problem+json"),
@@ -301,6 +303,7 @@ async fn reserve(
         Ok(RefundReservation::NotRefundable { status }) => {
             Err(Reply::error(not_refundable(&p.id, status.as_str()), true))
         }
+        Ok(RefundReservation::Flagged { reason }) => Err(Reply::error(flagged(&p.id, &reason), true)),
         Ok(RefundReservation::ExceedsRefundable { refundable_minor }) => {
             Err(Reply::error(exceeds_refundable(&p.id, refundable_minor), true))
         }

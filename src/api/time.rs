@@ -14,8 +14,17 @@ pub fn within_calendar(d: NaiveDate) -> Option<NaiveDate> {
 /// A time people sent: RFC 3339, taken to UTC, within years 1 to 9999 there
 /// too (`9999-12-31T23:30:00-01:00` is in year 10000 in UTC, which SQLite,
 /// storing times as text, would sort before every other date).
+///
+/// Rounded up to a whole microsecond: stored times are no finer, so every
+/// bound compares the same, and PostgreSQL (which keeps microseconds) would
+/// otherwise round `…36.050000001Z` down and count a time it is after.
 pub fn utc_instant(t: &str) -> Option<DateTime<Utc>> {
     let t = DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc);
+    let past_micros = t.timestamp_subsec_nanos() % 1000;
+    let t = match past_micros {
+        0 => t,
+        n => t.checked_add_signed(chrono::Duration::nanoseconds(i64::from(1000 - n)))?,
+    };
     within_calendar(t.date_naive()).map(|_| t)
 }
 
@@ -44,6 +53,14 @@ mod tests {
         whole: chrono::DateTime<chrono::Utc>,
         #[serde(serialize_with = "super::opt_millis")]
         none: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn a_time_finer_than_a_microsecond_is_rounded_up_to_the_next_one() {
+        let t = super::utc_instant("2026-12-06T08:13:36.050000001Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-06T08:13:36.050001+00:00");
+        let whole = super::utc_instant("2026-12-06T08:13:36.050001Z").unwrap();
+        assert_eq!(whole.to_rfc3339(), "2026-12-06T08:13:36.050001+00:00");
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub fn hourly_bars(title: &str, values: &[i64; 24], label: impl Fn(i64) -> Strin
                 line.axis x1="0" y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) {}
                 text.max x="2" y="11" { @if largest > 0 { "max " (label(largest)) } @else { "none yet" } }
                 @for (hour, v) in values.iter().enumerate() {
-                    @let h = (v * plot) / max;
+                    // In i128: a value times the plot's height can pass i64::MAX.
+                    @let h = (i128::from(*v) * i128::from(plot) / i128::from(max)) as i64;
                     @let x = hour as i64 * slot + 2;
                     rect.bar x=(x) y=(HEIGHT - BOTTOM - h) width=(slot - 4) height=(h) {
                         title { (format!("{hour:02}:00–{hour:02}:59: ")) (label(*v)) }
@@ -50,6 +51,17 @@ mod tests {
         assert!(svg.contains("height=\"62\""), "{svg}");
         assert!(svg.contains("09:00–09:59: 10"), "{svg}");
         assert!(svg.contains("max 10"), "{svg}");
+    }
+
+    #[test]
+    fn the_largest_amounts_scale_without_overflowing() {
+        let mut v = [0i64; 24];
+        v[9] = i64::MAX;
+        v[10] = i64::MAX / 2;
+        let svg = hourly_bars("Paid", &v, |n| n.to_string()).into_string();
+        assert!(svg.contains("height=\"124\""), "{svg}");
+        assert!(svg.contains("height=\"61\""), "{svg}");
+        assert!(!svg.contains("height=\"-"), "{svg}");
     }
 
     #[test]

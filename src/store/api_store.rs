@@ -77,6 +77,11 @@ pub enum RefundReservation {
     NotRefundable {
         status: PaymentStatus,
     },
+    /// The payment is flagged for a person (`reason`): no refund until its
+    /// flag is resolved.
+    Flagged {
+        reason: String,
+    },
     /// The amount is more than what is left to refund.
     ExceedsRefundable {
         refundable_minor: i64,

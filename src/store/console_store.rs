@@ -43,6 +43,26 @@ pub struct StatusTotal {
     pub amount_minor: i64,
 }
 
+/// The sum of the rupiah amounts (`currency = {currency}`) of a group, in two
+/// columns that cannot overflow: the amounts' billions and their remainders.
+/// One sum of amounts can (a day of the largest payments the API accepts
+/// passes `i64::MAX` minor units, and both databases then fail the query).
+pub fn rupiah_sums(currency: &str) -> String {
+    let amount = format!("CASE WHEN currency = {currency} THEN amount_minor ELSE 0 END");
+    format!(
+        "CAST(COALESCE(SUM(({amount}) / {SPLIT}), 0) AS BIGINT), CAST(COALESCE(SUM(({amount}) % {SPLIT}), 0) AS BIGINT)"
+    )
+}
+
+const SPLIT: i64 = 1_000_000_000;
+
+/// The two columns of `rupiah_sums` as one amount, held at `i64::MAX` (92
+/// quadrillion rupiah) rather than wrapping.
+pub fn joined_sum(high: i64, low: i64) -> i64 {
+    let exact = i128::from(high) * i128::from(SPLIT) + i128::from(low);
+    i64::try_from(exact).unwrap_or(i64::MAX)
+}
+
 /// One hour: notifications received and amount paid (hours since the epoch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HourTotals {

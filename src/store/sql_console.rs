@@ -178,16 +178,25 @@ macro_rules! sql_console_store {
                     to: DateTime<Utc>,
                 ) -> crate::store::Result<Vec<StatusTotal>> {
                     // Amounts are rupiah: a payment in another currency is counted without its amount.
-                    Ok(sqlx::query_as(&Self::sql(
-                        "SELECT status, COUNT(*) AS count, \
-                         CAST(COALESCE(SUM(CASE WHEN currency = $3 THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS amount_minor \
-                         FROM payments WHERE created_at >= $1 AND created_at < $2 GROUP BY status ORDER BY status",
-                    ))
-                    .bind(from)
-                    .bind(to)
-                    .bind(crate::domain::payment::CURRENCY)
-                    .fetch_all(&self.pool)
-                    .await?)
+                    let totals = Self::sql_owned(format!(
+                        "SELECT status, COUNT(*), {sums} FROM payments WHERE created_at >= $1 AND created_at < $2 \
+                         GROUP BY status ORDER BY status",
+                        sums = crate::store::console_store::rupiah_sums("$3")
+                    ));
+                    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(&totals)
+                        .bind(from)
+                        .bind(to)
+                        .bind(crate::domain::payment::CURRENCY)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(status, count, high, low)| StatusTotal {
+                            status,
+                            count,
+                            amount_minor: crate::store::console_store::joined_sum(high, low),
+                        })
+                        .collect())
                 }
 
                 async fn hourly_totals(
@@ -201,20 +210,21 @@ macro_rules! sql_console_store {
                         h = hour_of("received_at")
                     ));
                     let paid = Self::sql_owned(format!(
-                        "SELECT {h} AS hour, CAST(SUM(CASE WHEN currency = $3 THEN amount_minor ELSE 0 END) AS BIGINT) \
-                         FROM payments WHERE paid_at >= $1 AND paid_at < $2 GROUP BY {h}",
-                        h = hour_of("paid_at")
+                        "SELECT {h} AS hour, {sums} FROM payments WHERE paid_at >= $1 AND paid_at < $2 GROUP BY {h}",
+                        h = hour_of("paid_at"),
+                        sums = crate::store::console_store::rupiah_sums("$3")
                     ));
                     let received: Vec<(i64, i64)> =
                         sqlx::query_as(&received).bind(from).bind(to).fetch_all(&self.pool).await?;
                     let paid = sqlx::query_as(&paid).bind(from).bind(to).bind(crate::domain::payment::CURRENCY);
-                    let paid: Vec<(i64, i64)> = paid.fetch_all(&self.pool).await?;
+                    let paid: Vec<(i64, i64, i64)> = paid.fetch_all(&self.pool).await?;
                     let mut hours = std::collections::BTreeMap::<i64, HourTotals>::new();
                     for (hour, n) in received {
                         hours.entry(hour).or_insert(HourTotals { hour, ..Default::default() }).notifications = n;
                     }
-                    for (hour, minor) in paid {
-                        hours.entry(hour).or_insert(HourTotals { hour, ..Default::default() }).paid_minor = minor;
+                    for (hour, high, low) in paid {
+                        hours.entry(hour).or_insert(HourTotals { hour, ..Default::default() }).paid_minor =
+                            crate::store::console_store::joined_sum(high, low);
                     }
                     Ok(hours.into_values().collect())
                 }

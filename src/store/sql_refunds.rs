@@ -25,18 +25,19 @@ macro_rules! sql_refund_writes {
                         return Ok(RefundReservation::Existing(existing));
                     }
                     let select = Self::sql_owned(format!(
-                        "SELECT status, amount_minor, refunded_minor FROM payments WHERE id = $1{}",
+                        "SELECT status, amount_minor, refunded_minor, flagged FROM payments WHERE id = $1{}",
                         Self::FOR_UPDATE
                     ));
-                    let payment: Option<(String, i64, i64)> =
+                    let payment: Option<(String, i64, i64, Option<String>)> =
                         sqlx::query_as(&select).bind(&r.payment_id).fetch_optional(&mut *tx).await?;
-                    let Some((status, amount, refunded)) = payment else {
+                    let Some((status, amount, refunded, flagged)) = payment else {
                         return Ok(RefundReservation::PaymentNotFound);
                     };
                     // The invariant itself: this statement alone decides whether the amount fits.
+                    // A flagged payment waits for a person: what Finpay said contradicts it.
                     let reserve = Self::sql_owned(format!(
                         "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
-                         WHERE id = $3 AND status = 'paid' AND refunded_minor + $1 <= amount_minor \
+                         WHERE id = $3 AND status = 'paid' AND flagged IS NULL AND refunded_minor + $1 <= amount_minor \
                          RETURNING {PAYMENT_COLUMNS}"
                     ));
                     let reserved: Option<Payment> = sqlx::query_as(&reserve)
@@ -46,6 +47,9 @@ macro_rules! sql_refund_writes {
                         .fetch_optional(&mut *tx)
                         .await?;
                     let Some(reserved) = reserved else {
+                        if let Some(reason) = flagged {
+                            return Ok(RefundReservation::Flagged { reason });
+                        }
                         let status = PaymentStatus::parse(&status)
                             .ok_or_else(|| StoreError::Invalid(format!("unknown payment status {status:?}")))?;
                         return Ok(if status == PaymentStatus::Paid {

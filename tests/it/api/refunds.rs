@@ -32,6 +32,41 @@ async fn only_paid_payments_can_be_refunded(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_flagged_payment_is_refunded_only_after_a_person_resolves_its_flag(backend: Backend) {
+    let app = TestApp::spawn_with(backend, unreachable_finpay).await;
+    let paid = paid_by_notification(&app, "10000.00").await;
+    let id = paid["id"].as_str().unwrap();
+    // Finpay then reports another amount for it: it stays paid, flagged.
+    let token = app.token().await;
+    let body = common::notify_body(
+        paid["partnerReferenceNo"].as_str().unwrap(),
+        paid["referenceNo"].as_str().unwrap(),
+        "00",
+        "5.00",
+    );
+    let (status, answer) = app.notify(&token, &common::unique_digits(), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let flagged = payment(&app, id).await;
+    assert_eq!(flagged["status"], "paid");
+    assert!(flagged["flagged"].is_string(), "{flagged}");
+
+    let problem = refund("1000", "x").send(&app, id).await.problem(409);
+    assert_eq!(kind(&problem), "payment-flagged");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("resolve its flag"),
+        "{problem}"
+    );
+    assert_eq!(payment(&app, id).await["refundedAmount"], "0.00", "nothing reserved");
+
+    let note = json!({"note": "Finpay support confirmed 10000.00 was paid"});
+    let resolved = post(&app, &format!("/api/v1/payments/{id}/flag-resolution"), &note, None).await;
+    assert_eq!(resolved.status, 200);
+    // Now it is asked of Finpay (unreachable here: the outcome is unknown, the amount reserved).
+    refund("1000", "x").send(&app, id).await.problem(502);
+    assert_eq!(payment(&app, id).await["refundedAmount"], "1000.00");
+    app.stop().await;
+}
+
 async fn a_payment_finpay_reported_in_another_currency_is_not_refundable(backend: Backend) {
     let app = TestApp::spawn_with(backend, unreachable_finpay).await;
     let token = app.token().await;
@@ -462,6 +497,7 @@ async fn a_late_refusal_of_an_earlier_send_does_not_fail_the_refund(backend: Bac
 }
 
 crate::on_both_backends!(
+    a_flagged_payment_is_refunded_only_after_a_person_resolves_its_flag,
     a_late_refusal_of_an_earlier_send_does_not_fail_the_refund,
     a_payment_finpay_reported_in_another_currency_is_not_refundable,
     a_late_unknown_refund_outcome_leaves_the_hold_of_the_send_that_took_over,
