@@ -180,7 +180,18 @@ pub struct ApiPath<T>(pub T);
 
 impl From<PathRejection> for ApiError {
     fn from(e: PathRejection) -> Self {
-        ApiError::bad_request(format!("invalid path: {}", e.body_text()))
+        use axum::extract::path::ErrorKind;
+        let problem = ApiError::bad_request(format!("invalid path: {}", e.body_text()));
+        let PathRejection::FailedToDeserializePathParams(inner) = &e else {
+            return problem;
+        };
+        match inner.kind() {
+            // The segment at fault is named, as a bad field of a body is.
+            ErrorKind::InvalidUtf8InPathParam { key }
+            | ErrorKind::ParseErrorAtKey { key, .. }
+            | ErrorKind::DeserializeError { key, .. } => problem.field(key),
+            _ => problem,
+        }
     }
 }
 

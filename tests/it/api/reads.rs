@@ -28,6 +28,8 @@ async fn control_characters_in_ids_and_references_are_refused_naming_the_field(b
         ("/api/v1/events/%01abc", "id"),
         ("/api/v1/webhook-endpoints/%01abc", "id"),
         ("/api/v1/refusals/%00", "id"),
+        ("/api/v1/payments/%FF", "id"),
+        ("/api/v1/events/%FF", "id"),
     ] {
         let p = get(&app, path).await.problem(400);
         assert_eq!(p["field"], field, "{path}");
