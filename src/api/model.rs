@@ -57,7 +57,7 @@ pub struct PaymentView {
     /// Refunded or being refunded (pending refunds included).
     #[schema(example = "0.00")]
     pub refunded_amount: String,
-    /// What can still be refunded (zero unless `paid`).
+    /// What can still be refunded (zero unless `paid`, in IDR and not flagged).
     #[schema(example = "0.00")]
     pub refundable_amount: String,
     /// `generated` (through this API) or `notification` (static QR).

@@ -316,10 +316,10 @@ pub async fn delete_endpoint(State(st): State<AppState>, ApiPath(id): ApiPath<St
     request_body = RotateRequest,
     responses(
         (status = 200, description = "Rotated; keep the new secret", body = EndpointWithSecret),
-        (status = 400, description = "A control character in `id`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A control character in `id`, or a malformed Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The endpoint comes from the configuration: change its secret there", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`previousSecretSeconds` is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint comes from the configuration: change its secret there; or the same Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`previousSecretSeconds` is out of range, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -350,21 +350,34 @@ pub async fn rotate_secret(
         &caller,
         &format!("POST /api/v1/webhook-endpoints/{id}/rotate-secret"),
     )?;
+    // A retry of a rotation that ended before answering (the client went
+    // away, the process died) finds the key naming the endpoint, and gets the
+    // secret that rotation made rather than a second rotation.
+    let mut done = None;
     if let Some(k) = &key {
         let canonical = serde_json::json!([id, body.previous_secret_seconds]);
-        if let Begin::Answer(first) = idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
-            return Ok(first);
+        match idempotency::begin(&st, k, &idempotency::fingerprint(&canonical)).await? {
+            Begin::Answer(first) => return Ok(first),
+            Begin::Proceed { resource_id: Some(_) } => done = st.store.get_endpoint(&id).await?,
+            Begin::Proceed { resource_id: None } => {}
         }
     }
-    let now = crate::store::now();
-    let until = now + chrono::Duration::seconds(overlap);
-    let secret = new_secret();
-    let reply = match st.store.rotate_secret(&id, &secret, until, now).await {
+    let rotated = match done {
+        Some(e) => Ok(Some(e)),
+        None => {
+            let now = crate::store::now();
+            let until = now + chrono::Duration::seconds(overlap);
+            st.store
+                .rotate_secret(&id, &new_secret(), until, now, key.as_ref())
+                .await
+        }
+    };
+    let reply = match rotated {
         Ok(Some(e)) => Reply::json(
             StatusCode::OK,
             &EndpointWithSecret {
                 endpoint: (&e).into(),
-                secret,
+                secret: e.secret.clone(),
             },
         ),
         Ok(None) => Reply::error(not_found(&id), false),

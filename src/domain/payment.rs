@@ -52,13 +52,15 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// What can still be refunded: nothing unless paid, and nothing of a
-    /// payment Finpay reported in another currency than rupiah (flagged when
-    /// learnt: QRIS moves rupiah only); pending refunds' reservations count
-    /// as used.
+    /// What can still be refunded: nothing unless paid, nothing of a payment
+    /// Finpay reported in another currency than rupiah (flagged when learnt:
+    /// QRIS moves rupiah only), nothing while flagged (a person decides
+    /// first); pending refunds' reservations count as used.
     pub fn refundable_minor(&self) -> i64 {
         match self.status {
-            PaymentStatus::Paid if self.currency == CURRENCY => (self.amount_minor - self.refunded_minor).max(0),
+            PaymentStatus::Paid if self.currency == CURRENCY && self.flagged.is_none() => {
+                (self.amount_minor - self.refunded_minor).max(0)
+            }
             _ => 0,
         }
     }

@@ -133,12 +133,16 @@ pub trait EndpointStore: Send + Sync + 'static {
     async fn update_endpoint(&self, id: &str, u: &EndpointUpdate, now: DateTime<Utc>) -> Result<Option<Endpoint>>;
     /// Deletes the endpoint and its deliveries; `false` when there was none.
     async fn delete_endpoint(&self, id: &str) -> Result<bool>;
-    /// A new secret; the current one keeps signing alongside until `old_until`.
+    /// A new secret; the current one keeps signing alongside until
+    /// `old_until`. The idempotency key, if any, names the endpoint in the
+    /// same transaction: a retry after an answer that was lost finds the
+    /// rotation done instead of rotating again.
     async fn rotate_secret(
         &self,
         id: &str,
         secret: &str,
         old_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        idempotency: Option<&super::IdempotencyRef>,
     ) -> Result<Option<Endpoint>>;
 }

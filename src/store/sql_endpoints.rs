@@ -275,6 +275,7 @@ macro_rules! sql_endpoint_store {
                     secret: &str,
                     old_until: DateTime<Utc>,
                     now: DateTime<Utc>,
+                    idempotency: Option<&crate::store::IdempotencyRef>,
                 ) -> crate::store::Result<Option<Endpoint>> {
                     let mut tx = self.begin().await?;
                     let done = sqlx::query(&Self::sql(
@@ -287,10 +288,11 @@ macro_rules! sql_endpoint_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    tx.commit().await?;
                     if done.rows_affected() == 0 {
                         return Ok(None);
                     }
+                    Self::name_resource(&mut tx, idempotency, id).await?;
+                    tx.commit().await?;
                     self.get_endpoint(id).await
                 }
             }

@@ -47,15 +47,12 @@ macro_rules! sql_refund_writes {
                         .fetch_optional(&mut *tx)
                         .await?;
                     let Some(reserved) = reserved else {
-                        if let Some(reason) = flagged {
-                            return Ok(RefundReservation::Flagged { reason });
-                        }
                         let status = PaymentStatus::parse(&status)
                             .ok_or_else(|| StoreError::Invalid(format!("unknown payment status {status:?}")))?;
-                        return Ok(if status == PaymentStatus::Paid {
-                            RefundReservation::ExceedsRefundable { refundable_minor: amount - refunded }
-                        } else {
-                            RefundReservation::NotRefundable { status }
+                        return Ok(match flagged {
+                            _ if status != PaymentStatus::Paid => RefundReservation::NotRefundable { status },
+                            Some(reason) => RefundReservation::Flagged { reason },
+                            None => RefundReservation::ExceedsRefundable { refundable_minor: amount - refunded },
                         });
                     };
                     let insert = Self::sql_owned(format!(

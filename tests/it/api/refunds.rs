@@ -49,6 +49,7 @@ async fn a_flagged_payment_is_refunded_only_after_a_person_resolves_its_flag(bac
     let flagged = payment(&app, id).await;
     assert_eq!(flagged["status"], "paid");
     assert!(flagged["flagged"].is_string(), "{flagged}");
+    assert_eq!(flagged["refundableAmount"], "0.00", "nothing while a person decides");
 
     let problem = refund("1000", "x").send(&app, id).await.problem(409);
     assert_eq!(kind(&problem), "payment-flagged");
@@ -61,6 +62,7 @@ async fn a_flagged_payment_is_refunded_only_after_a_person_resolves_its_flag(bac
     let note = json!({"note": "Finpay support confirmed 10000.00 was paid"});
     let resolved = post(&app, &format!("/api/v1/payments/{id}/flag-resolution"), &note, None).await;
     assert_eq!(resolved.status, 200);
+    assert_eq!(resolved.json()["refundableAmount"], "10000.00");
     // Now it is asked of Finpay (unreachable here: the outcome is unknown, the amount reserved).
     refund("1000", "x").send(&app, id).await.problem(502);
     assert_eq!(payment(&app, id).await["refundedAmount"], "1000.00");

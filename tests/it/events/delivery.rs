@@ -462,6 +462,28 @@ async fn a_retried_rotation_with_its_idempotency_key_rotates_once(backend: Backe
     );
     let misused = post(&app, &path, &json!({"previousSecretSeconds": 0}), Some("rot-0001")).await;
     assert_eq!(misused.problem(422)["field"], "Idempotency-Key");
+
+    // As if the process died after the next rotation's commit, before its
+    // answer was stored with the key: the retry gets that rotation's secret.
+    let second = post(&app, &path, &json!({}), Some("rot-0002")).await;
+    assert_eq!(second.status, 200);
+    let unfinished = "UPDATE api_idempotency SET status_code = NULL, response_body = NULL, locked_until = NULL \
+                      WHERE \"key\" = 'rot-0002'";
+    let rows = crate::with_connection!(&app.db.url, |c| sqlx::query(unfinished)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    assert_eq!(rows, 1);
+    let resumed = post(&app, &path, &json!({}), Some("rot-0002")).await;
+    assert_eq!(resumed.status, 200);
+    assert_eq!(
+        resumed.json()["secret"],
+        second.json()["secret"],
+        "not a third rotation"
+    );
+    let stored = app.state.store.get_endpoint(&endpoint).await.unwrap().unwrap();
+    assert_eq!(stored.previous_secret.as_deref(), rotated.json()["secret"].as_str());
     app.stop().await;
 }
 
