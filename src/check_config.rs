@@ -27,6 +27,12 @@ pub async fn run(config: Option<&Path>, check_database: bool) -> anyhow::Result<
     let keys = crate::config::api_keys::api_keys(&settings.api)?;
     let operate = keys.iter().filter(|k| k.role.may_operate()).count();
     println!("internal API keys: {operate} operate, {} read", keys.len() - operate);
+    // `serve` stops on a protocol it cannot export with.
+    let traces = crate::telemetry::otlp::requested(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    println!(
+        "trace export (OTLP): {}",
+        traces.map_or("off".to_string(), |w| format!("{w:?}"))
+    );
     if check_database {
         database(&settings).await?;
     } else {

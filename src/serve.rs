@@ -115,6 +115,9 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
             .into_owned();
         connections.spawn(drive(conn, activity, limits, cancel.clone(), slot));
     }
+    // Closed before the wait: a new connection during shutdown is refused at
+    // once (and goes to another replica) instead of hanging in the backlog.
+    drop(listener);
     connections.close();
     connections.wait().await;
 }
@@ -298,6 +301,35 @@ mod tests {
         let body = reqwest::get(format!("http://{addr}/")).await.unwrap().bytes().await;
         assert_eq!(body.expect("the whole answer").len(), 100);
         cancel.cancel();
+        server.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_shutting_down_a_new_connection_is_refused_not_left_waiting() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 4,
+            first_byte: Duration::from_secs(5),
+            header: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            http2: false,
+        };
+        let app = Router::new().route("/", axum::routing::get(slow_answer));
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, cancel.clone(), limits));
+        // A request in flight keeps the server draining for 1.5 s.
+        let in_flight =
+            tokio::spawn(async move { reqwest::get(format!("http://{addr}/")).await.unwrap().bytes().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr)).await;
+        assert!(
+            matches!(refused, Ok(Err(_))),
+            "connecting must fail at once: {refused:?}"
+        );
+        assert_eq!(in_flight.await.unwrap().expect("the answer in flight").len(), 100);
         server.await.unwrap();
     }
 }

@@ -58,14 +58,25 @@ pub fn init_serving(format: &str, level: &str) -> anyhow::Result<Option<otlp::Tr
 }
 
 fn filter(level: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_directives(level)))
+    filter_from(std::env::var(EnvFilter::DEFAULT_ENV).ok().as_deref(), level)
 }
+
+fn filter_from(rust_log: Option<&str>, level: &str) -> EnvFilter {
+    match rust_log.map(EnvFilter::try_new) {
+        // `RUST_LOG` chooses every level but one: sqlx's URL parser logs a
+        // parameter it does not know with its value (`sslpassword=…`).
+        Some(Ok(chosen)) => chosen.add_directive(SQLX_URL_PARSER.parse().expect("a valid directive")),
+        _ => EnvFilter::new(default_directives(level)),
+    }
+}
+
+const SQLX_URL_PARSER: &str = "sqlx_postgres::options=error";
 
 /// sqlx warns about a connect parameter it does not know with the parameter's
 /// value (a misspelt `password=` included), so its URL parser may only speak
 /// up for errors.
 fn default_directives(level: &str) -> String {
-    format!("{level},sqlx=warn,sqlx_postgres::options=error,hyper=warn,tower_http=info")
+    format!("{level},sqlx=warn,{SQLX_URL_PARSER},hyper=warn,tower_http=info")
 }
 
 /// The one INFO line of a payment's status change (`from` is `none` for a
@@ -208,13 +219,15 @@ mod tests {
     #[test]
     fn sqlx_cannot_log_the_value_of_a_connect_parameter_it_does_not_know() {
         use tracing_subscriber::layer::SubscriberExt;
-        let filter = EnvFilter::new(default_directives("info"));
-        let subscriber = tracing_subscriber::registry().with(filter);
-        tracing::subscriber::with_default(subscriber, || {
-            assert!(!tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::WARN));
-            assert!(tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::ERROR));
-            assert!(tracing::enabled!(target: "sqlx::query", tracing::Level::WARN));
-        });
+        // With the settings' level, and with RUST_LOG asking for everything.
+        for filter in [filter_from(None, "info"), filter_from(Some("trace"), "info")] {
+            let subscriber = tracing_subscriber::registry().with(filter);
+            tracing::subscriber::with_default(subscriber, || {
+                assert!(!tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::WARN));
+                assert!(tracing::enabled!(target: "sqlx_postgres::options::parse", tracing::Level::ERROR));
+                assert!(tracing::enabled!(target: "sqlx::query", tracing::Level::WARN));
+            });
+        }
     }
 
     #[test]

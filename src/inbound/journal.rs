@@ -133,8 +133,11 @@ struct Writer {
 impl Writer {
     async fn run(self, mut rx: mpsc::Receiver<Pending>) {
         let mut budget = Budget::new(self.per_sec);
-        // Pruning runs on its own clock, so old refusals go also when no new ones come.
+        // Pruning runs on its own clock, so old refusals go also when no new ones come,
+        // and after every tenth of `max_rows` written, so a storm of refusals cannot
+        // pile up far past it between two ticks.
         let mut prune = tokio::time::interval(PRUNE_EVERY);
+        let mut written: i64 = 0;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -144,10 +147,17 @@ impl Writer {
                     }
                     let mut rows = self.diagnosed(std::mem::take(&mut batch), &mut budget).await;
                     rows.iter_mut().for_each(storable);
-                    if let Err(e) = self.store.insert_refusals(&rows).await {
-                        self.metrics
-                            .add("finpay_qris_refusals_dropped_total", &[], rows.len() as u64);
-                        tracing::warn!(error = %e, refusals = rows.len(), "refusals not journaled");
+                    match self.store.insert_refusals(&rows).await {
+                        Ok(()) => written += rows.len() as i64,
+                        Err(e) => {
+                            self.metrics
+                                .add("finpay_qris_refusals_dropped_total", &[], rows.len() as u64);
+                            tracing::warn!(error = %e, refusals = rows.len(), "refusals not journaled");
+                        }
+                    }
+                    if written >= (self.max_rows / 10).max(1) {
+                        written = 0;
+                        self.prune().await;
                     }
                     tokio::time::sleep(PAUSE).await;
                 }

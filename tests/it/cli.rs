@@ -326,6 +326,19 @@ fn check_config_validates_settings_without_the_database() {
         err.contains("FINPAY_QRIS__INBOUND__SIGNATURE") && err.contains("symmetric, asymmetric"),
         "{err}"
     );
+    // A trace protocol `serve` would stop on.
+    let out = bin()
+        .args(["check-config", "--no-database"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "bogus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]

@@ -298,7 +298,37 @@ async fn the_journal_writer_deletes_old_and_surplus_refusals(b: Backend) {
     app.stop().await;
 }
 
+/// A storm of refusals is cut back to the count as it is written, not a
+/// minute later (the clock's prune ran when the service started).
+async fn a_storm_of_refusals_is_kept_to_the_count_as_it_is_written(b: Backend) {
+    let app = TestApp::spawn_with(b, |env| {
+        journal_env(env);
+        set_env(env, "FINPAY_QRIS__REFUSALS__MAX_ROWS", "2");
+    })
+    .await;
+    let token = app.token().await;
+    let ts = now_ts();
+    let sig = Signing::as_sent(NOTIFY_PATH, Some(&token), BODY, &ts).hmac("wrong secret");
+    for i in 0..12 {
+        let (status, _) = send_notify(&app, NOTIFY_PATH, Some(&token), &ts, &sig, BODY, &format!("storm-{i}")).await;
+        assert_eq!(status, 401);
+    }
+    let all = RefusalFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let store = app.state.store.clone();
+    eventually("the journal cut back to two", Duration::from_secs(10), || {
+        let store = store.clone();
+        let all = all.clone();
+        async move { (store.list_refusals(&all).await.unwrap().len() <= 2).then_some(()) }
+    })
+    .await;
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_storm_of_refusals_is_kept_to_the_count_as_it_is_written,
     the_journal_writer_deletes_old_and_surplus_refusals,
     a_refused_notification_is_journaled_without_its_bearer_token,
     refusals_are_filtered_by_reason_route_and_time_and_paged,
