@@ -24,7 +24,8 @@ pub struct RefusalView {
     /// `token` or `notify`.
     #[schema(pattern = "^(token|notify)$")]
     pub route: String,
-    /// The path as received, with its query string.
+    /// The path as received, with its query string; each of the query's
+    /// values (a gateway's key, say) replaced by a short hash.
     pub path: String,
     /// The SNAP `responseCode` answered.
     #[schema(pattern = "^4[0-9]{6}$")]

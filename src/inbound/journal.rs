@@ -257,6 +257,15 @@ impl Budget {
 /// can put one in what the answer quotes (a JSON key in the message), which
 /// would lose its whole batch. Written as `\u0000`, as the answer's JSON has it.
 fn storable(row: &mut Refusal) {
+    // After the doctor (which needs the path as signed): a query's values are
+    // kept only as hashes, in the path and in the diagnosis that quotes it.
+    if let Some((path, query)) = row.path.split_once('?') {
+        let redacted = super::redact::redacted_query(query);
+        if let Some(d) = row.diagnosis.as_mut() {
+            *d = d.replace(query, &redacted);
+        }
+        row.path = format!("{path}?{redacted}");
+    }
     for text in [&mut row.path, &mut row.message]
         .into_iter()
         .chain(row.sender.as_mut())

@@ -67,6 +67,21 @@ pub fn redacted_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_js
     map
 }
 
+/// A path with each value of its query string replaced by its short hash
+/// (a parameter without `=` wholly): SNAP's paths have none, so a query is a
+/// gateway's, and gateways put keys there (`?code=…`, `?access_token=…`).
+pub fn redacted_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, value)) => format!("{name}={}", short_hash(value)),
+            None if param.is_empty() => String::new(),
+            None => short_hash(param),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// `Bearer sha256:<12 hex digits>`: enough to tell tokens apart, not to use one.
 fn redact_authorization(value: &str) -> String {
     let (scheme, credential) = value.split_once(' ').unwrap_or(("", value));
@@ -82,6 +97,17 @@ fn short_hash(credential: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_keeps_its_names_and_hashes_its_values() {
+        let q = redacted_query("code=AzureFunctionKey&flag&x=");
+        let hash = |v: &str| short_hash(v);
+        assert_eq!(
+            q,
+            format!("code={}&{}&x={}", hash("AzureFunctionKey"), hash("flag"), hash(""))
+        );
+        assert!(!q.contains("AzureFunctionKey"));
+    }
 
     #[test]
     fn the_bearer_token_is_replaced_by_a_short_hash_and_cookies_dropped() {

@@ -298,6 +298,24 @@ async fn the_journal_writer_deletes_old_and_surplus_refusals(b: Backend) {
     app.stop().await;
 }
 
+/// A gateway's key in the query string is kept only as a hash, in the path
+/// and in the diagnosis that quotes it.
+async fn a_key_in_the_query_string_is_journaled_only_as_a_hash(b: Backend) {
+    let app = TestApp::spawn_with(b, journal_env).await;
+    let token = app.token().await;
+    let ts = now_ts();
+    let path = format!("{NOTIFY_PATH}?code=GatewayKey0123456789");
+    let sig = Signing::as_sent(&path, Some(&token), BODY, &ts).hmac("wrong secret");
+    let (status, _) = send_notify(&app, &path, Some(&token), &ts, &sig, BODY, "query-key").await;
+    assert_eq!(status, 401);
+    let found = diagnosed(&app, 1).await;
+    let r = &found["query-key"];
+    let stored = r["path"].as_str().unwrap();
+    assert!(stored.starts_with(&format!("{NOTIFY_PATH}?code=sha256:")), "{stored}");
+    assert!(!r.to_string().contains("GatewayKey0123456789"), "{r}");
+    app.stop().await;
+}
+
 /// A storm of refusals is cut back to the count as it is written, not a
 /// minute later (the clock's prune ran when the service started).
 async fn a_storm_of_refusals_is_kept_to_the_count_as_it_is_written(b: Backend) {
@@ -328,6 +346,7 @@ async fn a_storm_of_refusals_is_kept_to_the_count_as_it_is_written(b: Backend) {
 }
 
 on_both_backends!(
+    a_key_in_the_query_string_is_journaled_only_as_a_hash,
     a_storm_of_refusals_is_kept_to_the_count_as_it_is_written,
     the_journal_writer_deletes_old_and_surplus_refusals,
     a_refused_notification_is_journaled_without_its_bearer_token,
