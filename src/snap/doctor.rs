@@ -96,6 +96,9 @@ pub struct Diagnosis {
 pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
     let parsed = crate::snap::timestamp::parse(refused.timestamp).ok();
     let timestamps = opt(timestamps(refused.timestamp, parsed));
+    // A notification refused as an HMAC is also tried as SNAP's other mode: an
+    // RSA signature over the asymmetric string, with the key registered for Finpay.
+    let mut other_mode = None;
     let (axes, separator, expected, matcher) = match refused.signed {
         Signed::HmacNotification {
             path,
@@ -103,6 +106,10 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             token,
             body,
         } => {
+            other_mode = Some((
+                notification_axes(path, hosts, body, keys, timestamps.clone(), None),
+                Matcher::rsa(refused.signature, keys),
+            ));
             let mut tokens = vec![
                 Variant::received(Some(token.to_string())),
                 variant(None, Dialect::TokenMissing),
@@ -126,7 +133,15 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             (axes, '|', expected, Matcher::rsa(refused.signature, keys))
         }
     };
-    let (found, tried) = search(&axes, separator, &matcher);
+    let (mut found, mut tried) = search(&axes, separator, &matcher);
+    if let (None, Some((axes, matcher))) = (&found, other_mode) {
+        let (in_other_mode, more) = search(&axes, separator, &matcher);
+        tried += more;
+        found = in_other_mode.map(|(mut dialects, notes)| {
+            dialects.insert(0, Dialect::SigningModeRsa);
+            (dialects, notes)
+        });
+    }
     match found {
         Some((dialects, _)) if dialects.is_empty() => Diagnosis {
             dialects,

@@ -7,6 +7,7 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dialect {
+    SigningModeRsa,
     BodySpacedSeparators,
     BodyPrettyPrinted,
     BodyEscapedSlashes,
@@ -27,7 +28,8 @@ pub enum Dialect {
 
 impl Dialect {
     /// Every dialect, in the order explanations name them.
-    pub const ALL: [Dialect; 16] = [
+    pub const ALL: [Dialect; 17] = [
+        Dialect::SigningModeRsa,
         Dialect::BodySpacedSeparators,
         Dialect::BodyPrettyPrinted,
         Dialect::BodyEscapedSlashes,
@@ -49,6 +51,7 @@ impl Dialect {
     /// The stable identifier.
     pub fn id(self) -> &'static str {
         match self {
+            Dialect::SigningModeRsa => "signing-mode-rsa",
             Dialect::BodySpacedSeparators => "body-spaced-separators",
             Dialect::BodyPrettyPrinted => "body-pretty-printed",
             Dialect::BodyEscapedSlashes => "body-escaped-slashes",
@@ -75,6 +78,9 @@ impl Dialect {
     /// What the signature was made over, completing "the signature matches …".
     pub fn phrase(self) -> &'static str {
         match self {
+            Dialect::SigningModeRsa => {
+                "an RSA signature with the key registered for Finpay (SNAP's asymmetric mode), where this service expects an HMAC"
+            }
             Dialect::BodySpacedSeparators => {
                 "the body re-serialized with `, ` and `: ` separators (Python's json.dumps default)"
             }
@@ -103,6 +109,9 @@ impl Dialect {
     /// What the sender should change.
     pub fn advice(self) -> &'static str {
         match self {
+            Dialect::SigningModeRsa => {
+                "agree on one mode: sign with the client secret (HMAC), or set INBOUND__SIGNATURE=asymmetric here"
+            }
             Dialect::BodySpacedSeparators
             | Dialect::BodyPrettyPrinted
             | Dialect::BodyEscapedSlashes

@@ -269,6 +269,22 @@ fn another_configured_secret_or_key_is_named_with_its_setting() {
 }
 
 #[test]
+fn an_rsa_signature_where_an_hmac_is_expected_names_the_signing_mode() {
+    let sender = Sender::as_received();
+    let d = hmac_diagnosis(PATH, &sender.rsa(&finpay_key()), MacEncoding::Any);
+    assert_eq!(ids(&d), ["signing-mode-rsa"]);
+    assert!(
+        d.explanation.contains("INBOUND__SIGNATURE=asymmetric"),
+        "{}",
+        d.explanation
+    );
+    // With a dialect of its own on top (the Python body), both are named.
+    let python = Sender::as_received().body(PY_SPACED);
+    let d = hmac_diagnosis(PATH, &python.rsa(&finpay_key()), MacEncoding::Any);
+    assert_eq!(ids(&d), ["signing-mode-rsa", "body-spaced-separators"]);
+}
+
+#[test]
 fn a_wrong_secret_is_explained_by_no_dialect_and_says_so() {
     let sender = Sender::as_received().body(PY_SPACED);
     let d = hmac_diagnosis(PATH, &sender.hmac("some-other-secret"), MacEncoding::Any);
