@@ -50,6 +50,14 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
     let url = db.url.expose();
     if let Some(file) = sqlite_file(url).filter(|f| !f.exists()) {
         if db.migrate_on_start {
+            if let Err(why) = creatable(&file) {
+                bail!(
+                    "`serve` cannot create the database file {} ({} = {}): {why}",
+                    file.display(),
+                    env_name("database.url"),
+                    redact_url(url)
+                );
+            }
             println!(
                 "database: {} does not exist yet; `serve` creates and migrates it ({} = true)",
                 file.display(),
@@ -75,6 +83,24 @@ async fn database(settings: &Settings) -> anyhow::Result<()> {
     let checked = check_schema(store.as_ref(), url, db.migrate_on_start, timeout).await;
     store.close().await;
     checked
+}
+
+/// Whether `serve` could create `file` and the folders above it: the nearest
+/// folder that exists must take a new file (a read-only file system, a path
+/// under a file, `/proc` do not). Tried with a file of its own, removed at once.
+fn creatable(file: &Path) -> Result<(), String> {
+    let absolute = std::path::absolute(file).map_err(|e| e.to_string())?;
+    let Some(existing) = absolute.ancestors().skip(1).find(|a| a.exists()) else {
+        return Err("no folder above it exists".into());
+    };
+    if !existing.is_dir() {
+        return Err(format!("{} is not a folder", existing.display()));
+    }
+    let probe = existing.join(format!(".finpay-qris-check-config-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => std::fs::remove_file(&probe).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{} does not take a new file: {e}", existing.display())),
+    }
 }
 
 /// Whether `serve` will start on the schema it finds: migrations applied as

@@ -353,6 +353,24 @@ fn check_config_fails_until_the_database_exists_and_is_migrated() {
         .unwrap();
     assert!(by_default.status.success(), "{}", stderr_of(&by_default));
     assert!(String::from_utf8_lossy(&by_default.stdout).contains("`serve` creates and migrates it"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+    // Unless it cannot: a path under a file.
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let under_a_file = bin()
+        .arg("check-config")
+        .env(
+            "FINPAY_QRIS__DATABASE__URL",
+            format!("sqlite://{}/a-file/db.sqlite", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!under_a_file.status.success());
+    assert!(
+        stderr_of(&under_a_file).contains("is not a folder"),
+        "{}",
+        stderr_of(&under_a_file)
+    );
+    std::fs::remove_file(dir.path().join("a-file")).unwrap();
     let check = || {
         bin()
             .arg("check-config")
