@@ -32,6 +32,7 @@ pub(crate) fn on_panic() -> Response {
 pub async fn issue(
     State(st): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -48,7 +49,8 @@ pub async fn issue(
             }
             tracing::info!(response_code = %code, response_message = %clip(&e.0.message), "token request refused");
             if e.0.http / 100 == 4 {
-                let path = st.settings.inbound.token_path.as_str();
+                // As received, with its query string (the journal keeps its values hashed).
+                let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
                 let mode = st.settings.inbound.signature;
                 let read = received.for_journal(&st.settings.server).await;
                 st.journal.record(Refused {
