@@ -23,6 +23,7 @@ pub async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> 
 }
 
 async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let settings = Settings::load(config)?;
     let traces = crate::telemetry::init_serving(&settings.log.format, &settings.log.level)?;
     let app = Application::build(settings).await?;
@@ -30,7 +31,7 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutdown requested; finishing in-flight requests");
         c.cancel();
     });
@@ -49,22 +50,32 @@ async fn serve(config: Option<&Path>) -> anyhow::Result<()> {
     served
 }
 
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes while the service is
+/// still starting then stops it cleanly instead of killing it.
+#[cfg(unix)]
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let term = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let received = |s: Option<Signal>| async move {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async move {
+        tokio::select! { _ = received(term) => {}, _ = received(interrupt) => {} }
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn migrate(config: Option<&Path>) -> anyhow::Result<()> {
