@@ -43,7 +43,14 @@ impl PgStore {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
-                    let set = format!("SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'");
+                    // READ COMMITTED whatever the server's default: each statement
+                    // sees what committed before it, which the write paths rely
+                    // on (a fan-out skips an endpoint deleted meanwhile, a batch
+                    // that met a concurrent writer runs again and sees its rows).
+                    let set = format!(
+                        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'; \
+                         SET default_transaction_isolation = 'read committed'"
+                    );
                     conn.execute(set.as_str()).await.map(|_| ())
                 })
             })

@@ -218,3 +218,35 @@ async fn postgres_ends_a_transaction_the_service_left_idle() {
         .unwrap();
     assert_eq!(timeout, finpay_qris::store::IDLE_IN_TRANSACTION_TIMEOUT);
 }
+
+/// The write paths rely on READ COMMITTED (a statement sees what committed
+/// before it): the service's connections use it even where the database's
+/// default is stricter.
+#[tokio::test]
+async fn the_service_reads_committed_whatever_the_database_s_default() {
+    if !postgres_available().await {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let alter = format!("ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'");
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(&alter).execute(&mut c).await.unwrap();
+    }
+    let store = finpay_qris::store::PgStore::connect(&db.url, 1, 5).await.unwrap();
+    let isolation: String = sqlx::query_scalar("SHOW transaction_isolation")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(isolation, "read committed");
+}
