@@ -95,10 +95,7 @@ pub struct Diagnosis {
 /// Finds the dialect of a refused signature (see the module docs).
 pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
     let parsed = crate::snap::timestamp::parse(refused.timestamp).ok();
-    let timestamps = opt(timestamps(refused.timestamp, parsed));
-    // A notification refused as an HMAC is also tried as SNAP's other mode: an
-    // RSA signature over the asymmetric string, with the key registered for Finpay.
-    let mut other_mode = None;
+    let timestamp_forms = || opt(timestamps(refused.timestamp, parsed));
     let (axes, separator, expected, matcher) = match refused.signed {
         Signed::HmacNotification {
             path,
@@ -106,10 +103,6 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             token,
             body,
         } => {
-            other_mode = Some((
-                notification_axes(path, hosts, body, keys, timestamps.clone(), None),
-                Matcher::rsa(refused.signature, keys),
-            ));
             let mut tokens = vec![
                 Variant::received(Some(token.to_string())),
                 variant(None, Dialect::TokenMissing),
@@ -118,24 +111,28 @@ pub fn diagnose(refused: &Refused<'_>, keys: &Keys<'_>) -> Diagnosis {
             for earlier in keys.earlier_tokens.iter().filter(|t| **t != token) {
                 tokens.push(variant(Some(earlier.to_string()), Dialect::StaleToken));
             }
-            let axes = notification_axes(path, hosts, body, keys, timestamps, Some(tokens));
+            let axes = notification_axes(path, hosts, body, keys, timestamp_forms(), Some(tokens));
             let expected = format!("POST:{path}:<access token>:{}:{}", body_hash(body), refused.timestamp);
             (axes, ':', expected, Matcher::hmac(refused.signature, keys))
         }
         Signed::RsaNotification { path, hosts, body } => {
-            let axes = notification_axes(path, hosts, body, keys, timestamps, None);
+            let axes = notification_axes(path, hosts, body, keys, timestamp_forms(), None);
             let expected = format!("POST:{path}:{}:{}", body_hash(body), refused.timestamp);
             (axes, ':', expected, Matcher::rsa(refused.signature, keys))
         }
         Signed::TokenRequest { client_id } => {
-            let axes = vec![vec![Variant::received(Some(client_id.to_string()))], timestamps];
+            let axes = vec![vec![Variant::received(Some(client_id.to_string()))], timestamp_forms()];
             let expected = format!("{client_id}|{}", refused.timestamp);
             (axes, '|', expected, Matcher::rsa(refused.signature, keys))
         }
     };
     let (mut found, mut tried) = search(&axes, separator, &matcher);
-    if let (None, Some((axes, matcher))) = (&found, other_mode) {
-        let (in_other_mode, more) = search(&axes, separator, &matcher);
+    // A notification refused as an HMAC that nothing explains is also tried as
+    // SNAP's other mode: an RSA signature over the asymmetric string, with the
+    // key registered for Finpay.
+    if let (None, Signed::HmacNotification { path, hosts, body, .. }) = (&found, &refused.signed) {
+        let axes = notification_axes(path, hosts, body, keys, timestamp_forms(), None);
+        let (in_other_mode, more) = search(&axes, ':', &Matcher::rsa(refused.signature, keys));
         tried += more;
         found = in_other_mode.map(|(mut dialects, notes)| {
             dialects.insert(0, Dialect::SigningModeRsa);
