@@ -141,6 +141,20 @@ impl ApiError {
             .detail(format!("no payment has the id or partnerReferenceNo {id:?}"))
     }
 
+    /// 404: a list's `cursor` names no `item` (made up, or kept from another
+    /// database): said, rather than ending or restarting the list silently.
+    pub fn cursor_not_found(item: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "cursor-not-found",
+            &format!("Cursor names no {item}"),
+        )
+        .detail(format!(
+            "the {item} this cursor follows is not here; list again without it"
+        ))
+        .field("cursor")
+    }
+
     pub fn conflict(slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, slug, title).detail(detail)
     }

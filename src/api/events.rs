@@ -127,10 +127,7 @@ pub async fn list_webhook_events(
     // list by time at once, and list everything from the top without one.
     if let Some(id) = &filter.before_id {
         if st.store.get_outbox_event(id).await?.is_none() {
-            let e = ApiError::new(StatusCode::NOT_FOUND, "cursor-not-found", "Cursor names no event");
-            return Err(e
-                .detail("the event this cursor follows is not here; list again without it")
-                .field("cursor"));
+            return Err(ApiError::cursor_not_found("event"));
         }
     }
     let mut rows = st.store.list_outbox_events(&filter).await?;

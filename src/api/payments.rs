@@ -10,7 +10,6 @@ use crate::domain::PaymentStatus;
 use crate::state::AppState;
 use crate::store::{Payment, PaymentFilter};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -181,10 +180,7 @@ pub async fn list_payments(
     // kept from another database) would otherwise end a list by time silently.
     if let Some(id) = &filter.before_id {
         if st.store.get_payment(id).await?.is_none_or(|p| p.id != *id) {
-            let e = ApiError::new(StatusCode::NOT_FOUND, "cursor-not-found", "Cursor names no payment");
-            return Err(e
-                .detail("the payment this cursor follows is not here; list again without it")
-                .field("cursor"));
+            return Err(ApiError::cursor_not_found("payment"));
         }
     }
     // No payment has a NUL in a reference (PostgreSQL would refuse the query).
