@@ -274,6 +274,17 @@ mod tests {
         assert_eq!(b.failed(&e), Duration::from_millis(10));
     }
 
+    /// Four connections, 5 s for the first byte and the head, `idle` after that.
+    fn limits(idle: Duration) -> Limits {
+        Limits {
+            max_connections: 4,
+            first_byte: Duration::from_secs(5),
+            header: Duration::from_secs(5),
+            idle,
+            http2: false,
+        }
+    }
+
     /// Ten chunks, 150 ms apart: 1.5 s of answer on a listener idle after 300 ms.
     async fn slow_answer() -> axum::body::Body {
         use futures::StreamExt as _;
@@ -288,13 +299,7 @@ mod tests {
     async fn an_answer_streamed_for_longer_than_the_idle_timeout_arrives_whole() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            max_connections: 4,
-            first_byte: Duration::from_secs(5),
-            header: Duration::from_secs(5),
-            idle: Duration::from_millis(300),
-            http2: false,
-        };
+        let limits = limits(Duration::from_millis(300));
         let app = Router::new().route("/", axum::routing::get(slow_answer));
         let cancel = CancellationToken::new();
         let server = tokio::spawn(serve(listener, app, cancel.clone(), limits));
@@ -308,13 +313,7 @@ mod tests {
     async fn while_shutting_down_a_new_connection_is_refused_not_left_waiting() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            max_connections: 4,
-            first_byte: Duration::from_secs(5),
-            header: Duration::from_secs(5),
-            idle: Duration::from_secs(5),
-            http2: false,
-        };
+        let limits = limits(Duration::from_secs(5));
         let app = Router::new().route("/", axum::routing::get(slow_answer));
         let cancel = CancellationToken::new();
         let server = tokio::spawn(serve(listener, app, cancel.clone(), limits));

@@ -16,13 +16,18 @@ async fn exec(url: &str, sql: &str) {
     }
 }
 
-async fn a_change_that_does_not_commit_leaves_no_event(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |env| {
+/// Endpoints on loopback over HTTP may be created; nothing is sent to them.
+async fn app_not_delivering(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |env| {
         set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true");
         set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true");
         set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false");
     })
-    .await;
+    .await
+}
+
+async fn a_change_that_does_not_commit_leaves_no_event(backend: Backend) {
+    let app = app_not_delivering(backend).await;
     let r = post(
         &app,
         "/api/v1/webhook-endpoints",
@@ -81,12 +86,7 @@ async fn a_change_that_does_not_commit_leaves_no_event(backend: Backend) {
 /// notification waits for the delete and fans out to the endpoints left,
 /// instead of failing on the deleted one's foreign key.
 async fn a_notification_stored_while_an_endpoint_is_deleted_is_not_failed_by_it(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |env| {
-        set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_HTTP", "true");
-        set_env(env, "FINPAY_QRIS__EVENTS__ALLOW_PRIVATE_NETWORKS", "true");
-        set_env(env, "FINPAY_QRIS__EVENTS__DELIVERY_ENABLED", "false");
-    })
-    .await;
+    let app = app_not_delivering(backend).await;
     let mut ids = Vec::new();
     for path in ["keep", "gone"] {
         let body = serde_json::json!({ "url": format!("http://127.0.0.1:9/{path}") });

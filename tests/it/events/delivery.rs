@@ -393,6 +393,21 @@ async fn an_endpoint_that_does_not_answer_is_not_tried_again_in_the_same_cycle(b
     app.stop().await;
 }
 
+/// As if the process died after its request's commit, before the answer was
+/// stored with `key`: the key is unfinished and its holder gone.
+async fn answer_lost(app: &TestApp, key: &str) {
+    let unfinished = format!(
+        "UPDATE api_idempotency SET status_code = NULL, response_body = NULL, locked_until = NULL \
+         WHERE \"key\" = '{key}'"
+    );
+    let rows = crate::with_connection!(&app.db.url, |c| sqlx::query(&unfinished)
+        .execute(&mut c)
+        .await
+        .unwrap()
+        .rows_affected());
+    assert_eq!(rows, 1, "{key} is held");
+}
+
 async fn a_retry_after_the_first_creation_died_unanswered_gets_the_endpoint_it_made(backend: Backend) {
     let app = app(backend, |_| {}).await;
     let body = json!({"url": "http://127.0.0.1:9/orders"});
@@ -400,13 +415,7 @@ async fn a_retry_after_the_first_creation_died_unanswered_gets_the_endpoint_it_m
     assert_eq!(first.status, 201);
     // As if the process died after the endpoint's commit, before the answer
     // was stored with the key: the key is unfinished and its holder gone.
-    let unfinished = "UPDATE api_idempotency SET status_code = NULL, response_body = NULL, locked_until = NULL";
-    let rows = crate::with_connection!(&app.db.url, |c| sqlx::query(unfinished)
-        .execute(&mut c)
-        .await
-        .unwrap()
-        .rows_affected());
-    assert_eq!(rows, 1);
+    answer_lost(&app, "ep-0002").await;
     let again = post(&app, "/api/v1/webhook-endpoints", &body, Some("ep-0002")).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.json()["id"], first.json()["id"], "not a second endpoint");
@@ -467,14 +476,7 @@ async fn a_retried_rotation_with_its_idempotency_key_rotates_once(backend: Backe
     // answer was stored with the key: the retry gets that rotation's secret.
     let second = post(&app, &path, &json!({}), Some("rot-0002")).await;
     assert_eq!(second.status, 200);
-    let unfinished = "UPDATE api_idempotency SET status_code = NULL, response_body = NULL, locked_until = NULL \
-                      WHERE \"key\" = 'rot-0002'";
-    let rows = crate::with_connection!(&app.db.url, |c| sqlx::query(unfinished)
-        .execute(&mut c)
-        .await
-        .unwrap()
-        .rows_affected());
-    assert_eq!(rows, 1);
+    answer_lost(&app, "rot-0002").await;
     let resumed = post(&app, &path, &json!({}), Some("rot-0002")).await;
     assert_eq!(resumed.status, 200);
     assert_eq!(

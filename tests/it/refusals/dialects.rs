@@ -239,20 +239,8 @@ async fn every_dialect_of_a_token_request_is_refused_and_named(b: Backend) {
         ("wrong-key", vec![], signed(&generate_private_key(), &ts)),
     ];
     for (case, _, sig) in &cases {
-        let resp = app
-            .http
-            .post(app.url(TOKEN_PATH))
-            .header("Content-Type", "application/json")
-            .header("X-TIMESTAMP", &ts)
-            .header("X-CLIENT-KEY", CLIENT_ID)
-            .header("X-SIGNATURE", sig)
-            .header("X-Case", *case)
-            .body(GRANT)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{case}");
-        let v: Value = resp.json().await.unwrap();
+        let (status, v) = send_token(&app, TOKEN_PATH, &ts, sig, case).await;
+        assert_eq!(status, 401, "{case}");
         assert_eq!(v["responseCode"], "4017300", "{case}");
     }
     let found = diagnosed(&app, cases.len()).await;

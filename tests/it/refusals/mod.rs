@@ -86,6 +86,25 @@ pub async fn send_notify(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends a token request to `path` with the given signature; `case` names it
+/// in an `X-Case` header, which the journal keeps.
+pub async fn send_token(app: &TestApp, path: &str, ts: &str, sig: &str, case: &str) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url(path))
+        .header("Content-Type", "application/json")
+        .header("X-TIMESTAMP", ts)
+        .header("X-CLIENT-KEY", CLIENT_ID)
+        .header("X-SIGNATURE", sig)
+        .header("X-Case", case)
+        .body(GRANT)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 pub async fn api_get(app: &TestApp, path: &str) -> (u16, Value) {
     let resp = app
         .http
