@@ -27,7 +27,7 @@ def in_utc_calendar(value):
         return True  # not a time this hook judges: sent as generated
     try:
         parsed.astimezone(timezone.utc)
-    except OverflowError:
+    except (ValueError, OverflowError):
         return False  # before year 1 or after year 9999 in UTC
     return True
 
