@@ -25,6 +25,8 @@ def in_utc_calendar(value):
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return True  # not a time this hook judges: sent as generated
+    if parsed.tzinfo is None:
+        return True  # a date (the exports' days), not an instant
     try:
         parsed.astimezone(timezone.utc)
     except (ValueError, OverflowError):
